@@ -1,0 +1,413 @@
+"""Schema inference and validation.
+
+A `Schema` records, per column, a logical type and a role. Every later stage
+and the API validate frames against it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpilot.exceptions import ColumnNotFoundError, EmptyDataError, TargetError
+
+ROLES = ("numeric", "categorical", "boolean", "datetime", "text", "id", "constant")
+DTYPES = ("integer", "float", "boolean", "string", "datetime")
+# Categories kept in the schema per categorical column (for the API and the UI form).
+MAX_CATEGORIES = 200
+_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|rownames|index)$|^(id|rownames|row_?id|unnamed: ?0)$", re.I)
+
+
+@dataclass(frozen=True)
+class ColumnSchema:
+    """One column: its logical type, its role and what values were seen."""
+
+    name: str
+    dtype: str
+    role: str
+    nullable: bool
+    n_unique: int
+    categories: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def is_feature(self) -> bool:
+        return self.role not in ("id", "constant")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The inferred schema of a table.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"id": range(50), "x": np.arange(50) / 7, "y": ["a", "b"] * 25})
+    >>> s = infer_schema(df, target="y")
+    >>> [(c.name, c.role) for c in s.columns]
+    [('id', 'id'), ('x', 'numeric'), ('y', 'categorical')]
+    >>> s.feature_names
+    ['x']
+    """
+
+    columns: tuple[ColumnSchema, ...]
+    target: str | None = None
+    version: int = 1
+
+    def __getitem__(self, name: str) -> ColumnSchema:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise ColumnNotFoundError(name, self.names)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def features(self) -> list[ColumnSchema]:
+        """Columns used as model inputs: not the target, not id-like, not constant."""
+        return [c for c in self.columns if c.name != self.target and c.is_feature]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.features]
+
+    @property
+    def excluded(self) -> list[ColumnSchema]:
+        return [c for c in self.columns if c.name != self.target and not c.is_feature]
+
+    def with_target(self, target: str | None) -> Schema:
+        return Schema(self.columns, target, self.version)
+
+    def drop(self, names: list[str]) -> Schema:
+        return Schema(tuple(c for c in self.columns if c.name not in names), self.target, self.version)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "target": self.target,
+            "columns": [
+                {**asdict(c), "categories": list(c.categories) if c.categories is not None else None}
+                for c in self.columns
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schema:
+        cols = tuple(
+            ColumnSchema(**{**c, "categories": tuple(c["categories"]) if c.get("categories") is not None else None})
+            for c in data["columns"]
+        )
+        return cls(cols, data.get("target"), int(data.get("version", 1)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=_json_default)
+
+    @classmethod
+    def from_json(cls, text: str) -> Schema:
+        return cls.from_dict(json.loads(text))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def logical_dtype(series: pd.Series) -> str:
+    """Map a pandas dtype to one of `DTYPES`."""
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(series):
+        return "integer"
+    if pd.api.types.is_float_dtype(series):
+        non_null = series.dropna()
+        if len(non_null) and np.all(np.mod(non_null.to_numpy(dtype=float), 1) == 0) and non_null.abs().max() < 2**53:
+            return "integer"  # ints with NaN arrive as floats
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    return "string"
+
+
+def _looks_like_datetime(values: pd.Series) -> bool:
+    sample = values.dropna().astype(str).head(200)
+    if sample.empty or not sample.str.contains(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}").mean() > 0.9:
+        return False
+    parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() > 0.95)
+
+
+def _infer_role(name: str, series: pd.Series, dtype: str, n_rows: int, n_unique: int) -> str:
+    non_null = series.dropna()
+    if n_unique <= 1:
+        return "constant"
+    if dtype == "boolean" or n_unique == 2 and dtype != "float" and dtype != "string":
+        return "boolean" if dtype == "boolean" else "categorical" if dtype == "string" else "numeric"
+    if dtype == "datetime":
+        return "datetime"
+    unique_ratio = n_unique / max(len(non_null), 1)
+    if dtype == "integer":
+        if _ID_NAME.search(name) and unique_ratio > 0.95:
+            return "id"
+        values = non_null.to_numpy()
+        if unique_ratio == 1.0 and n_rows >= 20 and len(values) > 1:
+            diffs = np.diff(np.sort(values.astype(np.int64)))
+            if np.all(diffs == 1):
+                return "id"  # a row counter such as R's rownames
+        return "numeric"
+    if dtype == "float":
+        return "numeric"
+    # string-valued
+    text = non_null.astype(str)
+    if _ID_NAME.search(name) and unique_ratio > 0.95:
+        return "id"
+    if _looks_like_datetime(text):
+        return "datetime"
+    mean_len = float(text.str.len().mean()) if len(text) else 0.0
+    mean_words = float(text.head(2000).str.count(r"\s+").mean() + 1) if len(text) else 0.0
+    if mean_words >= 4 and unique_ratio > 0.3 and mean_len > 20:
+        return "text"
+    if unique_ratio > 0.98 and n_rows >= 50:
+        return "id"
+    return "categorical"
+
+
+def infer_column(name: str, series: pd.Series) -> ColumnSchema:
+    """Infer the schema of one column."""
+    n_rows = len(series)
+    dtype = logical_dtype(series)
+    try:
+        n_unique = int(series.nunique(dropna=True))
+    except TypeError:  # unhashable values such as lists
+        n_unique = int(series.astype(str).nunique(dropna=True))
+        dtype = "string"
+    role = _infer_role(name, series, dtype, n_rows, n_unique)
+    categories = None
+    minimum = maximum = None
+    if role in ("categorical", "boolean") and dtype in ("string", "boolean", "integer"):
+        counts = series.dropna().astype(str).value_counts()
+        categories = tuple(sorted(counts.index[:MAX_CATEGORIES].tolist()))
+    if dtype in ("integer", "float") and n_unique:
+        minimum = float(series.min())
+        maximum = float(series.max())
+    return ColumnSchema(
+        name=str(name),
+        dtype=dtype,
+        role=role,
+        nullable=bool(series.isna().any()),
+        n_unique=n_unique,
+        categories=categories,
+        minimum=minimum,
+        maximum=maximum,
+    )
+
+
+def infer_schema(frame: pd.DataFrame, target: str | None = None) -> Schema:
+    """Infer a `Schema` for ``frame``.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    target : str, optional
+        The target column. It must exist, and must not be all null or constant.
+
+    Raises
+    ------
+    EmptyDataError
+        If the frame has no rows or no columns.
+    ColumnNotFoundError
+        If ``target`` is not a column; the message suggests the closest names.
+    TargetError
+        If the target is all null or has a single value.
+    """
+    if frame.shape[1] == 0:
+        raise EmptyDataError("The data has no columns.")
+    if frame.shape[0] == 0:
+        raise EmptyDataError(
+            f"The data has no rows (only the header: {', '.join(map(str, frame.columns[:10]))})."
+        )
+    columns = tuple(infer_column(str(name), frame[name]) for name in frame.columns)
+    if target is not None:
+        check_target(frame, target)
+        columns = tuple(
+            ColumnSchema(**{**asdict(c), "role": _target_role(c)}) if c.name == target else c
+            for c in columns
+        )
+    return Schema(columns, target)
+
+
+def _target_role(col: ColumnSchema) -> str:
+    if col.role in ("id", "text"):
+        return "categorical" if col.dtype == "string" else "numeric"
+    return col.role
+
+
+def check_target(frame: pd.DataFrame, target: str) -> None:
+    """Raise a clear error if ``target`` is absent, all null or constant."""
+    if target not in frame.columns:
+        raise ColumnNotFoundError(target, [str(c) for c in frame.columns], what="target column")
+    values = frame[target]
+    n_missing = int(values.isna().sum())
+    if n_missing == len(values):
+        raise TargetError(f"The target column {target!r} is empty: all {len(values)} values are missing.")
+    n_unique = int(values.nunique(dropna=True))
+    if n_unique < 2:
+        only = values.dropna().iloc[0]
+        raise TargetError(
+            f"The target column {target!r} has a single value ({only!r}) in all "
+            f"{len(values) - n_missing} non-missing rows; there is nothing to learn. "
+            "Choose another target or add data with other outcomes."
+        )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found by `validate`."""
+
+    column: str | None
+    kind: str  # missing_column, extra_column, wrong_type, unseen_category, all_null, empty
+    message: str
+    rows: tuple[int, ...] = ()
+    examples: tuple[str, ...] = ()
+    severity: str = "error"  # or "warning"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Every problem `validate` found, errors and warnings."""
+
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            from mlpilot.exceptions import SchemaValidationError
+
+            raise SchemaValidationError(self.errors)
+
+
+_MAX_ROWS_SHOWN = 5
+
+
+def _rows_text(rows: list[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_SHOWN])
+    more = f" and {len(rows) - _MAX_ROWS_SHOWN} more" if len(rows) > _MAX_ROWS_SHOWN else ""
+    return f"row(s) {shown}{more}"
+
+
+def _bad_values(series: pd.Series, dtype: str) -> pd.Series:
+    """A boolean mask of non-null values that do not fit ``dtype``."""
+    present = series.notna()
+    if dtype in ("integer", "float"):
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            values = series.astype(float)
+            return present & ~np.isfinite(values.fillna(0.0))
+        coerced = pd.to_numeric(series, errors="coerce")
+        bad = present & coerced.isna()
+        finite = np.isfinite(coerced.fillna(0.0).astype(float))
+        return bad | (present & ~finite)
+    if dtype == "datetime":
+        if pd.api.types.is_datetime64_any_dtype(series):
+            return present & False
+        coerced = pd.to_datetime(series, errors="coerce", format="mixed")
+        return present & coerced.isna()
+    if dtype == "boolean":
+        ok_values = {"true", "false", "0", "1", "yes", "no", "t", "f"}
+        return present & ~series.astype(str).str.lower().isin(ok_values)
+    return present & False
+
+
+def validate(frame: pd.DataFrame, schema: Schema, *, require_target: bool = False) -> ValidationResult:
+    """Check ``frame`` against ``schema`` and return every problem at once.
+
+    Errors: missing feature columns, values of the wrong type (with example
+    values and row numbers), all-null columns that the schema says are never
+    null, an empty frame. Warnings: extra columns, unseen categories.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"x": [1.0, 2.0, 3.5] * 10, "c": ["a", "b", "c"] * 10})
+    >>> s = infer_schema(df)
+    >>> bad = pd.DataFrame({"x": ["1", "oops", "2"], "c": ["a", "zzz", "b"], "extra": [1, 2, 3]})
+    >>> [p.kind for p in validate(bad, s).problems]
+    ['wrong_type', 'unseen_category', 'extra_column']
+    """
+    problems: list[Problem] = []
+    if len(frame) == 0:
+        problems.append(Problem(None, "empty", "The data has no rows."))
+    expected = schema.features + ([schema[schema.target]] if require_target and schema.target else [])
+    present = set(map(str, frame.columns))
+    for col in expected:
+        if col.name not in present:
+            problems.append(
+                Problem(col.name, "missing_column", f"Column {col.name!r} ({col.dtype}) is required but missing.")
+            )
+            continue
+        series = frame[col.name]
+        if len(series) and series.isna().all() and not col.nullable:
+            problems.append(
+                Problem(col.name, "all_null", f"Column {col.name!r} is entirely null; the model needs values.")
+            )
+            continue
+        if col.role in ("numeric", "datetime") or col.dtype in ("integer", "float", "datetime"):
+            bad = _bad_values(series, col.dtype)
+            if bad.any():
+                rows = np.flatnonzero(bad.to_numpy()).tolist()
+                examples = tuple(repr(v) for v in series[bad].head(3).tolist())
+                problems.append(
+                    Problem(
+                        col.name,
+                        "wrong_type",
+                        f"Column {col.name!r} expects {col.dtype} values; got {', '.join(examples)} "
+                        f"at {_rows_text(rows)}.",
+                        rows=tuple(rows),
+                        examples=examples,
+                    )
+                )
+        if col.role in ("categorical", "boolean") and col.categories is not None and col.n_unique <= MAX_CATEGORIES:
+            known = set(col.categories)
+            values = series.dropna().astype(str)
+            unseen_mask = ~values.isin(known)
+            if unseen_mask.any():
+                unseen = sorted(set(values[unseen_mask].tolist()))
+                rows = np.flatnonzero(series.notna().to_numpy())[unseen_mask.to_numpy()].tolist()
+                problems.append(
+                    Problem(
+                        col.name,
+                        "unseen_category",
+                        f"Column {col.name!r} has categories never seen in training: "
+                        f"{', '.join(repr(u) for u in unseen[:5])} at {_rows_text(rows)}; "
+                        "the model treats them as unknown.",
+                        rows=tuple(rows),
+                        examples=tuple(unseen[:5]),
+                        severity="warning",
+                    )
+                )
+    known_names = set(schema.names)
+    for name in frame.columns:
+        if str(name) not in known_names:
+            problems.append(
+                Problem(str(name), "extra_column", f"Column {name!r} is not in the schema and is ignored.", severity="warning")
+            )
+    return ValidationResult(tuple(problems))
