@@ -1,0 +1,39 @@
+"""The data stage: sources, snapshots, schema, validation and profile."""
+
+from mlpilot.data._dataset import Dataset, load_dataset, read_source, to_pandas
+from mlpilot.data._profile import ColumnProfile, Profile, leakage_scores, profile
+from mlpilot.data._schema import (
+    ColumnSchema,
+    Problem,
+    Schema,
+    ValidationResult,
+    check_target,
+    infer_schema,
+    validate,
+)
+from mlpilot.data._snapshot import Snapshot, content_hash, read_snapshot
+from mlpilot.data._sources import SourceSpec, describe_source, read_table
+
+__all__ = [
+    "ColumnProfile",
+    "ColumnSchema",
+    "Dataset",
+    "Problem",
+    "Profile",
+    "Schema",
+    "Snapshot",
+    "SourceSpec",
+    "ValidationResult",
+    "check_target",
+    "content_hash",
+    "describe_source",
+    "infer_schema",
+    "leakage_scores",
+    "load_dataset",
+    "profile",
+    "read_snapshot",
+    "read_source",
+    "read_table",
+    "to_pandas",
+    "validate",
+]

