@@ -10,32 +10,27 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from mlpilot._version import __version__
 from mlpilot.exceptions import MlpilotError
 
 
-class UserError(click.ClickException):
-    """An mlpilot error shown as one clean message on stderr, exit code 2."""
-
-    exit_code = 2
-
-    def show(self, file: object = None) -> None:
-        Console(stderr=True).print(f"[bold red]Error:[/] {self.message}", highlight=False, soft_wrap=True)
+def report_error(exc: MlpilotError) -> None:
+    """Print an mlpilot error as one clean message on stderr."""
+    Console(stderr=True).print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
 class _Group(TyperGroup):
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: typer.Context) -> object:
         try:
             return super().invoke(ctx)
         except MlpilotError as exc:
-            raise UserError(str(exc)) from None
-        except KeyboardInterrupt:
-            raise click.Abort() from None
+            report_error(exc)
+            raise typer.Exit(code=2) from None
 
 
 app = typer.Typer(

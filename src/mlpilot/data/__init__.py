@@ -2,6 +2,7 @@
 
 from mlpilot.data._dataset import Dataset, load_dataset, read_source, to_pandas
 from mlpilot.data._profile import ColumnProfile, Profile, leakage_scores, profile
+from mlpilot.data._report import render_profile_html
 from mlpilot.data._schema import (
     ColumnSchema,
     Problem,
@@ -34,6 +35,7 @@ __all__ = [
     "read_snapshot",
     "read_source",
     "read_table",
+    "render_profile_html",
     "to_pandas",
     "validate",
 ]

@@ -45,12 +45,18 @@ def detect_encoding(sample: bytes) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(sample).best()
+    matches = from_bytes(sample)
+    best = matches.best()
     if best is None:
         raise SourceFormatError(
             "The file's text encoding could not be detected: its bytes are not valid UTF-8 "
             "and match no known encoding. Re-save it as UTF-8."
         )
+    # Single-byte Western and Central European code pages often decode the same
+    # bytes equally well; prefer Windows-1252, the most common, when it is as good.
+    for match in matches:
+        if match.encoding in ("cp1252", "latin_1", "iso8859_15") and match.chaos <= best.chaos + 0.05:
+            return "cp1252"
     return str(best.encoding)
 
 
@@ -183,6 +189,14 @@ def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) ->
         raise SourceFormatError(f"{path.name} could not be read: {message.splitlines()[0][:200]}") from None
     finally:
         source.close()
+    if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in table.schema):
+        # pyarrow types a column as binary when its bytes are not valid text.
+        line = _first_bad_utf8_line(path) if arrow_encoding == "utf8" else None
+        raise SourceFormatError(
+            f"{path.name} has bytes that are not valid {encoding} text"
+            + (f" (first at line {line})" if line else "")
+            + ". Re-save the file as UTF-8 or fix those bytes."
+        )
     if table.num_rows == 0:
         raise EmptyDataError(
             f"{path.name} has a header ({', '.join(table.column_names[:10])}) but no data rows."

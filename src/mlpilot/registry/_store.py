@@ -83,14 +83,14 @@ def create_engine(url: str) -> Engine:
             "'postgresql://user:password@host:5432/db' or 'sqlite:///path.db'."
         ) from exc
     if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg2")
+        parsed = parsed.set(drivername="postgresql+psycopg")
     try:
         if parsed.get_backend_name() == "sqlite":
             return sa.create_engine(parsed, connect_args={"timeout": 30})
         return sa.create_engine(parsed, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(
-            exc.name or "psycopg2-binary", "postgres", f"The database {safe_url(url)}"
+            exc.name or "psycopg", "postgres", f"The database {safe_url(url)}"
         ) from exc
 
 

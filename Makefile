@@ -1,0 +1,60 @@
+# mlpilot: `make demo` sets everything up and runs the main job end to end;
+# `make test` sets up and runs the whole suite (lint, types, tests).
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-dev
+DEMO_STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-serving bench-recsys bench clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(DEMO_STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	@touch $@
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[dev]'
+	@touch $@ $(DEMO_STAMP)
+
+install: $(DEMO_STAMP)
+install-dev: $(STAMP)
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+demo: $(DEMO_STAMP)
+	$(VENV)/bin/mlpilot demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP) system-deps
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+test: lint typecheck pytest
+
+bench-ingest: $(STAMP)
+	$(PY) bench/ingest.py
+
+bench-tabular: $(STAMP)
+	$(PY) bench/tabular/run.py
+
+bench-serving: $(STAMP)
+	$(PY) bench/serving/run.py
+
+bench-recsys: $(STAMP)
+	$(PY) bench/recsys/run.py
+
+bench: bench-ingest bench-tabular bench-serving bench-recsys
+
+clean:
+	rm -rf $(VENV) mlpilot-workspace .pytest_cache .mypy_cache .ruff_cache
