@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
@@ -77,12 +78,19 @@ def load_dataset(
     """
     spec = describe_source(source, table=table, query=query)
     arrow = read_table(source, table=table, query=query, on_progress=on_progress)
-    frame = arrow.to_pandas(date_as_object=False)
-    schema = infer_schema(frame, target=target)
-    snap = None
+    ws = None
     if snapshot:
         ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
-        snap = write_snapshot(arrow, frame, ws, source=spec.description)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The snapshot is written and hashed while pandas conversion and schema
+        # inference run here; a bad target still fails before anything is recorded.
+        snapping = pool.submit(write_snapshot, arrow, ws, source=spec.description) if ws else None
+        frame = arrow.to_pandas(date_as_object=False)
+        try:
+            schema = infer_schema(frame, target=target)
+        finally:
+            snap = snapping.result() if snapping else None
+    if ws is not None and snap is not None:
         registry = Registry(ws)
         try:
             registry.record_dataset(

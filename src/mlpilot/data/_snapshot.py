@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,35 +34,71 @@ class Snapshot:
     sha256: str
 
 
-def content_hash(frame: pd.DataFrame) -> str:
-    """A sha256 over column names, dtypes and every value, independent of file layout."""
+def canonical_table(table: pa.Table) -> pa.Table:
+    """The table with one physical type per logical type and no pandas metadata.
+
+    The same values read from a CSV, a Parquet file or a DataFrame then hash alike.
+    """
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            t = pa.string()
+        elif pa.types.is_large_binary(t):
+            t = pa.binary()
+        elif pa.types.is_dictionary(t):
+            t = t.value_type if not pa.types.is_large_string(t.value_type) else pa.string()
+        fields.append(pa.field(f.name, t))
+    target = pa.schema(fields)
+    if target != table.schema.remove_metadata():
+        table = table.cast(target)
+    return table.replace_schema_metadata(None)
+
+
+def content_hash(table: pa.Table) -> str:
+    """A sha256 over column names, types and values, independent of chunking and file format.
+
+    Each column is hashed from its contiguous Arrow buffers: a null mask (when
+    there are nulls) and the values (offsets and bytes for strings).
+    """
+    table = canonical_table(table)
     digest = hashlib.sha256()
-    digest.update(json.dumps([[str(c), str(frame[c].dtype)] for c in frame.columns]).encode())
-    digest.update(str(len(frame)).encode())
-    for name in frame.columns:
-        column = frame[name]
-        try:
-            hashed = pd.util.hash_pandas_object(column, index=False, categorize=True)
-        except TypeError:  # unhashable cells (lists, dicts)
-            hashed = pd.util.hash_pandas_object(column.astype(str), index=False)
-        digest.update(np.ascontiguousarray(hashed.to_numpy()).tobytes())
+    digest.update(json.dumps([[f.name, str(f.type)] for f in table.schema]).encode())
+    digest.update(str(table.num_rows).encode())
+    for column in table.columns:
+        array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        if array.offset:
+            array = pa.concat_arrays([array])  # re-base a sliced array at offset 0
+        if array.null_count:
+            digest.update(b"N")
+            digest.update(np.asarray(array.is_null()).tobytes())
+        for buffer in array.buffers()[1:]:
+            if buffer is not None:
+                digest.update(memoryview(buffer))
     return digest.hexdigest()
 
 
-def write_snapshot(
-    table: pa.Table, frame: pd.DataFrame, workspace: Workspace, *, source: str
-) -> Snapshot:
-    """Store ``table`` under its content hash unless that snapshot already exists."""
-    sha = content_hash(frame)
-    snap_id = sha[:16]
-    path = workspace.snapshots_dir / f"{snap_id}.parquet"
-    if not path.exists():
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            pq.write_table(table, tmp, compression="snappy", write_statistics=False)
+def write_snapshot(table: pa.Table, workspace: Workspace, *, source: str) -> Snapshot:
+    """Store ``table`` under its content hash unless that snapshot already exists.
+
+    The Parquet file is written (in a helper thread) while the hash is computed;
+    both release the GIL, so the two cores share the work.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    table = canonical_table(table)
+    tmp = workspace.snapshots_dir / f".snapshot.tmp-{os.getpid()}-{threading.get_ident()}"
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            writing = pool.submit(pq.write_table, table, tmp, compression="snappy", write_statistics=False)
+            sha = content_hash(table)
+            writing.result()
+        snap_id = sha[:16]
+        path = workspace.snapshots_dir / f"{snap_id}.parquet"
+        if not path.exists():
             os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    finally:
+        tmp.unlink(missing_ok=True)
     return Snapshot(
         id=snap_id,
         path=path,

@@ -1,0 +1,5 @@
+"""``python -m mlpilot`` runs the command line."""
+
+from mlpilot.cli import main
+
+main()
