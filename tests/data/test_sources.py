@@ -179,3 +179,15 @@ def test_postgres_table_for_real(postgres_url: str, iris: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(back, iris, check_dtype=False, check_column_type=False)
     with pytest.raises(SourceNotFoundError, match="Did you mean 'flowers'"):
         read_source(postgres_url, table="flower")
+
+
+def test_progress_reports_bytes_up_to_the_file_size(tmp_path: Path, iris: pd.DataFrame) -> None:
+    path = tmp_path / "big.csv"
+    pd.concat([iris] * 400, ignore_index=True).to_csv(path, index=False)
+    seen: list[tuple[int, int]] = []
+    frame = read_source(path, on_progress=lambda done, total: seen.append((done, total)))
+    assert len(frame) == 60_000
+    size = path.stat().st_size
+    assert seen and all(total == size for _, total in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1][0] == size

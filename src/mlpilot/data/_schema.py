@@ -127,13 +127,23 @@ def logical_dtype(series: pd.Series) -> str:
     if pd.api.types.is_integer_dtype(series):
         return "integer"
     if pd.api.types.is_float_dtype(series):
-        non_null = series.dropna()
+        non_null = _sample(series).dropna()
         if len(non_null) and np.all(np.mod(non_null.to_numpy(dtype=float), 1) == 0) and non_null.abs().max() < 2**53:
             return "integer"  # ints with NaN arrive as floats
         return "float"
     if pd.api.types.is_datetime64_any_dtype(series):
         return "datetime"
     return "string"
+
+
+_SAMPLE_ROWS = 50_000
+
+
+def _sample(series: pd.Series) -> pd.Series:
+    """A fixed, seeded sample for the checks that need no exact answer."""
+    if len(series) <= _SAMPLE_ROWS:
+        return series
+    return series.iloc[:: len(series) // _SAMPLE_ROWS + 1]
 
 
 def _looks_like_datetime(values: pd.Series) -> bool:
@@ -148,7 +158,7 @@ def _infer_role(name: str, series: pd.Series, dtype: str, n_rows: int, n_unique:
     non_null = series.dropna()
     if n_unique <= 1:
         return "constant"
-    if dtype == "boolean" or n_unique == 2 and dtype != "float" and dtype != "string":
+    if dtype == "boolean" or (n_unique == 2 and dtype != "float" and dtype != "string"):
         return "boolean" if dtype == "boolean" else "categorical" if dtype == "string" else "numeric"
     if dtype == "datetime":
         return "datetime"
@@ -165,7 +175,7 @@ def _infer_role(name: str, series: pd.Series, dtype: str, n_rows: int, n_unique:
     if dtype == "float":
         return "numeric"
     # string-valued
-    text = non_null.astype(str)
+    text = _sample(non_null).astype(str)
     if _ID_NAME.search(name) and unique_ratio > 0.95:
         return "id"
     if _looks_like_datetime(text):
