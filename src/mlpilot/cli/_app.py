@@ -8,7 +8,7 @@ message on stderr with exit code 2.
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ def report_error(exc: MlpilotError) -> None:
 
 
 class _Group(TyperGroup):
-    def invoke(self, ctx: typer.Context) -> object:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except MlpilotError as exc:

@@ -85,7 +85,7 @@ def load_dataset(
         # The snapshot is written and hashed while pandas conversion and schema
         # inference run here; a bad target still fails before anything is recorded.
         snapping = pool.submit(write_snapshot, arrow, ws, source=spec.description) if ws else None
-        frame = arrow.to_pandas(date_as_object=False)
+        frame = arrow.to_pandas(date_as_object=False, split_blocks=True)
         try:
             schema = infer_schema(frame, target=target)
         finally:

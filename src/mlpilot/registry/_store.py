@@ -319,7 +319,7 @@ class Registry:
             return [self._run(r) for r in conn.execute(query).mappings()]
 
     @staticmethod
-    def _run(row: Mapping[str, Any]) -> RunRecord:
+    def _run(row: Any) -> RunRecord:
         return RunRecord(
             **{
                 **row,
@@ -499,7 +499,7 @@ class Registry:
             ).scalars()
             return self._version(row, tuple(sorted(alias_rows)))
 
-    def _version(self, row: Mapping[str, Any], alias_names: tuple[str, ...]) -> ModelVersion:
+    def _version(self, row: Any, alias_names: tuple[str, ...]) -> ModelVersion:
         values = {k: v for k, v in row.items() if k != "id"}
         values["artifact_path"] = self.workspace.root / row["artifact_path"]
         values["created_at"] = _as_utc(row["created_at"])
@@ -526,7 +526,7 @@ class Registry:
         with self.engine.connect() as conn:
             rows = list(conn.execute(sa.select(model_versions).order_by(model_versions.c.name, model_versions.c.version)).mappings())
             alias_rows = list(conn.execute(sa.select(aliases)).mappings())
-        by_name: dict[str, list[Mapping[str, Any]]] = {}
+        by_name: dict[str, list[Any]] = {}
         for r in rows:
             by_name.setdefault(r["name"], []).append(r)
         out = []
