@@ -81,4 +81,7 @@ def show_model(
 
 def register(app: typer.Typer) -> None:
     """Add the ``models`` group to ``app``."""
+    from mlpilot.cli._serve import promote
+
+    models_app.command("promote")(promote)
     app.add_typer(models_app, name="models")

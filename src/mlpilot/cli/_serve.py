@@ -1,9 +1,60 @@
-"""CLI commands (placeholder until implemented)."""
+"""``mlpilot serve`` and ``mlpilot promote``."""
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
+
+from mlpilot.cli._common import WorkspaceOption, console, open_registry
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
+    workspace: WorkspaceOption = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve every model in the workspace: REST API, web UI and /metrics."""
+    import uvicorn
+
+    from mlpilot.registry import Workspace
+    from mlpilot.serve import ServeSettings, create_app
+
+    ws = Workspace.open(workspace)
+    # Workers are separate processes that read their settings from the environment.
+    os.environ["MLPILOT_HOME"] = str(ws.root)
+    settings = ServeSettings(home=ws.root, host=host, port=port, workers=workers)
+    if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        console.print("[yellow]Warning:[/] serving on a public interface without MLPILOT_API_KEY.", style=None)
+    console.print(f"mlpilot: serving {ws.root} on http://{host}:{port}  (UI at /, API docs at /docs)")
+    if workers > 1:
+        uvicorn.run("mlpilot.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False)
+    else:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+
+
+def promote(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version to promote.", min=1)],
+    alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Point NAME's alias (champion by default) at VERSION; running servers swap to it."""
+    registry = open_registry(workspace)
+    previous = registry.get_aliases(name).get(alias)
+    registry.set_alias(name, alias, version)
+    was = f" (was version {previous})" if previous is not None else ""
+    console.print(f"{name}@{alias} -> version {version}{was}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``serve`` and ``promote`` to ``app``."""
+    app.command("serve")(serve)
+    app.command("promote")(promote)
+
+
+__all__ = ["promote", "register", "serve"]

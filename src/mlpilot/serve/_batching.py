@@ -1,0 +1,164 @@
+"""Micro-batching: concurrent small requests to one model share one pipeline call.
+
+A scikit-learn pipeline spends most of a one-row prediction on per-call
+overhead (column selection, input checks), so 32 rows cost little more than
+one. Requests are queued; each of a few workers takes the oldest request and
+every request for the same model queued behind it, up to ``max_rows``, and
+scores them together in a worker thread. Nothing waits for a batch to fill: an
+idle server scores a lone request at once, and batches grow only while the
+workers are busy, which is when they pay off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from starlette.concurrency import run_in_threadpool
+
+from mlpilot.serve._models import LoadedModel
+from mlpilot.serve._predict import score
+
+logger = logging.getLogger(__name__)
+
+Result = tuple[list[Any], list[list[float]] | None]
+
+
+@dataclass
+class _Item:
+    loaded: LoadedModel
+    data: dict[str, Any]
+    n_rows: int
+    future: asyncio.Future[Result]
+
+
+def _concat(values: list[Any]) -> Any:
+    if len(values) == 1:
+        return values[0]
+    if all(isinstance(v, np.ndarray) for v in values):
+        kinds = {v.dtype.kind for v in values}
+        if len(kinds) == 1 or kinds <= {"i", "u", "f"}:
+            return np.concatenate(values)
+    return np.concatenate([np.asarray(v, dtype=object) for v in values])
+
+
+def score_together(loaded: LoadedModel, items: list[_Item]) -> list[Result]:
+    """Score several requests' columns in one call and split the answers back."""
+    names = list(items[0].data)
+    n = sum(item.n_rows for item in items)
+    frame = pd.DataFrame({name: _concat([item.data[name] for item in items]) for name in names},
+                         index=pd.RangeIndex(n), copy=False)
+    predictions, probabilities = score(loaded, frame)
+    out: list[Result] = []
+    start = 0
+    for item in items:
+        stop = start + item.n_rows
+        out.append((predictions[start:stop], probabilities[start:stop] if probabilities is not None else None))
+        start = stop
+    return out
+
+
+class MicroBatcher:
+    """Queue of small requests, scored in per-model batches by ``workers`` tasks.
+
+    Parameters
+    ----------
+    max_rows : int
+        Rows per batch at most.
+    workers : int
+        Batches scored at the same time (each in a worker thread).
+    """
+
+    def __init__(self, *, max_rows: int = 1024, workers: int = 2) -> None:
+        self.max_rows = max_rows
+        self.workers = workers
+        self.batches = 0
+        self.batched_requests = 0
+        self._pending: deque[_Item] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def submit(self, loaded: LoadedModel, data: dict[str, Any], n_rows: int) -> Result:
+        """Score one request's converted columns; returns (predictions, probabilities)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._start(loop)
+        assert self._wakeup is not None
+        future: asyncio.Future[Result] = loop.create_future()
+        self._pending.append(_Item(loaded, data, n_rows, future))
+        self._wakeup.set()
+        return await future
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        # A new event loop (a restarted server, a test client) gets fresh workers.
+        self._loop = loop
+        self._wakeup = asyncio.Event()
+        self._pending = deque(item for item in self._pending if not item.future.done())
+        self._tasks = [loop.create_task(self._work(), name=f"mlpilot-batcher-{i}") for i in range(self.workers)]
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                await task
+        self._loop = None
+
+    def _take(self) -> list[_Item]:
+        first = self._pending.popleft()
+        batch, rows, skipped = [first], first.n_rows, []
+        while self._pending and rows < self.max_rows:
+            item = self._pending.popleft()
+            if item.loaded is first.loaded and rows + item.n_rows <= self.max_rows:
+                batch.append(item)
+                rows += item.n_rows
+            else:
+                skipped.append(item)
+        self._pending.extendleft(reversed(skipped))
+        return [item for item in batch if not item.future.done()]
+
+    async def _work(self) -> None:
+        assert self._wakeup is not None
+        wakeup = self._wakeup
+        while True:
+            while not self._pending:
+                wakeup.clear()
+                await wakeup.wait()
+            batch = self._take()
+            if not batch:
+                continue
+            try:
+                results = await run_in_threadpool(score_together, batch[0].loaded, batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0].future, exc=exc)
+                    continue
+                # One request's values broke the batch: score each alone so only it fails.
+                for item in batch:
+                    try:
+                        _settle(item.future, (await run_in_threadpool(score_together, item.loaded, [item]))[0])
+                    except Exception as single:
+                        _settle(item.future, exc=single)
+                continue
+            self.batches += 1
+            self.batched_requests += len(batch)
+            for item, result in zip(batch, results, strict=True):
+                _settle(item.future, result)
+
+
+def _settle(future: asyncio.Future[Result], result: Result | None = None, exc: BaseException | None = None) -> None:
+    if future.done():  # the client went away
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        assert result is not None
+        future.set_result(result)

@@ -1,0 +1,112 @@
+"""ASGI middleware: the optional API key, and request metrics.
+
+Plain ASGI callables rather than ``BaseHTTPMiddleware``, which would add a task
+and a memory stream to every request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mlpilot.serve._metrics import Metrics
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login", "/favicon.ico"})
+PUBLIC_PREFIXES = ("/static/",)
+COOKIE = "mlpilot_api_key"
+_MODEL_ROUTE = re.compile(r"^/v1/models/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})(/[A-Za-z0-9_.]+)?$")
+_UI_ROUTE = re.compile(r"^/ui/models/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})(/.*)?$")
+
+
+class ApiKeyMiddleware:
+    """Require ``Authorization: Bearer <key>`` (or the UI's login cookie) on all but health paths."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self._key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        wants_html = any(
+            name == b"accept" and b"text/html" in value for name, value in scope.get("headers", ())
+        )
+        if wants_html and not path.startswith("/v1/"):
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": [(b"location", b"/login"), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = json.dumps({
+            "error": "Unauthorized",
+            "detail": "This server requires an API key: send the header 'Authorization: Bearer <key>' "
+            "(the key is the server's MLPILOT_API_KEY).",
+        }).encode()
+        await send({"type": "http.response.start", "status": 401, "headers": [
+            (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _allowed(self, scope: Scope) -> bool:
+        path = scope["path"]
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            return True
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._key):
+                    return True
+            elif name == b"cookie":
+                for part in value.split(b";"):
+                    key, _, token = part.strip().partition(b"=")
+                    if key == COOKIE.encode() and hmac.compare_digest(token, self._key):
+                        return True
+        return False
+
+
+def route_of(path: str) -> tuple[str, str]:
+    """(model, route template) for metrics labels, without unbounded label values."""
+    match = _MODEL_ROUTE.match(path)
+    if match:
+        return match.group(1), "/v1/models/{name}" + (match.group(2) or "")
+    match = _UI_ROUTE.match(path)
+    if match:
+        return match.group(1), "/ui/models/{name}" + ("/..." if match.group(2) else "")
+    if path.startswith("/static/"):
+        return "", "/static"
+    return "", path if len(path) <= 40 and path.count("/") <= 3 else "other"
+
+
+class MetricsMiddleware:
+    """Count requests and time them per model, route and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status: dict[str, Any] = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            model, route = route_of(scope["path"])
+            code = int(status["code"])
+            if code == 404:
+                model, route = "", "unmatched" if not model else route
+            self.metrics.observe_request(model, route, scope["method"], code, time.perf_counter() - start)

@@ -1,0 +1,304 @@
+"""``POST /v1/models/{name}/predict`` (JSON) and ``/predict.csv`` (batch scoring)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import pandas as pd
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.responses import Response, StreamingResponse
+
+from mlpilot.data import Problem
+from mlpilot.exceptions import (
+    EmptyDataError,
+    InvalidParameterError,
+    ResourceLimitError,
+    SourceFormatError,
+)
+from mlpilot.serve._deps import AliasQuery, MetricsDep, ModelsDep, SettingsDep, VersionQuery
+from mlpilot.serve._errors import problem_dict
+from mlpilot.serve._inputs import (
+    coerce_csv_chunk,
+    columns_from_payload,
+    convert_columns,
+    csv_dtypes,
+    parse_json,
+    read_body,
+)
+from mlpilot.serve._models import LoadedModel, ModelCache
+from mlpilot.serve._predict import probability_dicts, score
+
+router = APIRouter(tags=["predict"])
+
+GENERIC_REQUEST = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed JSON or parameters"},
+    404: {"description": "No such model, version or alias"},
+    413: {"description": "Body or row count over the limit"},
+    422: {"description": "The rows do not match the model's schema (each problem names the field and rows)"},
+}
+
+
+async def resolve(models: ModelCache, name: str, version: int | None, alias: str | None) -> LoadedModel:
+    """The loaded model, from memory or loaded in a worker thread."""
+    loaded = models.get_cached(name, version, alias)
+    if loaded is None:
+        loaded = await run_in_threadpool(models.get, name, version, alias)
+    return loaded
+
+
+def check_predicts(loaded: LoadedModel) -> None:
+    """Only models that predict rows (tabular ones) answer the predict routes."""
+    if loaded.version.kind == "recommender" or not callable(getattr(loaded.model, "predict", None)):
+        raise InvalidParameterError(
+            f"Model {loaded.version.ref} is a {loaded.version.kind} model and does not predict rows; "
+            f"use GET /v1/models/{loaded.name}/recommend for recommendations."
+        )
+
+
+def _warning_dicts(warnings: list[Problem]) -> list[dict[str, Any]]:
+    return [problem_dict(w) for w in warnings]
+
+
+@dataclass
+class Prepared:
+    """One request's validated input: an array per feature, and what to log and warn about."""
+
+    data: dict[str, Any]
+    n_rows: int
+    warnings: list[Problem]
+    rows: list[dict[str, Any]] | None
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """What the prediction log records: the model's input columns as converted."""
+        return self.data
+
+
+def prepare(loaded: LoadedModel, payload: Any, max_rows: int) -> Prepared:
+    columns, n_rows, rows = columns_from_payload(payload, max_rows)
+    data, warnings = convert_columns(columns, loaded.schema)
+    return Prepared(data, n_rows, warnings, rows)
+
+
+def shape(
+    loaded: LoadedModel, prepared: Prepared, predictions: list[Any], probabilities: list[list[float]] | None
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "model": loaded.name,
+        "version": loaded.version.version,
+        "predictions": predictions,
+    }
+    if probabilities is not None and loaded.classes is not None:
+        answer["probabilities"] = probability_dicts(loaded.classes, probabilities)
+    if prepared.warnings:
+        answer["warnings"] = _warning_dicts(prepared.warnings)
+    return answer
+
+
+def predict_payload(
+    loaded: LoadedModel, payload: Any, max_rows: int
+) -> tuple[dict[str, Any], dict[str, Any], list[Any], list[list[float]] | None]:
+    """Validate, score and shape one JSON request in the calling thread (UI, large bodies)."""
+    prepared = prepare(loaded, payload, max_rows)
+    frame = pd.DataFrame(prepared.data, index=pd.RangeIndex(prepared.n_rows), copy=False)
+    predictions, probabilities = score(loaded, frame)
+    return shape(loaded, prepared, predictions, probabilities), prepared.inputs, predictions, probabilities
+
+
+# Bodies up to this size are parsed on the event loop (tens of microseconds) and
+# their rows micro-batched with concurrent requests; larger ones go to a thread whole.
+_INLINE_BYTES = 16 * 1024
+
+
+@router.post(
+    "/v1/models/{name}/predict",
+    summary="Predict rows",
+    description=(
+        'Send `{"rows": [{"feature": value, ...}, ...]}` or `{"columns": {"feature": [...]}}`. '
+        "Each model's exact row schema is listed under `/v1/models/<name>/predict` below and "
+        "in the components `<name>Row`."
+    ),
+    openapi_extra={"requestBody": GENERIC_REQUEST},
+    responses={200: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}}}, **ERROR_RESPONSES},
+    response_class=Response,
+)
+async def predict(
+    request: Request,
+    name: str,
+    models: ModelsDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    version: VersionQuery = None,
+    alias: AliasQuery = None,
+) -> Response:
+    start = time.perf_counter()
+    body = await read_body(request.stream(), request.headers.get("content-length"), settings.max_body_bytes)
+    loaded = await resolve(models, name, version, alias)
+    check_predicts(loaded)
+    if settings.batching and len(body) <= _INLINE_BYTES and loaded.schema is not None:
+        prepared = prepare(loaded, parse_json(body), settings.max_rows)
+        predictions, probabilities = await request.app.state.batcher.submit(loaded, prepared.data, prepared.n_rows)
+        answer = shape(loaded, prepared, predictions, probabilities)
+        content, inputs = json.dumps(answer, allow_nan=False).encode(), prepared.inputs
+    else:
+
+        def work() -> tuple[bytes, Any, list[Any], dict[str, Any]]:
+            answer, inputs, predictions, _ = predict_payload(loaded, parse_json(body), settings.max_rows)
+            return json.dumps(answer, allow_nan=False).encode(), inputs, predictions, answer
+
+        content, inputs, predictions, answer = await run_in_threadpool(work)
+    latency_ms = (time.perf_counter() - start) * 1000
+    request.app.state.prediction_log.log(
+        loaded.name, loaded.version.version, inputs, predictions, latency_ms,
+        probabilities=answer.get("probabilities"),
+    )
+    metrics.count_predictions(loaded.name, loaded.version.version, len(predictions))
+    return Response(content, media_type="application/json")
+
+
+def _spool_limit_error(limit: int) -> ResourceLimitError:
+    return ResourceLimitError(f"The uploaded CSV exceeds the limit of {limit} bytes (MLPILOT_MAX_CSV_BYTES).")
+
+
+async def _csv_source(request: Request, settings: Any) -> IO[bytes]:
+    """The uploaded CSV as a file object: a multipart upload's file, or the raw body spooled to disk."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=10)
+        upload = next((v for v in form.values() if isinstance(v, UploadFile)), None)
+        if upload is None:
+            raise InvalidParameterError("The form has no file; attach the CSV as a file field named 'file'.")
+        size = upload.size
+        if size is not None and size > settings.max_csv_bytes:
+            raise _spool_limit_error(settings.max_csv_bytes)
+        upload.file.seek(0)
+        return upload.file
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > settings.max_csv_bytes:
+        raise _spool_limit_error(settings.max_csv_bytes)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - returned
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > settings.max_csv_bytes:
+            spool.close()
+            raise _spool_limit_error(settings.max_csv_bytes)
+        spool.write(chunk)
+    spool.seek(0)
+    return spool  # type: ignore[return-value]
+
+
+def score_csv(
+    loaded: LoadedModel, source: IO[bytes], chunk_rows: int, log: Any = None
+) -> tuple[str, int, list[Problem]]:
+    """Score a CSV chunk by chunk into a temporary CSV; return its path, the row count and warnings.
+
+    Every chunk is validated before anything is returned, so a bad row anywhere
+    answers 422 rather than a truncated file.
+    """
+    fd, out_path = tempfile.mkstemp(prefix="mlpilot-scored-", suffix=".csv")
+    n_rows = 0
+    warnings: list[Problem] = []
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            try:
+                reader = pd.read_csv(source, chunksize=chunk_rows, dtype=csv_dtypes(loaded.schema),
+                                     encoding_errors="strict")
+                for chunk in reader:
+                    start = time.perf_counter()
+                    frame, chunk_warnings = coerce_csv_chunk(chunk, loaded.schema, n_rows)
+                    predictions, probabilities = score(loaded, frame)
+                    result = chunk.copy()
+                    column = "prediction" if "prediction" not in result.columns else "prediction_"
+                    result[column] = predictions
+                    if probabilities is not None and loaded.classes is not None:
+                        for j, cls in enumerate(loaded.classes):
+                            result[f"probability_{cls}"] = [row[j] for row in probabilities]
+                    result.to_csv(out, header=n_rows == 0, index=False)
+                    if log is not None:
+                        named = (probability_dicts(loaded.classes, probabilities)
+                                 if probabilities is not None and loaded.classes is not None else None)
+                        log.log(loaded.name, loaded.version.version, frame, predictions,
+                                (time.perf_counter() - start) * 1000, probabilities=named)
+                    n_rows += len(chunk)
+                    warnings.extend(w for w in chunk_warnings if len(warnings) < 50)
+            except pd.errors.EmptyDataError:
+                raise EmptyDataError("The uploaded CSV is empty: it has no header and no rows.") from None
+            except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+                if isinstance(exc, InvalidParameterError | EmptyDataError) or hasattr(exc, "status_code"):
+                    raise
+                raise SourceFormatError(f"The uploaded CSV could not be read: {str(exc)[:300]}") from None
+        if n_rows == 0:
+            raise EmptyDataError("The uploaded CSV has a header but no rows.")
+    except BaseException:
+        os.unlink(out_path)
+        raise
+    return out_path, n_rows, warnings
+
+
+def _stream_file(path: str) -> Iterator[bytes]:
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 16):
+                yield block
+    finally:
+        os.unlink(path)
+
+
+@router.post(
+    "/v1/models/{name}/predict.csv",
+    summary="Score a CSV file",
+    description=(
+        "Upload a CSV (raw body with `Content-Type: text/csv`, or multipart field `file`); "
+        "get the same CSV back with `prediction` (and `probability_<class>`) columns appended."
+    ),
+    openapi_extra={"requestBody": {"content": {
+        "text/csv": {"schema": {"type": "string"}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+    }}},
+    responses={200: {"content": {"text/csv": {}}}, **ERROR_RESPONSES},
+    response_class=StreamingResponse,
+)
+async def predict_csv(
+    request: Request,
+    name: str,
+    models: ModelsDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    version: VersionQuery = None,
+    alias: AliasQuery = None,
+) -> StreamingResponse:
+    loaded = await resolve(models, name, version, alias)
+    check_predicts(loaded)
+    source = await _csv_source(request, settings)
+    try:
+        path, n_rows, warnings = await run_in_threadpool(
+            score_csv, loaded, source, settings.csv_chunk_rows, request.app.state.prediction_log
+        )
+    finally:
+        source.close()
+    metrics.count_predictions(loaded.name, loaded.version.version, n_rows)
+    headers = {
+        "content-disposition": f'attachment; filename="{loaded.name}-v{loaded.version.version}-predictions.csv"',
+        "x-mlpilot-model": loaded.name,
+        "x-mlpilot-version": str(loaded.version.version),
+        "x-mlpilot-rows": str(n_rows),
+    }
+    if warnings:
+        headers["x-mlpilot-warnings"] = json.dumps([w.message for w in warnings[:5]])[:2000].encode("ascii", "replace").decode()
+    return StreamingResponse(_stream_file(path), media_type="text/csv", headers=headers)
+
+
+__all__ = ["predict_payload", "resolve", "router", "score_csv"]

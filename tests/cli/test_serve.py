@@ -1,0 +1,64 @@
+"""``mlpilot serve`` and ``mlpilot promote`` as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+from typer.testing import CliRunner
+
+from mlpilot.cli import app
+from mlpilot.registry import Registry, Workspace
+from tests.serve.conftest import fit_churn_pipeline, free_port, register_churn
+
+
+def _registry(tmp_path: Path, churn: pd.DataFrame) -> Registry:
+    frame = churn.drop(columns=["rownames"]).head(1500)
+    registry = Registry(Workspace.open(tmp_path / "ws"))
+    model = fit_churn_pipeline(frame)
+    register_churn(registry, frame, model)
+    register_churn(registry, frame, model, aliases=())
+    return registry
+
+
+def test_promote_moves_the_champion(tmp_path: Path, churn: pd.DataFrame) -> None:
+    registry = _registry(tmp_path, churn)
+    runner = CliRunner()
+    result = runner.invoke(app, ["promote", "churn", "2", "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    assert "churn@champion -> version 2 (was version 1)" in result.output
+    assert registry.get_aliases("churn")["champion"] == 2
+    missing = runner.invoke(app, ["promote", "churn", "9", "--workspace", str(tmp_path / "ws")])
+    assert missing.exit_code == 2 and "churn:9" in missing.output
+
+
+def test_serve_answers_on_localhost(tmp_path: Path, churn: pd.DataFrame) -> None:
+    _registry(tmp_path, churn)
+    port = free_port()
+    env = {**os.environ, "MLPILOT_HOME": str(tmp_path / "ws")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from mlpilot.cli import main; main()", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        row = churn.drop(columns=["rownames", "churn"]).head(1).to_dict("records")
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/models/churn/predict", json={"rows": row}).json()
+        assert answer["version"] == 1 and answer["predictions"][0] in ("yes", "no")
+    finally:
+        proc.terminate()
+        proc.wait(30)

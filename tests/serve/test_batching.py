@@ -1,0 +1,95 @@
+"""Micro-batching: concurrent requests share one pipeline call and get their own answers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+
+from mlpilot.exceptions import DataError
+from mlpilot.registry import ModelVersion, Registry
+from mlpilot.serve._batching import MicroBatcher
+from mlpilot.serve._inputs import columns_from_payload, convert_columns
+from mlpilot.serve._models import load_version
+
+
+def _data(loaded: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    columns, _n, _rows = columns_from_payload({"rows": rows}, 1000)
+    return convert_columns(columns, loaded.schema)[0]
+
+
+def test_queued_requests_are_scored_together(
+    registry: Registry, churn_model: ModelVersion, churn_frame: pd.DataFrame, churn_pipeline: Pipeline
+) -> None:
+    loaded = load_version(registry, churn_model)
+    features = churn_frame.drop(columns=["churn"]).head(30)
+    records = features.to_dict("records")
+    chunks = [records[i : i + 3] for i in range(0, 30, 3)]
+    batcher = MicroBatcher(max_rows=100, workers=1)
+
+    async def run() -> list[Any]:
+        try:
+            return await asyncio.gather(*(batcher.submit(loaded, _data(loaded, c), len(c)) for c in chunks))
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(run())
+    assert batcher.batches == 1 and batcher.batched_requests == 10
+    predictions = [p for preds, _proba in results for p in preds]
+    assert predictions == churn_pipeline.predict(features).tolist()
+    proba = np.array([row for _preds, probas in results for row in probas])
+    np.testing.assert_allclose(proba, churn_pipeline.predict_proba(features), atol=1e-6)
+
+
+def test_max_rows_splits_batches(registry: Registry, churn_model: ModelVersion, rows: list[dict[str, Any]]) -> None:
+    loaded = load_version(registry, churn_model)
+    batcher = MicroBatcher(max_rows=4, workers=1)
+
+    async def run() -> list[Any]:
+        try:
+            return await asyncio.gather(*(batcher.submit(loaded, _data(loaded, rows[:2]), 2) for _ in range(6)))
+        finally:
+            await batcher.stop()
+
+    assert len(asyncio.run(run())) == 6
+    assert batcher.batches == 3
+
+
+def test_one_bad_request_does_not_fail_its_batch(
+    registry: Registry, churn_model: ModelVersion, rows: list[dict[str, Any]]
+) -> None:
+    loaded = load_version(registry, churn_model)
+    good = _data(loaded, rows[:2])
+    bad = dict(good, total_day_minutes=np.array([{"nested": 1}, [1]], dtype=object))  # past validation
+    batcher = MicroBatcher(workers=1)
+
+    async def run() -> list[Any]:
+        try:
+            return await asyncio.gather(
+                batcher.submit(loaded, good, 2), batcher.submit(loaded, bad, 2), batcher.submit(loaded, good, 2),
+                return_exceptions=True,
+            )
+        finally:
+            await batcher.stop()
+
+    first, second, third = asyncio.run(run())
+    assert isinstance(second, DataError) and "could not score" in str(second)
+    assert first[0] == third[0] and len(first[0]) == 2
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_batching_setting_gives_the_same_answers(
+    registry: Registry, churn_model: ModelVersion, rows: list[dict[str, Any]], batching: bool
+) -> None:
+    from mlpilot.serve import ServeSettings, create_app
+    from tests.serve.conftest import TestClient
+
+    app = create_app(ServeSettings(home=registry.workspace.root, batching=batching), registry=registry)
+    with TestClient(app) as client:
+        answer = client.post("/v1/models/churn/predict", json={"rows": rows}).json()
+    assert len(answer["predictions"]) == 5
+    assert (app.state.batcher.batches == 1) == batching
