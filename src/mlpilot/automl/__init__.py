@@ -1,0 +1,7 @@
+"""Orchestration: `train`, `load`, `TrainingRun` and the scikit-learn estimators."""
+
+from mlpilot.automl._config import TrainConfig, parse_duration
+from mlpilot.automl._estimators import AutoClassifier, AutoRegressor
+from mlpilot.automl._run import TrainingRun, load, train
+
+__all__ = ["AutoClassifier", "AutoRegressor", "TrainConfig", "TrainingRun", "load", "parse_duration", "train"]

@@ -1,0 +1,87 @@
+"""The training run's configuration: one validated, frozen pydantic model."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mlpilot.exceptions import InvalidParameterError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$", re.I)
+_UNIT = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "ms": 0.001}
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from ``60``, ``"90s"``, ``"2m"`` or ``"1h"``.
+
+    Examples
+    --------
+    >>> parse_duration("2m"), parse_duration(30)
+    (120.0, 30.0)
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise InvalidParameterError(
+                f"The time budget must be a number of seconds or a duration such as '90s', '2m', '1h'. Got {value!r}."
+            )
+        seconds = float(match.group(1)) * _UNIT[match.group(2).lower() if match.group(2) else None]
+    if not seconds > 0:
+        raise InvalidParameterError(f"The time budget must be positive. Got {value!r}.")
+    return seconds
+
+
+class TrainConfig(BaseModel):
+    """How a training run is done; persisted with the run (``version`` 1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = 1
+    time_budget: Annotated[float, Field(gt=0)] = 60.0
+    metric: str | None = None
+    task: str | None = None
+    seed: Annotated[int, Field(ge=0)] = 0
+    holdout: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.2
+    n_folds: Annotated[int, Field(ge=2, le=20)] | None = None
+    deterministic: bool = False
+    n_trials: Annotated[int, Field(ge=0)] = 10
+    drop_leaks: bool = False
+    families: tuple[str, ...] | None = None
+    refit_full: bool = True
+    n_jobs: Annotated[int, Field(ge=1)] = 2
+    memory_fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    report: bool = True
+
+    @field_validator("time_budget", mode="before")
+    @classmethod
+    def _budget(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("families")
+    @classmethod
+    def _families(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from mlpilot.search import FAMILIES
+
+        if value is None:
+            return None
+        unknown = [f for f in value if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown model families {unknown}; accepted: {', '.join(FAMILIES)}")
+        return tuple(value)
+
+
+def make_config(**kwargs: Any) -> TrainConfig:
+    """Build a `TrainConfig`, turning validation errors into one clear message."""
+    try:
+        return TrainConfig(**kwargs)
+    except InvalidParameterError:
+        raise
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
+        )
+        raise InvalidParameterError(f"Invalid training configuration: {problems}.") from None

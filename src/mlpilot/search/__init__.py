@@ -1,0 +1,30 @@
+"""Search: cross-validated candidates within a time budget, tuning and ensembling."""
+
+from mlpilot.search._ensemble import TabularEnsemble, caruana_weights
+from mlpilot.search._learners import FAMILIES, Family, Learner
+from mlpilot.search._search import (
+    CandidateResult,
+    SearchConfig,
+    SearchResult,
+    fit_final,
+    load_portfolio,
+    make_folds,
+    run_search,
+)
+from mlpilot.search._tuner import Tuner
+
+__all__ = [
+    "FAMILIES",
+    "CandidateResult",
+    "Family",
+    "Learner",
+    "SearchConfig",
+    "SearchResult",
+    "TabularEnsemble",
+    "Tuner",
+    "caruana_weights",
+    "fit_final",
+    "load_portfolio",
+    "make_folds",
+    "run_search",
+]

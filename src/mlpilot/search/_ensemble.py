@@ -1,0 +1,127 @@
+"""Greedy ensemble selection (Caruana et al., 2004) and the fitted ensemble model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+from mlpilot.exceptions import NotFittedError
+from mlpilot.tasks import Metric
+
+
+def caruana_weights(
+    predictions: list[np.ndarray], y: np.ndarray, metric: Metric, *, n_rounds: int = 40
+) -> np.ndarray:
+    """Greedy forward selection with replacement over out-of-fold ``predictions``.
+
+    Starts from the best single model and, each round, adds the model whose
+    inclusion gives the best metric of the running average. Returns weights
+    summing to one (zero for models never picked).
+
+    Examples
+    --------
+    >>> from mlpilot.tasks import get_metric
+    >>> y = np.array([0.0, 1.0, 2.0])
+    >>> caruana_weights([y + 1, y - 1, y + 5], y, get_metric("rmse")).round(2).tolist()
+    [0.5, 0.5, 0.0]
+    """
+    n_models = len(predictions)
+    counts = np.zeros(n_models)
+    scores = [metric.score(y, p) for p in predictions]
+    best = int(np.nanargmax(scores))
+    counts[best] = 1
+    current = predictions[best].astype(float).copy()
+    best_score = scores[best]
+    for _ in range(n_rounds):
+        total = counts.sum()
+        trial_scores = [metric.score(y, (current * total + p) / (total + 1)) for p in predictions]
+        pick = int(np.nanargmax(trial_scores))
+        if trial_scores[pick] < best_score - 1e-12:
+            break
+        counts[pick] += 1
+        current = (current * total + predictions[pick]) / (total + 1)
+        best_score = max(best_score, trial_scores[pick])
+    return counts / counts.sum()
+
+
+class TabularEnsemble(BaseEstimator):
+    """The served model: preprocessing and learners with ensemble weights.
+
+    Takes a DataFrame of raw feature columns; extra columns are ignored and
+    absent ones are treated as missing.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        Original class labels in the column order of `predict_proba` (classifiers).
+    feature_names_in_ : ndarray
+        The raw feature columns the model reads.
+    """
+
+    def __init__(
+        self,
+        *,
+        task: str = "binary",
+        members: list[tuple[Any, Any]] | None = None,
+        weights: list[float] | None = None,
+        names: list[str] | None = None,
+        classes: list[Any] | None = None,
+        feature_names: list[str] | None = None,
+    ) -> None:
+        self.task = task
+        self.members = members
+        self.weights = weights
+        self.names = names
+        self.classes = classes
+        self.feature_names = feature_names
+
+    def fit(self, X: Any = None, y: Any = None) -> TabularEnsemble:
+        """Record fitted state; members arrive fitted from the search."""
+        if not self.members:
+            raise NotFittedError("TabularEnsemble needs fitted members; train with mlpilot.train().")
+        self.members_ = list(self.members)
+        self.weights_ = np.asarray(self.weights, dtype=float)
+        self.names_ = list(self.names or [f"m{i}" for i in range(len(self.members_))])
+        self.feature_names_in_ = np.asarray(self.feature_names or [], dtype=object)
+        if self.task != "regression":
+            self.classes_ = np.asarray(self.classes, dtype=object)
+            if all(isinstance(c, int | np.integer) for c in self.classes_):
+                self.classes_ = self.classes_.astype(np.int64)
+        return self
+
+    def _frame(self, X: Any) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            array = np.asarray(X)
+            X = pd.DataFrame(array, columns=list(self.feature_names_in_)[: array.shape[1]])
+        return X
+
+    def _values(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "members_")
+        frame = self._frame(X)
+        total: np.ndarray | None = None
+        transformed: dict[int, Any] = {}  # members share fitted preprocessors
+        for (pre, learner), weight in zip(self.members_, self.weights_, strict=True):
+            if id(pre) not in transformed:
+                transformed[id(pre)] = pre.transform(frame)
+            values = learner.predict_values(transformed[id(pre)]) * weight
+            total = values if total is None else total + values
+        assert total is not None  # members_ is never empty after fit
+        return total
+
+    @available_if(lambda self: self.task != "regression")
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape ``(n, n_classes)``, columns in `classes_` order."""
+        proba = self._values(X)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Original class labels, or floats for regression."""
+        values = self._values(X)
+        if self.task == "regression":
+            return values.astype(float)
+        return self.classes_[np.argmax(values, axis=1)]

@@ -1,0 +1,352 @@
+"""Model families behind one scikit-learn estimator, with their search spaces.
+
+`Learner` wraps LightGBM, CatBoost and scikit-learn models so that the search
+treats them alike: ``fit`` with an optional validation set (early stopping)
+and a wall-clock limit, then ``predict_values`` returning class probabilities
+(every class, in code order) or regression values.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from mlpilot.exceptions import InvalidParameterError
+
+# Boosting rounds when a validation set lets early stopping pick the number.
+_MAX_ROUNDS = 3000
+_EARLY_STOP = 50
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its preprocessing, relative cost and hyperparameter space.
+
+    ``space`` maps a parameter to ``(kind, low, high, log)`` with kind one of
+    ``"int"``, ``"float"``, or to ``("cat", choices)``.
+    """
+
+    name: str
+    encoding: str
+    cost: float
+    tasks: tuple[str, ...] = ("binary", "multiclass", "regression")
+    space: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    text_only: bool = False
+    boosted: bool = False
+    interruptible: bool = False
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("dummy", "ordinal", 0.01),
+        Family(
+            "lightgbm",
+            "ordinal",
+            1.0,
+            boosted=True,
+            interruptible=True,
+            space={
+                "learning_rate": ("float", 0.01, 0.2, True),
+                "num_leaves": ("int", 4, 256, True),
+                "min_child_samples": ("int", 2, 100, True),
+                "colsample_bytree": ("float", 0.3, 1.0, False),
+                "subsample": ("float", 0.5, 1.0, False),
+                "reg_lambda": ("float", 1e-3, 10.0, True),
+                "reg_alpha": ("float", 1e-3, 10.0, True),
+                "extra_trees": ("cat", (False, True)),
+            },
+        ),
+        Family(
+            "catboost",
+            "ordinal",
+            4.0,
+            boosted=True,
+            interruptible=True,
+            space={
+                "learning_rate": ("float", 0.02, 0.2, True),
+                "depth": ("int", 4, 8, False),
+                "l2_leaf_reg": ("float", 1.0, 10.0, True),
+            },
+        ),
+        Family("hist_gradient_boosting", "ordinal", 5.0, boosted=True),
+        Family("extra_trees", "ordinal", 1.5),
+        Family("random_forest", "ordinal", 2.0),
+        Family("linear", "onehot", 0.3),
+        Family("knn", "onehot", 0.5),
+        Family("naive_bayes", "onehot", 0.05, tasks=("binary", "multiclass"), text_only=True),
+    )
+}
+
+
+def _lightgbm_deadline(stop_at: float | None) -> Any:
+    import lightgbm
+
+    def callback(env: Any) -> None:
+        if stop_at is not None and time.perf_counter() > stop_at:
+            raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
+
+    callback.order = 40  # type: ignore[attr-defined]
+    return callback
+
+
+class _CatBoostDeadline:
+    def __init__(self, stop_at: float | None) -> None:
+        self.stop_at = stop_at
+
+    def after_iteration(self, info: Any) -> bool:
+        return self.stop_at is None or time.perf_counter() < self.stop_at
+
+
+def _dense(X: Any) -> np.ndarray:
+    return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+class Learner(BaseEstimator):
+    """One model of a family, trained on a preprocessed matrix.
+
+    Parameters
+    ----------
+    family : str
+        A key of `FAMILIES`.
+    task : {"binary", "multiclass", "regression"}
+    params : dict, optional
+        Family hyperparameters; ``n_estimators`` fixes the boosting rounds.
+    categorical_indices : tuple of int
+        Columns holding category codes (from `TabularPreprocessor`).
+    n_classes : int
+        Number of classes (classification).
+    random_state : int
+    n_jobs : int
+    deterministic : bool
+        Ask libraries for bit-identical results (LightGBM ``deterministic``).
+    """
+
+    def __init__(
+        self,
+        *,
+        family: str = "lightgbm",
+        task: str = "binary",
+        params: dict[str, Any] | None = None,
+        categorical_indices: tuple[int, ...] = (),
+        n_classes: int = 2,
+        random_state: int = 0,
+        n_jobs: int = 2,
+        deterministic: bool = False,
+    ) -> None:
+        self.family = family
+        self.task = task
+        self.params = params
+        self.categorical_indices = categorical_indices
+        self.n_classes = n_classes
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.deterministic = deterministic
+
+    # -- fitting ----------------------------------------------------------------
+
+    def fit(
+        self,
+        X: Any,
+        y: np.ndarray,
+        *,
+        X_val: Any = None,
+        y_val: np.ndarray | None = None,
+        stop_at: float | None = None,
+    ) -> Learner:
+        """Fit on ``X, y``; early-stop on ``X_val, y_val`` if given; stop at ``stop_at``."""
+        if self.family not in FAMILIES:
+            raise InvalidParameterError(
+                f"Unknown model family {self.family!r}. Accepted: {', '.join(FAMILIES)}."
+            )
+        params = dict(self.params or {})
+        fit = getattr(self, f"_fit_{self.family}")
+        from threadpoolctl import threadpool_limits
+
+        with warnings.catch_warnings(), threadpool_limits(limits=self.n_jobs):
+            warnings.simplefilter("ignore")
+            fit(X, np.asarray(y), X_val, y_val, params, stop_at)
+        return self
+
+    @property
+    def _classifier(self) -> bool:
+        return self.task != "regression"
+
+    def _fit_dummy(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+        from sklearn.dummy import DummyClassifier, DummyRegressor
+
+        model = DummyClassifier(strategy="prior") if self._classifier else DummyRegressor()
+        self.estimator_ = model.fit(np.zeros((X.shape[0], 1)), y)
+        self.n_iterations_ = 0
+
+    def _fit_lightgbm(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+        import lightgbm
+
+        rounds = int(params.pop("n_estimators", _MAX_ROUNDS if X_val is not None else 500))
+        subsample = params.pop("subsample", 1.0)
+        base: dict[str, Any] = {
+            "n_estimators": rounds,
+            "learning_rate": 0.05,
+            "verbose": -1,
+            "n_jobs": self.n_jobs,
+            "random_state": self.random_state,
+            "subsample": subsample,
+            "subsample_freq": 1 if subsample < 1.0 else 0,
+        }
+        if self.deterministic:
+            base.update(deterministic=True, force_row_wise=True)
+        base.update(params)
+        if self._classifier:
+            model: Any = lightgbm.LGBMClassifier(**base)
+        else:
+            model = lightgbm.LGBMRegressor(**base)
+        callbacks = [_lightgbm_deadline(stop_at)]
+        fit_kw: dict[str, Any] = {"categorical_feature": list(self.categorical_indices) or "auto"}
+        if X_val is not None:
+            callbacks.append(lightgbm.early_stopping(_EARLY_STOP, verbose=False))
+            fit_kw["eval_set"] = [(X_val, y_val)]
+        model.fit(X, y, callbacks=callbacks, **fit_kw)
+        self.estimator_ = model
+        best = model.best_iteration_ or model.booster_.current_iteration()
+        self.n_iterations_ = int(best)
+
+    def _catboost_frame(self, X: Any) -> pd.DataFrame:
+        frame = pd.DataFrame(_dense(X))
+        for i in self.categorical_indices:
+            frame[i] = frame[i].fillna(-1).astype(np.int64)
+        frame.columns = [str(c) for c in frame.columns]
+        return frame
+
+    def _fit_catboost(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+        import catboost
+
+        rounds = int(params.pop("n_estimators", _MAX_ROUNDS if X_val is not None else 500))
+        base: dict[str, Any] = {
+            "iterations": rounds,
+            "learning_rate": 0.08,
+            "depth": 6,
+            "random_seed": self.random_state,
+            "thread_count": self.n_jobs,
+            "verbose": 0,
+            "allow_writing_files": False,
+            "cat_features": [str(i) for i in self.categorical_indices],
+        }
+        if self.task == "multiclass":
+            base["loss_function"] = "MultiClass"
+        base.update(params)
+        cls = catboost.CatBoostRegressor if self.task == "regression" else catboost.CatBoostClassifier
+        model = cls(**base)
+        fit_kw: dict[str, Any] = {"callbacks": [_CatBoostDeadline(stop_at)]}
+        if X_val is not None:
+            fit_kw.update(
+                eval_set=(self._catboost_frame(X_val), y_val),
+                early_stopping_rounds=_EARLY_STOP,
+                use_best_model=True,
+            )
+        model.fit(self._catboost_frame(X), y, **fit_kw)
+        self.estimator_ = model
+        self.n_iterations_ = int(model.tree_count_)
+
+    def _fit_hist_gradient_boosting(
+        self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any
+    ) -> None:
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        n_features = X.shape[1]
+        mask = np.zeros(n_features, dtype=bool)
+        mask[list(self.categorical_indices)] = True
+        iterations = params.pop("n_estimators", None)
+        base: dict[str, Any] = {
+            "learning_rate": 0.08,
+            "max_iter": iterations or 1000,
+            "max_leaf_nodes": 31,
+            "min_samples_leaf": 10,
+            "l2_regularization": 0.1,
+            "categorical_features": mask if mask.any() else None,
+            "early_stopping": iterations is None and X.shape[0] > 200,
+            "n_iter_no_change": 20,
+            "validation_fraction": 0.1,
+            "random_state": self.random_state,
+        }
+        base.update(params)
+        cls = HistGradientBoostingRegressor if self.task == "regression" else HistGradientBoostingClassifier
+        model = cls(**base).fit(_dense(X), y)
+        self.estimator_ = model
+        self.n_iterations_ = int(model.n_iter_)
+
+    def _fit_forest(self, X: Any, y: np.ndarray, params: dict, extra: bool) -> None:
+        from sklearn import ensemble
+
+        n = X.shape[0]
+        base: dict[str, Any] = {
+            "n_estimators": 200,
+            "max_features": "sqrt" if self._classifier else 0.6,
+            "min_samples_leaf": 1 if n < 10000 else 2,
+            "n_jobs": self.n_jobs,
+            "random_state": self.random_state,
+        }
+        base.update(params)
+        name = ("ExtraTrees" if extra else "RandomForest") + (
+            "Regressor" if self.task == "regression" else "Classifier"
+        )
+        self.estimator_ = getattr(ensemble, name)(**base).fit(_dense(X), y)
+        self.n_iterations_ = int(base["n_estimators"])
+
+    def _fit_extra_trees(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+        self._fit_forest(X, y, params, extra=True)
+
+    def _fit_random_forest(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+        self._fit_forest(X, y, params, extra=False)
+
+    def _fit_linear(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+        from sklearn.linear_model import LogisticRegression, Ridge
+
+        if self._classifier:
+            model: Any = LogisticRegression(C=params.get("C", 1.0), max_iter=300)
+        else:
+            model = Ridge(alpha=params.get("alpha", 1.0))
+        self.estimator_ = model.fit(X, y)
+        self.n_iterations_ = 0
+
+    def _fit_knn(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+        from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+        k = min(int(params.get("n_neighbors", 15)), max(1, X.shape[0] - 1))
+        cls = KNeighborsRegressor if self.task == "regression" else KNeighborsClassifier
+        self.estimator_ = cls(n_neighbors=k, weights="distance", n_jobs=self.n_jobs).fit(X, y)
+        self.n_iterations_ = 0
+
+    def _fit_naive_bayes(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+        from sklearn.naive_bayes import ComplementNB
+
+        self.estimator_ = ComplementNB(alpha=params.get("alpha", 0.3)).fit(X, y)
+        self.n_iterations_ = 0
+
+    # -- prediction -------------------------------------------------------------
+
+    def predict_values(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` or regression values ``(n,)``."""
+        check_is_fitted(self, "estimator_")
+        model = self.estimator_
+        if self.family == "catboost":
+            X = self._catboost_frame(X)
+        elif self.family in ("hist_gradient_boosting", "extra_trees", "random_forest"):
+            X = _dense(X)
+        elif self.family == "dummy":
+            X = np.zeros((X.shape[0], 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if not self._classifier:
+                return np.asarray(model.predict(X), dtype=float).ravel()
+            proba = np.asarray(model.predict_proba(X), dtype=float)
+        full = np.zeros((proba.shape[0], self.n_classes))
+        full[:, np.asarray(model.classes_, dtype=int)] = proba
+        return full

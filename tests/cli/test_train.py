@@ -1,0 +1,82 @@
+"""``mlpilot train``, ``leaderboard`` and ``predict`` as a user runs them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mlpilot.cli import app
+
+runner = CliRunner()
+FAST = ["--deterministic", "--n-trials", "0", "--families", "lightgbm,linear"]
+
+
+def flat(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.fixture
+def churn_csv(tmp_path: Path, churn: pd.DataFrame) -> Path:
+    path = tmp_path / "churn.csv"
+    churn.sample(600, random_state=1).to_csv(path, index=False)
+    return path
+
+
+def test_train_leaderboard_predict(churn_csv: Path, tmp_path: Path) -> None:
+    ws = str(tmp_path / "ws")
+    report = tmp_path / "report.html"
+    result = runner.invoke(app, ["train", str(churn_csv), "--target", "churn", "-w", ws, *FAST, "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    out = flat(result.output)
+    assert "Registered churn:1 as champion" in out and "vs dummy" in out and "Holdout roc_auc" in out
+    assert report.read_text().startswith("<!doctype html>")
+
+    board = runner.invoke(app, ["leaderboard", "churn", "-w", ws])
+    assert board.exit_code == 0, board.output
+    assert "churn:1 (champion)" in flat(board.output) and "dummy" in board.output
+    assert runner.invoke(app, ["leaderboard", "-w", ws]).exit_code == 0
+
+    scored = tmp_path / "scored.csv"
+    predicted = runner.invoke(app, ["predict", "churn", str(churn_csv), "-o", str(scored), "-w", ws])
+    assert predicted.exit_code == 0, predicted.output
+    frame = pd.read_csv(scored)
+    assert {"prediction", "proba_no", "proba_yes"} <= set(frame.columns) and len(frame) == 600
+
+
+def test_second_worse_model_is_a_candidate_and_the_cli_says_why(churn_csv: Path, tmp_path: Path) -> None:
+    ws = str(tmp_path / "ws")
+    first = runner.invoke(app, ["train", str(churn_csv), "-t", "churn", "-w", ws, *FAST])
+    assert first.exit_code == 0, first.output
+    # a weaker family on the same data and holdout
+    from mlpilot.automl import train
+    from mlpilot.registry import Workspace
+
+    second = train(str(churn_csv), "churn", workspace=Workspace.open(ws), deterministic=True, n_trials=0,
+                   families=("knn",), report=False)
+    assert not second.champion and "kept as a candidate" in second.champion_reason
+
+
+def test_errors_are_clean(tmp_path: Path, churn_csv: Path) -> None:
+    ws = str(tmp_path / "ws")
+    bad = runner.invoke(app, ["train", str(churn_csv), "--target", "chrun", "-w", ws])
+    assert bad.exit_code == 2
+    assert "Did you mean 'churn'" in flat(bad.output) and "Traceback" not in bad.output
+    budget = runner.invoke(app, ["train", str(churn_csv), "--target", "churn", "-w", ws, "--time-budget", "soon"])
+    assert budget.exit_code == 2 and "duration such as" in flat(budget.output)
+    missing = runner.invoke(app, ["leaderboard", "nope", "-w", ws])
+    assert missing.exit_code == 2
+    none = runner.invoke(app, ["leaderboard", "-w", ws])
+    assert none.exit_code == 2 and "mlpilot train" in flat(none.output)
+
+
+def test_leak_warning_is_shown(tmp_path: Path, churn: pd.DataFrame) -> None:
+    path = tmp_path / "leaky.csv"
+    churn.sample(400, random_state=2).assign(answer=lambda d: d["churn"]).to_csv(path, index=False)
+    ws = str(tmp_path / "ws")
+    result = runner.invoke(app, ["train", str(path), "-t", "churn", "-w", ws, *FAST, "--drop-leaks"])
+    assert result.exit_code == 0, result.output
+    assert "DataQualityWarning" in result.output and "'answer'" in result.output
