@@ -63,7 +63,12 @@ def demo_command(
     console.rule(f"[bold]2. Train (budget {time_budget:.0f} s)")
     with mlpilot.config_context(show_progress=True):
         run = mlpilot.train(DEMO_SOURCE, target=DEMO_TARGET, name=DEMO_NAME, time_budget=time_budget, workspace=ws.root)
-    console.print(run.leaderboard().head(8).to_string(index=False), highlight=False)
+    from mlpilot.cli._train import print_leaderboard, print_tests
+
+    out = run.outcome
+    print_leaderboard(out.evaluation.leaderboard, out.metric, title=f"{run.name}: {out.task}, metric {out.metric}", limit=8)
+    print_tests(out.evaluation.tests)
+    console.print(f"Registered [bold]{run.name}:{run.version}[/]: {run.champion_reason}", highlight=False)
 
     console.rule("[bold]3. Serve and query")
     port = _free_port()
