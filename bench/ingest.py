@@ -33,7 +33,11 @@ RUNNERS = {
     "pandas.read_csv": "import pandas as pd\ndef run(path, work):\n    return pd.read_csv(path)\n",
     "pyarrow.csv.read_csv": "import pyarrow.csv as c\ndef run(path, work):\n    return c.read_csv(path)\n",
     "pyarrow + to_pandas": "import pyarrow.csv as c\ndef run(path, work):\n    return c.read_csv(path).to_pandas()\n",
-    "mlpilot load_dataset (read + snapshot + schema)": (
+    "mlpilot snapshot_source (read + hash + Parquet snapshot)": (
+        "from mlpilot.data import snapshot_source\n"
+        "def run(path, work):\n    return snapshot_source(path, workspace=work)\n"
+    ),
+    "mlpilot load_dataset (read + snapshot + pandas + schema)": (
         "from mlpilot.data import load_dataset\n"
         "def run(path, work):\n    return load_dataset(path, workspace=work)\n"
     ),
@@ -109,7 +113,7 @@ def main() -> None:
             results[name] = measure(name, path, args.repeat)
             print(f"{name:50s} {results[name]['seconds']:7.2f} s  peak +{results[name]['peak_mb']:7.0f} MB", flush=True)
     arrow = results["pyarrow.csv.read_csv"]["seconds"]
-    ours = results["mlpilot load_dataset (read + snapshot + schema)"]
+    ours = results["mlpilot snapshot_source (read + hash + Parquet snapshot)"]
     lines = [
         "# Ingest benchmark",
         "",

@@ -36,3 +36,17 @@ def test_changed_content_new_snapshot(workspace: Workspace, churn: pd.DataFrame)
     assert a.snapshot is not None and b.snapshot is not None
     assert a.snapshot.id != b.snapshot.id
     assert len(list(workspace.snapshots_dir.glob("*.parquet"))) == 2
+
+
+def test_snapshot_source_matches_load_dataset(tmp_path: Path, workspace: Workspace, churn: pd.DataFrame) -> None:
+    from mlpilot.data import snapshot_source
+
+    csv = tmp_path / "churn.csv"
+    churn.to_csv(csv, index=False)
+    snap = snapshot_source(csv, workspace=workspace)
+    loaded = load_dataset(csv, workspace=workspace)
+    assert loaded.snapshot is not None and snap.id == loaded.snapshot.id
+    assert snap.n_rows == 5000 and snap.path.exists()
+    record = Registry(workspace).get_dataset(snap.id)
+    assert record is not None and record.n_rows == 5000
+    assert record.schema is not None  # load_dataset added the schema

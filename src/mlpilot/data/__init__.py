@@ -1,6 +1,6 @@
 """The data stage: sources, snapshots, schema, validation and profile."""
 
-from mlpilot.data._dataset import Dataset, load_dataset, read_source, to_pandas
+from mlpilot.data._dataset import Dataset, load_dataset, read_source, snapshot_source, to_pandas
 from mlpilot.data._profile import ColumnProfile, Profile, leakage_scores, profile
 from mlpilot.data._report import render_profile_html
 from mlpilot.data._schema import (
@@ -36,6 +36,7 @@ __all__ = [
     "read_source",
     "read_table",
     "render_profile_html",
+    "snapshot_source",
     "to_pandas",
     "validate",
 ]

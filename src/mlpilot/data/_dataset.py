@@ -91,18 +91,42 @@ def load_dataset(
         finally:
             snap = snapping.result() if snapping else None
     if ws is not None and snap is not None:
-        registry = Registry(ws)
-        try:
-            registry.record_dataset(
-                id=snap.id,
-                source=spec.description,
-                path=str(snap.path.relative_to(ws.root)),
-                n_rows=snap.n_rows,
-                n_columns=snap.n_columns,
-                sha256=snap.sha256,
-                schema=schema.to_dict(),
-            )
-        finally:
-            registry.close()
+        _record(ws, snap, schema)
     del arrow
     return Dataset(frame=frame, schema=schema, snapshot=snap, source=spec.description)
+
+
+def _record(ws: Workspace, snap: Snapshot, schema: Schema | None) -> None:
+    registry = Registry(ws)
+    try:
+        registry.record_dataset(
+            id=snap.id,
+            source=snap.source,
+            path=str(snap.path.relative_to(ws.root)),
+            n_rows=snap.n_rows,
+            n_columns=snap.n_columns,
+            sha256=snap.sha256,
+            schema=schema.to_dict() if schema is not None else None,
+        )
+    finally:
+        registry.close()
+
+
+def snapshot_source(
+    source: Source,
+    *,
+    workspace: Workspace | PathLike | None = None,
+    table: str | None = None,
+    query: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Snapshot:
+    """Read ``source`` and store its snapshot, without converting it to pandas.
+
+    The cheapest way to take a copy of a source for later training; the schema
+    is inferred when the snapshot is loaded (`load_dataset`).
+    """
+    spec = describe_source(source, table=table, query=query)
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    snap = write_snapshot(read_table(source, table=table, query=query, on_progress=on_progress), ws, source=spec.description)
+    _record(ws, snap, None)
+    return snap

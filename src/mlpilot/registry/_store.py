@@ -218,9 +218,13 @@ class Registry:
         sha256: str,
         schema: Mapping[str, Any] | None = None,
     ) -> DatasetRecord:
-        """Record a snapshot; recording the same id twice keeps the first record."""
+        """Record a snapshot; the same id recorded again keeps the first record (adding a schema if it had none)."""
         existing = self.get_dataset(id, missing_ok=True)
         if existing is not None:
+            if existing.schema is None and schema is not None:
+                with self.engine.begin() as conn:
+                    conn.execute(datasets.update().where(datasets.c.id == id).values(schema=dict(schema)))
+                return self.get_dataset(id)  # type: ignore[return-value]
             return existing
         row = {
             "id": id,
