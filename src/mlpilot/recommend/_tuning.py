@@ -1,0 +1,251 @@
+"""Tuning recommender families under a time budget, and blending the best of them.
+
+The tuner is model-agnostic: a family is a model class with a
+``search_space(trial)`` and a relative cost. Each family runs a deterministic
+sequence of trials (its defaults first, then a seeded TPE sampler), so the
+budget decides only how far along the sequence the search gets. With
+``max_trials`` the work is fixed instead (that many trials per family, the
+budget ignored), which makes runs exactly repeatable whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from mlpilot.recommend._metrics import per_user_metrics, top_k
+from mlpilot.recommend._models import (
+    ALS,
+    BPR,
+    EASE,
+    BaseRecommender,
+    Blend,
+    ItemKNN,
+    MostPopular,
+    RP3Beta,
+    standardize_rows,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its class, default parameters and share of the tuning budget."""
+
+    name: str
+    model: type[BaseRecommender]
+    defaults: dict[str, Any]
+    budget_share: float
+    #: Points tried right after the defaults, before the sampler takes over.
+    initial: tuple[dict[str, Any], ...] = ()
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("most_popular", MostPopular, {}, 0.0),
+    Family("item_knn", ItemKNN, {"similarity": "bm25", "n_neighbors": 200, "shrink": 0.0}, 0.12),
+    Family("rp3beta", RP3Beta, {"alpha": 0.8, "beta": 0.4, "n_neighbors": 200}, 0.15),
+    Family("ease", EASE, {"l2": 150.0, "min_item_count": 2}, 0.38, ({"l2": 60.0}, {"l2": 400.0})),
+    Family("als", ALS, {"factors": 64, "regularization": 0.05, "alpha": 10.0, "iterations": 15}, 0.2),
+    Family("bpr", BPR, {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100}, 0.15),
+)
+FAMILY_NAMES = tuple(f.name for f in FAMILIES)
+
+
+@dataclass
+class TuningResult:
+    """The best configuration found for one family, with its validation scores."""
+
+    family: str
+    params: dict[str, Any]
+    score: float
+    n_trials: int
+    seconds: float
+    error: str | None = None
+    val_scores: np.ndarray | None = field(default=None, repr=False)
+
+
+class Validation:
+    """A training matrix, the held-out relevant items and the users to rank for."""
+
+    def __init__(self, train: sp.csr_matrix, relevant: sp.csr_matrix, *, k: int = 10, exclude: sp.csr_matrix | None = None) -> None:
+        self.train = sp.csr_matrix(train)
+        self.relevant = sp.csr_matrix(relevant)
+        self.k = k
+        self.users = np.flatnonzero(np.diff(self.relevant.indptr) > 0)
+        base = self.train if exclude is None else sp.csr_matrix(exclude)
+        self.exclude = base[self.users]
+        self.relevant_users = self.relevant[self.users]
+        #: Histories to score from, when they differ from the fitted matrix (recency weighting).
+        self.history: sp.csr_matrix | None = None
+
+    def subset(self, rows: np.ndarray) -> Validation:
+        """The same validation restricted to ``rows`` of its users (score rows align)."""
+        out = Validation.__new__(Validation)
+        out.train, out.relevant, out.k = self.train, self.relevant, self.k
+        out.users = self.users[rows]
+        out.exclude = self.exclude[rows]
+        out.relevant_users = self.relevant_users[rows]
+        out.history = self.history
+        return out
+
+    def ndcg(self, scores: np.ndarray) -> float:
+        top = top_k(scores, self.k, exclude=self.exclude)
+        return float(per_user_metrics(top, self.relevant_users, self.k)["ndcg"].mean())
+
+    def scores(self, model: BaseRecommender, X: sp.csr_matrix) -> np.ndarray:
+        H = X if self.history is None else self.history
+        return model.score(H[self.users], self.users)
+
+
+def tune_family(
+    family: Family,
+    X: sp.csr_matrix,
+    validation: Validation,
+    *,
+    budget_s: float,
+    max_trials: int | None = None,
+    random_state: int = 0,
+    fixed: dict[str, Any] | None = None,
+    first: tuple[dict[str, Any], float, np.ndarray] | None = None,
+) -> TuningResult:
+    """Search ``family``'s space for the best validation NDCG within ``budget_s`` seconds.
+
+    With ``max_trials`` exactly that many trials run (fewer if the space is
+    exhausted) and the budget is ignored, so the result does not depend on speed.
+    ``first`` is an already evaluated (params, score, validation scores) for the defaults.
+    """
+    import optuna
+
+    start = time.perf_counter()
+    fixed = dict(fixed or {})
+    best = TuningResult(family.name, dict(family.defaults), -1.0, 0, 0.0)
+
+    def evaluate(params: dict[str, Any]) -> float:
+        model = family.model(**{**params, **fixed})
+        model.fit(X)
+        scores = validation.scores(model, X)
+        value = validation.ndcg(scores)
+        best.n_trials += 1
+        if value > best.score:
+            best.score, best.params, best.val_scores = value, dict(params), scores
+        return value
+
+    try:
+        if first is not None:
+            best.params, best.score, best.val_scores = dict(first[0]), first[1], first[2]
+            best.n_trials = 1
+        else:
+            evaluate(dict(family.defaults))
+    except Exception as exc:  # a family that cannot fit is reported, not fatal
+        logger.warning("%s could not be fitted: %s", family.name, exc)
+        best.error = f"{type(exc).__name__}: {exc}"
+        best.seconds = time.perf_counter() - start
+        return best
+    search_space = getattr(family.model, "search_space", None)
+    probe = optuna.trial.FixedTrial({})
+    has_space = True
+    try:
+        if search_space is not None:
+            search_space(probe)
+        has_space = False
+    except ValueError:
+        has_space = True
+    limit = max_trials if max_trials is not None else 10_000
+    if has_space and search_space is not None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(seed=random_state, n_startup_trials=4)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.enqueue_trial(dict(family.defaults))
+        for point in family.initial:
+            study.enqueue_trial(dict(point))
+        pending_defaults = True
+        while best.n_trials < limit:
+            elapsed = time.perf_counter() - start
+            per_trial = elapsed / max(best.n_trials, 1)
+            if max_trials is None and elapsed + per_trial > budget_s:
+                break
+            trial = study.ask()
+            params = search_space(trial)
+            if pending_defaults:  # the enqueued defaults were already evaluated above
+                study.tell(trial, best.score)
+                pending_defaults = False
+                continue
+            try:
+                study.tell(trial, evaluate(params))
+            except Exception as exc:
+                logger.info("%s trial %s failed: %s", family.name, params, exc)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    best.params = {**best.params, **fixed}
+    best.seconds = time.perf_counter() - start
+    logger.info(
+        "%s: best validation ndcg@%d %.4f after %d trial(s) in %.1fs",
+        family.name, validation.k, best.score, best.n_trials, best.seconds,
+    )
+    return best
+
+
+def fit_blend_weights(
+    candidates: dict[str, np.ndarray],
+    validation: Validation,
+    *,
+    max_members: int = 4,
+    grid: tuple[float, ...] = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0),
+) -> tuple[dict[str, float], float]:
+    """Greedy forward selection of standardised score matrices (Caruana et al., 2004).
+
+    Starts from the best single candidate and adds the (candidate, weight)
+    that most improves validation NDCG, until nothing improves it.
+    """
+    z = {name: standardize_rows(s) for name, s in candidates.items()}
+    singles = {name: validation.ndcg(s) for name, s in z.items()}
+    first = max(sorted(singles), key=lambda n: singles[n])
+    weights = {first: 1.0}
+    current, best = z[first].copy(), singles[first]
+    for _ in range(max_members * 2):
+        step: tuple[float, str, float] | None = None
+        for name in sorted(z):
+            for w in grid:
+                value = validation.ndcg(current + np.float32(w) * z[name])
+                if value > best + 1e-6 and (step is None or value > step[0]):
+                    step = (value, name, w)
+        if step is None:
+            break
+        best, name, w = step
+        current += np.float32(w) * z[name]
+        weights[name] = weights.get(name, 0.0) + w
+        if len(weights) >= max_members:
+            break
+    return weights, best
+
+
+def make_blend_scores(scores: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """The blend of score matrices, as `Blend.score` computes it."""
+    names = [n for n in sorted(weights) if weights[n] > 0]
+    total = np.zeros_like(scores[names[0]], dtype=np.float32)
+    for name in names:
+        total += np.float32(weights[name]) * standardize_rows(scores[name])
+    return total
+
+
+def make_model(family: str, params: dict[str, Any], random_state: int = 0) -> BaseRecommender:
+    spec = next(f for f in FAMILIES if f.name == family)
+    params = dict(params)
+    if "random_state" in spec.model().get_params():
+        params.setdefault("random_state", random_state)
+    return spec.model(**params)
+
+
+def make_blend(members: dict[str, BaseRecommender], weights: dict[str, float]) -> Blend:
+    names = [n for n in sorted(weights) if weights[n] > 0]
+    blend = Blend(members=[members[n] for n in names], weights=[float(weights[n]) for n in names])
+    return blend
+
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
