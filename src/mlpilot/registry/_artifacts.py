@@ -42,9 +42,12 @@ def dumps(obj: Any, fmt: str = "auto") -> tuple[bytes, str]:
         )
     if fmt in ("auto", "skops"):
         try:
+            import zipfile
+
             import skops.io as sio
 
-            return sio.dumps(obj), "skops"
+            # Tree ensembles are mostly node arrays, which deflate about 6x.
+            return sio.dumps(obj, compression=zipfile.ZIP_DEFLATED, compresslevel=6), "skops"
         except Exception as exc:  # skops raises several types for unsupported objects
             if fmt == "skops":
                 raise RegistryError(f"skops cannot persist this model: {exc}") from exc
