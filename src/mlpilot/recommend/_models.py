@@ -297,6 +297,14 @@ class _FactorModel(BaseRecommender):
         U = self._user_factors(H, users)
         return np.asarray(U @ self.item_factors_.T, dtype=np.float32)
 
+    def _keep_factors(self, model: Any, X: sp.csr_matrix) -> Any:
+        """Keep plain factor arrays (not the library object), so artifacts load anywhere."""
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        self.X_ = X
+        self.n_items_ = X.shape[1]
+        return self
+
     def _user_factors(self, H: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         if users is not None and (users >= 0).all():
             return self.user_factors_[users]
@@ -371,14 +379,7 @@ class ALS(_FactorModel):
             ),
             X,
         )
-        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
-        self.X_ = X
-        self.n_items_ = X.shape[1]
-        return self
-
-    def _fold_in(self, H: sp.csr_matrix) -> np.ndarray:
-        return super()._fold_in(H)
+        return self._keep_factors(model, X)
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
@@ -426,11 +427,7 @@ class BPR(_FactorModel):
             ),
             (X > 0).astype(np.float32),
         )
-        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
-        self.X_ = X
-        self.n_items_ = X.shape[1]
-        return self
+        return self._keep_factors(model, X)
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
