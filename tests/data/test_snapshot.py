@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from mlpilot.data import load_dataset, read_snapshot
 from mlpilot.registry import Registry, Workspace
@@ -50,3 +51,43 @@ def test_snapshot_source_matches_load_dataset(tmp_path: Path, workspace: Workspa
     record = Registry(workspace).get_dataset(snap.id)
     assert record is not None and record.n_rows == 5000
     assert record.schema is not None  # load_dataset added the schema
+
+
+def test_snapshot_round_trips_nulls_and_text_and_rehashes_alike(tmp_path: Path, workspace: Workspace) -> None:
+    """Null-free columns are stored REQUIRED and text dictionary-encoded: reading the
+    snapshot back gives the same values, nulls included, and the same content id."""
+    import pyarrow.parquet as pq
+
+    from mlpilot.data import snapshot_source
+
+    frame = pd.DataFrame(
+        {
+            "x": [1.5, None, 3.0, 4.25],
+            "n": [1, 2, 3, 4],
+            "city": ["Oslo", None, "Lima", "Oslo"],
+            "tag": ["a", "b", "a", "b"],
+        }
+    )
+    csv = tmp_path / "t.csv"
+    frame.to_csv(csv, index=False)
+    snap = snapshot_source(csv, workspace=workspace)
+    stored = pq.read_schema(snap.path)
+    assert {f.name: f.nullable for f in stored} == {"x": True, "n": False, "city": True, "tag": False}
+    back = read_snapshot(workspace, snap.id)
+    pd.testing.assert_frame_equal(back, frame, check_dtype=False, check_column_type=False)
+    again = snapshot_source(snap.path, workspace=workspace)  # the snapshot itself, read as a source
+    assert again.id == snap.id
+
+
+def test_failed_read_records_nothing(tmp_path: Path, workspace: Workspace) -> None:
+    from mlpilot.data import snapshot_source
+    from mlpilot.exceptions import SourceFormatError
+
+    bad = tmp_path / "ragged.csv"
+    bad.write_text("a,b\n1,2\n3,4,5\n")
+    with pytest.raises(SourceFormatError, match="line 3"):
+        snapshot_source(bad, workspace=workspace)
+    with pytest.raises(SourceFormatError, match="line 3"):
+        load_dataset(bad, workspace=workspace)
+    assert Registry(workspace).list_datasets() == []
+    assert list(workspace.snapshots_dir.iterdir()) == []

@@ -164,3 +164,4 @@ def test_kill_9_mid_write_leaves_no_half_version(tmp_path: Path) -> None:
     # The interrupted write is not a version; the next registration continues cleanly.
     nxt = reg.register_model("big", {"weights": np.zeros(3)}, kind="test")
     assert nxt.version == versions[-1].version + 1
+

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
@@ -77,39 +78,50 @@ def load_dataset(
         When ``target`` is absent, all null or constant.
     """
     spec = describe_source(source, table=table, query=query)
-    arrow = read_table(source, table=table, query=query, on_progress=on_progress)
-    ws = None
-    if snapshot:
-        ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # The snapshot is written and hashed while pandas conversion and schema
-        # inference run here; a bad target still fails before anything is recorded.
-        snapping = pool.submit(write_snapshot, arrow, ws, source=spec.description) if ws else None
-        frame = arrow.to_pandas(date_as_object=False, split_blocks=True)
+    if not snapshot:
+        frame = to_pandas(read_table(source, table=table, query=query, on_progress=on_progress))
+        return Dataset(frame=frame, schema=infer_schema(frame, target=target), snapshot=None, source=spec.description)
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        opening = pool.submit(Registry, ws)  # opened (created, the first time) while the source is read
         try:
-            schema = infer_schema(frame, target=target)
-        finally:
-            snap = snapping.result() if snapping else None
-    if ws is not None and snap is not None:
-        _record(ws, snap, schema)
+            arrow = read_table(source, table=table, query=query, on_progress=on_progress)
+            # The snapshot is written and hashed while pandas conversion and schema
+            # inference run here; a bad target still fails before anything is recorded.
+            snapping = pool.submit(write_snapshot, arrow, ws, source=spec.description)
+            frame = arrow.to_pandas(date_as_object=False, split_blocks=True)
+            try:
+                schema = infer_schema(frame, target=target)
+            finally:
+                snap = snapping.result()
+        except BaseException:
+            _close_quietly(opening)
+            raise
+        registry = opening.result()
+    try:
+        _record(registry, snap, schema)
+    finally:
+        registry.close()
     del arrow
     return Dataset(frame=frame, schema=schema, snapshot=snap, source=spec.description)
 
 
-def _record(ws: Workspace, snap: Snapshot, schema: Schema | None) -> None:
-    registry = Registry(ws)
-    try:
-        registry.record_dataset(
-            id=snap.id,
-            source=snap.source,
-            path=str(snap.path.relative_to(ws.root)),
-            n_rows=snap.n_rows,
-            n_columns=snap.n_columns,
-            sha256=snap.sha256,
-            schema=schema.to_dict() if schema is not None else None,
-        )
-    finally:
-        registry.close()
+def _record(registry: Registry, snap: Snapshot, schema: Schema | None) -> None:
+    registry.record_dataset(
+        id=snap.id,
+        source=snap.source,
+        path=str(snap.path.relative_to(registry.workspace.root)),
+        n_rows=snap.n_rows,
+        n_columns=snap.n_columns,
+        sha256=snap.sha256,
+        schema=schema.to_dict() if schema is not None else None,
+    )
+
+
+def _close_quietly(opening: Future[Registry]) -> None:
+    """Close a registry opened for a load that failed; the load's own error is the one to report."""
+    with contextlib.suppress(Exception):
+        opening.result().close()
 
 
 def snapshot_source(
@@ -127,6 +139,18 @@ def snapshot_source(
     """
     spec = describe_source(source, table=table, query=query)
     ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
-    snap = write_snapshot(read_table(source, table=table, query=query, on_progress=on_progress), ws, source=spec.description)
-    _record(ws, snap, None)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        opening = pool.submit(Registry, ws)  # opened (created, the first time) while the source is read
+        try:
+            snap = write_snapshot(
+                read_table(source, table=table, query=query, on_progress=on_progress), ws, source=spec.description
+            )
+        except BaseException:
+            _close_quietly(opening)
+            raise
+        registry = opening.result()
+    try:
+        _record(registry, snap, None)
+    finally:
+        registry.close()
     return snap

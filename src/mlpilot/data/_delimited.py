@@ -152,7 +152,7 @@ def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) ->
     check_header(header, path)
 
     arrow_encoding = "utf8" if encoding in ("utf-8", "utf-8-sig", "ascii") else encoding
-    read_options = pacsv.ReadOptions(encoding=arrow_encoding, block_size=1 << 24)
+    read_options = pacsv.ReadOptions(encoding=arrow_encoding, block_size=1 << 22)
     parse_options = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False)
     convert_options = pacsv.ConvertOptions(
         strings_can_be_null=True,
