@@ -191,3 +191,25 @@ def test_progress_reports_bytes_up_to_the_file_size(tmp_path: Path, iris: pd.Dat
     assert seen and all(total == size for _, total in seen)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert seen[-1][0] == size
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_read_that_would_not_fit_is_refused_before_reading(
+    tmp_path: Path, iris: pd.DataFrame, fmt: str, workspace: object
+) -> None:
+    """The memory check happens before any byte is parsed: nothing lands in the workspace."""
+    import psutil
+
+    from mlpilot import config_context
+    from mlpilot.data import load_dataset
+    from mlpilot.exceptions import ResourceLimitError
+
+    path = tmp_path / f"iris.{fmt}"
+    big = pd.concat([iris] * 40, ignore_index=True)
+    big.to_csv(path, index=False) if fmt == "csv" else big.to_parquet(path, index=False)
+    # A fraction of RAM smaller than the file itself.
+    tiny = path.stat().st_size / psutil.virtual_memory().total / 2
+    with config_context(memory_fraction=tiny), pytest.raises(ResourceLimitError, match=r"needs about .* KiB of memory.*memory_fraction"):
+        load_dataset(path, workspace=workspace)  # type: ignore[arg-type]
+    assert not any(workspace.snapshots_dir.iterdir())  # type: ignore[attr-defined]
+    assert len(read_source(path)) == len(big)  # the default budget reads it

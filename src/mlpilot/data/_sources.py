@@ -21,6 +21,7 @@ from mlpilot.exceptions import (
     ColumnNotFoundError,
     EmptyDataError,
     InvalidParameterError,
+    ResourceLimitError,
     SourceConnectionError,
     SourceFormatError,
     SourceNotFoundError,
@@ -101,6 +102,7 @@ def read_table(
     size = path.stat().st_size
     if size == 0:
         raise EmptyDataError(f"{path.name} is empty (0 bytes).")
+    check_memory(path, spec.kind, size)
     progress = (lambda n: on_progress(n, size)) if on_progress else None
     if spec.kind == "parquet":
         return _read_parquet(path)
@@ -111,6 +113,54 @@ def read_table(
     from mlpilot.data._delimited import read_csv
 
     return read_csv(path, on_progress=_accumulate(progress) if progress else None)
+
+
+# Peak memory of reading a file, as a multiple of its size (measured: pyarrow's CSV
+# reader peaks near 3x the file, bench/results/ingest.md); Parquet is sized from its
+# own metadata instead.
+_READ_FACTORS = {"csv": 3.0, "jsonl": 4.0, "excel": 20.0}
+
+
+def check_memory(path: Path, kind: str, size: int) -> None:
+    """Refuse, before reading, a file whose read would not fit in memory.
+
+    The budget is the smaller of the memory available now and ``memory_fraction``
+    (`mlpilot.set_config`, default 0.7) of the machine's RAM.
+    """
+    import psutil
+
+    from mlpilot._config import get_config
+
+    if kind == "parquet":
+        try:
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(path).metadata
+            need = int(1.5 * sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)))
+        except (pa.ArrowInvalid, OSError):
+            return  # not valid Parquet: the read itself says so
+    else:
+        need = int(_READ_FACTORS.get(kind, 3.0) * size)
+    memory = psutil.virtual_memory()
+    budget = int(min(memory.available, float(get_config()["memory_fraction"]) * memory.total))
+    if need > budget:
+        raise ResourceLimitError(
+            f"Reading {path.name} ({_size(size)}) needs about {_size(need)} of memory, "
+            f"but only {_size(budget)} may be used (memory_fraction "
+            f"{float(get_config()['memory_fraction']):.2g} of RAM, {_size(memory.available)} free now). "
+            "Free memory, raise mlpilot.set_config(memory_fraction=...), or load a sample of the rows "
+            "(e.g. a SQL query with LIMIT, or a Parquet file of a subset)."
+        )
+
+
+def _size(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} bytes"
+    for unit in ("KiB", "MiB"):
+        n /= 1024
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GiB"
 
 
 def _accumulate(callback: Callable[[int], None]) -> Callable[[int], None]:
