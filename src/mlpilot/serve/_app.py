@@ -14,6 +14,7 @@ from mlpilot._version import __version__
 from mlpilot.monitor import PredictionLog
 from mlpilot.registry import Registry, Workspace
 from mlpilot.serve._batching import MicroBatcher
+from mlpilot.serve._deferred_log import DeferredLog
 from mlpilot.serve._errors import install_error_handlers
 from mlpilot.serve._metrics import Metrics
 from mlpilot.serve._middleware import ApiKeyMiddleware, MetricsMiddleware
@@ -71,13 +72,14 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
         poll_interval=settings.poll_interval,
         max_loaded_versions=settings.max_loaded_versions,
         on_load=on_load,
+        fast_path=settings.fast_path,
     )
     batcher = MicroBatcher(max_rows=settings.max_batch_rows, workers=settings.batch_workers)
-    prediction_log: PredictionLog | _NullLog
+    prediction_log: DeferredLog | _NullLog
     if settings.prediction_log:
-        prediction_log = PredictionLog(
+        prediction_log = DeferredLog(PredictionLog(
             registry.workspace, max_queue=settings.log_queue_size, flush_interval=settings.log_flush_interval
-        )
+        ))
     else:
         prediction_log = _NullLog()
 

@@ -4,9 +4,10 @@ A scikit-learn pipeline spends most of a one-row prediction on per-call
 overhead (column selection, input checks), so 32 rows cost little more than
 one. Requests are queued; each of a few workers takes the oldest request and
 every request for the same model queued behind it, up to ``max_rows``, and
-scores them together in a worker thread. Nothing waits for a batch to fill: an
-idle server scores a lone request at once, and batches grow only while the
-workers are busy, which is when they pay off.
+scores them together in a worker thread. Nothing waits for a batch to fill: a
+request that finds the queue empty and a worker slot free is scored at once by
+its own task (no queue, no wake-up of a worker), and batches grow only while
+the slots are busy, which is when they pay off.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import numpy as np
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
+from mlpilot.serve._inputs import convert_columns
 from mlpilot.serve._models import LoadedModel
-from mlpilot.serve._predict import score
+from mlpilot.serve._predict import score, score_compiled
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class _Item:
     data: dict[str, Any]
     n_rows: int
     future: asyncio.Future[Result]
+    #: ``data`` holds the request's validated JSON values (for the compiled model), not converted arrays.
+    json_values: bool = False
 
 
 def _concat(values: list[Any]) -> Any:
@@ -48,13 +52,23 @@ def _concat(values: list[Any]) -> Any:
     return np.concatenate([np.asarray(v, dtype=object) for v in values])
 
 
+def _scored(loaded: LoadedModel, items: list[_Item], n: int) -> Result:
+    names = list(items[0].data)
+    if items[0].json_values:  # the compiled model reads the JSON values; the pipeline their conversion
+        columns = {name: [v for item in items for v in item.data[name]] for name in names}
+        scored = score_compiled(loaded, columns, n)
+        if scored is not None:
+            return scored
+        data = convert_columns(columns, loaded.schema)[0]
+    else:
+        data = {name: _concat([item.data[name] for item in items]) for name in names}
+    return score(loaded, pd.DataFrame(data, index=pd.RangeIndex(n), copy=False))
+
+
 def score_together(loaded: LoadedModel, items: list[_Item]) -> list[Result]:
     """Score several requests' columns in one call and split the answers back."""
-    names = list(items[0].data)
     n = sum(item.n_rows for item in items)
-    frame = pd.DataFrame({name: _concat([item.data[name] for item in items]) for name in names},
-                         index=pd.RangeIndex(n), copy=False)
-    predictions, probabilities = score(loaded, frame)
+    predictions, probabilities = _scored(loaded, items, n)
     out: list[Result] = []
     start = 0
     for item in items:
@@ -81,19 +95,31 @@ class MicroBatcher:
         self.batches = 0
         self.batched_requests = 0
         self._pending: deque[_Item] = deque()
+        self._busy = 0  # batches being scored, by workers or by requests themselves
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def submit(self, loaded: LoadedModel, data: dict[str, Any], n_rows: int) -> Result:
-        """Score one request's converted columns; returns (predictions, probabilities)."""
+    async def submit(
+        self, loaded: LoadedModel, data: dict[str, Any], n_rows: int, *, json_values: bool = False
+    ) -> Result:
+        """Score one request's columns; returns (predictions, probabilities).
+
+        ``data`` maps each feature to its converted array, or with
+        ``json_values`` to its validated JSON values (lists), which the
+        loaded model's compiled form scores.
+        """
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._start(loop)
         assert self._wakeup is not None
         future: asyncio.Future[Result] = loop.create_future()
-        self._pending.append(_Item(loaded, data, n_rows, future))
-        self._wakeup.set()
+        item = _Item(loaded, data, n_rows, future, json_values)
+        if not self._pending and self._busy < self.workers:
+            await self._score([item])
+        else:
+            self._pending.append(item)
+            self._wakeup.set()
         return await future
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -101,6 +127,7 @@ class MicroBatcher:
         self._loop = loop
         self._wakeup = asyncio.Event()
         self._pending = deque(item for item in self._pending if not item.future.done())
+        self._busy = 0
         self._tasks = [loop.create_task(self._work(), name=f"mlpilot-batcher-{i}") for i in range(self.workers)]
 
     async def stop(self) -> None:
@@ -117,7 +144,8 @@ class MicroBatcher:
         batch, rows, skipped = [first], first.n_rows, []
         while self._pending and rows < self.max_rows:
             item = self._pending.popleft()
-            if item.loaded is first.loaded and rows + item.n_rows <= self.max_rows:
+            if (item.loaded is first.loaded and item.json_values == first.json_values
+                    and rows + item.n_rows <= self.max_rows):
                 batch.append(item)
                 rows += item.n_rows
             else:
@@ -129,29 +157,37 @@ class MicroBatcher:
         assert self._wakeup is not None
         wakeup = self._wakeup
         while True:
-            while not self._pending:
+            while not self._pending or self._busy >= self.workers:
                 wakeup.clear()
                 await wakeup.wait()
             batch = self._take()
-            if not batch:
-                continue
+            if batch:
+                await self._score(batch)
+
+    async def _score(self, batch: list[_Item]) -> None:
+        self._busy += 1
+        try:
             try:
                 results = await run_in_threadpool(score_together, batch[0].loaded, batch)
             except Exception as exc:
                 if len(batch) == 1:
                     _settle(batch[0].future, exc=exc)
-                    continue
+                    return
                 # One request's values broke the batch: score each alone so only it fails.
                 for item in batch:
                     try:
                         _settle(item.future, (await run_in_threadpool(score_together, item.loaded, [item]))[0])
                     except Exception as single:
                         _settle(item.future, exc=single)
-                continue
+                return
             self.batches += 1
             self.batched_requests += len(batch)
             for item, result in zip(batch, results, strict=True):
                 _settle(item.future, result)
+        finally:
+            self._busy -= 1
+            if self._pending and self._wakeup is not None:
+                self._wakeup.set()
 
 
 def _settle(future: asyncio.Future[Result], result: Result | None = None, exc: BaseException | None = None) -> None:

@@ -57,12 +57,19 @@ def _reject_constant(token: str) -> Any:
     )
 
 
+# One decoder for every request (``json.loads`` with options builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_json(body: bytes) -> Any:
     """Parse strict JSON: no NaN or Infinity, and a clear message with the position."""
     if not body.strip():
         raise InvalidParameterError('The request body is empty; send JSON such as {"rows": [{...}]}.')
     try:
-        return json.loads(body.decode("utf-8-sig"), parse_constant=_reject_constant)
+        text = body.decode("utf-8-sig")
+        if text.startswith("\ufeff"):  # what json.loads refuses before decoding
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except UnicodeDecodeError:
         raise InvalidParameterError("The request body is not valid UTF-8 text.") from None
     except json.JSONDecodeError as exc:

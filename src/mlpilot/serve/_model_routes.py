@@ -100,6 +100,11 @@ def _detail(registry: Registry, name: str, version: int | None, alias: str | Non
 
 @router.get("/v1/models/{name}", summary="A model: versions, aliases, metrics, input schema, model card")
 async def get_model(
-    name: str, registry: RegistryDep, version: VersionQuery = None, alias: AliasQuery = None
+    name: str, registry: RegistryDep, models: ModelsDep, version: VersionQuery = None, alias: AliasQuery = None
 ) -> dict[str, Any]:
-    return await run_in_threadpool(_detail, registry, name, version, alias)
+    detail = await run_in_threadpool(_detail, registry, name, version, alias)
+    # How the server scores this version, when it has it loaded: compiled, or why not.
+    loaded = next((lm for lm in [*models.loaded(), *models.pinned()]
+                   if lm.name == name and lm.version.version == detail["selected"]["version"]), None)
+    detail["selected"]["fast_path"] = loaded.fast_path if loaded is not None else None
+    return detail

@@ -8,12 +8,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpilot.data import Schema
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.registry import ModelVersion, Registry
 from mlpilot.registry._ref import check_alias, check_name
+from mlpilot.serve._validator import SchemaValidator
+
+if TYPE_CHECKING:
+    from mlpilot.serve._compile import CompiledModel
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +30,8 @@ class LoadedModel:
 
     ``model`` is the loaded object, ``version`` its `ModelVersion`; ``schema``
     the input schema (``None`` if the version has none) and ``classes`` the
-    class labels for classifiers.
+    class labels for classifiers. ``compiled`` is the verified numpy fast path
+    (``None`` when the model did not compile or verify; ``fast_path`` says why).
     """
 
     model: Any
@@ -39,6 +44,10 @@ class LoadedModel:
     #: ``predict`` and ``predict_proba`` share one preprocessing pass.
     steps: tuple[Any, Any] | None = None
     loaded_at: float = field(default_factory=time.time)
+    compiled: CompiledModel | None = None
+    fast_path: str = "off"
+    #: Recognises clean requests of this schema (None: every request gets the full check).
+    validator: SchemaValidator | None = None
 
     @property
     def name(self) -> str:
@@ -50,8 +59,12 @@ class LoadedModel:
         return str(task) if task is not None else None
 
 
-def load_version(registry: Registry, mv: ModelVersion) -> LoadedModel:
-    """Load ``mv`` (hash-checked by the registry) and precompute what requests need."""
+def load_version(registry: Registry, mv: ModelVersion, *, fast_path: bool = True) -> LoadedModel:
+    """Load ``mv`` (hash-checked by the registry) and precompute what requests need.
+
+    With ``fast_path``, also compile the model for small requests and verify
+    the compiled form against the model (see `mlpilot.serve._verify`).
+    """
     start = time.perf_counter()
     model = registry.load_model(mv)
     seconds = time.perf_counter() - start
@@ -59,7 +72,7 @@ def load_version(registry: Registry, mv: ModelVersion) -> LoadedModel:
     classes = getattr(model, "classes_", None)
     if classes is None and mv.info.get("classes") is not None:
         classes = mv.info["classes"]
-    return LoadedModel(
+    loaded = LoadedModel(
         model=model,
         version=mv,
         schema=schema,
@@ -69,7 +82,13 @@ def load_version(registry: Registry, mv: ModelVersion) -> LoadedModel:
         else None,
         feature_names=tuple(schema.feature_names) if schema is not None else (),
         steps=_split_pipeline(model),
+        validator=SchemaValidator.for_schema(schema),
     )
+    if not fast_path or mv.kind == "recommender" or not callable(getattr(model, "predict", None)):
+        return loaded
+    from mlpilot.serve._verify import with_fast_path
+
+    return with_fast_path(loaded)
 
 
 def _split_pipeline(model: Any) -> tuple[Any, Any] | None:
@@ -99,6 +118,9 @@ class ModelCache:
         Versions pinned by ``?version=`` kept in memory (least recently used go).
     on_load : callable, optional
         Called with each `LoadedModel` after it loads (for metrics).
+    fast_path : bool
+        Compile and verify each loaded version for small requests (in the
+        loading thread, so before a hot swap).
     """
 
     def __init__(
@@ -108,8 +130,10 @@ class ModelCache:
         poll_interval: float = 1.0,
         max_loaded_versions: int = 16,
         on_load: Callable[[LoadedModel], None] | None = None,
+        fast_path: bool = True,
     ) -> None:
         self.registry = registry
+        self.fast_path = fast_path
         self.poll_interval = poll_interval
         self.max_loaded_versions = max_loaded_versions
         self.on_load = on_load
@@ -165,6 +189,10 @@ class ModelCache:
         """Every model served by an alias now."""
         return list(self._by_alias.values())
 
+    def pinned(self) -> list[LoadedModel]:
+        """Every version loaded by ``?version=`` (least recently used first)."""
+        return list(self._by_version.values())
+
     def aliases(self) -> dict[tuple[str, str], int]:
         return {key: lm.version.version for key, lm in self._by_alias.items()}
 
@@ -205,8 +233,8 @@ class ModelCache:
         for lm in [*self._by_alias.values(), *self._by_version.values()]:
             if lm.name == mv.name and lm.version.version == mv.version:
                 return lm
-        loaded = load_version(self.registry, mv)
-        logger.info("loaded %s in %.3f s", mv.ref, loaded.load_seconds)
+        loaded = load_version(self.registry, mv, fast_path=self.fast_path)
+        logger.info("loaded %s in %.3f s (%s)", mv.ref, loaded.load_seconds, loaded.fast_path)
         if self.on_load is not None:
             self.on_load(loaded)
         return loaded

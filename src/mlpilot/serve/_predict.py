@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from mlpilot.exceptions import DataError, MlpilotError
+from mlpilot.serve._compile_final import ARGMAX_CLASSIFIERS, SINGLE_THREAD_ROWS
+from mlpilot.serve._compile_steps import Table
 from mlpilot.serve._models import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -24,56 +27,56 @@ def _plain(values: Any) -> list[Any]:
     return [v.item() if hasattr(v, "item") else v for v in array.tolist()]
 
 
-# Classifiers whose ``predict`` is exactly the class of highest probability, so one
-# ``predict_proba`` call gives both answers. Anything else (tuned thresholds,
-# custom wrappers) is asked for ``predict`` separately.
-ARGMAX_CLASSIFIERS = frozenset({
-    "LGBMClassifier", "LogisticRegression", "RandomForestClassifier", "ExtraTreesClassifier",
-    "HistGradientBoostingClassifier", "GradientBoostingClassifier", "DecisionTreeClassifier",
-    "KNeighborsClassifier", "GaussianNB", "MLPClassifier",
-})
-
-
-# LightGBM predicts with every core by default; for the small batches a server
-# sees, starting the OpenMP team costs more than the trees (16 ms against 0.5 ms
-# for one row on a busy 2-core machine), and concurrent requests already use
-# the cores. Large batches keep LightGBM's own threading.
-_SINGLE_THREAD_ROWS = 2_000
 _LIGHTGBM = frozenset({"LGBMClassifier", "LGBMRegressor", "LGBMRanker"})
+
+Scored = tuple[list[Any], list[list[float]] | None]
 
 
 def _predict_kwargs(final: Any, n_rows: int) -> dict[str, Any]:
-    if type(final).__name__ in _LIGHTGBM and n_rows <= _SINGLE_THREAD_ROWS:
+    if type(final).__name__ in _LIGHTGBM and n_rows <= SINGLE_THREAD_ROWS:
         return {"num_threads": 1}
     return {}
 
 
-def score(loaded: LoadedModel, frame: pd.DataFrame) -> tuple[list[Any], list[list[float]] | None]:
+def predict_frame(loaded: LoadedModel, frame: pd.DataFrame) -> tuple[Any, np.ndarray | None]:
+    """The general path: the loaded model's own predict methods on a frame.
+
+    Returns labels (or values) and, for classifiers, the unrounded class probabilities.
+    """
+    model = loaded.model
+    head, final = loaded.steps if loaded.steps is not None else (None, model)
+    if loaded.classes is not None:
+        features = head.transform(frame) if head is not None else frame
+        proba = np.asarray(final.predict_proba(features, **_predict_kwargs(final, len(frame))), dtype=float)
+        if type(final).__name__ in ARGMAX_CLASSIFIERS:
+            labels = np.asarray(final.classes_, dtype=object)[np.argmax(proba, axis=1)]
+        else:
+            labels = final.predict(features)
+        return labels, proba
+    if head is not None and type(final).__name__ in _LIGHTGBM:
+        return final.predict(head.transform(frame), **_predict_kwargs(final, len(frame))), None
+    return model.predict(frame), None
+
+
+def _round6(value: float) -> float:
+    """``np.round(value, 6)`` on a plain float: the same multiply, round-half-even and divide."""
+    rounded = round(value * 1e6) / 1e6
+    return rounded if rounded else math.copysign(0.0, value)
+
+
+def _shape(labels: Any, proba: np.ndarray | None) -> Scored:
+    return _plain(labels), (np.round(proba, 6).tolist() if proba is not None else None)
+
+
+def score(loaded: LoadedModel, frame: pd.DataFrame) -> Scored:
     """Predict labels (and class probabilities for classifiers) for ``frame``.
 
     Runs in a worker thread. A model that rejects the values it gets raises
     `DataError` (422) naming the model; that is a problem with the input, not
     a server fault.
     """
-    model = loaded.model
     try:
-        probabilities = None
-        if loaded.classes is not None:
-            head, final = loaded.steps if loaded.steps is not None else (None, model)
-            features = head.transform(frame) if head is not None else frame
-            proba = np.asarray(final.predict_proba(features, **_predict_kwargs(final, len(frame))), dtype=float)
-            if type(final).__name__ in ARGMAX_CLASSIFIERS:
-                labels = np.asarray(final.classes_, dtype=object)[np.argmax(proba, axis=1)]
-            else:
-                labels = final.predict(features)
-            predictions = _plain(labels)
-            probabilities = np.round(proba, 6).tolist()
-        else:
-            head, final = loaded.steps if loaded.steps is not None else (None, model)
-            if head is not None and type(final).__name__ in _LIGHTGBM:
-                predictions = _plain(final.predict(head.transform(frame), **_predict_kwargs(final, len(frame))))
-            else:
-                predictions = _plain(model.predict(frame))
+        labels, proba = predict_frame(loaded, frame)
     except MlpilotError:
         raise
     except (ValueError, TypeError, KeyError) as exc:
@@ -82,7 +85,30 @@ def score(loaded: LoadedModel, frame: pd.DataFrame) -> tuple[list[Any], list[lis
             f"Model {loaded.version.ref} could not score these rows: {type(exc).__name__}: "
             f"{str(exc)[:300]}. Check the values against GET /v1/models/{loaded.name}."
         ) from None
-    return predictions, probabilities
+    return _shape(labels, proba)
+
+
+def score_compiled(loaded: LoadedModel, table: Table, n_rows: int) -> Scored | None:
+    """Score validated JSON values with the compiled model; ``None`` where only the general path can.
+
+    The compiled path refuses what it cannot encode (a category the encoder
+    rejects, a missing value a linear model cannot take); the general path
+    then gives the answer, or the error message, it always gave.
+    """
+    compiled = loaded.compiled
+    if compiled is None:
+        return None
+    try:
+        if n_rows == 1 and isinstance(table, list):
+            one = compiled.predict_one(table[0])
+            if one is not None:
+                label, values = one
+                return _plain([label]), [[_round6(v) for v in values]] if values is not None else None
+        labels, proba = compiled.predict(table, n_rows)
+    except Exception as exc:
+        logger.debug("compiled path of %s declined the input (%s: %s)", loaded.version.ref, type(exc).__name__, exc)
+        return None
+    return _shape(labels, proba)
 
 
 def probability_dicts(classes: tuple[Any, ...], probabilities: list[list[float]]) -> list[dict[str, float]]:

@@ -23,7 +23,16 @@ from mlpilot.exceptions import (
     ResourceLimitError,
     SourceFormatError,
 )
-from mlpilot.serve._deps import AliasQuery, MetricsDep, ModelsDep, SettingsDep, VersionQuery
+from mlpilot.serve._deps import (
+    NAME_PARAMETER,
+    PIN_PARAMETERS,
+    AliasQuery,
+    MetricsDep,
+    ModelsDep,
+    SettingsDep,
+    VersionQuery,
+    query_pins,
+)
 from mlpilot.serve._errors import problem_dict
 from mlpilot.serve._inputs import (
     coerce_csv_chunk,
@@ -34,7 +43,8 @@ from mlpilot.serve._inputs import (
     read_body,
 )
 from mlpilot.serve._models import LoadedModel, ModelCache
-from mlpilot.serve._predict import probability_dicts, score
+from mlpilot.serve._predict import probability_dicts, score, score_compiled
+from mlpilot.serve._settings import ServeSettings
 
 router = APIRouter(tags=["predict"])
 
@@ -73,23 +83,73 @@ def _warning_dicts(warnings: list[Problem]) -> list[dict[str, Any]]:
 
 @dataclass
 class Prepared:
-    """One request's validated input: an array per feature, and what to log and warn about."""
+    """One request's validated input and what to log and warn about.
 
-    data: dict[str, Any]
+    ``columns`` holds the request's JSON values per field (``None`` for a
+    clean request in the rows form, read from ``rows``); ``data`` the arrays
+    `convert_columns` made of them, or ``None`` when a clean request skipped
+    that step (see `SchemaValidator`).
+    """
+
+    columns: dict[str, Any] | None
     n_rows: int
     warnings: list[Problem]
     rows: list[dict[str, Any]] | None
+    data: dict[str, Any] | None
+    feature_names: tuple[str, ...] = ()
 
     @property
-    def inputs(self) -> dict[str, Any]:
-        """What the prediction log records: the model's input columns as converted."""
+    def table(self) -> Any:
+        """The validated values as the compiled model reads them."""
+        return self.columns if self.columns is not None else self.rows
+
+    @property
+    def inputs(self) -> Any:
+        """What the prediction log records: the model's input columns (or the clean rows)."""
+        if self.data is not None:
+            return self.data
+        if self.columns is None:
+            return self.rows
+        return {name: self.columns[name] for name in self.feature_names}
+
+    def json_columns(self) -> dict[str, list[Any]]:
+        """The validated JSON values of each feature (the compiled model's input, by column)."""
+        if self.columns is None:
+            rows = self.rows or []
+            return {name: [r[name] for r in rows] for name in self.feature_names}
+        return {name: self.columns[name] for name in self.feature_names}
+
+    def converted(self, schema: Any) -> dict[str, Any]:
+        """The arrays of `convert_columns`, for the general path."""
+        if self.data is None:
+            self.data = convert_columns(self.json_columns() if self.columns is None else self.columns, schema)[0]
         return self.data
 
 
 def prepare(loaded: LoadedModel, payload: Any, max_rows: int) -> Prepared:
+    """Validate a parsed body: in one pass when it is clean and the model is compiled."""
+    validator = loaded.validator
+    fast = loaded.compiled is not None and validator is not None
+    if fast:
+        assert validator is not None
+        clean = validator.clean_rows(payload, max_rows)
+        if clean is not None:
+            return Prepared(None, len(clean), [], clean, None, loaded.feature_names)
     columns, n_rows, rows = columns_from_payload(payload, max_rows)
+    if fast and validator is not None and validator.is_clean(columns):
+        return Prepared(columns, n_rows, [], rows, None, loaded.feature_names)
     data, warnings = convert_columns(columns, loaded.schema)
-    return Prepared(data, n_rows, warnings, rows)
+    return Prepared(columns, n_rows, warnings, rows, data, loaded.feature_names)
+
+
+def score_prepared(loaded: LoadedModel, prepared: Prepared) -> tuple[list[Any], list[list[float]] | None]:
+    """Score in the calling thread: the compiled path when it takes the rows, else the pipeline."""
+    if loaded.schema is not None:
+        scored = score_compiled(loaded, prepared.table, prepared.n_rows)
+        if scored is not None:
+            return scored
+    data = prepared.converted(loaded.schema)
+    return score(loaded, pd.DataFrame(data, index=pd.RangeIndex(prepared.n_rows), copy=False))
 
 
 def shape(
@@ -112,14 +172,19 @@ def predict_payload(
 ) -> tuple[dict[str, Any], dict[str, Any], list[Any], list[list[float]] | None]:
     """Validate, score and shape one JSON request in the calling thread (UI, large bodies)."""
     prepared = prepare(loaded, payload, max_rows)
-    frame = pd.DataFrame(prepared.data, index=pd.RangeIndex(prepared.n_rows), copy=False)
-    predictions, probabilities = score(loaded, frame)
+    predictions, probabilities = score_prepared(loaded, prepared)
     return shape(loaded, prepared, predictions, probabilities), prepared.inputs, predictions, probabilities
 
 
-# Bodies up to this size are parsed on the event loop (tens of microseconds) and
-# their rows micro-batched with concurrent requests; larger ones go to a thread whole.
+# Bodies up to this size are parsed on the event loop (tens of microseconds); a
+# compiled model of fast parts (`CompiledModel.inline`) scores them there too
+# (tens of microseconds more, less than a hop to a worker thread); other models
+# micro-batch them with concurrent requests. Larger bodies go to a thread whole.
 _INLINE_BYTES = 16 * 1024
+# Rows a compiled model scores on the event loop at most (more go to a thread).
+_INLINE_ROWS = 64
+# One encoder for every answer (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(allow_nan=False)
 
 
 @router.post(
@@ -130,41 +195,53 @@ _INLINE_BYTES = 16 * 1024
         "Each model's exact row schema is listed under `/v1/models/<name>/predict` below and "
         "in the components `<name>Row`."
     ),
-    openapi_extra={"requestBody": GENERIC_REQUEST},
+    openapi_extra={"requestBody": GENERIC_REQUEST, "parameters": [NAME_PARAMETER, *PIN_PARAMETERS]},
     responses={200: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}}}, **ERROR_RESPONSES},
     response_class=Response,
 )
-async def predict(
-    request: Request,
-    name: str,
-    models: ModelsDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    version: VersionQuery = None,
-    alias: AliasQuery = None,
-) -> Response:
+async def predict(request: Request) -> Response:
+    # No declared parameters and no Depends here: see `query_pins`.
     start = time.perf_counter()
+    name: str = request.path_params["name"]
+    state = request.app.state
+    settings: ServeSettings = state.settings
+    models: ModelCache = state.models
+    version, alias = query_pins(request)
     body = await read_body(request.stream(), request.headers.get("content-length"), settings.max_body_bytes)
     loaded = await resolve(models, name, version, alias)
     check_predicts(loaded)
-    if settings.batching and len(body) <= _INLINE_BYTES and loaded.schema is not None:
+    if len(body) <= _INLINE_BYTES and loaded.schema is not None:
         prepared = prepare(loaded, parse_json(body), settings.max_rows)
-        predictions, probabilities = await request.app.state.batcher.submit(loaded, prepared.data, prepared.n_rows)
+        compiled = loaded.compiled
+        scored = None
+        if compiled is not None and compiled.inline and prepared.n_rows <= _INLINE_ROWS:
+            scored = score_compiled(loaded, prepared.table, prepared.n_rows)
+        if scored is not None:
+            predictions, probabilities = scored
+        elif settings.batching:
+            if compiled is not None:  # batched, and scored by the compiled model in the worker thread
+                data, json_values = prepared.json_columns(), True
+            else:
+                data, json_values = prepared.converted(loaded.schema), False
+            predictions, probabilities = await state.batcher.submit(
+                loaded, data, prepared.n_rows, json_values=json_values)
+        else:
+            predictions, probabilities = await run_in_threadpool(score_prepared, loaded, prepared)
         answer = shape(loaded, prepared, predictions, probabilities)
-        content, inputs = json.dumps(answer, allow_nan=False).encode(), prepared.inputs
+        content, inputs = _ENCODER.encode(answer).encode(), prepared.inputs
     else:
 
         def work() -> tuple[bytes, Any, list[Any], dict[str, Any]]:
             answer, inputs, predictions, _ = predict_payload(loaded, parse_json(body), settings.max_rows)
-            return json.dumps(answer, allow_nan=False).encode(), inputs, predictions, answer
+            return _ENCODER.encode(answer).encode(), inputs, predictions, answer
 
         content, inputs, predictions, answer = await run_in_threadpool(work)
     latency_ms = (time.perf_counter() - start) * 1000
-    request.app.state.prediction_log.log(
+    state.prediction_log.log(
         loaded.name, loaded.version.version, inputs, predictions, latency_ms,
         probabilities=answer.get("probabilities"),
     )
-    metrics.count_predictions(loaded.name, loaded.version.version, len(predictions))
+    state.metrics.count_predictions(loaded.name, loaded.version.version, len(predictions))
     return Response(content, media_type="application/json")
 
 

@@ -40,3 +40,4 @@ class ServeSettings(BaseSettings):
     batching: bool = Field(default=True, description="Score concurrent small requests together.")
     max_batch_rows: Annotated[int, Field(ge=1)] = 1024
     batch_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    fast_path: bool = Field(default=True, description="Compile each model for small requests, verified against it at load.")

@@ -1,0 +1,221 @@
+"""Compiling a loaded model into a numpy predictor for small requests.
+
+A one-row ``predict_proba`` of a scikit-learn pipeline spends milliseconds on
+frames, column selection and input checks, and microseconds on the model. The
+compiled form keeps only the arithmetic: validated JSON columns go through
+per-column chains (`_compile_steps`) into the float matrix the model was
+trained on, then through the final estimator's low-level predict
+(`_compile_final`). `compile_model` raises `CompileError` for anything it does
+not know; `_verify` checks the result against the general path before use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from mlpilot.data import Schema
+from mlpilot.serve._compile_final import ARGMAX_CLASSIFIERS, Final, LearnerFinal, compile_final
+from mlpilot.serve._compile_steps import Chain, CompileError, FeatureEncoder, Table
+from mlpilot.serve._compile_transformers import (
+    compile_column_transformer,
+    compile_tabular_preprocessor,
+    compile_transformer,
+    is_numeric,
+    source_chain,
+)
+
+Prediction = tuple[np.ndarray, np.ndarray | None]
+
+
+class CompiledModel:
+    """A model as arithmetic over input columns.
+
+    ``predict(table, n_rows)`` takes validated JSON values (a list of row
+    dicts or a mapping of column to values) and returns what the general
+    path computes: labels and class probabilities for classifiers, predicted
+    values (and ``None``) otherwise. It raises (`RejectedInput`, usually)
+    where it cannot score the values, and the caller falls back to the
+    general path.
+    """
+
+    description = ""
+    #: Small requests are scored on the event loop (every part is fast); otherwise in micro-batches.
+    inline = True
+
+    def predict(self, table: Table, n_rows: int) -> Prediction:
+        raise NotImplementedError
+
+    def predict_one(self, row: Mapping[str, Any]) -> tuple[Any, list[float] | None] | None:
+        """One row dict to (label or value, probabilities as floats), without arrays.
+
+        Gives exactly what `predict` gives for that row; ``None`` where only
+        `predict` can answer.
+        """
+        return None
+
+    def encoders(self) -> list[FeatureEncoder]:
+        raise NotImplementedError
+
+    def probe_values(self) -> dict[str, list[Any]]:
+        """Per input column, the categories the model knows (verification tries each)."""
+        found: dict[str, list[Any]] = {}
+        for encoder in self.encoders():
+            for chain in encoder.chains:
+                found.setdefault(chain.source, []).extend(chain.probe_values())
+        return found
+
+
+class PipelineModel(CompiledModel):
+    """One encoder and one final estimator (a Pipeline, or an estimator on the frame)."""
+
+    def __init__(self, encoder: FeatureEncoder, final: Final, *, classes: np.ndarray | None,
+                 labels_from: Any = None, description: str = "") -> None:
+        self.encoder = encoder
+        self.final = final
+        self.classes = classes
+        self.labels_from = labels_from
+        self.description = description
+        self.inline = final.fast
+
+    def encoders(self) -> list[FeatureEncoder]:
+        return [self.encoder]
+
+    def predict_one(self, row: Mapping[str, Any]) -> tuple[Any, list[float] | None] | None:
+        if self.labels_from is not None:
+            return None
+        values = self.final.one(self.encoder.row(row))
+        if values is None:
+            return None
+        if self.classes is None:
+            return values[0], None
+        best = 0
+        for k, value in enumerate(values):  # np.argmax: the first of the largest
+            if value != value:
+                return None
+            if value > values[best]:
+                best = k
+        return self.classes[best], values
+
+    def predict(self, table: Table, n_rows: int) -> Prediction:
+        X = self.encoder.transform(table, n_rows)
+        values = self.final.values(X)
+        if self.classes is None:
+            return values, None
+        if self.labels_from is not None:
+            return np.asarray(self.labels_from.predict(X)), values
+        return self.classes[np.argmax(values, axis=1)], values
+
+
+class EnsembleModel(CompiledModel):
+    """mlpilot's `TabularEnsemble`: weighted members over shared encoders."""
+
+    def __init__(self, encoders: list[FeatureEncoder], members: list[tuple[int, Final, float]],
+                 *, classes: np.ndarray | None, description: str = "") -> None:
+        self._encoders = encoders
+        self.members = members
+        self.classes = classes
+        self.description = description
+        self.inline = all(final.fast for _index, final, _weight in members)
+
+    def encoders(self) -> list[FeatureEncoder]:
+        return list(self._encoders)
+
+    def predict(self, table: Table, n_rows: int) -> Prediction:
+        matrices = [encoder.transform(table, n_rows) for encoder in self._encoders]
+        total: np.ndarray | None = None
+        for index, final, weight in self.members:
+            values = final.values(matrices[index]) * weight
+            total = values if total is None else total + values
+        if total is None:
+            raise CompileError("an ensemble without members")
+        if self.classes is None:
+            return total.astype(float), None
+        return self.classes[np.argmax(total, axis=1)], total / total.sum(axis=1, keepdims=True)
+
+
+def _check_width(final: Final, encoder: FeatureEncoder) -> None:
+    if final.n_features is not None and final.n_features != encoder.width:
+        raise CompileError(f"the estimator expects {final.n_features} features, the encoder gives {encoder.width}")
+
+
+def _head_encoder(steps: list[Any], schema: Schema) -> FeatureEncoder:
+    first, rest = steps[0], steps[1:]
+    name, module = type(first).__name__, type(first).__module__
+    if name == "ColumnTransformer" and module.startswith("sklearn."):
+        chains = compile_column_transformer(first, schema)
+    elif name == "TabularPreprocessor" and module.startswith("mlpilot."):
+        chains = compile_tabular_preprocessor(first, schema)
+    else:
+        raise CompileError(f"a pipeline starting with {name}")
+    for step in rest:  # matrix-wide scalers and imputers are column-wise too
+        chains = compile_transformer(step, chains)
+    return _encoder(chains)
+
+
+def _encoder(chains: list[Chain]) -> FeatureEncoder:
+    text = [c.source for c in chains if not is_numeric(c)]
+    if text:
+        raise CompileError(f"text column {text[0]!r} reaches the estimator unencoded")
+    return FeatureEncoder(chains)
+
+
+def _frame_encoder(estimator: Any, schema: Schema) -> FeatureEncoder:
+    names = list(schema.feature_names)
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if fitted is not None and [str(n) for n in fitted] != names:
+        raise CompileError("the estimator's columns differ from the schema's features")
+    return _encoder([source_chain(schema, name) for name in names])
+
+
+def _classes(model: Any) -> np.ndarray:
+    return np.asarray(model.classes_, dtype=object)
+
+
+def compile_model(model: Any, schema: Schema, *, with_proba: bool) -> CompiledModel:
+    """Compile ``model`` (served with ``schema``) or raise `CompileError` saying why not.
+
+    ``with_proba`` says whether the server answers with class probabilities
+    (the model is a classifier with ``predict_proba``).
+    """
+    from sklearn.pipeline import Pipeline
+
+    name = type(model).__name__
+    if name == "TabularEnsemble" and type(model).__module__.startswith("mlpilot."):
+        return _compile_ensemble(model, schema, with_proba=with_proba)
+    if isinstance(model, Pipeline):
+        steps = [step for _name, step in model.steps if step is not None and step != "passthrough"]
+        if not steps:
+            raise CompileError("an empty pipeline")
+        head, last = steps[:-1], steps[-1]
+        encoder = _head_encoder(head, schema) if head else _frame_encoder(last, schema)
+    else:
+        encoder, last = _frame_encoder(model, schema), model
+    final = compile_final(last, classifier=with_proba)
+    _check_width(final, encoder)
+    classes = _classes(last) if with_proba else None
+    argmax = type(last).__name__ in ARGMAX_CLASSIFIERS
+    labels_from = last if with_proba and not argmax else None
+    description = f"{len(encoder.chains)} column chains -> {encoder.width} features -> {type(final).__name__}"
+    return PipelineModel(encoder, final, classes=classes, labels_from=labels_from, description=description)
+
+
+def _compile_ensemble(model: Any, schema: Schema, *, with_proba: bool) -> EnsembleModel:
+    if with_proba != (model.task != "regression"):
+        raise CompileError("an ensemble whose task does not match its probabilities")
+    encoders: list[FeatureEncoder] = []
+    index_of: dict[int, int] = {}
+    members: list[tuple[int, Final, float]] = []
+    for (pre, learner), weight in zip(model.members_, model.weights_, strict=True):
+        if id(pre) not in index_of:
+            index_of[id(pre)] = len(encoders)
+            encoders.append(_head_encoder([pre], schema))
+        final = LearnerFinal(learner)
+        _check_width(final, encoders[index_of[id(pre)]])
+        members.append((index_of[id(pre)], final, weight))
+    families = ", ".join(f"{learner.family}" for _pre, learner in model.members_)
+    description = f"ensemble of {len(members)} ({families}) over {len(encoders)} encoder(s)"
+    return EnsembleModel(encoders, members, classes=model.classes_ if with_proba else None,
+                         description=description)

@@ -1,0 +1,263 @@
+"""Compiled final estimators: the encoded float matrix in, probabilities or values out.
+
+Each one computes what the estimator's own ``predict_proba`` / ``predict``
+computes on that matrix, without the input checks and conversions that
+dominate a one-row call: LightGBM through its booster, linear models through
+their coefficients, mlpilot's learners through either of those (or their own
+``predict_values`` for the other families).
+"""
+
+from __future__ import annotations
+
+import array
+import logging
+from typing import Any
+
+import numpy as np
+
+from mlpilot.serve._compile_steps import CompileError, RejectedInput
+
+logger = logging.getLogger(__name__)
+
+# Classifiers whose ``predict`` is exactly the class of highest probability, so one
+# ``predict_proba`` call gives both answers. Anything else (tuned thresholds,
+# custom wrappers) is asked for ``predict`` separately.
+ARGMAX_CLASSIFIERS = frozenset({
+    "LGBMClassifier", "LogisticRegression", "RandomForestClassifier", "ExtraTreesClassifier",
+    "HistGradientBoostingClassifier", "GradientBoostingClassifier", "DecisionTreeClassifier",
+    "KNeighborsClassifier", "GaussianNB", "MLPClassifier",
+})
+
+# LightGBM predicts with every core by default; for the small batches a server
+# sees, starting the OpenMP team costs more than the trees (16 ms against 0.5 ms
+# for one row on a busy 2-core machine), and concurrent requests already use
+# the cores. Large batches keep LightGBM's own threading.
+SINGLE_THREAD_ROWS = 2_000
+
+
+class Final:
+    """Probabilities ``(n, n_classes)`` for classifiers, values ``(n,)`` for regressors."""
+
+    #: Number of input features the estimator expects (None: not checked).
+    n_features: int | None = None
+    #: Scores a few rows in tens or hundreds of microseconds (fit for the event loop).
+    fast = True
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def one(self, row: list[float]) -> list[float] | None:
+        """`values` of one row as plain floats, exactly; ``None`` where only `values` can."""
+        return None
+
+
+class _LightGBMRow:
+    """LightGBM's single-row C entry point, set up once per model.
+
+    ``Booster.predict`` spends most of a one-row call building a predictor and
+    converting the array; ``LGBM_BoosterPredictForMatSingleRowFast`` runs the
+    same trees on a pointer to the row. It reaches into ``lightgbm.basic``,
+    so any failure to set it up leaves ``Booster.predict`` in charge.
+    """
+
+    def __init__(self, booster: Any, *, num_iteration: int, n_features: int, n_outputs: int) -> None:
+        import ctypes
+
+        from lightgbm import basic
+
+        self._ctypes = ctypes
+        self._lib = getattr(basic, "_LIB")  # noqa: B009 - not in lightgbm's public API
+        self._safe_call = basic._safe_call
+        self._booster = booster  # the C config points into it: keep it alive as long as this
+        self._config = ctypes.c_void_p()
+        self._safe_call(self._lib.LGBM_BoosterPredictForMatSingleRowFastInit(
+            booster._handle, ctypes.c_int(basic._C_API_PREDICT_NORMAL), ctypes.c_int(0),
+            ctypes.c_int(num_iteration), ctypes.c_int(basic._C_API_DTYPE_FLOAT64), ctypes.c_int32(n_features),
+            basic._c_str("num_threads=1"), ctypes.byref(self._config),
+        ))
+        self._predict = self._lib.LGBM_BoosterPredictForMatSingleRowFast
+        self._out_type = ctypes.c_double * n_outputs
+
+    def __call__(self, row: list[float]) -> list[float]:
+        """The model's output(s) for one row of floats."""
+        ctypes = self._ctypes
+        out = self._out_type()
+        data = array.array("d", row)  # a C double buffer, cheaper to fill than a ctypes array
+        self._safe_call(self._predict(self._config, ctypes.c_void_p(data.buffer_info()[0]),
+                                      ctypes.byref(ctypes.c_int64()), out))
+        return list(out)
+
+    def __del__(self) -> None:
+        config = getattr(self, "_config", None)
+        if config is not None and config.value:
+            self._lib.LGBM_FastConfigFree(config)
+
+
+class LightGBMFinal(Final):
+    """An ``LGBMClassifier`` / ``LGBMRegressor`` through its booster."""
+
+    def __init__(self, estimator: Any, *, classifier: bool) -> None:
+        if callable(getattr(estimator, "objective_", None)):
+            raise CompileError("a LightGBM model with a custom objective returns raw scores")
+        booster = estimator.booster_
+        if getattr(booster, "pandas_categorical", None):
+            raise CompileError("a LightGBM model trained on pandas categoricals maps categories itself")
+        self.booster = booster
+        self.classifier = classifier
+        self.n_classes = int(estimator.n_classes_) if classifier else 1
+        self.binary = classifier and self.n_classes == 2
+        self.n_features = int(booster.num_feature())
+        self.row: _LightGBMRow | None = None
+        try:
+            self.row = _LightGBMRow(
+                booster, num_iteration=int(booster.best_iteration), n_features=self.n_features,
+                n_outputs=self.n_classes if classifier and not self.binary else 1,
+            )
+        except Exception as exc:  # another lightgbm version: the general predict still works
+            logger.info("LightGBM single-row prediction unavailable (%s); using Booster.predict", exc)
+
+    def one(self, row: list[float]) -> list[float] | None:
+        if self.row is None:
+            return None
+        out = self.row(row)
+        return [1.0 - out[0], out[0]] if self.binary else out
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        if X.shape[0] == 1 and self.row is not None:
+            out = self.one(X[0].tolist())
+            return np.array([out]) if self.classifier else np.array(out)
+        kwargs = {"num_threads": 1} if X.shape[0] <= SINGLE_THREAD_ROWS else {}
+        result = self.booster.predict(X, **kwargs)
+        if self.binary:
+            # what LGBMClassifier.predict_proba returns, bit for bit
+            return np.vstack((1.0 - result, result)).transpose()
+        return np.asarray(result)
+
+
+class LinearFinal(Final):
+    """A linear model through ``coef_`` and ``intercept_``.
+
+    Classifiers follow scikit-learn's `LogisticRegression.predict_proba`
+    (sigmoid for two classes, softmax otherwise); regressors return
+    ``X @ coef_ + intercept_``. Like scikit-learn, non-finite inputs are refused.
+    """
+
+    def __init__(self, estimator: Any, *, classifier: bool) -> None:
+        from scipy.special import expit
+        from sklearn.utils.extmath import softmax
+
+        self._expit, self._softmax = expit, softmax  # the functions scikit-learn itself applies
+        coef = np.asarray(estimator.coef_, dtype=float)
+        if not classifier and coef.ndim == 2 and coef.shape[0] != 1:
+            raise CompileError("a multi-output linear regressor")
+        self.coef_T = coef.T
+        intercept = estimator.intercept_
+        self.intercept = np.asarray(intercept, dtype=float) if np.ndim(intercept) else float(intercept)
+        self.classifier = classifier
+        self.n_features = int(coef.shape[-1])
+        if classifier and len(estimator.classes_) > 2 and coef.shape[0] != len(estimator.classes_):
+            raise CompileError("a linear classifier whose coefficients do not match its classes")
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        if not np.isfinite(X).all():
+            raise RejectedInput("linear models do not accept missing values")
+        scores = X @ self.coef_T + self.intercept
+        if scores.ndim > 1 and scores.shape[1] == 1:
+            scores = scores.reshape(-1)
+        if not self.classifier:
+            return np.asarray(scores, dtype=float)
+        if scores.ndim == 1:
+            prob = self._expit(scores)
+            return np.stack([1 - prob, prob], axis=1)
+        return np.asarray(self._softmax(scores, copy=False))
+
+
+class EstimatorFinal(Final):
+    """Any other estimator, called on the encoded matrix (skipping only the frame work)."""
+
+    fast = False
+
+    def __init__(self, estimator: Any, *, classifier: bool) -> None:
+        if hasattr(estimator, "feature_names_in_"):
+            raise CompileError(f"{type(estimator).__name__} was fitted on named columns")
+        self.estimator = estimator
+        self.classifier = classifier
+        n_features = getattr(estimator, "n_features_in_", None)
+        self.n_features = int(n_features) if n_features is not None else None
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        if self.classifier:
+            return np.asarray(self.estimator.predict_proba(X), dtype=float)
+        return np.asarray(self.estimator.predict(X))
+
+
+class LearnerFinal(Final):
+    """mlpilot's `Learner`: probabilities spread over every class code, or values.
+
+    LightGBM and linear learners run through `LightGBMFinal` / `LinearFinal`;
+    CatBoost gets its rows as plain lists (what its per-call frame and pool
+    building costs most of a small request); other families call the
+    learner's own ``predict_values`` on the same matrix the general path builds.
+    """
+
+    def __init__(self, learner: Any) -> None:
+        model = learner.estimator_
+        self.classifier = learner.task != "regression"
+        self.n_classes = int(learner.n_classes)
+        self.inner: Final | None = None
+        if learner.family == "lightgbm":
+            self.inner = LightGBMFinal(model, classifier=self.classifier)
+        elif learner.family == "linear":
+            self.inner = LinearFinal(model, classifier=self.classifier)
+        self.catboost = learner.family == "catboost"
+        self.categorical = frozenset(int(i) for i in learner.categorical_indices)
+        self.learner = learner
+        self.codes = np.asarray(model.classes_, dtype=int) if self.classifier else None
+        self.n_features = self.inner.n_features if self.inner is not None else None
+        self.fast = self.inner is not None or self.catboost
+
+    def _spread(self, proba: np.ndarray) -> np.ndarray:
+        full = np.zeros((proba.shape[0], self.n_classes))
+        full[:, self.codes] = proba
+        return full
+
+    def _catboost_rows(self, X: np.ndarray) -> np.ndarray:
+        # Learner._catboost_frame's encoding: category codes as integers, -1 for missing.
+        cat = self.categorical
+        rows = [[(-1 if v != v else int(v)) if j in cat else v for j, v in enumerate(row)] for row in X.tolist()]
+        model = self.learner.estimator_
+        if self.classifier:
+            return self._spread(np.asarray(model.predict_proba(rows, thread_count=1), dtype=float))
+        return np.asarray(model.predict(rows, thread_count=1), dtype=float).ravel()
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        if self.inner is None:
+            if self.catboost and X.shape[0] <= _CATBOOST_LIST_ROWS:
+                return self._catboost_rows(X)
+            return np.asarray(self.learner.predict_values(X))
+        if not self.classifier:
+            return np.asarray(self.inner.values(X), dtype=float).ravel()
+        return self._spread(self.inner.values(X))
+
+
+# Up to this many rows CatBoost is fed lists; larger batches go through the learner's frame.
+_CATBOOST_LIST_ROWS = 64
+
+
+_LINEAR_CLASSIFIERS = frozenset({"LogisticRegression"})
+_LINEAR_REGRESSORS = frozenset({"LinearRegression", "Ridge", "Lasso", "ElasticNet"})
+
+
+def compile_final(estimator: Any, *, classifier: bool) -> Final:
+    """The compiled form of a pipeline's last step."""
+    name = type(estimator).__name__
+    module = type(estimator).__module__
+    if module.startswith("lightgbm") and name in ("LGBMClassifier", "LGBMRegressor"):
+        return LightGBMFinal(estimator, classifier=classifier)
+    if module.startswith("sklearn.linear_model") and name in (_LINEAR_CLASSIFIERS if classifier else _LINEAR_REGRESSORS):
+        return LinearFinal(estimator, classifier=classifier)
+    if module.startswith("mlpilot.") and name == "Learner":
+        return LearnerFinal(estimator)
+    if not module.startswith("sklearn."):
+        raise CompileError(f"no compiled form for {module}.{name}")
+    return EstimatorFinal(estimator, classifier=classifier)

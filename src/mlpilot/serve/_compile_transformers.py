@@ -1,0 +1,290 @@
+"""Fitted preprocessing turned into per-column chains (see `_compile_steps`).
+
+Supported: scikit-learn's ``ColumnTransformer`` (and ``Pipeline`` inside it)
+over ``SimpleImputer``, ``StandardScaler``, ``MinMaxScaler``, ``MaxAbsScaler``,
+``RobustScaler``, ``OneHotEncoder``, ``OrdinalEncoder`` and passthrough, and
+mlpilot's ``TabularPreprocessor`` for numeric and categorical columns. Anything
+else raises `CompileError` and the model is served by its general path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mlpilot.data import Schema
+from mlpilot.serve._compile_steps import (
+    Add,
+    AsText,
+    Chain,
+    Clip,
+    CompileError,
+    Divide,
+    Dropped,
+    FillMissing,
+    FillNaN,
+    InfToNaN,
+    Lookup,
+    MissingIndicator,
+    Multiply,
+    OneHot,
+    Step,
+    Subtract,
+    ToFloat,
+    Writer,
+    is_missing,
+)
+
+_NUMERIC_DTYPES = frozenset({"integer", "float", "boolean"})
+
+
+def source_chain(schema: Schema, name: str) -> Chain:
+    """An input column as the model's first transformer sees it: floats, or text for strings."""
+    if name not in schema.feature_names:
+        raise CompileError(f"the model reads column {name!r}, which is not an input of its schema")
+    dtype = schema[name].dtype
+    if dtype in _NUMERIC_DTYPES:
+        return Chain(name, (ToFloat(),), Writer())
+    if dtype == "string":
+        return Chain(name, (), Writer())
+    raise CompileError(f"column {name!r} is a {dtype} column")
+
+
+def is_numeric(chain: Chain) -> bool:
+    return type(chain.writer) is not Writer or any(isinstance(s, ToFloat | Lookup) for s in chain.steps)
+
+
+def _plain_value(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _scalar_steps(chains: Sequence[Chain], what: str, make: Any) -> list[Chain]:
+    out = []
+    for j, chain in enumerate(chains):
+        if not is_numeric(chain):
+            raise CompileError(f"{what} on text column {chain.source!r}")
+        out.append(chain.then(make(j)))
+    return out
+
+
+def _imputer(imputer: Any, chains: Sequence[Chain]) -> list[Chain]:
+    if getattr(imputer, "add_indicator", False):
+        raise CompileError("SimpleImputer with add_indicator")
+    if not is_missing(imputer.missing_values):
+        raise CompileError(f"SimpleImputer with missing_values={imputer.missing_values!r}")
+    out = []
+    for chain, statistic in zip(chains, imputer.statistics_, strict=True):
+        statistic = _plain_value(statistic)
+        if is_missing(statistic):
+            if getattr(imputer, "keep_empty_features", False):
+                raise CompileError("SimpleImputer with keep_empty_features")
+            out.append(chain.then((), Dropped()))
+        elif is_numeric(chain):
+            if not isinstance(statistic, int | float):
+                raise CompileError(f"SimpleImputer fills numeric column {chain.source!r} with text")
+            out.append(chain.then((FillNaN(float(statistic)),)))
+        else:
+            out.append(chain.then((FillMissing(statistic),)))
+    return out
+
+
+def _categories(categories: Any, chain: Chain) -> tuple[list[Any], bool]:
+    """The categories as plain dict keys, and whether the last one is the missing value."""
+    values = [_plain_value(c) for c in categories]
+    has_missing = bool(values) and is_missing(values[-1])
+    if has_missing:
+        values = values[:-1]
+    if any(is_missing(v) for v in values):
+        raise CompileError("categories with more than one missing value")
+    numeric = is_numeric(chain)
+    if any(isinstance(v, str) == numeric for v in values):
+        raise CompileError(f"categories of column {chain.source!r} do not match its type")
+    return values, has_missing
+
+
+def _one_hot(encoder: Any, chains: Sequence[Chain]) -> list[Chain]:
+    if getattr(encoder, "_infrequent_enabled", False):
+        raise CompileError("OneHotEncoder with infrequent categories")
+    if encoder.handle_unknown not in ("ignore", "error", "warn"):
+        raise CompileError(f"OneHotEncoder with handle_unknown={encoder.handle_unknown!r}")
+    drop_idx = encoder.drop_idx_
+    out = []
+    for j, (chain, categories) in enumerate(zip(chains, encoder.categories_, strict=True)):
+        values, has_missing = _categories(categories, chain)
+        dropped = None if drop_idx is None or drop_idx[j] is None else int(drop_idx[j])
+        columns = [*values, *(["missing"] if has_missing else [])]
+        positions: list[int] = []
+        next_position = 0
+        for k in range(len(columns)):
+            if k == dropped:
+                positions.append(-1)
+            else:
+                positions.append(next_position)
+                next_position += 1
+        lookup = dict(zip(values, positions[: len(values)], strict=True))
+        writer = OneHot(lookup, next_position, missing=positions[-1] if has_missing else None,
+                        reject_unknown=encoder.handle_unknown == "error")
+        out.append(chain.then((), writer))
+    return out
+
+
+def _ordinal(encoder: Any, chains: Sequence[Chain]) -> list[Chain]:
+    if getattr(encoder, "_infrequent_enabled", False):
+        raise CompileError("OrdinalEncoder with infrequent categories")
+    if encoder.handle_unknown == "use_encoded_value":
+        unknown: float | None = float(encoder.unknown_value)
+    elif encoder.handle_unknown == "error":
+        unknown = None
+    else:
+        raise CompileError(f"OrdinalEncoder with handle_unknown={encoder.handle_unknown!r}")
+    out = []
+    for chain, categories in zip(chains, encoder.categories_, strict=True):
+        values, has_missing = _categories(categories, chain)
+        codes = {v: float(k) for k, v in enumerate(values)}
+        missing = float(encoder.encoded_missing_value) if has_missing else unknown
+        out.append(chain.then((Lookup(codes, missing, unknown),)))
+    return out
+
+
+def _scaler(scaler: Any, chains: Sequence[Chain]) -> list[Chain]:
+    name = type(scaler).__name__
+
+    def steps(j: int) -> tuple[Step, ...]:
+        if name == "StandardScaler":
+            out: list[Step] = []
+            if scaler.with_mean:
+                out.append(Subtract(float(scaler.mean_[j])))
+            if scaler.with_std:
+                out.append(Divide(float(scaler.scale_[j])))
+            return tuple(out)
+        if name == "RobustScaler":
+            out = []
+            if scaler.with_centering:
+                out.append(Subtract(float(scaler.center_[j])))
+            if scaler.with_scaling:
+                out.append(Divide(float(scaler.scale_[j])))
+            return tuple(out)
+        if name == "MaxAbsScaler":
+            return (Divide(float(scaler.scale_[j])),)
+        low, high = scaler.feature_range
+        clip: tuple[Step, ...] = (Clip(float(low), float(high)),) if scaler.clip else ()
+        return (Multiply(float(scaler.scale_[j])), Add(float(scaler.min_[j])), *clip)
+
+    return _scalar_steps(chains, name, steps)
+
+
+_SCALERS = frozenset({"StandardScaler", "RobustScaler", "MaxAbsScaler", "MinMaxScaler"})
+
+
+def is_passthrough(transformer: Any) -> bool:
+    if transformer is None or (isinstance(transformer, str) and transformer == "passthrough"):
+        return True
+    # ColumnTransformer's fitted remainder="passthrough" is an identity FunctionTransformer.
+    return type(transformer).__name__ == "FunctionTransformer" and transformer.func is None
+
+
+def compile_transformer(transformer: Any, chains: Sequence[Chain]) -> list[Chain]:
+    """The chains after ``transformer``, a column-wise scikit-learn transformer (or a Pipeline of them)."""
+    if is_passthrough(transformer):
+        return list(chains)
+    name = type(transformer).__name__
+    module = type(transformer).__module__
+    if not module.startswith("sklearn."):
+        raise CompileError(f"no compiled form for {module}.{name}")
+    if name == "Pipeline":
+        for _step_name, step in transformer.steps:
+            chains = compile_transformer(step, chains)
+        return list(chains)
+    n_in = getattr(transformer, "n_features_in_", len(chains))
+    if n_in != len(chains):
+        raise CompileError(f"{name} expects {n_in} columns, gets {len(chains)}")
+    if name == "SimpleImputer":
+        return _imputer(transformer, chains)
+    if name == "OneHotEncoder":
+        return _one_hot(transformer, chains)
+    if name == "OrdinalEncoder":
+        return _ordinal(transformer, chains)
+    if name in _SCALERS:
+        return _scaler(transformer, chains)
+    raise CompileError(f"no compiled form for {name}")
+
+
+def _column_names(spec: Any, names_in: list[str]) -> list[str]:
+    if isinstance(spec, str):
+        raise CompileError("a ColumnTransformer column given as one name (a 1-D input)")
+    if isinstance(spec, slice) or callable(spec):
+        raise CompileError("a ColumnTransformer column selector that is not a list")
+    items = [_plain_value(c) for c in (spec if isinstance(spec, list) else np.asarray(spec).tolist())]
+    if items and all(isinstance(c, bool) for c in items):
+        return [n for n, keep in zip(names_in, items, strict=True) if keep]
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in items):
+        return [names_in[c] for c in items]
+    if all(isinstance(c, str) for c in items):
+        return list(items)
+    raise CompileError("ColumnTransformer columns of mixed types")
+
+
+def compile_column_transformer(transformer: Any, schema: Schema) -> list[Chain]:
+    """Chains in the ColumnTransformer's output order."""
+    names_in = [str(n) for n in getattr(transformer, "feature_names_in_", [])]
+    if not names_in:
+        raise CompileError("a ColumnTransformer fitted without column names")
+    if transformer.transformer_weights:
+        raise CompileError("a ColumnTransformer with transformer_weights")
+    out: list[Chain] = []
+    for name, trans, spec in transformer.transformers_:
+        if isinstance(trans, str) and trans == "drop":
+            continue
+        span = transformer.output_indices_[name]
+        columns = _column_names(spec, names_in)
+        if not columns:
+            continue
+        chains = compile_transformer(trans, [source_chain(schema, c) for c in columns])
+        width = sum(c.writer.width for c in chains)
+        if span.start != sum(c.writer.width for c in out) or span.stop - span.start != width:
+            raise CompileError(f"ColumnTransformer part {name!r} has {span.stop - span.start} outputs, compiled {width}")
+        out.extend(chains)
+    return out
+
+
+def compile_tabular_preprocessor(pre: Any, schema: Schema) -> list[Chain]:
+    """Chains in the output order of mlpilot's `TabularPreprocessor` (numeric and categorical roles)."""
+    onehot = pre.encoding == "onehot"
+    out: list[Chain] = []
+    for col in pre.columns_:
+        role = pre.roles_[col]
+        if role == "numeric":
+            chain = source_chain(schema, col)
+            if not is_numeric(chain):
+                raise CompileError(f"numeric column {col!r} holds text in the schema")
+            chain = chain.then((InfToNaN(),))
+            if onehot:
+                mean, std = pre.scales_[col]
+                chain = chain.then((FillNaN(float(pre.medians_[col])), Subtract(float(mean)), Divide(float(std))))
+            out.append(chain)
+        elif role == "categorical":
+            source_chain(schema, col)  # the column must be an input of the schema
+            if schema[col].dtype not in ("string", "boolean"):
+                # an integer column read as text gives '3' or '3.0' depending on the other rows
+                raise CompileError(f"categorical column {col!r} is a {schema[col].dtype} column")
+            raw = Chain(col, (AsText(),), Writer())
+            categories = list(pre.categories_[col])
+            if onehot:
+                positions = {c: i for i, c in enumerate(categories)}
+                out.append(raw.then((), OneHot(positions, len(categories), missing=None, reject_unknown=False)))
+            else:
+                codes = {c: float(i) for i, c in enumerate(categories)}
+                other = float(len(categories))
+                out.append(raw.then((Lookup(codes, float("nan"), other),)))
+        else:
+            raise CompileError(f"TabularPreprocessor {role} column {col!r}")
+    if onehot:
+        for col in pre.indicators_:
+            chain = source_chain(schema, col)
+            out.append(chain.then((), MissingIndicator()))
+    width = sum(c.writer.width for c in out)
+    if width != pre.n_features_out_:
+        raise CompileError(f"TabularPreprocessor has {pre.n_features_out_} outputs, compiled {width}")
+    return out

@@ -1,0 +1,135 @@
+"""A per-schema check, built once per loaded version, that passes clean requests in one pass.
+
+`convert_columns` validates any request and words every problem, at the cost
+of a numpy array and a few set operations per column. Most requests are
+clean: exactly the feature columns, values of the right JSON types, known
+categories. `SchemaValidator.is_clean` recognises those with plain type
+checks; anything else (a missing or extra field, a wrong type, a non-finite
+number, an unseen category) goes to `convert_columns`, which gives the same
+errors and warnings as always.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from mlpilot.data import Schema
+from mlpilot.data._schema import MAX_CATEGORIES
+
+_NUMBER = 0
+_BOOLEAN = 1
+_TEXT = 2
+_INT_LIMIT = 2**62
+
+
+class SchemaValidator:
+    """Recognises requests that `convert_columns` would accept without a warning.
+
+    Parameters
+    ----------
+    schema : Schema
+        The served version's input schema.
+    """
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.names = frozenset(schema.feature_names)
+        checks: list[tuple[str, int, frozenset[str] | None]] = []
+        for col in schema.features:
+            if col.dtype in ("integer", "float"):
+                kind = _NUMBER
+            elif col.dtype == "boolean":
+                kind = _BOOLEAN
+            elif col.dtype == "string":
+                kind = _TEXT
+            else:
+                raise ValueError(f"no fast check for {col.dtype} column {col.name!r}")
+            # the categories `convert_columns` flags as unseen (see _inputs._unseen)
+            flags = (col.categories is not None and col.role in ("categorical", "boolean")
+                     and col.n_unique <= MAX_CATEGORIES)
+            checks.append((col.name, kind, frozenset(col.categories or ()) if flags else None))
+        self.checks = tuple(checks)
+
+    @classmethod
+    def for_schema(cls, schema: Schema | None) -> SchemaValidator | None:
+        """A validator, or ``None`` for schemas with columns it does not check (dates)."""
+        if schema is None:
+            return None
+        try:
+            return cls(schema)
+        except ValueError:
+            return None
+
+    def clean_rows(self, payload: Any, max_rows: int) -> list[dict[str, Any]] | None:
+        """``payload["rows"]`` when ``payload`` is ``{"rows": [...]}`` and every row is clean, else ``None``."""
+        if type(payload) is not dict or len(payload) != 1:
+            return None
+        rows = payload.get("rows")
+        if type(rows) is not list or not 0 < len(rows) <= max_rows:
+            return None
+        names = self.names
+        for row in rows:
+            if type(row) is not dict or row.keys() != names:
+                return None
+        if len(rows) == 1:  # the common case, without a list per column
+            row = rows[0]
+            for name, kind, categories in self.checks:
+                if not _clean_value(row[name], kind, categories):
+                    return None
+            return rows
+        for name, kind, categories in self.checks:
+            if not _clean([row[name] for row in rows], kind, categories):
+                return None
+        return rows
+
+    def is_clean(self, columns: Mapping[str, Any]) -> bool:
+        """True when ``columns`` holds exactly the features, each a list of valid, known values."""
+        if len(columns) != len(self.names) or not self.names.issuperset(columns):
+            return False
+        for name, kind, categories in self.checks:
+            values = columns[name]
+            if type(values) is not list or not _clean(values, kind, categories):  # a subclass records absent fields
+                return False
+        return True
+
+
+def _clean_value(v: Any, kind: int, categories: frozenset[str] | None) -> bool:
+    t = type(v)
+    if v is None:
+        return True
+    if kind == _NUMBER:
+        return (t is float and math.isfinite(v)) or (t is int and -_INT_LIMIT < v < _INT_LIMIT)
+    if kind == _TEXT:
+        return t is str and (categories is None or v in categories)
+    return t is bool and (categories is None or str(v) in categories)
+
+
+def _clean(values: list[Any], kind: int, categories: frozenset[str] | None) -> bool:
+    if kind == _NUMBER:
+        for v in values:
+            t = type(v)
+            if t is float:
+                if not math.isfinite(v):
+                    return False
+            elif t is int:
+                if not -_INT_LIMIT < v < _INT_LIMIT:
+                    return False
+            elif v is not None:
+                return False
+    elif kind == _TEXT:
+        for v in values:
+            if type(v) is str:
+                if categories is not None and v not in categories:
+                    return False
+            elif v is not None:
+                return False
+    else:
+        for v in values:
+            if type(v) is bool:
+                if categories is not None and str(v) not in categories:
+                    return False
+            elif v is not None:
+                return False
+    return True
