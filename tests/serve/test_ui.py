@@ -99,3 +99,38 @@ def test_prediction_form_in_chromium(
         finally:
             browser.close()
     assert (tmp_path / "prediction.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+def test_api_docs_render_offline_in_chromium(registry: Registry, churn_model: Any, tmp_path: Path) -> None:
+    """/docs loads Swagger UI from the server itself (no CDN): with every request to
+    another host blocked, the page still lists the predict operation."""
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is required in CI: apt-get install -y chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import Route, sync_playwright
+
+    app = create_app(ServeSettings(home=registry.workspace.root), registry=registry)
+    foreign: list[str] = []
+
+    def only_local(route: Route) -> None:
+        if route.request.url.startswith(url):
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    with running_server(app) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.route("**/*", only_local)
+            page.goto(url + "/docs")
+            page.wait_for_selector(".opblock-summary-path", timeout=15_000)
+            paths = page.locator(".opblock-summary-path").all_inner_texts()
+            page.screenshot(path=str(tmp_path / "docs.png"))
+        finally:
+            browser.close()
+    assert foreign == []
+    assert any(p.replace("\u200b", "").endswith("/predict") for p in paths), paths

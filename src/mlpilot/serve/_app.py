@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from mlpilot._version import __version__
 from mlpilot.monitor import PredictionLog
@@ -94,7 +95,9 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
             models.stop()
             prediction_log.close()
 
-    app = FastAPI(
+    # The Swagger UI and ReDoc pages come with their scripts (fastapi-offline), so
+    # /docs works on a machine without internet access.
+    app = FastAPIOffline(
         title="mlpilot",
         version=__version__,
         description="Predictions from the models in an mlpilot workspace. "
