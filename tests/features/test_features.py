@@ -8,6 +8,7 @@ import scipy.sparse as sp
 import mlpilot.features as features_pkg
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.features import TabularPreprocessor, column_roles, find_leaks
+from mlpilot.features._preprocess import _as_str, _category_codes
 from mlpilot.registry._artifacts import dumps, loads
 
 
@@ -78,3 +79,49 @@ def test_find_leaks() -> None:
     assert find_leaks(df, "y", "binary", ["copy", "x"]) == ["copy"]
     reg = pd.DataFrame({"y": np.arange(100.0), "double": np.arange(100.0) * 2, "noise": rng.normal(size=100)})
     assert find_leaks(reg, "y", "regression", ["double", "noise"]) == ["double"]
+
+
+def _reference_codes(series: pd.Series, categories: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes by the definition: each value's ``str`` looked up one by one (None when missing)."""
+    raw = _as_str(series)
+    index = {c: i for i, c in enumerate(categories)}
+    codes = np.array([-1 if v is None else index.get(v, -1) for v in raw], dtype=np.int64)
+    return codes, np.array([v is None for v in raw])
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        pd.Series(["a", "b", None, "zz", "a", np.nan], dtype=object),
+        pd.Series(["a", "b", None, "zz"], dtype="string"),
+        pd.Series(["a", "b", None, "a"], dtype="category"),
+        pd.Series([1, 2, 3, 2, 7]),
+        pd.Series([1.0, np.nan, 2.5, 1.0]),
+        pd.Series([True, False, True]),
+        pd.Series([1, "1", "a", None, 2.0], dtype=object),
+        pd.Series([None, None], dtype=object),
+        pd.Series([], dtype=object),
+    ],
+    ids=["object", "string", "category", "int", "float", "bool", "mixed", "all-missing", "empty"],
+)
+def test_category_codes_match_the_per_value_definition(series: pd.Series) -> None:
+    categories = ["1", "1.0", "2", "2.5", "False", "True", "a", "b"]
+    codes, missing = _category_codes(series, categories)
+    expected_codes, expected_missing = _reference_codes(series, categories)
+    np.testing.assert_array_equal(codes, expected_codes)
+    np.testing.assert_array_equal(missing, expected_missing)
+
+
+@pytest.mark.parametrize("encoding", ["ordinal", "onehot"])
+def test_transform_encodes_categories_by_their_string(encoding: str) -> None:
+    train = pd.DataFrame({"c": ["1", "2", "2", "x", None] * 4, "n": np.arange(20.0)})
+    new = pd.DataFrame({"c": pd.Series([1, "2", None, "unseen", 2], dtype=object), "n": [0.0, 1.0, np.nan, 3.0, np.inf]})
+    pre = TabularPreprocessor(encoding=encoding, roles={"c": "categorical", "n": "numeric"}).fit(train)
+    out = pre.transform(new)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64
+    if encoding == "ordinal":  # categories ["1", "2", "x"]; unseen -> 3, missing -> NaN
+        np.testing.assert_array_equal(out[:, 0], [0.0, 1.0, np.nan, 3.0, 1.0])
+        np.testing.assert_array_equal(out[:, 1], [0.0, 1.0, np.nan, 3.0, np.nan])
+    else:
+        np.testing.assert_array_equal(out[:, 0:3], [[1, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0], [0, 1, 0]])
+        assert pre.feature_names_out_[0:3] == ["c=1", "c=2", "c=x"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -7,8 +8,10 @@ import pandas as pd
 import pytest
 
 import mlpilot.search as search_pkg
+import mlpilot.search._learners as learners_module
 from mlpilot.exceptions import BudgetWarning, InvalidParameterError
 from mlpilot.features import TabularPreprocessor, column_roles
+from mlpilot.registry._artifacts import dumps, loads
 from mlpilot.search import (
     FAMILIES,
     Learner,
@@ -20,6 +23,8 @@ from mlpilot.search import (
     load_portfolio,
     run_search,
 )
+from mlpilot.search._ensemble import prune_weights
+from mlpilot.search._search import PRUNE_TOLERANCE
 from mlpilot.tasks import get_metric
 
 
@@ -142,3 +147,129 @@ def test_memory_cap_skips_heavy_families() -> None:
     result, _, _ = _search("binary", families=("linear", "random_forest"), memory_limit=1_000_000, n_trials=0)
     skipped = {c.name: c.note for c in result.candidates if c.status == "skipped"}  # type: ignore[attr-defined]
     assert "random_forest" in skipped and "exceeds the cap" in skipped["random_forest"]
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+@pytest.mark.parametrize("family", ["extra_trees", "random_forest"])
+def test_forest_values_match_scikit_learn(family: str, task: str) -> None:
+    frame, y = _table(task, n=120)
+    pre = TabularPreprocessor(encoding="ordinal", roles=column_roles(frame)).fit(frame)
+    X = pre.transform(frame)
+    X[::7, 0] = np.nan
+    train = y[:80] if task == "regression" else np.where(y[:80] == 1, 0, y[:80])  # class 1 unseen in training
+    learner = Learner(family=family, task=task, params={"n_estimators": 15}, n_classes=3, n_jobs=1).fit(X[:80], train)
+    model = learner.estimator_
+    if task == "regression":
+        np.testing.assert_array_equal(learner.predict_values(X[80:]), model.predict(X[80:]))
+    else:
+        values = learner.predict_values(X[80:])
+        np.testing.assert_array_equal(values[:, [0, 2]], model.predict_proba(X[80:]))
+        assert not values[:, 1].any()
+
+
+def test_catboost_frame_keeps_codes_and_missing_values() -> None:
+    learner = Learner(family="catboost", categorical_indices=(1,))
+    X = np.array([[0.5, 2.0], [np.nan, np.nan], [1.5, 0.0]])
+    frame = learner._catboost_frame(X)
+    assert list(frame.columns) == ["0", "1"]
+    assert frame["1"].dtype == np.int64 and frame["1"].tolist() == [2, -1, 0]
+    np.testing.assert_array_equal(frame["0"].to_numpy(), X[:, 0])
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+@pytest.mark.parametrize("family", ["lightgbm", "catboost"])
+def test_prediction_threads_do_not_change_values(family: str, task: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learners_module, "_PARALLEL_WORK", 1)  # every batch counts as large
+    frame, y = _table(task, n=600)
+    pre = TabularPreprocessor(encoding="ordinal", roles=column_roles(frame)).fit(frame)
+    X = pre.transform(frame)
+    learner = Learner(family=family, task=task, params={"n_estimators": 60}, n_classes=3, n_jobs=1,
+                      categorical_indices=tuple(pre.categorical_indices_)).fit(X, y)
+    one = learner.predict_values(X, n_jobs=1)
+    np.testing.assert_array_equal(learner.predict_values(X, n_jobs=2), one)
+    np.testing.assert_array_equal(learner.predict_values(X), one)
+
+
+class _CountingPreprocessor(TabularPreprocessor):
+    calls = 0
+
+    def transform(self, X: object) -> object:
+        type(self).calls += 1
+        return super().transform(X)
+
+
+def test_members_share_one_transform_per_preprocessor() -> None:
+    frame, y = _table("binary", n=200)
+    pre = _CountingPreprocessor(encoding="ordinal", roles=column_roles(frame)).fit(frame)
+    X = pre.transform(frame)
+    learners = [
+        Learner(family=f, params=p, categorical_indices=tuple(pre.categorical_indices_), n_jobs=1).fit(X, y)
+        for f, p in [("lightgbm", {"n_estimators": 30}), ("catboost", {"n_estimators": 30}), ("extra_trees", {})]
+    ]
+    weights = [0.5, 0.3, 0.2]
+    shared = TabularEnsemble(members=[(pre, learner) for learner in learners], weights=weights, classes=[0, 1],
+                             n_jobs=2).fit()
+    separate = TabularEnsemble(members=[(copy.deepcopy(pre), learner) for learner in learners], weights=weights,
+                               classes=[0, 1]).fit()
+    _CountingPreprocessor.calls = 0
+    proba = shared.predict_proba(frame)
+    assert _CountingPreprocessor.calls == 1
+    np.testing.assert_array_equal(proba, separate.predict_proba(frame))
+    assert _CountingPreprocessor.calls == 4
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pruning_stays_within_tolerance(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=300)
+    predictions = [y + rng.normal(scale=s, size=300) + b for s, b in [(0.5, 0.1), (0.6, -0.1), (0.7, 0.0), (0.55, 0.2)]]
+    metric = get_metric("rmse")
+    weights = caruana_weights(predictions, y, metric)
+
+    def score(w: np.ndarray) -> float:
+        return metric.score(y, sum(wi * p for wi, p in zip(w, predictions, strict=True)))
+
+    assert np.count_nonzero(weights) > 2
+    for tolerance in (0.0, 0.005, 0.02, 1.0):
+        pruned = prune_weights(predictions, y, metric, weights, tolerance=tolerance)
+        assert pruned.sum() == pytest.approx(1.0)
+        assert set(np.flatnonzero(pruned)) <= set(np.flatnonzero(weights))
+        assert score(pruned) >= score(weights) - tolerance
+    assert np.count_nonzero(prune_weights(predictions, y, metric, weights, tolerance=1.0)) == 1
+
+
+def test_pruning_drops_the_member_that_adds_least() -> None:
+    y = np.array([0.0, 1.0, 2.0, 3.0])
+    predictions = list(y + np.array([[0.3, -0.2, 0.0, -0.2], [-0.3, 0.2, -0.3, -0.2], [0.0, 0.0, -0.3, 0.3]]))
+    metric = get_metric("rmse")
+    weights = caruana_weights(predictions, y, metric)
+    assert weights.tolist() == [0.5, 0.25, 0.25]
+    assert prune_weights(predictions, y, metric, weights, tolerance=0.01).tolist() == [0.5, 0.25, 0.25]
+    assert prune_weights(predictions, y, metric, weights, tolerance=0.05).tolist() == [0.5, 0.0, 0.5]
+
+
+def test_search_prunes_within_tolerance_of_the_full_blend() -> None:
+    result, _, y = _search("regression", families=("lightgbm", "linear", "knn", "extra_trees"), n_trials=2,
+                           n_folds=3)
+    metric = get_metric("rmse")
+    usable = [c for c in result.candidates if c.usable and c.family != "dummy"]  # type: ignore[attr-defined]
+    full = caruana_weights([c.oof for c in usable], y[:160], metric)
+    full_score = metric.score(y[:160], sum(w * c.oof for w, c in zip(full, usable, strict=True)))
+    dummy = metric.score(y[:160], result.candidates[0].oof)  # type: ignore[attr-defined]
+    tolerance = PRUNE_TOLERANCE * abs(full_score - dummy)
+    assert metric.score(y[:160], result.ensemble_oof) >= full_score - tolerance - 1e-12  # type: ignore[attr-defined]
+    assert set(result.weights) <= {c.name for c, w in zip(usable, full, strict=True) if w > 0}  # type: ignore[attr-defined]
+
+
+def test_ensembles_saved_before_n_jobs_still_load_and_predict() -> None:
+    frame, y = _table("regression", n=120)
+    pre = TabularPreprocessor(encoding="ordinal", roles=column_roles(frame)).fit(frame)
+    learner = Learner(family="lightgbm", task="regression", params={"n_estimators": 20}, n_jobs=1,
+                      categorical_indices=tuple(pre.categorical_indices_)).fit(pre.transform(frame), y)
+    model = TabularEnsemble(task="regression", members=[(pre, learner)], weights=[1.0], n_jobs=2).fit()
+    old = copy.deepcopy(model)
+    del old.__dict__["n_jobs"]  # the state an older mlpilot wrote
+    data, fmt = dumps(old)
+    loaded = loads(data, fmt)
+    assert loaded.get_params()["n_jobs"] is None
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))

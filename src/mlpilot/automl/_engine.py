@@ -228,6 +228,7 @@ def fit_tabular(
     model = TabularEnsemble(
         task=task, members=members, weights=weights, names=names,
         classes=list(encoding.classes) if task != "regression" else None, feature_names=features,
+        n_jobs=config.n_jobs,
     ).fit()
     timings["refit"] = time.perf_counter() - t0
 

@@ -61,6 +61,8 @@ def _to_frame(X: Any) -> pd.DataFrame:
 
 
 def _as_float(series: pd.Series) -> np.ndarray:
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiub":
+        return series.to_numpy(dtype=float)  # the common case, without pandas' conversions
     if pd.api.types.is_bool_dtype(series):
         return series.astype(float).to_numpy()
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -69,6 +71,23 @@ def _as_float(series: pd.Series) -> np.ndarray:
 def _as_str(series: pd.Series) -> np.ndarray:
     out = series.astype(object).where(series.notna(), None).to_numpy(dtype=object)
     return np.array([None if v is None else str(v) for v in out], dtype=object)
+
+
+def _category_codes(series: pd.Series, categories: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the values of ``series`` in ``categories`` (-1: unknown) and the missing mask.
+
+    Matches `_as_str`: values are compared by their ``str``; vectorised when they are strings already.
+    """
+    values = series.to_numpy(dtype=object)
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        values = values.copy()
+        present = ~missing
+        values[present] = [str(v) for v in values[present]]
+    position = {c: i for i, c in enumerate(categories)}.get
+    codes = np.array([position(v, -1) for v in values], dtype=np.int64)
+    codes[missing] = -1
+    return codes, missing
 
 
 def _datetime_parts(series: pd.Series) -> np.ndarray:
@@ -215,6 +234,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         frame = _to_frame(X)
         n = len(frame)
         onehot = self.encoding == "onehot"
+        sparse = onehot and any(col in self.text_models_ for col in self.columns_)
         dense: list[np.ndarray] = []
         for col in self.columns_:
             role = self.roles_[col]
@@ -236,20 +256,20 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 dense.append(parts)
             elif role == "categorical":
                 cats = self.categories_[col]
-                index = {c: i for i, c in enumerate(cats)}
-                raw = _as_str(series)
+                codes, missing = _category_codes(series, cats)
                 if onehot:
-                    codes = np.array([index.get(v, -1) if v is not None else -1 for v in raw])
                     rows = np.flatnonzero(codes >= 0)
-                    block = sp.csr_matrix(
-                        (np.ones(len(rows)), (rows, codes[rows])), shape=(n, len(cats))
-                    )
-                    dense.append(block)  # type: ignore[arg-type]
+                    if sparse:
+                        dense.append(sp.csr_matrix(  # type: ignore[arg-type]
+                            (np.ones(len(rows)), (rows, codes[rows])), shape=(n, len(cats))
+                        ))
+                    else:
+                        block = np.zeros((n, len(cats)))
+                        block[rows, codes[rows]] = 1.0
+                        dense.append(block)
                 else:
-                    other = float(len(cats))
-                    codes_f = np.array(
-                        [np.nan if v is None else float(index.get(v, other)) for v in raw]
-                    )
+                    codes_f = np.where(codes >= 0, codes, len(cats)).astype(float)
+                    codes_f[missing] = np.nan
                     dense.append(codes_f[:, None])
             elif col in self.text_models_:
                 docs = pd.Series(_as_str(series)).fillna("").tolist()
@@ -259,18 +279,17 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                     vectorizer, svd = self.text_models_[col]
                     dense.append(svd.transform(vectorizer.transform(docs)))
         if onehot and self.indicators_:
-            missing = [
+            flags = [
                 np.isnan(_as_float(frame[c])) if c in frame.columns else np.ones(n, dtype=bool)
                 for c in self.indicators_
             ]
-            dense.append(np.column_stack(missing).astype(float))
+            dense.append(np.column_stack(flags).astype(float))
         blocks: list[Any] = dense
         if not blocks:
             return np.zeros((n, 0))
-        has_text = any(col in self.text_models_ for col in self.columns_) and onehot
-        if onehot and has_text:
+        if sparse:
             return sp.hstack([sp.csr_matrix(b) for b in blocks], format="csr")
-        return np.hstack([b.toarray() if sp.issparse(b) else b for b in blocks])
+        return np.hstack(blocks)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "columns_")

@@ -49,11 +49,70 @@ def caruana_weights(
     return counts / counts.sum()
 
 
+def prune_weights(
+    predictions: list[np.ndarray], y: np.ndarray, metric: Metric, weights: np.ndarray, *, tolerance: float
+) -> np.ndarray:
+    """Drop ensemble members while the blend scores within ``tolerance`` of the full one.
+
+    Backward elimination over the members with a positive weight: each step
+    removes the member whose absence costs least, re-running `caruana_weights`
+    over those left, and stops before the pooled score of ``predictions`` on
+    ``y`` would fall more than ``tolerance`` below that of ``weights``. Every
+    member dropped is one model fewer to refit, store and run at predict time.
+
+    Examples
+    --------
+    >>> from mlpilot.tasks import get_metric
+    >>> y = np.array([0.0, 1.0, 2.0, 3.0])
+    >>> preds = [y + [0.3, -0.2, 0.0, -0.2], y + [-0.3, 0.2, -0.3, -0.2], y + [0.0, 0.0, -0.3, 0.3]]
+    >>> weights = caruana_weights(preds, y, get_metric("rmse"))
+    >>> weights.round(2).tolist()
+    [0.5, 0.25, 0.25]
+    >>> prune_weights(preds, y, get_metric("rmse"), weights, tolerance=0.05).round(2).tolist()
+    [0.5, 0.0, 0.5]
+    """
+    def score(w: np.ndarray) -> float:
+        blend = sum(w[i] * predictions[i] for i in np.flatnonzero(w))
+        return metric.score(y, np.asarray(blend))
+
+    weights = np.asarray(weights, dtype=float)
+    floor = score(weights) - tolerance
+    while np.count_nonzero(weights) > 1:
+        active = np.flatnonzero(weights)
+        best_score, best = -np.inf, weights
+        for drop in active:
+            rest = [i for i in active if i != drop]
+            trial = np.zeros(len(predictions))
+            trial[rest] = caruana_weights([predictions[i] for i in rest], y, metric)
+            trial_score = score(trial)
+            if trial_score > best_score:
+                best_score, best = trial_score, trial
+        if best_score < floor:
+            break
+        weights = best
+    return weights
+
+
 class TabularEnsemble(BaseEstimator):
     """The served model: preprocessing and learners with ensemble weights.
 
     Takes a DataFrame of raw feature columns; extra columns are ignored and
     absent ones are treated as missing.
+
+    Parameters
+    ----------
+    task : {"binary", "multiclass", "regression"}
+    members : list of (TabularPreprocessor, Learner)
+        Fitted members; members of one encoding share one preprocessor object.
+    weights : list of float
+        Ensemble weight of each member, summing to one.
+    names : list of str, optional
+    classes : list, optional
+        Original class labels, in class-code order (classifiers).
+    feature_names : list of str, optional
+    n_jobs : int, optional
+        Threads for predicting large batches (None: the threads each member
+        was fitted with). Predictions do not depend on it.
 
     Attributes
     ----------
@@ -72,6 +131,7 @@ class TabularEnsemble(BaseEstimator):
         names: list[str] | None = None,
         classes: list[Any] | None = None,
         feature_names: list[str] | None = None,
+        n_jobs: int | None = None,
     ) -> None:
         self.task = task
         self.members = members
@@ -79,6 +139,11 @@ class TabularEnsemble(BaseEstimator):
         self.names = names
         self.classes = classes
         self.feature_names = feature_names
+        self.n_jobs = n_jobs
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("n_jobs", None)  # models saved before the parameter existed
+        super().__setstate__(state)
 
     def fit(self, X: Any = None, y: Any = None) -> TabularEnsemble:
         """Record fitted state; members arrive fitted from the search."""
@@ -108,7 +173,7 @@ class TabularEnsemble(BaseEstimator):
         for (pre, learner), weight in zip(self.members_, self.weights_, strict=True):
             if id(pre) not in transformed:
                 transformed[id(pre)] = pre.transform(frame)
-            values = learner.predict_values(transformed[id(pre)]) * weight
+            values = learner.predict_values(transformed[id(pre)], n_jobs=self.n_jobs) * weight
             total = values if total is None else total + values
         assert total is not None  # members_ is never empty after fit
         return total

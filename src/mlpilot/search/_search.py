@@ -23,12 +23,17 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from mlpilot.exceptions import BudgetWarning, TrainingError
 from mlpilot.features import TabularPreprocessor
-from mlpilot.search._ensemble import caruana_weights
+from mlpilot.search._ensemble import caruana_weights, prune_weights
 from mlpilot.search._learners import FAMILIES, Learner
 from mlpilot.search._tuner import Tuner
 from mlpilot.tasks import Metric
 
 logger = logging.getLogger(__name__)
+
+# Share of the ensemble's out-of-fold gain over the dummy baseline that pruning
+# members may give up: members that are all but redundant go, any that measurably
+# help stay (on the benchmark tables, 1e-3 already cost test score).
+PRUNE_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -380,8 +385,18 @@ def run_search(
         failures = "; ".join(f"{c.name}: {c.note}" for c in candidates if c.note)
         raise TrainingError(f"No model could be trained on this data. {failures}")
 
-    # 4. greedy ensemble selection on the out-of-fold predictions
-    weights_arr = caruana_weights([c.oof for c in usable], y, metric)  # type: ignore[misc]
+    # 4. greedy ensemble selection on the out-of-fold predictions, then fewer members where they add ~nothing
+    predictions: list[np.ndarray] = [c.oof for c in usable]  # type: ignore[misc]
+    weights_arr = caruana_weights(predictions, y, metric)
+    dummy = next((c for c in candidates if c.family == "dummy" and c.usable), None)
+    if dummy is not None and np.count_nonzero(weights_arr) > 1:
+        blend_score = metric.score(y, np.asarray(sum(w * p for w, p in zip(weights_arr, predictions, strict=True))))
+        gain = abs(blend_score - metric.score(y, dummy.oof))  # type: ignore[arg-type]
+        pruned = prune_weights(predictions, y, metric, weights_arr, tolerance=PRUNE_TOLERANCE * gain)
+        dropped = [c.name for c, w, p in zip(usable, weights_arr, pruned, strict=True) if w > 0 and p == 0]
+        if dropped:
+            logger.info("pruned ensemble members %s (out-of-fold loss within %.2g)", dropped, PRUNE_TOLERANCE * gain)
+        weights_arr = pruned
     best_single = int(np.argmax([c.cv_mean for c in usable]))
     blend = sum(w * usable[i].oof for i, w in enumerate(weights_arr) if w > 0)  # type: ignore[operator]
     blend_cv = float(np.mean([metric.score(y[va], np.asarray(blend)[va]) for _tr, va in folds]))
