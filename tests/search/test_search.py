@@ -273,3 +273,47 @@ def test_ensembles_saved_before_n_jobs_still_load_and_predict() -> None:
     loaded = loads(data, fmt)
     assert loaded.get_params()["n_jobs"] is None
     np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+
+
+def test_xgboost_places_probabilities_when_a_fold_lacks_a_class() -> None:
+    """XGBoost numbers the classes it saw 0..k-1; the learner maps them back to class codes."""
+    frame, y = _table("multiclass", n=200)
+    y = np.where(y == 1, 2, y)  # the rows hold codes 0 and 2 only; the task has 3 classes
+    pre = TabularPreprocessor(encoding="ordinal", roles=column_roles(frame.drop(columns="t"))).fit(frame)
+    X = pre.transform(frame)
+    learner = Learner(family="xgboost", task="multiclass", params={"n_estimators": 30},
+                      categorical_indices=tuple(pre.categorical_indices_), n_classes=3, n_jobs=1)
+    learner.fit(X[:150], y[:150], X_val=X[150:], y_val=y[150:])
+    values = learner.predict_values(X[150:])
+    assert values.shape == (50, 3) and np.all(values[:, 1] == 0.0)
+    accuracy = np.mean(np.where(values[:, 2] > values[:, 0], 2, 0) == y[150:])
+    assert accuracy > 0.7
+    data, fmt = dumps(learner)
+    back = loads(data, fmt)
+    np.testing.assert_array_equal(back.predict_values(X[150:]), values)
+
+
+def test_search_with_xgboost_is_deterministic() -> None:
+    kwargs = {"families": ("xgboost",), "n_trials": 2, "n_folds": 3}
+    first, _, _ = _search("binary", **kwargs)
+    again, _, _ = _search("binary", **kwargs)
+    scores = [(c.name, c.cv_mean) for c in first.candidates if c.family == "xgboost"]  # type: ignore[attr-defined]
+    assert len(scores) == 3  # the portfolio entry and two tuned trials
+    assert scores == [(c.name, c.cv_mean) for c in again.candidates if c.family == "xgboost"]  # type: ignore[attr-defined]
+    assert max(score for _, score in scores) > 0.8
+
+
+def test_a_family_whose_package_is_missing_is_skipped_or_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from mlpilot.automl._config import make_config
+    from mlpilot.exceptions import InvalidParameterError as ParamError
+
+    missing = dataclasses.replace(FAMILIES["xgboost"], requires="mlpilot_no_such_package")
+    monkeypatch.setitem(FAMILIES, "xgboost", missing)
+    assert not missing.installed
+    with pytest.raises(ParamError, match=r"need the 'mlpilot_no_such_package' package: pip install 'mlpilot\[boost\]'"):
+        make_config(families=["xgboost", "lightgbm"])
+    result, _, _ = _search("binary", n_trials=0, n_folds=3)
+    families = {c.family for c in result.candidates}  # type: ignore[attr-defined]
+    assert "lightgbm" in families and "xgboost" not in families

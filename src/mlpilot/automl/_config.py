@@ -71,6 +71,12 @@ class TrainConfig(BaseModel):
         unknown = [f for f in value if f not in FAMILIES]
         if unknown:
             raise ValueError(f"unknown model families {unknown}; accepted: {', '.join(FAMILIES)}")
+        missing = [f for f in value if not FAMILIES[f].installed]
+        if missing:
+            raise ValueError(
+                f"model families {missing} need the {FAMILIES[missing[0]].requires!r} package: "
+                "pip install 'mlpilot[boost]'"
+            )
         return tuple(value)
 
 

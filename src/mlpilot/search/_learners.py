@@ -45,6 +45,16 @@ class Family:
     text_only: bool = False
     boosted: bool = False
     interruptible: bool = False
+    requires: str | None = None  # an optional package (and its extra) the family needs
+
+    @property
+    def installed(self) -> bool:
+        """Whether the optional package this family needs is importable."""
+        if self.requires is None:
+            return True
+        import importlib.util
+
+        return importlib.util.find_spec(self.requires) is not None
 
 
 FAMILIES: dict[str, Family] = {
@@ -80,6 +90,23 @@ FAMILIES: dict[str, Family] = {
                 "l2_leaf_reg": ("float", 1.0, 10.0, True),
             },
         ),
+        Family(
+            "xgboost",
+            "ordinal",
+            1.5,
+            boosted=True,
+            interruptible=True,
+            requires="xgboost",
+            space={
+                "learning_rate": ("float", 0.01, 0.2, True),
+                "max_depth": ("int", 3, 10, False),
+                "min_child_weight": ("float", 0.5, 20.0, True),
+                "subsample": ("float", 0.5, 1.0, False),
+                "colsample_bytree": ("float", 0.3, 1.0, False),
+                "reg_lambda": ("float", 1e-3, 10.0, True),
+                "reg_alpha": ("float", 1e-3, 10.0, True),
+            },
+        ),
         Family("hist_gradient_boosting", "ordinal", 5.0, boosted=True),
         Family("extra_trees", "ordinal", 1.5),
         Family("random_forest", "ordinal", 2.0),
@@ -99,6 +126,16 @@ def _lightgbm_deadline(stop_at: float | None) -> Any:
 
     callback.order = 40  # type: ignore[attr-defined]
     return callback
+
+
+def _xgboost_deadline(stop_at: float | None) -> Any:
+    import xgboost
+
+    class Deadline(xgboost.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            return stop_at is not None and time.perf_counter() > stop_at
+
+    return Deadline()
 
 
 class _CatBoostDeadline:
@@ -262,6 +299,45 @@ class Learner(BaseEstimator):
         self.estimator_ = model
         self.n_iterations_ = int(model.tree_count_)
 
+    def _fit_xgboost(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+        import xgboost
+
+        rounds = int(params.pop("n_estimators", _MAX_ROUNDS if X_val is not None else 500))
+        categorical = set(self.categorical_indices)
+        base: dict[str, Any] = {
+            "n_estimators": rounds,
+            "learning_rate": 0.05,
+            "max_depth": 6,
+            "tree_method": "hist",
+            "n_jobs": self.n_jobs,
+            "random_state": self.random_state,
+            "verbosity": 0,
+            # category codes split natively, like LightGBM's and CatBoost's
+            "feature_types": ["c" if i in categorical else "q" for i in range(X.shape[1])],
+            "enable_categorical": bool(categorical),
+            "max_cat_to_onehot": 1,
+            "callbacks": [_xgboost_deadline(stop_at)],
+        }
+        base.update(params)
+        fit_kw: dict[str, Any] = {"verbose": False}
+        if self._classifier:
+            # XGBoost wants the classes of the fitted rows numbered 0..k-1 (a fold may lack one).
+            self.xgb_classes_, y = np.unique(y, return_inverse=True)
+            model: Any = xgboost.XGBClassifier(**base)
+            if X_val is not None:
+                known = np.isin(y_val, self.xgb_classes_)
+                X_val, y_val = X_val[known], np.searchsorted(self.xgb_classes_, y_val[known])
+        else:
+            model = xgboost.XGBRegressor(**base)
+        if X_val is not None and X_val.shape[0]:
+            model.set_params(early_stopping_rounds=_EARLY_STOP)
+            fit_kw["eval_set"] = [(X_val, y_val)]
+        model.fit(X, y, **fit_kw)
+        model.set_params(callbacks=None)  # the deadline is for fitting only; the artifact keeps no callback
+        self.estimator_ = model
+        best = getattr(model, "best_iteration", None)
+        self.n_iterations_ = int(best + 1 if best is not None else model.get_booster().num_boosted_rounds())
+
     def _fit_hist_gradient_boosting(
         self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any
     ) -> None:
@@ -375,7 +451,8 @@ class Learner(BaseEstimator):
     def _spread(self, proba: np.ndarray) -> np.ndarray:
         """Probabilities over the model's classes, placed in the columns of every class code."""
         full = np.zeros((proba.shape[0], self.n_classes))
-        full[:, np.asarray(self.estimator_.classes_, dtype=int)] = proba
+        classes = self.xgb_classes_ if self.family == "xgboost" else self.estimator_.classes_
+        full[:, np.asarray(classes, dtype=int)] = proba
         return full
 
 

@@ -246,7 +246,7 @@ def run_search(
         fam = FAMILIES[family]
         if config.families is not None and family not in config.families and family != "dummy":
             return False
-        if task not in fam.tasks:
+        if task not in fam.tasks or not fam.installed:
             return False
         return not (fam.text_only and not has_text)
 
