@@ -12,6 +12,7 @@ from mlpilot.exceptions import (
     InvalidParameterError,
 )
 from mlpilot.recommend import prepare_interactions, split_interactions
+from mlpilot.recommend._split import validation_folds
 
 
 def test_duplicates_are_aggregated_and_reported() -> None:
@@ -111,3 +112,26 @@ def test_time_cut_and_split_errors(ml_small: pd.DataFrame) -> None:
         split_interactions(no_time, method="temporal")
     with pytest.raises(InvalidParameterError, match="test_size"):
         split_interactions(data, test_size=1.5)
+
+
+@pytest.mark.parametrize("method", ["random", "temporal", "time_cut"])
+def test_validation_folds_are_fresh_and_never_peek_ahead(method: str, ml_small: pd.DataFrame) -> None:
+    data = prepare_interactions(ml_small, user="userId", item="movieId", rating="rating", timestamp="timestamp")
+    folds = validation_folds(data, method=method, n_folds=3, random_state=1)
+    assert len(folds) == 3
+    first_fit, first_val = split_interactions(data, method=method, random_state=1)
+    np.testing.assert_array_equal(folds[0][0], first_fit)
+    np.testing.assert_array_equal(folds[0][1], first_val)
+    for fit, val in folds:
+        assert not (fit & val).any() and fit.sum() > 0 and val.sum() > 0
+    assert not np.array_equal(folds[1][1], folds[0][1]) and not np.array_equal(folds[2][1], folds[1][1])
+    if method != "random":  # rolling origin: each fold ends earlier, and validates after its training part
+        assert folds[2][0].sum() < folds[1][0].sum() < folds[0][0].sum()
+        for fit, val in folds[1:]:
+            ts = data.timestamp
+            if method == "temporal":
+                last_fit = pd.Series(ts[fit]).groupby(data.user_idx[fit]).max()
+                first_val = pd.Series(ts[val]).groupby(data.user_idx[val]).min()
+                assert (first_val >= last_fit.reindex(first_val.index)).all()
+            else:
+                assert ts[val].min() >= ts[fit].max()

@@ -6,7 +6,7 @@ import pandas as pd
 import mlpilot
 import mlpilot.recommend as rec
 from mlpilot.recommend import prepare_interactions
-from mlpilot.recommend._search import input_matrix, recency_weights, scoring_matrix
+from mlpilot.recommend._inputs import input_matrix, positive_weight, recency_weights, scoring_matrix
 
 
 def test_all_matches_public_names() -> None:
@@ -30,5 +30,13 @@ def test_recency_weights_favour_the_latest_interactions() -> None:
     assert soft.nnz == 5 and np.isclose(soft.data.min(), 0.3)
     rated = input_matrix(data, "rating")
     assert rated.data.max() == 1.0 and 0 < rated.data.min() < 0.5
+    squared = input_matrix(data, "rating_squared")
+    np.testing.assert_allclose(squared.toarray(), rated.toarray() ** 2)
+    for weighting in ("binary", "soft", "rating", "rating_squared"):  # the positives weigh the most
+        X = input_matrix(data, weighting).toarray()
+        liked = X[data.user_idx[data.positive], data.item_idx[data.positive]]
+        threshold = positive_weight(data, weighting)
+        lighter = X[(X > 0) & np.less(X, threshold)]
+        assert liked.min() == threshold and lighter.size == int(weighting != "binary")
     decayed = scoring_matrix(data, "binary", 0.5)
     assert decayed.nnz == binary.nnz and decayed.sum() < binary.sum()

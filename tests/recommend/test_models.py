@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from mlpilot.exceptions import NotFittedError, ResourceLimitError
+from mlpilot.exceptions import InvalidParameterError, NotFittedError, ResourceLimitError
 from mlpilot.recommend import (
     ALS,
     BPR,
@@ -84,3 +84,45 @@ def test_blend_round_trips_through_the_registry(X: sp.csr_matrix, registry: Regi
     loaded = registry.load_model(mv)
     users = np.arange(3)
     np.testing.assert_allclose(loaded.score(X[users], users), blend.score(X[users], users))
+
+
+@pytest.mark.parametrize("shape", [(40, 300), (300, 40)], ids=["fewer-users-woodbury", "fewer-items-cholesky"])
+def test_ease_matches_the_textbook_inverse(shape: tuple[int, int], global_random_seed: int) -> None:
+    rng = np.random.default_rng(global_random_seed)
+    dense = (rng.random(shape) < 0.08) * rng.integers(1, 6, size=shape) / 5.0
+    dense[:3] = 0.0  # users without interactions
+    X = sp.csr_matrix(dense, dtype=np.float32)
+    model = EASE(l2=7.0).fit(X)
+    active = np.flatnonzero(dense.sum(axis=0) > 0)
+    G = dense[:, active].T @ dense[:, active] + 7.0 * np.eye(len(active))
+    P = np.linalg.inv(G)
+    expected = P / -np.diag(P)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(model.weights_, expected, atol=1e-5)
+    np.testing.assert_array_equal(model.active_items_, active)
+
+
+@pytest.mark.parametrize("l2", [0.0, -1.0, float("nan")])
+def test_ease_needs_a_positive_l2(X: sp.csr_matrix, l2: float) -> None:
+    with pytest.raises(InvalidParameterError, match=r"'l2' parameter of EASE must be a float in \(0, inf\)"):
+        EASE(l2=l2).fit(X)
+
+
+@pytest.mark.parametrize("cls", [ALS, BPR])
+def test_factor_models_leave_light_interactions_out(cls: type, X: sp.csr_matrix) -> None:
+    light = sp.random(*X.shape, density=0.01, random_state=0, format="csr", dtype=np.float32)
+    light.data[:] = 0.2
+    light = sp.csr_matrix(light - light.multiply(X > 0))  # only where X has nothing
+    noisy = sp.csr_matrix(X + light)
+    assert noisy.nnz > X.nnz
+    params = dict(factors=8, iterations=3)
+    clean = cls(**params).fit(X)
+    filtered = cls(**params, min_weight=0.5).fit(noisy)
+    np.testing.assert_allclose(filtered.item_factors_, clean.item_factors_, rtol=1e-5, atol=1e-6)
+    unfiltered = cls(**params).fit(noisy)
+    assert not np.allclose(unfiltered.item_factors_, clean.item_factors_)
+    # fold-in ignores them too
+    rows = np.arange(3)
+    np.testing.assert_allclose(
+        filtered.score(noisy[rows], np.full(3, -1)), filtered.score(X[rows], np.full(3, -1)), rtol=1e-5, atol=1e-6
+    )

@@ -18,13 +18,17 @@ def test_train_leaderboard_lists_every_family_and_the_protocol(trained: tuple[Re
     assert set(FAMILY_NAMES) <= set(board["model"])
     assert board.iloc[0]["chosen"] and board["chosen"].sum() == 1
     for column in ("ndcg@10", "ndcg@10_ci_low", "ndcg@10_ci_high", "recall@10", "precision@10", "map@10",
-                   "mrr", "hit_rate@10", "coverage@10", "popularity_bias@10", "validation_ndcg@10"):
+                   "mrr", "hit_rate@10", "coverage@10", "popularity_bias@10", "validation_ndcg@10",
+                   "selection_ndcg@10"):
         assert column in board.columns
     assert (board["ndcg@10_ci_low"] <= board["ndcg@10"]).all()
     champion = board.iloc[0]
     popular = board[board["model"] == "most_popular"].iloc[0]
     assert champion["ndcg@10"] > popular["ndcg@10"]
     assert model.protocol_["split"] == "temporal"
+    # fixed work (max_trials) always runs the fresh selection folds
+    assert model.protocol_["selection"].startswith("champion chosen on 3 fresh validation fold(s)")
+    assert champion["model"] == "blend" or champion["selection_ndcg@10"] == board["selection_ndcg@10"].max()
     assert "full catalogue" in model.protocol_["ranking"]
     assert set(model.metrics_["tests"]) == {"vs_most_popular", "vs_runner_up"}
 
@@ -131,7 +135,7 @@ def test_too_many_items_for_ease_is_reported_and_sparse_models_are_used(ml_small
     board = model.leaderboard()
     ease = board[board["model"] == "ease"].iloc[0]
     assert "EASE holds dense" in ease["error"] and not ease["chosen"]
-    assert board.iloc[0]["model"] in ("item_knn", "blend")
+    assert board.iloc[0]["model"] in ("most_popular", "item_knn", "blend")
 
 
 def test_rating_predictor_when_asked(ml_small: pd.DataFrame) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
-from mlpilot.exceptions import NotFittedError, ResourceLimitError
+from mlpilot.exceptions import InvalidParameterError, NotFittedError, ResourceLimitError
 
 logger = logging.getLogger(__name__)
 
@@ -223,28 +223,13 @@ class EASE(BaseRecommender):
                 "item-kNN or RP3beta models (train() skips EASE automatically), filter rare "
                 "items, or raise max_items if the memory is there."
             )
-        from scipy.linalg import lapack
-
         X = sp.csr_matrix(X, dtype=np.float32)
         # Items nobody interacted with have zero weights; leaving them out of the
         # inversion saves cubic time.
         active = np.flatnonzero(np.diff(X.tocsc().indptr) >= max(int(self.min_item_count), 1))
-        Xa = X[:, active]
-        G = np.asarray((Xa.T @ Xa).todense(), dtype=np.float64)
-        G[np.diag_indices_from(G)] += self.l2
-        chol, info = lapack.dpotrf(G, lower=False, overwrite_a=True)
-        if info == 0:
-            P, info = lapack.dpotri(chol, lower=False, overwrite_c=True)
-        if info != 0:
-            raise ResourceLimitError(
-                f"EASE could not invert its Gram matrix (LAPACK info={info}); raise 'l2'. "
-                f"Got l2={self.l2!r}."
-            )
-        P = np.triu(P) + np.triu(P, 1).T
-        B = P / (-np.diag(P))[None, :]
-        B[np.diag_indices_from(B)] = 0.0
+        B = _ease_weights(X[:, active], float(self.l2))
         self.active_items_ = active
-        self.weights_ = B.astype(np.float32)
+        self.weights_ = B
         self.X_ = X
         self.n_items_ = n_items
         return self
@@ -271,6 +256,47 @@ class EASE(BaseRecommender):
         return {"l2": trial.suggest_float("l2", 10.0, 5000.0, log=True)}
 
 
+def _ease_weights(X: sp.csr_matrix, l2: float) -> np.ndarray:
+    """EASE's ``B = I - P diag(1/diag(P))``, ``P = (X^T X + l2 I)^-1``, as float32.
+
+    With fewer users than items the Gram matrix has low rank and the Woodbury
+    identity ``P = (I - X^T (l2 I + X X^T)^-1 X) / l2`` needs only a users x users
+    factorisation: ``n_users * n_items^2`` work instead of ``n_items^3``.
+    """
+    from scipy.linalg import cho_factor, cho_solve, lapack
+
+    if not l2 > 0:
+        raise InvalidParameterError(f"The 'l2' parameter of EASE must be a float in (0, inf). Got {l2!r} instead.")
+    X = X[np.diff(X.indptr) > 0]  # users with no interaction add nothing to the Gram matrix
+    n_users, n_items = X.shape
+    if n_users**3 + n_users**2 * n_items + n_users * n_items**2 < n_items**3:
+        Xd = X.toarray().astype(np.float64)
+        gram_users = Xd @ Xd.T
+        gram_users[np.diag_indices_from(gram_users)] += l2
+        A = cho_solve(cho_factor(gram_users), Xd)  # (l2 I + X X^T)^-1 X
+        # off-diagonal entries have no cancellation and are fine in float32; the
+        # diagonal 1/l2 - x_j^T a_j does cancel, so it is computed in float64
+        diag = (1.0 - np.einsum("ij,ij->j", Xd, A)) / l2
+        P = Xd.T.astype(np.float32) @ A.astype(np.float32)
+        P /= np.float32(l2)
+        P /= diag.astype(np.float32)[None, :]  # B = -P_offdiag / diag(P); the sign flips twice
+        P[np.diag_indices_from(P)] = 0.0
+        return P
+    G = np.asarray((X.T @ X).todense(), dtype=np.float64)
+    G[np.diag_indices_from(G)] += l2
+    chol, info = lapack.dpotrf(G, lower=False, overwrite_a=True)
+    if info == 0:
+        G, info = lapack.dpotri(chol, lower=False, overwrite_c=True)
+    if info != 0:
+        raise ResourceLimitError(
+            f"EASE could not invert its Gram matrix (LAPACK info={info}); raise 'l2'. Got l2={l2!r}."
+        )
+    G = np.triu(G) + np.triu(G, 1).T
+    G /= -np.diag(G)[None, :]
+    G[np.diag_indices_from(G)] = 0.0
+    return G.astype(np.float32)
+
+
 def _quiet_implicit() -> Any:
     """Import ``implicit`` with BLAS limited to one thread (its own advice)."""
     with warnings.catch_warnings():
@@ -289,6 +315,17 @@ def _run_implicit(factory: Any, X: sp.csr_matrix) -> Any:
         model = factory()
         model.fit(X, show_progress=False)
     return model
+
+
+def _drop_light(X: sp.csr_matrix, min_weight: float) -> sp.csr_matrix:
+    """``X`` without the entries weighing less than ``min_weight``."""
+    X = sp.csr_matrix(X, dtype=np.float32)
+    if min_weight <= 0:
+        return X
+    X = X.copy()
+    X.data[X.data < np.float32(min_weight)] = 0.0
+    X.eliminate_zeros()
+    return X
 
 
 class _FactorModel(BaseRecommender):
@@ -321,7 +358,7 @@ class _FactorModel(BaseRecommender):
         alpha = float(getattr(self, "alpha", 1.0))
         VtV = V.T @ V
         out = np.zeros((H.shape[0], V.shape[1]), dtype=np.float64)
-        H = sp.csr_matrix(H)
+        H = _drop_light(H, float(getattr(self, "min_weight", 0.0)))
         for row in range(H.shape[0]):
             idx = H.indices[H.indptr[row] : H.indptr[row + 1]]
             if len(idx) == 0:
@@ -343,7 +380,9 @@ class _FactorModel(BaseRecommender):
 class ALS(_FactorModel):
     """Implicit-feedback matrix factorisation (Hu, Koren, Volinsky 2008) via ``implicit``.
 
-    Confidence is ``1 + alpha * weight``. Only the factor arrays are kept.
+    Confidence is ``1 + alpha * weight``; interactions weighing less than
+    ``min_weight`` are left out (e.g. to learn from liked items only when the
+    input also holds the disliked ones). Only the factor arrays are kept.
     """
 
     name = "als"
@@ -355,19 +394,21 @@ class ALS(_FactorModel):
         regularization: float = 0.05,
         alpha: float = 10.0,
         iterations: int = 15,
+        min_weight: float = 0.0,
         random_state: int = 0,
     ) -> None:
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
         self.iterations = iterations
+        self.min_weight = min_weight
         self.random_state = random_state
 
     def fit(self, X: sp.csr_matrix) -> ALS:
         _quiet_implicit()
         from implicit.cpu.als import AlternatingLeastSquares
 
-        X = sp.csr_matrix(X, dtype=np.float32)
+        X = _drop_light(X, float(self.min_weight))
         model = _run_implicit(
             lambda: AlternatingLeastSquares(
                 factors=int(self.factors),
@@ -392,7 +433,10 @@ class ALS(_FactorModel):
 
 
 class BPR(_FactorModel):
-    """Bayesian personalised ranking (Rendle et al. 2009) via ``implicit``."""
+    """Bayesian personalised ranking (Rendle et al. 2009) via ``implicit``.
+
+    Every interaction weighing at least ``min_weight`` counts as a positive.
+    """
 
     name = "bpr"
 
@@ -403,19 +447,21 @@ class BPR(_FactorModel):
         learning_rate: float = 0.05,
         regularization: float = 0.01,
         iterations: int = 100,
+        min_weight: float = 0.0,
         random_state: int = 0,
     ) -> None:
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization
         self.iterations = iterations
+        self.min_weight = min_weight
         self.random_state = random_state
 
     def fit(self, X: sp.csr_matrix) -> BPR:
         _quiet_implicit()
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-        X = sp.csr_matrix(X, dtype=np.float32)
+        X = _drop_light(X, float(self.min_weight))
         model = _run_implicit(
             lambda: BayesianPersonalizedRanking(
                 factors=int(self.factors),

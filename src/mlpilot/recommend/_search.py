@@ -1,4 +1,4 @@
-"""Model search for one training split: tune every family, blend, refit, score."""
+"""Model search for one training split: input weighting, tuning, selection on fresh folds, refit."""
 
 from __future__ import annotations
 
@@ -9,20 +9,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from mlpilot.exceptions import InvalidParameterError, TrainingError
 from mlpilot.recommend._data import Interactions
+from mlpilot.recommend._inputs import (
+    RECENCY,
+    WEIGHTINGS,
+    input_matrix,
+    positive_weight,
+    scoring_matrix,
+    seen_matrix,
+)
 from mlpilot.recommend._models import BaseRecommender
-from mlpilot.recommend._split import split_interactions
+from mlpilot.recommend._select import make_fold, select
+from mlpilot.recommend._split import validation_folds
 from mlpilot.recommend._tuning import (
     FAMILIES,
     FAMILY_NAMES,
     TuningResult,
     Validation,
-    fit_blend_weights,
     make_blend,
-    make_blend_scores,
     make_model,
     tune_family,
 )
@@ -30,76 +36,6 @@ from mlpilot.recommend._tuning import (
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-
-
-WEIGHTINGS = ("binary", "soft", "rating")
-
-
-def input_matrix(data: Interactions, weighting: str = "binary") -> sp.csr_matrix:
-    """The matrix models learn from.
-
-    Explicit ratings: ``"binary"`` keeps positives at 1 and drops the rest;
-    ``"soft"`` adds the other rated items at 0.3 (having watched something is
-    a signal even when it was not liked); ``"rating"`` weighs every rated item
-    by its rating, ``clip((r - m) / (max - m), 0.05, 1)`` with ``m`` a fifth of
-    the way up the scale. Implicit feedback weighs an interaction ``1 + log(count)``.
-    """
-    if weighting not in WEIGHTINGS:
-        raise InvalidParameterError(
-            f"The input weighting must be one of {WEIGHTINGS}. Got {weighting!r} instead."
-        )
-    if not data.explicit:
-        weights = 1.0 + np.log(np.maximum(data.rating, 1.0))
-    elif weighting == "binary":
-        weights = data.positive.astype(np.float64)
-    elif weighting == "soft":
-        weights = np.where(data.positive, 1.0, 0.3)
-    else:
-        lo, hi = float(data.rating.min()), float(data.rating.max())
-        mid = lo + 0.2 * (hi - lo)
-        weights = np.clip((data.rating - mid) / max(hi - mid, 1e-9), 0.05, 1.0)
-    keep = weights != 0
-    mat = sp.csr_matrix(
-        (weights[keep].astype(np.float32), (data.user_idx[keep], data.item_idx[keep])),
-        shape=(data.n_users, data.n_items),
-    )
-    mat.sum_duplicates()
-    return mat
-
-
-RECENCY = (None, 0.5, 0.25)
-
-
-def recency_weights(data: Interactions, half_life: float | None) -> np.ndarray:
-    """Per-interaction weights ``0.5 ** (p / half_life)``, ``p`` the share of the user's
-    history that came after the interaction (0 for the latest, near 1 for the oldest)."""
-    if half_life is None or data.timestamp is None:
-        return np.ones(len(data))
-    order = np.lexsort((-data.timestamp, data.user_idx))
-    counts = np.bincount(data.user_idx, minlength=data.n_users)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    position = np.empty(len(data))
-    position[order] = np.arange(len(data)) - starts[data.user_idx[order]]
-    return np.power(0.5, position / counts[data.user_idx] / half_life)
-
-
-def scoring_matrix(data: Interactions, weighting: str, half_life: float | None) -> sp.csr_matrix:
-    """The histories models score from: the input weights, recent interactions emphasised."""
-    X = input_matrix(data, weighting)
-    if half_life is None or data.timestamp is None:
-        return X
-    decay = sp.csr_matrix(
-        (recency_weights(data, half_life).astype(np.float32), (data.user_idx, data.item_idx)), shape=X.shape
-    )
-    decay.sum_duplicates()
-    out = sp.csr_matrix(X.multiply(decay))
-    out.eliminate_zeros()
-    return out
-
-
-def seen_matrix(data: Interactions) -> sp.csr_matrix:
-    """Every interaction, positive or not: what a user has already seen."""
-    return data.matrix()
 
 
 @dataclass
@@ -115,6 +51,24 @@ class SearchResult:
     seconds: float
     recency: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: Mean NDCG per candidate on the fresh selection folds (fold 0 when there was no time for one).
+    selection_scores: dict[str, float] = field(default_factory=dict)
+    #: Fresh validation folds the champion was chosen on (0: chosen on the tuning fold).
+    selection_folds: int = 0
+    #: One-sided paired p-value of the blend against its best member on those folds.
+    blend_p_value: float | None = None
+    #: The blend's mean edge over its best member extended to the full training size (None: not checked).
+    blend_extended_gain: float | None = None
+
+
+#: Share of the time budget for choosing the input weighting and tuning; the rest
+#: goes to scoring the best tuned families on fresh folds and blending.
+TUNING_SHARE = 0.55
+#: Fresh validation folds the champion is chosen on (when time allows).
+SELECTION_FOLDS = 3
+#: Trials per searched parameter without improvement after which a family's tuning stops.
+PATIENCE = 8
+FACTOR_FAMILIES = ("als", "bpr")
 
 
 def search(
@@ -130,21 +84,32 @@ def search(
     model_params: dict[str, dict[str, Any]] | None = None,
     progress: Progress | None = None,
 ) -> SearchResult:
-    """Tune each family on a validation split carved from ``data``, blend, refit on all of ``data``.
+    """Tune each family on a validation split carved from ``data``, choose on fresh folds, refit.
+
+    1. On validation fold 0 (``split``, 20% of each user's interactions), choose
+       how ratings weigh the input and the recency half-life with one probe
+       model, then tune every family (seeded TPE, the budget shared by family).
+    2. Refit each family's tuned configuration on up to ``SELECTION_FOLDS`` fresh
+       folds (`validation_folds`) and choose the champion there, so that many
+       trials on fold 0 do not buy a family an optimistic score; the blend of the
+       best families is cross-fitted on the same folds and kept only if it beats
+       its best member (see ``mlpilot.recommend._select``).
+    3. Refit the families (and the blend) on all of ``data``.
 
     Parameters
     ----------
     data : Interactions
         The training interactions (the test set is not in it).
     split : {"random", "temporal", "time_cut"}
-        How the validation set is carved out, normally the same as the test split.
+        How the validation sets are carved out, normally the same as the test split.
     time_budget : float
-        Seconds for tuning and blending; refitting the chosen models comes on top
+        Seconds for steps 1 and 2; refitting the chosen models comes on top
         and is typically a tenth of it.
     families : tuple of str, optional
         Families to consider; default all (see ``FAMILY_NAMES``).
     max_trials : int, optional
-        Exactly this many trials per family, the budget ignored (repeatable runs).
+        Exactly this many trials per family and all selection folds, the budget
+        ignored (repeatable runs).
     model_params : dict, optional
         Fixed parameters per family, e.g. ``{"ease": {"max_items": 5000}}``.
     """
@@ -160,8 +125,8 @@ def search(
         raise InvalidParameterError(
             f"The 'time_budget' parameter must be a positive number of seconds. Got {time_budget!r}."
         )
-    fit_mask, val_mask = split_interactions(data, method=split, test_size=0.2, random_state=random_state + 1)
-    fit_data, val_data = data.subset(fit_mask), data.subset(val_mask)
+    folds = validation_folds(data, method=split, n_folds=1 + SELECTION_FOLDS, random_state=random_state + 1)
+    fit_data, val_data = data.subset(folds[0][0]), data.subset(folds[0][1])
     relevant = val_data.matrix(positives_only=True)
     if relevant.nnz == 0:
         raise TrainingError(
@@ -170,113 +135,126 @@ def search(
             "the positive threshold."
         )
     seen = seen_matrix(fit_data)
-    validation = Validation(seen, relevant, k=k, exclude=seen)
-
-    # Choose how ratings weigh the input (explicit feedback) and whether recent
-    # interactions count more when scoring (with timestamps), with one probe model.
-    weighting = "binary"
-    recency: float | None = None
+    validation = Validation(seen, relevant, k=k, exclude=seen, random_state=random_state)
     timings: dict[str, float] = {}
+    weighting, recency = "binary", None
     probes = [f for f in ("ease", "item_knn") if f in chosen]
-    first: tuple[dict[str, Any], float, np.ndarray] | None = None
     if probes and (data.explicit or data.timestamp is not None):
         t0 = time.perf_counter()
-        family = next(f for f in FAMILIES if f.name == probes[0])
-        params = {**family.defaults, **(model_params or {}).get(family.name, {})}
-        options = WEIGHTINGS if data.explicit else ("binary",)
-        found: dict[tuple[str, float | None], tuple[float, np.ndarray]] = {}
-        for option in options:
-            X = input_matrix(fit_data, option)
-            try:
-                model = make_model(family.name, params, random_state).fit(X)
-            except Exception as exc:  # the family's own tuning reports the problem
-                logger.info("input weighting probe with %s failed: %s", family.name, exc)
-                break
-            for half_life in RECENCY if fit_data.timestamp is not None else (None,):
-                validation.history = scoring_matrix(fit_data, option, half_life)
-                scores = validation.scores(model, X)
-                found[(option, half_life)] = (validation.ndcg(scores), scores)
-        validation.history = None
-        if found:
-            weighting, recency = max(found, key=lambda key: found[key][0])
-            first = (params, *found[(weighting, recency)])
-            logger.info(
-                "input weighting %s, recency half-life %s (validation ndcg %s with %s)", weighting, recency,
-                {f"{w}/{h}": round(v[0], 4) for (w, h), v in found.items()}, family.name,
-            )
+        weighting, recency = choose_weighting(
+            fit_data, validation, probes[0], (model_params or {}).get(probes[0], {}), random_state
+        )
         timings["input_weighting"] = time.perf_counter() - t0
     X_fit = input_matrix(fit_data, weighting)
     validation.history = scoring_matrix(fit_data, weighting, recency) if recency is not None else None
 
+    # factor models learn from the positives only, as implicit-feedback models do, while
+    # the item-based ones also use the weaker interactions: the families then disagree
+    # more, which is what a blend feeds on
+    fixed = {f: dict((model_params or {}).get(f, {})) for f in chosen}
+    for name in FACTOR_FAMILIES:
+        if name in fixed:
+            fixed[name].setdefault("min_weight", positive_weight(fit_data, weighting))
     tuned_families = [f for f in FAMILIES if f.name in chosen]
-    total_share = sum(f.budget_share for f in tuned_families) or 1.0
-    remaining = time_budget * 0.85 - (time.perf_counter() - start)
+    tuning_end = start + time_budget * TUNING_SHARE
     tuning: dict[str, TuningResult] = {}
-    for family in tuned_families:
-        budget = max(remaining * family.budget_share / total_share, 0.0)
+    for i, family in enumerate(tuned_families):
+        # what earlier families left unused goes to the later ones
+        shares = sum(f.budget_share for f in tuned_families[i:]) or 1.0
+        budget = max((tuning_end - time.perf_counter()) * family.budget_share / shares, 0.0)
         say(f"tuning {family.name} ({budget:.0f}s)")
         tuning[family.name] = tune_family(
             family, X_fit, validation, budget_s=budget, max_trials=max_trials, random_state=random_state,
-            fixed=(model_params or {}).get(family.name),
-            first=first if first is not None and family.name == probes[0] else None,
+            fixed=fixed[family.name], patience=PATIENCE,
         )
     ok = {name: r for name, r in tuning.items() if r.error is None and r.val_scores is not None}
     if not ok:
         errors = "; ".join(f"{n}: {r.error}" for n, r in tuning.items())
         raise TrainingError(f"No recommender could be fitted. {errors}")
-    timings["tuning"] = time.perf_counter() - start
+    timings["tuning"] = time.perf_counter() - start - timings.get("input_weighting", 0.0)
 
-    weights: dict[str, float] = {}
-    blend_score = -1.0
-    best_single = max(sorted(ok), key=lambda n: ok[n].score)
-    use_blend = False
-    if blend and len(ok) > 1:
-        say("blending")
-        # Weights are learned on half of the validation users and the blend is kept
-        # only if it also wins on the other half: the members were tuned on these
-        # users, so a gain measured where the weights were fitted is optimistic.
-        order = np.random.default_rng(random_state + 2).permutation(len(validation.users))
-        half_a, half_b = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])
-        val_a, val_b = validation.subset(half_a), validation.subset(half_b)
-        member_scores = {n: r.val_scores for n, r in ok.items() if r.val_scores is not None}
-        weights, _ = fit_blend_weights({n: s[half_a] for n, s in member_scores.items()}, val_a)
-        if len([w for w in weights.values() if w > 0]) > 1:
-            single_a = max(sorted(member_scores), key=lambda n: val_a.ndcg(member_scores[n][half_a]))
-            blended = make_blend_scores(member_scores, weights)
-            blend_b = val_b.ndcg(blended[half_b])
-            single_b = val_b.ndcg(member_scores[single_a][half_b])
-            blend_score = validation.ndcg(blended)
-            use_blend = blend_b > single_b * 1.005
-            logger.info(
-                "blend %s: held-out half ndcg %.4f vs %s %.4f -> %s", weights, blend_b, single_a, single_b,
-                "kept" if use_blend else "dropped",
-            )
+    say("choosing on fresh validation folds")
+    t0 = time.perf_counter()
+    fresh = []
+    for j, (fit_mask, val_mask) in enumerate(folds[1:], start=1):
+        fold = make_fold(
+            data, fit_mask, val_mask, method=split, weighting=weighting, recency=recency, k=k,
+            random_state=random_state + j,
+        )
+        if fold is not None:
+            fresh.append(fold)
+    selection = select(
+        ok, validation, fresh, blend=blend, random_state=random_state,
+        deadline=None if max_trials is not None else start + time_budget,
+    )
     for result in tuning.values():
         result.val_scores = None  # large; not needed any more
-    timings["blending"] = time.perf_counter() - start - timings["tuning"]
+    timings["selection"] = time.perf_counter() - t0
 
     say("refitting on all training data")
+    t0 = time.perf_counter()
     X_all = input_matrix(data, weighting)
     models: dict[str, BaseRecommender] = {}
     for name, result in ok.items():
         models[name] = make_model(name, result.params, random_state).fit(X_all)
-    if use_blend:
-        models["blend"] = make_blend(models, weights)
+    if selection.champion == "blend":
+        models["blend"] = make_blend(models, selection.blend_weights)
         models["blend"].X_ = X_all
         models["blend"].n_items_ = X_all.shape[1]
-    champion = "blend" if use_blend else best_single
-    timings["refit"] = time.perf_counter() - start - timings["tuning"] - timings["blending"]
+    timings["refit"] = time.perf_counter() - t0
     return SearchResult(
-        champion=champion,
+        champion=selection.champion,
         models=models,
         tuning=tuning,
-        blend_weights=weights if use_blend else {},
-        blend_validation=blend_score,
+        blend_weights=selection.blend_weights,
+        blend_validation=selection.scores.get("blend", -1.0),
         weighting=weighting,
         recency=recency,
         seconds=time.perf_counter() - start,
         timings=timings,
+        selection_scores=selection.scores,
+        selection_folds=selection.n_folds,
+        blend_extended_gain=selection.blend_extended_gain,
+        blend_p_value=selection.blend_p_value,
     )
+
+
+def choose_weighting(
+    fit_data: Interactions,
+    validation: Validation,
+    family_name: str,
+    fixed: dict[str, Any],
+    random_state: int,
+) -> tuple[str, float | None]:
+    """The input weighting and recency half-life with the best validation NDCG for one probe model.
+
+    Each weighting's matrix is scaled to a unit mean square before the probe fits
+    it, so that a fixed regularisation weighs the same against every option.
+    """
+    family = next(f for f in FAMILIES if f.name == family_name)
+    params = {**family.defaults, **fixed}
+    options = WEIGHTINGS if fit_data.explicit else ("binary",)
+    found: dict[tuple[str, float | None], float] = {}
+    for option in options:
+        X = input_matrix(fit_data, option)
+        scale = np.float32(1.0 / np.sqrt(np.mean(np.square(X.data)))) if X.nnz else np.float32(1.0)
+        try:
+            model = make_model(family.name, params, random_state).fit(X * scale)
+        except Exception as exc:  # the family's own tuning reports the problem
+            logger.info("input weighting probe with %s failed: %s", family.name, exc)
+            break
+        for half_life in RECENCY if fit_data.timestamp is not None else (None,):
+            validation.history = scoring_matrix(fit_data, option, half_life) * scale
+            found[(option, half_life)] = validation.ndcg(validation.scores(model, X * scale))
+    validation.history = None
+    if not found:
+        return "binary", None
+    weighting, recency = max(found, key=lambda key: found[key])
+    logger.info(
+        "input weighting %s, recency half-life %s (validation ndcg %s with %s)", weighting, recency,
+        {f"{w}/{h}": round(v, 4) for (w, h), v in found.items()}, family.name,
+    )
+    return weighting, recency
 
 
 def describe_params(params: dict[str, Any]) -> str:

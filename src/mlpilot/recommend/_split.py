@@ -74,3 +74,46 @@ def split_interactions(
     test = np.zeros(n, dtype=bool)
     test[order] = is_test_sorted
     return ~test, test
+
+
+def validation_folds(
+    data: Interactions,
+    *,
+    method: str = "random",
+    n_folds: int = 3,
+    test_size: float = 0.2,
+    random_state: int = 0,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Validation folds (fit mask, validation mask) carved from a training set.
+
+    Fold 0 is ``split_interactions(data, method=method, random_state=random_state)``.
+    Later folds are fresh validation sets for choosing between models that were
+    tuned on fold 0: ``"random"`` draws a new random holdout per fold (seed
+    ``random_state + j``); ``"temporal"`` and ``"time_cut"`` move the origin back
+    (rolling-origin evaluation): fold ``j`` first drops the latest ``j * test_size / 2``
+    of each user's history (or of the time range) and then holds out the latest
+    ``test_size`` of what is left, so its model never sees the future.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mlpilot.recommend import prepare_interactions
+    >>> df = pd.DataFrame({"u": [1] * 10, "i": range(10), "t": range(10)})
+    >>> folds = validation_folds(prepare_interactions(df, user="u", item="i", timestamp="t"), method="temporal")
+    >>> [np.flatnonzero(val).tolist() for _, val in folds]
+    [[8, 9], [7, 8], [6, 7]]
+    """
+    folds = []
+    for fold in range(n_folds):
+        if method == "random" or fold == 0:
+            folds.append(split_interactions(data, method=method, test_size=test_size, random_state=random_state + fold))
+            continue
+        keep, _ = split_interactions(data, method=method, test_size=min(fold * test_size / 2, 0.9), random_state=random_state)
+        rows = np.flatnonzero(keep)
+        fit_sub, val_sub = split_interactions(
+            data.subset(keep), method=method, test_size=test_size, random_state=random_state + fold
+        )
+        fit, val = np.zeros(len(data), dtype=bool), np.zeros(len(data), dtype=bool)
+        fit[rows[fit_sub]], val[rows[val_sub]] = True, True
+        folds.append((fit, val))
+    return folds

@@ -14,17 +14,12 @@ import pandas as pd
 from mlpilot._types import PathLike
 from mlpilot.exceptions import ColumnNotFoundError, DataError, InvalidParameterError
 from mlpilot.recommend._data import Interactions, prepare_interactions
+from mlpilot.recommend._inputs import input_matrix, scoring_matrix, seen_matrix
 from mlpilot.recommend._metrics import Evaluation, evaluate_scores, paired_test
 from mlpilot.recommend._models import BaseRecommender
 from mlpilot.recommend._ratings import BiasBaseline, rating_errors
 from mlpilot.recommend._recommender import RecommenderModel
-from mlpilot.recommend._search import (
-    describe_params,
-    input_matrix,
-    scoring_matrix,
-    search,
-    seen_matrix,
-)
+from mlpilot.recommend._search import describe_params, search
 from mlpilot.recommend._split import SPLITS, split_interactions
 
 logger = logging.getLogger(__name__)
@@ -74,6 +69,9 @@ def build_leaderboard(
                     {n: round(w, 3) for n, w in result.blend_weights.items()}
                 ),
                 f"validation_ndcg@{k}": round(tuning.score if tuning else result.blend_validation, 5),
+                f"selection_ndcg@{k}": (
+                    round(result.selection_scores[name], 5) if name in result.selection_scores else None
+                ),
                 "trials": tuning.n_trials if tuning else 0,
                 "tuning_seconds": round(tuning.seconds, 2) if tuning else 0.0,
                 **{key: round(value, 5) for key, value in summary.items()},
@@ -267,6 +265,11 @@ def train(
         "split": method,
         "test_size": test_size,
         "validation": f"{method} 20% of each user's training interactions",
+        "selection": (
+            f"champion chosen on {result.selection_folds} fresh validation fold(s) not used for tuning"
+            if result.selection_folds
+            else "champion chosen on the tuning validation split (no time for fresh folds)"
+        ),
         "ranking": "full catalogue, each user's training items excluded",
         "relevance": (
             f"held-out ratings >= {data.report.get('threshold')}" if data.explicit else "held-out interactions"
@@ -278,6 +281,7 @@ def train(
         "random_state": random_state,
         "chosen": result.champion,
         "blend_weights": result.blend_weights,
+        "blend_p_value": result.blend_p_value,
         "input_weighting": result.weighting,
         "recency_half_life": result.recency,
         "time_budget": time_budget,

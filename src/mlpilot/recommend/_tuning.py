@@ -50,10 +50,10 @@ class Family:
 FAMILIES: tuple[Family, ...] = (
     Family("most_popular", MostPopular, {}, 0.0),
     Family("item_knn", ItemKNN, {"similarity": "bm25", "n_neighbors": 200, "shrink": 0.0}, 0.12),
-    Family("rp3beta", RP3Beta, {"alpha": 0.8, "beta": 0.4, "n_neighbors": 200}, 0.15),
-    Family("ease", EASE, {"l2": 150.0, "min_item_count": 2}, 0.38, ({"l2": 60.0}, {"l2": 400.0})),
-    Family("als", ALS, {"factors": 64, "regularization": 0.05, "alpha": 10.0, "iterations": 15}, 0.2),
-    Family("bpr", BPR, {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100}, 0.15),
+    Family("rp3beta", RP3Beta, {"alpha": 0.8, "beta": 0.4, "n_neighbors": 200}, 0.13),
+    Family("ease", EASE, {"l2": 150.0, "min_item_count": 2}, 0.2, ({"l2": 60.0}, {"l2": 400.0})),
+    Family("als", ALS, {"factors": 64, "regularization": 0.05, "alpha": 10.0, "iterations": 15}, 0.35),
+    Family("bpr", BPR, {"factors": 64, "learning_rate": 0.05, "regularization": 0.01, "iterations": 100}, 0.2),
 )
 FAMILY_NAMES = tuple(f.name for f in FAMILIES)
 
@@ -71,14 +71,31 @@ class TuningResult:
     val_scores: np.ndarray | None = field(default=None, repr=False)
 
 
+#: Validation ranks at most this many users (a seeded sample), which bounds the
+#: memory of its dense score matrices on large data.
+MAX_VALIDATION_USERS = 5000
+
+
 class Validation:
     """A training matrix, the held-out relevant items and the users to rank for."""
 
-    def __init__(self, train: sp.csr_matrix, relevant: sp.csr_matrix, *, k: int = 10, exclude: sp.csr_matrix | None = None) -> None:
+    def __init__(
+        self,
+        train: sp.csr_matrix,
+        relevant: sp.csr_matrix,
+        *,
+        k: int = 10,
+        exclude: sp.csr_matrix | None = None,
+        max_users: int = MAX_VALIDATION_USERS,
+        random_state: int = 0,
+    ) -> None:
         self.train = sp.csr_matrix(train)
         self.relevant = sp.csr_matrix(relevant)
         self.k = k
         self.users = np.flatnonzero(np.diff(self.relevant.indptr) > 0)
+        if len(self.users) > max_users:
+            rng = np.random.default_rng(random_state)
+            self.users = np.sort(rng.choice(self.users, size=max_users, replace=False))
         base = self.train if exclude is None else sp.csr_matrix(exclude)
         self.exclude = base[self.users]
         self.relevant_users = self.relevant[self.users]
@@ -95,9 +112,23 @@ class Validation:
         out.history = self.history
         return out
 
-    def ndcg(self, scores: np.ndarray) -> float:
+    def per_user_ndcg(self, scores: np.ndarray) -> np.ndarray:
         top = top_k(scores, self.k, exclude=self.exclude)
-        return float(per_user_metrics(top, self.relevant_users, self.k)["ndcg"].mean())
+        return per_user_metrics(top, self.relevant_users, self.k)["ndcg"]
+
+    def ndcg(self, scores: np.ndarray) -> float:
+        return float(self.per_user_ndcg(scores).mean())
+
+    @staticmethod
+    def stack(parts: list[Validation]) -> Validation:
+        """The validations one after the other (score matrices stacked by rows in the same order)."""
+        out = Validation.__new__(Validation)
+        out.train, out.relevant, out.k = parts[0].train, parts[0].relevant, parts[0].k
+        out.users = np.concatenate([p.users for p in parts])
+        out.exclude = sp.csr_matrix(sp.vstack([p.exclude for p in parts]))
+        out.relevant_users = sp.csr_matrix(sp.vstack([p.relevant_users for p in parts]))
+        out.history = None
+        return out
 
     def scores(self, model: BaseRecommender, X: sp.csr_matrix) -> np.ndarray:
         H = X if self.history is None else self.history
@@ -113,13 +144,16 @@ def tune_family(
     max_trials: int | None = None,
     random_state: int = 0,
     fixed: dict[str, Any] | None = None,
-    first: tuple[dict[str, Any], float, np.ndarray] | None = None,
+    patience: int | None = None,
 ) -> TuningResult:
     """Search ``family``'s space for the best validation NDCG within ``budget_s`` seconds.
 
     With ``max_trials`` exactly that many trials run (fewer if the space is
     exhausted) and the budget is ignored, so the result does not depend on speed.
-    ``first`` is an already evaluated (params, score, validation scores) for the defaults.
+    Otherwise, with ``patience``, the search also stops after ``patience`` trials
+    per searched parameter in a row without a better score (a small space is
+    settled long before its budget is spent; the time left goes to the families
+    tuned after it).
     """
     import optuna
 
@@ -138,11 +172,7 @@ def tune_family(
         return value
 
     try:
-        if first is not None:
-            best.params, best.score, best.val_scores = dict(first[0]), first[1], first[2]
-            best.n_trials = 1
-        else:
-            evaluate(dict(family.defaults))
+        evaluate(dict(family.defaults))
     except Exception as exc:  # a family that cannot fit is reported, not fatal
         logger.warning("%s could not be fitted: %s", family.name, exc)
         best.error = f"{type(exc).__name__}: {exc}"
@@ -166,22 +196,29 @@ def tune_family(
         for point in family.initial:
             study.enqueue_trial(dict(point))
         pending_defaults = True
-        while best.n_trials < limit:
+        attempts, since_best, best_so_far, stop_after = 1, 0, best.score, None
+        while attempts < limit:
             elapsed = time.perf_counter() - start
-            per_trial = elapsed / max(best.n_trials, 1)
-            if max_trials is None and elapsed + per_trial > budget_s:
+            per_trial = elapsed / attempts
+            if max_trials is None and (
+                elapsed + per_trial > budget_s or (stop_after is not None and since_best >= stop_after)
+            ):
                 break
             trial = study.ask()
             params = search_space(trial)
             if pending_defaults:  # the enqueued defaults were already evaluated above
                 study.tell(trial, best.score)
                 pending_defaults = False
+                stop_after = None if patience is None else patience * max(len(params), 1)
                 continue
+            attempts += 1
             try:
                 study.tell(trial, evaluate(params))
             except Exception as exc:
                 logger.info("%s trial %s failed: %s", family.name, params, exc)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            since_best = 0 if best.score > best_so_far else since_best + 1
+            best_so_far = best.score
     best.params = {**best.params, **fixed}
     best.seconds = time.perf_counter() - start
     logger.info(
