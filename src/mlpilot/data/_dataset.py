@@ -97,25 +97,26 @@ def load_dataset(
         except BaseException:
             _close_quietly(opening)
             raise
-        registry = opening.result()
-    try:
-        _record(registry, snap, schema)
-    finally:
-        registry.close()
+    _record(opening, snap, schema)
     del arrow
     return Dataset(frame=frame, schema=schema, snapshot=snap, source=spec.description)
 
 
-def _record(registry: Registry, snap: Snapshot, schema: Schema | None) -> None:
-    registry.record_dataset(
-        id=snap.id,
-        source=snap.source,
-        path=str(snap.path.relative_to(registry.workspace.root)),
-        n_rows=snap.n_rows,
-        n_columns=snap.n_columns,
-        sha256=snap.sha256,
-        schema=schema.to_dict() if schema is not None else None,
-    )
+def _record(opening: Future[Registry], snap: Snapshot, schema: Schema | None) -> None:
+    """Record the snapshot in the registry opened while it was read, then close the registry."""
+    registry = opening.result()
+    try:
+        registry.record_dataset(
+            id=snap.id,
+            source=snap.source,
+            path=str(snap.path.relative_to(registry.workspace.root)),
+            n_rows=snap.n_rows,
+            n_columns=snap.n_columns,
+            sha256=snap.sha256,
+            schema=schema.to_dict() if schema is not None else None,
+        )
+    finally:
+        registry.close()
 
 
 def _close_quietly(opening: Future[Registry]) -> None:
@@ -148,9 +149,5 @@ def snapshot_source(
         except BaseException:
             _close_quietly(opening)
             raise
-        registry = opening.result()
-    try:
-        _record(registry, snap, None)
-    finally:
-        registry.close()
+    _record(opening, snap, None)
     return snap
