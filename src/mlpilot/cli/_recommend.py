@@ -110,8 +110,8 @@ def train_command(
 def _load(name: str, workspace: Any) -> Any:
     registry = open_registry(workspace)
     try:
-        ref = name if (":" in name or "@" in name) else f"{name}@champion"
-        return registry.load_model(ref), registry.get_version(ref)
+        mv = registry.get_version(name)  # a bare name means its champion
+        return registry.load_model(mv), mv
     finally:
         registry.close()
 
@@ -166,8 +166,7 @@ def leaderboard_command(name: NameOption = "recommender", workspace: WorkspaceOp
     """Show every candidate of a registered recommender with its test scores."""
     registry = open_registry(workspace)
     try:
-        ref = name if (":" in name or "@" in name) else f"{name}@champion"
-        mv = registry.get_version(ref)
+        mv = registry.get_version(name)
     finally:
         registry.close()
     k = int(mv.info.get("protocol", {}).get("k", 10))
