@@ -15,7 +15,6 @@ from mlpilot._version import __version__
 from mlpilot.monitor import PredictionLog
 from mlpilot.registry import Registry, Workspace
 from mlpilot.serve._batching import MicroBatcher
-from mlpilot.serve._deferred_log import DeferredLog
 from mlpilot.serve._errors import install_error_handlers
 from mlpilot.serve._metrics import Metrics
 from mlpilot.serve._middleware import ApiKeyMiddleware, MetricsMiddleware
@@ -76,11 +75,11 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
         fast_path=settings.fast_path,
     )
     batcher = MicroBatcher(max_rows=settings.max_batch_rows, workers=settings.batch_workers)
-    prediction_log: DeferredLog | _NullLog
+    prediction_log: PredictionLog | _NullLog
     if settings.prediction_log:
-        prediction_log = DeferredLog(PredictionLog(
+        prediction_log = PredictionLog(
             registry.workspace, max_queue=settings.log_queue_size, flush_interval=settings.log_flush_interval
-        ))
+        )
     else:
         prediction_log = _NullLog()
 
