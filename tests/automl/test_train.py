@@ -141,8 +141,11 @@ def test_tiny_budget_falls_back_and_says_so(small_churn: pd.DataFrame) -> None:
         (pd.DataFrame({"x": np.arange(40.0) % 5, "y": [0, 1] * 20}), "nope", {}, DataError, "does not exist"),
         (pd.DataFrame({"x": np.arange(40.0) % 5, "y": [0, 1] * 20}), "y", {"time_budget": -1}, InvalidParameterError,
          "time_budget"),
+        (pd.DataFrame({"x": np.arange(40.0) % 5, "y": [0, 1] * 20}), "y", {"max_predict_ms": 0},
+         InvalidParameterError, "max_predict_ms: Input should be greater than 0"),
     ],
-    ids=["one-class", "string-regression", "five-rows", "all-nan-features", "rare-class", "no-target", "bad-budget"],
+    ids=["one-class", "string-regression", "five-rows", "all-nan-features", "rare-class", "no-target", "bad-budget",
+         "bad-predict-limit"],
 )
 def test_bad_input_gets_a_clear_error(frame: pd.DataFrame, target: str, kwargs: dict, error: type, match: str) -> None:
     with warnings.catch_warnings():

@@ -67,6 +67,8 @@ def test_errors_are_clean(tmp_path: Path, churn_csv: Path) -> None:
     assert "Did you mean 'churn'" in flat(bad.output) and "Traceback" not in bad.output
     budget = runner.invoke(app, ["train", str(churn_csv), "--target", "churn", "-w", ws, "--time-budget", "soon"])
     assert budget.exit_code == 2 and "duration such as" in flat(budget.output)
+    limit = runner.invoke(app, ["train", str(churn_csv), "--target", "churn", "-w", ws, "--max-predict-ms", "-5"])
+    assert limit.exit_code == 2 and "max_predict_ms: Input should be greater than 0" in flat(limit.output)
     missing = runner.invoke(app, ["leaderboard", "nope", "-w", ws])
     assert missing.exit_code == 2
     none = runner.invoke(app, ["leaderboard", "-w", ws])

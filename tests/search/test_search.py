@@ -23,7 +23,7 @@ from mlpilot.search import (
     load_portfolio,
     run_search,
 )
-from mlpilot.search._ensemble import prune_weights
+from mlpilot.search._ensemble import prune_for_speed, prune_weights
 from mlpilot.search._search import PRUNE_TOLERANCE
 from mlpilot.tasks import get_metric
 
@@ -246,6 +246,71 @@ def test_pruning_drops_the_member_that_adds_least() -> None:
     assert weights.tolist() == [0.5, 0.25, 0.25]
     assert prune_weights(predictions, y, metric, weights, tolerance=0.01).tolist() == [0.5, 0.25, 0.25]
     assert prune_weights(predictions, y, metric, weights, tolerance=0.05).tolist() == [0.5, 0.0, 0.5]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_speed_pruning_gives_up_score_only_in_proportion_to_time_saved(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=300)
+    predictions = [y + rng.normal(scale=s, size=300) + b for s, b in [(0.5, 0.1), (0.6, -0.1), (0.7, 0.0), (0.55, 0.2)]]
+    costs = np.array([1.0, 20.0, 2.0, 5.0])
+    metric = get_metric("rmse")
+    weights = caruana_weights(predictions, y, metric)
+
+    def score(w: np.ndarray) -> float:
+        return metric.score(y, sum(wi * p for wi, p in zip(w, predictions, strict=True)))
+
+    full_cost = costs[weights > 0].sum()
+    for allowance in (0.0, 0.01, 0.05, 0.2, 10.0):
+        faster = prune_for_speed(predictions, y, metric, weights, costs, allowance=allowance)
+        assert faster.sum() == pytest.approx(1.0)
+        assert set(np.flatnonzero(faster)) <= set(np.flatnonzero(weights))
+        saved = 1.0 - costs[faster > 0].sum() / full_cost
+        assert score(faster) >= score(weights) - allowance * saved - 1e-12
+    cheapest = prune_for_speed(predictions, y, metric, weights, costs, allowance=10.0)
+    assert np.count_nonzero(cheapest) == 1
+    # a floor far above the ensemble's cost makes every share small: nothing is worth dropping
+    floored = prune_for_speed(predictions, y, metric, weights, costs, allowance=0.05, floor=1e6)
+    assert score(floored) >= score(weights)
+
+
+def test_speed_pruning_meets_a_hard_limit_keeping_the_best_blend_under_it() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=300)
+    predictions = [y + rng.normal(scale=s, size=300) for s in (0.5, 0.4, 0.6, 0.45)]
+    costs = np.array([1.0, 20.0, 2.0, 5.0])
+    metric = get_metric("rmse")
+    weights = caruana_weights(predictions, y, metric)
+    assert weights[1] > 0 and costs[weights > 0].sum() > 10
+    limited = prune_for_speed(predictions, y, metric, weights, costs, allowance=0.0, limit=10.0)
+    assert costs[limited > 0].sum() <= 10.0 and limited[1] == 0
+    assert limited.sum() == pytest.approx(1.0)
+
+
+def test_search_leaves_models_slower_than_the_predict_limit_out_of_the_ensemble() -> None:
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(as_frame=True)
+    frame, y = data.data, data.target.to_numpy()
+    kwargs = {"families": ("linear", "random_forest"), "n_trials": 0, "n_folds": 3}
+
+    def search(**extra: object) -> object:
+        return run_search(frame.iloc[:350], y[:350], task="regression", metric=get_metric("rmse"),
+                          roles=column_roles(frame), n_classes=2, holdout=frame.iloc[350:],
+                          config=SearchConfig(**kwargs, **extra))  # type: ignore[arg-type]
+
+    free = search()
+    cost = {c.name: c.predict_cost for c in free.candidates if c.usable and c.family != "dummy"}  # type: ignore[attr-defined]
+    fast, slow = min(cost, key=cost.get), max(cost, key=cost.get)  # type: ignore[arg-type]
+    assert cost[slow] > 5 * cost[fast] > 0  # forests walk hundreds of trees, a linear model one dot product
+    limit = (cost[fast] * cost[slow]) ** 0.5
+    limited = search(predict_limit=limit)
+    members = set(limited.weights)  # type: ignore[attr-defined]
+    assert members and all(limited.candidate(m).predict_cost <= limit for m in members)  # type: ignore[attr-defined]
+    assert any("slower than" in note and "random_forest" in note for note in limited.notes)  # type: ignore[attr-defined]
+    # nothing under the limit: the fastest model is kept and the note says so
+    none = search(predict_limit=cost[fast] / 100)
+    assert len(none.weights) == 1 and any("No model predicts within" in n for n in none.notes)  # type: ignore[attr-defined]
 
 
 def test_search_prunes_within_tolerance_of_the_full_blend() -> None:

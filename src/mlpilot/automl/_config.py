@@ -54,6 +54,7 @@ class TrainConfig(BaseModel):
     refit_full: bool = True
     n_jobs: Annotated[int, Field(ge=1)] = 2
     memory_fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    max_predict_ms: Annotated[float, Field(gt=0.0)] | None = None
     report: bool = True
 
     @field_validator("time_budget", mode="before")

@@ -202,6 +202,7 @@ def fit_tabular(
         seed=config.seed,
         n_jobs=config.n_jobs,
         memory_limit=memory_limit,
+        predict_limit=None if config.max_predict_ms is None else config.max_predict_ms / 1e6,
         refit_share=len(y) / max(len(dev), 1) if config.refit_full else 1.0,
     )
     t0 = time.perf_counter()

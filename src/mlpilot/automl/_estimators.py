@@ -41,6 +41,7 @@ class _AutoBase(BaseEstimator):
         n_trials: int = 10,
         drop_leaks: bool = False,
         refit_full: bool = True,
+        max_predict_ms: float | None = None,
         n_jobs: int = 2,
         random_state: int | None = 0,
     ) -> None:
@@ -53,6 +54,7 @@ class _AutoBase(BaseEstimator):
         self.n_trials = n_trials
         self.drop_leaks = drop_leaks
         self.refit_full = refit_full
+        self.max_predict_ms = max_predict_ms
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -105,7 +107,7 @@ class _AutoBase(BaseEstimator):
             time_budget=self.time_budget, metric=self.metric, task=task, seed=int(seed), holdout=self.holdout,
             n_folds=self.n_folds, families=self.families, deterministic=self.deterministic,
             n_trials=self.n_trials, drop_leaks=self.drop_leaks, refit_full=self.refit_full,
-            n_jobs=self.n_jobs, report=False,
+            max_predict_ms=self.max_predict_ms, n_jobs=self.n_jobs, report=False,
         )
         outcome = fit_tabular(data, _TARGET, config)
         self.model_ = outcome.model
@@ -140,6 +142,8 @@ class AutoClassifier(ClassifierMixin, _AutoBase):
     drop_leaks : bool
     refit_full : bool
         Refit the ensemble on every row after evaluation.
+    max_predict_ms : float, optional
+        Most ms per 1,000 rows the ensemble's models may take to predict.
     n_jobs : int
     random_state : int
 

@@ -166,6 +166,7 @@ def train(
     n_trials: int = 10,
     drop_leaks: bool = False,
     families: tuple[str, ...] | list[str] | None = None,
+    max_predict_ms: float | None = None,
     table: str | None = None,
     query: str | None = None,
     register: bool = True,
@@ -199,6 +200,12 @@ def train(
         Drop columns that leak the target instead of only warning.
     families : sequence of str, optional
         Restrict the model families.
+    max_predict_ms : float, optional
+        Most milliseconds per 1,000 rows the ensemble's models may take to
+        predict, as measured on the cross-validation folds (preprocessing
+        excluded); slower candidates are left out of the ensemble. Without it,
+        members are still dropped where their predict time is out of
+        proportion to the accuracy they add (wall-clock mode only).
     register : bool
         Record the run and register the model (default True).
     report : bool
@@ -220,6 +227,7 @@ def train(
         time_budget=time_budget, metric=metric, task=task, seed=seed, holdout=holdout,
         deterministic=deterministic, n_trials=n_trials, drop_leaks=drop_leaks,
         families=tuple(families) if families is not None else None, report=report,
+        max_predict_ms=max_predict_ms,
     )
     from mlpilot.data import load_dataset
     from mlpilot.registry import Registry, Workspace

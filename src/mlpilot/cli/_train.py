@@ -76,6 +76,7 @@ def train_command(
     n_trials: Annotated[int, typer.Option("--n-trials", help="Tuner trials with --deterministic.")] = 10,
     drop_leaks: Annotated[bool, typer.Option("--drop-leaks", help="Drop columns that leak the target.")] = False,
     families: Annotated[str | None, typer.Option("--families", help="Comma-separated model families, e.g. lightgbm,catboost,linear.")] = None,
+    max_predict_ms: Annotated[float | None, typer.Option("--max-predict-ms", help="Most ms per 1,000 rows the ensemble's models may take to predict (measured in cross-validation).")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Also write the HTML report here.")] = None,
     table: TableOption = None,
     query: QueryOption = None,
@@ -93,7 +94,7 @@ def train_command(
         warnings.simplefilter("always", MlpilotWarning)
         run = train(source, target, name=name, time_budget=time_budget, metric=metric, task=task, seed=seed,
                     workspace=ws, holdout=holdout, deterministic=deterministic, n_trials=n_trials,
-                    drop_leaks=drop_leaks, table=table, query=query,
+                    drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
     for warning in caught:
         if issubclass(warning.category, MlpilotWarning):

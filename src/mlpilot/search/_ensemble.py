@@ -93,6 +93,85 @@ def prune_weights(
     return weights
 
 
+def prune_for_speed(
+    predictions: list[np.ndarray],
+    y: np.ndarray,
+    metric: Metric,
+    weights: np.ndarray,
+    costs: np.ndarray,
+    *,
+    allowance: float,
+    floor: float = 0.0,
+    limit: float | None = None,
+) -> np.ndarray:
+    """Drop members whose predict cost is out of proportion to what they add.
+
+    Backward elimination like `prune_weights`, but each member may cost score in
+    proportion to the predict time it saves: after dropping a set of members
+    whose ``costs`` add up to a share ``s`` of the ensemble's, the blend may
+    score at most ``allowance * s`` below the full one. Each step drops the
+    member with the most room left under that bound. ``floor`` (in the unit of
+    ``costs``) is the least ensemble cost shares are taken of, so an ensemble
+    already cheaper than it gives up almost nothing to get cheaper still.
+    Then members costing more than ``limit`` on their own are dropped and,
+    while the members' summed cost still exceeds it, the member whose absence
+    costs least score.
+
+    Examples
+    --------
+    >>> from mlpilot.tasks import get_metric
+    >>> y = np.array([0.0, 1.0, 2.0, 3.0])
+    >>> preds = [y + [0.3, -0.2, 0.1, -0.2], y + [-0.3, 0.2, -0.1, 0.2]]
+    >>> weights = caruana_weights(preds, y, get_metric("rmse"))
+    >>> weights.tolist()
+    [0.5, 0.5]
+    >>> prune_for_speed(preds, y, get_metric("rmse"), weights, np.array([1.0, 9.0]), allowance=0.5).tolist()
+    [1.0, 0.0]
+    >>> prune_for_speed(preds, y, get_metric("rmse"), weights, np.array([1.0, 9.0]), allowance=0.01).tolist()
+    [0.5, 0.5]
+    """
+    def score(w: np.ndarray) -> float:
+        blend = sum(w[i] * predictions[i] for i in np.flatnonzero(w))
+        return metric.score(y, np.asarray(blend))
+
+    weights = np.asarray(weights, dtype=float)
+    costs = np.asarray(costs, dtype=float)
+    full_score = score(weights)
+    start_cost = float(costs[weights > 0].sum())
+    full_cost = max(start_cost, floor)
+    if full_cost <= 0:
+        return weights
+    while np.count_nonzero(weights) > 1:
+        active = np.flatnonzero(weights)
+        best_room, best = -np.inf, weights
+        for drop in active:
+            rest = [i for i in active if i != drop]
+            trial = np.zeros(len(predictions))
+            trial[rest] = caruana_weights([predictions[i] for i in rest], y, metric)
+            saved = (start_cost - float(costs[trial > 0].sum())) / full_cost
+            room = allowance * saved - (full_score - score(trial))
+            if room > best_room:
+                best_room, best = room, trial
+        if best_room < 0:
+            break
+        weights = best
+    if limit is not None:
+        keep = np.flatnonzero((weights > 0) & (costs <= limit))
+        if 0 < len(keep) < np.count_nonzero(weights):  # members over the limit on their own go first
+            weights = np.zeros(len(predictions))
+            weights[keep] = caruana_weights([predictions[i] for i in keep], y, metric)
+    while limit is not None and costs[weights > 0].sum() > limit and np.count_nonzero(weights) > 1:
+        active = np.flatnonzero(weights)
+        trials = []
+        for drop in active:
+            rest = [i for i in active if i != drop]
+            trial = np.zeros(len(predictions))
+            trial[rest] = caruana_weights([predictions[i] for i in rest], y, metric)
+            trials.append(trial)
+        weights = max(trials, key=score)
+    return weights
+
+
 class TabularEnsemble(BaseEstimator):
     """The served model: preprocessing and learners with ensemble weights.
 

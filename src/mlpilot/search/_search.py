@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from mlpilot.exceptions import BudgetWarning, TrainingError
 from mlpilot.features import TabularPreprocessor
-from mlpilot.search._ensemble import caruana_weights, prune_weights
+from mlpilot.search._ensemble import caruana_weights, prune_for_speed, prune_weights
 from mlpilot.search._learners import FAMILIES, Learner
 from mlpilot.search._tuner import Tuner
 from mlpilot.tasks import Metric
@@ -34,6 +34,13 @@ logger = logging.getLogger(__name__)
 # members may give up: members that are all but redundant go, any that measurably
 # help stay (on the benchmark tables, 1e-3 already cost test score).
 PRUNE_TOLERANCE = 1e-4
+# Share of that gain the ensemble may give up to drop members by what they cost at predict
+# time, in proportion to the share of the ensemble's predict time each one takes (only with
+# a clock: times are measured, so the choice would not be reproducible in deterministic mode).
+SPEED_TOLERANCE = 2e-3
+# Ensembles cheaper than this (seconds per row, learners only) are not worth much accuracy
+# to make cheaper still: cost shares are taken of at least this much.
+SPEED_FLOOR = 20e-6
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class SearchConfig:
     n_jobs : int
     memory_limit : int or None
         Bytes a candidate may use; larger estimated ones are skipped.
+    predict_limit : float or None
+        Seconds per predicted row the ensemble's learners may take, as measured
+        on the validation folds; slower candidates are left out of the ensemble.
     refit_share : float
         Size of the final refit data relative to the development rows.
     """
@@ -66,6 +76,7 @@ class SearchConfig:
     seed: int = 0
     n_jobs: int = 2
     memory_limit: int | None = None
+    predict_limit: float | None = None
     refit_share: float = 1.25
 
 
@@ -83,6 +94,13 @@ class CandidateResult:
     fold_scores: list[float] = field(default_factory=list)
     fit_seconds: float = 0.0
     n_iterations: list[int] = field(default_factory=list)
+    predict_seconds: float = 0.0  # measured on the validation folds
+    predict_rows: int = 0
+
+    @property
+    def predict_cost(self) -> float:
+        """Measured seconds per predicted row (preprocessing excluded: members share it)."""
+        return self.predict_seconds / self.predict_rows if self.predict_rows else 0.0
 
     @property
     def usable(self) -> bool:
@@ -307,7 +325,10 @@ def run_search(
                     deterministic=not clock,
                 )
                 learner.fit(Xtr, y[_tr], X_val=Xva, y_val=y[va], stop_at=stop_at)
+                t_predict = time.perf_counter()
                 oof[va] = learner.predict_values(Xva)
+                result.predict_seconds += time.perf_counter() - t_predict
+                result.predict_rows += len(va)
                 if Xho is not None:
                     pred = learner.predict_values(Xho)
                     hold_sum = pred if hold_sum is None else hold_sum + pred
@@ -384,6 +405,18 @@ def run_search(
     if not usable:
         failures = "; ".join(f"{c.name}: {c.note}" for c in candidates if c.note)
         raise TrainingError(f"No model could be trained on this data. {failures}")
+    if config.predict_limit is not None:
+        fast = [c for c in usable if c.predict_cost <= config.predict_limit]
+        if not fast:
+            fast = [min(usable, key=lambda c: c.predict_cost)]
+            notes.append(
+                f"No model predicts within {config.predict_limit * 1e6:g} ms per 1,000 rows; kept the fastest, "
+                f"{fast[0].name} ({fast[0].predict_cost * 1e6:.1f} ms)."
+            )
+        elif len(fast) < len(usable):
+            slow = ", ".join(c.name for c in usable if c.predict_cost > config.predict_limit)
+            notes.append(f"Left out of the ensemble, slower than {config.predict_limit * 1e6:g} ms per 1,000 rows: {slow}.")
+        usable = fast
 
     # 4. greedy ensemble selection on the out-of-fold predictions, then fewer members where they add ~nothing
     predictions: list[np.ndarray] = [c.oof for c in usable]  # type: ignore[misc]
@@ -397,6 +430,25 @@ def run_search(
         if dropped:
             logger.info("pruned ensemble members %s (out-of-fold loss within %.2g)", dropped, PRUNE_TOLERANCE * gain)
         weights_arr = pruned
+        if clock or config.predict_limit is not None:
+            costs = np.array([c.predict_cost for c in usable])
+            faster = prune_for_speed(predictions, y, metric, weights_arr, costs,
+                                     allowance=SPEED_TOLERANCE * gain if clock else 0.0, floor=SPEED_FLOOR,
+                                     limit=config.predict_limit)
+            dropped = [c.name for c, w, p in zip(usable, weights_arr, faster, strict=True) if w > 0 and p == 0]
+            if dropped:
+
+                def shown(w: np.ndarray) -> float:
+                    value = metric.score(y, np.asarray(sum(w[i] * predictions[i] for i in np.flatnonzero(w))))
+                    return value if metric.greater_is_better else -value
+
+                notes.append(
+                    f"Dropped ensemble member(s) {', '.join(dropped)} for predict speed: "
+                    f"{costs[weights_arr > 0].sum() * 1e6:.0f} -> {costs[faster > 0].sum() * 1e6:.0f} ms "
+                    f"per 1,000 rows (learners), out-of-fold {metric.name} "
+                    f"{shown(weights_arr):.5g} -> {shown(faster):.5g}."
+                )
+            weights_arr = faster
     best_single = int(np.argmax([c.cv_mean for c in usable]))
     blend = sum(w * usable[i].oof for i, w in enumerate(weights_arr) if w > 0)  # type: ignore[operator]
     blend_cv = float(np.mean([metric.score(y[va], np.asarray(blend)[va]) for _tr, va in folds]))
