@@ -59,3 +59,24 @@ def test_recommend_train_bad_column_is_a_clean_error(ratings_csv: Path, tmp_path
 def test_recommend_show_k_out_of_range(tmp_path: Path) -> None:
     result = runner.invoke(app, ["recommend", "show", "1", "-k", "0", "--workspace", str(tmp_path)])
     assert result.exit_code == 2
+
+
+def test_recommend_with_item_metadata_answers_for_cold_items(ratings_csv: Path, tmp_path: Path) -> None:
+    ratings = pd.read_csv(ratings_csv)
+    items = tmp_path / "items.csv"
+    ratings[["movieId", "title"]].drop_duplicates("movieId").assign(
+        genres=lambda d: d["movieId"].map(lambda i: "Comedy|Drama" if i % 2 else "Action|Thriller")
+    ).to_csv(items, index=False)
+    interactions = tmp_path / "interactions.csv"
+    ratings[ratings["movieId"] != 3114].to_csv(interactions, index=False)
+    ws = str(tmp_path / "ws")
+    result = runner.invoke(app, [
+        "recommend", "train", str(interactions), "--user", "userId", "--item", "movieId", "--rating", "rating",
+        "--items", str(items), "--time-budget", "2", "--max-trials", "1", "--name", "films", "--workspace", ws,
+    ])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["recommend", "similar", "3114", "--name", "films", "--workspace", ws])
+    assert result.exit_code == 0, result.output
+    assert "no interactions" in result.output and "not in the catalogue" not in result.output
+    result = runner.invoke(app, ["recommend", "train", "--help"])
+    assert "cold start" in result.output

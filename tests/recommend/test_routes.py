@@ -155,3 +155,47 @@ def test_through_the_serving_app(trained: tuple[RecommenderModel, Path], tmp_pat
             assert c.get("/ui/models/movies/recommend", params={"user": "3"}).status_code == 200
     finally:
         registry.close()
+
+
+@pytest.fixture(scope="module")
+def cold_client(cold_trained: tuple[RecommenderModel, Path]) -> Iterator[TestClient]:
+    _, ws = cold_trained
+    registry = Registry(Workspace.open(ws))
+    app = FastAPI()
+    app.state.registry = registry
+    app.state.models = _Models(registry)
+    install_error_handlers(app)
+    app.include_router(router)
+    with TestClient(app) as c:
+        yield c
+    registry.close()
+
+
+def test_similar_flags_a_cold_item(cold_client: TestClient, cold_trained: tuple[RecommenderModel, Path]) -> None:
+    model, _ = cold_trained
+    body = cold_client.get("/v1/models/films/similar", params={"item": "3114", "k": 3}).json()
+    assert body["item"] == 3114 and body["cold_start"] is True and body["title"] == "Toy Story 2"
+    assert [i["item"] for i in body["items"]] == model.similar(3114, k=3)["similar_item"].tolist()
+    assert [i["cold_start"] for i in body["items"]] == [model.is_cold_item(i["item"]) for i in body["items"]]
+    warm = cold_client.get("/v1/models/films/similar", params={"item": "1", "k": 3}).json()
+    assert warm["cold_start"] is False and len(warm["items"]) == 3
+    r = cold_client.get("/v1/models/films/similar", params={"item": "424242"})
+    assert r.status_code == 422 and "item metadata" in r.json()["detail"]
+    page = cold_client.get("/ui/models/films/recommend", params={"item": "3114"})
+    assert page.status_code == 200 and "most similar metadata" in page.text
+
+
+def test_history_with_a_cold_item_is_folded_in(cold_client: TestClient, cold_trained: tuple[RecommenderModel, Path]) -> None:
+    model, _ = cold_trained
+    r = cold_client.post("/v1/models/films/recommend", json={"history": [6365, 424242], "k": 5, "users": [1]})
+    assert r.status_code == 200, r.text
+    fold = r.json()["from_history"]
+    assert fold["cold_items"] == [6365] and fold["unknown_items"] == [424242] and fold["fallback"] is False
+    assert [i["item"] for i in fold["items"]] == model.recommend_from_history([6365, 424242], k=5)["item"].tolist()
+    users = r.json()["results"][0]["items"]
+    assert all(isinstance(i["cold_start"], bool) for i in users)
+    recs = model.recommend(sorted(model.users_.tolist()), k=10)
+    cold_user = int(recs.loc[recs["item"].map(model.is_cold_item), "user"].iloc[0])
+    body = cold_client.get("/v1/models/films/recommend", params={"user": str(cold_user)}).json()
+    assert any(i["cold_start"] for i in body["items"])
+    assert [i["cold_start"] for i in body["items"]] == [model.is_cold_item(i["item"]) for i in body["items"]]

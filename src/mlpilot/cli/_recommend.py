@@ -49,7 +49,12 @@ def train_command(
     item: Annotated[str, typer.Option("--item", "-i", help="Item id column.")],
     rating: Annotated[str | None, typer.Option("--rating", "-r", help="Rating (or weight) column.")] = None,
     timestamp: Annotated[str | None, typer.Option("--timestamp", help="Interaction time column.")] = None,
-    items: Annotated[str | None, typer.Option("--items", help="Item metadata source (titles).")] = None,
+    items: Annotated[str | None, typer.Option(
+        "--items",
+        help="Item metadata source with the item column: titles for display; its text, genre "
+        "(\"Action|Comedy\") and category columns let items without interactions (cold start) be "
+        "looked up, used in histories and recommended by content similarity.",
+    )] = None,
     feedback: Annotated[str, typer.Option("--feedback", help="auto, implicit or explicit.")] = "auto",
     threshold: Annotated[str | None, typer.Option("--threshold", help="Positive rating threshold, or user_mean.")] = None,
     time_budget: Annotated[float, typer.Option("--time-budget", "-b", help="Tuning seconds.")] = 60.0,
@@ -135,6 +140,9 @@ def show_command(
     for row in frame.itertuples(index=False):
         table.add_row(str(row.user), str(row.rank), str(row.item), model.title(row.item) or "", f"{row.score:.4f}")
     console.print(table)
+    cold = [str(i) for i in frame["item"].unique() if getattr(model, "is_cold_item", lambda _: False)(i)]
+    if cold:
+        console.print(f"Items without interactions, recommended by content: {', '.join(cold)}.", highlight=False)
     for u in frame.attrs.get("fallback_users", []):
         console.print(f"[yellow]User {u!r} is unknown: most-popular items shown.[/]", highlight=False)
 
@@ -157,6 +165,11 @@ def similar_command(
     for row in frame.itertuples(index=False):
         table.add_row(str(row.item), str(row.rank), str(row.similar_item), model.title(row.similar_item) or "", f"{row.score:.4f}")
     console.print(table)
+    for i in frame.attrs.get("cold_items", []):
+        console.print(
+            f"[yellow]Item {i!r} has no interactions: items with the most similar metadata shown.[/]",
+            highlight=False,
+        )
     for i in frame.attrs.get("unknown_items", []):
         console.print(f"[yellow]Item {i!r} is not in the catalogue.[/]", highlight=False)
 

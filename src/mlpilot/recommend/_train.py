@@ -13,6 +13,7 @@ import pandas as pd
 
 from mlpilot._types import PathLike
 from mlpilot.exceptions import ColumnNotFoundError, DataError, InvalidParameterError
+from mlpilot.recommend._content import ItemContent, align_item_ids, item_content
 from mlpilot.recommend._data import Interactions, prepare_interactions
 from mlpilot.recommend._inputs import input_matrix, scoring_matrix, seen_matrix
 from mlpilot.recommend._metrics import Evaluation, evaluate_scores, paired_test
@@ -169,7 +170,13 @@ def train(
     timestamp : str, optional
         Interaction times; enables the temporal split.
     items : DataFrame or source, optional
-        Item metadata with the ``item`` column and a title column.
+        Item metadata with the ``item`` column: titles for display, and a
+        content representation for cold start. Its text, multi-value (genres
+        such as ``"Action|Comedy"``), categorical and numeric columns, chosen
+        by their contents, become TF-IDF rows; items present here but absent
+        from the interactions can then be looked up with ``similar()``, used in
+        fold-in histories and recommended (see `RecommenderModel`). Ids given
+        as text are converted to the type of the interaction ids.
     title : str, optional
         Title column; default the first of ``title``, ``name``, ... found.
     feedback : {"auto", "implicit", "explicit"}
@@ -236,7 +243,17 @@ def train(
         raise InvalidParameterError(
             "predict_ratings=True needs explicit ratings: pass rating=COLUMN (and not feedback='implicit')."
         )
-    titles = _titles(frame, item, title) if items is None else _titles(_read(items, workspace, False)[0], item, title)
+    content: ItemContent | None = None
+    if items is None:
+        titles = _titles(frame, item, title)
+    else:
+        say("reading item metadata")
+        metadata = _read(items, workspace, False)[0]
+        if item not in metadata.columns:
+            raise ColumnNotFoundError(item, [str(c) for c in metadata.columns], what="item column of the item table")
+        metadata = align_item_ids(metadata, item, data.items)
+        titles = _titles(metadata, item, title)
+        content = item_content(metadata, item)
     method = split if split != "auto" else ("temporal" if timestamp is not None else "random")
     train_mask, test_mask = split_interactions(data, method=method, test_size=test_size, random_state=random_state)
     train_data, test_data = data.subset(train_mask), data.subset(test_mask)
@@ -310,8 +327,14 @@ def train(
         user_col=user,
         item_col=item,
         name=name or "recommender",
+        content=content,
     )
     recommender.data_report_ = dict(data.report)
+    if content is not None:
+        recommender.data_report_.update(
+            n_metadata_items=len(content.items), n_cold_items=recommender.n_cold_items,
+            content_columns=dict(content.columns),
+        )
     if predict_ratings:
         say("fitting the rating predictor")
         baseline = BiasBaseline().fit(

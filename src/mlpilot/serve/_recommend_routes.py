@@ -47,6 +47,9 @@ class RecommendedItem(BaseModel):
     score: float
     rank: int
     title: str | None = None
+    cold_start: bool = Field(
+        default=False, description="True for an item with no interactions, known from item metadata only."
+    )
 
 
 class UserRecommendations(BaseModel):
@@ -58,6 +61,11 @@ class UserRecommendations(BaseModel):
 class HistoryRecommendations(BaseModel):
     history: list[Ident]
     unknown_items: list[Ident] = Field(description="History items the model does not know; ignored.")
+    cold_items: list[Ident] = Field(
+        default_factory=list,
+        description="History items with no interactions, known from item metadata: each stands for its "
+        "nearest items by content similarity.",
+    )
     fallback: bool = Field(description="True when no history item is known: most-popular items.")
     items: list[RecommendedItem]
 
@@ -77,6 +85,11 @@ class SimilarResponse(BaseModel):
     version: int
     item: Ident
     title: str | None = None
+    cold_start: bool = Field(
+        default=False,
+        description="True when the item has no interactions: its neighbours are the items whose "
+        "metadata is most similar (TF-IDF cosine), not the model's own similarity.",
+    )
     items: list[RecommendedItem]
 
 
@@ -100,8 +113,18 @@ def _coerce(model: Any, values: list[Any], reference: Any) -> list[Any]:
 def _items(model: Any, frame: Any, item_col: str = "item") -> list[RecommendedItem]:
     out = []
     for item, score, rank in zip(frame[item_col].tolist(), frame["score"].tolist(), frame["rank"].tolist(), strict=True):
-        out.append(RecommendedItem(item=_plain(item), score=float(score), rank=int(rank), title=model.title(item)))
+        out.append(
+            RecommendedItem(
+                item=_plain(item), score=float(score), rank=int(rank), title=model.title(item),
+                cold_start=_is_cold(model, item),
+            )
+        )
     return out
+
+
+def _is_cold(model: Any, item: Any) -> bool:
+    # models registered before cold-start support have no is_cold_item
+    return bool(getattr(model, "is_cold_item", lambda _: False)(item))
 
 
 def _plain(value: Any) -> Any:
@@ -165,6 +188,7 @@ def recommend_many(
         from_history = HistoryRecommendations(
             history=[_plain(h) for h in history],
             unknown_items=[_plain(u) for u in frame.attrs.get("unknown_items", [])],
+            cold_items=[_plain(c) for c in frame.attrs.get("cold_items", [])],
             fallback=bool(frame.attrs.get("fallback", False)),
             items=_items(model, frame),
         )
@@ -180,17 +204,23 @@ def similar_items(
     version: VersionQuery = None,
     alias: AliasQuery = None,
 ) -> SimilarResponse:
-    """The k items most similar to ``item``, by the model's own item similarity."""
+    """The k items most similar to ``item``, by the model's own item similarity.
+
+    An item with no interactions that the item metadata describes (``cold_start``)
+    gets the items with the most similar metadata.
+    """
     model, mv = _recommender(request, name, version, alias)
     (iid,) = _coerce(model, [item], model.items_)
-    if model.item_index(iid) is None:
+    cold = _is_cold(model, iid)
+    if model.item_index(iid) is None and not cold:
         raise DataError(
-            f"The item {item!r} is not in the catalogue of model {mv.ref} ({model.n_items} items). "
-            "Check the id, or retrain with interactions that include it."
+            f"The item {item!r} is not in the catalogue of model {mv.ref} ({model.n_items} items with "
+            "interactions, plus those described by its item metadata). Check the id, or retrain with "
+            "interactions or item metadata that include it."
         )
     frame = model.similar([iid], k=k)
     return SimilarResponse(
-        model=mv.name, version=mv.version, item=_plain(iid), title=model.title(iid),
+        model=mv.name, version=mv.version, item=_plain(iid), title=model.title(iid), cold_start=cold,
         items=_items(model, frame, item_col="similar_item"),
     )
 
@@ -265,9 +295,11 @@ def recommend_page(
     if item:
         (iid,) = _coerce(model, [item], model.items_)
         parts.append(f"<h2>Similar to {link_item(iid)}</h2>")
-        if model.item_index(iid) is None:
+        if model.item_index(iid) is None and not _is_cold(model, iid):
             parts.append(f"<p class='note'>Unknown item {esc(str(item))}.</p>")
         else:
+            if _is_cold(model, iid):
+                parts.append("<p class='note'>No interactions: items with the most similar metadata.</p>")
             frame = model.similar([iid], k=k)
             rows = [[str(r), link_item(i), f"{s:.3f}"] for i, s, r in zip(frame["similar_item"].tolist(), frame["score"].tolist(), frame["rank"].tolist(), strict=True)]
             parts.append(_table(["rank", "item", "score"], rows))
