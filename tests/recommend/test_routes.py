@@ -35,11 +35,10 @@ class _Models:
         return SimpleNamespace(model=self.registry.load_model(mv), version=mv)
 
 
-@pytest.fixture(scope="module")
-def client(trained: tuple[RecommenderModel, Path]) -> Iterator[TestClient]:
-    _, ws = trained
+def _serve(ws: Path, *, with_tabular: bool = False) -> Iterator[TestClient]:
     registry = Registry(Workspace.open(ws))
-    registry.register_model("tabular", {"w": 1}, kind="tabular", aliases=("champion",))
+    if with_tabular:
+        registry.register_model("tabular", {"w": 1}, kind="tabular", aliases=("champion",))
     app = FastAPI()
     app.state.registry = registry
     app.state.models = _Models(registry)
@@ -48,6 +47,11 @@ def client(trained: tuple[RecommenderModel, Path]) -> Iterator[TestClient]:
     with TestClient(app) as c:
         yield c
     registry.close()
+
+
+@pytest.fixture(scope="module")
+def client(trained: tuple[RecommenderModel, Path]) -> Iterator[TestClient]:
+    yield from _serve(trained[1], with_tabular=True)
 
 
 def test_get_recommend(client: TestClient, trained: tuple[RecommenderModel, Path]) -> None:
@@ -159,16 +163,7 @@ def test_through_the_serving_app(trained: tuple[RecommenderModel, Path], tmp_pat
 
 @pytest.fixture(scope="module")
 def cold_client(cold_trained: tuple[RecommenderModel, Path]) -> Iterator[TestClient]:
-    _, ws = cold_trained
-    registry = Registry(Workspace.open(ws))
-    app = FastAPI()
-    app.state.registry = registry
-    app.state.models = _Models(registry)
-    install_error_handlers(app)
-    app.include_router(router)
-    with TestClient(app) as c:
-        yield c
-    registry.close()
+    yield from _serve(cold_trained[1])
 
 
 def test_similar_flags_a_cold_item(cold_client: TestClient, cold_trained: tuple[RecommenderModel, Path]) -> None:

@@ -78,19 +78,23 @@ def prune_weights(
     weights = np.asarray(weights, dtype=float)
     floor = score(weights) - tolerance
     while np.count_nonzero(weights) > 1:
-        active = np.flatnonzero(weights)
-        best_score, best = -np.inf, weights
-        for drop in active:
-            rest = [i for i in active if i != drop]
-            trial = np.zeros(len(predictions))
-            trial[rest] = caruana_weights([predictions[i] for i in rest], y, metric)
-            trial_score = score(trial)
-            if trial_score > best_score:
-                best_score, best = trial_score, trial
-        if best_score < floor:
+        best = max(_leave_one_out(predictions, y, metric, weights), key=score)
+        if score(best) < floor:
             break
         weights = best
     return weights
+
+
+def _leave_one_out(predictions: list[np.ndarray], y: np.ndarray, metric: Metric, weights: np.ndarray) -> list[np.ndarray]:
+    """For each member with a positive weight, the `caruana_weights` of the others."""
+    active = np.flatnonzero(weights)
+    trials = []
+    for drop in active:
+        rest = [i for i in active if i != drop]
+        trial = np.zeros(len(predictions))
+        trial[rest] = caruana_weights([predictions[i] for i in rest], y, metric)
+        trials.append(trial)
+    return trials
 
 
 def prune_for_speed(
@@ -141,18 +145,14 @@ def prune_for_speed(
     full_cost = max(start_cost, floor)
     if full_cost <= 0:
         return weights
+
+    def room(trial: np.ndarray) -> float:
+        saved = (start_cost - float(costs[trial > 0].sum())) / full_cost
+        return allowance * saved - (full_score - score(trial))
+
     while np.count_nonzero(weights) > 1:
-        active = np.flatnonzero(weights)
-        best_room, best = -np.inf, weights
-        for drop in active:
-            rest = [i for i in active if i != drop]
-            trial = np.zeros(len(predictions))
-            trial[rest] = caruana_weights([predictions[i] for i in rest], y, metric)
-            saved = (start_cost - float(costs[trial > 0].sum())) / full_cost
-            room = allowance * saved - (full_score - score(trial))
-            if room > best_room:
-                best_room, best = room, trial
-        if best_room < 0:
+        best = max(_leave_one_out(predictions, y, metric, weights), key=room)
+        if room(best) < 0:
             break
         weights = best
     if limit is not None:
@@ -161,14 +161,7 @@ def prune_for_speed(
             weights = np.zeros(len(predictions))
             weights[keep] = caruana_weights([predictions[i] for i in keep], y, metric)
     while limit is not None and costs[weights > 0].sum() > limit and np.count_nonzero(weights) > 1:
-        active = np.flatnonzero(weights)
-        trials = []
-        for drop in active:
-            rest = [i for i in active if i != drop]
-            trial = np.zeros(len(predictions))
-            trial[rest] = caruana_weights([predictions[i] for i in rest], y, metric)
-            trials.append(trial)
-        weights = max(trials, key=score)
+        weights = max(_leave_one_out(predictions, y, metric, weights), key=score)
     return weights
 
 
