@@ -313,6 +313,36 @@ def test_search_leaves_models_slower_than_the_predict_limit_out_of_the_ensemble(
     assert len(none.weights) == 1 and any("No model predicts within" in n for n in none.notes)  # type: ignore[attr-defined]
 
 
+def test_folds_side_by_side_give_the_sequential_result_and_leave_warnings_alone() -> None:
+    import warnings
+
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True)
+    frame, y = data.data, data.target.to_numpy()
+
+    def search(n_jobs: int) -> object:
+        return run_search(frame.iloc[:140], y[:140], task="multiclass", metric=get_metric("log_loss"),
+                          roles=column_roles(frame), n_classes=3, holdout=frame.iloc[140:],
+                          config=SearchConfig(families=("lightgbm", "linear", "random_forest"),
+                                              n_trials=1, n_folds=3, n_jobs=n_jobs))
+
+    filters = list(warnings.filters)
+    one, two = search(1), search(2)
+    assert warnings.filters == filters  # no "ignore" left behind by the threads
+    for a, b in zip(one.candidates, two.candidates, strict=True):  # type: ignore[attr-defined]
+        assert (a.name, a.status, a.fold_scores, a.n_iterations) == (b.name, b.status, b.fold_scores, b.n_iterations)
+        if a.usable:
+            np.testing.assert_array_equal(a.oof, b.oof)
+            np.testing.assert_array_equal(a.holdout, b.holdout)
+    assert one.weights == two.weights  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(one.ensemble_holdout, two.ensemble_holdout)  # type: ignore[attr-defined]
+    forest = next(c for c in two.candidates if c.family == "random_forest")  # type: ignore[attr-defined]
+    sequential = next(c for c in one.candidates if c.family == "random_forest")  # type: ignore[attr-defined]
+    # folds that overlap in time add up to more than the wall clock; one after another they cannot
+    assert forest.work_seconds > forest.fit_seconds and sequential.work_seconds <= sequential.fit_seconds
+
+
 def test_search_prunes_within_tolerance_of_the_full_blend() -> None:
     result, _, y = _search("regression", families=("lightgbm", "linear", "knn", "extra_trees"), n_trials=2,
                            n_folds=3)

@@ -8,8 +8,11 @@ and a wall-clock limit, then ``predict_values`` returning class probabilities
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +30,45 @@ _EARLY_STOP = 50
 # Row-by-tree evaluations (about ten milliseconds of work) below which one thread predicts
 # faster, or nearly as fast, also on a busy machine where a second thread may wait its turn.
 _PARALLEL_WORK = 200_000
+
+_thread_state = threading.local()
+
+
+@contextmanager
+def _quiet(n_jobs: int | None = None) -> Iterator[None]:
+    """Silence the libraries' warnings and cap BLAS/OpenMP pools at ``n_jobs`` threads.
+
+    Both change process-wide state and are not thread-safe: in a thread entered
+    through `guarded_by_caller`, whose caller has set both once around its
+    threads, this does nothing.
+    """
+    if getattr(_thread_state, "guarded_by_caller", False):
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if n_jobs is None:
+            yield
+            return
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=n_jobs):
+            yield
+
+
+@contextmanager
+def guarded_by_caller() -> Iterator[None]:
+    """In a worker thread: fits and predictions leave warnings and thread pools to the caller.
+
+    The caller wraps its pool of threads in ``warnings.catch_warnings()`` (with
+    ``simplefilter("ignore")``) and ``threadpool_limits``; were each thread to do
+    so itself, interleaved restores could leave an "ignore" filter behind.
+    """
+    _thread_state.guarded_by_caller = True
+    try:
+        yield
+    finally:
+        _thread_state.guarded_by_caller = False
 
 
 @dataclass(frozen=True)
@@ -209,10 +251,7 @@ class Learner(BaseEstimator):
             )
         params = dict(self.params or {})
         fit = getattr(self, f"_fit_{self.family}")
-        from threadpoolctl import threadpool_limits
-
-        with warnings.catch_warnings(), threadpool_limits(limits=self.n_jobs):
-            warnings.simplefilter("ignore")
+        with _quiet(self.n_jobs):
             fit(X, np.asarray(y), X_val, y_val, params, stop_at)
         return self
 
@@ -441,8 +480,7 @@ class Learner(BaseEstimator):
             X = _dense(X)
         elif self.family == "dummy":
             X = np.zeros((X.shape[0], 1))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _quiet():
             if not self._classifier:
                 return np.asarray(model.predict(X, **kwargs), dtype=float).ravel()
             proba = np.asarray(model.predict_proba(X, **kwargs), dtype=float)

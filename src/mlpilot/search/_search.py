@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,11 +24,12 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from mlpilot.exceptions import BudgetWarning, TrainingError
 from mlpilot.features import TabularPreprocessor
 from mlpilot.search._ensemble import caruana_weights, prune_for_speed, prune_weights
-from mlpilot.search._learners import FAMILIES, Learner
+from mlpilot.search._learners import FAMILIES, Learner, guarded_by_caller
 from mlpilot.search._tuner import Tuner
 from mlpilot.tasks import Metric
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Share of the ensemble's out-of-fold gain over the dummy baseline that pruning
 # members may give up: members that are all but redundant go, any that measurably
@@ -38,6 +39,9 @@ PRUNE_TOLERANCE = 1e-4
 # time, in proportion to the share of the ensemble's predict time each one takes (only with
 # a clock: times are measured, so the choice would not be reproducible in deterministic mode).
 SPEED_TOLERANCE = 2e-3
+# Runners-up whose cross-validated score trails the best by more than this share of the best's
+# gain over the dummy baseline get no time kept back for their refit.
+RESERVE_GAP = 0.05
 # Ensembles cheaper than this (seconds per row, learners only) are not worth much accuracy
 # to make cheaper still: cost shares are taken of at least this much.
 SPEED_FLOOR = 20e-6
@@ -92,7 +96,8 @@ class CandidateResult:
     oof: np.ndarray | None = None
     holdout: np.ndarray | None = None
     fold_scores: list[float] = field(default_factory=list)
-    fit_seconds: float = 0.0
+    fit_seconds: float = 0.0  # wall clock of the whole cross-validation
+    work_seconds: float = 0.0  # the folds' own times added up: what one fit costs, n_folds times
     n_iterations: list[int] = field(default_factory=list)
     predict_seconds: float = 0.0  # measured on the validation folds
     predict_rows: int = 0
@@ -189,6 +194,29 @@ class _Prepared:
         return self._cache[key]
 
 
+def run_parallel(
+    fit_fold: Callable[[int, float | None], _T], folds: list[int], stop_ats: list[float | None], workers: int
+) -> list[_T]:
+    """``fit_fold(i, stop_at)`` for each of ``folds`` on ``workers`` threads, results in ``folds`` order.
+
+    The libraries release the GIL while they fit. Warnings are silenced and BLAS
+    pools capped here, once around the threads, which then leave both alone
+    (process-wide state that threads cannot each save and restore); OpenMP's
+    limit is per thread, so each thread sets its own.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    def task(i: int, stop_at: float | None) -> _T:
+        with guarded_by_caller(), threadpool_limits(limits=1, user_api="openmp"):
+            return fit_fold(i, stop_at)
+
+    with warnings.catch_warnings(), threadpool_limits(limits=1), ThreadPoolExecutor(workers) as pool:
+        warnings.simplefilter("ignore")
+        return list(pool.map(task, folds, stop_ats))
+
+
 def _estimated_bytes(family: str, n_rows: int, n_features: int, n_classes: int) -> int:
     if family in ("extra_trees", "random_forest"):
         leaves = 2 * n_rows * 200 * max(1, n_classes if n_classes > 2 else 1)
@@ -252,10 +280,15 @@ def run_search(
     def refit_reserve() -> float:
         usable = sorted((c for c in candidates if c.usable and c.family != "dummy"),
                         key=lambda c: -c.cv_mean)[:3]
+        dummy = next((c for c in candidates if c.family == "dummy" and c.usable), None)
+        if usable and dummy is not None:
+            # time is kept for the runners-up only when they are close enough to join the ensemble
+            gain = abs(usable[0].cv_mean - dummy.cv_mean)
+            usable = usable[:1] + [c for c in usable[1:] if usable[0].cv_mean - c.cv_mean <= RESERVE_GAP * gain]
         # a refit skips early stopping's extra rounds and the validation predictions; the
         # best model must be refit, later members are dropped by fit_final if time runs out
         return sum(
-            c.fit_seconds / n_folds * config.refit_share * (n_folds / (n_folds - 1))
+            c.work_seconds / n_folds * config.refit_share * (n_folds / (n_folds - 1))
             * (0.6 if FAMILIES[c.family].boosted else 1.0) * (1.0 if i == 0 else 0.5)
             for i, c in enumerate(usable)
         )
@@ -280,6 +313,15 @@ def run_search(
             "best_name": None if best is None else best.name,
             "current": current,
         })
+
+    def fold_workers(family: str) -> int:
+        if threads > 1 or config.n_jobs < 2 or n_folds < 2 or family == "dummy":
+            return 1
+        workers = min(config.n_jobs, n_folds)
+        need = _estimated_bytes(family, len(y), X.shape[1], n_classes) * workers
+        if config.memory_limit is not None and need > config.memory_limit:
+            return 1  # folds side by side hold their models at once
+        return workers
 
     def evaluate(name: str, family: str, params: dict[str, Any], *, force: bool = False) -> CandidateResult:
         params = dict(params)
@@ -311,33 +353,45 @@ def run_search(
             cap = left * (0.7 if fam.interruptible else 0.5)
         t0 = time.perf_counter()
         oof = np.zeros((len(y), n_classes)) if task != "regression" else np.zeros(len(y))
-        hold_sum: np.ndarray | None = None
         try:
             folds_data = prepared.get(fam.encoding, fam.text_only)
             if fam.text_only and all(d[0].shape[1] == 0 for d in folds_data):
                 result.status, result.note = "skipped", "no text features"
                 return result
-            for i, ((_tr, va), (Xtr, Xva, Xho, cats)) in enumerate(zip(folds, folds_data, strict=True)):
-                stop_at = None if cap == math.inf else t0 + cap * (i + 1) / n_folds
+
+            def fit_fold(i: int, stop_at: float | None) -> tuple[np.ndarray, np.ndarray | None, float, int, float]:
+                (tr, va), (Xtr, Xva, Xho, cats) = folds[i], folds_data[i]
+                started = time.perf_counter()
                 learner = Learner(
                     family=family, task=task, params=params, categorical_indices=cats,
                     n_classes=n_classes, random_state=config.seed, n_jobs=threads,
                     deterministic=not clock,
                 )
-                learner.fit(Xtr, y[_tr], X_val=Xva, y_val=y[va], stop_at=stop_at)
+                learner.fit(Xtr, y[tr], X_val=Xva, y_val=y[va], stop_at=stop_at)
                 t_predict = time.perf_counter()
-                oof[va] = learner.predict_values(Xva)
-                result.predict_seconds += time.perf_counter() - t_predict
-                result.predict_rows += len(va)
-                if Xho is not None:
-                    pred = learner.predict_values(Xho)
-                    hold_sum = pred if hold_sum is None else hold_sum + pred
-                result.n_iterations.append(learner.n_iterations_)
-                if clock and not force and i == 0 and not fam.interruptible:
-                    projected = (time.perf_counter() - t0) * n_folds
+                values = learner.predict_values(Xva)
+                predict_seconds = time.perf_counter() - t_predict
+                held = None if Xho is None else learner.predict_values(Xho)
+                return values, held, predict_seconds, learner.n_iterations_, time.perf_counter() - started
+
+            # folds run side by side on small tables, where each model uses one thread; a family
+            # that cannot be interrupted first runs one fold alone, to project the whole cost
+            workers = fold_workers(family)
+            probe = clock and not force and not fam.interruptible
+            first = 1 if probe and workers > 1 else 0
+            # fold i's share of the time cap ends with its wave of side-by-side folds
+            waves = [0] * first + [first + j // workers for j in range(n_folds - first)]
+            stop_ats = [None if cap == math.inf else t0 + cap * (w + 1) / (waves[-1] + 1) for w in waves]
+            outputs: list[tuple[np.ndarray, np.ndarray | None, float, int, float]] = []
+            for i in range(n_folds if workers == 1 else first):
+                outputs.append(fit_fold(i, stop_ats[i]))
+                if probe and i == 0:
+                    projected = (time.perf_counter() - t0) * (waves[-1] + 1)
                     if projected > cap:
                         result.status, result.note = "timeout", f"projected {projected:.1f}s exceeds {cap:.1f}s"
                         return result
+            if len(outputs) < n_folds:
+                outputs += run_parallel(fit_fold, list(range(first, n_folds)), stop_ats[first:], workers)
         except MemoryError:
             result.status, result.note = "skipped", "out of memory"
             notes.append(f"{name}: ran out of memory and was skipped")
@@ -348,6 +402,16 @@ def run_search(
             return result
         finally:
             result.fit_seconds = time.perf_counter() - t0
+        hold_sum: np.ndarray | None = None
+        for i, (_tr, va) in enumerate(folds):  # in fold order: the same sums however folds were scheduled
+            values, held, predict_seconds, n_iterations, seconds = outputs[i]
+            oof[va] = values
+            if held is not None:
+                hold_sum = held if hold_sum is None else hold_sum + held
+            result.predict_seconds += predict_seconds
+            result.predict_rows += len(va)
+            result.n_iterations.append(n_iterations)
+            result.work_seconds += seconds
         result.oof = oof
         result.holdout = None if hold_sum is None else hold_sum / n_folds
         result.fold_scores = [metric.score(y[va], oof[va]) for _tr, va in folds]
@@ -506,7 +570,7 @@ def fit_final(
         cand = result.candidate(name)
         fam = FAMILIES[cand.family]
         if deadline is not None and members:
-            estimate = cand.fit_seconds / n_folds * (len(y) / (len(y) * (n_folds - 1) / n_folds))
+            estimate = cand.work_seconds / n_folds * (len(y) / (len(y) * (n_folds - 1) / n_folds))
             if time.perf_counter() + estimate > deadline:
                 notes.append(f"dropped ensemble member {name} (weight {weight:.2f}) to keep the time budget")
                 continue
