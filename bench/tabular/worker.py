@@ -27,7 +27,7 @@ import pandas as pd
 from datasets import BY_KEY, Spec, load, score
 
 
-def timed(predict: Callable[[], Any], repeat: int = 3) -> tuple[Any, float]:
+def timed(predict: Callable[[], Any], repeat: int = 10) -> tuple[Any, float]:
     """Steady-state predict time: the fastest of ``repeat`` calls (the first pays lazy set-up)."""
     best, result = float("inf"), None
     for _ in range(repeat):
