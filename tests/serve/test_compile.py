@@ -197,13 +197,18 @@ def test_the_model_detail_says_how_the_served_version_is_scored(client: TestClie
     assert client.get("/v1/models/churn?version=1").json()["selected"]["fast_path"] == selected["fast_path"]
 
 
+def _one_hot_and(churn_frame: pd.DataFrame, numeric_step: Any) -> tuple[pd.DataFrame, Any, ColumnTransformer]:
+    """Churn features and target, and a ColumnTransformer: categoricals one-hot, ``numeric_step`` on the rest."""
+    X, y, categorical = _split(churn_frame)
+    numeric = [c for c in X.columns if c not in categorical]
+    return X, y, ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
+                                    ("num", numeric_step, numeric)])
+
+
 def test_an_unknown_transformer_falls_back_to_the_pipeline(
     registry: Registry, churn_frame: pd.DataFrame, rows: list[dict[str, Any]], apps: tuple[TestClient, TestClient]
 ) -> None:
-    X, y, categorical = _split(churn_frame)
-    numeric = [c for c in X.columns if c not in categorical]
-    pre = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
-                             ("num", FunctionTransformer(np.log1p), numeric)])
+    X, y, pre = _one_hot_and(churn_frame, FunctionTransformer(np.log1p))
     pipeline = Pipeline([("pre", pre), ("model", LogisticRegression(max_iter=3000))]).fit(X, y)
     register_churn(registry, churn_frame, pipeline)
     fast, _general = apps
@@ -219,10 +224,7 @@ def test_a_slow_final_estimator_is_compiled_but_micro_batched(
 ) -> None:
     from sklearn.ensemble import RandomForestClassifier
 
-    X, y, categorical = _split(churn_frame)
-    numeric = [c for c in X.columns if c not in categorical]
-    pre = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
-                             ("num", SimpleImputer(strategy="median"), numeric)])
+    X, y, pre = _one_hot_and(churn_frame, SimpleImputer(strategy="median"))
     forest = RandomForestClassifier(n_estimators=20, max_depth=6, random_state=0, n_jobs=1)
     register_churn(registry, churn_frame, make_pipeline(pre, forest).fit(X, y))
     fast, general = apps

@@ -49,6 +49,11 @@ def caruana_weights(
     return counts / counts.sum()
 
 
+def blend_score(predictions: list[np.ndarray], y: np.ndarray, metric: Metric, weights: np.ndarray) -> float:
+    """``metric`` of the ``weights``-weighted blend of ``predictions`` (members with weight 0 skipped)."""
+    return metric.score(y, np.asarray(sum(weights[i] * predictions[i] for i in np.flatnonzero(weights))))
+
+
 def prune_weights(
     predictions: list[np.ndarray], y: np.ndarray, metric: Metric, weights: np.ndarray, *, tolerance: float
 ) -> np.ndarray:
@@ -72,8 +77,7 @@ def prune_weights(
     [0.5, 0.0, 0.5]
     """
     def score(w: np.ndarray) -> float:
-        blend = sum(w[i] * predictions[i] for i in np.flatnonzero(w))
-        return metric.score(y, np.asarray(blend))
+        return blend_score(predictions, y, metric, w)
 
     weights = np.asarray(weights, dtype=float)
     floor = score(weights) - tolerance
@@ -135,8 +139,7 @@ def prune_for_speed(
     [0.5, 0.5]
     """
     def score(w: np.ndarray) -> float:
-        blend = sum(w[i] * predictions[i] for i in np.flatnonzero(w))
-        return metric.score(y, np.asarray(blend))
+        return blend_score(predictions, y, metric, w)
 
     weights = np.asarray(weights, dtype=float)
     costs = np.asarray(costs, dtype=float)

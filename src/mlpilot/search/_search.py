@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from mlpilot.exceptions import BudgetWarning, TrainingError
 from mlpilot.features import TabularPreprocessor
-from mlpilot.search._ensemble import caruana_weights, prune_for_speed, prune_weights
+from mlpilot.search._ensemble import blend_score, caruana_weights, prune_for_speed, prune_weights
 from mlpilot.search._learners import FAMILIES, Learner, guarded_by_caller
 from mlpilot.search._tuner import Tuner
 from mlpilot.tasks import Metric
@@ -487,8 +487,7 @@ def run_search(
     weights_arr = caruana_weights(predictions, y, metric)
     dummy = next((c for c in candidates if c.family == "dummy" and c.usable), None)
     if dummy is not None and np.count_nonzero(weights_arr) > 1:
-        blend_score = metric.score(y, np.asarray(sum(w * p for w, p in zip(weights_arr, predictions, strict=True))))
-        gain = abs(blend_score - metric.score(y, dummy.oof))  # type: ignore[arg-type]
+        gain = abs(blend_score(predictions, y, metric, weights_arr) - metric.score(y, dummy.oof))  # type: ignore[arg-type]
         pruned = prune_weights(predictions, y, metric, weights_arr, tolerance=PRUNE_TOLERANCE * gain)
         dropped = [c.name for c, w, p in zip(usable, weights_arr, pruned, strict=True) if w > 0 and p == 0]
         if dropped:
@@ -503,7 +502,7 @@ def run_search(
             if dropped:
 
                 def shown(w: np.ndarray) -> float:
-                    value = metric.score(y, np.asarray(sum(w[i] * predictions[i] for i in np.flatnonzero(w))))
+                    value = blend_score(predictions, y, metric, w)
                     return value if metric.greater_is_better else -value
 
                 notes.append(

@@ -152,18 +152,13 @@ def _scaler(scaler: Any, chains: Sequence[Chain]) -> list[Chain]:
     name = type(scaler).__name__
 
     def steps(j: int) -> tuple[Step, ...]:
-        if name == "StandardScaler":
+        if name in ("StandardScaler", "RobustScaler"):
+            standard = name == "StandardScaler"
+            centre, scale = (scaler.with_mean, scaler.with_std) if standard else (scaler.with_centering, scaler.with_scaling)
             out: list[Step] = []
-            if scaler.with_mean:
-                out.append(Subtract(float(scaler.mean_[j])))
-            if scaler.with_std:
-                out.append(Divide(float(scaler.scale_[j])))
-            return tuple(out)
-        if name == "RobustScaler":
-            out = []
-            if scaler.with_centering:
-                out.append(Subtract(float(scaler.center_[j])))
-            if scaler.with_scaling:
+            if centre:
+                out.append(Subtract(float((scaler.mean_ if standard else scaler.center_)[j])))
+            if scale:
                 out.append(Divide(float(scaler.scale_[j])))
             return tuple(out)
         if name == "MaxAbsScaler":

@@ -116,15 +116,10 @@ def _items(model: Any, frame: Any, item_col: str = "item") -> list[RecommendedIt
         out.append(
             RecommendedItem(
                 item=_plain(item), score=float(score), rank=int(rank), title=model.title(item),
-                cold_start=_is_cold(model, item),
+                cold_start=model.is_cold_item(item),
             )
         )
     return out
-
-
-def _is_cold(model: Any, item: Any) -> bool:
-    # models registered before cold-start support have no is_cold_item
-    return bool(getattr(model, "is_cold_item", lambda _: False)(item))
 
 
 def _plain(value: Any) -> Any:
@@ -211,7 +206,7 @@ def similar_items(
     """
     model, mv = _recommender(request, name, version, alias)
     (iid,) = _coerce(model, [item], model.items_)
-    cold = _is_cold(model, iid)
+    cold = model.is_cold_item(iid)
     if model.item_index(iid) is None and not cold:
         raise DataError(
             f"The item {item!r} is not in the catalogue of model {mv.ref} ({model.n_items} items with "
@@ -295,10 +290,11 @@ def recommend_page(
     if item:
         (iid,) = _coerce(model, [item], model.items_)
         parts.append(f"<h2>Similar to {link_item(iid)}</h2>")
-        if model.item_index(iid) is None and not _is_cold(model, iid):
+        cold = model.is_cold_item(iid)
+        if model.item_index(iid) is None and not cold:
             parts.append(f"<p class='note'>Unknown item {esc(str(item))}.</p>")
         else:
-            if _is_cold(model, iid):
+            if cold:
                 parts.append("<p class='note'>No interactions: items with the most similar metadata.</p>")
             frame = model.similar([iid], k=k)
             rows = [[str(r), link_item(i), f"{s:.3f}"] for i, s, r in zip(frame["similar_item"].tolist(), frame["score"].tolist(), frame["rank"].tolist(), strict=True)]
