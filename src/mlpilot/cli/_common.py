@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from mlpilot.exceptions import InvalidParameterError
 from mlpilot.registry import Registry, Workspace
 
 console = Console()
@@ -34,6 +36,31 @@ def open_workspace(path: Path | None) -> Workspace:
 
 def open_registry(path: Path | None) -> Registry:
     return Registry(Workspace.open(path))
+
+
+def check_output_path(path: Path | None, option: str) -> None:
+    """Refuse, before any work, an output file that could not be written.
+
+    The parent directory must exist and be writable, and ``path`` must not be a
+    directory. Nothing is created: the file is written only when the work is done.
+    """
+    if path is None:
+        return
+    target = path.expanduser()
+    parent = target.parent if str(target.parent) else Path(".")
+    problem = (
+        f"{target} is a directory" if target.is_dir()
+        else f"its directory {parent} does not exist" if not parent.exists()
+        else f"{parent} is not a directory" if not parent.is_dir()
+        else f"{target} exists and is not writable" if target.exists() and not os.access(target, os.W_OK)
+        else f"the directory {parent} is not writable" if not os.access(parent, os.W_OK | os.X_OK)
+        else None
+    )
+    if problem is not None:
+        raise InvalidParameterError(
+            f"Cannot write {option} {path}: {problem}. Pass a file path in an existing, "
+            "writable directory (create the directory first); nothing was done."
+        )
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from mlpilot.cli._common import (
     QueryOption,
     TableOption,
     WorkspaceOption,
+    check_output_path,
     console,
     file_progress,
     open_workspace,
@@ -56,6 +57,7 @@ def profile_command(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Read SOURCE, snapshot it into the workspace, and print its profile."""
+    check_output_path(html, "--html")
     ws = open_workspace(workspace)
     with file_progress("Reading") as progress:
         dataset = load_dataset(source, target=target, workspace=ws, table=table, query=query, on_progress=progress)

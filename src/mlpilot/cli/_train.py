@@ -12,6 +12,7 @@ from mlpilot.cli._common import (
     QueryOption,
     TableOption,
     WorkspaceOption,
+    check_output_path,
     console,
     open_registry,
     open_workspace,
@@ -89,6 +90,7 @@ def train_command(
     from mlpilot.automl import train
     from mlpilot.exceptions import MlpilotWarning
 
+    check_output_path(report, "--report")
     ws = open_workspace(workspace)
     with warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
         warnings.simplefilter("always", MlpilotWarning)
@@ -152,6 +154,7 @@ def predict_command(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Score SOURCE with a registered model and write the predictions (and class probabilities) to CSV."""
+    check_output_path(output, "--output")
 
     from mlpilot.data import Schema, read_source, validate
 
