@@ -8,10 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, settings
 
 from mlpilot.registry import Registry, Workspace
 
 pytest_plugins = ["tests._postgres"]
+
+# No per-example deadline: on a busy CI machine an example may take seconds; what the
+# property tests check is behaviour, never speed.
+settings.register_profile("mlpilot", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("mlpilot")
 
 
 @pytest.fixture(autouse=True)

@@ -31,7 +31,7 @@ def served(churn: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Any
 def test_predict_rows_and_frames(served: Any) -> None:
     url, features = served
     with mlpilot.Client(url, api_key="k3y") as client:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while not client.health():  # the server preloads models in the background
             assert time.monotonic() < deadline
             time.sleep(0.05)

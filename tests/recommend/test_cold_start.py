@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import wilcoxon
 
 import mlpilot
 from mlpilot.exceptions import DataError, DataQualityWarning
@@ -83,7 +84,11 @@ def test_fold_in_maps_a_cold_item_to_its_content_neighbours(
         assert list(recs.columns) == ["item", "score", "rank"] and len(recs) == 10
         overlap_history.append(np.mean([bool(genres[int(i)] & genres[c]) for i in recs["item"]]))
         overlap_popular.append(np.mean([bool(genres[int(i)] & genres[c]) for i in popular["item"]]))
-    assert np.mean(overlap_history) > np.mean(overlap_popular) + 0.1
+    # paired over the cold items: content fold-in shares genres with the cold item more often
+    # than the popularity fallback does (a test, not a fixed margin on one deterministic number)
+    gain = np.asarray(overlap_history) - np.asarray(overlap_popular)
+    assert gain.mean() > 0.05
+    assert wilcoxon(overlap_history, overlap_popular, alternative="greater").pvalue < 0.05
     # The Matrix Reloaded stands for The Matrix and its like: what fans of those get
     matrix = model.recommend_from_history([6365], k=10)
     assert not matrix["item"].isin(popular["item"]).all()

@@ -31,7 +31,7 @@ def test_list_and_show_models(client: TestClient) -> None:
 
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # generous: a busy machine loads slowly
     while (ready := client.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert ready.json() == {"status": "ready", "models": {"churn@champion": 1}}

@@ -27,7 +27,7 @@ def _hammer(url: str, rows: list[dict[str, Any]], stop: threading.Event, results
                 results.append((type(exc).__name__, None))
 
 
-def _wait_for(condition: Any, timeout: float = 20.0) -> None:
+def _wait_for(condition: Any, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
