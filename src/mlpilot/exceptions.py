@@ -55,7 +55,28 @@ __all__ = [
     "SourceNotFoundError",
     "TargetError",
     "TrainingError",
+    "closest_names",
 ]
+
+
+def closest_names(name: str, available: Sequence[str], *, plural: str = "columns") -> tuple[str, list[str]]:
+    """A hint for a name that does not exist: the closest names, or the ones there are.
+
+    Returns the hint (" Did you mean 'a'?" or " Available tables: 'a', 'b'.") and
+    the close names. ``plural`` names what ``available`` holds.
+    """
+    import difflib
+
+    close = difflib.get_close_matches(name, list(available), n=3, cutoff=0.5)
+    lowered = [c for c in available if c.lower() == name.lower() and c not in close]
+    close = lowered + close
+    if close:
+        return f" Did you mean {', '.join(repr(c) for c in close)}?", close
+    if not available:
+        return f" There are no {plural}.", close
+    listed = ", ".join(repr(c) for c in list(available)[:20])
+    more = f" ... ({len(available)} in all)" if len(available) > 20 else ""
+    return f" Available {plural}: {listed}{more}.", close
 
 
 class MlpilotError(Exception):
@@ -95,18 +116,7 @@ class ColumnNotFoundError(DataError, KeyError):
     """A named column does not exist; the message suggests the closest names."""
 
     def __init__(self, column: str, available: Sequence[str], *, what: str = "column") -> None:
-        import difflib
-
-        close = difflib.get_close_matches(column, list(available), n=3, cutoff=0.5)
-        lowered = [c for c in available if c.lower() == column.lower() and c not in close]
-        close = lowered + close
-        hint = (
-            f" Did you mean {', '.join(repr(c) for c in close)}?"
-            if close
-            else f" Available columns: {', '.join(repr(c) for c in list(available)[:20])}"
-            + (" ..." if len(available) > 20 else "")
-            + "."
-        )
+        hint, close = closest_names(column, available)
         super().__init__(f"The {what} {column!r} does not exist in the data.{hint}")
         self.column = column
         self.suggestions = close

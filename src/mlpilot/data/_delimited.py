@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import lzma
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -112,7 +113,7 @@ def check_header(header: list[str], path: Path) -> None:
 def _ragged_rows(path: Path, encoding: str, delimiter: str, limit: int = 5) -> tuple[int, list[tuple[int, int]]]:
     """Find rows whose field count differs from the header's (line number, count)."""
     bad: list[tuple[int, int]] = []
-    with open(path, encoding=encoding, errors="replace", newline="") as fh:
+    with io.TextIOWrapper(open_decompressed(path), encoding=encoding, errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=delimiter)
         header = next(reader, [])
         for row in reader:
@@ -123,43 +124,140 @@ def _ragged_rows(path: Path, encoding: str, delimiter: str, limit: int = 5) -> t
     return len(header), bad
 
 
+# Compressed text files, recognised by their first bytes (the suffix may lie or be absent).
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+_CODEC_SUFFIX = {"gzip": ".gz", "bz2": ".bz2", "xz": ".xz", "zstd": ".zst"}
+COMPRESSED_SUFFIXES = (".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd")
+
+
+def compression_of(path: Path) -> str | None:
+    """The compression of ``path`` (``"gzip"``, ``"bz2"``, ``"xz"``, ``"zstd"``) or None."""
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    return next((codec for magic, codec in _MAGIC.items() if head.startswith(magic)), None)
+
+
+def open_decompressed(path: Path, on_read: Callable[[int], None] | None = None) -> Any:
+    """A binary stream of the file's text, decompressed on the fly when it is compressed.
+
+    ``on_read`` counts the bytes read from disk (compressed bytes), for progress bars.
+    """
+    codec = compression_of(path)
+    raw: Any = open(path, "rb")  # noqa: SIM115 - closed with the stream returned
+    if on_read is not None:
+        raw = io.BufferedReader(_CountingReader(raw, on_read), 1 << 22)
+    if codec is None:
+        return raw
+    if codec == "xz":
+        return _LZMAReader(raw)
+    return pa.CompressedInputStream(raw, codec)
+
+
+class _LZMAReader(lzma.LZMAFile):
+    """An xz stream that closes the file under it (``lzma.LZMAFile`` leaves it open)."""
+
+    def __init__(self, raw: Any) -> None:
+        super().__init__(raw)
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
+def decompressed_size(path: Path, codec: str, size: int) -> int:
+    """Estimate the size of ``path`` once decompressed, from its first 4 MiB (exact when smaller).
+
+    A prefix that inflates past 256 MiB gives a lower bound, which is enough to
+    refuse a read that would not fit.
+    """
+    prefix = 1 << 22
+    with open(path, "rb") as fh:
+        head = fh.read(prefix)
+    stream: Any = (
+        lzma.LZMAFile(io.BytesIO(head)) if codec == "xz"  # noqa: SIM115 - closed below
+        else pa.CompressedInputStream(pa.BufferReader(head), codec)
+    )
+    out = 0
+    with stream:
+        try:
+            while out < (256 << 20) and (chunk := stream.read(1 << 20)):
+                out += len(chunk)
+        except (OSError, EOFError, pa.ArrowInvalid, ValueError):
+            pass  # the cut prefix ends the stream early; what came out is the sample
+    if size <= prefix:
+        return out
+    return int(out / prefix * size)
+
+
+def _read_sample(stream: Any, name: str) -> bytes:
+    """The first 64 KiB of text, extended to hold the whole header line however wide it is."""
+    sample = bytes(stream.read(_SAMPLE_BYTES))
+    while b"\n" not in sample and len(sample) < _MAX_HEADER_BYTES:
+        chunk = bytes(stream.read(1 << 20))
+        if not chunk:
+            break
+        sample += chunk
+    if b"\n" not in sample and len(sample) >= _MAX_HEADER_BYTES:
+        raise SourceFormatError(
+            f"{name}'s first line is longer than {_MAX_HEADER_BYTES >> 20} MiB without a line break; "
+            "it is not a delimited text file with one record per line."
+        )
+    if len(sample) > _SAMPLE_BYTES:
+        sample += bytes(stream.read(_SAMPLE_BYTES))  # a few rows after a wide header
+    return sample
+
+
+_MAX_HEADER_BYTES = 64 << 20
+_NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "-NaN", "null", "NULL", "Null",
+                "None", "#N/A", "#NA", "<NA>", "?"]
+
+
 def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) -> pa.Table:
-    """Read a delimited text file into an Arrow table.
+    """Read a delimited text file, plain or compressed (gzip, bz2, xz, zstd), into an Arrow table.
 
     Raises
     ------
     EmptyDataError
         The file is empty or has a header but no rows.
     SourceFormatError
-        Binary content, undecodable bytes, ragged rows or duplicate column names.
+        Binary content, undecodable bytes, ragged rows, duplicate column names
+        or a corrupt compressed file.
     """
-    with open(path, "rb") as fh:
-        sample = fh.read(_SAMPLE_BYTES)
+    codec = compression_of(path)
+    name = path.name
+    try:
+        with open_decompressed(path) as stream:
+            sample = _read_sample(stream, name)
+    except (OSError, EOFError, pa.ArrowInvalid) as exc:
+        raise _corrupt(name, codec, exc) from None
     if not sample.strip():
-        raise EmptyDataError(f"{path.name} is empty: it has no header and no rows.")
+        raise EmptyDataError(f"{name} is empty: it has no header and no rows.")
     if _looks_binary(sample):
         raise SourceFormatError(
-            f"{path.name} does not look like a text (CSV) file: it contains binary bytes. "
-            "Pass a CSV, TSV, Parquet, JSON Lines or Excel file."
+            f"{name} does not look like a text (CSV) file: it contains binary bytes. "
+            "Pass a CSV or TSV file (plain or compressed with gzip, bz2, xz or zstd), "
+            "Parquet, JSON Lines or Excel."
         )
     encoding = detect_encoding(sample)
     text = sample.decode(encoding, errors="replace")
     if text.startswith("\ufeff"):
         text = text[1:]
-    delimiter = detect_delimiter(text, path.suffix.lower())
-    first_line = text.splitlines()[0] if text.splitlines() else ""
-    header = next(csv.reader([first_line], delimiter=delimiter), [])
+    suffix = Path(path.stem).suffix.lower() if path.suffix.lower() in COMPRESSED_SUFFIXES else path.suffix.lower()
+    delimiter = detect_delimiter(text, suffix)
+    lines = text.splitlines()
+    header = next(csv.reader([lines[0] if lines else ""], delimiter=delimiter), [])
     check_header(header, path)
 
     arrow_encoding = "utf8" if encoding in ("utf-8", "utf-8-sig", "ascii") else encoding
-    read_options = pacsv.ReadOptions(encoding=arrow_encoding, block_size=1 << 22)
+    # a block must hold a whole row: wide rows need bigger blocks
+    longest = max((len(line) for line in lines[:50]), default=0) * (4 if arrow_encoding == "utf8" else 2)
+    read_options = pacsv.ReadOptions(encoding=arrow_encoding, block_size=max(1 << 22, 4 * longest))
     parse_options = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False)
-    convert_options = pacsv.ConvertOptions(
-        strings_can_be_null=True,
-        null_values=["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A", "?"],
-    )
-    raw = open(path, "rb")  # noqa: SIM115 - closed by the reader below
-    source: Any = io.BufferedReader(_CountingReader(raw, on_progress), 1 << 22) if on_progress else raw
+    convert_options = pacsv.ConvertOptions(strings_can_be_null=True, null_values=_NULL_VALUES)
+    source = open_decompressed(path, on_progress)
     try:
         table = pacsv.read_csv(source, read_options, parse_options, convert_options)
     except pa.ArrowInvalid as exc:
@@ -168,47 +266,71 @@ def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) ->
             n_header, bad = _ragged_rows(path, encoding, delimiter)
             where = ", ".join(f"line {line} has {n} fields" for line, n in bad) or "a row"
             raise SourceFormatError(
-                f"{path.name} has rows with the wrong number of fields: the header has "
+                f"{name} has rows with the wrong number of fields: the header has "
                 f"{n_header} columns but {where}. Fix or remove those rows (a quoting "
                 "problem or a stray delimiter is the usual cause)."
             ) from None
         if "UTF8" in message or "UTF-8" in message or "decode" in message.lower():
             line = _first_bad_utf8_line(path)
             raise SourceFormatError(
-                f"{path.name} has bytes that are not valid {encoding} text"
+                f"{name} has bytes that are not valid {encoding} text"
                 + (f" (first at line {line})" if line else "")
                 + ". Re-save the file as UTF-8 or fix those bytes."
             ) from None
         if "Empty CSV file" in message:
-            raise EmptyDataError(f"{path.name} is empty: it has no header and no rows.") from None
+            raise EmptyDataError(f"{name} is empty: it has no header and no rows.") from None
         if re.search(r"CSV parse error", message):
             raise SourceFormatError(
-                f"{path.name} could not be parsed as delimited text ({message.split(':', 1)[0]}). "
+                f"{name} could not be parsed as delimited text ({message.split(':', 1)[0]}). "
                 "Check the quoting and the delimiter."
             ) from None
-        raise SourceFormatError(f"{path.name} could not be read: {message.splitlines()[0][:200]}") from None
+        if codec is not None:
+            raise _corrupt(name, codec, exc) from None
+        raise SourceFormatError(f"{name} could not be read: {message.splitlines()[0][:200]}") from None
+    except (OSError, EOFError) as exc:
+        raise _corrupt(name, codec, exc) from None
     finally:
         source.close()
     if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) for f in table.schema):
         # pyarrow types a column as binary when its bytes are not valid text.
         line = _first_bad_utf8_line(path) if arrow_encoding == "utf8" else None
         raise SourceFormatError(
-            f"{path.name} has bytes that are not valid {encoding} text"
+            f"{name} has bytes that are not valid {encoding} text"
             + (f" (first at line {line})" if line else "")
             + ". Re-save the file as UTF-8 or fix those bytes."
         )
     if table.num_rows == 0:
         raise EmptyDataError(
-            f"{path.name} has a header ({', '.join(table.column_names[:10])}) but no data rows."
+            f"{name} has a header ({', '.join(table.column_names[:10])}) but no data rows."
         )
     return table
 
 
+def _corrupt(name: str, codec: str | None, exc: BaseException) -> SourceFormatError:
+    detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    if codec is None:
+        return SourceFormatError(f"{name} could not be read ({detail}).")
+    return SourceFormatError(
+        f"{name} is {codec}-compressed but could not be decompressed ({detail}): the file is "
+        f"truncated or corrupt. Check it with the {codec} tool, or pass the uncompressed file."
+    )
+
+
 def _first_bad_utf8_line(path: Path) -> int | None:
-    with open(path, "rb") as fh:
-        for number, line in enumerate(fh, start=1):
+    with open_decompressed(path) as stream:
+        number, rest = 0, b""
+        while chunk := bytes(stream.read(1 << 20)):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                number += 1
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+        if rest:
             try:
-                line.decode("utf-8")
+                rest.decode("utf-8")
             except UnicodeDecodeError:
-                return number
+                return number + 1
     return None

