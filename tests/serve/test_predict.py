@@ -175,7 +175,8 @@ def test_predict_csv_appends_predictions(
     import io
 
     scored = pd.read_csv(io.StringIO(response.text))
-    assert list(scored.columns[-3:]) == ["prediction", "probability_no", "probability_yes"]
+    assert list(scored.columns[-4:]) == ["prediction", "probability_no", "probability_yes", "warnings"]
+    assert scored["warnings"].isna().all()  # rows like the training data carry no flag
     assert scored["prediction"].tolist() == churn_pipeline.predict(frame).tolist()
     upload = client.post("/v1/models/churn/predict.csv", files={"file": ("x.csv", csv, "text/csv")})
     assert upload.status_code == 200 and upload.text == response.text

@@ -62,7 +62,7 @@ def test_csv_upload_gives_a_download_link(client: TestClient, churn_frame: pd.Da
     assert page.status_code == 200 and "20 rows scored" in page.text
     link = page.text.split('id="download-link" href="')[1].split('"')[0]
     download = client.get(link)
-    assert download.status_code == 200 and download.text.splitlines()[0].endswith("probability_yes")
+    assert download.status_code == 200 and download.text.splitlines()[0].endswith("probability_yes,warnings")
     assert client.get("/ui/downloads/..%2Fregistry.db").status_code == 404
 
 

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpilot._types import PathLike
+from mlpilot.exceptions import InvalidParameterError, SourceNotFoundError
 from mlpilot.registry import Workspace
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ LOG_COLUMNS = (
     "latency_ms",
     "prediction",
     "probabilities",
+    "warnings",
 )
 _SEGMENT_BYTES = 64 * 1024 * 1024
 _STOP = object()
@@ -100,6 +103,7 @@ class _Entry:
     outputs: Sequence[Any]
     probabilities: Sequence[Any] | None
     latency_ms: float
+    warnings: Sequence[str] | None = None
 
 
 def predictions_dir(workspace: Workspace, name: str | None = None) -> Path:
@@ -170,13 +174,17 @@ class PredictionLog:
         latency_ms: float,
         *,
         probabilities: Sequence[Any] | None = None,
+        warnings: Sequence[str] | None = None,
     ) -> None:
         """Queue one request's predictions; never blocks, drops when the queue is full.
 
         ``inputs`` is a list of row dicts, a DataFrame, or a mapping of column
         name to values (lists or arrays), one value per row of ``outputs``.
+        ``warnings`` holds each row's input flags (``"out_of_range:x; ..."``,
+        ``""`` for a clean row), or ``None`` when no row has any.
         """
-        entry = _Entry(name, int(version), time.time(), inputs, outputs, probabilities, float(latency_ms))
+        entry = _Entry(name, int(version), time.time(), inputs, outputs, probabilities, float(latency_ms),
+                       warnings)
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
@@ -268,6 +276,8 @@ class PredictionLog:
             "probabilities": list(entry.probabilities) if entry.probabilities is not None else None,
             "inputs": _columns(entry.inputs),
         }
+        if entry.warnings is not None:
+            record["warnings"] = list(entry.warnings)
         return json.dumps(record, default=_json_default, allow_nan=False) + "\n"
 
     def _file(self, model: str) -> Any:
@@ -285,12 +295,32 @@ class PredictionLog:
         return fh
 
 
-def read_prediction_log(workspace: Workspace, name: str | None = None) -> pd.DataFrame:
+def _existing_workspace(workspace: Workspace | PathLike | None) -> Workspace:
+    """``workspace`` as `train` takes it (a Workspace, a directory, None), without creating one to read."""
+    if isinstance(workspace, Workspace):
+        return workspace
+    if workspace is not None and not isinstance(workspace, str | os.PathLike):
+        raise InvalidParameterError(
+            "The workspace of read_prediction_log must be a Workspace or the path of a workspace directory "
+            f"(str or Path), as for train(workspace=...). Got a {type(workspace).__name__}."
+        )
+    if workspace is not None and not Path(workspace).expanduser().is_dir():
+        raise SourceNotFoundError(
+            f"No mlpilot workspace at {os.fspath(workspace)!r}: the directory does not exist. "
+            "Pass the directory the models were trained and served in (train(workspace=...), "
+            "mlpilot serve --workspace)."
+        )
+    return Workspace.open(workspace)
+
+
+def read_prediction_log(workspace: Workspace | PathLike | None, name: str | None = None) -> pd.DataFrame:
     """Read the prediction log into a frame, one row per predicted row.
 
     Parameters
     ----------
-    workspace : Workspace
+    workspace : Workspace, str or Path
+        The workspace, or its directory, as `mlpilot.train` takes it (``None``:
+        ``MLPILOT_HOME`` or ``./mlpilot-workspace``).
     name : str, optional
         Only this model's predictions.
 
@@ -298,11 +328,12 @@ def read_prediction_log(workspace: Workspace, name: str | None = None) -> pd.Dat
     -------
     DataFrame
         The columns of `LOG_COLUMNS` (``timestamp`` as UTC datetimes, ``row``
-        the row's position in its request), then one column per input feature
+        the row's position in its request, ``warnings`` the row's input
+        flags such as ``"out_of_range:x"``, ``""`` for none), then one column per input feature
         under its own name (an input whose name clashes with a log column is
         prefixed with ``input.``). Sorted by timestamp.
     """
-    directory = predictions_dir(workspace, name)
+    directory = predictions_dir(_existing_workspace(workspace), name)
     meta: dict[str, list[Any]] = {c: [] for c in LOG_COLUMNS}
     inputs: dict[str, list[Any]] = {}
     total = 0
@@ -320,6 +351,7 @@ def read_prediction_log(workspace: Workspace, name: str | None = None) -> pd.Dat
                     meta["row"].extend(range(n))
                     meta["prediction"].extend(record.get("predictions") or [None] * n)
                     meta["probabilities"].extend(record.get("probabilities") or [None] * n)
+                    meta["warnings"].extend(record.get("warnings") or [""] * n)
                     for column, values in (record.get("inputs") or {}).items():
                         inputs.setdefault(column, [None] * total).extend(values)
                     total += n

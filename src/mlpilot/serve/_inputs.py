@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpilot.data import ColumnSchema, Problem, Schema, validate
+from mlpilot.data import ColumnSchema, Problem, Schema
 from mlpilot.data._schema import MAX_CATEGORIES
 from mlpilot.exceptions import InvalidParameterError, ResourceLimitError, SchemaValidationError
+from mlpilot.serve._quality import check_frame
 
 _SCALARS = (str, int, float, bool, type(None))
 _NUMBER_TYPES = frozenset({int, float, type(None)})
@@ -320,19 +321,22 @@ def _unseen(col: ColumnSchema, values: list[Any]) -> Problem | None:
         "unseen_category",
         f"Field {col.name!r} has categories never seen in training: "
         f"{', '.join(repr(u) for u in unseen[:5])} at row(s) {_rows(rows)}; the model treats them as unknown.",
-        rows=tuple(rows[:100]),
+        rows=tuple(rows),
         examples=tuple(unseen[:5]),
         severity="warning",
     )
 
 
 def coerce_csv_chunk(chunk: pd.DataFrame, schema: Schema | None, offset: int) -> tuple[pd.DataFrame, list[Problem]]:
-    """Validate a chunk read from CSV; row numbers in messages count from the first data row."""
+    """Validate a chunk read from CSV; row numbers in messages count from the first data row.
+
+    The rules are `check_frame`'s, shared with ``mlpilot predict``.
+    """
     if schema is None:
         return chunk, []
-    result = validate(chunk, schema)
-    if result.errors:
-        raise SchemaValidationError([_shift(p, offset) for p in result.errors])
+    errors, warnings = check_frame(chunk, schema)
+    if errors:
+        raise SchemaValidationError([_shift(p, offset) for p in errors])
     frame = chunk[schema.feature_names].copy()
     for col in schema.features:
         if col.dtype in ("integer", "float") and not pd.api.types.is_numeric_dtype(frame[col.name]):
@@ -342,7 +346,7 @@ def coerce_csv_chunk(chunk: pd.DataFrame, schema: Schema | None, offset: int) ->
             frame[col.name] = frame[col.name].map(lambda v: v if v is None or isinstance(v, str) else str(v))
         elif col.dtype == "datetime":
             frame[col.name] = pd.to_datetime(frame[col.name], errors="coerce", format="mixed")
-    return frame, [_shift(p, offset) for p in result.warnings]
+    return frame, [_shift(p, offset) for p in warnings]
 
 
 def _shift(problem: Problem, offset: int) -> Problem:

@@ -36,6 +36,7 @@ class Metrics:
         self._latency: dict[Labels, list[float]] = {}  # bucket counts..., sum, count
         self._predictions: dict[Labels, int] = {}
         self._load_seconds: dict[Labels, float] = {}
+        self._input_flags: dict[Labels, int] = {}
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
 
     def observe_request(self, model: str, route: str, method: str, status: int, seconds: float) -> None:
@@ -57,6 +58,13 @@ class Metrics:
         with self._lock:
             self._predictions[key] = self._predictions.get(key, 0) + n
 
+    def count_input_flags(self, model: str, counts: dict[str, int]) -> None:
+        """Add the (field, row) pairs flagged per kind (``out_of_range``, ``empty_row``, ...)."""
+        with self._lock:
+            for kind, n in counts.items():
+                key: Labels = (("model", model), ("kind", kind))
+                self._input_flags[key] = self._input_flags.get(key, 0) + n
+
     def record_load(self, model: str, version: int, seconds: float) -> None:
         with self._lock:
             self._load_seconds[(("model", model), ("version", str(version)))] = seconds
@@ -72,6 +80,7 @@ class Metrics:
             latency = {k: list(v) for k, v in self._latency.items()}
             predictions = dict(self._predictions)
             loads = dict(self._load_seconds)
+            flags = dict(self._input_flags)
         lines: list[str] = []
         lines += _family("mlpilot_http_requests_total", "counter", "HTTP requests by model, route and status.",
                          ((_labels(k), v) for k, v in sorted(requests.items())))
@@ -89,6 +98,10 @@ class Metrics:
             lines.append(f"mlpilot_http_request_duration_seconds_count{_labels(key)} {hist[-1]:g}")
         lines += _family("mlpilot_predictions_total", "counter", "Rows predicted by model and version.",
                          ((_labels(k), v) for k, v in sorted(predictions.items())))
+        lines += _family("mlpilot_input_flags_total", "counter",
+                         "Input values unlike the training data, by model and kind (one per field and row; "
+                         "empty_row: rows refused with no usable value).",
+                         ((_labels(k), v) for k, v in sorted(flags.items())))
         lines += _family("mlpilot_model_load_seconds", "gauge", "Seconds the last load of a version took.",
                          ((_labels(k), v) for k, v in sorted(loads.items())))
         for name, (help_text, read) in sorted(self._gauges.items()):

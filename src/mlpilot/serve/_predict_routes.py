@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -17,10 +18,12 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
 from mlpilot.data import Problem
+from mlpilot.data._delimited import _looks_binary, detect_delimiter, detect_encoding
 from mlpilot.exceptions import (
     EmptyDataError,
     InvalidParameterError,
     ResourceLimitError,
+    SchemaValidationError,
     SourceFormatError,
 )
 from mlpilot.serve._deps import (
@@ -44,6 +47,7 @@ from mlpilot.serve._inputs import (
 )
 from mlpilot.serve._models import LoadedModel, ModelCache
 from mlpilot.serve._predict import probability_dicts, score, score_compiled
+from mlpilot.serve._quality import flag_counts, input_problems, row_flags
 from mlpilot.serve._settings import ServeSettings
 
 router = APIRouter(tags=["predict"])
@@ -139,7 +143,20 @@ def prepare(loaded: LoadedModel, payload: Any, max_rows: int) -> Prepared:
     if fast and validator is not None and validator.is_clean(columns):
         return Prepared(columns, n_rows, [], rows, None, loaded.feature_names)
     data, warnings = convert_columns(columns, loaded.schema)
+    if loaded.schema is not None:
+        problems = input_problems(data, n_rows, loaded.schema)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise SchemaValidationError(errors)
+        warnings.extend(problems)
     return Prepared(columns, n_rows, warnings, rows, data, loaded.feature_names)
+
+
+def count_rejected(metrics: Any, model: str, exc: SchemaValidationError) -> None:
+    """Count the row problems of a refused request in ``/metrics`` (``empty_row``, ...)."""
+    counts = flag_counts(p for p in exc.problems if isinstance(p, Problem))
+    if counts:
+        metrics.count_input_flags(model, counts)
 
 
 def score_prepared(loaded: LoadedModel, prepared: Prepared) -> tuple[list[Any], list[list[float]] | None]:
@@ -210,36 +227,48 @@ async def predict(request: Request) -> Response:
     body = await read_body(request.stream(), request.headers.get("content-length"), settings.max_body_bytes)
     loaded = await resolve(models, name, version, alias)
     check_predicts(loaded)
-    if len(body) <= _INLINE_BYTES and loaded.schema is not None:
-        prepared = prepare(loaded, parse_json(body), settings.max_rows)
-        compiled = loaded.compiled
-        scored = None
-        if compiled is not None and compiled.inline and prepared.n_rows <= _INLINE_ROWS:
-            scored = score_compiled(loaded, prepared.table, prepared.n_rows)
-        if scored is not None:
-            predictions, probabilities = scored
-        elif settings.batching:
-            if compiled is not None:  # batched, and scored by the compiled model in the worker thread
-                data, json_values = prepared.json_columns(), True
+    try:
+        if len(body) <= _INLINE_BYTES and loaded.schema is not None:
+            prepared = prepare(loaded, parse_json(body), settings.max_rows)
+            compiled = loaded.compiled
+            scored = None
+            if compiled is not None and compiled.inline and prepared.n_rows <= _INLINE_ROWS:
+                scored = score_compiled(loaded, prepared.table, prepared.n_rows)
+            if scored is not None:
+                predictions, probabilities = scored
+            elif settings.batching:
+                if compiled is not None:  # batched, and scored by the compiled model in the worker thread
+                    data, json_values = prepared.json_columns(), True
+                else:
+                    data, json_values = prepared.converted(loaded.schema), False
+                predictions, probabilities = await state.batcher.submit(
+                    loaded, data, prepared.n_rows, json_values=json_values)
             else:
-                data, json_values = prepared.converted(loaded.schema), False
-            predictions, probabilities = await state.batcher.submit(
-                loaded, data, prepared.n_rows, json_values=json_values)
+                predictions, probabilities = await run_in_threadpool(score_prepared, loaded, prepared)
+            answer = shape(loaded, prepared, predictions, probabilities)
+            content, inputs, warnings = _ENCODER.encode(answer).encode(), prepared.inputs, prepared.warnings
         else:
-            predictions, probabilities = await run_in_threadpool(score_prepared, loaded, prepared)
-        answer = shape(loaded, prepared, predictions, probabilities)
-        content, inputs = _ENCODER.encode(answer).encode(), prepared.inputs
-    else:
 
-        def work() -> tuple[bytes, Any, list[Any], dict[str, Any]]:
-            answer, inputs, predictions, _ = predict_payload(loaded, parse_json(body), settings.max_rows)
-            return _ENCODER.encode(answer).encode(), inputs, predictions, answer
+            def work() -> tuple[bytes, Any, list[Any], dict[str, Any], list[Problem]]:
+                prepared = prepare(loaded, parse_json(body), settings.max_rows)
+                predictions, probabilities = score_prepared(loaded, prepared)
+                answer = shape(loaded, prepared, predictions, probabilities)
+                return _ENCODER.encode(answer).encode(), prepared.inputs, predictions, answer, prepared.warnings
 
-        content, inputs, predictions, answer = await run_in_threadpool(work)
+            content, inputs, predictions, answer, warnings = await run_in_threadpool(work)
+    except SchemaValidationError as exc:
+        count_rejected(state.metrics, loaded.name, exc)
+        raise
     latency_ms = (time.perf_counter() - start) * 1000
+    flags = None
+    if warnings:
+        flags = row_flags(warnings, len(predictions))
+        counts = flag_counts(warnings)
+        if counts:
+            state.metrics.count_input_flags(loaded.name, counts)
     state.prediction_log.log(
         loaded.name, loaded.version.version, inputs, predictions, latency_ms,
-        probabilities=answer.get("probabilities"),
+        probabilities=answer.get("probabilities"), warnings=flags,
     )
     state.metrics.count_predictions(loaded.name, loaded.version.version, len(predictions))
     return Response(content, media_type="application/json")
@@ -249,42 +278,155 @@ def _spool_limit_error(limit: int) -> ResourceLimitError:
     return ResourceLimitError(f"The uploaded CSV exceeds the limit of {limit} bytes (MLPILOT_MAX_CSV_BYTES).")
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_CONTENT_ENCODINGS = ("identity", "gzip", "x-gzip")
+_ACCEPTED_FILES = (
+    "predict.csv accepts delimited text (comma, semicolon, tab or pipe; UTF-8, UTF-16 or a single-byte "
+    "encoding, with or without a BOM), optionally gzip-compressed"
+)
+
+
+class _Inflater:
+    """Gunzip a body chunk by chunk, refusing it as soon as the decompressed size passes ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        try:
+            while data:
+                block = self._inflate.decompress(data, self.limit - self.size + 1)
+                self.size += len(block)
+                if self.size > self.limit:
+                    raise _spool_limit_error(self.limit)
+                out.append(block)
+                data = self._inflate.unconsumed_tail
+                if self._inflate.eof and self._inflate.unused_data:
+                    raise SourceFormatError("The gzip body has data after its end; send one gzip stream.")
+        except zlib.error as exc:
+            raise SourceFormatError(
+                f"The body is sent as gzip (Content-Encoding: gzip or a gzip file) but is not valid gzip: {exc}. "
+                f"{_ACCEPTED_FILES}."
+            ) from None
+        return b"".join(out)
+
+    def finish(self) -> None:
+        if not self._inflate.eof:
+            raise SourceFormatError(f"The gzip body is cut short (no end of stream). {_ACCEPTED_FILES}.")
+
+
+def _content_encoding(request: Request) -> str:
+    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+    if encoding not in _CONTENT_ENCODINGS:
+        raise InvalidParameterError(
+            f"The Content-Encoding {encoding[:40]!r} is not accepted; send the CSV uncompressed or with "
+            "Content-Encoding: gzip."
+        )
+    return "gzip" if encoding == "x-gzip" else encoding
+
+
+def _gunzip_file(source: IO[bytes], limit: int) -> IO[bytes]:
+    """A gzip-compressed upload as a spooled file of its decompressed bytes."""
+    inflater = _Inflater(limit)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - returned
+    try:
+        while block := source.read(1 << 16):
+            spool.write(inflater.feed(block))
+        inflater.finish()
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool  # type: ignore[return-value]
+
+
 async def _csv_source(request: Request, settings: Any) -> IO[bytes]:
-    """The uploaded CSV as a file object: a multipart upload's file, or the raw body spooled to disk."""
+    """The uploaded CSV as a file object: a multipart upload's file, or the raw body spooled to disk.
+
+    A gzip body (``Content-Encoding: gzip``, or a gzip file) is decompressed as
+    it arrives; the size limit applies to the decompressed bytes.
+    """
+    encoding = _content_encoding(request)
     content_type = request.headers.get("content-type", "")
+    limit = settings.max_csv_bytes
     if content_type.startswith("multipart/form-data"):
+        if encoding == "gzip":
+            raise InvalidParameterError(
+                "A multipart form cannot be sent with Content-Encoding: gzip; attach the gzip file as the "
+                "form's 'file' field, or send the CSV as the raw body with Content-Encoding: gzip."
+            )
         form = await request.form(max_files=1, max_fields=10)
         upload = next((v for v in form.values() if isinstance(v, UploadFile)), None)
         if upload is None:
             raise InvalidParameterError("The form has no file; attach the CSV as a file field named 'file'.")
         size = upload.size
-        if size is not None and size > settings.max_csv_bytes:
-            raise _spool_limit_error(settings.max_csv_bytes)
+        if size is not None and size > limit:
+            raise _spool_limit_error(limit)
+        upload.file.seek(0)
+        if upload.file.read(2) == _GZIP_MAGIC:
+            upload.file.seek(0)
+            return await run_in_threadpool(_gunzip_file, upload.file, limit)
         upload.file.seek(0)
         return upload.file
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > settings.max_csv_bytes:
-        raise _spool_limit_error(settings.max_csv_bytes)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _spool_limit_error(limit)
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - returned
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > settings.max_csv_bytes:
-            spool.close()
-            raise _spool_limit_error(settings.max_csv_bytes)
-        spool.write(chunk)
+    inflater = _Inflater(limit) if encoding == "gzip" else None
+    try:
+        async for chunk in request.stream():
+            if inflater is None and size == 0 and chunk[:2] == _GZIP_MAGIC:
+                inflater = _Inflater(limit)  # a gzip file sent as the body, without the header
+            size += len(chunk)
+            if size > limit:
+                raise _spool_limit_error(limit)
+            spool.write(inflater.feed(chunk) if inflater is not None else chunk)
+        if inflater is not None and size:
+            inflater.finish()
+    except BaseException:
+        spool.close()
+        raise
     spool.seek(0)
     return spool  # type: ignore[return-value]
 
 
+_SAMPLE_BYTES = 1 << 16
+
+
+def _csv_format(source: IO[bytes]) -> tuple[str, str]:
+    """The upload's text encoding and delimiter, detected as `mlpilot train` and `mlpilot predict` do."""
+    sample = source.read(_SAMPLE_BYTES)
+    source.seek(0)
+    if sample.startswith(b"PK\x03\x04"):
+        raise SourceFormatError(
+            f"The upload is a ZIP container (an Excel .xlsx workbook, or a zip file), not CSV text. "
+            f"{_ACCEPTED_FILES}; save the sheet as CSV and upload that."
+        )
+    if sample.startswith(b"\xd0\xcf\x11\xe0") or _looks_binary(sample):
+        raise SourceFormatError(
+            f"The upload is a binary file (such as an Excel .xls workbook), not CSV text. {_ACCEPTED_FILES}."
+        )
+    if not sample.strip():
+        return "utf-8", ","
+    encoding = detect_encoding(sample)
+    return encoding, detect_delimiter(sample.decode(encoding, errors="replace"), ".csv")
+
+
 def score_csv(
-    loaded: LoadedModel, source: IO[bytes], chunk_rows: int, log: Any = None
+    loaded: LoadedModel, source: IO[bytes], chunk_rows: int, log: Any = None, metrics: Any = None
 ) -> tuple[str, int, list[Problem]]:
     """Score a CSV chunk by chunk into a temporary CSV; return its path, the row count and warnings.
 
-    Every chunk is validated before anything is returned, so a bad row anywhere
-    answers 422 rather than a truncated file.
+    The encoding (BOM included) and delimiter are detected as for `mlpilot
+    predict`. Every chunk is validated before anything is returned, so a bad
+    row anywhere answers 422 rather than a truncated file. Each row's input
+    flags (`mlpilot.serve._quality.row_flags`) go to a ``warnings`` column.
     """
+    encoding, delimiter = _csv_format(source)
     fd, out_path = tempfile.mkstemp(prefix="mlpilot-scored-", suffix=".csv")
     n_rows = 0
     warnings: list[Problem] = []
@@ -292,7 +434,7 @@ def score_csv(
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             try:
                 reader = pd.read_csv(source, chunksize=chunk_rows, dtype=csv_dtypes(loaded.schema),
-                                     encoding_errors="strict")
+                                     sep=delimiter, encoding=encoding, encoding_errors="strict")
                 for chunk in reader:
                     start = time.perf_counter()
                     frame, chunk_warnings = coerce_csv_chunk(chunk, loaded.schema, n_rows)
@@ -303,12 +445,16 @@ def score_csv(
                     if probabilities is not None and loaded.classes is not None:
                         for j, cls in enumerate(loaded.classes):
                             result[f"probability_{cls}"] = [row[j] for row in probabilities]
+                    flags = row_flags(chunk_warnings, len(chunk), offset=n_rows)
+                    result["warnings" if "warnings" not in result.columns else "warnings_"] = flags or ""
                     result.to_csv(out, header=n_rows == 0, index=False)
+                    if metrics is not None and flags is not None:
+                        metrics.count_input_flags(loaded.name, flag_counts(chunk_warnings))
                     if log is not None:
                         named = (probability_dicts(loaded.classes, probabilities)
                                  if probabilities is not None and loaded.classes is not None else None)
                         log.log(loaded.name, loaded.version.version, frame, predictions,
-                                (time.perf_counter() - start) * 1000, probabilities=named)
+                                (time.perf_counter() - start) * 1000, probabilities=named, warnings=flags)
                     n_rows += len(chunk)
                     warnings.extend(w for w in chunk_warnings if len(warnings) < 50)
             except pd.errors.EmptyDataError:
@@ -362,8 +508,11 @@ async def predict_csv(
     source = await _csv_source(request, settings)
     try:
         path, n_rows, warnings = await run_in_threadpool(
-            score_csv, loaded, source, settings.csv_chunk_rows, request.app.state.prediction_log
+            score_csv, loaded, source, settings.csv_chunk_rows, request.app.state.prediction_log, metrics
         )
+    except SchemaValidationError as exc:
+        count_rejected(metrics, loaded.name, exc)
+        raise
     finally:
         source.close()
     metrics.count_predictions(loaded.name, loaded.version.version, n_rows)

@@ -3,10 +3,12 @@
 `convert_columns` validates any request and words every problem, at the cost
 of a numpy array and a few set operations per column. Most requests are
 clean: exactly the feature columns, values of the right JSON types, known
-categories. `SchemaValidator.is_clean` recognises those with plain type
+categories, numbers inside the training range, nulls only where training had
+them. `SchemaValidator.is_clean` recognises those with plain type and range
 checks; anything else (a missing or extra field, a wrong type, a non-finite
-number, an unseen category) goes to `convert_columns`, which gives the same
-errors and warnings as always.
+number, an unseen category, a value `mlpilot.serve._quality` flags) goes to
+`convert_columns` and `input_problems`, which give the same errors and
+warnings as always.
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ from typing import Any
 
 from mlpilot.data import Schema
 from mlpilot.data._schema import MAX_CATEGORIES
+from mlpilot.serve._quality import value_bounds
 
 _NUMBER = 0
 _BOOLEAN = 1
 _TEXT = 2
 _INT_LIMIT = 2**62
+_ANY = (-math.inf, math.inf)
+
+#: One feature's check: name, kind, known categories (None: any), value bounds, nulls allowed.
+Check = tuple[str, int, frozenset[str] | None, float, float, bool]
 
 
 class SchemaValidator:
@@ -36,7 +43,7 @@ class SchemaValidator:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.names = frozenset(schema.feature_names)
-        checks: list[tuple[str, int, frozenset[str] | None]] = []
+        checks: list[Check] = []
         for col in schema.features:
             if col.dtype in ("integer", "float"):
                 kind = _NUMBER
@@ -49,7 +56,9 @@ class SchemaValidator:
             # the categories `convert_columns` flags as unseen (see _inputs._unseen)
             flags = (col.categories is not None and col.role in ("categorical", "boolean")
                      and col.n_unique <= MAX_CATEGORIES)
-            checks.append((col.name, kind, frozenset(col.categories or ()) if flags else None))
+            low, high = value_bounds(col) or _ANY
+            checks.append((col.name, kind, frozenset(col.categories or ()) if flags else None, low, high,
+                           col.nullable))
         self.checks = tuple(checks)
 
     @classmethod
@@ -75,46 +84,64 @@ class SchemaValidator:
                 return None
         if len(rows) == 1:  # the common case, without a list per column
             row = rows[0]
-            for name, kind, categories in self.checks:
-                if not _clean_value(row[name], kind, categories):
+            empty = True
+            for name, kind, categories, low, high, nullable in self.checks:
+                v = row[name]
+                if v is None:
+                    if not nullable:
+                        return None
+                elif not _clean_value(v, kind, categories, low, high):
                     return None
-            return rows
-        for name, kind, categories in self.checks:
-            if not _clean([row[name] for row in rows], kind, categories):
-                return None
-        return rows
+                else:
+                    empty = False
+            return None if empty else rows
+        return rows if self._clean_columns({name: [row[name] for row in rows] for name in names}) else None
 
     def is_clean(self, columns: Mapping[str, Any]) -> bool:
         """True when ``columns`` holds exactly the features, each a list of valid, known values."""
         if len(columns) != len(self.names) or not self.names.issuperset(columns):
             return False
-        for name, kind, categories in self.checks:
-            values = columns[name]
-            if type(values) is not list or not _clean(values, kind, categories):  # a subclass records absent fields
+        for name, *_ in self.checks:
+            if type(columns[name]) is not list:  # a subclass records absent fields
                 return False
-        return True
+        return self._clean_columns(columns)
+
+    def _clean_columns(self, columns: Mapping[str, list[Any]]) -> bool:
+        possible: set[int] | None = None  # rows that may have every field null (None: any row)
+        for name, kind, categories, low, high, nullable in self.checks:
+            values = columns[name]
+            if not _clean(values, kind, categories, low, high):
+                return False
+            if None in values:
+                if not nullable:
+                    return False
+                if possible is None or possible:
+                    nulls = {i for i, v in enumerate(values) if v is None}
+                    possible = nulls if possible is None else possible & nulls
+            else:
+                possible = set()
+        return not possible
 
 
-def _clean_value(v: Any, kind: int, categories: frozenset[str] | None) -> bool:
+def _clean_value(v: Any, kind: int, categories: frozenset[str] | None, low: float, high: float) -> bool:
     t = type(v)
-    if v is None:
-        return True
     if kind == _NUMBER:
-        return (t is float and math.isfinite(v)) or (t is int and -_INT_LIMIT < v < _INT_LIMIT)
+        return (((t is float and math.isfinite(v)) or (t is int and -_INT_LIMIT < v < _INT_LIMIT))
+                and low <= v <= high)
     if kind == _TEXT:
         return t is str and (categories is None or v in categories)
     return t is bool and (categories is None or str(v) in categories)
 
 
-def _clean(values: list[Any], kind: int, categories: frozenset[str] | None) -> bool:
+def _clean(values: list[Any], kind: int, categories: frozenset[str] | None, low: float, high: float) -> bool:
     if kind == _NUMBER:
         for v in values:
             t = type(v)
             if t is float:
-                if not math.isfinite(v):
+                if not (math.isfinite(v) and low <= v <= high):
                     return False
             elif t is int:
-                if not -_INT_LIMIT < v < _INT_LIMIT:
+                if not (-_INT_LIMIT < v < _INT_LIMIT and low <= v <= high):
                     return False
             elif v is not None:
                 return False
