@@ -156,7 +156,9 @@ def predict_command(
     """Score SOURCE with a registered model and write the predictions (and class probabilities) to CSV."""
     check_output_path(output, "--output")
 
-    from mlpilot.data import Schema, read_source, validate
+    from mlpilot.data import Schema, read_source
+    from mlpilot.exceptions import SchemaValidationError
+    from mlpilot.serve._quality import check_frame, row_flags
 
     registry = open_registry(workspace)
     try:
@@ -165,18 +167,23 @@ def predict_command(
     finally:
         registry.close()
     frame = read_source(source, table=table, query=query)
+    flags = None
     if mv.schema is not None:
-        result = validate(frame, Schema.from_dict(mv.schema))
-        for problem in result.warnings:
+        # The serving rules (predict.csv and the JSON route use the same check_frame / input_problems).
+        errors, warnings = check_frame(frame, Schema.from_dict(mv.schema))
+        if errors:
+            raise SchemaValidationError(errors)
+        for problem in warnings:
             if problem.kind != "extra_column":
                 console.print(f"[yellow]![/] {problem.message}", highlight=False)
-        result.raise_for_errors()
+        flags = row_flags(warnings, len(frame))
     out = frame.copy()
     out["prediction"] = model.predict(frame)
     if hasattr(model, "predict_proba") and mv.info.get("task") != "regression":
         proba = model.predict_proba(frame)
         for j, cls in enumerate(model.classes_):
             out[f"proba_{cls}"] = proba[:, j]
+    out["warnings" if "warnings" not in frame.columns else "warnings_"] = flags or ""
     out.to_csv(output, index=False)
     console.print(f"Wrote {len(out):,} predictions from {mv.ref} to {output}", highlight=False)
 
