@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import copy
-import time
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ from mlpilot.search import (
 from mlpilot.search._ensemble import prune_for_speed, prune_weights
 from mlpilot.search._search import PRUNE_TOLERANCE
 from mlpilot.tasks import get_metric
+from mlpilot.tune import Budget
 
 
 def test_exports() -> None:
@@ -127,7 +127,7 @@ def test_deterministic_search_is_reproducible_and_ensembles() -> None:
     assert first.ensemble_holdout.shape == (40, 2)  # type: ignore[attr-defined]
     members, member_names, weights, _ = fit_final(
         frame, y, first, task="binary", roles=column_roles(frame), n_classes=2, seed=0, n_jobs=1,  # type: ignore[arg-type]
-        deterministic=True, deadline=None,
+        deterministic=True,
     )
     model = TabularEnsemble(task="binary", members=members, weights=weights, names=member_names,
                             classes=["neg", "pos"], feature_names=list(frame.columns)).fit()
@@ -136,8 +136,9 @@ def test_deterministic_search_is_reproducible_and_ensembles() -> None:
 
 
 def test_spent_budget_falls_back_to_a_fast_model() -> None:
+    spent = Budget(10.0, 0.0, lambda: 11.0)  # a fake clock already past the deadline
     with pytest.warns(BudgetWarning, match="too small to cross-validate any model"):
-        result, _, _ = _search("regression", deadline=time.perf_counter() - 1.0)
+        result, _, _ = _search("regression", budget=spent)
     usable = [c.name for c in result.candidates if c.usable and c.family != "dummy"]  # type: ignore[attr-defined]
     assert usable == ["linear_fallback"]
     assert any("too small" in note for note in result.notes)  # type: ignore[attr-defined]

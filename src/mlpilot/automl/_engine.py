@@ -33,7 +33,16 @@ from mlpilot.evaluate import (
 from mlpilot.exceptions import DataError, DataQualityWarning, TargetError
 from mlpilot.features import find_leaks
 from mlpilot.search import SearchConfig, SearchResult, TabularEnsemble, fit_final, run_search
-from mlpilot.tasks import TargetEncoding, default_metric, detect_task, encode_target, get_metric
+from mlpilot.tasks import (
+    Metric,
+    TargetEncoding,
+    default_metric,
+    detect_task,
+    encode_target,
+    get_metric,
+)
+from mlpilot.tune import Budget, Clock, bootstrap_rounds, register_seconds, slack
+from mlpilot.tune._budget import EVALUATE_SHARE, IMPORTANCE_SHARE, REPORT_SECONDS, REPORT_SHARE
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +73,7 @@ class FitOutcome:
     timings: dict[str, float]
     holdout_frame: pd.DataFrame | None
     holdout_y: np.ndarray | None = field(default=None, repr=False)
+    deadlines: dict[str, float] = field(default_factory=dict)  # phase -> seconds from the start (clock mode)
 
 
 def _roles(schema: Schema, frame: pd.DataFrame, features: list[str]) -> dict[str, str]:
@@ -131,14 +141,17 @@ def fit_tabular(
     title: str | None = None,
     dataset_id: str | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    budget_clock: Clock | None = None,
 ) -> FitOutcome:
-    """Search, ensemble, evaluate and refit on ``frame``; see `mlpilot.train`.
+    """Search, ensemble, refit, evaluate and report on ``frame``; see `mlpilot.train`.
 
     ``start`` is the ``time.perf_counter()`` at which the caller's budget began
     (defaults to now), so reading the data counts against the budget.
+    ``budget_clock`` is the clock every budget decision reads (default
+    `time.monotonic`; tests inject a fake one). The phases' deadlines are in
+    ``FitOutcome.deadlines``; registration must end by the ``"register"`` one.
     """
     start = time.perf_counter() if start is None else start
-    budget = config.time_budget
     clock = not config.deterministic
     timings: dict[str, float] = {}
     notes: list[str] = []
@@ -187,15 +200,16 @@ def fit_tabular(
     dev, hold = _holdout_split(y, task, fraction, config.seed)
     timings["prepare"] = time.perf_counter() - start
 
-    # the budget: search + refit inside it, with room kept for evaluation and the report
-    reserve = 1.5 + 0.05 * budget + 2e-6 * X.size
-    deadline = start + budget - reserve if clock else None
+    # the budget: every phase's deadline is the run's, less what the phases after it expect to take
+    total = Budget.start_now(config.time_budget if clock else None, clock=budget_clock or time.monotonic,
+                             spent=time.perf_counter() - start)
+    plan = _PhasePlan.for_table(total, metric, y[hold], task, n_classes, n_cells=X.size, report=config.report)
     memory_fraction = config.memory_fraction or float(get_config()["memory_fraction"])
     import psutil
 
     memory_limit = int(psutil.virtual_memory().total * memory_fraction)
     search_config = SearchConfig(
-        deadline=deadline,
+        budget=plan.search,
         n_trials=config.n_trials,
         n_folds=config.n_folds,
         families=config.families,
@@ -212,20 +226,18 @@ def fit_tabular(
     )
     notes.extend(result.notes)
     timings["search"] = time.perf_counter() - t0
+    timings["ensemble"] = result.ensemble_seconds
 
-    t0 = time.perf_counter()
-    evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task, metric=metric,
-                                 seed=config.seed, n_boot=1000 if len(hold) <= 5000 else 300)
-    timings["evaluate"] = time.perf_counter() - t0
-
+    # the refit decides the members before anything is scored: what is registered is what was scored
     t0 = time.perf_counter()
     fit_rows = np.arange(len(y)) if config.refit_full else dev
     members, names, weights, refit_notes = fit_final(
         X.iloc[fit_rows], y[fit_rows], result, task=task, roles=roles, n_classes=n_classes,
-        seed=config.seed, n_jobs=config.n_jobs, deterministic=not clock,
-        deadline=start + budget - 0.5 * reserve if clock else None,
+        seed=config.seed, n_jobs=config.n_jobs, deterministic=not clock, budget=plan.refit,
     )
     notes.extend(refit_notes)
+    if set(names) != set(result.weights):
+        result = result.with_weights(dict(zip(names, weights, strict=True)), y[dev], metric)
     model = TabularEnsemble(
         task=task, members=members, weights=weights, names=names,
         classes=list(encoding.classes) if task != "regression" else None, feature_names=features,
@@ -234,36 +246,64 @@ def fit_tabular(
     timings["refit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    n_boot, n_boot_others = bootstrap_rounds(
+        plan.evaluate.left(), plan.metric_seconds, n_candidates=len(result.candidates),
+        champion=1000 if len(hold) <= 5000 else 300,
+    )
+    if n_boot < (1000 if len(hold) <= 5000 else 300):
+        notes.append(
+            f"bootstrap intervals use {n_boot} resamples (others {n_boot_others}) to keep the time budget: "
+            f"{max(plan.evaluate.left(), 0.0):.2f}s left for evaluation, {plan.metric_seconds * 1e3:.2f} ms "
+            "per metric call on the holdout"
+        )
+    evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task, metric=metric,
+                                 seed=config.seed, n_boot=n_boot, n_boot_others=n_boot_others)
+    timings["evaluate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     plots: dict[str, bytes] = {}
     holdout_frame = X.iloc[hold] if len(hold) else None
     if config.report and holdout_frame is not None and evaluation.holdout_prediction is not None:
         y_hold = y[hold]
-        if task == "regression":
-            plots.update(regression_plots(y_hold, evaluation.holdout_prediction))
+        if not plan.report.fits(REPORT_SECONDS):
+            notes.append(
+                f"plots and permutation importance skipped to keep the time budget: "
+                f"{max(plan.report.left(), 0.0):.2f}s left for the report, they take about {REPORT_SECONDS:g}s"
+            )
         else:
-            plots.update(classification_plots(y_hold, evaluation.holdout_prediction, [str(c) for c in encoding.classes]))
+            if task == "regression":
+                plots.update(regression_plots(y_hold, evaluation.holdout_prediction))
+            else:
+                plots.update(classification_plots(y_hold, evaluation.holdout_prediction,
+                                                  [str(c) for c in encoding.classes]))
 
-        def predict_values(f: pd.DataFrame) -> np.ndarray:
-            return model.predict_proba(f) if task != "regression" else model.predict(f)
+            def predict_values(f: pd.DataFrame) -> np.ndarray:
+                return model.predict_proba(f) if task != "regression" else model.predict(f)
 
-        limit = None if not clock else max(0.5, start + budget - time.perf_counter() - 1.0) * 0.5
-        evaluation.importance = permutation_importance(
-            predict_values, holdout_frame, y_hold, metric, features,
-            seed=config.seed, time_limit=limit, n_repeats=2, max_rows=500,
-        )
-        if evaluation.importance:
-            plots["importance.png"] = importance_plot(evaluation.importance)
-            notes_pi = "measured on the holdout rows with the final model"
-            if config.refit_full:
-                notes_pi += ", which was refit on them: read it as relative importance"
-            evaluation.metrics["importance_note"] = notes_pi
+            limit = None if not clock else plan.report.cap(IMPORTANCE_SHARE)
+            evaluation.importance = permutation_importance(
+                predict_values, holdout_frame, y_hold, metric, features,
+                seed=config.seed, time_limit=limit, n_repeats=2, max_rows=500,
+            )
+            if len(evaluation.importance) < len(features):
+                notes.append(
+                    f"permutation importance covers {len(evaluation.importance)} of {len(features)} columns: "
+                    f"it may use {IMPORTANCE_SHARE:.0%} of the {max(plan.report.left(), 0.0) / IMPORTANCE_SHARE:.2f}s "
+                    "that were left for the report"
+                )
+            if evaluation.importance:
+                plots["importance.png"] = importance_plot(evaluation.importance)
+                notes_pi = "measured on the holdout rows with the final model"
+                if config.refit_full:
+                    notes_pi += ", which was refit on them: read it as relative importance"
+                evaluation.metrics["importance_note"] = notes_pi
     class_counts = None
     if task != "regression":
         values, counts = np.unique(y, return_counts=True)
         class_counts = {str(encoding.classes[v]): int(c) for v, c in zip(values, counts, strict=True)}
     card = model_card(
         evaluation, task=task, target=target, n_rows=len(y), n_holdout=len(hold), n_folds=len(result.folds),
-        features=features, class_counts=class_counts, time_budget=budget if clock else None,
+        features=features, class_counts=class_counts, time_budget=config.time_budget if clock else None,
         seed=config.seed, notes=notes, dataset_id=dataset_id, refit_full=config.refit_full,
     )
     card["importance"] = [{"column": c, "mean": m, "std": s} for c, m, s in evaluation.importance]
@@ -274,5 +314,60 @@ def fit_tabular(
         model=model, task=task, metric=metric.name, target=target, encoding=encoding, schema=schema,
         features=features, evaluation=evaluation, search=result, card=card, plots=plots,
         report_html=report_html, notes=notes, leaks=leaks, timings=timings,
-        holdout_frame=holdout_frame, holdout_y=y[hold] if len(hold) else None,
+        holdout_frame=holdout_frame, holdout_y=y[hold] if len(hold) else None, deadlines=plan.deadlines(),
     )
+
+
+@dataclass(frozen=True)
+class _PhasePlan:
+    """Each phase's `Budget`: the run's deadline less what the phases after it are expected to take."""
+
+    total: Budget
+    search: Budget
+    refit: Budget
+    evaluate: Budget
+    report: Budget
+    register: Budget
+    metric_seconds: float
+
+    @classmethod
+    def for_table(cls, total: Budget, metric: Metric, y_hold: np.ndarray, task: str, n_classes: int, *,
+                  n_cells: int, report: bool) -> _PhasePlan:
+        seconds = total.seconds or 0.0
+        metric_seconds = _metric_seconds(metric, y_hold, task, n_classes) if total.timed else 0.0
+        register = total.until(slack(seconds))
+        report_end = register.until(register_seconds(n_cells))
+        evaluate = report_end.until(REPORT_SECONDS + REPORT_SHARE * seconds if report and len(y_hold) else 0.0)
+        # the least evaluation worth having (200 resamples for the champion, 50 for a dozen
+        # others); the search leaves room for the full one when that is a small share of the budget
+        least = metric_seconds * (5 * 200 + 50 * 12) if len(y_hold) else 0.0
+        full = metric_seconds * (5 * 1000 + 100 * 12) if len(y_hold) else 0.0
+        refit = evaluate.until(least)
+        search = evaluate.until(min(full, max(least, EVALUATE_SHARE * seconds)))
+        return cls(total, search, refit, evaluate, report_end, register, metric_seconds)
+
+    def deadlines(self) -> dict[str, float]:
+        """Seconds from the start by which each phase must end (empty without a clock)."""
+        if not self.total.timed:
+            return {}
+        phases = {"search": self.search, "refit": self.refit, "evaluate": self.evaluate,
+                  "report": self.report, "register": self.register}
+        return {name: round(b.deadline - self.total.start, 3) for name, b in phases.items()}
+
+
+def _metric_seconds(metric: Metric, y: np.ndarray, task: str, n_classes: int) -> float:
+    """Seconds of one call of ``metric`` on ``y``-sized predictions (what the bootstrap repeats)."""
+    if not len(y):
+        return 0.0
+    rng = np.random.default_rng(0)
+    if task == "regression":
+        pred: np.ndarray = rng.normal(size=len(y))
+    else:
+        pred = rng.random((len(y), n_classes))
+        pred /= pred.sum(axis=1, keepdims=True)
+    t0 = time.perf_counter()
+    try:
+        metric(y, pred)
+    except ValueError:
+        return 0.0
+    return time.perf_counter() - t0

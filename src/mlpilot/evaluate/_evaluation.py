@@ -51,12 +51,15 @@ def evaluate_search(
     metric: Metric,
     seed: int = 0,
     n_boot: int = 1000,
+    n_boot_others: int = 100,
 ) -> Evaluation:
     """Build the leaderboard and the champion's tests from a `SearchResult`.
 
     The champion is the ensemble (or the single model it reduces to). Its CV
     fold scores are compared with the runner-up's and the dummy's by the
     corrected resampled t-test, and its holdout predictions by a paired bootstrap.
+    ``n_boot`` resamples give the champion's interval and tests, ``n_boot_others``
+    every other candidate's interval (the caller scales both to the time left).
     """
     n = len(y_dev)
     k = len(result.folds)
@@ -93,7 +96,7 @@ def evaluate_search(
                         sum(candidates[m].fit_seconds for m in members),
                         " + ".join(f"{w:.2f}×{m}" for m, w in members.items()), n_boot))
     for c in result.candidates:
-        boot = n_boot if c.name == champion else 100
+        boot = n_boot if c.name == champion else n_boot_others
         rows.append(row(c.name, c.family, c.fold_scores, c.holdout, c.status, c.fit_seconds, c.note, boot))
     key = f"cv_{metric.name}"
 

@@ -62,7 +62,10 @@ def model_card(
             "holdout": f"{n_holdout} rows held out before the search, never used to choose",
             "cross_validation": f"{n_folds}-fold{' stratified' if task != 'regression' else ''}",
             "ensemble": "greedy ensemble selection (Caruana) on out-of-fold predictions",
-            "refit": "members refit on all rows after evaluation" if refit_full else "members fit on the development rows",
+            "refit": (
+                "members refit on all rows; scores are the cross-validation fold models' of the same members"
+                if refit_full else "members fit on the development rows"
+            ),
             "time_budget_seconds": time_budget,
             "seed": seed,
         },

@@ -49,6 +49,22 @@ def caruana_weights(
     return counts / counts.sum()
 
 
+def selection_calls(n_models: int, *, n_members: int = 4, n_rounds: int = 40) -> int:
+    """Metric calls that ensemble selection and its two prunings make, at most, for ``n_models``.
+
+    `caruana_weights` scores every model each round; each pruning step re-runs
+    it over every leave-one-out set of the (up to ``n_members``) members left.
+
+    Examples
+    --------
+    >>> selection_calls(10)
+    2000
+    """
+    members = min(n_members, n_models)
+    prune = sum(m * n_rounds * (m - 1) for m in range(2, members + 1))
+    return n_rounds * n_models + 2 * prune
+
+
 def blend_score(predictions: list[np.ndarray], y: np.ndarray, metric: Metric, weights: np.ndarray) -> float:
     """``metric`` of the ``weights``-weighted blend of ``predictions`` (members with weight 0 skipped)."""
     return metric.score(y, np.asarray(sum(weights[i] * predictions[i] for i in np.flatnonzero(weights))))

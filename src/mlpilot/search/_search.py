@@ -13,7 +13,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -23,10 +23,18 @@ from sklearn.model_selection import KFold, StratifiedKFold
 
 from mlpilot.exceptions import BudgetWarning, TrainingError
 from mlpilot.features import TabularPreprocessor
-from mlpilot.search._ensemble import blend_score, caruana_weights, prune_for_speed, prune_weights
+from mlpilot.search._ensemble import (
+    blend_score,
+    caruana_weights,
+    prune_for_speed,
+    prune_weights,
+    selection_calls,
+)
 from mlpilot.search._learners import FAMILIES, Learner, guarded_by_caller
 from mlpilot.search._tuner import Tuner
 from mlpilot.tasks import Metric
+from mlpilot.tune import Budget
+from mlpilot.tune._budget import INTERRUPTIBLE_SHARE, TRIAL_SHARE, UNINTERRUPTIBLE_SHARE
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -53,9 +61,10 @@ class SearchConfig:
 
     Parameters
     ----------
-    deadline : float or None
-        ``time.perf_counter()`` value by which the search (and the refit it must
-        leave room for) ends. None means no clock: deterministic mode.
+    budget : Budget
+        The search's share of the run's time: it ends (ensembling included)
+        with time left for the refit it keeps back itself. A budget without a
+        clock (the default) means deterministic mode.
     n_trials : int
         Tuner trials after the portfolio in deterministic mode.
     n_folds : int or None
@@ -73,7 +82,7 @@ class SearchConfig:
         Size of the final refit data relative to the development rows.
     """
 
-    deadline: float | None = None
+    budget: Budget = field(default_factory=lambda: Budget(None))
     n_trials: int = 10
     n_folds: int | None = None
     families: tuple[str, ...] | None = None
@@ -139,9 +148,27 @@ class SearchResult:
     ensemble_fold_scores: list[float]
     notes: list[str]
     seconds: float
+    ensemble_seconds: float = 0.0  # ensemble selection and pruning, within ``seconds``
+    refit_reserve: float = 0.0  # seconds the search kept back for the final refit (clock mode)
 
     def candidate(self, name: str) -> CandidateResult:
         return next(c for c in self.candidates if c.name == name)
+
+    def with_weights(self, weights: dict[str, float], y: np.ndarray, metric: Metric) -> SearchResult:
+        """This search with its ensemble reduced to ``weights`` (renormalised) and re-scored.
+
+        What the final refit keeps is what gets scored: when it drops a member,
+        the ensemble's out-of-fold and holdout predictions and fold scores are
+        those of the members left.
+        """
+        total = sum(weights.values())
+        kept = {name: w / total for name, w in weights.items()}
+        oof = np.asarray(sum(w * self.candidate(n).oof for n, w in kept.items()))  # type: ignore[operator,misc]
+        hold = None
+        if self.ensemble_holdout is not None:
+            hold = np.asarray(sum(w * self.candidate(n).holdout for n, w in kept.items()))  # type: ignore[operator,misc]
+        scores = [metric.score(y[va], oof[va]) for _tr, va in self.folds]
+        return replace(self, weights=kept, ensemble_oof=oof, ensemble_holdout=hold, ensemble_fold_scores=scores)
 
 
 def load_portfolio(task: str) -> list[dict[str, Any]]:
@@ -262,7 +289,8 @@ def run_search(
         If no candidate could be trained at all.
     """
     start = time.perf_counter()
-    clock = config.deadline is not None
+    budget = config.budget
+    clock = budget.timed
     n_folds = choose_n_folds(len(y), y, task, config.n_folds)
     folds = make_folds(y, task, n_folds, config.seed)
     prepared = _Prepared(X, holdout, roles, folds, config.seed)
@@ -274,8 +302,17 @@ def run_search(
     threads = 1 if len(y) * max(X.shape[1], 1) < 1_000_000 else config.n_jobs
     big = len(y) * max(n_classes if task == "multiclass" else 1, 1) > 100_000
 
-    def remaining() -> float:
-        return math.inf if config.deadline is None else config.deadline - time.perf_counter()
+    metric_seconds: list[float] = []  # one metric call on the development rows (clock mode)
+
+    def ensemble_reserve(extra: int = 1) -> float:
+        # ensemble selection re-scores blends of every usable candidate (and ``extra`` to come)
+        if not metric_seconds:
+            return 0.0
+        n_models = sum(1 for c in candidates if c.usable and c.family != "dummy") + extra
+        return max(metric_seconds) * selection_calls(n_models)
+
+    def keep() -> float:
+        return refit_reserve() + ensemble_reserve()
 
     def refit_reserve() -> float:
         usable = sorted((c for c in candidates if c.usable and c.family != "dummy"),
@@ -287,11 +324,17 @@ def run_search(
             usable = usable[:1] + [c for c in usable[1:] if usable[0].cv_mean - c.cv_mean <= RESERVE_GAP * gain]
         # a refit skips early stopping's extra rounds and the validation predictions; the
         # best model must be refit, later members are dropped by fit_final if time runs out
-        return sum(
-            c.work_seconds / n_folds * config.refit_share * (n_folds / (n_folds - 1))
-            * (0.6 if FAMILIES[c.family].boosted else 1.0) * (1.0 if i == 0 else 0.5)
-            for i, c in enumerate(usable)
-        )
+        return sum(refit_seconds(c, n_folds, config.refit_share) * (1.0 if i == 0 else 0.5)
+                   for i, c in enumerate(usable))
+
+    def expected_seconds(family: str) -> float | None:
+        # the family's own last cross-validation here, else the data's measured cost per unit
+        own = [c.fit_seconds for c in candidates if c.family == family and c.status == "ok"]
+        if own:
+            return own[-1]
+        if unit_seconds:
+            return float(np.median(unit_seconds)) * FAMILIES[family].cost
+        return None
 
     def allowed(family: str) -> bool:
         fam = FAMILIES[family]
@@ -341,16 +384,18 @@ def run_search(
                 return result
         cap = math.inf
         if clock and not force:
-            left = remaining() - refit_reserve()
-            if unit_seconds:
-                estimate = float(np.median(unit_seconds)) * fam.cost
-                if estimate > left * (1.0 if fam.interruptible else 0.5):
-                    result.status, result.note = "skipped", f"estimated {estimate:.1f}s exceeds the {max(left, 0):.1f}s left"
-                    return result
-            if left <= 0:
-                result.status, result.note = "skipped", "time budget spent"
+            kept = keep()
+            refusal = budget.refusal(expected_seconds(family), interruptible=fam.interruptible, keep=kept,
+                                     kept_for="the refit and ensemble selection")
+            if refusal is not None:
+                result.status, result.note = "skipped", refusal
+                notes.append(f"{name}: {refusal}")
                 return result
-            cap = left * (0.7 if fam.interruptible else 0.5)
+            # were it to win, its own refit must fit too: about (workers x rows share / (k - 1))
+            # of the cross-validation's wall time
+            own_refit = fold_workers(family) * config.refit_share / (n_folds - 1)
+            share = INTERRUPTIBLE_SHARE if fam.interruptible else UNINTERRUPTIBLE_SHARE
+            cap = budget.cap(share, keep=kept) / (1.0 + own_refit)
         t0 = time.perf_counter()
         oof = np.zeros((len(y), n_classes)) if task != "regression" else np.zeros(len(y))
         try:
@@ -388,7 +433,11 @@ def run_search(
                 if probe and i == 0:
                     projected = (time.perf_counter() - t0) * (waves[-1] + 1)
                     if projected > cap:
-                        result.status, result.note = "timeout", f"projected {projected:.1f}s exceeds {cap:.1f}s"
+                        result.status, result.note = "timeout", (
+                            f"stopped after one fold: the {n_folds} folds would take {projected:.2f}s, "
+                            f"more than the {cap:.2f}s it may use"
+                        )
+                        notes.append(f"{name}: {result.note}")
                         return result
             if len(outputs) < n_folds:
                 outputs += run_parallel(fit_fold, list(range(first, n_folds)), stop_ats[first:], workers)
@@ -417,6 +466,10 @@ def run_search(
         result.fold_scores = [metric.score(y[va], oof[va]) for _tr, va in folds]
         if family != "dummy":
             unit_seconds.append(result.fit_seconds / fam.cost)
+        if clock:
+            t_score = time.perf_counter()
+            metric.score(y, oof)
+            metric_seconds.append(time.perf_counter() - t_score)
         logger.info("candidate %s: cv %s=%.5f (%.1fs)", name, metric.name, result.cv_mean, result.fit_seconds)
         return result
 
@@ -425,8 +478,11 @@ def run_search(
     for entry in load_portfolio(task):
         if not allowed(entry["family"]):
             continue
-        if clock and remaining() - refit_reserve() <= 0:
-            notes.append(f"the time budget ended before {entry['name']} and later configurations")
+        if clock and budget.left() - keep() <= 0:
+            notes.append(
+                f"the time budget ended before {entry['name']} and later configurations: "
+                f"{max(budget.left(), 0.0):.2f}s left, {keep():.2f}s kept for the refit and ensemble selection"
+            )
             break
         candidates.append(evaluate(entry["name"], entry["family"], entry["params"]))
 
@@ -439,9 +495,13 @@ def run_search(
         trial_no = 0
         while True:
             if clock:
-                if remaining() - refit_reserve() < 0.5 * max(
-                    (c.fit_seconds for c in candidates if c.family == best_family), default=1.0
-                ):
+                last = max((c.fit_seconds for c in candidates if c.family == best_family), default=1.0)
+                if budget.left() - keep() < TRIAL_SHARE * last:
+                    notes.append(
+                        f"tuning {best_family} stopped after {trial_no} trial(s): "
+                        f"{max(budget.left() - keep(), 0.0):.2f}s left after {keep():.2f}s kept for the refit "
+                        f"and ensemble selection, less than {TRIAL_SHARE:.0%} of its last fit ({last:.2f}s)"
+                    )
                     break
             elif trial_no >= config.n_trials:
                 break
@@ -483,10 +543,21 @@ def run_search(
         usable = fast
 
     # 4. greedy ensemble selection on the out-of-fold predictions, then fewer members where they add ~nothing
+    t_ensemble = time.perf_counter()
     predictions: list[np.ndarray] = [c.oof for c in usable]  # type: ignore[misc]
     weights_arr = caruana_weights(predictions, y, metric)
     dummy = next((c for c in candidates if c.family == "dummy" and c.usable), None)
-    if dummy is not None and np.count_nonzero(weights_arr) > 1:
+    prune = dummy is not None and np.count_nonzero(weights_arr) > 1
+    if prune and clock:
+        calls = selection_calls(len(usable)) - selection_calls(len(usable), n_members=1)
+        expected = max(metric_seconds, default=0.0) * calls
+        if not budget.fits(expected, keep=refit_reserve()):
+            prune = False
+            notes.append(
+                f"ensemble pruning skipped: expected {expected:.2f}s ({calls} metric calls), "
+                f"{max(budget.left() - refit_reserve(), 0.0):.2f}s left after {refit_reserve():.2f}s kept for the refit"
+            )
+    if prune and dummy is not None:
         gain = abs(blend_score(predictions, y, metric, weights_arr) - metric.score(y, dummy.oof))  # type: ignore[arg-type]
         pruned = prune_weights(predictions, y, metric, weights_arr, tolerance=PRUNE_TOLERANCE * gain)
         dropped = [c.name for c, w, p in zip(usable, weights_arr, pruned, strict=True) if w > 0 and p == 0]
@@ -525,6 +596,7 @@ def run_search(
     if holdout is not None:
         ens_hold = sum(w * usable[i].holdout for i, w in enumerate(weights_arr) if w > 0)  # type: ignore[operator]
     ens_fold_scores = [metric.score(y[va], np.asarray(ens_oof)[va]) for _tr, va in folds]
+    ensemble_seconds = time.perf_counter() - t_ensemble
     report("ensemble")
     return SearchResult(
         candidates=candidates,
@@ -535,7 +607,20 @@ def run_search(
         ensemble_fold_scores=ens_fold_scores,
         notes=notes,
         seconds=time.perf_counter() - start,
+        ensemble_seconds=ensemble_seconds,
+        refit_reserve=refit_reserve() if clock else 0.0,
     )
+
+
+def refit_seconds(candidate: CandidateResult, n_folds: int, share: float) -> float:
+    """Expected seconds to refit ``candidate`` on ``share`` times the development rows.
+
+    One fold's fit, measured in cross-validation, scaled to the refit's rows. A
+    boosted refit runs 1.1 times the rounds early stopping chose, where the
+    folds ran those plus up to 50 more, or stopped at their deadline: about as
+    many rounds (a 100k-row refit took as long as this predicts, not less).
+    """
+    return candidate.work_seconds / (n_folds - 1) * share
 
 
 def fit_final(
@@ -549,13 +634,16 @@ def fit_final(
     seed: int,
     n_jobs: int,
     deterministic: bool,
-    deadline: float | None,
+    budget: Budget | None = None,
 ) -> tuple[list[tuple[Any, Any]], list[str], list[float], list[str]]:
     """Refit the ensemble members on ``X, y``; return members, names, weights, notes.
 
-    Members are refit in order of weight; when ``deadline`` would be passed,
-    the remaining lighter members are dropped and the weights renormalised.
+    Members are refit in order of weight; a member after the first whose
+    expected refit time (from its cross-validation) does not fit what is left
+    of ``budget`` is not started: it is dropped and the weights renormalised.
+    Re-score the search with `SearchResult.with_weights` before reporting.
     """
+    budget = budget or Budget(None)
     notes: list[str] = []
     n_jobs = 1 if len(y) * max(X.shape[1], 1) < 1_000_000 else n_jobs
     order = sorted(result.weights.items(), key=lambda kv: -kv[1])
@@ -568,10 +656,14 @@ def fit_final(
     for name, weight in order:
         cand = result.candidate(name)
         fam = FAMILIES[cand.family]
-        if deadline is not None and members:
-            estimate = cand.work_seconds / n_folds * (len(y) / (len(y) * (n_folds - 1) / n_folds))
-            if time.perf_counter() + estimate > deadline:
-                notes.append(f"dropped ensemble member {name} (weight {weight:.2f}) to keep the time budget")
+        if budget.timed and members:
+            estimate = refit_seconds(cand, n_folds, len(y) / max(len(result.ensemble_oof), 1))
+            if not budget.fits(estimate):
+                notes.append(
+                    f"dropped ensemble member {name} (weight {weight:.2f}) to keep the time budget: its refit "
+                    f"is expected to take {estimate:.2f}s, {max(budget.left(), 0.0):.2f}s were left; "
+                    "the scores reported are those of the members kept"
+                )
                 continue
         text_only = fam.text_only and has_text
         key = (fam.encoding, text_only)

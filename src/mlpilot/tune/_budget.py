@@ -1,0 +1,189 @@
+"""The time budget: one value that every phase asks for its deadline.
+
+A `Budget` is a deadline on an injectable clock. Phases take what is left
+after the time kept back (the *reserve*) for the phases that come after them,
+and a fit that cannot be interrupted is started only when its expected time
+fits. Every fraction of the budget that a phase may spend lives here, so the
+whole policy can be read (and tested with a fake clock) in one place.
+
+Without a clock (``seconds=None``, deterministic mode) every question has the
+same answer whatever the time: nothing is ever cut, and the clock is never read.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Clock = Callable[[], float]
+
+# Share of the time left that one interruptible fit (boosting with a deadline callback) may
+# take: it stops itself at its deadline, so only the rounds after it are at risk.
+INTERRUPTIBLE_SHARE = 0.7
+# Share of the time left that a fit which cannot be interrupted (forests, linear models,
+# neighbours) may be expected to take before it is started: its cost is only an estimate.
+UNINTERRUPTIBLE_SHARE = 0.5
+# A new tuner trial starts only while at least this share of the family's last fit time is left.
+TRIAL_SHARE = 0.5
+# Share of the time left after the later phases' reserve that permutation importance may use.
+IMPORTANCE_SHARE = 0.5
+# Fixed costs (seconds) of the phases after the search: rendering plots and the HTML
+# report, serialising and registering the artifact (the part that does not grow with data).
+REPORT_SECONDS = 1.0
+REGISTER_SECONDS = 0.5
+# ... and their part proportional to the cells of the table (seconds per cell).
+REGISTER_PER_CELL = 1e-7
+# Shares of the budget kept back for permutation importance (beyond the report's fixed
+# cost) and, at most, for the full bootstrap of the evaluation.
+REPORT_SHARE = 0.02
+EVALUATE_SHARE = 0.05
+# Slack kept back from the budget for what no estimate covers (imports, the garbage
+# collector, scheduling on a busy machine): a share of the budget, at least a floor.
+SLACK_SHARE = 0.03
+SLACK_SECONDS = 0.3
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A deadline on ``clock``: how much time the phase holding it has left.
+
+    Parameters
+    ----------
+    seconds : float or None
+        The whole budget; None means no clock (deterministic mode): `left` is
+        infinite and the clock is never read.
+    start : float
+        ``clock()`` value at which the budget began.
+    clock : callable
+        Seconds as a float (default `time.monotonic`); tests inject a fake.
+    reserve : float
+        Seconds kept back at the end for later phases (see `until`).
+
+    Examples
+    --------
+    >>> now = [0.0]
+    >>> budget = Budget.start_now(60, clock=lambda: now[0])
+    >>> now[0] = 20.0
+    >>> budget.left(), budget.until(10).left()
+    (40.0, 30.0)
+    >>> Budget.start_now(None).left()
+    inf
+    """
+
+    seconds: float | None
+    start: float = 0.0
+    clock: Clock = field(default=time.monotonic, repr=False, compare=False)
+    reserve: float = 0.0
+
+    @classmethod
+    def start_now(cls, seconds: float | None, *, clock: Clock = time.monotonic, spent: float = 0.0) -> Budget:
+        """A budget of ``seconds`` that began ``spent`` seconds ago on ``clock``."""
+        start = clock() - spent if seconds is not None else 0.0
+        return cls(seconds, start, clock)
+
+    @property
+    def timed(self) -> bool:
+        """Whether a clock bounds the work (False in deterministic mode)."""
+        return self.seconds is not None
+
+    @property
+    def deadline(self) -> float:
+        """``clock()`` value by which the holder must be done (inf without a clock)."""
+        if self.seconds is None:
+            return math.inf
+        return self.start + self.seconds - self.reserve
+
+    def now(self) -> float:
+        return self.clock() if self.timed else 0.0
+
+    def elapsed(self) -> float:
+        """Seconds since the budget began (0 without a clock)."""
+        return self.now() - self.start if self.timed else 0.0
+
+    def left(self) -> float:
+        """Seconds until `deadline` (negative once passed; inf without a clock)."""
+        if self.seconds is None:
+            return math.inf
+        return self.deadline - self.clock()
+
+    def until(self, reserve: float) -> Budget:
+        """The budget of a phase that must leave ``reserve`` seconds for the phases after it."""
+        return Budget(self.seconds, self.start, self.clock, self.reserve + max(0.0, reserve))
+
+    def fits(self, expected: float, *, share: float = 1.0, keep: float = 0.0) -> bool:
+        """Whether work expected to take ``expected`` seconds fits ``share`` of what is left after ``keep``."""
+        return expected <= (self.left() - keep) * share
+
+    def refusal(self, expected: float | None, *, interruptible: bool, keep: float = 0.0,
+                kept_for: str = "the later phases") -> str | None:
+        """Why work expected to take ``expected`` seconds may not start now, or None when it may.
+
+        Work that stops itself at a deadline may be expected to take all that is
+        left after ``keep``; work that cannot be interrupted only
+        `UNINTERRUPTIBLE_SHARE` of it, since its cost is an estimate. The reason
+        names the numbers it was decided on.
+
+        Examples
+        --------
+        >>> budget = Budget(10.0, 0.0, lambda: 8.0)
+        >>> budget.refusal(0.5, interruptible=False, keep=1.0) is None
+        True
+        >>> print(budget.refusal(0.6, interruptible=False, keep=1.0, kept_for="the refit"))
+        not started: expected 0.60s; it cannot be interrupted, so it may be expected to use 50% of the 1.00s left (0.50s) once 1.00s are kept for the refit
+        """
+        if not self.timed:
+            return None
+        left = self.left() - keep
+        if left <= 0:
+            return f"time budget spent: {max(self.left(), 0.0):.2f}s left, all kept for {kept_for} ({keep:.2f}s)"
+        if expected is None:
+            return None
+        share = 1.0 if interruptible else UNINTERRUPTIBLE_SHARE
+        if expected <= left * share:
+            return None
+        what = "may use" if interruptible else "cannot be interrupted, so it may be expected to use"
+        return (
+            f"not started: expected {expected:.2f}s; it {what} {share:.0%} of the {left:.2f}s left "
+            f"({left * share:.2f}s) once {keep:.2f}s are kept for {kept_for}"
+        )
+
+    def cap(self, share: float, *, keep: float = 0.0) -> float:
+        """Seconds a piece of work may take: ``share`` of what is left after ``keep`` (never negative)."""
+        return max(0.0, (self.left() - keep) * share)
+
+
+def slack(seconds: float) -> float:
+    """Seconds of the budget kept back for what no estimate covers."""
+    return max(SLACK_SECONDS, SLACK_SHARE * seconds)
+
+
+def register_seconds(n_cells: int) -> float:
+    """Expected seconds to serialise, hash and record the model of a table of ``n_cells`` cells."""
+    return REGISTER_SECONDS + REGISTER_PER_CELL * n_cells
+
+
+def bootstrap_rounds(
+    seconds: float, per_call: float, *, n_candidates: int, champion: int = 1000, others: int = 100,
+    least: int = 50,
+) -> tuple[int, int]:
+    """Bootstrap rounds (champion, each other candidate) whose metric calls fit ``seconds``.
+
+    The champion's interval and its two paired tests take about five metric
+    calls a round, every other candidate's interval one. Both counts shrink
+    in proportion, never below ``least``, when ``per_call`` (seconds of one
+    metric call on the holdout) says the full counts would not fit.
+
+    Examples
+    --------
+    >>> bootstrap_rounds(math.inf, 0.001, n_candidates=10)
+    (1000, 100)
+    >>> bootstrap_rounds(1.0, 0.001, n_candidates=10)
+    (166, 50)
+    """
+    calls = 5 * champion + others * n_candidates
+    if per_call <= 0 or calls * per_call <= seconds:
+        return champion, others
+    scale = max(seconds, 0.0) / (calls * per_call)
+    return max(least, int(champion * scale)), max(least, int(others * scale))
