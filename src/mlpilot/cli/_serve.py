@@ -2,12 +2,52 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from typing import Annotated
 
 import typer
 
 from mlpilot.cli._common import WorkspaceOption, console, open_registry
+from mlpilot.exceptions import InvalidParameterError
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind ``host:port`` once, as uvicorn will, and say clearly why it cannot be served there.
+
+    Raises
+    ------
+    InvalidParameterError
+        The port is taken, needs privileges, or the host is not an address of this machine.
+    """
+    if port == 0:  # the system picks a free port
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise InvalidParameterError(
+            f"--host {host!r} is not an address this machine can listen on ({exc.strerror}). "
+            "Use 127.0.0.1, 0.0.0.0 or one of this machine's addresses."
+        ) from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                message = (f"Port {port} on {host} is already in use by another process. Stop that process, "
+                           f"or serve on another port: mlpilot serve --port {port + 1 if port < 65535 else 8000}.")
+            elif exc.errno == errno.EACCES:
+                message = (f"Port {port} on {host} needs privileges this user does not have (ports below 1024 "
+                           "usually do); choose a port above 1023 with --port.")
+            elif exc.errno == errno.EADDRNOTAVAIL:
+                message = (f"--host {host!r} is not an address of this machine; use 127.0.0.1, 0.0.0.0 or "
+                           "one of its addresses.")
+            else:
+                message = f"Cannot listen on {host}:{port}: {exc.strerror}. Choose another --host or --port."
+            raise InvalidParameterError(message) from None
 
 
 def serve(
@@ -23,6 +63,7 @@ def serve(
     from mlpilot.registry import Workspace
     from mlpilot.serve import ServeSettings, create_app
 
+    check_port(host, port)  # before loading anything: a taken port is exit 2, not uvicorn's errno 98
     ws = Workspace.open(workspace)
     # Workers are separate processes that read their settings from the environment.
     os.environ["MLPILOT_HOME"] = str(ws.root)
@@ -57,4 +98,4 @@ def register(app: typer.Typer) -> None:
     app.command("promote")(promote)
 
 
-__all__ = ["promote", "register", "serve"]
+__all__ = ["check_port", "promote", "register", "serve"]

@@ -503,12 +503,11 @@ class Registry:
                 )
             if row is None:
                 names = [r for r in conn.execute(sa.select(model_versions.c.name).distinct()).scalars()]
-                from mlpilot.exceptions import ColumnNotFoundError
+                from mlpilot.exceptions import closest_names
 
                 hint = ""
-                if parsed.name not in names and names:
-                    hint = ColumnNotFoundError(parsed.name, names, what="model").message
-                    hint = " " + hint.split("data.", 1)[-1].strip()
+                if parsed.name not in names:
+                    hint = closest_names(parsed.name, sorted(names), plural="models")[0]
                 raise ModelNotFoundError(f"No model version {parsed} in the registry.{hint}")
             alias_rows = conn.execute(
                 sa.select(aliases.c.alias).where(

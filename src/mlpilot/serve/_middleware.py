@@ -57,17 +57,22 @@ class ApiKeyMiddleware:
         path = scope["path"]
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return True
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                scheme, _, token = value.partition(b" ")
-                if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self._key):
+        return authorized(scope, self._key)
+
+
+def authorized(scope: Scope, api_key: bytes) -> bool:
+    """Whether the request carries ``api_key`` as a bearer token or the UI's login cookie."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), api_key):
+                return True
+        elif name == b"cookie":
+            for part in value.split(b";"):
+                key, _, token = part.strip().partition(b"=")
+                if key == COOKIE.encode() and hmac.compare_digest(token, api_key):
                     return True
-            elif name == b"cookie":
-                for part in value.split(b";"):
-                    key, _, token = part.strip().partition(b"=")
-                    if key == COOKIE.encode() and hmac.compare_digest(token, self._key):
-                        return True
-        return False
+    return False
 
 
 def route_of(path: str) -> tuple[str, str]:
