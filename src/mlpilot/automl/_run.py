@@ -15,8 +15,9 @@ import pandas as pd
 
 from mlpilot._types import PathLike
 from mlpilot.automl._config import TrainConfig, make_config
-from mlpilot.automl._engine import FitOutcome, fit_tabular
-from mlpilot.exceptions import ModelNotFoundError
+from mlpilot.automl._engine import FitOutcome, fit_tabular, prepare_target
+from mlpilot.automl._promote import ROWS_FILE, Challenger, challenge, training_record
+from mlpilot.exceptions import InvalidParameterError
 from mlpilot.tasks import get_metric
 
 logger = logging.getLogger(__name__)
@@ -116,39 +117,82 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def _challenge(registry: Any, name: str, outcome: FitOutcome) -> tuple[bool, str]:
-    """Whether the new model should become champion, and why."""
+def _check_arguments(config: TrainConfig, target: Any, name: str) -> None:
+    """Every check that needs no data, made before the source is read or anything is written."""
+    from mlpilot.registry._ref import check_name
+    from mlpilot.search import FAMILIES
+    from mlpilot.tasks import TASKS
+
+    problems = []
+    if not isinstance(target, str) or not target:
+        problems.append(f"The target must be the name of a column (a non-empty string). Got {target!r}.")
+    task = config.task
+    if task is not None and task not in TASKS:
+        problems.append(f"Unknown task {task!r}. Accepted: {', '.join(TASKS)}; or leave it out to detect it.")
+        task = None
+    if config.metric is not None:
+        try:
+            get_metric(config.metric, task)
+        except InvalidParameterError as exc:
+            problems.append(str(exc))
+    if task is not None and config.families is not None and not any(task in FAMILIES[f].tasks for f in config.families):
+        usable = [f for f, fam in FAMILIES.items() if task in fam.tasks and f != "dummy"]
+        problems.append(
+            f"None of the model families {list(config.families)} can learn a {task} task. "
+            f"Accepted for {task}: {', '.join(usable)}."
+        )
     try:
-        current = registry.get_version(f"{name}@champion")
-    except ModelNotFoundError:
-        return True, "first model under this name"
-    metric = get_metric(outcome.metric)
-    new = outcome.evaluation.metrics.get(f"holdout_{metric.name}")
-    if outcome.holdout_frame is None or outcome.holdout_y is None or new is None:
-        return True, "no holdout to compare on; the newest model becomes champion"
-    if current.info.get("task") != outcome.task or current.info.get("target") != outcome.target:
-        return True, f"the current champion (v{current.version}) solves a different task or target"
+        check_name(name)
+    except InvalidParameterError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise InvalidParameterError(" ".join(problems))
+
+
+def _check_data(frame: pd.DataFrame, schema: Any, target: str, config: TrainConfig) -> None:
+    """The checks of the target and the arguments against the data that can be made before the run starts."""
+    from mlpilot.data._schema import check_target
+    from mlpilot.search import FAMILIES
+
+    if target not in frame.columns:
+        check_target(frame, target)
+    # only the labelled rows of the target: the engine warns about the others when it drops them
+    _, task = prepare_target(frame.loc[frame[target].notna(), [target]], target, config.task)
+    if config.metric is not None:
+        get_metric(config.metric, task)
+    if config.families is not None:
+        has_text = any(c.role == "text" for c in schema.columns) if schema is not None else True
+        usable = [f for f in config.families
+                  if task in FAMILIES[f].tasks and (has_text or not FAMILIES[f].text_only)]
+        if not usable:
+            accepted = [f for f, fam in FAMILIES.items()
+                        if task in fam.tasks and f != "dummy" and (has_text or not fam.text_only)]
+            raise InvalidParameterError(
+                f"None of the model families {list(config.families)} can learn this {task} task"
+                f"{'' if has_text else ' (the data has no text column)'}. Accepted: {', '.join(accepted)}."
+            )
+
+
+def _training_rows(frame: pd.DataFrame, outcome: FitOutcome, config: TrainConfig
+                   ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The raw rows the model was trained on and those it held out, or None where they cannot be told.
+
+    The engine keeps the rows with a target, in order, and indexes its holdout
+    by position among them; the holdout is checked against that before use.
+    """
+    rows = frame.loc[frame[outcome.target].notna()].reset_index(drop=True)
+    if outcome.holdout_frame is None:
+        return rows, None
+    hold = outcome.holdout_frame.index.to_numpy()
     try:
-        old_model = registry.load_model(current)
-        if outcome.task == "regression":
-            pred = np.asarray(old_model.predict(outcome.holdout_frame), dtype=float)
-        else:
-            proba = np.asarray(old_model.predict_proba(outcome.holdout_frame), dtype=float)
-            order = {c: i for i, c in enumerate(outcome.encoding.classes)}
-            pred = np.zeros((len(proba), len(order)))
-            for j, c in enumerate(old_model.classes_):
-                c = c.item() if isinstance(c, np.generic) else c
-                if c in order:
-                    pred[:, order[c]] = proba[:, j]
-        old = metric(outcome.holdout_y, pred)
-    except Exception as exc:  # an old artifact that cannot score the new holdout loses
-        return True, f"the current champion (v{current.version}) could not score the new holdout ({type(exc).__name__})"
-    if metric.better(new, old) or new == old:
-        return True, f"holdout {metric.name} {new:.4f} vs champion v{current.version}'s {old:.4f} on the same rows"
-    return False, (
-        f"kept as a candidate: holdout {metric.name} {new:.4f} is not better than champion "
-        f"v{current.version}'s {old:.4f} on the same rows"
-    )
+        same = rows.iloc[hold][outcome.features].equals(outcome.holdout_frame)
+    except (IndexError, KeyError):
+        same = False
+    if not same:
+        logger.warning("the holdout rows could not be matched to the source rows; no record of training rows kept")
+        return None, None
+    held_out = rows.iloc[hold]
+    return (rows if config.refit_full else rows.drop(index=rows.index[hold])), held_out
 
 
 def train(
@@ -229,21 +273,20 @@ def train(
         families=tuple(families) if families is not None else None, report=report,
         max_predict_ms=max_predict_ms,
     )
+    model_name = name or _default_name(data, target)
+    _check_arguments(config, target, model_name)
     from mlpilot.data import load_dataset
     from mlpilot.registry import Registry, Workspace
 
     ws = workspace if isinstance(workspace, Workspace) or not register else Workspace.open(workspace)
     dataset = load_dataset(data, target=target, workspace=ws if register else None, table=table,
                            query=query, snapshot=register)
-    model_name = name or _default_name(data, target)
+    _check_data(dataset.frame, dataset.schema, target, config)
     if not register:
         with _progress(config) as on_progress:
             outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
                                   title=f"mlpilot: {model_name}", on_progress=on_progress)
         return TrainingRun(model_name, outcome, config, timings=outcome.timings)
-    from mlpilot.registry._ref import check_name
-
-    check_name(model_name)
     registry = Registry(ws)
     try:
         dataset_id = dataset.snapshot.id if dataset.snapshot is not None else None
@@ -255,7 +298,9 @@ def train(
                                       title=f"mlpilot: {model_name}", dataset_id=dataset_id,
                                       on_progress=on_progress)
             t0 = time.perf_counter()
-            promote, reason = _challenge(registry, model_name, outcome)
+            fit_rows, holdout_rows = _training_rows(dataset.frame, outcome, config)
+            decision = challenge(registry, model_name, Challenger.from_outcome(outcome, holdout_rows))
+            promote, reason = decision.promote, decision.reason
             evaluation = outcome.evaluation
             headline = f"holdout_{outcome.metric}" if f"holdout_{outcome.metric}" in evaluation.metrics else f"cv_{outcome.metric}"
             metrics = _json_ready({k: v for k, v in evaluation.metrics.items() if k != "importance_note"})
@@ -272,6 +317,7 @@ def train(
                 "model_card": outcome.card,
                 "members": dict(zip(outcome.model.names_, map(float, outcome.model.weights_), strict=True)),
                 "champion_reason": reason,
+                "promotion": decision.evidence,
                 "leaks": outcome.leaks,
                 "notes": outcome.notes,
                 "config": config.model_dump(mode="json"),
@@ -279,6 +325,8 @@ def train(
             files = {"report.html": outcome.report_html.encode(),
                      "leaderboard.json": json.dumps(info["leaderboard"], indent=1).encode(),
                      "model_card.json": json.dumps(info["model_card"], indent=1).encode(), **outcome.plots}
+            if fit_rows is not None:
+                files[ROWS_FILE], info["training_rows"] = training_record(fit_rows, [*outcome.features, target])
             mv = registry.register_model(
                 model_name, outcome.model, kind="tabular", metrics=metrics, headline_metric=headline,
                 schema=outcome.schema.to_dict(), dataset_id=dataset_id, run_id=run_id, files=files,

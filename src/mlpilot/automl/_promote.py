@@ -1,0 +1,334 @@
+"""The one champion/challenger policy: whether a new version replaces the champion, and why.
+
+A model can only be judged on rows it was not trained on. The champion was
+refit on all of its training rows, so each version records which rows those
+were (a 64-bit hash per row, `row_hashes`). A challenger is compared with the
+champion on the challenger's holdout rows that the champion never saw either,
+with a paired bootstrap of the score difference on those same rows
+(`mlpilot.evaluate.paired_bootstrap`). The challenger's side of that
+comparison is its holdout prediction, made by models fitted without the
+holdout.
+
+When too few such rows remain (retraining on the same data, or a champion
+registered before versions recorded their rows), the rows cannot be shared:
+each model is judged by its own out-of-sample score (holdout, else
+cross-validation) on its own rows, and the reason says that the rows differ.
+An in-sample score is never used.
+
+`PromotionPolicy.decide` is pure; `challenge` gathers its inputs from a
+registry. Every decision carries its evidence (metric, both scores, number of
+rows, test, p-value), recorded with the version and shown to the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mlpilot.evaluate import paired_bootstrap
+from mlpilot.exceptions import ArtifactIntegrityError, ModelNotFoundError
+from mlpilot.tasks import Metric, get_metric
+
+if TYPE_CHECKING:
+    from mlpilot.automl._engine import FitOutcome
+    from mlpilot.registry import ModelVersion, Registry
+
+logger = logging.getLogger(__name__)
+
+#: The file, beside a version's artifact, holding the sorted hashes of its training rows.
+ROWS_FILE = "training_rows.u64"
+#: ``info["training_rows"]["hash"]`` of records `row_hashes` can match.
+ROWS_HASH = "mlpilot-row-hash-1"
+
+
+def row_hashes(frame: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray:
+    """A 64-bit hash of each row of ``frame[columns]`` (all columns by default).
+
+    The hash does not depend on the column order, nor on whether a number is
+    stored as an integer or a float (a column gains floats when it gains a
+    missing value); other values are hashed as their text.
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"x": [1, 2], "s": ["u", "v"]})
+    >>> b = pd.DataFrame({"s": ["u", "w"], "x": [1.0, 2.0]})
+    >>> (row_hashes(a) == row_hashes(b)).tolist()
+    [True, False]
+    """
+    names = sorted(map(str, frame.columns if columns is None else columns))
+    lookup = {str(c): c for c in frame.columns}
+    parts: dict[str, Any] = {}
+    for name in names:
+        series = frame[lookup[name]]
+        if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            # one bit pattern for zero and one for missing, whatever the source wrote
+            parts[name] = np.where(np.isnan(values), np.nan, values + 0.0)
+        else:
+            parts[name] = series.astype(str).to_numpy(dtype=object)
+    normal = pd.DataFrame(parts, index=pd.RangeIndex(len(frame)))
+    return pd.util.hash_pandas_object(normal, index=False).to_numpy(dtype=np.uint64)
+
+
+def pack_hashes(hashes: np.ndarray) -> bytes:
+    """Sorted, unique, little-endian: 8 bytes per distinct row."""
+    return np.unique(np.asarray(hashes, dtype=np.uint64)).astype("<u8").tobytes()
+
+
+def unpack_hashes(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<u8").astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """The new model's side: its holdout rows, its out-of-sample predictions and scores.
+
+    ``holdout_rows`` are the raw rows (every column, target included) the
+    holdout was made of; ``holdout_y`` their encoded target and
+    ``holdout_prediction`` the prediction of models fitted without them.
+    """
+
+    task: str
+    target: str
+    metric: str
+    classes: list[Any]
+    scores: Mapping[str, Any]
+    holdout_rows: pd.DataFrame | None = None
+    holdout_y: np.ndarray | None = field(default=None, repr=False)
+    holdout_prediction: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_outcome(cls, outcome: FitOutcome, holdout_rows: pd.DataFrame | None) -> Challenger:
+        evaluation = outcome.evaluation
+        return cls(
+            task=outcome.task, target=outcome.target, metric=outcome.metric,
+            classes=list(outcome.encoding.classes), scores=dict(evaluation.metrics),
+            holdout_rows=holdout_rows, holdout_y=outcome.holdout_y,
+            holdout_prediction=evaluation.holdout_prediction,
+        )
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The current champion: its record, a way to load its model and the rows it was trained on.
+
+    ``seen`` holds the hashes of its training rows over ``seen_columns``; both
+    are None for versions registered before mlpilot recorded them.
+    """
+
+    version: int
+    task: str | None
+    target: str | None
+    scores: Mapping[str, Any]
+    load_model: Callable[[], Any]
+    seen: np.ndarray | None = field(default=None, repr=False)
+    seen_columns: list[str] | None = None
+    no_record: str = "it has no record of its training rows (registered before mlpilot kept one)"
+
+    @classmethod
+    def from_version(cls, mv: ModelVersion, registry: Registry) -> Champion:
+        record = mv.info.get("training_rows")
+        seen = columns = None
+        no_record = cls.no_record
+        if isinstance(record, dict) and record.get("hash") == ROWS_HASH and record.get("file") in mv.files:
+            try:
+                seen = unpack_hashes(registry.read_file(mv, str(record["file"])))
+                columns = [str(c) for c in record.get("columns", [])]
+            except ArtifactIntegrityError as exc:
+                no_record = f"its record of training rows cannot be used ({exc})"
+        return cls(
+            version=mv.version, task=mv.info.get("task"), target=mv.info.get("target"),
+            scores=dict(mv.metrics), load_model=lambda: registry.load_model(mv), seen=seen,
+            seen_columns=columns, no_record=no_record,
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Whether the challenger becomes champion, the reason shown to the user and its evidence."""
+
+    promote: bool
+    reason: str
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    """The rule that decides between a challenger and the champion.
+
+    Parameters
+    ----------
+    min_unseen_rows : int
+        Fewest holdout rows unseen by both models for a comparison on shared rows.
+    alpha : float
+        Level of the paired bootstrap test.
+    require_significant : bool
+        Promote on shared rows only when the challenger is significantly better
+        (an autopilot's rule); by default a challenger at least as good on the
+        point estimate wins, and the test says how sure that is.
+    n_boot : int
+        Bootstrap resamples of the paired test.
+    seed : int
+    """
+
+    min_unseen_rows: int = 30
+    alpha: float = 0.05
+    require_significant: bool = False
+    n_boot: int = 1000
+    seed: int = 0
+
+    def decide(self, challenger: Challenger, champion: Champion | None) -> Decision:
+        """Apply the policy (see the module docstring)."""
+        if champion is None:
+            return Decision(True, "first model under this name", {"rule": "first"})
+        v = f"v{champion.version}"
+        if champion.task != challenger.task or champion.target != challenger.target:
+            return Decision(True, f"the current champion ({v}) solves a different task or target",
+                            {"rule": "different_task", "champion_version": champion.version})
+        metric = get_metric(challenger.metric)
+        unseen, why_not = self._unseen_rows(challenger, champion)
+        if unseen is not None:
+            try:
+                old_pred = _champion_prediction(champion.load_model(), challenger, unseen)
+            except Exception as exc:  # an old artifact that cannot score the new holdout loses
+                return Decision(
+                    True,
+                    f"the current champion ({v}) could not score the new holdout ({type(exc).__name__})",
+                    {"rule": "champion_failed", "champion_version": champion.version,
+                     "error": type(exc).__name__},
+                )
+            decision = self._on_shared_rows(challenger, champion, metric, unseen, old_pred)
+            if decision is not None:
+                return decision
+            why_not = "the metric is undefined on the holdout rows unseen by both (a single class?)"
+        return self._on_own_rows(challenger, champion, metric, why_not)
+
+    def _unseen_rows(self, challenger: Challenger, champion: Champion) -> tuple[np.ndarray | None, str]:
+        """Positions of the challenger's holdout rows the champion was not trained on, or why there are none."""
+        v = f"v{champion.version}"
+        rows = challenger.holdout_rows
+        if rows is None or challenger.holdout_prediction is None or challenger.holdout_y is None:
+            return None, "the new model has no holdout"
+        if champion.seen is None or champion.seen_columns is None:
+            return None, f"champion {v}: {champion.no_record}"
+        missing = [c for c in champion.seen_columns if c not in {str(k) for k in rows.columns}]
+        if missing:
+            return None, f"the new data lacks column(s) {', '.join(map(repr, missing[:5]))} of champion {v}'s rows"
+        hashes = row_hashes(rows, champion.seen_columns)
+        positions = np.flatnonzero(~np.isin(hashes, champion.seen))
+        if len(positions) < self.min_unseen_rows:
+            return None, (
+                f"only {len(positions)} of the {len(rows)} holdout rows are unseen by champion {v} "
+                f"(at least {self.min_unseen_rows} are needed to compare on shared rows)"
+            )
+        return positions, ""
+
+    def _on_shared_rows(self, challenger: Challenger, champion: Champion, metric: Metric,
+                        unseen: np.ndarray, old_pred: np.ndarray) -> Decision | None:
+        assert challenger.holdout_y is not None and challenger.holdout_prediction is not None
+        y = np.asarray(challenger.holdout_y)[unseen]
+        new_pred = np.asarray(challenger.holdout_prediction)[unseen]
+        new, old = metric(y, new_pred), metric(y, old_pred)
+        if not (math.isfinite(new) and math.isfinite(old)):
+            return None
+        test = paired_bootstrap(y, new_pred, old_pred, metric, n_boot=self.n_boot, seed=self.seed, alpha=self.alpha)
+        n, n_hold = len(unseen), len(np.asarray(challenger.holdout_y))
+        significance = "significant" if test.significant else "not significant"
+        stats = (f"on {n} of the {n_hold} holdout rows, unseen by both; {test.method} of the difference "
+                 f"{test.difference:+.4f}: p={test.p_value:.3g}, {significance} at {self.alpha:g}")
+        evidence = {
+            "rule": "shared_rows", "metric": metric.name, "challenger": new, "champion": old,
+            "champion_version": champion.version, "n_rows": n, "n_holdout": n_hold, "test": test.method,
+            "difference": test.difference, "p_value": test.p_value, "significant": test.significant,
+            "alpha": self.alpha, "require_significant": self.require_significant,
+        }
+        v = f"v{champion.version}"
+        if self.require_significant:
+            promote = test.significant and test.difference > 0
+            verdict = "significantly better than" if promote else "not significantly better than"
+        else:
+            promote = metric.better(new, old) or new == old
+            verdict = _verdict(metric, new, old)
+        head = "" if promote else "kept as a candidate: "
+        reason = f"{head}holdout {metric.name} {new:.4f} is {verdict} champion {v}'s {old:.4f} {stats}"
+        return Decision(promote, reason, evidence)
+
+    def _on_own_rows(self, challenger: Challenger, champion: Champion, metric: Metric, why: str) -> Decision:
+        v = f"v{champion.version}"
+        kind = new = old = None
+        for candidate in ("holdout", "cv"):
+            a = _number(challenger.scores.get(f"{candidate}_{metric.name}"))
+            b = _number(champion.scores.get(f"{candidate}_{metric.name}"))
+            if a is not None and b is not None:
+                kind, new, old = candidate, a, b
+                break
+        evidence: dict[str, Any] = {"rule": "own_rows", "metric": metric.name, "champion_version": champion.version,
+                                    "why_not_shared": why, "test": None, "p_value": None}
+        if kind is None or new is None or old is None:
+            evidence["rule"] = "no_scores"
+            return Decision(True, (
+                f"{why}, and champion {v} has no out-of-sample {metric.name} to compare with; "
+                "the newest model becomes champion"
+            ), evidence)
+        label = "holdout" if kind == "holdout" else "cross-validated"
+        evidence.update({"score": kind, "challenger": new, "champion": old})
+        promote = metric.better(new, old) or new == old
+        verdict = _verdict(metric, new, old)
+        head = "" if promote else "kept as a candidate: "
+        return Decision(promote, (
+            f"{head}{label} {metric.name} {new:.4f} is {verdict} champion {v}'s own {label} {old:.4f}; "
+            f"each scored on rows it was not trained on, but not the same rows, so no paired test: {why}"
+        ), evidence)
+
+
+def _verdict(metric: Metric, new: float, old: float) -> str:
+    return "better than" if metric.better(new, old) else "as good as" if new == old else "not better than"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _champion_prediction(model: Any, challenger: Challenger, positions: np.ndarray) -> np.ndarray:
+    """The champion's prediction on the chosen holdout rows, in the challenger's class order."""
+    assert challenger.holdout_rows is not None
+    rows = challenger.holdout_rows.iloc[positions]
+    features = rows.drop(columns=[challenger.target], errors="ignore")
+    if challenger.task == "regression":
+        return np.asarray(model.predict(features), dtype=float)
+    proba = np.asarray(model.predict_proba(features), dtype=float)
+    order = {c: i for i, c in enumerate(challenger.classes)}
+    pred = np.zeros((len(proba), len(order)))
+    for j, c in enumerate(model.classes_):
+        c = c.item() if isinstance(c, np.generic) else c
+        if c in order:
+            pred[:, order[c]] = proba[:, j]
+    return pred
+
+
+def training_record(rows: pd.DataFrame, columns: list[str]) -> tuple[bytes, dict[str, Any]]:
+    """The file and the ``info["training_rows"]`` entry recording the rows a model was trained on."""
+    hashes = row_hashes(rows, columns)
+    return pack_hashes(hashes), {"file": ROWS_FILE, "hash": ROWS_HASH, "columns": sorted(map(str, columns)),
+                                 "n_rows": len(rows)}
+
+
+def challenge(registry: Registry, name: str, challenger: Challenger,
+              policy: PromotionPolicy | None = None) -> Decision:
+    """Decide whether ``challenger`` replaces ``name``'s champion in ``registry``."""
+    try:
+        current = registry.get_version(f"{name}@champion")
+    except ModelNotFoundError:
+        current = None
+    champion = Champion.from_version(current, registry) if current is not None else None
+    decision = (policy or PromotionPolicy()).decide(challenger, champion)
+    logger.info("%s: %s", name, decision.reason)
+    return decision
