@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -10,6 +9,8 @@ import pytest
 import mlpilot
 import mlpilot.automl as automl_pkg
 from mlpilot.automl import TrainingRun, load, parse_duration, train
+from mlpilot.automl._config import make_config
+from mlpilot.automl._engine import fit_tabular
 from mlpilot.exceptions import (
     BudgetWarning,
     DataError,
@@ -19,6 +20,9 @@ from mlpilot.exceptions import (
 )
 from mlpilot.registry import Registry, Workspace
 from mlpilot.registry._artifacts import dumps, loads
+from mlpilot.tasks import get_metric
+from mlpilot.tune import slack
+from tests.search.test_budget_decisions import ProgressClock
 
 FAST = {"deterministic": True, "n_trials": 0, "families": ("linear",), "report": False}
 
@@ -111,20 +115,59 @@ def test_deterministic_runs_give_identical_scores(small_churn: pd.DataFrame) -> 
     np.testing.assert_array_equal(a.model.predict_proba(small_churn), b.model.predict_proba(small_churn))
 
 
-def test_time_budget_is_kept(small_churn: pd.DataFrame, workspace: Workspace) -> None:
-    budget = 8.0
-    start = time.perf_counter()
-    run = train(small_churn, "churn", name="budget", workspace=workspace, time_budget=budget)
-    elapsed = time.perf_counter() - start
-    assert elapsed <= budget * 1.1 + 1.0, run.timings
-    assert len(run.leaderboard()) >= 3
+def test_every_phase_gets_its_deadline_from_one_budget(small_churn: pd.DataFrame) -> None:
+    # a fake clock: 8 s pass as each candidate starts, whatever the machine's speed
+    clock = ProgressClock(step=8.0)
+    config = make_config(time_budget=60, families=("lightgbm", "linear"), report=False)
+    outcome = fit_tabular(small_churn, "churn", config, budget_clock=clock, on_progress=clock.on_progress)
+    deadlines = outcome.deadlines
+    assert list(deadlines) == ["search", "refit", "evaluate", "report", "register"]
+    assert deadlines["search"] <= deadlines["refit"] <= deadlines["evaluate"] <= deadlines["report"]
+    assert deadlines["report"] < deadlines["register"] == pytest.approx(60 - slack(60), abs=1e-3)
+    ran = [c for c in outcome.search.candidates if c.status == "ok" and c.name != "dummy"]
+    board = [(c.name, c.status, c.note, clock.started.get(c.name)) for c in outcome.search.candidates]
+    assert len(ran) >= 3 and all(clock.started[c.name] < deadlines["search"] for c in ran), board
+    # the first candidate begun after the search's deadline is refused, and the note says why
+    refused = [c for c in outcome.search.candidates if c.status == "skipped"]
+    assert refused and clock.started[refused[0].name] >= deadlines["search"]
+    assert refused[0].note.startswith("time budget spent: 0.00s left, all kept for the refit")
+    assert f"{refused[0].name}: {refused[0].note}" in outcome.notes
+    assert outcome.timings.keys() >= {"search", "ensemble", "refit", "evaluate", "report"}
+
+
+def test_deterministic_training_records_no_deadlines(small_churn: pd.DataFrame) -> None:
+    def clock() -> float:
+        raise AssertionError("the clock was read in deterministic mode")
+
+    outcome = fit_tabular(small_churn, "churn", make_config(**FAST), budget_clock=clock)
+    assert outcome.deadlines == {} and outcome.card["protocol"]["time_budget_seconds"] is None
+
+
+def test_scores_are_those_of_the_members_registered(small_churn: pd.DataFrame) -> None:
+    # the issue: a member dropped at refit "to keep the time budget" while the two-member score was advertised
+    clock = ProgressClock({"ensemble": 1e6}, step=1.0)  # the search ends with no time left for any refit
+    config = make_config(time_budget=120, families=("lightgbm", "linear", "knn"), n_folds=3)
+    outcome = fit_tabular(small_churn, "churn", config, budget_clock=clock, on_progress=clock.on_progress)
+    dropped = [n for n in outcome.notes if n.startswith("dropped ensemble member")]
+    assert dropped, "the search was expected to pick more than one member"
+    names = list(outcome.model.names_)
+    assert len(names) == 1 and set(outcome.search.weights) == set(names)
+    member = outcome.search.candidate(names[0])
+    metric = get_metric("roc_auc")
+    assert outcome.evaluation.champion == names[0]
+    assert outcome.evaluation.metrics["holdout_roc_auc"] == pytest.approx(metric(outcome.holdout_y, member.holdout))
+    np.testing.assert_allclose(outcome.evaluation.holdout_prediction, member.holdout)
+    assert any(n.startswith("bootstrap intervals use 50 resamples") for n in outcome.notes)
+    assert any(n.startswith("plots and permutation importance skipped") for n in outcome.notes)
 
 
 def test_tiny_budget_falls_back_and_says_so(small_churn: pd.DataFrame) -> None:
+    frozen = ProgressClock()  # no time passes: 0.2 s cannot hold the reserves of the later phases
     with pytest.warns(BudgetWarning, match="too small"):
-        run = train(small_churn, "churn", time_budget=0.2, register=False)
-    assert run.model.predict(small_churn.head(3)).shape == (3,)
-    assert any("too small" in note for note in run.notes)
+        outcome = fit_tabular(small_churn, "churn", make_config(time_budget=0.2), budget_clock=frozen)
+    assert outcome.model.predict(small_churn.head(3)).shape == (3,)
+    assert any("too small" in note for note in outcome.notes)
+    assert [c.name for c in outcome.search.candidates if c.usable] == ["dummy", "linear_fallback"]
 
 
 @pytest.mark.parametrize(

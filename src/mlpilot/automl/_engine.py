@@ -365,9 +365,12 @@ def _metric_seconds(metric: Metric, y: np.ndarray, task: str, n_classes: int) ->
     else:
         pred = rng.random((len(y), n_classes))
         pred /= pred.sum(axis=1, keepdims=True)
-    t0 = time.perf_counter()
-    try:
-        metric(y, pred)
-    except ValueError:
-        return 0.0
-    return time.perf_counter() - t0
+    times = []
+    for _ in range(3):  # the first call may pay for lazy imports
+        t0 = time.perf_counter()
+        try:
+            metric(y, pred)
+        except ValueError:
+            return 0.0
+        times.append(time.perf_counter() - t0)
+    return min(times)

@@ -49,7 +49,7 @@ def caruana_weights(
     return counts / counts.sum()
 
 
-def selection_calls(n_models: int, *, n_members: int = 4, n_rounds: int = 40) -> int:
+def selection_calls(n_models: int, *, n_members: int = 3, n_rounds: int = 40) -> int:
     """Metric calls that ensemble selection and its two prunings make, at most, for ``n_models``.
 
     `caruana_weights` scores every model each round; each pruning step re-runs
@@ -58,7 +58,7 @@ def selection_calls(n_models: int, *, n_members: int = 4, n_rounds: int = 40) ->
     Examples
     --------
     >>> selection_calls(10)
-    2000
+    1040
     """
     members = min(n_members, n_models)
     prune = sum(m * n_rounds * (m - 1) for m in range(2, members + 1))

@@ -110,6 +110,7 @@ class CandidateResult:
     n_iterations: list[int] = field(default_factory=list)
     predict_seconds: float = 0.0  # measured on the validation folds
     predict_rows: int = 0
+    cut_by_deadline: bool = False  # a fold's fit was stopped at its deadline, not by early stopping
 
     @property
     def predict_cost(self) -> float:
@@ -305,11 +306,12 @@ def run_search(
     metric_seconds: list[float] = []  # one metric call on the development rows (clock mode)
 
     def ensemble_reserve(extra: int = 1) -> float:
-        # ensemble selection re-scores blends of every usable candidate (and ``extra`` to come)
+        # ensemble selection re-scores blends of every usable candidate (and ``extra`` to come);
+        # pruning is reserved for as two members, the usual case (more are pruned only if they fit)
         if not metric_seconds:
             return 0.0
         n_models = sum(1 for c in candidates if c.usable and c.family != "dummy") + extra
-        return max(metric_seconds) * selection_calls(n_models)
+        return float(np.median(metric_seconds)) * selection_calls(n_models, n_members=2)
 
     def keep() -> float:
         return refit_reserve() + ensemble_reserve()
@@ -404,7 +406,7 @@ def run_search(
                 result.status, result.note = "skipped", "no text features"
                 return result
 
-            def fit_fold(i: int, stop_at: float | None) -> tuple[np.ndarray, np.ndarray | None, float, int, float]:
+            def fit_fold(i: int, stop_at: float | None) -> tuple[np.ndarray, np.ndarray | None, float, int, float, bool]:
                 (tr, va), (Xtr, Xva, Xho, cats) = folds[i], folds_data[i]
                 started = time.perf_counter()
                 learner = Learner(
@@ -417,7 +419,8 @@ def run_search(
                 values = learner.predict_values(Xva)
                 predict_seconds = time.perf_counter() - t_predict
                 held = None if Xho is None else learner.predict_values(Xho)
-                return values, held, predict_seconds, learner.n_iterations_, time.perf_counter() - started
+                cut = stop_at is not None and t_predict >= stop_at
+                return values, held, predict_seconds, learner.n_iterations_, time.perf_counter() - started, cut
 
             # folds run side by side on small tables, where each model uses one thread; a family
             # that cannot be interrupted first runs one fold alone, to project the whole cost
@@ -427,7 +430,7 @@ def run_search(
             # fold i's share of the time cap ends with its wave of side-by-side folds
             waves = [0] * first + [first + j // workers for j in range(n_folds - first)]
             stop_ats = [None if cap == math.inf else t0 + cap * (w + 1) / (waves[-1] + 1) for w in waves]
-            outputs: list[tuple[np.ndarray, np.ndarray | None, float, int, float]] = []
+            outputs: list[tuple[np.ndarray, np.ndarray | None, float, int, float, bool]] = []
             for i in range(n_folds if workers == 1 else first):
                 outputs.append(fit_fold(i, stop_ats[i]))
                 if probe and i == 0:
@@ -453,7 +456,8 @@ def run_search(
             result.fit_seconds = time.perf_counter() - t0
         hold_sum: np.ndarray | None = None
         for i, (_tr, va) in enumerate(folds):  # in fold order: the same sums however folds were scheduled
-            values, held, predict_seconds, n_iterations, seconds = outputs[i]
+            values, held, predict_seconds, n_iterations, seconds, cut = outputs[i]
+            result.cut_by_deadline |= cut
             oof[va] = values
             if held is not None:
                 hold_sum = held if hold_sum is None else hold_sum + held
@@ -549,8 +553,9 @@ def run_search(
     dummy = next((c for c in candidates if c.family == "dummy" and c.usable), None)
     prune = dummy is not None and np.count_nonzero(weights_arr) > 1
     if prune and clock:
-        calls = selection_calls(len(usable)) - selection_calls(len(usable), n_members=1)
-        expected = max(metric_seconds, default=0.0) * calls
+        members = int(np.count_nonzero(weights_arr))
+        calls = selection_calls(len(usable), n_members=members) - selection_calls(len(usable), n_members=1)
+        expected = float(np.median(metric_seconds)) * calls if metric_seconds else 0.0
         if not budget.fits(expected, keep=refit_reserve()):
             prune = False
             notes.append(
@@ -617,10 +622,14 @@ def refit_seconds(candidate: CandidateResult, n_folds: int, share: float) -> flo
 
     One fold's fit, measured in cross-validation, scaled to the refit's rows. A
     boosted refit runs 1.1 times the rounds early stopping chose, where the
-    folds ran those plus up to 50 more, or stopped at their deadline: about as
-    many rounds (a 100k-row refit took as long as this predicts, not less).
+    folds ran those plus 50 more and predicted the validation rows (about 0.6
+    of the time); folds stopped at their deadline ran about as many rounds as
+    the refit will (a 100k-row refit took as long as this predicts).
     """
-    return candidate.work_seconds / (n_folds - 1) * share
+    per_fold = candidate.work_seconds / (n_folds - 1) * share
+    if FAMILIES[candidate.family].boosted and not candidate.cut_by_deadline:
+        return per_fold * 0.6
+    return per_fold
 
 
 def fit_final(

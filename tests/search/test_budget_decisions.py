@@ -1,0 +1,85 @@
+"""The search's budget decisions, driven by a fake clock (none depends on the machine's speed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mlpilot.evaluate import evaluate_search
+from mlpilot.features import column_roles
+from mlpilot.search import SearchConfig, fit_final, run_search
+from mlpilot.tasks import get_metric
+from mlpilot.tune import Budget
+from tests.search.test_search import _search, _table
+
+
+class ProgressClock:
+    """A fake clock that moves only when the search reports the candidate it starts.
+
+    Each report moves it to ``at[name]`` when given, else ``step`` seconds on
+    (``"ensemble"``, reported when the search ends, moves it only through ``at``).
+    ``started`` records the fake time each candidate began at.
+    """
+
+    def __init__(self, at: dict[str, float] | None = None, *, step: float = 0.0) -> None:
+        self.now, self.at, self.step = 0.0, at or {}, step
+        self.started: dict[str, float] = {}
+
+    def __call__(self) -> float:
+        return self.now
+
+    def on_progress(self, event: dict[str, Any]) -> None:
+        name = event["current"]
+        self.now = self.at.get(name, self.now + (self.step if name != "ensemble" else 0.0))
+        self.started.setdefault(name, self.now)
+
+
+def test_a_spent_budget_skips_later_candidates_and_says_why() -> None:
+    frame, y = _table("binary", n=200)
+    clock = ProgressClock({"random_forest": 1000.0})  # the budget runs out as random_forest is reached
+    result = run_search(
+        frame.iloc[:160], y[:160], task="binary", metric=get_metric("roc_auc"), roles=column_roles(frame),
+        n_classes=2, holdout=frame.iloc[160:], on_progress=clock.on_progress,
+        config=SearchConfig(budget=Budget(60.0, 0.0, clock), families=("linear", "random_forest", "knn"), n_folds=3),
+    )
+    status = {c.name: (c.status, c.note) for c in result.candidates}
+    assert status["linear"][0] == "ok"
+    assert status["random_forest"][0] == "skipped" and status["random_forest"][1].startswith("time budget spent")
+    assert "knn" not in status  # not even tried
+    assert any(n.startswith("random_forest: time budget spent: 0.00s left") for n in result.notes)
+    assert any(n.startswith("the time budget ended before knn") and "s kept for the refit" in n for n in result.notes)
+
+
+def test_deterministic_search_never_reads_the_clock() -> None:
+    def clock() -> float:
+        raise AssertionError("the clock was read in deterministic mode")
+
+    result, _, _ = _search("binary", budget=Budget(None, 0.0, clock), families=("lightgbm", "linear"), n_trials=1,
+                           n_folds=3)
+    assert any(c.name == "lightgbm_tuned_1" for c in result.candidates)  # type: ignore[attr-defined]
+
+
+def test_a_member_dropped_at_refit_is_not_scored() -> None:
+    # the issue: a member dropped to keep the budget while the registry advertised the two-member score
+    result, frame, y = _search("binary", families=("lightgbm", "linear", "knn"), n_trials=2, n_folds=3)
+    assert len(result.weights) >= 2  # type: ignore[attr-defined]
+    spent = Budget(10.0, 0.0, lambda: 10.0)  # nothing left: only the heaviest member is refit
+    members, names, weights, notes = fit_final(
+        frame.iloc[:160], y[:160], result, task="binary", roles=column_roles(frame), n_classes=2,  # type: ignore[arg-type]
+        seed=0, n_jobs=1, deterministic=False, budget=spent,
+    )
+    top = max(result.weights, key=result.weights.get)  # type: ignore[attr-defined]
+    assert names == [top] and weights == [1.0] and len(members) == 1
+    assert all("to keep the time budget: its refit is expected to take" in n for n in notes)
+    assert len(notes) == len(result.weights) - 1  # type: ignore[attr-defined]
+    kept = result.with_weights(dict(zip(names, weights, strict=True)), y[:160], get_metric("roc_auc"))  # type: ignore[attr-defined]
+    member = kept.candidate(top)
+    np.testing.assert_array_equal(kept.ensemble_holdout, member.holdout)
+    assert kept.ensemble_fold_scores == member.fold_scores
+    metric = get_metric("roc_auc")
+    evaluation = evaluate_search(kept, y[:160], y[160:], task="binary", metric=metric, n_boot=50, n_boot_others=20)
+    assert evaluation.champion == top
+    assert evaluation.metrics["holdout_roc_auc"] == pytest.approx(metric(y[160:], member.holdout))
+
