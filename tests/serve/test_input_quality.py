@@ -140,16 +140,24 @@ def test_row_flags_place_problems_by_row() -> None:
 _VALUES = st.none() | st.integers(-400, 400) | st.floats(-1000, 1000, allow_nan=False) | st.sampled_from(["a", "b", "zz"])
 
 
-def test_validator_and_full_check_agree() -> None:
+_FRAMES = {
+    "mixed": {"n": [i % 37 * 3 + 1 for i in range(100)], "f": [i / 3 for i in range(100)], "c": ["a", "b"] * 50,
+              "m": [None, 1.5, 2.5, -4.0] * 25},
+    "all nullable": {"m": [None, 1.5, 2.5, -4.0] * 25, "c": ["a", None, "b", "a"] * 25, "b": [True, False, None, True] * 25},
+}
+
+
+@pytest.mark.parametrize("columns", list(_FRAMES))
+def test_validator_and_full_check_agree(columns: str) -> None:
     """A request the fast validator passes gets no warning nor error from the full path, and back."""
-    frame = pd.DataFrame({"n": list(range(1, 101)), "f": [i / 3 for i in range(100)], "c": ["a", "b"] * 50,
-                          "m": [None, 1.5] * 50, "y": [0, 1] * 50})
+    frame = pd.DataFrame({**_FRAMES[columns], "y": [0, 1] * 50})
     schema = infer_schema(frame, target="y")
     validator = SchemaValidator(schema)
     names = schema.feature_names
+    assert len(names) == len(frame.columns) - 1
 
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.lists(st.tuples(*[_VALUES] * len(names)), min_size=1, max_size=3))
+    @given(st.lists(st.tuples(*[_VALUES | st.booleans()] * len(names)), min_size=1, max_size=3))
     def run(values: list[tuple[Any, ...]]) -> None:
         rows = [dict(zip(names, v, strict=True)) for v in values]
         clean = validator.clean_rows({"rows": rows}, 100) is not None

@@ -13,7 +13,6 @@ warnings as always.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,15 +23,17 @@ from mlpilot.serve._quality import value_bounds
 _NUMBER = 0
 _BOOLEAN = 1
 _TEXT = 2
-_INT_LIMIT = 2**62
-_ANY = (-math.inf, math.inf)
+# Numbers beyond these take the full path (which refuses non-finite floats and
+# keeps huge ints exact); as bounds they also refuse NaN and infinity.
+_LOW = float(-(2**62) + 1)
+_HIGH = float(2**62 - 1)
 
 #: One feature's check: name, kind, known categories (None: any), value bounds, nulls allowed.
 Check = tuple[str, int, frozenset[str] | None, float, float, bool]
 
 
 class SchemaValidator:
-    """Recognises requests that `convert_columns` would accept without a warning.
+    """Recognises requests that `convert_columns` and `input_problems` would accept without a warning.
 
     Parameters
     ----------
@@ -56,10 +57,13 @@ class SchemaValidator:
             # the categories `convert_columns` flags as unseen (see _inputs._unseen)
             flags = (col.categories is not None and col.role in ("categorical", "boolean")
                      and col.n_unique <= MAX_CATEGORIES)
-            low, high = value_bounds(col) or _ANY
-            checks.append((col.name, kind, frozenset(col.categories or ()) if flags else None, low, high,
-                           col.nullable))
+            low, high = value_bounds(col) or (_LOW, _HIGH)
+            checks.append((col.name, kind, frozenset(col.categories or ()) if flags else None,
+                           max(low, _LOW), min(high, _HIGH), col.nullable))
         self.checks = tuple(checks)
+        # A clean row has a value in every non-nullable feature, so only a schema
+        # whose features are all nullable can see a row with no value at all.
+        self._rows_may_be_empty = all(nullable for *_, nullable in checks)
 
     @classmethod
     def for_schema(cls, schema: Schema | None) -> SchemaValidator | None:
@@ -84,7 +88,6 @@ class SchemaValidator:
                 return None
         if len(rows) == 1:  # the common case, without a list per column
             row = rows[0]
-            empty = True
             for name, kind, categories, low, high, nullable in self.checks:
                 v = row[name]
                 if v is None:
@@ -92,71 +95,63 @@ class SchemaValidator:
                         return None
                 elif not _clean_value(v, kind, categories, low, high):
                     return None
-                else:
-                    empty = False
-            return None if empty else rows
-        return rows if self._clean_columns({name: [row[name] for row in rows] for name in names}) else None
+            if self._rows_may_be_empty and all(v is None for v in row.values()):
+                return None
+            return rows
+        for name, kind, categories, low, high, nullable in self.checks:
+            if not _clean([row[name] for row in rows], kind, categories, low, high, nullable):
+                return None
+        if self._rows_may_be_empty and any(all(v is None for v in row.values()) for row in rows):
+            return None
+        return rows
 
     def is_clean(self, columns: Mapping[str, Any]) -> bool:
         """True when ``columns`` holds exactly the features, each a list of valid, known values."""
         if len(columns) != len(self.names) or not self.names.issuperset(columns):
             return False
-        for name, *_ in self.checks:
-            if type(columns[name]) is not list:  # a subclass records absent fields
-                return False
-        return self._clean_columns(columns)
-
-    def _clean_columns(self, columns: Mapping[str, list[Any]]) -> bool:
-        possible: set[int] | None = None  # rows that may have every field null (None: any row)
         for name, kind, categories, low, high, nullable in self.checks:
             values = columns[name]
-            if not _clean(values, kind, categories, low, high):
+            if type(values) is not list or not _clean(values, kind, categories, low, high, nullable):
+                return False  # (a list subclass records absent fields)
+        if self._rows_may_be_empty and columns:
+            lists = list(columns.values())
+            if any(all(values[i] is None for values in lists) for i in range(len(lists[0]))):
                 return False
-            if None in values:
-                if not nullable:
-                    return False
-                if possible is None or possible:
-                    nulls = {i for i, v in enumerate(values) if v is None}
-                    possible = nulls if possible is None else possible & nulls
-            else:
-                possible = set()
-        return not possible
+        return True
 
 
 def _clean_value(v: Any, kind: int, categories: frozenset[str] | None, low: float, high: float) -> bool:
     t = type(v)
     if kind == _NUMBER:
-        return (((t is float and math.isfinite(v)) or (t is int and -_INT_LIMIT < v < _INT_LIMIT))
-                and low <= v <= high)
+        return (t is float or t is int) and low <= v <= high
     if kind == _TEXT:
         return t is str and (categories is None or v in categories)
     return t is bool and (categories is None or str(v) in categories)
 
 
-def _clean(values: list[Any], kind: int, categories: frozenset[str] | None, low: float, high: float) -> bool:
+def _clean(
+    values: list[Any], kind: int, categories: frozenset[str] | None, low: float, high: float, nullable: bool
+) -> bool:
     if kind == _NUMBER:
         for v in values:
             t = type(v)
-            if t is float:
-                if not (math.isfinite(v) and low <= v <= high):
+            if t is float or t is int:
+                if not low <= v <= high:  # also False for NaN
                     return False
-            elif t is int:
-                if not (-_INT_LIMIT < v < _INT_LIMIT and low <= v <= high):
-                    return False
-            elif v is not None:
+            elif v is not None or not nullable:
                 return False
     elif kind == _TEXT:
         for v in values:
             if type(v) is str:
                 if categories is not None and v not in categories:
                     return False
-            elif v is not None:
+            elif v is not None or not nullable:
                 return False
     else:
         for v in values:
             if type(v) is bool:
                 if categories is not None and str(v) not in categories:
                     return False
-            elif v is not None:
+            elif v is not None or not nullable:
                 return False
     return True
