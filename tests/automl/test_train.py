@@ -127,11 +127,16 @@ def test_every_phase_gets_its_deadline_from_one_budget(small_churn: pd.DataFrame
     ran = [c for c in outcome.search.candidates if c.status == "ok" and c.name != "dummy"]
     board = [(c.name, c.status, c.note, clock.started.get(c.name)) for c in outcome.search.candidates]
     assert len(ran) >= 3 and all(clock.started[c.name] < deadlines["search"] for c in ran), board
-    # the first candidate begun after the search's deadline is refused, and the note says why
+    # the search ends by refusing a candidate, at the latest the first begun after its deadline,
+    # and the note gives the reason with its numbers
     refused = [c for c in outcome.search.candidates if c.status == "skipped"]
-    assert refused and clock.started[refused[0].name] >= deadlines["search"]
-    assert refused[0].note.startswith("time budget spent: 0.00s left, all kept for the refit")
-    assert f"{refused[0].name}: {refused[0].note}" in outcome.notes
+    assert refused, board
+    note = refused[0].note
+    assert note.startswith(("time budget spent: ", "not started: expected ")), note
+    assert "kept for the refit and ensemble selection" in note
+    if clock.started[refused[0].name] >= deadlines["search"]:
+        assert note.startswith("time budget spent: 0.00s left"), note
+    assert f"{refused[0].name}: {note}" in outcome.notes
     assert outcome.timings.keys() >= {"search", "ensemble", "refit", "evaluate", "report"}
 
 
@@ -145,7 +150,7 @@ def test_deterministic_training_records_no_deadlines(small_churn: pd.DataFrame) 
 
 def test_scores_are_those_of_the_members_registered(small_churn: pd.DataFrame) -> None:
     # the issue: a member dropped at refit "to keep the time budget" while the two-member score was advertised
-    clock = ProgressClock({"ensemble": 1e6}, step=1.0)  # the search ends with no time left for any refit
+    clock = ProgressClock({"ensemble": 1e6}, step=10.0)  # the search ends with no time left for any refit
     config = make_config(time_budget=120, families=("lightgbm", "linear", "knn"), n_folds=3)
     outcome = fit_tabular(small_churn, "churn", config, budget_clock=clock, on_progress=clock.on_progress)
     dropped = [n for n in outcome.notes if n.startswith("dropped ensemble member")]
