@@ -104,12 +104,16 @@ class Client:
         -------
         dict
             ``model``, ``version``, ``predictions``, and for classifiers
-            ``probabilities``; ``warnings`` when fields were ignored or categories unseen.
+            ``probabilities``; ``warnings`` when fields were ignored, categories
+            unseen, values null where training had none or outside the training
+            range (each with its ``field``, ``kind`` and ``rows``).
 
         Raises
         ------
         ModelNotFoundError, DataError, InvalidParameterError, ResourceLimitError
-            With the server's message, which names the field and row.
+            With the server's message, which names the field and row (a row
+            with every field null is a `DataError`; an unknown model's message
+            lists the served models).
         """
         if isinstance(rows_or_dataframe, pd.DataFrame):
             frame = rows_or_dataframe
