@@ -18,7 +18,7 @@ import pandas as pd
 
 from mlpilot._config import get_config
 from mlpilot.automl._config import TrainConfig
-from mlpilot.data import Schema, infer_schema
+from mlpilot.data import Schema, infer_schema, leak_suspects
 from mlpilot.data._schema import check_target
 from mlpilot.evaluate import (
     Evaluation,
@@ -30,14 +30,15 @@ from mlpilot.evaluate import (
     regression_plots,
     render_report,
 )
+from mlpilot.evaluate._evaluation import bootstrap_call_seconds
 from mlpilot.exceptions import DataError, DataQualityWarning, TargetError
-from mlpilot.features import find_leaks
 from mlpilot.search import SearchConfig, SearchResult, TabularEnsemble, fit_final, run_search
 from mlpilot.tasks import (
     Metric,
     TargetEncoding,
     default_metric,
     detect_task,
+    drop_non_numeric_target,
     encode_target,
     get_metric,
 )
@@ -102,6 +103,10 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[
     """Check the target, drop rows where it is missing and decide the task."""
     if target not in frame.columns or frame[target].notna().sum() >= MIN_ROWS:
         check_target(frame, target)
+    cleaned, junk = drop_non_numeric_target(frame[target], task)
+    if junk is not None:
+        warnings.warn(f"{junk.summary()}; treated as missing.", DataQualityWarning, stacklevel=3)
+        frame = frame.assign(**{target: cleaned})
     missing = frame[target].isna()
     if missing.any():
         warnings.warn(
@@ -174,14 +179,15 @@ def fit_tabular(
             f"No usable feature columns besides the target {target!r}: {excluded or 'none'}. "
             "Features must not be entirely missing, constant or id-like."
         )
-    leaks = find_leaks(frame, target, task, features)
+    suspects = leak_suspects(frame, target, task, features)
+    leaks = [s.column for s in suspects]
     if leaks:
         action = "dropped them (drop_leaks)" if config.drop_leaks else (
             "kept them; pass drop_leaks=True (CLI: --drop-leaks) to train without them"
         )
         message = (
             f"Column(s) {', '.join(map(repr, leaks))} alone predict the target {target!r} almost "
-            f"perfectly and probably leak it; mlpilot {action}."
+            f"perfectly ({'; '.join(s.describe() for s in suspects)}) and probably leak it; mlpilot {action}."
         )
         warnings.warn(message, DataQualityWarning, stacklevel=2)
         notes.append(message)
@@ -334,7 +340,7 @@ class _PhasePlan:
     def for_table(cls, total: Budget, metric: Metric, y_hold: np.ndarray, task: str, n_classes: int, *,
                   n_cells: int, report: bool) -> _PhasePlan:
         seconds = total.seconds or 0.0
-        metric_seconds = _metric_seconds(metric, y_hold, task, n_classes) if total.timed else 0.0
+        metric_seconds = bootstrap_call_seconds(metric, y_hold, task, n_classes) if total.timed else 0.0
         register = total.until(slack(seconds))
         report_end = register.until(register_seconds(n_cells))
         evaluate = report_end.until(REPORT_SECONDS + REPORT_SHARE * seconds if report and len(y_hold) else 0.0)
@@ -353,24 +359,3 @@ class _PhasePlan:
         phases = {"search": self.search, "refit": self.refit, "evaluate": self.evaluate,
                   "report": self.report, "register": self.register}
         return {name: round(b.deadline - self.total.start, 3) for name, b in phases.items()}
-
-
-def _metric_seconds(metric: Metric, y: np.ndarray, task: str, n_classes: int) -> float:
-    """Seconds of one call of ``metric`` on ``y``-sized predictions (what the bootstrap repeats)."""
-    if not len(y):
-        return 0.0
-    rng = np.random.default_rng(0)
-    if task == "regression":
-        pred: np.ndarray = rng.normal(size=len(y))
-    else:
-        pred = rng.random((len(y), n_classes))
-        pred /= pred.sum(axis=1, keepdims=True)
-    times = []
-    for _ in range(3):  # the first call may pay for lazy imports
-        t0 = time.perf_counter()
-        try:
-            metric(y, pred)
-        except ValueError:
-            return 0.0
-        times.append(time.perf_counter() - t0)
-    return min(times)

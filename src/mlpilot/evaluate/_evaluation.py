@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpilot.evaluate._stats import PairedTest, bootstrap_ci, corrected_ttest, paired_bootstrap
+from mlpilot.evaluate._stats import (
+    PairedTest,
+    _metric_value,
+    bootstrap_ci,
+    corrected_ttest,
+    paired_bootstrap,
+)
 from mlpilot.search import SearchResult
 from mlpilot.tasks import Metric, get_metric, metric_names
 
@@ -160,6 +166,31 @@ def evaluate_search(
         metrics=metrics,
         holdout_prediction=champ_hold,
     )
+
+
+def bootstrap_call_seconds(metric: Metric, y: np.ndarray, task: str, n_classes: int) -> float:
+    """Seconds of one bootstrap resample's metric call on ``y``-sized predictions (fastest of three).
+
+    The evaluation's cost is this times its resamples, so the caller can
+    scale the resamples to the time it has.
+    """
+    if not len(y):
+        return 0.0
+    rng = np.random.default_rng(0)
+    if task == "regression":
+        pred: np.ndarray = rng.normal(size=len(y))
+    else:
+        pred = rng.random((len(y), n_classes))
+        pred /= pred.sum(axis=1, keepdims=True)
+    times = []
+    for _ in range(3):  # the first call may pay for lazy imports
+        t0 = time.perf_counter()
+        try:
+            _metric_value(metric, y, pred)
+        except ValueError:
+            return 0.0
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def permutation_importance(
