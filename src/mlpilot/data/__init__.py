@@ -1,7 +1,8 @@
 """The data stage: sources, snapshots, schema, validation and profile."""
 
 from mlpilot.data._dataset import Dataset, load_dataset, read_source, snapshot_source, to_pandas
-from mlpilot.data._profile import ColumnProfile, Profile, leakage_scores, profile
+from mlpilot.data._leakage import LeakScore, find_leaks, leak_suspects, leakage_scores
+from mlpilot.data._profile import ColumnProfile, Profile, profile
 from mlpilot.data._report import render_profile_html
 from mlpilot.data._schema import (
     ColumnSchema,
@@ -19,6 +20,7 @@ __all__ = [
     "ColumnProfile",
     "ColumnSchema",
     "Dataset",
+    "LeakScore",
     "Problem",
     "Profile",
     "Schema",
@@ -28,7 +30,9 @@ __all__ = [
     "check_target",
     "content_hash",
     "describe_source",
+    "find_leaks",
     "infer_schema",
+    "leak_suspects",
     "leakage_scores",
     "load_dataset",
     "profile",

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mlpilot.data._leakage import LeakScore, leakage_scores
 from mlpilot.data._schema import Schema
 
 # A categorical with more distinct values than this (and > 5% of rows) is "high-cardinality".
 HIGH_CARDINALITY = 50
-# A single column scoring at least this alone is a leakage suspect.
-LEAK_THRESHOLD = 0.99
-_LEAK_SAMPLE = 20_000
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,17 @@ class Profile:
     class_balance: dict[str, float] | None = None
     leakage_suspects: list[str] = field(default_factory=list)
     leakage_scores: dict[str, float] = field(default_factory=dict)
+    leakage_rules: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
         """Plain-language findings, most important first."""
-        out = []
+        out = list(self.notes)
         for col in self.leakage_suspects:
             out.append(
                 f"Column {col!r} alone predicts the target {self.target!r} almost perfectly "
-                f"(score {self.leakage_scores[col]:.3f}): it probably leaks the answer."
+                f"({self.leakage_rules[col]}): it probably leaks the answer."
             )
         if self.id_columns:
             out.append(f"Id-like columns excluded from features: {', '.join(self.id_columns)}.")
@@ -83,18 +84,10 @@ class Profile:
         return data
 
 
-def _column_profile(series: pd.Series, dtype: str, role: str, n_unique: int) -> ColumnProfile:
+def _column_profile(
+    series: pd.Series, dtype: str, role: str, n_unique: int, n_missing: int, stats: dict[str, float] | None
+) -> ColumnProfile:
     n = len(series)
-    n_missing = int(series.isna().sum())
-    stats: dict[str, Any] = {}
-    if dtype in ("integer", "float") and n_missing < n:
-        values = series.astype(float)
-        stats = {
-            "mean": float(values.mean()),
-            "std": float(values.std()) if n - n_missing > 1 else 0.0,
-            "minimum": float(values.min()),
-            "maximum": float(values.max()),
-        }
     top: tuple[tuple[str, int], ...] = ()
     if role in ("categorical", "boolean", "constant", "id", "text") or dtype == "string":
         counts = series.dropna().astype(str).value_counts().head(10)
@@ -107,83 +100,64 @@ def _column_profile(series: pd.Series, dtype: str, role: str, n_unique: int) -> 
         missing_pct=100.0 * n_missing / n if n else 0.0,
         n_unique=n_unique,
         top_values=top,
-        **stats,
+        **(stats or {}),
     )
 
 
-def leakage_scores(frame: pd.DataFrame, schema: Schema, *, random_state: int = 0) -> dict[str, float]:
-    """Score how well each feature alone predicts the target, out of sample.
-
-    Classification: balanced accuracy of a small tree (or category-majority map)
-    on held-out rows; regression: R². Columns are scored on a sample of at most
-    20,000 rows with 3-fold cross-validation.
-    """
-    from sklearn.model_selection import KFold, StratifiedKFold
-    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
-
-    target = schema.target
-    if target is None:
-        return {}
-    data = frame[frame[target].notna()]
-    if len(data) > _LEAK_SAMPLE:
-        data = data.sample(_LEAK_SAMPLE, random_state=random_state)
-    if len(data) < 20:
-        return {}
-    target_col = schema[target]
-    is_regression = target_col.dtype in ("integer", "float") and target_col.n_unique > 20
-    y = data[target].to_numpy()
-    if is_regression:
-        y = y.astype(float)
-        splitter: Any = KFold(3, shuffle=True, random_state=random_state)
-    else:
-        y = y.astype(str)
-        counts = pd.Series(y).value_counts()
-        if counts.min() < 3:
-            return {}
-        splitter = StratifiedKFold(3, shuffle=True, random_state=random_state)
-    scores: dict[str, float] = {}
-    for col in schema.features:
-        x = data[col.name]
-        if col.role == "text":
-            continue
-        if col.dtype in ("integer", "float", "boolean"):
-            xv = x.astype(float).fillna(-1e18 if x.notna().any() else 0).to_numpy().reshape(-1, 1)
-        else:
-            codes, _ = pd.factorize(x.astype(str))
-            xv = codes.reshape(-1, 1).astype(float)
-        preds = np.empty(len(y), dtype=object if not is_regression else float)
-        for train_idx, test_idx in splitter.split(xv, y):
-            if col.dtype in ("integer", "float", "boolean"):
-                model: Any = (
-                    DecisionTreeRegressor(max_leaf_nodes=32, random_state=random_state)
-                    if is_regression
-                    else DecisionTreeClassifier(max_leaf_nodes=32, random_state=random_state)
-                )
-                model.fit(xv[train_idx], y[train_idx])
-                preds[test_idx] = model.predict(xv[test_idx])
-            else:
-                keys = pd.Series(xv[train_idx, 0])
-                labels = pd.Series(y[train_idx])
-                if is_regression:
-                    mapping = labels.groupby(keys.to_numpy()).mean()
-                    fallback: Any = float(labels.mean())
-                else:
-                    mapping = labels.groupby(keys.to_numpy()).agg(lambda s: s.value_counts().index[0])
-                    fallback = labels.value_counts().index[0]
-                preds[test_idx] = pd.Series(xv[test_idx, 0]).map(mapping).fillna(fallback).to_numpy()
-        if is_regression:
-            from sklearn.metrics import r2_score
-
-            scores[col.name] = float(r2_score(y, preds.astype(float)))
-        else:
-            from sklearn.metrics import balanced_accuracy_score
-
-            scores[col.name] = float(balanced_accuracy_score(y, preds.astype(str)))
-    return scores
+def _numeric_stats(frame: pd.DataFrame, names: list[str]) -> dict[str, dict[str, float]]:
+    """Mean, std, min and max of numeric columns, a block of columns at a time."""
+    out: dict[str, dict[str, float]] = {}
+    for start in range(0, len(names), _BLOCK):
+        block_names = names[start : start + _BLOCK]
+        block = frame[block_names].to_numpy(dtype=float, na_value=np.nan)
+        present = ~np.isnan(block)
+        count = present.sum(axis=0)
+        filled = np.where(present, block, 0.0)
+        mean = filled.sum(axis=0) / np.maximum(count, 1)
+        squares = np.where(present, (block - mean) ** 2, 0.0).sum(axis=0)
+        std = np.where(count > 1, np.sqrt(squares / np.maximum(count - 1, 1)), 0.0)
+        low = np.where(present, block, np.inf).min(axis=0)
+        high = np.where(present, block, -np.inf).max(axis=0)
+        for j, name in enumerate(block_names):
+            if count[j]:
+                out[name] = {"mean": float(mean[j]), "std": float(std[j]), "minimum": float(low[j]), "maximum": float(high[j])}
+    return out
 
 
-def profile(frame: pd.DataFrame, schema: Schema, *, check_leakage: bool = True) -> Profile:
+_BLOCK = 2_000
+
+
+def _profile_task(frame: pd.DataFrame, schema: Schema) -> str:
+    """The task implied by the schema, when the caller did not decide it (`mlpilot.tasks.detect_task` does)."""
+    assert schema.target is not None
+    tcol = schema[schema.target]
+    if tcol.dtype in ("integer", "float") and tcol.n_unique > 20:
+        return "regression"
+    return "binary" if tcol.n_unique == 2 else "multiclass"
+
+
+def profile(
+    frame: pd.DataFrame,
+    schema: Schema,
+    *,
+    check_leakage: bool = True,
+    task: str | None = None,
+    notes: list[str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Profile:
     """Profile ``frame`` using its ``schema``.
+
+    Parameters
+    ----------
+    task : str, optional
+        The task for the target ("binary", "multiclass", "regression"), as
+        `mlpilot.tasks.detect_task` decides it; by default inferred from the
+        schema (numbers with more than 20 values are a regression).
+    notes : list of str, optional
+        Findings of earlier steps (e.g. renamed columns), listed first among the warnings.
+    on_progress : callable, optional
+        Called with (steps done, steps in all): a step per column profiled and
+        per column scored for leakage.
 
     Examples
     --------
@@ -194,28 +168,41 @@ def profile(frame: pd.DataFrame, schema: Schema, *, check_leakage: bool = True) 
     (['leak'], {'a': 0.5, 'b': 0.5})
     """
     n_rows = len(frame)
-    columns = tuple(
-        _column_profile(frame[c.name], c.dtype, c.role, c.n_unique) for c in schema.columns
-    )
+    n_steps = len(schema.columns) * (2 if check_leakage and schema.target is not None else 1)
+    n_missing = frame.isna().sum().to_dict()
+    stats = _numeric_stats(frame, [c.name for c in schema.columns if c.dtype in ("integer", "float")])
+    profiles = []
+    for i, c in enumerate(schema.columns):
+        profiles.append(_column_profile(frame[c.name], c.dtype, c.role, c.n_unique, int(n_missing[c.name]), stats.get(c.name)))
+        if on_progress is not None and (i % 500 == 499 or i == len(schema.columns) - 1):
+            on_progress(i + 1, n_steps)
+    columns = tuple(profiles)
     try:
         n_dupes = int(frame.duplicated().sum())
     except TypeError:
         n_dupes = int(frame.astype(str).duplicated().sum())
     total_cells = frame.shape[0] * frame.shape[1]
-    missing = float(frame.isna().to_numpy().sum()) / total_cells * 100 if total_cells else 0.0
+    missing = float(sum(n_missing.values())) / total_cells * 100 if total_cells else 0.0
     high_card = [
         c.name
         for c in schema.features
         if c.role == "categorical" and c.n_unique > HIGH_CARDINALITY and c.n_unique > 0.05 * n_rows
     ]
     balance = None
+    scores: dict[str, LeakScore] = {}
     if schema.target is not None:
-        tcol = schema[schema.target]
-        if not (tcol.dtype in ("integer", "float") and tcol.n_unique > 20):
+        task = task or _profile_task(frame, schema)
+        if task != "regression":
             counts = frame[schema.target].dropna().astype(str).value_counts(normalize=True)
             balance = {str(k): round(float(v), 6) for k, v in counts.sort_index().items()}
-    scores = leakage_scores(frame, schema) if check_leakage else {}
-    suspects = sorted((c for c, s in scores.items() if s >= LEAK_THRESHOLD), key=lambda c: -scores[c])
+        if check_leakage:
+            features = [c.name for c in schema.features if c.role != "text"]
+            done = len(schema.columns)
+            progress = (lambda k, _n: on_progress(done + k, n_steps)) if on_progress is not None else None
+            scores = leakage_scores(frame, schema.target, task, features, on_progress=progress)
+    suspects = sorted((c for c, s in scores.items() if s.suspect), key=lambda c: -scores[c].score)
+    if on_progress is not None:
+        on_progress(n_steps, n_steps)
     return Profile(
         n_rows=n_rows,
         n_columns=frame.shape[1],
@@ -228,5 +215,7 @@ def profile(frame: pd.DataFrame, schema: Schema, *, check_leakage: bool = True) 
         high_cardinality=high_card,
         class_balance=balance,
         leakage_suspects=suspects,
-        leakage_scores={c: round(s, 6) for c, s in scores.items()},
+        leakage_scores={c: round(s.score, 6) for c, s in scores.items()},
+        leakage_rules={c: scores[c].describe() for c in suspects},
+        notes=list(notes or []),
     )

@@ -15,6 +15,93 @@ _DEFAULT_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": 
 _MAX_INTEGER_CLASSES = 20
 
 
+# A target that is numbers except for a few strings ("n/a", "unknown", "?") is a
+# quantity with junk in it, not hundreds of classes. Up to this share of its values
+# is treated as missing (those rows are dropped, with a warning); more is refused.
+MAX_JUNK_SHARE = 0.02
+_MIN_NUMERIC_SHARE = 0.5
+_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class NonNumericValues:
+    """The values that keep a mostly-numeric target from being numbers, and their rows."""
+
+    target: str
+    rows: tuple[object, ...]
+    values: tuple[str, ...]
+    n_values: int  # non-missing values in all
+
+    @property
+    def share(self) -> float:
+        return len(self.rows) / self.n_values
+
+    def listing(self) -> str:
+        shown = ", ".join(f"{v!r} (row {r})" for v, r in list(zip(self.values, self.rows, strict=True))[:_SHOWN])
+        more = f" and {len(self.rows) - _SHOWN} more" if len(self.rows) > _SHOWN else ""
+        return shown + more
+
+    def summary(self) -> str:
+        n = len(self.rows)
+        return (
+            f"The target {self.target!r} is numeric except {n} value{'s' if n > 1 else ''} "
+            f"of {self.n_values:,} ({self.share:.1%}): {self.listing()}"
+        )
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    coerced = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
+    return coerced.where(np.isfinite(coerced.fillna(np.inf)))
+
+
+def find_non_numeric(y: pd.Series) -> NonNumericValues | None:
+    """The non-numeric values of a target that is otherwise a numeric quantity, or None.
+
+    None unless ``y`` holds text, at least half of its values read as finite
+    numbers, and those numbers alone would be a regression target. Rows are
+    the labels of ``y``'s index (positions from 0 for a file read by mlpilot).
+
+    Examples
+    --------
+    >>> junk = find_non_numeric(pd.Series([str(v / 4) for v in range(40)] + ["unknown"], name="price"))
+    >>> junk.summary()
+    "The target 'price' is numeric except 1 value of 41 (2.4%): 'unknown' (row 40)"
+    """
+    if pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y) or pd.api.types.is_datetime64_any_dtype(y):
+        return None
+    values = y.dropna()
+    if values.empty:
+        return None
+    numbers = _numbers(values)
+    bad = numbers.isna()
+    if not bad.any() or 1 - float(bad.mean()) < _MIN_NUMERIC_SHARE:
+        return None
+    if _decide(numbers[~bad]) != "regression":
+        return None  # e.g. grades "1".."5" and "F": classes, not a quantity
+    name = str(y.name) if y.name is not None else "target"
+    return NonNumericValues(name, tuple(values.index[bad]), tuple(values[bad].astype(str)), len(values))
+
+
+def drop_non_numeric_target(y: pd.Series, task: str | None = None) -> tuple[pd.Series, NonNumericValues | None]:
+    """Treat the few junk values of a numeric target as missing.
+
+    When ``task`` is None or ``"regression"`` and at most 2% of the values of
+    an otherwise numeric target are not numbers (`find_non_numeric`), return
+    the target as floats with those values missing, and what they were.
+    Otherwise return ``y`` unchanged and None (`detect_task` then refuses a
+    regression with the values named).
+    """
+    if task not in (None, "regression"):
+        return y, None
+    junk = find_non_numeric(y)
+    if junk is None or junk.share > MAX_JUNK_SHARE:
+        return y, None
+    numbers = pd.Series(np.nan, index=y.index, name=y.name, dtype=float)
+    present = y.notna()
+    numbers[present] = _numbers(y[present])
+    return numbers, junk
+
+
 def default_metric(task: str) -> str:
     """The metric used when none is given: ROC AUC, log loss or RMSE."""
     return _DEFAULT_METRIC[task]
@@ -43,8 +130,16 @@ def detect_task(y: pd.Series, task: str | None = None) -> str:
     if task is not None:
         if task not in TASKS:
             raise InvalidParameterError(f"Unknown task {task!r}. Accepted: {', '.join(TASKS)}.")
+        junk = find_non_numeric(y) if task == "regression" else None
+        if junk is not None:
+            raise TargetError(
+                f"{junk.summary()}. A regression target must be numbers: clean those values, or "
+                f"remove their rows (up to {MAX_JUNK_SHARE:.0%} of them are treated as missing "
+                "automatically)."
+            )
         if task == "regression" and not numeric:
-            examples = ", ".join(repr(v) for v in values.astype(str).unique()[:3])
+            numbers = _numbers(values)
+            examples = ", ".join(repr(v) for v in values[numbers.isna()].astype(str).unique()[:3])
             raise TargetError(
                 f"The target column {name!r} holds non-numeric values ({examples}); "
                 "a regression target must be numbers. Use --task binary/multiclass "
@@ -66,7 +161,21 @@ def detect_task(y: pd.Series, task: str | None = None) -> str:
             "there is nothing to learn. Choose another target or add rows with other outcomes."
         )
     if not numeric:
+        junk = find_non_numeric(y)
+        if junk is not None:
+            raise TargetError(
+                f"{junk.summary()}. Its numbers make it a regression target, but these values are "
+                f"not numbers: clean them, or remove their rows (up to {MAX_JUNK_SHARE:.0%} of them "
+                "are treated as missing automatically); or pass --task multiclass to treat every "
+                "distinct value as a class."
+            )
         return "binary" if n_unique == 2 else "multiclass"
+    return _decide(values)
+
+
+def _decide(values: pd.Series) -> str:
+    """The task for numeric, non-missing ``values`` with at least two distinct values."""
+    n_unique = int(values.nunique())
     if n_unique == 2:
         return "binary"
     as_float = values.astype(float)

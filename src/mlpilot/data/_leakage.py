@@ -1,0 +1,324 @@
+"""The one leakage detector: feature columns that alone give the target away.
+
+`profile` and `train` both call it, so they flag the same columns with the same
+numbers. Each feature is scored by the best simple rule on that column alone:
+
+- classification: balanced accuracy of a threshold ("expenditure > 0 gives
+  card='yes'", fitted on all rows: one free parameter) and of a value map
+  (the column's values, or its quantile ranges for numbers, each predicting
+  its majority class, scored leave-one-out);
+- regression: R² of a straight line, and of the value map's group means
+  (leave-one-out).
+
+Thresholds over numeric columns are found for all columns at once (sorting a
+matrix), so wide tables cost time roughly linear in their cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# A single column whose best rule scores at least this is a leak suspect.
+LEAK_THRESHOLD = 0.98
+_SAMPLE = 20_000
+# Fewer rows than this in the rarest class and a near-perfect rule can happen by chance.
+_MIN_CLASS_ROWS = 10
+_MIN_ROWS = 20
+_BLOCK = 2_000  # numeric columns scored together
+
+
+@dataclass(frozen=True)
+class LeakScore:
+    """How well one column alone predicts the target, and by which rule."""
+
+    column: str
+    score: float
+    metric: str  # "balanced accuracy" or "R²"
+    rule: str
+
+    @property
+    def suspect(self) -> bool:
+        return self.score >= LEAK_THRESHOLD
+
+    def describe(self) -> str:
+        return f"{self.rule} gives {self.metric} {self.score:.4f}"
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _value_codes(x: pd.Series) -> tuple[np.ndarray, str] | None:
+    """Group codes for the value map of a non-numeric column (missing is a value of its own)."""
+    codes, uniques = pd.factorize(x, use_na_sentinel=False)
+    if len(uniques) > 0.5 * len(x):
+        return None  # id-like: every value its own group, nothing to generalise
+    return codes.astype(np.int64), f"its {len(uniques)} values"
+
+
+def _loo_balanced_accuracy(codes: np.ndarray, y: np.ndarray, n_classes: int, class_rows: np.ndarray) -> float:
+    """Balanced accuracy of predicting each row's class by the majority of the other rows of its group."""
+    n_groups = int(codes.max()) + 1
+    counts = np.bincount(codes * n_classes + y, minlength=n_groups * n_classes).reshape(n_groups, n_classes)
+    own = counts[codes].astype(float)
+    own[np.arange(len(y)), y] -= 1  # leave the row itself out
+    # ties go to the most frequent class overall, deterministically
+    own += class_rows / (class_rows.sum() * 10.0)
+    predicted = own.argmax(axis=1)
+    recall = np.bincount(y[predicted == y], minlength=n_classes) / class_rows
+    return float(recall.mean())
+
+
+def _loo_r2(codes: np.ndarray, y: np.ndarray) -> float:
+    """R² of predicting each row by the mean of the other rows of its group."""
+    n_groups = int(codes.max()) + 1
+    sums = np.bincount(codes, weights=y, minlength=n_groups)
+    sizes = np.bincount(codes, minlength=n_groups).astype(float)
+    others = sizes[codes] - 1
+    overall = (y.sum() - y) / (len(y) - 1)
+    predicted = np.where(others > 0, (sums[codes] - y) / np.maximum(others, 1), overall)
+    total = float(np.sum((y - y.mean()) ** 2))
+    return 1.0 - float(np.sum((y - predicted) ** 2)) / total if total > 0 else 0.0
+
+
+def _sorted_block(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's sort order and sorted values; missing values sort below every number."""
+    filled = np.where(np.isnan(block), -np.inf, block)
+    order = np.argsort(filled, axis=0, kind="stable")
+    return order, np.take_along_axis(filled, order, axis=0)
+
+
+def _best_thresholds(order: np.ndarray, xs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For binary ``y`` (0/1) and each column: the best balanced accuracy of ``x > t``, ``t`` and the class above."""
+    n = len(y)
+    ys = y[order]
+    n_pos = float(y.sum())
+    n_neg = n - n_pos
+    below_pos = np.cumsum(ys, axis=0)[:-1]
+    below_neg = np.arange(1, n)[:, None] - below_pos
+    # rule "x > t gives class 1": negatives below the cut, positives above
+    ba = 0.5 * (below_neg / n_neg + (n_pos - below_pos) / n_pos)
+    valid = xs[1:] > xs[:-1]  # cut only between distinct values
+    flipped = 1.0 - ba
+    best_dir = np.where(flipped > ba, 0, 1)  # class above the cut
+    score = np.where(valid, np.maximum(ba, flipped), -1.0)
+    at = score.argmax(axis=0)
+    cols = np.arange(order.shape[1])
+    return score[at, cols], xs[at, cols], best_dir[at, cols]
+
+
+def _block_codes(order: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Value-map groups for a block of numeric columns: the values when few, else quantile ranges.
+
+    Returns the codes (rows x columns), each column's number of distinct values (0 for the
+    many-valued ones) and the number of ranges used for those.
+    """
+    n = xs.shape[0]
+    n_bins = min(32, max(2, n // 20))
+    change = np.vstack([np.zeros((1, xs.shape[1]), dtype=bool), xs[1:] != xs[:-1]])
+    dense = np.cumsum(change, axis=0)
+    n_values = dense[-1] + 1
+    ranges = (np.arange(n)[:, None] * n_bins) // n
+    sorted_codes = np.where(n_values <= n_bins, dense, ranges)
+    codes = np.empty_like(sorted_codes)
+    np.put_along_axis(codes, order, sorted_codes, axis=0)
+    return codes, np.where(n_values <= n_bins, n_values, 0), n_bins
+
+
+def _block_loo_balanced_accuracy(codes: np.ndarray, y: np.ndarray, n_classes: int, class_rows: np.ndarray) -> np.ndarray:
+    """`_loo_balanced_accuracy` for every column of ``codes`` at once."""
+    n, m = codes.shape
+    n_groups = int(codes.max()) + 1
+    out = np.empty(m)
+    step = max(1, int(4e6 // (n * n_classes)))
+    tie = class_rows / (class_rows.sum() * 10.0)
+    for start in range(0, m, step):
+        part = codes[:, start : start + step]
+        k = part.shape[1]
+        flat = (np.arange(k)[None, :] * n_groups + part) * n_classes + y[:, None]
+        counts = np.bincount(flat.ravel(), minlength=k * n_groups * n_classes).reshape(k, n_groups, n_classes)
+        own = counts[np.arange(k)[None, :], part].astype(float)  # rows x columns x classes
+        own[np.arange(n), :, y] -= 1
+        own += tie
+        hit = own.argmax(axis=2) == y[:, None]
+        recall = np.stack([hit[y == c].sum(axis=0) / class_rows[c] for c in range(n_classes)])
+        out[start : start + k] = recall.mean(axis=0)
+    return out
+
+
+def _block_loo_r2(codes: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """`_loo_r2` for every column of ``codes`` at once."""
+    n, m = codes.shape
+    n_groups = int(codes.max()) + 1
+    flat = np.arange(m)[None, :] * n_groups + codes
+    sums = np.bincount(flat.ravel(), weights=np.repeat(y, m), minlength=m * n_groups)
+    sizes = np.bincount(flat.ravel(), minlength=m * n_groups).astype(float)
+    others = sizes[flat] - 1
+    overall = ((y.sum() - y) / (n - 1))[:, None]
+    predicted = np.where(others > 0, (sums[flat] - y[:, None]) / np.maximum(others, 1), overall)
+    total = float(np.sum((y - y.mean()) ** 2))
+    if total <= 0:
+        return np.zeros(m)
+    return 1.0 - ((y[:, None] - predicted) ** 2).sum(axis=0) / total
+
+
+def leakage_scores(
+    frame: pd.DataFrame,
+    target: str,
+    task: str,
+    features: list[str],
+    *,
+    random_state: int = 0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, LeakScore]:
+    """Score how well each of ``features`` alone predicts ``target``, with the rule that does it.
+
+    Parameters
+    ----------
+    task : {"binary", "multiclass", "regression"}
+    on_progress : callable, optional
+        Called with (columns scored, columns in all).
+
+    Returns
+    -------
+    dict
+        Column name to `LeakScore`; columns that cannot be scored (text,
+        id-like, mostly missing) are left out. Empty when the target has
+        fewer than 20 rows, or a class with fewer than 10.
+    """
+    data = frame.loc[frame[target].notna(), [*features, target]] if target in frame.columns else frame.iloc[:0]
+    if len(data) > _SAMPLE:
+        data = data.sample(_SAMPLE, random_state=random_state)
+    n = len(data)
+    if n < _MIN_ROWS or not features:
+        return {}
+    regression = task == "regression"
+    if regression:
+        y_float = pd.to_numeric(data[target], errors="coerce").to_numpy(dtype=float)
+        keep = np.isfinite(y_float)
+        if keep.sum() < _MIN_ROWS or np.std(y_float[keep]) == 0:
+            return {}
+        data, y_float = data.loc[keep], y_float[keep]
+        n = len(data)
+        classes: np.ndarray = np.array([])
+        y_codes = np.zeros(n, dtype=np.int64)
+        class_rows = np.zeros(0)
+    else:
+        y_codes, labels = pd.factorize(data[target].astype(str), sort=True)
+        classes = np.asarray(labels)
+        class_rows = np.bincount(y_codes, minlength=len(classes)).astype(float)
+        if len(classes) < 2 or class_rows.min() < _MIN_CLASS_ROWS:
+            return {}
+    scores: dict[str, LeakScore] = {}
+    numeric_cols: list[str] = []
+    other_cols: list[str] = []
+    mostly_missing = data[features].isna().mean().to_numpy() > 0.5
+    for col, dtype, skip in zip(features, data[features].dtypes, mostly_missing, strict=True):
+        if skip:
+            continue
+        if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
+            numeric_cols.append(col)
+        else:
+            other_cols.append(col)
+    done = 0
+    total = len(numeric_cols) + len(other_cols)
+    step = max(1, min(_BLOCK, int(2e7 // max(n, 1))))
+    for start in range(0, len(numeric_cols), step):
+        names = numeric_cols[start : start + step]
+        block = data[names].to_numpy(dtype=float, na_value=np.nan)
+        order, xs = _sorted_block(block)
+        if regression:
+            _score_linear(block, y_float, names, target, scores)
+        elif len(classes) == 2:
+            best, cut, above = _best_thresholds(order, xs, y_codes)
+            for j, name in enumerate(names):
+                if best[j] >= 0:
+                    label = classes[above[j]]
+                    rule = f"{name} > {_number(cut[j])} → {target} = {label!r}" if np.isfinite(cut[j]) else (
+                        f"{name} present → {target} = {label!r}"
+                    )
+                    scores[name] = LeakScore(name, float(best[j]), "balanced accuracy", rule)
+        codes, n_groups, n_bins = _block_codes(order, xs)
+        mapped = (
+            _block_loo_r2(codes, y_float) if regression
+            else _block_loo_balanced_accuracy(codes, y_codes, len(classes), class_rows)
+        )
+        metric = "R²" if regression else "balanced accuracy"
+        for j, name in enumerate(names):
+            previous = scores.get(name)
+            if previous is None or mapped[j] > previous.score:
+                what = f"its {n_groups[j]} values" if n_groups[j] else f"{n_bins} ranges of its values"
+                scores[name] = LeakScore(name, float(mapped[j]), metric, _map_rule(name, what, target, regression))
+        done += len(names)
+        if on_progress is not None:
+            on_progress(done, total)
+    for name in other_cols:
+        _score_value_map(data[name], name, target, regression, y_float if regression else y_codes,
+                         len(classes), class_rows, scores)
+        done += 1
+        if on_progress is not None and (done % 200 == 0 or done == total):
+            on_progress(done, total)
+    return scores
+
+
+def _score_linear(block: np.ndarray, y: np.ndarray, names: list[str], target: str, scores: dict[str, LeakScore]) -> None:
+    present = ~np.isnan(block)
+    filled = np.where(present, block, 0.0)
+    counts = present.sum(axis=0)
+    yc = y[:, None] * present
+    mean_x = filled.sum(axis=0) / np.maximum(counts, 1)
+    mean_y = yc.sum(axis=0) / np.maximum(counts, 1)
+    dx = np.where(present, filled - mean_x, 0.0)
+    dy = np.where(present, y[:, None] - mean_y, 0.0)
+    sxx, syy, sxy = (dx * dx).sum(axis=0), (dy * dy).sum(axis=0), (dx * dy).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = np.where((sxx > 0) & (syy > 0) & (counts > 10), sxy * sxy / (sxx * syy), np.nan)
+    for j, name in enumerate(names):
+        if np.isfinite(r2[j]):
+            scores[name] = LeakScore(name, float(r2[j]), "R²", f"a straight line in {name} → {target}")
+
+
+def _score_value_map(
+    x: pd.Series, name: str, target: str, regression: bool,
+    y: np.ndarray, n_classes: int, class_rows: np.ndarray, scores: dict[str, LeakScore],
+) -> None:
+    grouped = _value_codes(x)
+    if grouped is None:
+        return
+    codes, what = grouped
+    if regression:
+        score, metric = _loo_r2(codes, y), "R²"
+    else:
+        score, metric = _loo_balanced_accuracy(codes, y, n_classes, class_rows), "balanced accuracy"
+    previous = scores.get(name)
+    if previous is None or score > previous.score:
+        scores[name] = LeakScore(name, score, metric, _map_rule(name, what, target, regression))
+
+
+def _map_rule(name: str, what: str, target: str, regression: bool) -> str:
+    return f"{name} ({what}, each mapped to its {'mean' if regression else 'majority'} {target}, leave-one-out)"
+
+
+def leak_suspects(frame: pd.DataFrame, target: str, task: str, features: list[str]) -> list[LeakScore]:
+    """The `LeakScore` of every feature whose best rule scores at least 0.98, strongest first."""
+    found = [s for s in leakage_scores(frame, target, task, features).values() if s.suspect]
+    return sorted(found, key=lambda s: -s.score)
+
+
+def find_leaks(frame: pd.DataFrame, target: str, task: str, features: list[str]) -> list[str]:
+    """Return the ``features`` of ``frame`` that alone nearly determine ``target``, strongest first.
+
+    A column is a suspect when its best single-column rule (see the module
+    docstring) scores a balanced accuracy or R² of at least 0.98.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"y": [0, 1] * 50, "copy": ["n", "y"] * 50, "x": range(100)})
+    >>> find_leaks(df, "y", "binary", ["copy", "x"])
+    ['copy']
+    """
+    return [s.column for s in leak_suspects(frame, target, task, features)]
