@@ -66,11 +66,13 @@ def test_bad_encodings_are_4xx(client: TestClient, body: bytes, encoding: str, s
 def test_delimiter_encoding_and_bom_are_detected(
     client: TestClient, csv_rows: pd.DataFrame, sep: str, bom: bytes, encoding: str
 ) -> None:
+    csv_rows = csv_rows.assign(note=["café crème", "naïve", "Zürich", "", "Ærø"])  # an extra column, not ASCII
     expected = _scored(client.post("/v1/models/churn/predict.csv", content=csv_rows.to_csv(index=False).encode(), headers=CSV))
     body = bom + csv_rows.to_csv(index=False, sep=sep).encode(encoding)
     scored = _scored(client.post("/v1/models/churn/predict.csv", content=body, headers=CSV))
     assert list(scored.columns) == list(expected.columns)
     assert scored["prediction"].tolist() == expected["prediction"].tolist()
+    assert scored["note"].tolist() == expected["note"].tolist()
 
 
 def test_excel_upload_says_what_is_accepted(client: TestClient, csv_rows: pd.DataFrame) -> None:
