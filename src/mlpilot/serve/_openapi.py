@@ -83,7 +83,21 @@ GENERIC = {
             "version": {"type": "integer"},
             "predictions": {"type": "array", "items": {}},
             "probabilities": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": "number"}}},
-            "warnings": {"type": "array", "items": {"type": "object"}},
+            "warnings": {
+                "type": "array",
+                "description": "Inputs unlike the training data; the predictions are still given.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "field": {"type": ["string", "null"]},
+                        "kind": {"type": "string", "examples": [
+                            "out_of_range", "missing_value", "unseen_category", "extra_column"]},
+                        "message": {"type": "string"},
+                        "rows": {"type": "array", "items": {"type": "integer"},
+                                 "description": "Rows concerned (from 0; the first 100)."},
+                    },
+                },
+            },
         },
     },
 }

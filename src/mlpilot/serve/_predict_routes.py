@@ -60,7 +60,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON or parameters"},
     404: {"description": "No such model, version or alias"},
     413: {"description": "Body or row count over the limit"},
-    422: {"description": "The rows do not match the model's schema (each problem names the field and rows)"},
+    422: {"description": "The rows do not match the model's schema, or a row has no value at all "
+                         "(each problem names the field and rows)"},
 }
 
 
