@@ -34,7 +34,13 @@ from mlpilot.search._learners import FAMILIES, Learner, guarded_by_caller
 from mlpilot.search._tuner import Tuner
 from mlpilot.tasks import Metric
 from mlpilot.tune import Budget
-from mlpilot.tune._budget import INTERRUPTIBLE_SHARE, TRIAL_SHARE, UNINTERRUPTIBLE_SHARE
+from mlpilot.tune._budget import (
+    INTERRUPTIBLE_SHARE,
+    RESERVE_GAP,
+    RUNNER_UP_REFIT_SHARE,
+    TRIAL_SHARE,
+    UNINTERRUPTIBLE_SHARE,
+)
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -47,9 +53,6 @@ PRUNE_TOLERANCE = 1e-4
 # time, in proportion to the share of the ensemble's predict time each one takes (only with
 # a clock: times are measured, so the choice would not be reproducible in deterministic mode).
 SPEED_TOLERANCE = 2e-3
-# Runners-up whose cross-validated score trails the best by more than this share of the best's
-# gain over the dummy baseline get no time kept back for their refit.
-RESERVE_GAP = 0.05
 # Ensembles cheaper than this (seconds per row, learners only) are not worth much accuracy
 # to make cheaper still: cost shares are taken of at least this much.
 SPEED_FLOOR = 20e-6
@@ -326,7 +329,7 @@ def run_search(
             usable = usable[:1] + [c for c in usable[1:] if usable[0].cv_mean - c.cv_mean <= RESERVE_GAP * gain]
         # a refit skips early stopping's extra rounds and the validation predictions; the
         # best model must be refit, later members are dropped by fit_final if time runs out
-        return sum(refit_seconds(c, n_folds, config.refit_share) * (1.0 if i == 0 else 0.5)
+        return sum(refit_seconds(c, n_folds, config.refit_share) * (1.0 if i == 0 else RUNNER_UP_REFIT_SHARE)
                    for i, c in enumerate(usable))
 
     def expected_seconds(family: str) -> float | None:

@@ -27,6 +27,12 @@ INTERRUPTIBLE_SHARE = 0.7
 UNINTERRUPTIBLE_SHARE = 0.5
 # A new tuner trial starts only while at least this share of the family's last fit time is left.
 TRIAL_SHARE = 0.5
+# Share of their expected refit time kept back for the runners-up (the best model's is kept in
+# full): the refit drops a member whose refit does not fit, so this buys room, not a promise.
+RUNNER_UP_REFIT_SHARE = 0.5
+# Runners-up whose cross-validated score trails the best by more than this share of the best's
+# gain over the dummy baseline get no time kept back for their refit.
+RESERVE_GAP = 0.05
 # Share of the time left after the later phases' reserve that permutation importance may use.
 IMPORTANCE_SHARE = 0.5
 # Fixed costs (seconds) of the phases after the search: rendering plots and the HTML
