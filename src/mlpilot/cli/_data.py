@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import (
@@ -16,6 +18,7 @@ from mlpilot.cli._common import (
     console,
     file_progress,
     open_workspace,
+    step_progress,
 )
 from mlpilot.data import Profile, load_dataset, profile, render_profile_html
 
@@ -45,7 +48,7 @@ def print_profile(report: Profile, title: str) -> None:
         balance = ", ".join(f"{k}: {v:.1%}" for k, v in report.class_balance.items())
         console.print(f"Class balance of [bold]{report.target}[/]: {balance}", highlight=False)
     for warning in report.warnings:
-        console.print(f"[yellow]![/] {warning}", highlight=False)
+        console.print(f"[yellow]![/] {escape(warning)}", highlight=False)
 
 
 def profile_command(
@@ -58,16 +61,41 @@ def profile_command(
 ) -> None:
     """Read SOURCE, snapshot it into the workspace, and print its profile."""
     check_output_path(html, "--html")
+    import warnings
+
+    from mlpilot.exceptions import DataQualityWarning
+
     ws = open_workspace(workspace)
-    with file_progress("Reading") as progress:
-        dataset = load_dataset(source, target=target, workspace=ws, table=table, query=query, on_progress=progress)
-    report = profile(dataset.frame, dataset.schema)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataQualityWarning)
+        with file_progress("Reading") as progress:
+            dataset = load_dataset(source, target=target, workspace=ws, table=table, query=query, on_progress=progress)
+    notes = [str(w.message) for w in caught if issubclass(w.category, DataQualityWarning)]
+    task = None
+    if target is not None:
+        task, target_notes = _target_task(dataset.frame[target])
+        notes += target_notes
+    with step_progress("Profiling") as progress:
+        report = profile(dataset.frame, dataset.schema, task=task, notes=notes, on_progress=progress)
     print_profile(report, dataset.source)
-    assert dataset.snapshot is not None
-    console.print(f"Snapshot [bold]{dataset.snapshot.id}[/] stored in {ws.snapshots_dir}", highlight=False)
+    if dataset.snapshot is not None:
+        console.print(f"Snapshot [bold]{dataset.snapshot.id}[/] stored in {ws.snapshots_dir}", highlight=False)
     if html is not None:
         html.write_text(render_profile_html(dataset.frame, report, title=dataset.source), encoding="utf-8")
         console.print(f"HTML report written to {html}", highlight=False)
+
+
+def _target_task(y: pd.Series) -> tuple[str | None, list[str]]:
+    """The task ``train`` would choose for ``y``, and what it would say about the target first."""
+    from mlpilot.exceptions import TargetError
+    from mlpilot.tasks import detect_task, drop_non_numeric_target
+
+    cleaned, junk = drop_non_numeric_target(y)
+    notes = [f"{junk.summary()}; train treats them as missing (it drops those rows)."] if junk else []
+    try:
+        return detect_task(cleaned), notes
+    except TargetError as exc:
+        return None, [*notes, f"train would refuse this target: {exc}"]
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from mlpilot._types import PathLike
 from mlpilot.exceptions import (
+    DataQualityWarning,
     EmptyDataError,
     InvalidParameterError,
     ResourceLimitError,
@@ -85,6 +86,50 @@ def read_table(
         Called with (bytes read, total bytes) while a file is read.
     """
     spec = describe_source(source, table=table, query=query)
+    return strip_column_names(_read_any(source, spec, table=table, query=query, on_progress=on_progress))
+
+
+def strip_column_names(table: pa.Table) -> pa.Table:
+    """Strip leading and trailing spaces from column names, with a warning naming them.
+
+    ``--target default`` then finds the column ``" default "``. Names that
+    become equal once stripped are refused: which one is meant cannot be told.
+    """
+    names = table.column_names
+    stripped = [name.strip() for name in names]
+    if stripped == names:
+        return table
+    changed = [(old, new) for old, new in zip(names, stripped, strict=True) if old != new]
+    seen: dict[str, list[str]] = {}
+    for old, new in zip(names, stripped, strict=True):
+        seen.setdefault(new, []).append(old)
+    clashes = [olds for olds in seen.values() if len(olds) > 1]
+    if clashes:
+        listed = "; ".join(" and ".join(repr(o) for o in olds) for olds in clashes)
+        raise SourceFormatError(
+            f"Column names that differ only in leading or trailing spaces: {listed}. mlpilot strips "
+            "those spaces, so they would have the same name; rename or remove one of each."
+        )
+    import warnings
+
+    shown = ", ".join(f"{old!r} → {new!r}" for old, new in changed[:10])
+    more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
+    warnings.warn(
+        f"Stripped leading/trailing spaces from {len(changed)} column name(s): {shown}{more}.",
+        DataQualityWarning,
+        stacklevel=3,
+    )
+    return table.rename_columns(stripped)
+
+
+def _read_any(
+    source: Source,
+    spec: SourceSpec,
+    *,
+    table: str | None,
+    query: str | None,
+    on_progress: Callable[[int, int], None] | None,
+) -> pa.Table:
     if isinstance(source, pd.DataFrame):
         return _from_pandas(source)
     text = os.fspath(source)
