@@ -181,3 +181,13 @@ def test_ui_and_json_share_the_rules(client: TestClient, rows: list[dict[str, An
     warnings = client.post("/v1/models/churn/predict", json=body).json()["warnings"]
     assert {(w["kind"], w["field"]) for w in warnings} == {
         ("out_of_range", "account_length"), ("out_of_range", "total_day_minutes"), ("missing_value", "state")}
+
+
+def test_ui_form_shows_and_logs_the_flags(client: TestClient, rows: list[dict[str, Any]], registry: Registry) -> None:
+    form = {k: str(v) for k, v in rows[0].items()}
+    page = client.post("/ui/models/churn/predict", data={**form, "account_length": "-5"})
+    assert page.status_code == 200, page.text
+    assert "is outside the training range [1, 243]" in page.text
+    client.app.state.prediction_log.flush()  # type: ignore[attr-defined]
+    assert read_prediction_log(registry.workspace, "churn")["warnings"].tolist() == ["out_of_range:account_length"]
+    assert 'mlpilot_input_flags_total{model="churn",kind="out_of_range"} 1' in client.get("/metrics").text

@@ -185,13 +185,24 @@ def shape(
     return answer
 
 
-def predict_payload(
-    loaded: LoadedModel, payload: Any, max_rows: int
-) -> tuple[dict[str, Any], dict[str, Any], list[Any], list[list[float]] | None]:
-    """Validate, score and shape one JSON request in the calling thread (UI, large bodies)."""
+def predict_payload(loaded: LoadedModel, payload: Any, max_rows: int) -> tuple[dict[str, Any], Prepared, list[Any]]:
+    """Validate, score and shape one JSON request in the calling thread (UI, large bodies).
+
+    Returns the answer, the validated request (what to log, its warnings) and the predictions.
+    """
     prepared = prepare(loaded, payload, max_rows)
     predictions, probabilities = score_prepared(loaded, prepared)
-    return shape(loaded, prepared, predictions, probabilities), prepared.inputs, predictions, probabilities
+    return shape(loaded, prepared, predictions, probabilities), prepared, predictions
+
+
+def record_flags(state: Any, loaded: LoadedModel, warnings: list[Problem], n_rows: int) -> list[str] | None:
+    """Count a scored request's input flags in ``/metrics``; return each row's flags for the log."""
+    if not warnings:
+        return None
+    counts = flag_counts(warnings)
+    if counts:
+        state.metrics.count_input_flags(loaded.name, counts)
+    return row_flags(warnings, n_rows)
 
 
 # Bodies up to this size are parsed on the event loop (tens of microseconds); a
@@ -251,9 +262,7 @@ async def predict(request: Request) -> Response:
         else:
 
             def work() -> tuple[bytes, Any, list[Any], dict[str, Any], list[Problem]]:
-                prepared = prepare(loaded, parse_json(body), settings.max_rows)
-                predictions, probabilities = score_prepared(loaded, prepared)
-                answer = shape(loaded, prepared, predictions, probabilities)
+                answer, prepared, predictions = predict_payload(loaded, parse_json(body), settings.max_rows)
                 return _ENCODER.encode(answer).encode(), prepared.inputs, predictions, answer, prepared.warnings
 
             content, inputs, predictions, answer, warnings = await run_in_threadpool(work)
@@ -261,12 +270,7 @@ async def predict(request: Request) -> Response:
         count_rejected(state.metrics, loaded.name, exc)
         raise
     latency_ms = (time.perf_counter() - start) * 1000
-    flags = None
-    if warnings:
-        flags = row_flags(warnings, len(predictions))
-        counts = flag_counts(warnings)
-        if counts:
-            state.metrics.count_input_flags(loaded.name, counts)
+    flags = record_flags(state, loaded, warnings, len(predictions)) if warnings else None
     state.prediction_log.log(
         loaded.name, loaded.version.version, inputs, predictions, latency_ms,
         probabilities=answer.get("probabilities"), warnings=flags,
@@ -528,4 +532,4 @@ async def predict_csv(
     return StreamingResponse(_stream_file(path), media_type="text/csv", headers=headers)
 
 
-__all__ = ["predict_payload", "resolve", "router", "score_csv"]
+__all__ = ["predict_payload", "record_flags", "resolve", "router", "score_csv"]

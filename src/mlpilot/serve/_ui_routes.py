@@ -30,7 +30,7 @@ from mlpilot.registry import ModelVersion, Registry
 from mlpilot.serve._deps import ModelsDep, RegistryDep, SettingsDep, VersionQuery
 from mlpilot.serve._middleware import COOKIE
 from mlpilot.serve._models import LoadedModel, ModelCache
-from mlpilot.serve._predict_routes import predict_payload, score_csv
+from mlpilot.serve._predict_routes import predict_payload, record_flags, score_csv
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -202,7 +202,7 @@ async def predict_form(
         loaded = await _loaded(models, name, version)
         features = loaded.schema.features if loaded.schema else []
         row = form_row(features, values)
-        answer, inputs, predictions, _ = await run_in_threadpool(
+        answer, prepared, predictions = await run_in_threadpool(
             predict_payload, loaded, {"rows": [row]}, settings.max_rows
         )
     except ModelNotFoundError:
@@ -211,8 +211,9 @@ async def predict_form(
         problems = getattr(exc, "problems", None) or [exc]
         return await _render_model(request, registry, name, version, status=exc.status_code,
                                    form_values=values, errors=[str(p) for p in problems])
-    request.app.state.prediction_log.log(loaded.name, loaded.version.version, inputs, predictions, 0.0,
-                                         probabilities=answer.get("probabilities"))
+    flags = record_flags(request.app.state, loaded, prepared.warnings, len(predictions))
+    request.app.state.prediction_log.log(loaded.name, loaded.version.version, prepared.inputs, predictions, 0.0,
+                                         probabilities=answer.get("probabilities"), warnings=flags)
     return await _render_model(request, registry, name, loaded.version.version, form_values=values, result=answer)
 
 
