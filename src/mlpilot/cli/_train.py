@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import (
@@ -51,15 +52,25 @@ def print_leaderboard(rows: list[dict[str, Any]], metric: str, *, title: str, li
     console.print(table)
 
 
-def print_tests(tests: dict[str, Any]) -> None:
+def print_tests(tests: dict[str, Any], metric: str | None = None) -> None:
+    """Print each paired comparison: one verdict (both tests must agree), then each test's difference.
+
+    Differences are champion minus the other model in the metric's own units
+    (with ``metric``), so a better RMSE shows as a negative difference.
+    """
+    from mlpilot.evaluate import describe_difference, paired_verdict
+    from mlpilot.tasks import get_metric
+
+    greater_is_better = get_metric(metric).greater_is_better if metric else True
     for label, test in tests.items():
-        decision = "significant" if test.get("significant") else "not significant"
-        parts = []
-        for kind in ("cv", "holdout"):
-            if kind in test:
-                parts.append(f"{test[kind]['method']}: Δ={test[kind]['difference']:+.4f}, p={test[kind]['p_value']:.3g}")
+        _, verdict = paired_verdict(test)
+        parts = [
+            describe_difference(test[kind], against=str(test["against"]), metric=metric, greater_is_better=greater_is_better)
+            for kind in ("cv", "holdout")
+            if kind in test
+        ]
         console.print(
-            f"vs {label.replace('_', ' ')} ([bold]{test['against']}[/]): {decision} at 5% — " + "; ".join(parts),
+            f"vs {label.replace('_', ' ')} ([bold]{escape(str(test['against']))}[/]): {verdict} — " + "; ".join(parts),
             highlight=False,
         )
 
@@ -103,7 +114,7 @@ def train_command(
             console.print(f"[yellow]! {warning.category.__name__}:[/] {warning.message}", highlight=False)
     out = run.outcome
     print_leaderboard(out.evaluation.leaderboard, out.metric, title=f"{run.name} — {out.task}, metric {out.metric}")
-    print_tests(out.evaluation.tests)
+    print_tests(out.evaluation.tests, out.metric)
     metrics = run.metrics
     key = f"holdout_{out.metric}"
     if key in metrics:
@@ -142,7 +153,7 @@ def leaderboard_command(
         raise ModelNotFoundError(f"{mv.ref} has no leaderboard (it was not trained by mlpilot train).")
     aliases = f" ({', '.join(mv.aliases)})" if mv.aliases else ""
     print_leaderboard(rows, mv.info["metric"], title=f"{mv.ref}{aliases} — {mv.info['task']}, metric {mv.info['metric']}", limit=100)
-    print_tests(mv.info.get("tests", {}))
+    print_tests(mv.info.get("tests", {}), mv.info.get("metric"))
 
 
 def predict_command(

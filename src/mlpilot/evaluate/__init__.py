@@ -8,7 +8,14 @@ from mlpilot.evaluate._evaluation import (
 )
 from mlpilot.evaluate._plots import classification_plots, importance_plot, regression_plots
 from mlpilot.evaluate._report import model_card, render_report
-from mlpilot.evaluate._stats import PairedTest, bootstrap_ci, corrected_ttest, paired_bootstrap
+from mlpilot.evaluate._stats import (
+    PairedTest,
+    bootstrap_ci,
+    corrected_ttest,
+    describe_difference,
+    paired_bootstrap,
+    paired_verdict,
+)
 
 __all__ = [
     "ENSEMBLE",
@@ -17,10 +24,12 @@ __all__ = [
     "bootstrap_ci",
     "classification_plots",
     "corrected_ttest",
+    "describe_difference",
     "evaluate_search",
     "importance_plot",
     "model_card",
     "paired_bootstrap",
+    "paired_verdict",
     "permutation_importance",
     "regression_plots",
     "render_report",

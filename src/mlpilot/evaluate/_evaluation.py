@@ -16,6 +16,7 @@ from mlpilot.evaluate._stats import (
     bootstrap_ci,
     corrected_ttest,
     paired_bootstrap,
+    paired_verdict,
 )
 from mlpilot.search import SearchResult
 from mlpilot.tasks import Metric, get_metric, metric_names
@@ -139,7 +140,7 @@ def evaluate_search(
             entry["holdout"] = paired_bootstrap(
                 y_holdout, champ_hold, other.holdout, metric, n_boot=n_boot, seed=seed
             ).to_dict()
-        entry["significant"] = bool(entry.get("holdout", entry["cv"])["significant"])
+        entry["significant"], entry["verdict"] = paired_verdict(entry)
         tests[label] = entry
 
     metrics: dict[str, Any] = {f"cv_{metric.name}": _value(metric, float(np.mean(champ_folds))),
