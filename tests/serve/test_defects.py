@@ -110,3 +110,28 @@ def test_readyz_hides_models_without_the_key(registry: Registry, churn_model: An
         assert "models" in known.json()
         wrong = client.get("/readyz", headers={"authorization": "Bearer nope"})
         assert "churn" not in wrong.text
+
+
+def test_json_predict_takes_gzip_with_the_limit_on_the_decompressed_size(
+    registry: Registry, churn_model: Any, rows: list[dict[str, Any]]
+) -> None:
+    import json
+
+    body = json.dumps({"rows": rows}).encode()
+    limit = 4 * len(body)
+    app = create_app(ServeSettings(home=registry.workspace.root, max_body_bytes=limit), registry=registry)
+    with TestClient(app) as small:
+        plain = small.post("/v1/models/churn/predict", content=body, headers={"content-type": "application/json"})
+        packed = small.post("/v1/models/churn/predict", content=gzip.compress(body),
+                            headers={"content-type": "application/json", "content-encoding": "gzip"})
+        assert packed.status_code == 200, packed.text
+        assert packed.json() == plain.json()
+        padded = json.dumps({"rows": rows * 10}).encode()  # over the limit once decompressed, not on the wire
+        bomb = gzip.compress(padded)
+        assert len(bomb) < limit < len(padded)
+        refused = small.post("/v1/models/churn/predict", content=bomb,
+                             headers={"content-type": "application/json", "content-encoding": "gzip"})
+        assert refused.status_code == 413 and "(decompressed)" in refused.json()["detail"]
+        other = small.post("/v1/models/churn/predict", content=body,
+                           headers={"content-type": "application/json", "content-encoding": "br"})
+        assert other.status_code == 400 and "Content-Encoding: gzip" in other.json()["detail"]

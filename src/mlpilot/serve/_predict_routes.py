@@ -6,7 +6,6 @@ import json
 import os
 import tempfile
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -38,8 +37,11 @@ from mlpilot.serve._deps import (
 )
 from mlpilot.serve._errors import problem_dict
 from mlpilot.serve._inputs import (
+    GZIP_MAGIC,
+    Inflater,
     coerce_csv_chunk,
     columns_from_payload,
+    content_encoding,
     convert_columns,
     csv_dtypes,
     parse_json,
@@ -236,7 +238,9 @@ async def predict(request: Request) -> Response:
     settings: ServeSettings = state.settings
     models: ModelCache = state.models
     version, alias = query_pins(request)
-    body = await read_body(request.stream(), request.headers.get("content-length"), settings.max_body_bytes)
+    headers = request.headers
+    body = await read_body(request.stream(), headers.get("content-length"), settings.max_body_bytes,
+                           headers.get("content-encoding"))
     loaded = await resolve(models, name, version, alias)
     check_predicts(loaded)
     try:
@@ -283,59 +287,15 @@ def _spool_limit_error(limit: int) -> ResourceLimitError:
     return ResourceLimitError(f"The uploaded CSV exceeds the limit of {limit} bytes (MLPILOT_MAX_CSV_BYTES).")
 
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_CONTENT_ENCODINGS = ("identity", "gzip", "x-gzip")
 _ACCEPTED_FILES = (
     "predict.csv accepts delimited text (comma, semicolon, tab or pipe; UTF-8, UTF-16 or a single-byte "
     "encoding, with or without a BOM), optionally gzip-compressed"
 )
 
 
-class _Inflater:
-    """Gunzip a body chunk by chunk, refusing it as soon as the decompressed size passes ``limit``."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.size = 0
-        self._inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-
-    def feed(self, data: bytes) -> bytes:
-        out: list[bytes] = []
-        try:
-            while data:
-                block = self._inflate.decompress(data, self.limit - self.size + 1)
-                self.size += len(block)
-                if self.size > self.limit:
-                    raise _spool_limit_error(self.limit)
-                out.append(block)
-                data = self._inflate.unconsumed_tail
-                if self._inflate.eof and self._inflate.unused_data:
-                    raise SourceFormatError("The gzip body has data after its end; send one gzip stream.")
-        except zlib.error as exc:
-            raise SourceFormatError(
-                f"The body is sent as gzip (Content-Encoding: gzip or a gzip file) but is not valid gzip: {exc}. "
-                f"{_ACCEPTED_FILES}."
-            ) from None
-        return b"".join(out)
-
-    def finish(self) -> None:
-        if not self._inflate.eof:
-            raise SourceFormatError(f"The gzip body is cut short (no end of stream). {_ACCEPTED_FILES}.")
-
-
-def _content_encoding(request: Request) -> str:
-    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
-    if encoding not in _CONTENT_ENCODINGS:
-        raise InvalidParameterError(
-            f"The Content-Encoding {encoding[:40]!r} is not accepted; send the CSV uncompressed or with "
-            "Content-Encoding: gzip."
-        )
-    return "gzip" if encoding == "x-gzip" else encoding
-
-
 def _gunzip_file(source: IO[bytes], limit: int) -> IO[bytes]:
     """A gzip-compressed upload as a spooled file of its decompressed bytes."""
-    inflater = _Inflater(limit)
+    inflater = Inflater(limit, _spool_limit_error)
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - returned
     try:
         while block := source.read(1 << 16):
@@ -354,7 +314,7 @@ async def _csv_source(request: Request, settings: Any) -> IO[bytes]:
     A gzip body (``Content-Encoding: gzip``, or a gzip file) is decompressed as
     it arrives; the size limit applies to the decompressed bytes.
     """
-    encoding = _content_encoding(request)
+    encoding = content_encoding(request.headers.get("content-encoding"))
     content_type = request.headers.get("content-type", "")
     limit = settings.max_csv_bytes
     if content_type.startswith("multipart/form-data"):
@@ -371,7 +331,7 @@ async def _csv_source(request: Request, settings: Any) -> IO[bytes]:
         if size is not None and size > limit:
             raise _spool_limit_error(limit)
         upload.file.seek(0)
-        if upload.file.read(2) == _GZIP_MAGIC:
+        if upload.file.read(2) == GZIP_MAGIC:
             upload.file.seek(0)
             return await run_in_threadpool(_gunzip_file, upload.file, limit)
         upload.file.seek(0)
@@ -381,11 +341,11 @@ async def _csv_source(request: Request, settings: Any) -> IO[bytes]:
         raise _spool_limit_error(limit)
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - returned
     size = 0
-    inflater = _Inflater(limit) if encoding == "gzip" else None
+    inflater = Inflater(limit, _spool_limit_error) if encoding == "gzip" else None
     try:
         async for chunk in request.stream():
-            if inflater is None and size == 0 and chunk[:2] == _GZIP_MAGIC:
-                inflater = _Inflater(limit)  # a gzip file sent as the body, without the header
+            if inflater is None and size == 0 and chunk[:2] == GZIP_MAGIC:
+                inflater = Inflater(limit, _spool_limit_error)  # a gzip file sent as the body, without the header
             size += len(chunk)
             if size > limit:
                 raise _spool_limit_error(limit)
