@@ -72,8 +72,9 @@ def test_a_member_dropped_at_refit_is_not_scored() -> None:
     )
     top = max(result.weights, key=result.weights.get)  # type: ignore[attr-defined]
     assert names == [top] and weights == [1.0] and len(members) == 1
-    assert all("to keep the time budget: its refit is expected to take" in n for n in notes)
-    assert len(notes) == len(result.weights) - 1  # type: ignore[attr-defined]
+    dropped = [n for n in notes if n.startswith("dropped ensemble member")]
+    assert all("to keep the time budget: its refit is expected to take" in n for n in dropped)
+    assert len(dropped) == len(result.weights) - 1  # type: ignore[attr-defined]
     kept = result.with_weights(dict(zip(names, weights, strict=True)), y[:160], get_metric("roc_auc"))  # type: ignore[attr-defined]
     member = kept.candidate(top)
     np.testing.assert_array_equal(kept.ensemble_holdout, member.holdout)
@@ -83,3 +84,27 @@ def test_a_member_dropped_at_refit_is_not_scored() -> None:
     assert evaluation.champion == top
     assert evaluation.metrics["holdout_roc_auc"] == pytest.approx(metric(y[160:], member.holdout))
 
+
+
+def test_a_boosted_refit_stops_at_its_deadline_and_says_so() -> None:
+    searched, frame, y = _search("binary", families=("lightgbm",), n_trials=0, n_folds=3)
+    top = max(searched.weights, key=searched.weights.get)  # type: ignore[attr-defined]
+    result = searched.with_weights({top: 1.0}, y[:160], get_metric("roc_auc"))  # type: ignore[attr-defined]
+    best = result.candidate(top)
+    best.work_seconds = 0.0  # expected to cost nothing: no floor of time beyond the deadline
+    spent = Budget(10.0, 0.0, lambda: 10.0)
+    members, names, _, notes = fit_final(
+        frame.iloc[:160], y[:160], result, task="binary", roles=column_roles(frame), n_classes=2,  # type: ignore[arg-type]
+        seed=0, n_jobs=1, deterministic=False, budget=spent,
+    )
+    planned = best.refit_params()["n_estimators"]
+    learner = members[0][1]
+    assert names == [best.name] and learner.n_iterations_ < planned
+    assert notes == [f"the refit of {best.name} stopped at its deadline after {learner.n_iterations_} of {planned} "
+                     "boosting rounds to keep the time budget"]
+    # without a clock the same refit runs every round
+    members, _, _, notes = fit_final(
+        frame.iloc[:160], y[:160], result, task="binary", roles=column_roles(frame), n_classes=2,  # type: ignore[arg-type]
+        seed=0, n_jobs=1, deterministic=True,
+    )
+    assert members[0][1].n_iterations_ > learner.n_iterations_ and notes == []

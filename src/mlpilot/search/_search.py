@@ -36,6 +36,7 @@ from mlpilot.tasks import Metric
 from mlpilot.tune import Budget
 from mlpilot.tune._budget import (
     INTERRUPTIBLE_SHARE,
+    REFIT_FLOOR_SHARE,
     RESERVE_GAP,
     RUNNER_UP_REFIT_SHARE,
     TRIAL_SHARE,
@@ -211,6 +212,9 @@ class _Prepared:
             return self.roles
         return {c: r for c, r in self.roles.items() if r == "text"}
 
+    def has(self, encoding: str, text_only: bool) -> bool:
+        return (encoding, text_only) in self._cache
+
     def get(self, encoding: str, text_only: bool) -> list[tuple[Any, Any, Any, tuple[int, ...]]]:
         key = (encoding, text_only)
         if key not in self._cache:
@@ -333,13 +337,19 @@ def run_search(
                    for i, c in enumerate(usable))
 
     def expected_seconds(family: str) -> float | None:
-        # the family's own last cross-validation here, else the data's measured cost per unit
+        # the family's own last cross-validation here, else the data's measured cost per unit, plus
+        # preprocessing the folds for an encoding not used yet (about what the dummy's took: its
+        # own fit costs nothing)
+        fam = FAMILIES[family]
         own = [c.fit_seconds for c in candidates if c.family == family and c.status == "ok"]
         if own:
             return own[-1]
-        if unit_seconds:
-            return float(np.median(unit_seconds)) * FAMILIES[family].cost
-        return None
+        if not unit_seconds:
+            return None
+        expected = float(np.median(unit_seconds)) * fam.cost
+        if not prepared.has(fam.encoding, fam.text_only):
+            expected += next((c.fit_seconds for c in candidates if c.family == "dummy" and c.usable), 0.0)
+        return expected
 
     def allowed(family: str) -> bool:
         fam = FAMILIES[family]
@@ -684,12 +694,27 @@ def fit_final(
             pre = TabularPreprocessor(encoding=fam.encoding, roles=sub_roles, random_state=seed)
             shared[key] = (pre, pre.fit_transform(X))
         pre, Xt = shared[key]
+        params = cand.refit_params()
+        stop_at = None
+        if budget.timed and fam.interruptible:
+            # a boosted refit stops itself at the deadline; the best model gets at least a share of
+            # its expected time even when the search left it less, or it would be no model at all
+            allowed = budget.left()
+            if not members:
+                allowed = max(allowed, REFIT_FLOOR_SHARE * refit_seconds(cand, n_folds, len(y) / max(len(result.ensemble_oof), 1)))
+            stop_at = time.perf_counter() + max(allowed, 0.0)
         learner = Learner(
-            family=cand.family, task=task, params=cand.refit_params(),
+            family=cand.family, task=task, params=params,
             categorical_indices=tuple(pre.categorical_indices_), n_classes=n_classes,
             random_state=seed, n_jobs=n_jobs, deterministic=deterministic,
         )
-        learner.fit(Xt, y)
+        learner.fit(Xt, y, stop_at=stop_at)
+        planned = params.get("n_estimators")
+        if stop_at is not None and planned and learner.n_iterations_ < planned and time.perf_counter() >= stop_at:
+            notes.append(
+                f"the refit of {name} stopped at its deadline after {learner.n_iterations_} of {planned} "
+                "boosting rounds to keep the time budget"
+            )
         members.append((pre, learner))
         names.append(name)
         weights.append(weight)

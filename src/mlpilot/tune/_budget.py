@@ -30,6 +30,9 @@ TRIAL_SHARE = 0.5
 # Share of their expected refit time kept back for the runners-up (the best model's is kept in
 # full): the refit drops a member whose refit does not fit, so this buys room, not a promise.
 RUNNER_UP_REFIT_SHARE = 0.5
+# Share of its expected refit time the best model may take even when less is left: a boosted
+# refit stops at its deadline, and one stopped after a round or two would be no model at all.
+REFIT_FLOOR_SHARE = 0.25
 # Runners-up whose cross-validated score trails the best by more than this share of the best's
 # gain over the dummy baseline get no time kept back for their refit.
 RESERVE_GAP = 0.05
