@@ -17,6 +17,7 @@ Fitted state is plain arrays and lists, so skops can persist it.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -294,3 +295,54 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "columns_")
         return np.asarray(self.feature_names_out_, dtype=object)
+
+    # Serialisers (skops above all) pay per Python object, and a TF-IDF vocabulary
+    # and the output names are tens of thousands of strings: the state keeps
+    # them as numpy string arrays, one block each, and restores them on load.
+    def __getstate__(self) -> dict[str, Any]:
+        state: dict[str, Any] = dict(super().__getstate__())  # for non-sklearn classes, the __dict__ itself
+        names = state.get("feature_names_out_")
+        if isinstance(names, list) and (packed := _string_array(names)) is not None:
+            state["feature_names_out_"] = packed
+        models, vocabularies = {}, {}
+        for col, model in (state.get("text_models_") or {}).items():
+            vectorizer = model[0] if isinstance(model, list) else model
+            if (packed := _vocabulary_terms(vectorizer)) is not None:
+                vectorizer = copy.copy(vectorizer)
+                del vectorizer.vocabulary_
+                vocabularies[col] = packed
+                model = [vectorizer, *model[1:]] if isinstance(model, list) else vectorizer
+            models[col] = model
+        if vocabularies:
+            state["text_models_"], state["text_vocabularies_"] = models, vocabularies
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        vocabularies = state.pop("text_vocabularies_", {})
+        if isinstance(state.get("feature_names_out_"), np.ndarray):
+            state["feature_names_out_"] = state["feature_names_out_"].tolist()
+        super().__setstate__(state)
+        for col, terms in vocabularies.items():
+            model = self.text_models_[col]
+            vectorizer = model[0] if isinstance(model, list) else model
+            vectorizer.vocabulary_ = {term: i for i, term in enumerate(terms.tolist())}
+
+
+def _vocabulary_terms(vectorizer: Any) -> np.ndarray | None:
+    """A fitted vectorizer's terms in index order, when its indices are exactly 0..n-1."""
+    vocabulary = getattr(vectorizer, "vocabulary_", None)
+    if not isinstance(vocabulary, dict):
+        return None
+    terms = sorted(vocabulary, key=vocabulary.__getitem__)
+    if [int(vocabulary[t]) for t in terms] != list(range(len(terms))):
+        return None
+    return _string_array(terms)
+
+
+def _string_array(values: list[Any]) -> np.ndarray | None:
+    """``values`` as a numpy string array, or None unless it holds exactly these strings."""
+    if not all(isinstance(v, str) for v in values):
+        return None
+    array = np.asarray(values, dtype=str)
+    return array if array.tolist() == values else None
