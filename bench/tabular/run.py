@@ -3,7 +3,9 @@
 One command (``make bench-tabular`` or ``python bench/tabular/run.py``) runs
 every system on every dataset, each in a fresh subprocess with the same
 wall-clock budget and 2 cores, on the same seeded 75/25 splits, and writes
-``bench/results/tabular.md`` (and ``tabular.json``).
+``bench/results/tabular.md`` (and ``tabular.json``). The report gives each
+run's overrun (fit time against the budget) and flags any over 10%: mlpilot
+promises to end within its budget plus 10%.
 
 FLAML and AutoGluon live in their own virtual environments so they never
 touch mlpilot's; they are created on first use (``--venvs`` sets where,
@@ -15,6 +17,8 @@ Examples::
     python bench/tabular/run.py                       # everything, 60 s each
     python bench/tabular/run.py --budget 30 --systems mlpilot,lightgbm,flaml \\
         --datasets mlc_churn,concrete
+    python bench/tabular/run.py --report-only bench/results/tabular.json --budget 60 \\
+        --output /tmp/tabular.md                      # rewrite a report, no training
 """
 
 from __future__ import annotations
