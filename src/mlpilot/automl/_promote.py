@@ -70,6 +70,8 @@ def row_hashes(frame: pd.DataFrame, columns: list[str] | None = None) -> np.ndar
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             # one bit pattern for zero and one for missing, whatever the source wrote
             parts[name] = np.where(np.isnan(values), np.nan, values + 0.0)
+        elif series.dtype == object and pd.api.types.infer_dtype(series, skipna=False) == "string":
+            parts[name] = series.to_numpy()
         else:
             parts[name] = series.astype(str).to_numpy(dtype=object)
     normal = pd.DataFrame(parts, index=pd.RangeIndex(len(frame)))
@@ -173,7 +175,7 @@ class PromotionPolicy:
         (an autopilot's rule); by default a challenger at least as good on the
         point estimate wins, and the test says how sure that is.
     n_boot : int
-        Bootstrap resamples of the paired test.
+        Bootstrap resamples of the paired test (a fifth of them beyond 5,000 rows).
     seed : int
     """
 
@@ -237,7 +239,9 @@ class PromotionPolicy:
         new, old = metric(y, new_pred), metric(y, old_pred)
         if not (math.isfinite(new) and math.isfinite(old)):
             return None
-        test = paired_bootstrap(y, new_pred, old_pred, metric, n_boot=self.n_boot, seed=self.seed, alpha=self.alpha)
+        # as in the evaluation: fewer resamples on large holdouts, where each metric call costs more
+        n_boot = self.n_boot if len(y) <= 5000 else max(100, self.n_boot // 5)
+        test = paired_bootstrap(y, new_pred, old_pred, metric, n_boot=n_boot, seed=self.seed, alpha=self.alpha)
         n, n_hold = len(unseen), len(np.asarray(challenger.holdout_y))
         significance = "significant" if test.significant else "not significant"
         stats = (f"on {n} of the {n_hold} holdout rows, unseen by both; {test.method} of the difference "
@@ -246,7 +250,7 @@ class PromotionPolicy:
             "rule": "shared_rows", "metric": metric.name, "challenger": new, "champion": old,
             "champion_version": champion.version, "n_rows": n, "n_holdout": n_hold, "test": test.method,
             "difference": test.difference, "p_value": test.p_value, "significant": test.significant,
-            "alpha": self.alpha, "require_significant": self.require_significant,
+            "alpha": self.alpha, "n_boot": n_boot, "require_significant": self.require_significant,
         }
         v = f"v{champion.version}"
         if self.require_significant:
