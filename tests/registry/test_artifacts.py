@@ -72,6 +72,24 @@ def test_text_artifact_does_not_grow_in_objects_with_the_vocabulary(reviews: pd.
 
 
 @pytest.mark.parametrize("encoding", ["onehot", "ordinal"])
+def test_categories_are_stored_as_one_block_per_column(encoding: str) -> None:
+    rng = np.random.default_rng(0)
+
+    def frame(n_levels: int) -> pd.DataFrame:
+        return pd.DataFrame({f"c{i}": rng.integers(0, n_levels, 3000).astype(str) for i in range(20)})
+
+    roles = {f"c{i}": "categorical" for i in range(20)}
+    few = TabularPreprocessor(encoding=encoding, roles=roles).fit(frame(3))
+    many = TabularPreprocessor(encoding=encoding, roles=roles).fit(frame(200))
+    assert sum(map(len, many.categories_.values())) == 20 * 200
+    assert _entries(dumps(many)[0]) == _entries(dumps(few)[0])  # before: a schema node per category and name
+    back = loads(*dumps(many))
+    assert back.categories_ == many.categories_ and all(isinstance(v, list) for v in back.categories_.values())
+    rows = frame(200).head(50)
+    np.testing.assert_array_equal(dense(back.transform(rows)), dense(many.transform(rows)))
+
+
+@pytest.mark.parametrize("encoding", ["onehot", "ordinal"])
 def test_text_preprocessor_round_trips_through_every_format(reviews: pd.DataFrame, encoding: str) -> None:
     frame = reviews[["review", "rownames"]].head(400)
     pre = TabularPreprocessor(encoding=encoding, roles=ROLES).fit(frame)

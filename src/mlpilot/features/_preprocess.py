@@ -296,14 +296,17 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "columns_")
         return np.asarray(self.feature_names_out_, dtype=object)
 
-    # Serialisers (skops above all) pay per Python object, and a TF-IDF vocabulary
-    # and the output names are tens of thousands of strings: the state keeps
-    # them as numpy string arrays, one block each, and restores them on load.
+    # Serialisers (skops above all) pay per Python object, and a TF-IDF vocabulary,
+    # the categories and the output names can be tens of thousands of strings: the
+    # state keeps them as numpy string arrays, one block each, restored on load.
     def __getstate__(self) -> dict[str, Any]:
         state: dict[str, Any] = dict(super().__getstate__())  # for non-sklearn classes, the __dict__ itself
         names = state.get("feature_names_out_")
         if isinstance(names, list) and (packed := _string_array(names)) is not None:
             state["feature_names_out_"] = packed
+        if isinstance(state.get("categories_"), dict):
+            state["categories_"] = {col: _string_array(cats) if isinstance(cats, list) and _string_array(cats) is not None
+                                    else cats for col, cats in state["categories_"].items()}
         models, vocabularies = {}, {}
         for col, model in (state.get("text_models_") or {}).items():
             vectorizer = model[0] if isinstance(model, list) else model
@@ -322,6 +325,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         vocabularies = state.pop("text_vocabularies_", {})
         if isinstance(state.get("feature_names_out_"), np.ndarray):
             state["feature_names_out_"] = state["feature_names_out_"].tolist()
+        if isinstance(state.get("categories_"), dict):
+            state["categories_"] = {col: cats.tolist() if isinstance(cats, np.ndarray) else cats
+                                    for col, cats in state["categories_"].items()}
         super().__setstate__(state)
         for col, terms in vocabularies.items():
             model = self.text_models_[col]
