@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,3 +180,28 @@ def test_policy_falls_back_to_own_scores_then_to_the_newest() -> None:
     other = Champion(version=3, task="binary", target="y", scores={}, load_model=lambda: None)
     assert PromotionPolicy().decide(challenger, other).evidence["rule"] == "different_task"
     assert PromotionPolicy().decide(challenger, None).reason == "first model under this name"
+
+
+def test_cli_prints_the_decision_at_train_and_in_models_show(boston: pd.DataFrame, tmp_path: Path) -> None:
+    import json
+    import re
+
+    from typer.testing import CliRunner
+
+    from mlpilot.cli import app
+
+    path = tmp_path / "boston.csv"
+    boston.to_csv(path, index=False)
+    ws = str(tmp_path / "ws")
+    args = ["train", str(path), "--target", "medv", "-w", ws, "--deterministic", "--n-trials", "0",
+            "--families", "extra_trees"]
+    runner = CliRunner()
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, [*args, "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    out = re.sub(r"\s+", " ", result.output)
+    assert "Registered boston:2 as champion: holdout rmse" in out and "not the same rows" in out
+    shown = runner.invoke(app, ["models", "show", "boston:2", "-w", ws])
+    assert "champion decision at registration: holdout rmse" in re.sub(r"\s+", " ", shown.output)
+    record = json.loads(runner.invoke(app, ["models", "show", "boston:2", "-w", ws, "--json"]).output)
+    assert record["promotion"]["rule"] == "own_rows" and record["promotion"]["champion_version"] == 1

@@ -57,12 +57,16 @@ def show_model(
             "environment": mv.environment,
             "schema": mv.schema,
             "created_at": mv.created_at.isoformat(),
+            "champion_reason": mv.info.get("champion_reason"),
+            "promotion": mv.info.get("promotion"),
         }
         typer.echo(json.dumps(record, indent=2, default=str))
         return
     console.print(f"[bold]{mv.name}:{mv.version}[/] ({mv.kind})  aliases: {', '.join(mv.aliases) or '-'}", highlight=False)
     console.print(f"created {mv.created_at:%Y-%m-%d %H:%M:%S} UTC, dataset {mv.dataset_id or '-'}, run {mv.run_id or '-'}", highlight=False)
     console.print(f"artifact {mv.artifact_path} ({mv.artifact_format}, sha256 {mv.sha256[:16]}...)", highlight=False)
+    if mv.info.get("champion_reason"):
+        console.print(f"champion decision at registration: {mv.info['champion_reason']}", highlight=False)
     if mv.metrics:
         table = Table("metric", "value", header_style="bold")
         for key, value in mv.metrics.items():
