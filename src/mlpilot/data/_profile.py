@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mlpilot.data._leakage import LeakScore, leakage_scores
-from mlpilot.data._schema import Schema
+from mlpilot.data._schema import SHORT_ROWS, Schema, present_strings
 
 # A categorical with more distinct values than this (and > 5% of rows) is "high-cardinality".
 HIGH_CARDINALITY = 50
@@ -85,15 +86,17 @@ class Profile:
 
 
 def _column_profile(
-    series: pd.Series, dtype: str, role: str, n_unique: int, n_missing: int, stats: dict[str, float] | None
+    frame: pd.DataFrame, name: str, dtype: str, role: str, n_unique: int, n_missing: int,
+    stats: dict[str, float] | None, top: tuple[tuple[str, int], ...] | None = None,
 ) -> ColumnProfile:
-    n = len(series)
-    top: tuple[tuple[str, int], ...] = ()
-    if role in ("categorical", "boolean", "constant", "id", "text") or dtype == "string":
-        counts = series.dropna().astype(str).value_counts().head(10)
-        top = tuple((str(k), int(v)) for k, v in counts.items())
+    n = len(frame)
+    if top is None:
+        top = ()
+        if role in _TOP_ROLES or dtype == "string":
+            counts = frame[name].dropna().astype(str).value_counts().head(10)
+            top = tuple((str(k), int(v)) for k, v in counts.items())
     return ColumnProfile(
-        name=str(series.name),
+        name=str(name),
         dtype=dtype,
         role=role,
         n_missing=n_missing,
@@ -102,6 +105,43 @@ def _column_profile(
         top_values=top,
         **(stats or {}),
     )
+
+
+_TOP_ROLES = ("categorical", "boolean", "constant", "id", "text")
+
+
+def _short_top_values(frame: pd.DataFrame, schema: Schema) -> dict[str, tuple[tuple[str, int], ...]]:
+    """The ten most frequent values of the string columns of a short table, counted in plain Python."""
+    if len(frame) > SHORT_ROWS:
+        return {}
+    names = [
+        c.name for c in schema.columns
+        if (c.role in _TOP_ROLES or c.dtype == "string") and pd.api.types.is_string_dtype(frame[c.name].dtype)
+    ]
+    if len(names) < 50:
+        return {}
+    out: dict[str, tuple[tuple[str, int], ...]] = {}
+    for start in range(0, len(names), _BLOCK):
+        part = names[start : start + _BLOCK]
+        for name, present in zip(part, present_strings(frame[part]), strict=True):
+            if present is not None:
+                out[name] = tuple(Counter(present).most_common(10))
+    return out
+
+
+def _n_duplicate_rows(frame: pd.DataFrame) -> int:
+    """Rows equal to an earlier row; wide, short tables compare whole rows as tuples."""
+    if frame.shape[1] >= 1_000 and frame.size <= 5_000_000:
+        values = frame.to_numpy(dtype=object)
+        values[frame.isna().to_numpy()] = None  # missing equals missing, as in DataFrame.duplicated
+        try:
+            return len(values) - len(set(map(tuple, values)))
+        except TypeError:
+            pass  # unhashable cells
+    try:
+        return int(frame.duplicated().sum())
+    except TypeError:
+        return int(frame.astype(str).duplicated().sum())
 
 
 def _numeric_stats(frame: pd.DataFrame, names: list[str]) -> dict[str, dict[str, float]]:
@@ -113,8 +153,9 @@ def _numeric_stats(frame: pd.DataFrame, names: list[str]) -> dict[str, dict[str,
         present = ~np.isnan(block)
         count = present.sum(axis=0)
         filled = np.where(present, block, 0.0)
-        mean = filled.sum(axis=0) / np.maximum(count, 1)
-        squares = np.where(present, (block - mean) ** 2, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf values give an inf mean and a nan std, as pandas does
+            mean = filled.sum(axis=0) / np.maximum(count, 1)
+            squares = np.where(present, (block - mean) ** 2, 0.0).sum(axis=0)
         std = np.where(count > 1, np.sqrt(squares / np.maximum(count - 1, 1)), 0.0)
         low = np.where(present, block, np.inf).min(axis=0)
         high = np.where(present, block, -np.inf).max(axis=0)
@@ -171,16 +212,15 @@ def profile(
     n_steps = len(schema.columns) * (2 if check_leakage and schema.target is not None else 1)
     n_missing = frame.isna().sum().to_dict()
     stats = _numeric_stats(frame, [c.name for c in schema.columns if c.dtype in ("integer", "float")])
+    tops = _short_top_values(frame, schema)
     profiles = []
     for i, c in enumerate(schema.columns):
-        profiles.append(_column_profile(frame[c.name], c.dtype, c.role, c.n_unique, int(n_missing[c.name]), stats.get(c.name)))
+        profiles.append(_column_profile(frame, c.name, c.dtype, c.role, c.n_unique, int(n_missing[c.name]),
+                                        stats.get(c.name), tops.get(c.name)))
         if on_progress is not None and (i % 500 == 499 or i == len(schema.columns) - 1):
             on_progress(i + 1, n_steps)
     columns = tuple(profiles)
-    try:
-        n_dupes = int(frame.duplicated().sum())
-    except TypeError:
-        n_dupes = int(frame.astype(str).duplicated().sum())
+    n_dupes = _n_duplicate_rows(frame)
     total_cells = frame.shape[0] * frame.shape[1]
     missing = float(sum(n_missing.values())) / total_cells * 100 if total_cells else 0.0
     high_card = [

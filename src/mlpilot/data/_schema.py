@@ -129,7 +129,9 @@ def logical_dtype(series: pd.Series) -> str:
         return "integer"
     if pd.api.types.is_float_dtype(series):
         non_null = _sample(series).dropna()
-        if len(non_null) and np.all(np.mod(non_null.to_numpy(dtype=float), 1) == 0) and non_null.abs().max() < 2**53:
+        with np.errstate(invalid="ignore"):  # inf % 1 is nan: not integral
+            integral = bool(np.all(np.mod(non_null.to_numpy(dtype=float), 1) == 0))
+        if len(non_null) and integral and non_null.abs().max() < 2**53:
             return "integer"  # ints with NaN arrive as floats
         return "float"
     if pd.api.types.is_datetime64_any_dtype(series):
@@ -151,9 +153,9 @@ _DATE_LIKE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}")
 _SPACES = re.compile(r"\s+")
 
 
-def _looks_like_datetime(values: pd.Series) -> bool:
+def _looks_like_datetime(strings: list[str]) -> bool:
     # plain Python over 200 strings: cheaper than pandas' string methods per column
-    sample = values.dropna().head(200).astype(str).tolist()
+    sample = strings[:200]
     if not sample or not sum(1 for v in sample if _DATE_LIKE.search(v)) / len(sample) > 0.9:
         return False
     parsed = pd.to_datetime(pd.Series(sample), errors="coerce", format="mixed")
@@ -187,16 +189,19 @@ def _infer_role(name: str, series: pd.Series, dtype: str, n_rows: int, n_unique:
         return "boolean" if dtype == "boolean" else "categorical" if dtype == "string" else "numeric"
     if dtype == "datetime":
         return "datetime"
-    unique_ratio = n_unique / max(len(non_null), 1)
     # string-valued
-    text = _sample(non_null).astype(str)
+    return _string_role(name, _sample(non_null).astype(str).tolist(), n_rows, len(non_null), n_unique)
+
+
+def _string_role(name: str, sample: list[str], n_rows: int, n_present: int, n_unique: int) -> str:
+    """The role of a string column with two or more values, from (a sample of) its present values."""
+    unique_ratio = n_unique / max(n_present, 1)
     if _ID_NAME.search(name) and unique_ratio > 0.95:
         return "id"
-    if _looks_like_datetime(text):
+    if _looks_like_datetime(sample):
         return "datetime"
-    strings = text.tolist()
-    mean_len = sum(map(len, strings)) / len(strings) if strings else 0.0
-    head = strings[:2000]
+    mean_len = sum(map(len, sample)) / len(sample) if sample else 0.0
+    head = sample[:2000]
     mean_words = sum(len(_SPACES.findall(v)) for v in head) / len(head) + 1 if head else 0.0
     if mean_words >= 4 and unique_ratio > 0.3 and mean_len > 20:
         return "text"
@@ -251,7 +256,50 @@ def _infer_columns(frame: pd.DataFrame) -> tuple[ColumnSchema, ...]:
         for start in range(0, len(names), _BLOCK):
             part = names[start : start + _BLOCK]
             inferred.update(_infer_numeric_block(part, frame[part].to_numpy(), kind))
+    strings = [str(n) for n, d in frame.dtypes.items() if pd.api.types.is_string_dtype(d)]
+    if len(frame) <= SHORT_ROWS and len(strings) >= 50:
+        for start in range(0, len(strings), _BLOCK):
+            part = strings[start : start + _BLOCK]
+            inferred.update(_infer_short_strings(part, frame[part]))
     return tuple(inferred.get(str(name)) or infer_column(str(name), frame[name]) for name in frame.columns)
+
+
+# Tables with at most this many rows have their string columns inferred in plain Python.
+SHORT_ROWS = 2_000
+
+
+def present_strings(block: pd.DataFrame) -> list[list[str] | None]:
+    """Each column's present values as a list of str, or None for a column holding other objects."""
+    values = block.to_numpy(dtype=object)
+    missing = block.isna().to_numpy()
+    out: list[list[str] | None] = []
+    for j in range(values.shape[1]):
+        present = values[~missing[:, j], j].tolist()
+        out.append(present if all(type(v) is str for v in present) else None)
+    return out
+
+
+def _infer_short_strings(names: list[str], block: pd.DataFrame) -> dict[str, ColumnSchema]:
+    """`infer_column` for string columns of a short table, without pandas' per-call overhead."""
+    n_rows = len(block)
+    out: dict[str, ColumnSchema] = {}
+    for name, present in zip(names, present_strings(block), strict=True):
+        if present is None:
+            continue
+        distinct = set(present)
+        if len(distinct) > MAX_CATEGORIES:
+            continue  # the categories kept are the most frequent: leave ties to the general path
+        n_unique = len(distinct)
+        role = "constant" if n_unique <= 1 else _string_role(name, present, n_rows, len(present), n_unique)
+        out[name] = ColumnSchema(
+            name=name,
+            dtype="string",
+            role=role,
+            nullable=len(present) < n_rows,
+            n_unique=n_unique,
+            categories=tuple(sorted(distinct)) if role == "categorical" else None,
+        )
+    return out
 
 
 def _infer_numeric_block(names: list[str], block: np.ndarray, kind: str) -> dict[str, ColumnSchema]:
