@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +185,6 @@ def test_policy_falls_back_to_own_scores_then_to_the_newest() -> None:
 
 def test_cli_prints_the_decision_at_train_and_in_models_show(boston: pd.DataFrame, tmp_path: Path) -> None:
     import json
-    import re
 
     from typer.testing import CliRunner
 
@@ -205,3 +205,20 @@ def test_cli_prints_the_decision_at_train_and_in_models_show(boston: pd.DataFram
     assert "champion decision at registration: holdout rmse" in re.sub(r"\s+", " ", shown.output)
     record = json.loads(runner.invoke(app, ["models", "show", "boston:2", "-w", ws, "--json"]).output)
     assert record["promotion"]["rule"] == "own_rows" and record["promotion"]["champion_version"] == 1
+
+
+def test_rows_record_follows_the_engine_when_it_drops_junk_targets(boston: pd.DataFrame, workspace: Workspace) -> None:
+    from mlpilot.exceptions import DataQualityWarning
+
+    frame = boston.assign(medv=boston["medv"].astype(object))
+    frame.loc[[3, 100, 200], "medv"] = "n/a"
+    with pytest.warns(DataQualityWarning) as caught:
+        train(frame, "medv", name="boston", workspace=workspace, **{**FAST, "families": ("linear",)})
+    junk = [w for w in caught if "n/a" in str(w.message)]
+    assert len(junk) == 1, [str(w.message) for w in caught]  # the check before the run does not warn again
+    (v1,) = _versions(workspace, "boston")
+    assert v1.info["training_rows"]["n_rows"] == len(boston) - 3
+    # the clean table's rows are the ones v1 saw: retraining on it finds no unseen holdout row
+    second = train(boston, "medv", name="boston", workspace=workspace, seed=1, **{**FAST, "families": ("linear",)})
+    assert _versions(workspace, "boston")[1].info["promotion"]["rule"] == "own_rows"
+    assert re.search(r"only [0-3] of the \d+ holdout rows are unseen", second.champion_reason)

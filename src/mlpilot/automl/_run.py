@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from mlpilot._types import PathLike
 from mlpilot.automl._config import TrainConfig, make_config
 from mlpilot.automl._engine import FitOutcome, fit_tabular, prepare_target
 from mlpilot.automl._promote import ROWS_FILE, Challenger, challenge, training_record
-from mlpilot.exceptions import InvalidParameterError
+from mlpilot.exceptions import DataQualityWarning, InvalidParameterError
 from mlpilot.tasks import get_metric
 
 logger = logging.getLogger(__name__)
@@ -149,15 +150,21 @@ def _check_arguments(config: TrainConfig, target: Any, name: str) -> None:
         raise InvalidParameterError(" ".join(problems))
 
 
-def _check_data(frame: pd.DataFrame, schema: Any, target: str, config: TrainConfig) -> None:
-    """The checks of the target and the arguments against the data that can be made before the run starts."""
+def _check_data(frame: pd.DataFrame, schema: Any, target: str, config: TrainConfig) -> pd.DataFrame:
+    """Check the target and the arguments against the data before the run starts.
+
+    Returns the target column of the rows the engine trains on, indexed by
+    their positions in ``frame`` and cleaned as the engine cleans it.
+    """
     from mlpilot.data._schema import check_target
     from mlpilot.search import FAMILIES
 
     if target not in frame.columns:
         check_target(frame, target)
-    # only the labelled rows of the target: the engine warns about the others when it drops them
-    _, task = prepare_target(frame.loc[frame[target].notna(), [target]], target, config.task)
+    with warnings.catch_warnings():
+        # the engine warns about the rows it drops when it drops them; once is enough
+        warnings.simplefilter("ignore", DataQualityWarning)
+        labelled, task = prepare_target(frame[[target]].reset_index(drop=True), target, config.task)
     if config.metric is not None:
         get_metric(config.metric, task)
     if config.families is not None:
@@ -171,16 +178,20 @@ def _check_data(frame: pd.DataFrame, schema: Any, target: str, config: TrainConf
                 f"None of the model families {list(config.families)} can learn this {task} task"
                 f"{'' if has_text else ' (the data has no text column)'}. Accepted: {', '.join(accepted)}."
             )
+    return labelled
 
 
-def _training_rows(frame: pd.DataFrame, outcome: FitOutcome, config: TrainConfig
+def _training_rows(frame: pd.DataFrame, labelled: pd.DataFrame, outcome: FitOutcome, config: TrainConfig
                    ) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """The raw rows the model was trained on and those it held out, or None where they cannot be told.
+    """The rows the model was trained on and those it held out, or None where they cannot be told.
 
-    The engine keeps the rows with a target, in order, and indexes its holdout
-    by position among them; the holdout is checked against that before use.
+    The engine keeps the ``labelled`` rows, in order, with their cleaned target,
+    and indexes its holdout by position among them; the holdout is checked
+    against that before use.
     """
-    rows = frame.loc[frame[outcome.target].notna()].reset_index(drop=True)
+    target = outcome.target
+    rows = frame.iloc[labelled.index.to_numpy()].reset_index(drop=True)
+    rows[target] = labelled[target].to_numpy()
     if outcome.holdout_frame is None:
         return rows, None
     hold = outcome.holdout_frame.index.to_numpy()
@@ -281,7 +292,7 @@ def train(
     ws = workspace if isinstance(workspace, Workspace) or not register else Workspace.open(workspace)
     dataset = load_dataset(data, target=target, workspace=ws if register else None, table=table,
                            query=query, snapshot=register)
-    _check_data(dataset.frame, dataset.schema, target, config)
+    labelled = _check_data(dataset.frame, dataset.schema, target, config)
     if not register:
         with _progress(config) as on_progress:
             outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
@@ -298,7 +309,7 @@ def train(
                                       title=f"mlpilot: {model_name}", dataset_id=dataset_id,
                                       on_progress=on_progress)
             t0 = time.perf_counter()
-            fit_rows, holdout_rows = _training_rows(dataset.frame, outcome, config)
+            fit_rows, holdout_rows = _training_rows(dataset.frame, labelled, outcome, config)
             decision = challenge(registry, model_name, Challenger.from_outcome(outcome, holdout_rows))
             promote, reason = decision.promote, decision.reason
             evaluation = outcome.evaluation
