@@ -15,6 +15,7 @@ from mlpilot.automl._promote import (
     Challenger,
     Champion,
     PromotionPolicy,
+    hash_prefixes,
     pack_hashes,
     row_hashes,
     unpack_hashes,
@@ -48,7 +49,8 @@ def test_row_hashes_ignore_column_order_and_int_float_storage() -> None:
     assert (row_hashes(a) == row_hashes(c)).tolist() == [True, True, False]
     assert (row_hashes(a, ["x"]) == row_hashes(c.assign(c="z"), ["x"])).tolist() == [True, True, False]
     packed = pack_hashes(np.concatenate([row_hashes(a), row_hashes(a)]))
-    assert len(packed) == 8 * 3 and np.isin(row_hashes(a), unpack_hashes(packed)).all()
+    assert len(packed) == 4 * 3 and np.isin(hash_prefixes(row_hashes(a)), unpack_hashes(packed)).all()
+    assert not np.isin(hash_prefixes(row_hashes(c.tail(1))), unpack_hashes(packed)).any()
 
 
 def test_retrained_model_is_not_judged_against_an_in_sample_champion(boston: pd.DataFrame, workspace: Workspace) -> None:
@@ -151,7 +153,7 @@ def test_policy_on_shared_rows(require_significant: bool, champion: str, promote
                 "a_hair_worse": new_pred + 1e-3 * rng.normal(size=n)}[champion]
     challenger = _challenger(y, new_pred, rows, {})
     current = Champion(version=1, task="regression", target="y", scores={}, load_model=lambda: _Constant(old_pred),
-                       seen=row_hashes(rows.iloc[:50], ["i", "y"]), seen_columns=["i", "y"])
+                       seen=hash_prefixes(row_hashes(rows.iloc[:50], ["i", "y"])), seen_columns=["i", "y"])
     decision = PromotionPolicy(require_significant=require_significant).decide(challenger, current)
     assert decision.promote is promote
     assert decision.evidence["rule"] == "shared_rows" and decision.evidence["n_rows"] == n - 50
@@ -166,7 +168,7 @@ def test_policy_falls_back_to_own_scores_then_to_the_newest() -> None:
     y = np.arange(40.0)
     rows = pd.DataFrame({"i": np.arange(40), "y": y})
     challenger = _challenger(y, y, rows, {"holdout_rmse": 2.0, "cv_rmse": 2.5})
-    seen = row_hashes(rows.iloc[:15], ["i", "y"])  # 25 unseen: too few
+    seen = hash_prefixes(row_hashes(rows.iloc[:15], ["i", "y"]))  # 25 unseen: too few
     champion = Champion(version=3, task="regression", target="y", scores={"holdout_rmse": 1.5}, seen=seen,
                         seen_columns=["i", "y"], load_model=lambda: pytest.fail("must not be scored"))
     decision = PromotionPolicy().decide(challenger, champion)

@@ -2,7 +2,7 @@
 
 A model can only be judged on rows it was not trained on. The champion was
 refit on all of its training rows, so each version records which rows those
-were (a 64-bit hash per row, `row_hashes`). A challenger is compared with the
+were (the first 32 bits of a hash per row, `row_hashes`). A challenger is compared with the
 champion on the challenger's holdout rows that the champion never saw either,
 with a paired bootstrap of the score difference on those same rows
 (`mlpilot.evaluate.paired_bootstrap`). The challenger's side of that
@@ -42,9 +42,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: The file, beside a version's artifact, holding the sorted hashes of its training rows.
-ROWS_FILE = "training_rows.u64"
+ROWS_FILE = "training_rows.u32"
 #: ``info["training_rows"]["hash"]`` of records `row_hashes` can match.
-ROWS_HASH = "mlpilot-row-hash-1"
+ROWS_HASH = "mlpilot-row-hash-1/prefix-32"
 
 
 def row_hashes(frame: pd.DataFrame, columns: list[str] | None = None) -> np.ndarray:
@@ -78,13 +78,22 @@ def row_hashes(frame: pd.DataFrame, columns: list[str] | None = None) -> np.ndar
     return pd.util.hash_pandas_object(normal, index=False).to_numpy(dtype=np.uint64)
 
 
+def hash_prefixes(hashes: np.ndarray) -> np.ndarray:
+    """The upper 32 bits of each hash: what a version records of its rows.
+
+    A shared prefix can only make an unseen row look seen (about n / 2**32 of
+    them, left out of the comparison), never a seen row look unseen.
+    """
+    return (np.asarray(hashes, dtype=np.uint64) >> np.uint64(32)).astype(np.uint32)
+
+
 def pack_hashes(hashes: np.ndarray) -> bytes:
-    """Sorted, unique, little-endian: 8 bytes per distinct row."""
-    return np.unique(np.asarray(hashes, dtype=np.uint64)).astype("<u8").tobytes()
+    """Sorted, unique 32-bit prefixes, little-endian: 4 bytes per distinct row."""
+    return np.unique(hash_prefixes(hashes)).astype("<u4").tobytes()
 
 
 def unpack_hashes(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<u8").astype(np.uint64)
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32)
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,7 @@ class Challenger:
 class Champion:
     """The current champion: its record, a way to load its model and the rows it was trained on.
 
-    ``seen`` holds the hashes of its training rows over ``seen_columns``; both
+    ``seen`` holds the hash prefixes of its training rows over ``seen_columns``; both
     are None for versions registered before mlpilot recorded them.
     """
 
@@ -222,8 +231,8 @@ class PromotionPolicy:
         missing = [c for c in champion.seen_columns if c not in {str(k) for k in rows.columns}]
         if missing:
             return None, f"the new data lacks column(s) {', '.join(map(repr, missing[:5]))} of champion {v}'s rows"
-        hashes = row_hashes(rows, champion.seen_columns)
-        positions = np.flatnonzero(~np.isin(hashes, champion.seen))
+        prefixes = hash_prefixes(row_hashes(rows, champion.seen_columns))
+        positions = np.flatnonzero(~np.isin(prefixes, champion.seen))
         if len(positions) < self.min_unseen_rows:
             return None, (
                 f"only {len(positions)} of the {len(rows)} holdout rows are unseen by champion {v} "
