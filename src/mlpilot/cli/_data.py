@@ -20,7 +20,18 @@ from mlpilot.cli._common import (
     open_workspace,
     step_progress,
 )
-from mlpilot.data import Profile, load_dataset, profile, render_profile_html
+from mlpilot.data import ColumnProfile, Profile, load_dataset, profile, render_profile_html
+
+_MAX_SHOWN = 100
+
+
+def _columns_shown(report: Profile) -> list[ColumnProfile]:
+    """The columns a terminal table can show: all of a narrow table; of a wide one the target,
+    the leak suspects and the first ``_MAX_SHOWN`` (a table of 50,000 rows helps no one)."""
+    if len(report.columns) <= _MAX_SHOWN:
+        return list(report.columns)
+    keep = {report.target, *report.leakage_suspects}
+    return [c for i, c in enumerate(report.columns) if i < _MAX_SHOWN or c.name in keep]
 
 
 def print_profile(report: Profile, title: str) -> None:
@@ -33,7 +44,8 @@ def print_profile(report: Profile, title: str) -> None:
     table = Table(show_lines=False, header_style="bold")
     for header in ("column", "type", "role", "missing %", "distinct", "mean / top value"):
         table.add_column(header, justify="right" if header in ("missing %", "distinct") else "left")
-    for col in report.columns:
+    shown = _columns_shown(report)
+    for col in shown:
         summary = (
             f"{col.mean:,.4g}" if col.mean is not None
             else f"{col.top_values[0][0]} ({col.top_values[0][1]:,})" if col.top_values
@@ -44,6 +56,12 @@ def print_profile(report: Profile, title: str) -> None:
             role = "[bold green]target[/]"
         table.add_row(col.name, col.dtype, role, f"{col.missing_pct:.1f}", f"{col.n_unique:,}", summary)
     console.print(table)
+    if len(shown) < len(report.columns):
+        console.print(
+            f"{len(report.columns) - len(shown):,} more columns not shown (the target, leak suspects and the "
+            f"first {_MAX_SHOWN} columns are); the HTML report (--html) lists them all.",
+            highlight=False,
+        )
     if report.class_balance:
         balance = ", ".join(f"{k}: {v:.1%}" for k, v in report.class_balance.items())
         console.print(f"Class balance of [bold]{report.target}[/]: {balance}", highlight=False)
