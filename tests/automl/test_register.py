@@ -99,10 +99,14 @@ def test_target_errors_are_raised_before_the_run_starts(
         registry.close()
 
 
-def test_missing_target_leaves_no_run_and_no_record(iris: pd.DataFrame, workspace: Workspace) -> None:
+def test_missing_target_leaves_no_run_and_no_record(iris: pd.DataFrame, iris_csv: Path, tmp_path: Path) -> None:
+    root = tmp_path / "ws"
     with pytest.raises(MlpilotError, match="Did you mean 'Species'"):
-        train(iris, "species", name="iris", workspace=workspace, **FAST)
-    registry = Registry(workspace)
+        train(iris, "species", name="iris", workspace=root, **FAST)
+    assert _left_behind(root) == ([], [])  # a frame in memory is checked before it is snapshotted
+    with pytest.raises(MlpilotError, match="Did you mean 'Species'"):
+        train(str(iris_csv), "species", name="iris", workspace=root, **FAST)
+    registry = Registry(Workspace.open(root))
     try:
         assert registry.list_runs() == [] and registry.list_datasets() == []
     finally:

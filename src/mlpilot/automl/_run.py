@@ -286,6 +286,10 @@ def train(
     )
     model_name = name or _default_name(data, target)
     _check_arguments(config, target, model_name)
+    if isinstance(data, pd.DataFrame) and target not in data.columns:
+        from mlpilot.data._schema import check_target
+
+        check_target(data, target)  # a frame in memory: no need to snapshot it to find its columns
     from mlpilot.data import load_dataset
     from mlpilot.registry import Registry, Workspace
 
