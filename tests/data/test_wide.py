@@ -60,3 +60,22 @@ def test_a_wide_short_table_profiles_its_strings() -> None:
     assert cat.n_missing == int(frame["cat0"].isna().sum())
     empty = next(c for c in report.columns if c.name == "empty")
     assert empty.top_values == () and empty.mean is None
+
+
+def test_the_html_report_of_a_wide_table_charts_a_bounded_set() -> None:
+    import re
+
+    from mlpilot.data import render_profile_html
+    from mlpilot.data._report import MAX_CHARTS
+
+    rng = np.random.default_rng(5)
+    y = rng.choice(["no", "yes"], 80)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=80) for i in range(MAX_CHARTS + 10)})
+    frame["leak"] = (y == "yes").astype(float)
+    frame["y"] = y
+    report = profile(frame, infer_schema(frame, target="y"))
+    page = render_profile_html(frame, report, title="wide")
+    charted = re.findall(r"<img alt='distribution of ([^']+)'", page)
+    assert charted == [f"x{i}" for i in range(MAX_CHARTS)] + ["leak", "y"]
+    assert f"the table above lists all {MAX_CHARTS + 12:,}" in page
+    assert page.count("<tr><td>x") == MAX_CHARTS + 10  # every column is in the table

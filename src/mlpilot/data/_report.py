@@ -22,6 +22,10 @@ th{background:#f5f7fa}.warn{background:#fff8e1;border-left:4px solid #f0b429;pad
 """
 
 
+# A chart takes tens of milliseconds: a 50,000-column table would take most of an hour.
+MAX_CHARTS = 200
+
+
 def _chart(series: pd.Series, role: str, dtype: str) -> str | None:
     """A base64 PNG histogram (numeric) or bar chart (top categories)."""
     import matplotlib
@@ -94,10 +98,18 @@ def render_profile_html(frame: pd.DataFrame, report: Profile, *, title: str) -> 
             f"<td>{col.missing_pct:.1f}%</td><td>{col.n_unique:,}</td><td>{_fmt(col.mean)}</td>"
             f"<td>{_fmt(col.minimum)}</td><td>{_fmt(col.maximum)}</td><td>{_fmt(leak)}</td></tr>"
         )
-    parts.append("</table><h2>Distributions</h2><div class='grid'>")
-    for col in report.columns:
-        if col.role == "id":
-            continue
+    charted = [c for c in report.columns if c.role != "id"]
+    if len(charted) > MAX_CHARTS:
+        keep = {report.target, *report.leakage_suspects}
+        first = {c.name for c in charted[:MAX_CHARTS]}
+        charted = [c for c in charted if c.name in first or c.name in keep]
+        parts.append(
+            f"</table><h2>Distributions</h2><p class='muted'>Charts for the target, the leak suspects and the "
+            f"first {MAX_CHARTS} columns; the table above lists all {len(report.columns):,}.</p><div class='grid'>"
+        )
+    else:
+        parts.append("</table><h2>Distributions</h2><div class='grid'>")
+    for col in charted:
         image = _chart(frame[col.name], col.role, col.dtype)
         chart = f"<img alt='distribution of {esc(col.name)}' src='data:image/png;base64,{image}'>" if image else "<p class='muted'>no values</p>"
         parts.append(
