@@ -190,6 +190,9 @@ def _training_rows(frame: pd.DataFrame, labelled: pd.DataFrame, outcome: FitOutc
     against that before use.
     """
     target = outcome.target
+    if outcome.card.get("data", {}).get("n_rows", len(labelled)) != len(labelled):
+        logger.warning("the engine kept other rows than the check before the run; no record of training rows kept")
+        return None, None
     rows = frame.iloc[labelled.index.to_numpy()].reset_index(drop=True)
     rows[target] = labelled[target].to_numpy()
     if outcome.holdout_frame is None:
