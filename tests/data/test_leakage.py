@@ -113,3 +113,11 @@ def test_a_wide_table_profiles_correctly() -> None:
     c2 = next(c for c in report.columns if c.name == "c2")
     assert dict(c2.top_values) == frame["c2"].value_counts().to_dict()
     assert seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) > 5
+
+
+def test_the_old_call_form_still_works_with_a_future_warning(credit: pd.DataFrame) -> None:
+    schema = infer_schema(credit, target="card")
+    with pytest.warns(FutureWarning, match=r"leakage_scores\(frame, schema\) is deprecated"):
+        old = leakage_scores(credit, schema)
+    new = leakage_scores(credit, "card", "binary", [c.name for c in schema.features])
+    assert old == {name: score.score for name, score in new.items()}

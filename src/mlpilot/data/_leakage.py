@@ -16,11 +16,15 @@ matrix), so wide tables cost time roughly linear in their cells.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import pandas as pd
+
+from mlpilot.data._schema import Schema
 
 # A single column whose best rule scores at least this is a leak suspect.
 LEAK_THRESHOLD = 0.98
@@ -166,16 +170,30 @@ def _block_loo_r2(codes: np.ndarray, y: np.ndarray) -> np.ndarray:
     return 1.0 - ((y[:, None] - predicted) ** 2).sum(axis=0) / total
 
 
+@overload
+def leakage_scores(
+    frame: pd.DataFrame, target: str, task: str, features: list[str], *,
+    random_state: int = 0, on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, LeakScore]: ...
+
+
+@overload
+def leakage_scores(frame: pd.DataFrame, target: Schema, *, random_state: int = 0) -> dict[str, float]: ...
+
+
 def leakage_scores(
     frame: pd.DataFrame,
-    target: str,
-    task: str,
-    features: list[str],
+    target: str | Schema,
+    task: str | None = None,
+    features: list[str] | None = None,
     *,
     random_state: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
-) -> dict[str, LeakScore]:
+) -> dict[str, LeakScore] | dict[str, float]:
     """Score how well each of ``features`` alone predicts ``target``, with the rule that does it.
+
+    ``leakage_scores(frame, schema)``, the form before mlpilot 0.2, still works
+    (scores only, with a ``FutureWarning``); it will be removed in 0.3.
 
     Parameters
     ----------
@@ -190,6 +208,26 @@ def leakage_scores(
         id-like, mostly missing) are left out. Empty when the target has
         fewer than 20 rows, or a class with fewer than 10.
     """
+    if isinstance(target, Schema):
+        warnings.warn(
+            "leakage_scores(frame, schema) is deprecated and will be removed in mlpilot 0.3; call "
+            "leakage_scores(frame, target, task, features), which also gives each column's rule.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        schema = target
+        if schema.target is None:
+            return {}
+        target_col = schema[schema.target]
+        old_task = (
+            "regression" if target_col.dtype in ("integer", "float") and target_col.n_unique > 20
+            else "binary" if target_col.n_unique == 2 else "multiclass"
+        )
+        names = [c.name for c in schema.features if c.role != "text"]
+        scored = leakage_scores(frame, schema.target, old_task, names, random_state=random_state)
+        return {name: score.score for name, score in scored.items()}
+    if task is None or features is None:
+        raise TypeError("leakage_scores needs the task and the feature names")
     data = frame.loc[frame[target].notna(), [*features, target]] if target in frame.columns else frame.iloc[:0]
     if len(data) > _SAMPLE:
         data = data.sample(_SAMPLE, random_state=random_state)
