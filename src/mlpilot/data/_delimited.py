@@ -253,7 +253,7 @@ def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) ->
 
     arrow_encoding = "utf8" if encoding in ("utf-8", "utf-8-sig", "ascii") else encoding
     # a block must hold a whole row: wide rows need bigger blocks
-    longest = max((len(line) for line in lines[:50]), default=0) * (4 if arrow_encoding == "utf8" else 2)
+    longest = max((len(line) for line in sample.split(b"\n")[:50]), default=0)
     read_options = pacsv.ReadOptions(encoding=arrow_encoding, block_size=max(1 << 22, 4 * longest))
     parse_options = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False)
     convert_options = pacsv.ConvertOptions(strings_can_be_null=True, null_values=_NULL_VALUES)
