@@ -72,11 +72,16 @@ def find_non_numeric(y: pd.Series) -> NonNumericValues | None:
     values = y.dropna()
     if values.empty:
         return None
-    numbers = _numbers(values)
-    bad = numbers.isna()
-    if not bad.any() or 1 - float(bad.mean()) < _MIN_NUMERIC_SHARE:
+    # parse each distinct value once: class labels have few
+    distinct = pd.Series(pd.unique(values.astype(str)))
+    parsed = _numbers(distinct)
+    junk = set(distinct[parsed.isna()])
+    if not junk:
         return None
-    if _decide(numbers[~bad]) != "regression":
+    bad = values.astype(str).isin(junk)
+    if 1 - float(bad.mean()) < _MIN_NUMERIC_SHARE:
+        return None
+    if _decide(_numbers(values[~bad])) != "regression":
         return None  # e.g. grades "1".."5" and "F": classes, not a quantity
     name = str(y.name) if y.name is not None else "target"
     return NonNumericValues(name, tuple(values.index[bad]), tuple(values[bad].astype(str)), len(values))
