@@ -228,9 +228,12 @@ def leakage_scores(
         return {name: score.score for name, score in scored.items()}
     if task is None or features is None:
         raise TypeError("leakage_scores needs the task and the feature names")
-    data = frame.loc[frame[target].notna(), [*features, target]] if target in frame.columns else frame.iloc[:0]
-    if len(data) > _SAMPLE:
-        data = data.sample(_SAMPLE, random_state=random_state)
+    if target not in frame.columns:
+        return {}
+    rows = np.flatnonzero(frame[target].notna().to_numpy())
+    if len(rows) > _SAMPLE:  # sample before selecting: no copy of a long table
+        rows = np.sort(np.random.default_rng(random_state).choice(rows, _SAMPLE, replace=False))
+    data = frame.iloc[rows][[*features, target]]
     n = len(data)
     if n < _MIN_ROWS or not features:
         return {}
@@ -264,7 +267,7 @@ def leakage_scores(
             other_cols.append(col)
     done = 0
     total = len(numeric_cols) + len(other_cols)
-    step = max(1, min(_BLOCK, int(2e7 // max(n, 1))))
+    step = max(1, min(_BLOCK, int(1.5e6 // max(n, 1))))  # about 12 MB per n x step array
     for start in range(0, len(numeric_cols), step):
         names = numeric_cols[start : start + step]
         block = data[names].to_numpy(dtype=float, na_value=np.nan)
