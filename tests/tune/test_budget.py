@@ -86,4 +86,6 @@ def test_bootstrap_rounds_shrink_to_the_time_left_but_not_below_the_floor() -> N
     assert (champion, others) == (500, 50)
     assert (5 * champion + 10 * others) * 0.001 <= 3.0 + 1e-9
     assert bootstrap_rounds(0.0, 0.01, n_candidates=30) == (50, 50)
-    assert bootstrap_rounds(-5.0, 0.0, n_candidates=3) == (1000, 100)  # no measured cost: nothing to cut
+    assert bootstrap_rounds(5.0, 0.0, n_candidates=3) == (1000, 100)  # no measured cost: nothing to cut
+    # no time left: the least, also when a call measured nothing (a fake clock that stood still)
+    assert bootstrap_rounds(-5.0, 0.0, n_candidates=3) == (50, 50)

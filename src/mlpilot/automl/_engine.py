@@ -153,7 +153,11 @@ def fit_tabular(
     ``start`` is the ``time.perf_counter()`` at which the caller's budget began
     (defaults to now), so reading the data counts against the budget.
     ``budget_clock`` is the clock every budget decision reads (default
-    `time.monotonic`; tests inject a fake one). The phases' deadlines are in
+    `time.monotonic`; tests inject a fake one): deadlines, the measured fit,
+    predict and metric costs the search refuses, caps and prunes on, the
+    bootstrap's scaling and permutation importance's limit. An injected clock's
+    budget begins at its reading when the call starts. ``timings`` stay on
+    the real clock. The phases' deadlines are in
     ``FitOutcome.deadlines``; registration must end by the ``"register"`` one.
     """
     start = time.perf_counter() if start is None else start
@@ -207,8 +211,10 @@ def fit_tabular(
     timings["prepare"] = time.perf_counter() - start
 
     # the budget: every phase's deadline is the run's, less what the phases after it expect to take
+    # an injected clock starts at its own reading: the time before this call is on the real clock
+    spent = time.perf_counter() - start if budget_clock is None else 0.0
     total = Budget.start_now(config.time_budget if clock else None, clock=budget_clock or time.monotonic,
-                             spent=time.perf_counter() - start)
+                             spent=spent)
     plan = _PhasePlan.for_table(total, metric, y[hold], task, n_classes, n_cells=X.size, report=config.report)
     memory_fraction = config.memory_fraction or float(get_config()["memory_fraction"])
     import psutil
@@ -289,7 +295,7 @@ def fit_tabular(
             limit = None if not clock else plan.report.cap(IMPORTANCE_SHARE)
             evaluation.importance = permutation_importance(
                 predict_values, holdout_frame, y_hold, metric, features,
-                seed=config.seed, time_limit=limit, n_repeats=2, max_rows=500,
+                seed=config.seed, time_limit=limit, n_repeats=2, max_rows=500, clock=total.clock,
             )
             if len(evaluation.importance) < len(features):
                 notes.append(
@@ -340,7 +346,7 @@ class _PhasePlan:
     def for_table(cls, total: Budget, metric: Metric, y_hold: np.ndarray, task: str, n_classes: int, *,
                   n_cells: int, report: bool) -> _PhasePlan:
         seconds = total.seconds or 0.0
-        metric_seconds = bootstrap_call_seconds(metric, y_hold, task, n_classes) if total.timed else 0.0
+        metric_seconds = bootstrap_call_seconds(metric, y_hold, task, n_classes, clock=total.clock) if total.timed else 0.0
         register = total.until(slack(seconds))
         report_end = register.until(register_seconds(n_cells))
         evaluate = report_end.until(REPORT_SECONDS + REPORT_SHARE * seconds if report and len(y_hold) else 0.0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,10 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from mlpilot.exceptions import InvalidParameterError
+from mlpilot.tune import Clock
+
+# Whether a fit's deadline has passed, asked after each boosting round.
+Deadline = Callable[[], bool]
 
 # Boosting rounds when a validation set lets early stopping pick the number.
 _MAX_ROUNDS = 3000
@@ -159,33 +163,45 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def _lightgbm_deadline(stop_at: float | None) -> Any:
+def _expiry(stop_at: float | None, clock: Clock) -> Deadline | None:
+    """Whether ``clock`` has reached ``stop_at`` (None: no deadline)."""
+    if stop_at is None:
+        return None
+    deadline = stop_at
+
+    def expired() -> bool:
+        return clock() >= deadline
+
+    return expired
+
+
+def _lightgbm_deadline(expired: Deadline | None) -> Any:
     import lightgbm
 
     def callback(env: Any) -> None:
-        if stop_at is not None and time.perf_counter() > stop_at:
+        if expired is not None and expired():
             raise lightgbm.callback.EarlyStopException(env.iteration, env.evaluation_result_list or [])
 
     callback.order = 40  # type: ignore[attr-defined]
     return callback
 
 
-def _xgboost_deadline(stop_at: float | None) -> Any:
+def _xgboost_deadline(expired: Deadline | None) -> Any:
     import xgboost
 
-    class Deadline(xgboost.callback.TrainingCallback):
+    class Stop(xgboost.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-            return stop_at is not None and time.perf_counter() > stop_at
+            return expired is not None and expired()
 
-    return Deadline()
+    return Stop()
 
 
 class _CatBoostDeadline:
-    def __init__(self, stop_at: float | None) -> None:
-        self.stop_at = stop_at
+    def __init__(self, expired: Deadline | None) -> None:
+        self.expired = expired
 
     def after_iteration(self, info: Any) -> bool:
-        return self.stop_at is None or time.perf_counter() < self.stop_at
+        return self.expired is None or not self.expired()
 
 
 def _dense(X: Any) -> np.ndarray:
@@ -243,8 +259,14 @@ class Learner(BaseEstimator):
         X_val: Any = None,
         y_val: np.ndarray | None = None,
         stop_at: float | None = None,
+        clock: Clock = time.perf_counter,
     ) -> Learner:
-        """Fit on ``X, y``; early-stop on ``X_val, y_val`` if given; stop at ``stop_at``."""
+        """Fit on ``X, y``; early-stop on ``X_val, y_val`` if given; stop at ``stop_at``.
+
+        ``stop_at`` is a reading of ``clock`` (the run's budget clock): a boosted
+        fit ends after the first round that finishes at or past it. Other
+        families cannot be interrupted and ignore it.
+        """
         if self.family not in FAMILIES:
             raise InvalidParameterError(
                 f"Unknown model family {self.family!r}. Accepted: {', '.join(FAMILIES)}."
@@ -252,21 +274,21 @@ class Learner(BaseEstimator):
         params = dict(self.params or {})
         fit = getattr(self, f"_fit_{self.family}")
         with _quiet(self.n_jobs):
-            fit(X, np.asarray(y), X_val, y_val, params, stop_at)
+            fit(X, np.asarray(y), X_val, y_val, params, _expiry(stop_at, clock))
         return self
 
     @property
     def _classifier(self) -> bool:
         return self.task != "regression"
 
-    def _fit_dummy(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+    def _fit_dummy(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, expired: Any) -> None:
         from sklearn.dummy import DummyClassifier, DummyRegressor
 
         model = DummyClassifier(strategy="prior") if self._classifier else DummyRegressor()
         self.estimator_ = model.fit(np.zeros((X.shape[0], 1)), y)
         self.n_iterations_ = 0
 
-    def _fit_lightgbm(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+    def _fit_lightgbm(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, expired: Any) -> None:
         import lightgbm
 
         rounds = int(params.pop("n_estimators", _MAX_ROUNDS if X_val is not None else 500))
@@ -287,7 +309,7 @@ class Learner(BaseEstimator):
             model: Any = lightgbm.LGBMClassifier(**base)
         else:
             model = lightgbm.LGBMRegressor(**base)
-        callbacks = [_lightgbm_deadline(stop_at)]
+        callbacks = [_lightgbm_deadline(expired)]
         fit_kw: dict[str, Any] = {"categorical_feature": list(self.categorical_indices) or "auto"}
         if X_val is not None:
             callbacks.append(lightgbm.early_stopping(_EARLY_STOP, verbose=False))
@@ -308,7 +330,7 @@ class Learner(BaseEstimator):
             columns[str(i)] = column
         return pd.DataFrame(columns, index=pd.RangeIndex(matrix.shape[0]))
 
-    def _fit_catboost(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+    def _fit_catboost(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, expired: Any) -> None:
         import catboost
 
         rounds = int(params.pop("n_estimators", _MAX_ROUNDS if X_val is not None else 500))
@@ -327,7 +349,7 @@ class Learner(BaseEstimator):
         base.update(params)
         cls = catboost.CatBoostRegressor if self.task == "regression" else catboost.CatBoostClassifier
         model = cls(**base)
-        fit_kw: dict[str, Any] = {"callbacks": [_CatBoostDeadline(stop_at)]}
+        fit_kw: dict[str, Any] = {"callbacks": [_CatBoostDeadline(expired)]}
         if X_val is not None:
             fit_kw.update(
                 eval_set=(self._catboost_frame(X_val), y_val),
@@ -338,7 +360,7 @@ class Learner(BaseEstimator):
         self.estimator_ = model
         self.n_iterations_ = int(model.tree_count_)
 
-    def _fit_xgboost(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+    def _fit_xgboost(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, expired: Any) -> None:
         import xgboost
 
         rounds = int(params.pop("n_estimators", _MAX_ROUNDS if X_val is not None else 500))
@@ -355,7 +377,7 @@ class Learner(BaseEstimator):
             "feature_types": ["c" if i in categorical else "q" for i in range(X.shape[1])],
             "enable_categorical": bool(categorical),
             "max_cat_to_onehot": 1,
-            "callbacks": [_xgboost_deadline(stop_at)],
+            "callbacks": [_xgboost_deadline(expired)],
         }
         base.update(params)
         fit_kw: dict[str, Any] = {"verbose": False}
@@ -378,7 +400,7 @@ class Learner(BaseEstimator):
         self.n_iterations_ = int(best + 1 if best is not None else model.get_booster().num_boosted_rounds())
 
     def _fit_hist_gradient_boosting(
-        self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any
+        self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, expired: Any
     ) -> None:
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
@@ -422,13 +444,13 @@ class Learner(BaseEstimator):
         self.estimator_ = getattr(ensemble, name)(**base).fit(_dense(X), y)
         self.n_iterations_ = int(base["n_estimators"])
 
-    def _fit_extra_trees(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+    def _fit_extra_trees(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, expired: Any) -> None:
         self._fit_forest(X, y, params, extra=True)
 
-    def _fit_random_forest(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+    def _fit_random_forest(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, expired: Any) -> None:
         self._fit_forest(X, y, params, extra=False)
 
-    def _fit_linear(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+    def _fit_linear(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, expired: Any) -> None:
         from sklearn.linear_model import LogisticRegression, Ridge
 
         if self._classifier:
@@ -438,7 +460,7 @@ class Learner(BaseEstimator):
         self.estimator_ = model.fit(X, y)
         self.n_iterations_ = 0
 
-    def _fit_knn(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+    def _fit_knn(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, expired: Any) -> None:
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
         k = min(int(params.get("n_neighbors", 15)), max(1, X.shape[0] - 1))
@@ -446,7 +468,7 @@ class Learner(BaseEstimator):
         self.estimator_ = cls(n_neighbors=k, weights="distance", n_jobs=self.n_jobs).fit(X, y)
         self.n_iterations_ = 0
 
-    def _fit_naive_bayes(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, stop_at: Any) -> None:
+    def _fit_naive_bayes(self, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict, expired: Any) -> None:
         from sklearn.naive_bayes import ComplementNB
 
         self.estimator_ = ComplementNB(alpha=params.get("alpha", 0.3)).fit(X, y)

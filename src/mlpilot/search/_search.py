@@ -299,6 +299,10 @@ def run_search(
     start = time.perf_counter()
     budget = config.budget
     clock = budget.timed
+    # every time a decision rests on (fit and predict costs, deadlines, the metric's cost) is read
+    # on the budget's clock, which tests fake; without a clock the costs are only shown (and the
+    # predict limit checked), so they are read on the real one and the budget's is never read
+    timer = budget.clock if clock else time.perf_counter
     n_folds = choose_n_folds(len(y), y, task, config.n_folds)
     folds = make_folds(y, task, n_folds, config.seed)
     prepared = _Prepared(X, holdout, roles, folds, config.seed)
@@ -411,7 +415,7 @@ def run_search(
             own_refit = fold_workers(family) * config.refit_share / (n_folds - 1)
             share = INTERRUPTIBLE_SHARE if fam.interruptible else UNINTERRUPTIBLE_SHARE
             cap = budget.cap(share, keep=kept) / (1.0 + own_refit)
-        t0 = time.perf_counter()
+        t0 = timer()
         oof = np.zeros((len(y), n_classes)) if task != "regression" else np.zeros(len(y))
         try:
             folds_data = prepared.get(fam.encoding, fam.text_only)
@@ -421,19 +425,19 @@ def run_search(
 
             def fit_fold(i: int, stop_at: float | None) -> tuple[np.ndarray, np.ndarray | None, float, int, float, bool]:
                 (tr, va), (Xtr, Xva, Xho, cats) = folds[i], folds_data[i]
-                started = time.perf_counter()
+                started = timer()
                 learner = Learner(
                     family=family, task=task, params=params, categorical_indices=cats,
                     n_classes=n_classes, random_state=config.seed, n_jobs=threads,
                     deterministic=not clock,
                 )
-                learner.fit(Xtr, y[tr], X_val=Xva, y_val=y[va], stop_at=stop_at)
-                t_predict = time.perf_counter()
+                learner.fit(Xtr, y[tr], X_val=Xva, y_val=y[va], stop_at=stop_at, clock=timer)
+                t_predict = timer()
                 values = learner.predict_values(Xva)
-                predict_seconds = time.perf_counter() - t_predict
+                predict_seconds = timer() - t_predict
                 held = None if Xho is None else learner.predict_values(Xho)
                 cut = stop_at is not None and t_predict >= stop_at
-                return values, held, predict_seconds, learner.n_iterations_, time.perf_counter() - started, cut
+                return values, held, predict_seconds, learner.n_iterations_, timer() - started, cut
 
             # folds run side by side on small tables, where each model uses one thread; a family
             # that cannot be interrupted first runs one fold alone, to project the whole cost
@@ -447,7 +451,7 @@ def run_search(
             for i in range(n_folds if workers == 1 else first):
                 outputs.append(fit_fold(i, stop_ats[i]))
                 if probe and i == 0:
-                    projected = (time.perf_counter() - t0) * (waves[-1] + 1)
+                    projected = (timer() - t0) * (waves[-1] + 1)
                     if projected > cap:
                         result.status, result.note = "timeout", (
                             f"stopped after one fold: the {n_folds} folds would take {projected:.2f}s, "
@@ -466,7 +470,7 @@ def run_search(
             result.status, result.note = "failed", f"{type(exc).__name__}: {exc}"[:300]
             return result
         finally:
-            result.fit_seconds = time.perf_counter() - t0
+            result.fit_seconds = timer() - t0
         hold_sum: np.ndarray | None = None
         for i, (_tr, va) in enumerate(folds):  # in fold order: the same sums however folds were scheduled
             values, held, predict_seconds, n_iterations, seconds, cut = outputs[i]
@@ -484,9 +488,9 @@ def run_search(
         if family != "dummy":
             unit_seconds.append(result.fit_seconds / fam.cost)
         if clock:
-            t_score = time.perf_counter()
+            t_score = timer()
             metric.score(y, oof)
-            metric_seconds.append(time.perf_counter() - t_score)
+            metric_seconds.append(timer() - t_score)
         logger.info("candidate %s: cv %s=%.5f (%.1fs)", name, metric.name, result.cv_mean, result.fit_seconds)
         return result
 
@@ -702,15 +706,15 @@ def fit_final(
             allowed = budget.left()
             if not members:
                 allowed = max(allowed, REFIT_FLOOR_SHARE * refit_seconds(cand, n_folds, len(y) / max(len(result.ensemble_oof), 1)))
-            stop_at = time.perf_counter() + max(allowed, 0.0)
+            stop_at = budget.clock() + max(allowed, 0.0)
         learner = Learner(
             family=cand.family, task=task, params=params,
             categorical_indices=tuple(pre.categorical_indices_), n_classes=n_classes,
             random_state=seed, n_jobs=n_jobs, deterministic=deterministic,
         )
-        learner.fit(Xt, y, stop_at=stop_at)
+        learner.fit(Xt, y, stop_at=stop_at, clock=budget.clock)
         planned = params.get("n_estimators")
-        if stop_at is not None and planned and learner.n_iterations_ < planned and time.perf_counter() >= stop_at:
+        if stop_at is not None and planned and learner.n_iterations_ < planned and budget.clock() >= stop_at:
             notes.append(
                 f"the refit of {name} stopped at its deadline after {learner.n_iterations_} of {planned} "
                 "boosting rounds to keep the time budget"

@@ -183,7 +183,8 @@ def bootstrap_rounds(
     The champion's interval and its two paired tests take about five metric
     calls a round, every other candidate's interval one. Both counts shrink
     in proportion, never below ``least``, when ``per_call`` (seconds of one
-    metric call on the holdout) says the full counts would not fit.
+    metric call on the holdout) says the full counts would not fit; with no
+    time left (``seconds <= 0``) both are ``least``.
 
     Examples
     --------
@@ -191,7 +192,11 @@ def bootstrap_rounds(
     (1000, 100)
     >>> bootstrap_rounds(1.0, 0.001, n_candidates=10)
     (166, 50)
+    >>> bootstrap_rounds(-2.0, 0.0, n_candidates=10)
+    (50, 50)
     """
+    if seconds <= 0:  # nothing left: the least worth having, whatever a call costs
+        return min(least, champion), min(least, others)
     calls = 5 * champion + others * n_candidates
     if per_call <= 0 or calls * per_call <= seconds:
         return champion, others
