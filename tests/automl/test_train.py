@@ -190,6 +190,38 @@ def test_scores_are_those_of_the_members_registered(small_churn: pd.DataFrame) -
     assert any(n.startswith("plots and permutation importance skipped") for n in outcome.notes)
 
 
+class TickClock:
+    """A fake clock that moves ``step`` seconds each time it is read: costs follow the work done, not the machine."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_budget_refusals_are_one_line_of_the_model_card(small_churn: pd.DataFrame) -> None:
+    # the issue: each refused candidate was its own limitation (11 on a 100k-row table)
+    config = make_config(time_budget=12, n_jobs=1, families=("lightgbm", "random_forest", "extra_trees", "knn",
+                                                             "linear"))
+    outcome = fit_tabular(small_churn, "churn", config, budget_clock=TickClock(0.002))
+    refused = outcome.search.refused
+    assert len(refused) >= 2, [(c.name, c.status, c.note) for c in outcome.search.candidates]
+    limitations = outcome.card["limitations"]
+    summary = [line for line in limitations if "were not started to keep the time budget" in line]
+    assert len(summary) == 1 and summary[0].startswith(f"{len(refused)} candidate(s) were not started")
+    assert "50% if it cannot be interrupted" in summary[0]
+    assert not any(line.startswith(("not started", *refused)) for line in limitations)
+    # every decision keeps its evidence: the candidate's leaderboard note and the run's notes
+    board = {row["name"]: row["note"] for row in outcome.evaluation.leaderboard}
+    for name in refused:
+        note = outcome.search.candidate(name).note
+        assert note.startswith("not started: expected ") and board[name] == note
+        assert f"{name}: {note}" in outcome.notes
+    assert "were not started" in outcome.report_html
+
+
 def test_tiny_budget_falls_back_and_says_so(small_churn: pd.DataFrame) -> None:
     frozen = ProgressClock()  # no time passes: 0.2 s cannot hold the reserves of the later phases
     with pytest.warns(BudgetWarning, match="too small"):

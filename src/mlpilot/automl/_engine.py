@@ -316,7 +316,7 @@ def fit_tabular(
     card = model_card(
         evaluation, task=task, target=target, n_rows=len(y), n_holdout=len(hold), n_folds=len(result.folds),
         features=features, class_counts=class_counts, time_budget=config.time_budget if clock else None,
-        seed=config.seed, notes=notes, dataset_id=dataset_id, refit_full=config.refit_full,
+        seed=config.seed, notes=_card_notes(notes, result), dataset_id=dataset_id, refit_full=config.refit_full,
     )
     card["importance"] = [{"column": c, "mean": m, "std": s} for c, m, s in evaluation.importance]
     report_html = render_report(title or f"mlpilot model for {target}", evaluation, card, plots)
@@ -328,6 +328,22 @@ def fit_tabular(
         report_html=report_html, notes=notes, leaks=leaks, timings=timings,
         holdout_frame=holdout_frame, holdout_y=y[hold] if len(hold) else None, deadlines=plan.deadlines(),
     )
+
+
+def _card_notes(notes: list[str], result: SearchResult) -> list[str]:
+    """The run's notes for the model card: the budget refusals as one line where the first stood."""
+    summary = result.budget_summary()
+    if summary is None:
+        return list(notes)
+    refusals = {f"{name}: {result.candidate(name).note}" for name in result.refused}
+    out: list[str] = []
+    for note in notes:
+        if note in refusals:
+            if summary not in out:
+                out.append(summary)
+        else:
+            out.append(note)
+    return out
 
 
 @dataclass(frozen=True)

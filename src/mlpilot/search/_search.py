@@ -155,6 +155,22 @@ class SearchResult:
     seconds: float
     ensemble_seconds: float = 0.0  # ensemble selection and pruning, within ``seconds``
     refit_reserve: float = 0.0  # seconds the search kept back for the final refit (clock mode)
+    refused: list[str] = field(default_factory=list)  # candidates not started to keep the budget
+
+    def budget_summary(self) -> str | None:
+        """One line for the candidates refused to keep the budget: how many, and the rule (None if none).
+
+        Each refusal's own numbers stay in its candidate's note and the run's notes.
+        """
+        if not self.refused:
+            return None
+        shown = ", ".join(self.refused[:3]) + (f" and {len(self.refused) - 3} more" if len(self.refused) > 3 else "")
+        return (
+            f"{len(self.refused)} candidate(s) were not started to keep the time budget ({shown}): a candidate "
+            "starts only while its expected time fits what is left once the refit and ensemble selection are "
+            f"provided for (all of it if it stops itself at a deadline, {UNINTERRUPTIBLE_SHARE:.0%} if it cannot "
+            "be interrupted); each one's numbers are in its leaderboard note."
+        )
 
     def candidate(self, name: str) -> CandidateResult:
         return next(c for c in self.candidates if c.name == name)
@@ -308,6 +324,7 @@ def run_search(
     prepared = _Prepared(X, holdout, roles, folds, config.seed)
     has_text = any(r == "text" for r in roles.values())
     notes: list[str] = []
+    refused: list[str] = []
     candidates: list[CandidateResult] = []
     unit_seconds: list[float] = []  # observed seconds per unit of family cost
     # OpenMP threads cost more than they give on small tables (and on busy machines)
@@ -409,6 +426,7 @@ def run_search(
             if refusal is not None:
                 result.status, result.note = "skipped", refusal
                 notes.append(f"{name}: {refusal}")
+                refused.append(name)
                 return result
             # were it to win, its own refit must fit too: about (workers x rows share / (k - 1))
             # of the cross-validation's wall time
@@ -631,6 +649,7 @@ def run_search(
         seconds=time.perf_counter() - start,
         ensemble_seconds=ensemble_seconds,
         refit_reserve=refit_reserve() if clock else 0.0,
+        refused=refused,
     )
 
 
