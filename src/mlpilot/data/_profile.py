@@ -12,6 +12,8 @@ import pandas as pd
 
 from mlpilot.data._leakage import LeakScore, leakage_scores
 from mlpilot.data._schema import SHORT_ROWS, Schema, present_strings
+from mlpilot.exceptions import TargetError
+from mlpilot.tasks import detect_task, drop_non_numeric_target, find_non_numeric
 
 # A categorical with more distinct values than this (and > 5% of rows) is "high-cardinality".
 HIGH_CARDINALITY = 50
@@ -169,12 +171,20 @@ _BLOCK = 2_000
 
 
 def _profile_task(frame: pd.DataFrame, schema: Schema) -> str:
-    """The task implied by the schema, when the caller did not decide it (`mlpilot.tasks.detect_task` does)."""
+    """The task `train` would choose for the target (`mlpilot.tasks.detect_task`: one rule for both).
+
+    A target ``train`` refuses is still profiled: as a quantity when its numbers make it one
+    (junk values aside), else as classes.
+    """
     assert schema.target is not None
-    tcol = schema[schema.target]
-    if tcol.dtype in ("integer", "float") and tcol.n_unique > 20:
-        return "regression"
-    return "binary" if tcol.n_unique == 2 else "multiclass"
+    y = frame[schema.target]
+    cleaned, _ = drop_non_numeric_target(y)
+    try:
+        return detect_task(cleaned)
+    except TargetError:
+        if find_non_numeric(y) is not None:
+            return "regression"
+        return "binary" if schema[schema.target].n_unique == 2 else "multiclass"
 
 
 def profile(
@@ -192,8 +202,8 @@ def profile(
     ----------
     task : str, optional
         The task for the target ("binary", "multiclass", "regression"), as
-        `mlpilot.tasks.detect_task` decides it; by default inferred from the
-        schema (numbers with more than 20 values are a regression).
+        `mlpilot.tasks.detect_task` decides it; by default decided by that same
+        rule, as `train` would.
     notes : list of str, optional
         Findings of earlier steps (e.g. renamed columns), listed first among the warnings.
     on_progress : callable, optional
