@@ -8,7 +8,7 @@ import pytest
 
 import mlpilot.tune as tune_pkg
 from mlpilot.tune import Budget, bootstrap_rounds, register_seconds, slack
-from mlpilot.tune._budget import UNINTERRUPTIBLE_SHARE
+from mlpilot.tune._budget import INTERRUPTIBLE_LEAST, UNINTERRUPTIBLE_SHARE
 
 
 class FakeClock:
@@ -50,7 +50,7 @@ def test_without_a_clock_nothing_is_cut_and_the_clock_is_never_read() -> None:
 
 @pytest.mark.parametrize(
     ("expected", "interruptible", "allowed"),
-    [(0.0, False, True), (4.0, False, True), (4.01, False, False), (7.9, True, True), (8.01, True, False),
+    [(0.0, False, True), (4.0, False, True), (4.01, False, False), (7.9, True, True), (15.9, True, True), (16.01, True, False),
      (None, False, True)],
 )
 def test_a_fit_starts_only_when_its_expected_time_fits_what_is_left(
@@ -60,7 +60,8 @@ def test_a_fit_starts_only_when_its_expected_time_fits_what_is_left(
     refusal = budget.refusal(expected, interruptible=interruptible, keep=2.0)
     assert (refusal is None) is allowed
     if expected is not None:
-        share = 1.0 if interruptible else UNINTERRUPTIBLE_SHARE
+        # a fit that stops itself may start while half its expected time is left
+        share = 1.0 / INTERRUPTIBLE_LEAST if interruptible else UNINTERRUPTIBLE_SHARE
         assert budget.fits(expected, share=share, keep=2.0) is allowed
 
 

@@ -35,6 +35,9 @@ from mlpilot.search._tuner import Tuner
 from mlpilot.tasks import Metric
 from mlpilot.tune import Budget
 from mlpilot.tune._budget import (
+    BOOSTED_REFIT,
+    BOOSTED_REFIT_CUT,
+    FIRST_MODEL_SHARE,
     INTERRUPTIBLE_SHARE,
     REFIT_FLOOR_SHARE,
     RESERVE_GAP,
@@ -115,6 +118,21 @@ class CandidateResult:
     predict_seconds: float = 0.0  # measured on the validation folds
     predict_rows: int = 0
     cut_by_deadline: bool = False  # a fold's fit was stopped at its deadline, not by early stopping
+    workers: int = 1  # folds fitted side by side
+
+    def fold_seconds(self) -> float:
+        """Seconds one fold's fit would take alone, from the cross-validation's schedule.
+
+        Folds fitted side by side share the cores (and, on a busy machine, wait
+        for them), so each one's own time overstates a fit that runs alone, like
+        the refit: the wall time of a wave of side-by-side folds bounds it too.
+        """
+        n_folds = max(len(self.n_iterations), 1)
+        own = self.work_seconds / n_folds
+        if self.workers <= 1:
+            return own
+        waves = math.ceil(n_folds / self.workers)
+        return min(own, self.fit_seconds / waves)
 
     @property
     def predict_cost(self) -> float:
@@ -428,10 +446,16 @@ def run_search(
                 notes.append(f"{name}: {refusal}")
                 refused.append(name)
                 return result
-            # were it to win, its own refit must fit too: about (workers x rows share / (k - 1))
-            # of the cross-validation's wall time
-            own_refit = fold_workers(family) * config.refit_share / (n_folds - 1)
-            share = INTERRUPTIBLE_SHARE if fam.interruptible else UNINTERRUPTIBLE_SHARE
+            # were it to win, its own refit must fit too: one fold alone (the wall time of a wave of
+            # side-by-side folds) on the refit's rows, k / (k - 1) times a fold's, times the rows share
+            n_waves = math.ceil(n_folds / fold_workers(family))
+            own_refit = n_folds / ((n_folds - 1) * n_waves) * config.refit_share
+            if fam.boosted:
+                own_refit *= BOOSTED_REFIT_CUT  # capped, its folds may be cut at their deadline
+            first_model = not any(c.usable and c.family != "dummy" for c in candidates)
+            share = UNINTERRUPTIBLE_SHARE
+            if fam.interruptible:
+                share = FIRST_MODEL_SHARE if first_model else INTERRUPTIBLE_SHARE
             cap = budget.cap(share, keep=kept) / (1.0 + own_refit)
         t0 = timer()
         oof = np.zeros((len(y), n_classes)) if task != "regression" else np.zeros(len(y))
@@ -460,6 +484,7 @@ def run_search(
             # folds run side by side on small tables, where each model uses one thread; a family
             # that cannot be interrupted first runs one fold alone, to project the whole cost
             workers = fold_workers(family)
+            result.workers = workers
             probe = clock and not force and not fam.interruptible
             first = 1 if probe and workers > 1 else 0
             # fold i's share of the time cap ends with its wave of side-by-side folds
@@ -656,15 +681,14 @@ def run_search(
 def refit_seconds(candidate: CandidateResult, n_folds: int, share: float) -> float:
     """Expected seconds to refit ``candidate`` on ``share`` times the development rows.
 
-    One fold's fit, measured in cross-validation, scaled to the refit's rows. A
-    boosted refit runs 1.1 times the rounds early stopping chose, where the
-    folds ran those plus 50 more and predicted the validation rows (about 0.6
-    of the time); folds stopped at their deadline ran about as many rounds as
-    the refit will (a 100k-row refit took as long as this predicts).
+    One fold's fit alone (`CandidateResult.fold_seconds`: folds run side by
+    side overstate it), scaled to the refit's rows; a boosted refit takes
+    `BOOSTED_REFIT` of that (`BOOSTED_REFIT_CUT` when folds were stopped at
+    their deadline), as it skips the rounds past the best and the validation set.
     """
-    per_fold = candidate.work_seconds / (n_folds - 1) * share
-    if FAMILIES[candidate.family].boosted and not candidate.cut_by_deadline:
-        return per_fold * 0.6
+    per_fold = candidate.fold_seconds() * n_folds / (n_folds - 1) * share
+    if FAMILIES[candidate.family].boosted:
+        return per_fold * (BOOSTED_REFIT_CUT if candidate.cut_by_deadline else BOOSTED_REFIT)
     return per_fold
 
 
