@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from mlpilot.automl import AutoClassifier, AutoRegressor
+from mlpilot.automl import AutoClassifier, AutoRegressor, _estimators
+from mlpilot.exceptions import MlpilotWarning
 
-# sample_weight is accepted, checked and ignored (not supported yet).
+# sample_weight is accepted and checked; unequal weights are ignored with a warning (not supported yet).
 # A fast configuration: no clock (so checks are reproducible), one cheap family.
 _FAST = {"deterministic": True, "n_trials": 0, "families": ("linear",), "holdout": 0.0}
 
@@ -30,7 +35,10 @@ def _expected(estimator: object) -> dict[str, str]:
     expected_failed_checks=_expected,
 )
 def test_sklearn_compatible(estimator: object, check: object) -> None:
-    check(estimator)  # type: ignore[operator]
+    with warnings.catch_warnings():  # the checks that pass weights see the warning tested below
+        warnings.filterwarnings("ignore", "Auto(Classifier|Regressor) does not support sample_weight",
+                                MlpilotWarning)
+        check(estimator)  # type: ignore[operator]
 
 
 def test_get_set_params_and_clone() -> None:
@@ -58,3 +66,69 @@ def test_regressor_numpy_input() -> None:
     assert reg.predict(X[:5]).shape == (5,)
     assert reg.score(X, y) > 0.4
     assert np.isfinite(reg.metrics_["cv_rmse"])
+
+
+def _classes_table(n_classes: int, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(n_classes), per_class)
+    X = np.column_stack([y + rng.normal(0, 1.0, len(y)), rng.normal(size=len(y))])  # no leak
+    return X, y
+
+
+@pytest.mark.parametrize("Estimator", [AutoClassifier, AutoRegressor])
+def test_unequal_sample_weight_is_refused_with_a_warning(Estimator: Any) -> None:
+    X, y = _classes_table(2, 30)
+    weights = np.where(y == 1, 3.0, 1.0)
+    with pytest.warns(MlpilotWarning, match=rf"{Estimator.__name__} does not support sample_weight yet: "
+                      "the weights were ignored"):
+        weighted = Estimator(**_FAST).fit(X, y, sample_weight=weights)
+    plain = Estimator(**_FAST).fit(X, y)
+    # ignored means exactly that: the same model as without weights
+    np.testing.assert_array_equal(weighted.predict(X), plain.predict(X))
+
+
+def test_equal_sample_weight_is_honoured_without_a_warning() -> None:
+    X, y = _classes_table(2, 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = AutoClassifier(**_FAST).fit(X, y, sample_weight=np.full(len(y), 2.0))
+    np.testing.assert_array_equal(clf.predict(X), AutoClassifier(**_FAST).fit(X, y).predict(X))
+
+
+def test_classifier_runs_the_search_once_for_integer_labels_with_many_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 25 integer classes: a quantity to the task rule, classes to a classifier
+    X, y = _classes_table(25, 6)
+    calls: list[str | None] = []
+    engine = _estimators.fit_tabular
+
+    def counting(data: pd.DataFrame, target: str, config: Any) -> Any:
+        calls.append(config.task)
+        return engine(data, target, config)
+
+    monkeypatch.setattr(_estimators, "fit_tabular", counting)
+    clf = AutoClassifier(**_FAST).fit(X, y)
+    assert calls == ["multiclass"]
+    assert clf.task_ == "multiclass" and list(clf.classes_) == list(range(25))
+
+
+def test_classifier_of_two_classes_is_binary_in_one_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = _classes_table(2, 30)
+    calls: list[str | None] = []
+    engine = _estimators.fit_tabular
+    monkeypatch.setattr(_estimators, "fit_tabular",
+                        lambda data, target, config: calls.append(config.task) or engine(data, target, config))
+    assert AutoClassifier(**_FAST).fit(X, y).task_ == "binary"
+    assert calls == ["binary"]
+
+
+def test_random_state_seeds_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    X, y = _classes_table(2, 30)
+    seen: list[int] = []
+    engine = _estimators.fit_tabular
+    monkeypatch.setattr(_estimators, "fit_tabular",
+                        lambda data, target, config: seen.append(config.random_state) or engine(data, target, config))
+    AutoRegressor(**_FAST, random_state=7).fit(X, y)
+    AutoRegressor(**_FAST, random_state=None).fit(X, y)  # not an int: the default seed
+    assert seen == [7, 0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlpilot.exceptions import InvalidParameterError
 
@@ -36,7 +36,17 @@ def parse_duration(value: float | int | str) -> float:
 
 
 class TrainConfig(BaseModel):
-    """How a training run is done; persisted with the run (``version`` 1)."""
+    """How a training run is done; persisted with the run (``version`` 1).
+
+    ``random_state`` seeds every random choice of the run (splits, tuner, learners). A
+    config persisted before it was named so (``seed``) still loads; ``seed`` is also
+    accepted as an input name and read back as a property.
+
+    Examples
+    --------
+    >>> TrainConfig(seed=3).random_state, TrainConfig(random_state=3).model_dump()["random_state"]
+    (3, 3)
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -44,7 +54,7 @@ class TrainConfig(BaseModel):
     time_budget: Annotated[float, Field(gt=0)] = 60.0
     metric: str | None = None
     task: str | None = None
-    seed: Annotated[int, Field(ge=0)] = 0
+    random_state: Annotated[int, Field(ge=0, validation_alias=AliasChoices("random_state", "seed"))] = 0
     holdout: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.2
     n_folds: Annotated[int, Field(ge=2, le=20)] | None = None
     deterministic: bool = False
@@ -56,6 +66,11 @@ class TrainConfig(BaseModel):
     memory_fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     max_predict_ms: Annotated[float, Field(gt=0.0)] | None = None
     report: bool = True
+
+    @property
+    def seed(self) -> int:
+        """The former name of `random_state` (read-only)."""
+        return self.random_state
 
     @field_validator("time_budget", mode="before")
     @classmethod
@@ -82,7 +97,15 @@ class TrainConfig(BaseModel):
 
 
 def make_config(**kwargs: Any) -> TrainConfig:
-    """Build a `TrainConfig`, turning validation errors into one clear message."""
+    """Build a `TrainConfig`, turning validation errors into one clear message.
+
+    ``seed=`` is taken as ``random_state=`` (the former name); passing both is refused.
+    """
+    if "seed" in kwargs and "random_state" in kwargs:
+        raise InvalidParameterError(
+            f"Invalid training configuration: got both seed={kwargs['seed']!r} and "
+            f"random_state={kwargs['random_state']!r}; seed is the former name of random_state, pass only random_state."
+        )
     try:
         return TrainConfig(**kwargs)
     except InvalidParameterError:

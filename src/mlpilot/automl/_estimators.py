@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -20,10 +20,9 @@ from sklearn.utils.validation import (
 
 from mlpilot.automl._config import make_config
 from mlpilot.automl._engine import fit_tabular
-from mlpilot.exceptions import TargetError
+from mlpilot.exceptions import MlpilotWarning, TargetError
 
 _TARGET = "__target__"
-logger = logging.getLogger(__name__)
 
 
 class _AutoBase(BaseEstimator):
@@ -88,14 +87,24 @@ class _AutoBase(BaseEstimator):
             weights = _check_sample_weight(sample_weight, frame)
             if not np.any(weights):
                 raise ValueError("Sample weights must contain at least one non-zero number.")
-            logger.info("%s ignores sample_weight (not supported yet)", type(self).__name__)
+            if not np.all(weights == weights[0]):  # equal weights are the same as none
+                warnings.warn(
+                    f"{type(self).__name__} does not support sample_weight yet: the weights were ignored "
+                    "and every row counts once. Pass sample_weight=None, or repeat rows to weight them.",
+                    MlpilotWarning,
+                    stacklevel=3,
+                )
         if task is None:
             check_classification_targets(target)
-            if len(np.unique(target)) < 2:
+            n_classes = pd.Series(target).dropna().nunique()
+            if n_classes < 2:
                 raise TargetError(
                     f"{type(self).__name__} needs at least two classes; y has only one class "
                     f"({target[0]!r}). Add rows with other outcomes."
                 )
+            # a classifier's target is classes, whatever their values: decided here, so the
+            # search runs once (integer labels with many values would make it a regression)
+            task = "binary" if n_classes == 2 else "multiclass"
         if task == "regression":
             try:
                 target = target.astype(float)
@@ -104,7 +113,7 @@ class _AutoBase(BaseEstimator):
         data = frame.assign(**{_TARGET: target})
         seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
         config = make_config(
-            time_budget=self.time_budget, metric=self.metric, task=task, seed=int(seed), holdout=self.holdout,
+            time_budget=self.time_budget, metric=self.metric, task=task, random_state=int(seed), holdout=self.holdout,
             n_folds=self.n_folds, families=self.families, deterministic=self.deterministic,
             n_trials=self.n_trials, drop_leaks=self.drop_leaks, refit_full=self.refit_full,
             max_predict_ms=self.max_predict_ms, n_jobs=self.n_jobs, report=False,
@@ -164,10 +173,11 @@ class AutoClassifier(ClassifierMixin, _AutoBase):
     """
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> AutoClassifier:
-        """Search, ensemble and evaluate on ``X, y``; ``sample_weight`` is not supported yet."""
-        outcome = self._fit(X, y, None, sample_weight)
-        if outcome.task == "regression":  # integer labels with many distinct values
-            self._fit(X, y, "multiclass", sample_weight)
+        """Search, ensemble and evaluate on ``X, y``.
+
+        ``sample_weight`` is not supported yet: unequal weights are ignored with a `MlpilotWarning`.
+        """
+        self._fit(X, y, None, sample_weight)
         self.classes_ = self.model_.classes_
         return self
 
@@ -197,7 +207,10 @@ class AutoRegressor(RegressorMixin, _AutoBase):
     """
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> AutoRegressor:
-        """Search, ensemble and evaluate on ``X, y``; ``sample_weight`` is not supported yet."""
+        """Search, ensemble and evaluate on ``X, y``.
+
+        ``sample_weight`` is not supported yet: unequal weights are ignored with a `MlpilotWarning`.
+        """
         self._fit(X, y, "regression", sample_weight)
         return self
 
