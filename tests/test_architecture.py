@@ -47,10 +47,7 @@ CONFINED = {
 
 # --- today's violations (issue 11 removes them; delete an entry once it is gone) ------------
 # (a) cycles, each as the set of modules of one strongly connected component
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset({
-    # issue 11 point 1: the model runtime moves out of serve
-    frozenset({"mlpilot.serve._models", "mlpilot.serve._predict", "mlpilot.serve._verify"}),
-})
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
 # (b)-(e) edges as (importing module, imported module)
 KNOWN_EDGES: frozenset[tuple[str, str]] = frozenset({
     # issue 11 point 2: data/ no longer imports registry (the SQL engine helpers move to data/)

@@ -44,7 +44,7 @@ def test_train_leaderboard_predict(churn_csv: Path, tmp_path: Path) -> None:
     predicted = runner.invoke(app, ["predict", "churn", str(churn_csv), "-o", str(scored), "-w", ws])
     assert predicted.exit_code == 0, predicted.output
     frame = pd.read_csv(scored)
-    assert {"prediction", "proba_no", "proba_yes"} <= set(frame.columns) and len(frame) == 600
+    assert {"prediction", "probability_no", "probability_yes"} <= set(frame.columns) and len(frame) == 600
 
 
 def test_second_worse_model_is_a_candidate_and_the_cli_says_why(churn_csv: Path, tmp_path: Path) -> None:

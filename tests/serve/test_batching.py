@@ -13,9 +13,9 @@ from sklearn.pipeline import Pipeline
 
 from mlpilot.exceptions import DataError
 from mlpilot.registry import ModelVersion, Registry
+from mlpilot.runtime import load_version
+from mlpilot.runtime._inputs import columns_from_payload, convert_columns
 from mlpilot.serve._batching import MicroBatcher
-from mlpilot.serve._inputs import columns_from_payload, convert_columns
-from mlpilot.serve._models import load_version
 
 
 def _data(loaded: Any, rows: list[dict[str, Any]], json_values: bool = False) -> dict[str, Any]:

@@ -23,10 +23,10 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from mlpilot.data import infer_schema
 from mlpilot.registry import ModelVersion, Registry, Workspace
+from mlpilot.runtime import LoadedModel, load_version
+from mlpilot.runtime._inputs import convert_columns
+from mlpilot.runtime._verify import UNSEEN, sample_rows, verify
 from mlpilot.serve import ModelCache, ServeSettings, create_app
-from mlpilot.serve._inputs import convert_columns
-from mlpilot.serve._models import LoadedModel, load_version
-from mlpilot.serve._verify import UNSEEN, sample_rows, verify
 from tests.serve.conftest import TestClient, fit_churn_pipeline, register_churn
 
 
@@ -278,12 +278,12 @@ def test_a_compiled_model_that_disagrees_is_refused_at_load(
     registry: Registry, churn_frame: pd.DataFrame, rows: list[dict[str, Any]], churn_pipeline: Pipeline,
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from mlpilot.serve import _verify
+    from mlpilot.runtime import _verify
 
     other = fit_churn_pipeline(churn_frame, C=0.01)
     real_compile = _verify.compile_model
     monkeypatch.setattr(_verify, "compile_model", lambda model, schema, **kw: real_compile(other, schema, **kw))
-    with caplog.at_level(logging.WARNING, logger="mlpilot.serve._verify"):
+    with caplog.at_level(logging.WARNING, logger="mlpilot.runtime._verify"):
         loaded = load_version(registry, register_churn(registry, churn_frame, churn_pipeline))
     assert loaded.compiled is None
     assert loaded.fast_path.startswith("refused at load: probabilities differ")
@@ -296,7 +296,7 @@ def test_a_compiled_model_that_disagrees_is_refused_at_load(
 
 
 def test_verify_names_the_row_that_disagrees(registry: Registry, churn_frame: pd.DataFrame, churn_pipeline: Pipeline) -> None:
-    from mlpilot.serve._compile import compile_model
+    from mlpilot.runtime._compile import compile_model
 
     loaded = load_version(registry, register_churn(registry, churn_frame, churn_pipeline))
     assert loaded.schema is not None and loaded.compiled is not None

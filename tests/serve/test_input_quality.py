@@ -16,9 +16,9 @@ from mlpilot.cli import app as cli
 from mlpilot.data import ColumnSchema, Schema, infer_schema
 from mlpilot.monitor import read_prediction_log
 from mlpilot.registry import Registry
-from mlpilot.serve._inputs import convert_columns
-from mlpilot.serve._quality import RANGE_MARGIN, input_problems, row_flags, value_bounds
-from mlpilot.serve._validator import SchemaValidator
+from mlpilot.runtime._inputs import convert_columns
+from mlpilot.runtime._quality import RANGE_MARGIN, input_problems, row_flags, value_bounds
+from mlpilot.runtime._validator import SchemaValidator
 from tests.serve.conftest import TestClient
 
 

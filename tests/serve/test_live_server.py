@@ -100,7 +100,7 @@ def test_concurrent_clients_each_get_their_own_rows(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from mlpilot.serve._models import load_version
+    from mlpilot.runtime import load_version
 
     features = churn_frame.drop(columns=["churn"]).head(120)
     expected = load_version(registry, churn_model).model.predict(features).tolist()

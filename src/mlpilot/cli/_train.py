@@ -167,34 +167,22 @@ def predict_command(
     """Score SOURCE with a registered model and write the predictions (and class probabilities) to CSV."""
     check_output_path(output, "--output")
 
-    from mlpilot.data import Schema, read_source
-    from mlpilot.exceptions import SchemaValidationError
-    from mlpilot.serve._quality import check_frame, row_flags
+    from mlpilot.data import read_source
+    from mlpilot.runtime import load_version, score_frame
 
     registry = open_registry(workspace)
     try:
         mv = registry.get_version(name)
-        model = registry.load_model(mv)
+        loaded = load_version(registry, mv, fast_path=False)
     finally:
         registry.close()
     frame = read_source(source, table=table, query=query)
-    flags = None
-    if mv.schema is not None:
-        # The serving rules (predict.csv and the JSON route use the same check_frame / input_problems).
-        errors, warnings = check_frame(frame, Schema.from_dict(mv.schema))
-        if errors:
-            raise SchemaValidationError(errors)
-        for problem in warnings:
-            if problem.kind != "extra_column":
-                console.print(f"[yellow]![/] {problem.message}", highlight=False)
-        flags = row_flags(warnings, len(frame))
-    out = frame.copy()
-    out["prediction"] = model.predict(frame)
-    if hasattr(model, "predict_proba") and mv.info.get("task") != "regression":
-        proba = model.predict_proba(frame)
-        for j, cls in enumerate(model.classes_):
-            out[f"proba_{cls}"] = proba[:, j]
-    out["warnings" if "warnings" not in frame.columns else "warnings_"] = flags or ""
+    # The runtime function predict.csv scores each chunk with: the serving rules, the served columns.
+    scored = score_frame(loaded, frame)
+    for problem in scored.warnings:
+        if problem.kind != "extra_column":
+            console.print(f"[yellow]![/] {problem.message}", highlight=False)
+    out = scored.frame
     out.to_csv(output, index=False)
     console.print(f"Wrote {len(out):,} predictions from {mv.ref} to {output}", highlight=False)
 

@@ -11,15 +11,16 @@ not know; `_verify` checks the result against the general path before use.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from mlpilot.data import Schema
-from mlpilot.serve._compile_final import ARGMAX_CLASSIFIERS, Final, LearnerFinal, compile_final
-from mlpilot.serve._compile_steps import Chain, CompileError, FeatureEncoder, Table
-from mlpilot.serve._compile_transformers import (
+from mlpilot.runtime._compile_final import Final, LearnerFinal, compile_final, is_argmax_classifier
+from mlpilot.runtime._compile_steps import Chain, CompileError, FeatureEncoder, Table
+from mlpilot.runtime._compile_transformers import (
     compile_column_transformer,
     compile_tabular_preprocessor,
     compile_transformer,
@@ -141,15 +142,47 @@ def _check_width(final: Final, encoder: FeatureEncoder) -> None:
         raise CompileError(f"the estimator expects {final.n_features} features, the encoder gives {encoder.width}")
 
 
+PreprocessorCompiler = Callable[[Any, Schema], list[Chain]]
+ModelCompiler = Callable[[Any, Schema, bool], CompiledModel]
+#: What the compiler knows, by exact class: a pipeline's first step (preprocessors that
+#: read input columns by name) and whole models. Final steps: `register_final`;
+#: column-wise transformers: `register_transformer`.
+_PREPROCESSORS: dict[type, PreprocessorCompiler] = {}
+_MODELS: dict[type, ModelCompiler] = {}
+
+
+def register_preprocessor(cls: type, compiler: PreprocessorCompiler) -> None:
+    """Compile fitted instances of ``cls`` as a pipeline's first step: ``compiler(step, schema)`` gives its chains."""
+    _PREPROCESSORS[cls] = compiler
+
+
+def register_compiler(cls: type, compiler: ModelCompiler) -> None:
+    """Compile fitted models of ``cls`` (exactly that class) whole: ``compiler(model, schema, with_proba)``.
+
+    ``compiler`` returns a `CompiledModel` or raises `CompileError`; `compile_model`
+    asks it before looking inside pipelines.
+    """
+    _MODELS[cls] = compiler
+
+
+@functools.cache
+def _builtin_compilers() -> None:
+    from sklearn.compose import ColumnTransformer
+
+    from mlpilot.features import TabularPreprocessor
+    from mlpilot.search import TabularEnsemble
+
+    _PREPROCESSORS.setdefault(ColumnTransformer, compile_column_transformer)
+    _PREPROCESSORS.setdefault(TabularPreprocessor, compile_tabular_preprocessor)
+    _MODELS.setdefault(TabularEnsemble, _compile_ensemble)
+
+
 def _head_encoder(steps: list[Any], schema: Schema) -> FeatureEncoder:
     first, rest = steps[0], steps[1:]
-    name, module = type(first).__name__, type(first).__module__
-    if name == "ColumnTransformer" and module.startswith("sklearn."):
-        chains = compile_column_transformer(first, schema)
-    elif name == "TabularPreprocessor" and module.startswith("mlpilot."):
-        chains = compile_tabular_preprocessor(first, schema)
-    else:
-        raise CompileError(f"a pipeline starting with {name}")
+    compiler = _PREPROCESSORS.get(type(first))
+    if compiler is None:
+        raise CompileError(f"a pipeline starting with {type(first).__name__}")
+    chains = compiler(first, schema)
     for step in rest:  # matrix-wide scalers and imputers are column-wise too
         chains = compile_transformer(step, chains)
     return _encoder(chains)
@@ -182,9 +215,10 @@ def compile_model(model: Any, schema: Schema, *, with_proba: bool) -> CompiledMo
     """
     from sklearn.pipeline import Pipeline
 
-    name = type(model).__name__
-    if name == "TabularEnsemble" and type(model).__module__.startswith("mlpilot."):
-        return _compile_ensemble(model, schema, with_proba=with_proba)
+    _builtin_compilers()
+    whole = _MODELS.get(type(model))
+    if whole is not None:
+        return whole(model, schema, with_proba)
     if isinstance(model, Pipeline):
         steps = [step for _name, step in model.steps if step is not None and step != "passthrough"]
         if not steps:
@@ -196,13 +230,13 @@ def compile_model(model: Any, schema: Schema, *, with_proba: bool) -> CompiledMo
     final = compile_final(last, classifier=with_proba)
     _check_width(final, encoder)
     classes = _classes(last) if with_proba else None
-    argmax = type(last).__name__ in ARGMAX_CLASSIFIERS
+    argmax = is_argmax_classifier(last)
     labels_from = last if with_proba and not argmax else None
     description = f"{len(encoder.chains)} column chains -> {encoder.width} features -> {type(final).__name__}"
     return PipelineModel(encoder, final, classes=classes, labels_from=labels_from, description=description)
 
 
-def _compile_ensemble(model: Any, schema: Schema, *, with_proba: bool) -> EnsembleModel:
+def _compile_ensemble(model: Any, schema: Schema, with_proba: bool) -> EnsembleModel:
     if with_proba != (model.task != "regression"):
         raise CompileError("an ensemble whose task does not match its probabilities")
     encoders: list[FeatureEncoder] = []

@@ -10,23 +10,46 @@ their coefficients, mlpilot's learners through either of those (or their own
 from __future__ import annotations
 
 import array
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from mlpilot.serve._compile_steps import CompileError, RejectedInput
+from mlpilot.runtime._compile_steps import CompileError, RejectedInput
 
 logger = logging.getLogger(__name__)
 
 # Classifiers whose ``predict`` is exactly the class of highest probability, so one
 # ``predict_proba`` call gives both answers. Anything else (tuned thresholds,
-# custom wrappers) is asked for ``predict`` separately.
-ARGMAX_CLASSIFIERS = frozenset({
-    "LGBMClassifier", "LogisticRegression", "RandomForestClassifier", "ExtraTreesClassifier",
-    "HistGradientBoostingClassifier", "GradientBoostingClassifier", "DecisionTreeClassifier",
-    "KNeighborsClassifier", "GaussianNB", "MLPClassifier",
-})
+# custom wrappers, subclasses) is asked for ``predict`` separately.
+@functools.cache
+def _argmax_classes() -> frozenset[type]:
+    from lightgbm import LGBMClassifier
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    return frozenset({
+        LGBMClassifier, LogisticRegression, RandomForestClassifier, ExtraTreesClassifier,
+        HistGradientBoostingClassifier, GradientBoostingClassifier, DecisionTreeClassifier,
+        KNeighborsClassifier, GaussianNB, MLPClassifier,
+    })
+
+
+def is_argmax_classifier(estimator: Any) -> bool:
+    """Whether ``estimator.predict`` is the class of highest ``predict_proba`` (by its exact class)."""
+    return type(estimator) in _argmax_classes()
+
 
 # LightGBM predicts with every core by default; for the small batches a server
 # sees, starting the OpenMP team costs more than the trees (16 ms against 0.5 ms
@@ -244,20 +267,58 @@ class LearnerFinal(Final):
 _CATBOOST_LIST_ROWS = 64
 
 
-_LINEAR_CLASSIFIERS = frozenset({"LogisticRegression"})
-_LINEAR_REGRESSORS = frozenset({"LinearRegression", "Ridge", "Lasso", "ElasticNet"})
+FinalCompiler = Callable[[Any, bool], Final]
+#: Final estimators the compiler knows, by exact class: ``compiler(estimator, classifier)``.
+_FINALS: dict[type, FinalCompiler] = {}
+
+
+def register_final(cls: type, compiler: FinalCompiler) -> None:
+    """Compile fitted instances of ``cls`` (exactly that class) as a pipeline's last step.
+
+    ``compiler(estimator, classifier)`` returns a `Final` or raises `CompileError`;
+    ``classifier`` says whether the server answers with class probabilities.
+    """
+    _FINALS[cls] = compiler
+
+
+def _lightgbm(estimator: Any, classifier: bool) -> Final:
+    return LightGBMFinal(estimator, classifier=classifier)
+
+
+def _linear_classifier(estimator: Any, classifier: bool) -> Final:
+    return LinearFinal(estimator, classifier=True) if classifier else EstimatorFinal(estimator, classifier=False)
+
+
+def _linear_regressor(estimator: Any, classifier: bool) -> Final:
+    return EstimatorFinal(estimator, classifier=True) if classifier else LinearFinal(estimator, classifier=False)
+
+
+def _learner(learner: Any, classifier: bool) -> Final:
+    return LearnerFinal(learner)
+
+
+@functools.cache
+def _builtin_finals() -> None:
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+
+    from mlpilot.search import Learner
+
+    _FINALS.setdefault(LGBMClassifier, _lightgbm)
+    _FINALS.setdefault(LGBMRegressor, _lightgbm)
+    _FINALS.setdefault(LogisticRegression, _linear_classifier)
+    for cls in (LinearRegression, Ridge, Lasso, ElasticNet):
+        _FINALS.setdefault(cls, _linear_regressor)
+    _FINALS.setdefault(Learner, _learner)
 
 
 def compile_final(estimator: Any, *, classifier: bool) -> Final:
-    """The compiled form of a pipeline's last step."""
-    name = type(estimator).__name__
+    """The compiled form of a pipeline's last step: its registered compiler, else the estimator itself (scikit-learn only)."""
+    _builtin_finals()
+    compiler = _FINALS.get(type(estimator))
+    if compiler is not None:
+        return compiler(estimator, classifier)
     module = type(estimator).__module__
-    if module.startswith("lightgbm") and name in ("LGBMClassifier", "LGBMRegressor"):
-        return LightGBMFinal(estimator, classifier=classifier)
-    if module.startswith("sklearn.linear_model") and name in (_LINEAR_CLASSIFIERS if classifier else _LINEAR_REGRESSORS):
-        return LinearFinal(estimator, classifier=classifier)
-    if module.startswith("mlpilot.") and name == "Learner":
-        return LearnerFinal(estimator)
     if not module.startswith("sklearn."):
-        raise CompileError(f"no compiled form for {module}.{name}")
+        raise CompileError(f"no compiled form for {module}.{type(estimator).__name__}")
     return EstimatorFinal(estimator, classifier=classifier)

@@ -9,13 +9,14 @@ else raises `CompileError` and the model is served by its general path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from mlpilot.data import Schema
-from mlpilot.serve._compile_steps import (
+from mlpilot.runtime._compile_steps import (
     Add,
     AsText,
     Chain,
@@ -148,12 +149,12 @@ def _ordinal(encoder: Any, chains: Sequence[Chain]) -> list[Chain]:
     return out
 
 
-def _scaler(scaler: Any, chains: Sequence[Chain]) -> list[Chain]:
-    name = type(scaler).__name__
+def _scaler(scaler: Any, chains: Sequence[Chain], kind: str) -> list[Chain]:
+    """``kind``: ``"standard"``, ``"robust"``, ``"max_abs"`` or ``"min_max"`` (the class registered it)."""
 
     def steps(j: int) -> tuple[Step, ...]:
-        if name in ("StandardScaler", "RobustScaler"):
-            standard = name == "StandardScaler"
+        if kind in ("standard", "robust"):
+            standard = kind == "standard"
             centre, scale = (scaler.with_mean, scaler.with_std) if standard else (scaler.with_centering, scaler.with_scaling)
             out: list[Step] = []
             if centre:
@@ -161,49 +162,84 @@ def _scaler(scaler: Any, chains: Sequence[Chain]) -> list[Chain]:
             if scale:
                 out.append(Divide(float(scaler.scale_[j])))
             return tuple(out)
-        if name == "MaxAbsScaler":
+        if kind == "max_abs":
             return (Divide(float(scaler.scale_[j])),)
         low, high = scaler.feature_range
         clip: tuple[Step, ...] = (Clip(float(low), float(high)),) if scaler.clip else ()
         return (Multiply(float(scaler.scale_[j])), Add(float(scaler.min_[j])), *clip)
 
-    return _scalar_steps(chains, name, steps)
+    return _scalar_steps(chains, type(scaler).__name__, steps)
 
 
-_SCALERS = frozenset({"StandardScaler", "RobustScaler", "MaxAbsScaler", "MinMaxScaler"})
+TransformerCompiler = Callable[[Any, Sequence[Chain]], list[Chain]]
+#: Column-wise transformers the compiler knows, by exact class (a subclass may behave otherwise:
+#: register it itself).
+_TRANSFORMERS: dict[type, TransformerCompiler] = {}
+
+
+def register_transformer(cls: type, compiler: TransformerCompiler) -> None:
+    """Compile fitted instances of ``cls`` (exactly that class) with ``compiler(transformer, chains)``.
+
+    ``compiler`` returns the chains after the transformer, or raises `CompileError`.
+    """
+    _TRANSFORMERS[cls] = compiler
+
+
+@functools.cache
+def _builtin_transformers() -> None:
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import (
+        MaxAbsScaler,
+        MinMaxScaler,
+        OneHotEncoder,
+        OrdinalEncoder,
+        RobustScaler,
+        StandardScaler,
+    )
+
+    for cls, compiler in (
+        (SimpleImputer, _imputer),
+        (OneHotEncoder, _one_hot),
+        (OrdinalEncoder, _ordinal),
+        (StandardScaler, functools.partial(_scaler, kind="standard")),
+        (RobustScaler, functools.partial(_scaler, kind="robust")),
+        (MaxAbsScaler, functools.partial(_scaler, kind="max_abs")),
+        (MinMaxScaler, functools.partial(_scaler, kind="min_max")),
+    ):
+        _TRANSFORMERS.setdefault(cls, compiler)
 
 
 def is_passthrough(transformer: Any) -> bool:
+    from sklearn.preprocessing import FunctionTransformer
+
     if transformer is None or (isinstance(transformer, str) and transformer == "passthrough"):
         return True
     # ColumnTransformer's fitted remainder="passthrough" is an identity FunctionTransformer.
-    return type(transformer).__name__ == "FunctionTransformer" and transformer.func is None
+    return type(transformer) is FunctionTransformer and transformer.func is None
 
 
 def compile_transformer(transformer: Any, chains: Sequence[Chain]) -> list[Chain]:
     """The chains after ``transformer``, a column-wise scikit-learn transformer (or a Pipeline of them)."""
+    from sklearn.pipeline import Pipeline
+
     if is_passthrough(transformer):
         return list(chains)
+    _builtin_transformers()
     name = type(transformer).__name__
-    module = type(transformer).__module__
-    if not module.startswith("sklearn."):
-        raise CompileError(f"no compiled form for {module}.{name}")
-    if name == "Pipeline":
+    if type(transformer) is Pipeline:
         for _step_name, step in transformer.steps:
             chains = compile_transformer(step, chains)
         return list(chains)
+    compiler = _TRANSFORMERS.get(type(transformer))
+    module = type(transformer).__module__
+    if compiler is None and not module.startswith("sklearn."):
+        raise CompileError(f"no compiled form for {module}.{name}")
     n_in = getattr(transformer, "n_features_in_", len(chains))
     if n_in != len(chains):
         raise CompileError(f"{name} expects {n_in} columns, gets {len(chains)}")
-    if name == "SimpleImputer":
-        return _imputer(transformer, chains)
-    if name == "OneHotEncoder":
-        return _one_hot(transformer, chains)
-    if name == "OrdinalEncoder":
-        return _ordinal(transformer, chains)
-    if name in _SCALERS:
-        return _scaler(transformer, chains)
-    raise CompileError(f"no compiled form for {name}")
+    if compiler is None:
+        raise CompileError(f"no compiled form for {name}")
+    return compiler(transformer, chains)
 
 
 def _column_names(spec: Any, names_in: list[str]) -> list[str]:

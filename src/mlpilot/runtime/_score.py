@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mlpilot.exceptions import DataError, MlpilotError
-from mlpilot.serve._compile_final import ARGMAX_CLASSIFIERS, SINGLE_THREAD_ROWS
-from mlpilot.serve._compile_steps import Table
-from mlpilot.serve._models import LoadedModel
+from mlpilot.runtime._compile_final import SINGLE_THREAD_ROWS, is_argmax_classifier
+from mlpilot.runtime._compile_steps import Table
+
+if TYPE_CHECKING:
+    from mlpilot.runtime._loaded import LoadedModel
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +30,16 @@ def _plain(values: Any) -> list[Any]:
     return [v.item() if hasattr(v, "item") else v for v in array.tolist()]
 
 
-_LIGHTGBM = frozenset({"LGBMClassifier", "LGBMRegressor", "LGBMRanker"})
-
 Scored = tuple[list[Any], list[list[float]] | None]
 
 
+def _is_lightgbm(estimator: Any) -> bool:
+    lightgbm = sys.modules.get("lightgbm")  # an instance exists only once lightgbm is imported
+    return lightgbm is not None and isinstance(estimator, lightgbm.LGBMModel)
+
+
 def _predict_kwargs(final: Any, n_rows: int) -> dict[str, Any]:
-    if type(final).__name__ in _LIGHTGBM and n_rows <= SINGLE_THREAD_ROWS:
+    if n_rows <= SINGLE_THREAD_ROWS and _is_lightgbm(final):
         return {"num_threads": 1}
     return {}
 
@@ -48,12 +54,12 @@ def predict_frame(loaded: LoadedModel, frame: pd.DataFrame) -> tuple[Any, np.nda
     if loaded.classes is not None:
         features = head.transform(frame) if head is not None else frame
         proba = np.asarray(final.predict_proba(features, **_predict_kwargs(final, len(frame))), dtype=float)
-        if type(final).__name__ in ARGMAX_CLASSIFIERS:
+        if is_argmax_classifier(final):
             labels = np.asarray(final.classes_, dtype=object)[np.argmax(proba, axis=1)]
         else:
             labels = final.predict(features)
         return labels, proba
-    if head is not None and type(final).__name__ in _LIGHTGBM:
+    if head is not None and _is_lightgbm(final):
         return final.predict(head.transform(frame), **_predict_kwargs(final, len(frame))), None
     return model.predict(frame), None
 

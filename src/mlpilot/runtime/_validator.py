@@ -6,7 +6,7 @@ clean: exactly the feature columns, values of the right JSON types, known
 categories, numbers inside the training range, nulls only where training had
 them. `SchemaValidator.is_clean` recognises those with plain type and range
 checks; anything else (a missing or extra field, a wrong type, a non-finite
-number, an unseen category, a value `mlpilot.serve._quality` flags) goes to
+number, an unseen category, a value `mlpilot.runtime._quality` flags) goes to
 `convert_columns` and `input_problems`, which give the same errors and
 warnings as always.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from mlpilot.data import Schema
 from mlpilot.data._schema import MAX_CATEGORIES
-from mlpilot.serve._quality import value_bounds
+from mlpilot.runtime._quality import value_bounds
 
 _NUMBER = 0
 _BOOLEAN = 1

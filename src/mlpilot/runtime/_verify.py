@@ -15,17 +15,19 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mlpilot.data import ColumnSchema, Schema
-from mlpilot.serve._compile import CompiledModel, compile_model
-from mlpilot.serve._compile_steps import CompileError
-from mlpilot.serve._inputs import convert_columns
-from mlpilot.serve._models import LoadedModel
-from mlpilot.serve._predict import _plain, predict_frame
+from mlpilot.runtime._compile import CompiledModel, compile_model
+from mlpilot.runtime._compile_steps import CompileError
+from mlpilot.runtime._inputs import convert_columns
+from mlpilot.runtime._score import _plain, predict_frame
+
+if TYPE_CHECKING:
+    from mlpilot.runtime._loaded import LoadedModel
 
 logger = logging.getLogger(__name__)
 

@@ -29,20 +29,21 @@ Contract for routers of other packages (``app.state``)
 ``app.state.metrics``
     `Metrics`; ``count_predictions(name, version, n)`` for served rows.
 
-Fast path: each loaded version is also compiled, when its pipeline is made of
-parts `_compile` knows, into numpy arithmetic (``LoadedModel.compiled``),
-checked against the pipeline on synthesised rows before it serves
-(``_verify``); ``LoadedModel.fast_path`` and ``GET /v1/models/{name}`` say
-whether it did and why not. JSON requests and the UI form use it; CSV
-batches, and any request it declines, get the pipeline.
+Scoring is `mlpilot.runtime`'s: loading a version, validating inputs, the
+compiled fast path (``LoadedModel.compiled``, verified against the pipeline
+before it serves; ``LoadedModel.fast_path`` and ``GET /v1/models/{name}`` say
+whether it did and why not), scoring and shaping answers. This package adds
+HTTP only: routes, the UI, auth, limits, micro-batching and ``/metrics``. JSON
+requests and the UI form use the fast path; CSV batches, and any request it
+declines, get the pipeline (`mlpilot.runtime.score_frame`, as ``mlpilot predict``).
 
 Errors: raise `mlpilot.exceptions` classes; one handler answers with their
 ``status_code`` and message. Routes never build error responses by hand.
 """
 
+from mlpilot.runtime import LoadedModel, ModelCache
 from mlpilot.serve._app import app_from_env, create_app
 from mlpilot.serve._metrics import Metrics
-from mlpilot.serve._models import LoadedModel, ModelCache
 from mlpilot.serve._settings import ServeSettings
 
 __all__ = ["LoadedModel", "Metrics", "ModelCache", "ServeSettings", "app_from_env", "create_app"]

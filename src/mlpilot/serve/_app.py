@@ -14,11 +14,11 @@ from fastapi_offline import FastAPIOffline
 from mlpilot._version import __version__
 from mlpilot.monitor import PredictionLog
 from mlpilot.registry import Registry, Workspace
+from mlpilot.runtime import LoadedModel, ModelCache
 from mlpilot.serve._batching import MicroBatcher
 from mlpilot.serve._errors import install_error_handlers
 from mlpilot.serve._metrics import Metrics
 from mlpilot.serve._middleware import ApiKeyMiddleware, MetricsMiddleware
-from mlpilot.serve._models import LoadedModel, ModelCache
 from mlpilot.serve._openapi import build_openapi
 from mlpilot.serve._settings import ServeSettings
 

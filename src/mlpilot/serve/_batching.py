@@ -23,9 +23,8 @@ import numpy as np
 import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
-from mlpilot.serve._inputs import convert_columns
-from mlpilot.serve._models import LoadedModel
-from mlpilot.serve._predict import score, score_compiled
+from mlpilot.runtime import LoadedModel, score, score_compiled
+from mlpilot.runtime._inputs import convert_columns
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from mlpilot.monitor import PredictionLog
 from mlpilot.registry import Registry
+from mlpilot.runtime import ModelCache
 from mlpilot.serve._metrics import Metrics
-from mlpilot.serve._models import ModelCache
 from mlpilot.serve._settings import ServeSettings
 
 

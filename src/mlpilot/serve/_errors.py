@@ -16,17 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from mlpilot.exceptions import MlpilotError, SchemaValidationError
+from mlpilot.runtime import problem_dict
 
 logger = logging.getLogger(__name__)
-
-
-def problem_dict(problem: Any) -> dict[str, Any]:
-    return {
-        "field": getattr(problem, "column", None),
-        "kind": getattr(problem, "kind", None),
-        "message": str(problem),
-        "rows": list(getattr(problem, "rows", ()))[:100],
-    }
 
 
 def error_body(exc: MlpilotError) -> dict[str, Any]:

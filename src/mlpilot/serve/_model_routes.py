@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from mlpilot.data import ColumnSchema
 from mlpilot.registry import ModelVersion, Registry
+from mlpilot.runtime import ModelCache
 from mlpilot.serve._deps import AliasQuery, ModelsDep, RegistryDep, VersionQuery
-from mlpilot.serve._models import ModelCache
 
 router = APIRouter(tags=["models"])
 

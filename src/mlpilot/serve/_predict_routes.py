@@ -7,24 +7,26 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 
-import pandas as pd
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
 from mlpilot.data import Problem
-from mlpilot.data._delimited import _looks_binary, detect_delimiter, detect_encoding
-from mlpilot.exceptions import (
-    EmptyDataError,
-    InvalidParameterError,
-    ResourceLimitError,
-    SchemaValidationError,
-    SourceFormatError,
+from mlpilot.exceptions import InvalidParameterError, ResourceLimitError, SchemaValidationError
+from mlpilot.runtime import (
+    LoadedModel,
+    ModelCache,
+    predict_payload,
+    prepare,
+    score_compiled,
+    score_csv,
+    score_prepared,
+    shape,
 )
+from mlpilot.runtime._quality import flag_counts, row_flags
 from mlpilot.serve._deps import (
     NAME_PARAMETER,
     PIN_PARAMETERS,
@@ -35,21 +37,7 @@ from mlpilot.serve._deps import (
     VersionQuery,
     query_pins,
 )
-from mlpilot.serve._errors import problem_dict
-from mlpilot.serve._inputs import (
-    GZIP_MAGIC,
-    Inflater,
-    coerce_csv_chunk,
-    columns_from_payload,
-    content_encoding,
-    convert_columns,
-    csv_dtypes,
-    parse_json,
-    read_body,
-)
-from mlpilot.serve._models import LoadedModel, ModelCache
-from mlpilot.serve._predict import probability_dicts, score, score_compiled
-from mlpilot.serve._quality import flag_counts, input_problems, row_flags
+from mlpilot.serve._inputs import GZIP_MAGIC, Inflater, content_encoding, parse_json, read_body
 from mlpilot.serve._settings import ServeSettings
 
 router = APIRouter(tags=["predict"])
@@ -84,117 +72,11 @@ def check_predicts(loaded: LoadedModel) -> None:
         )
 
 
-def _warning_dicts(warnings: list[Problem]) -> list[dict[str, Any]]:
-    return [problem_dict(w) for w in warnings]
-
-
-@dataclass
-class Prepared:
-    """One request's validated input and what to log and warn about.
-
-    ``columns`` holds the request's JSON values per field (``None`` for a
-    clean request in the rows form, read from ``rows``); ``data`` the arrays
-    `convert_columns` made of them, or ``None`` when a clean request skipped
-    that step (see `SchemaValidator`).
-    """
-
-    columns: dict[str, Any] | None
-    n_rows: int
-    warnings: list[Problem]
-    rows: list[dict[str, Any]] | None
-    data: dict[str, Any] | None
-    feature_names: tuple[str, ...] = ()
-
-    @property
-    def table(self) -> Any:
-        """The validated values as the compiled model reads them."""
-        return self.columns if self.columns is not None else self.rows
-
-    @property
-    def inputs(self) -> Any:
-        """What the prediction log records: the model's input columns (or the clean rows)."""
-        if self.data is not None:
-            return self.data
-        if self.columns is None:
-            return self.rows
-        return {name: self.columns[name] for name in self.feature_names}
-
-    def json_columns(self) -> dict[str, list[Any]]:
-        """The validated JSON values of each feature (the compiled model's input, by column)."""
-        if self.columns is None:
-            rows = self.rows or []
-            return {name: [r[name] for r in rows] for name in self.feature_names}
-        return {name: self.columns[name] for name in self.feature_names}
-
-    def converted(self, schema: Any) -> dict[str, Any]:
-        """The arrays of `convert_columns`, for the general path."""
-        if self.data is None:
-            self.data = convert_columns(self.json_columns() if self.columns is None else self.columns, schema)[0]
-        return self.data
-
-
-def prepare(loaded: LoadedModel, payload: Any, max_rows: int) -> Prepared:
-    """Validate a parsed body: in one pass when it is clean and the model is compiled."""
-    validator = loaded.validator
-    fast = loaded.compiled is not None and validator is not None
-    if fast:
-        assert validator is not None
-        clean = validator.clean_rows(payload, max_rows)
-        if clean is not None:
-            return Prepared(None, len(clean), [], clean, None, loaded.feature_names)
-    columns, n_rows, rows = columns_from_payload(payload, max_rows)
-    if fast and validator is not None and validator.is_clean(columns):
-        return Prepared(columns, n_rows, [], rows, None, loaded.feature_names)
-    data, warnings = convert_columns(columns, loaded.schema)
-    if loaded.schema is not None:
-        problems = input_problems(data, n_rows, loaded.schema)
-        errors = [p for p in problems if p.severity == "error"]
-        if errors:
-            raise SchemaValidationError(errors)
-        warnings.extend(problems)
-    return Prepared(columns, n_rows, warnings, rows, data, loaded.feature_names)
-
-
 def count_rejected(metrics: Any, model: str, exc: SchemaValidationError) -> None:
     """Count the row problems of a refused request in ``/metrics`` (``empty_row``, ...)."""
     counts = flag_counts(p for p in exc.problems if isinstance(p, Problem))
     if counts:
         metrics.count_input_flags(model, counts)
-
-
-def score_prepared(loaded: LoadedModel, prepared: Prepared) -> tuple[list[Any], list[list[float]] | None]:
-    """Score in the calling thread: the compiled path when it takes the rows, else the pipeline."""
-    if loaded.schema is not None:
-        scored = score_compiled(loaded, prepared.table, prepared.n_rows)
-        if scored is not None:
-            return scored
-    data = prepared.converted(loaded.schema)
-    return score(loaded, pd.DataFrame(data, index=pd.RangeIndex(prepared.n_rows), copy=False))
-
-
-def shape(
-    loaded: LoadedModel, prepared: Prepared, predictions: list[Any], probabilities: list[list[float]] | None
-) -> dict[str, Any]:
-    answer: dict[str, Any] = {
-        "model": loaded.name,
-        "version": loaded.version.version,
-        "predictions": predictions,
-    }
-    if probabilities is not None and loaded.classes is not None:
-        answer["probabilities"] = probability_dicts(loaded.classes, probabilities)
-    if prepared.warnings:
-        answer["warnings"] = _warning_dicts(prepared.warnings)
-    return answer
-
-
-def predict_payload(loaded: LoadedModel, payload: Any, max_rows: int) -> tuple[dict[str, Any], Prepared, list[Any]]:
-    """Validate, score and shape one JSON request in the calling thread (UI, large bodies).
-
-    Returns the answer, the validated request (what to log, its warnings) and the predictions.
-    """
-    prepared = prepare(loaded, payload, max_rows)
-    predictions, probabilities = score_prepared(loaded, prepared)
-    return shape(loaded, prepared, predictions, probabilities), prepared, predictions
 
 
 def record_flags(state: Any, loaded: LoadedModel, warnings: list[Problem], n_rows: int) -> list[str] | None:
@@ -287,12 +169,6 @@ def _spool_limit_error(limit: int) -> ResourceLimitError:
     return ResourceLimitError(f"The uploaded CSV exceeds the limit of {limit} bytes (MLPILOT_MAX_CSV_BYTES).")
 
 
-_ACCEPTED_FILES = (
-    "predict.csv accepts delimited text (comma, semicolon, tab or pipe; UTF-8, UTF-16 or a single-byte "
-    "encoding, with or without a BOM), optionally gzip-compressed"
-)
-
-
 def _gunzip_file(source: IO[bytes], limit: int) -> IO[bytes]:
     """A gzip-compressed upload as a spooled file of its decompressed bytes."""
     inflater = Inflater(limit, _spool_limit_error)
@@ -357,83 +233,6 @@ async def _csv_source(request: Request, settings: Any) -> IO[bytes]:
         raise
     spool.seek(0)
     return spool  # type: ignore[return-value]
-
-
-_SAMPLE_BYTES = 1 << 16
-
-
-def _csv_format(source: IO[bytes]) -> tuple[str, str]:
-    """The upload's text encoding and delimiter, detected as `mlpilot train` and `mlpilot predict` do."""
-    sample = source.read(_SAMPLE_BYTES)
-    source.seek(0)
-    if sample.startswith(b"PK\x03\x04"):
-        raise SourceFormatError(
-            f"The upload is a ZIP container (an Excel .xlsx workbook, or a zip file), not CSV text. "
-            f"{_ACCEPTED_FILES}; save the sheet as CSV and upload that."
-        )
-    if sample.startswith(b"\xd0\xcf\x11\xe0") or _looks_binary(sample):
-        raise SourceFormatError(
-            f"The upload is a binary file (such as an Excel .xls workbook), not CSV text. {_ACCEPTED_FILES}."
-        )
-    if not sample.strip():
-        return "utf-8", ","
-    encoding = detect_encoding(sample)
-    return encoding, detect_delimiter(sample.decode(encoding, errors="replace"), ".csv")
-
-
-def score_csv(
-    loaded: LoadedModel, source: IO[bytes], chunk_rows: int, log: Any = None, metrics: Any = None
-) -> tuple[str, int, list[Problem]]:
-    """Score a CSV chunk by chunk into a temporary CSV; return its path, the row count and warnings.
-
-    The encoding (BOM included) and delimiter are detected as for `mlpilot
-    predict`. Every chunk is validated before anything is returned, so a bad
-    row anywhere answers 422 rather than a truncated file. Each row's input
-    flags (`mlpilot.serve._quality.row_flags`) go to a ``warnings`` column.
-    """
-    encoding, delimiter = _csv_format(source)
-    fd, out_path = tempfile.mkstemp(prefix="mlpilot-scored-", suffix=".csv")
-    n_rows = 0
-    warnings: list[Problem] = []
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            try:
-                reader = pd.read_csv(source, chunksize=chunk_rows, dtype=csv_dtypes(loaded.schema),
-                                     sep=delimiter, encoding=encoding, encoding_errors="strict")
-                for chunk in reader:
-                    start = time.perf_counter()
-                    frame, chunk_warnings = coerce_csv_chunk(chunk, loaded.schema, n_rows)
-                    predictions, probabilities = score(loaded, frame)
-                    result = chunk.copy()
-                    column = "prediction" if "prediction" not in result.columns else "prediction_"
-                    result[column] = predictions
-                    if probabilities is not None and loaded.classes is not None:
-                        for j, cls in enumerate(loaded.classes):
-                            result[f"probability_{cls}"] = [row[j] for row in probabilities]
-                    flags = row_flags(chunk_warnings, len(chunk), offset=n_rows)
-                    result["warnings" if "warnings" not in result.columns else "warnings_"] = flags or ""
-                    result.to_csv(out, header=n_rows == 0, index=False)
-                    if metrics is not None and flags is not None:
-                        metrics.count_input_flags(loaded.name, flag_counts(chunk_warnings))
-                    if log is not None:
-                        named = (probability_dicts(loaded.classes, probabilities)
-                                 if probabilities is not None and loaded.classes is not None else None)
-                        log.log(loaded.name, loaded.version.version, frame, predictions,
-                                (time.perf_counter() - start) * 1000, probabilities=named, warnings=flags)
-                    n_rows += len(chunk)
-                    warnings.extend(w for w in chunk_warnings if len(warnings) < 50)
-            except pd.errors.EmptyDataError:
-                raise EmptyDataError("The uploaded CSV is empty: it has no header and no rows.") from None
-            except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-                if isinstance(exc, InvalidParameterError | EmptyDataError) or hasattr(exc, "status_code"):
-                    raise
-                raise SourceFormatError(f"The uploaded CSV could not be read: {str(exc)[:300]}") from None
-        if n_rows == 0:
-            raise EmptyDataError("The uploaded CSV has a header but no rows.")
-    except BaseException:
-        os.unlink(out_path)
-        raise
-    return out_path, n_rows, warnings
 
 
 def _stream_file(path: str) -> Iterator[bytes]:

@@ -27,10 +27,10 @@ from mlpilot.exceptions import (
     SchemaValidationError,
 )
 from mlpilot.registry import ModelVersion, Registry
+from mlpilot.runtime import LoadedModel, ModelCache, predict_payload, score_csv
 from mlpilot.serve._deps import ModelsDep, RegistryDep, SettingsDep, VersionQuery
 from mlpilot.serve._middleware import COOKIE
-from mlpilot.serve._models import LoadedModel, ModelCache
-from mlpilot.serve._predict_routes import predict_payload, record_flags, score_csv
+from mlpilot.serve._predict_routes import record_flags
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

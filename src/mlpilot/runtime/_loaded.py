@@ -1,0 +1,91 @@
+"""A registered version loaded for scoring: the model (hash-checked by the registry), its schema and fast path."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlpilot.data import Schema
+from mlpilot.registry import ModelVersion, Registry
+from mlpilot.runtime._validator import SchemaValidator
+from mlpilot.runtime._verify import with_fast_path
+
+if TYPE_CHECKING:
+    from mlpilot.runtime._compile import CompiledModel
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model in memory with its registry record.
+
+    ``model`` is the loaded object, ``version`` its `ModelVersion`; ``schema``
+    the input schema (``None`` if the version has none) and ``classes`` the
+    class labels for classifiers. ``compiled`` is the verified numpy fast path
+    (``None`` when the model did not compile or verify; ``fast_path`` says why).
+    """
+
+    model: Any
+    version: ModelVersion
+    schema: Schema | None
+    load_seconds: float
+    classes: tuple[Any, ...] | None = None
+    feature_names: tuple[str, ...] = ()
+    #: A scikit-learn Pipeline split into (preprocessing, final step), so that
+    #: ``predict`` and ``predict_proba`` share one preprocessing pass.
+    steps: tuple[Any, Any] | None = None
+    loaded_at: float = field(default_factory=time.time)
+    compiled: CompiledModel | None = None
+    fast_path: str = "off"
+    #: Recognises clean requests of this schema (None: every request gets the full check).
+    validator: SchemaValidator | None = None
+
+    @property
+    def name(self) -> str:
+        return self.version.name
+
+    @property
+    def task(self) -> str | None:
+        task = self.version.info.get("task")
+        return str(task) if task is not None else None
+
+
+def load_version(registry: Registry, mv: ModelVersion, *, fast_path: bool = True) -> LoadedModel:
+    """Load ``mv`` (hash-checked by the registry) and precompute what requests need.
+
+    With ``fast_path``, also compile the model for small requests and verify
+    the compiled form against the model (see `mlpilot.runtime._verify`).
+    """
+    start = time.perf_counter()
+    model = registry.load_model(mv)
+    seconds = time.perf_counter() - start
+    schema = Schema.from_dict(mv.schema) if mv.schema else None
+    classes = getattr(model, "classes_", None)
+    if classes is None and mv.info.get("classes") is not None:
+        classes = mv.info["classes"]
+    loaded = LoadedModel(
+        model=model,
+        version=mv,
+        schema=schema,
+        load_seconds=seconds,
+        classes=tuple(c.item() if hasattr(c, "item") else c for c in classes)
+        if classes is not None and hasattr(model, "predict_proba")
+        else None,
+        feature_names=tuple(schema.feature_names) if schema is not None else (),
+        steps=_split_pipeline(model),
+        validator=SchemaValidator.for_schema(schema),
+    )
+    if not fast_path or mv.kind == "recommender" or not callable(getattr(model, "predict", None)):
+        return loaded
+    return with_fast_path(loaded)
+
+
+def _split_pipeline(model: Any) -> tuple[Any, Any] | None:
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        return model[:-1], model.steps[-1][1]
+    return None
+
+
+__all__ = ["LoadedModel", "load_version"]

@@ -1,0 +1,136 @@
+"""One JSON request to a loaded model: validate it, score it (the compiled path when it can), shape the answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from mlpilot.data import Problem
+from mlpilot.exceptions import SchemaValidationError
+from mlpilot.runtime._inputs import columns_from_payload, convert_columns
+from mlpilot.runtime._loaded import LoadedModel
+from mlpilot.runtime._quality import input_problems
+from mlpilot.runtime._score import probability_dicts, score, score_compiled
+
+
+def problem_dict(problem: Any) -> dict[str, Any]:
+    """A `Problem` as the API shows it (``field``, ``kind``, ``message``, ``rows``)."""
+    return {
+        "field": getattr(problem, "column", None),
+        "kind": getattr(problem, "kind", None),
+        "message": str(problem),
+        "rows": list(getattr(problem, "rows", ()))[:100],
+    }
+
+
+def _warning_dicts(warnings: list[Problem]) -> list[dict[str, Any]]:
+    return [problem_dict(w) for w in warnings]
+
+
+@dataclass
+class Prepared:
+    """One request's validated input and what to log and warn about.
+
+    ``columns`` holds the request's JSON values per field (``None`` for a
+    clean request in the rows form, read from ``rows``); ``data`` the arrays
+    `convert_columns` made of them, or ``None`` when a clean request skipped
+    that step (see `SchemaValidator`).
+    """
+
+    columns: dict[str, Any] | None
+    n_rows: int
+    warnings: list[Problem]
+    rows: list[dict[str, Any]] | None
+    data: dict[str, Any] | None
+    feature_names: tuple[str, ...] = ()
+
+    @property
+    def table(self) -> Any:
+        """The validated values as the compiled model reads them."""
+        return self.columns if self.columns is not None else self.rows
+
+    @property
+    def inputs(self) -> Any:
+        """What the prediction log records: the model's input columns (or the clean rows)."""
+        if self.data is not None:
+            return self.data
+        if self.columns is None:
+            return self.rows
+        return {name: self.columns[name] for name in self.feature_names}
+
+    def json_columns(self) -> dict[str, list[Any]]:
+        """The validated JSON values of each feature (the compiled model's input, by column)."""
+        if self.columns is None:
+            rows = self.rows or []
+            return {name: [r[name] for r in rows] for name in self.feature_names}
+        return {name: self.columns[name] for name in self.feature_names}
+
+    def converted(self, schema: Any) -> dict[str, Any]:
+        """The arrays of `convert_columns`, for the general path."""
+        if self.data is None:
+            self.data = convert_columns(self.json_columns() if self.columns is None else self.columns, schema)[0]
+        return self.data
+
+
+def prepare(loaded: LoadedModel, payload: Any, max_rows: int) -> Prepared:
+    """Validate a parsed body: in one pass when it is clean and the model is compiled."""
+    validator = loaded.validator
+    fast = loaded.compiled is not None and validator is not None
+    if fast:
+        assert validator is not None
+        clean = validator.clean_rows(payload, max_rows)
+        if clean is not None:
+            return Prepared(None, len(clean), [], clean, None, loaded.feature_names)
+    columns, n_rows, rows = columns_from_payload(payload, max_rows)
+    if fast and validator is not None and validator.is_clean(columns):
+        return Prepared(columns, n_rows, [], rows, None, loaded.feature_names)
+    data, warnings = convert_columns(columns, loaded.schema)
+    if loaded.schema is not None:
+        problems = input_problems(data, n_rows, loaded.schema)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise SchemaValidationError(errors)
+        warnings.extend(problems)
+    return Prepared(columns, n_rows, warnings, rows, data, loaded.feature_names)
+
+
+def score_prepared(loaded: LoadedModel, prepared: Prepared) -> tuple[list[Any], list[list[float]] | None]:
+    """Score in the calling thread: the compiled path when it takes the rows, else the pipeline."""
+    if loaded.schema is not None:
+        scored = score_compiled(loaded, prepared.table, prepared.n_rows)
+        if scored is not None:
+            return scored
+    data = prepared.converted(loaded.schema)
+    return score(loaded, pd.DataFrame(data, index=pd.RangeIndex(prepared.n_rows), copy=False))
+
+
+def shape(
+    loaded: LoadedModel, prepared: Prepared, predictions: list[Any], probabilities: list[list[float]] | None
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "model": loaded.name,
+        "version": loaded.version.version,
+        "predictions": predictions,
+    }
+    if probabilities is not None and loaded.classes is not None:
+        answer["probabilities"] = probability_dicts(loaded.classes, probabilities)
+    if prepared.warnings:
+        answer["warnings"] = _warning_dicts(prepared.warnings)
+    return answer
+
+
+def predict_payload(loaded: LoadedModel, payload: Any, max_rows: int) -> tuple[dict[str, Any], Prepared, list[Any]]:
+    """Validate, score and shape one JSON request in the calling thread (UI, large bodies).
+
+    Returns the answer, the validated request (what to log, its warnings) and the predictions.
+    """
+    prepared = prepare(loaded, payload, max_rows)
+    predictions, probabilities = score_prepared(loaded, prepared)
+    return shape(loaded, prepared, predictions, probabilities), prepared, predictions
+
+
+
+
+__all__ = ["Prepared", "predict_payload", "prepare", "problem_dict", "score_prepared", "shape"]
