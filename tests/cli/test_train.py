@@ -82,3 +82,30 @@ def test_leak_warning_is_shown(tmp_path: Path, churn: pd.DataFrame) -> None:
     result = runner.invoke(app, ["train", str(path), "-t", "churn", "-w", ws, *FAST, "--drop-leaks"])
     assert result.exit_code == 0, result.output
     assert "DataQualityWarning" in result.output and "'answer'" in result.output
+
+
+def _recorded_random_state(ws: str, ref: str) -> int:
+    from mlpilot.registry import Registry, Workspace
+
+    registry = Registry(Workspace.open(ws))
+    try:
+        return int(registry.get_version(ref).info["config"]["random_state"])
+    finally:
+        registry.close()
+
+
+def test_random_state_option_and_the_deprecated_seed(churn_csv: Path, tmp_path: Path) -> None:
+    ws = str(tmp_path / "ws")
+    fast = ["--deterministic", "--n-trials", "0", "--families", "linear", "-w", ws]
+    new = runner.invoke(app, ["train", str(churn_csv), "-t", "churn", "--random-state", "5", *fast])
+    assert new.exit_code == 0, new.output
+    assert "deprecated" not in new.output and _recorded_random_state(ws, "churn:1") == 5
+    old = runner.invoke(app, ["train", str(churn_csv), "-t", "churn", "--seed", "5", *fast])
+    assert old.exit_code == 0, old.output
+    assert "--seed is deprecated (removed in 0.4); use --random-state" in flat(old.output)
+    assert _recorded_random_state(ws, "churn:2") == 5
+    both = runner.invoke(app, ["train", str(churn_csv), "-t", "churn", "--seed", "1", "--random-state", "2", *fast])
+    assert both.exit_code == 2 and "Traceback" not in both.output
+    assert "Got both --seed 1 and --random-state 2" in flat(both.output)
+    helped = runner.invoke(app, ["train", "--help"])
+    assert "--random-state" in helped.output and "--seed" not in helped.output

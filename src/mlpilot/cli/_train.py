@@ -82,7 +82,8 @@ def train_command(
     time_budget: Annotated[str, typer.Option("--time-budget", "-b", help="Seconds or a duration such as 2m.")] = "60",
     metric: Annotated[str | None, typer.Option("--metric", "-m", help="roc_auc, log_loss, accuracy, f1, rmse, mae, r2, ...")] = None,
     task: Annotated[str | None, typer.Option("--task", help="binary, multiclass or regression (detected by default).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    random_state: Annotated[int | None, typer.Option("--random-state", help="Seed of every random choice: splits, tuner, learners (default 0).")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", hidden=True, help="Deprecated: use --random-state.")] = None,
     holdout: Annotated[float, typer.Option("--holdout", help="Share of rows held out for evaluation.")] = 0.2,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Fixed work (trials) instead of wall time: reproducible scores.")] = False,
     n_trials: Annotated[int, typer.Option("--n-trials", help="Tuner trials with --deterministic.")] = 10,
@@ -102,6 +103,15 @@ def train_command(
     from mlpilot.exceptions import MlpilotWarning
 
     check_output_path(report, "--report")
+    if seed is not None:
+        if random_state is not None:
+            raise InvalidParameterError(
+                f"Got both --seed {seed} and --random-state {random_state}; --seed is the former name "
+                "of --random-state: pass only --random-state."
+            )
+        console.print("[yellow]! FutureWarning:[/] --seed is deprecated (removed in 0.4); use --random-state.",
+                      highlight=False)
+    seed = seed if seed is not None else random_state if random_state is not None else 0
     ws = open_workspace(workspace)
     with warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
         warnings.simplefilter("always", MlpilotWarning)
