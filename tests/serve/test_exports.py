@@ -1,4 +1,4 @@
-"""Public names of the serve and monitor packages."""
+"""Public names of the serve, runtime and monitor packages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("package", ["mlpilot.serve", "mlpilot.monitor", "mlpilot.client"])
+@pytest.mark.parametrize("package", ["mlpilot.serve", "mlpilot.runtime", "mlpilot.monitor", "mlpilot.client"])
 def test_all_matches_public_names(package: str) -> None:
     module = importlib.import_module(package)
     public = {n for n in vars(module) if not n.startswith("_") and getattr(getattr(module, n), "__module__", "").startswith(package)}
