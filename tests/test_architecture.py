@@ -49,13 +49,7 @@ CONFINED = {
 # (a) cycles, each as the set of modules of one strongly connected component
 KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
 # (b)-(e) edges as (importing module, imported module)
-KNOWN_EDGES: frozenset[tuple[str, str]] = frozenset({
-    # issue 11 point 2: data/ no longer imports registry (the SQL engine helpers move to data/)
-    ("mlpilot.data._dataset", "mlpilot.registry"),
-    ("mlpilot.data._snapshot", "mlpilot.registry"),
-    ("mlpilot.data._sources", "mlpilot.registry"),
-    ("mlpilot.data._sources", "mlpilot.registry._store"),
-})
+KNOWN_EDGES: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True)

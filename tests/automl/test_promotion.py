@@ -61,8 +61,8 @@ def test_retrained_model_is_not_judged_against_an_in_sample_champion(boston: pd.
     says the rows differ.
     """
     kwargs = {**FAST, "families": ("extra_trees",), "workspace": workspace, "name": "boston"}
-    first = train(boston, "medv", seed=0, **kwargs)  # type: ignore[arg-type]
-    second = train(boston, "medv", seed=1, **kwargs)  # type: ignore[arg-type]
+    first = train(boston, "medv", random_state=0, **kwargs)  # type: ignore[arg-type]
+    second = train(boston, "medv", random_state=1, **kwargs)  # type: ignore[arg-type]
     v1, v2 = _versions(workspace, "boston")
     assert v1.info["training_rows"]["n_rows"] == len(boston) and ROWS_FILE in v1.files
     evidence = v2.info["promotion"]
@@ -81,7 +81,7 @@ def test_retrained_model_is_not_judged_against_an_in_sample_champion(boston: pd.
 
 
 def test_challenger_and_champion_are_compared_on_rows_neither_saw(boston: pd.DataFrame, workspace: Workspace) -> None:
-    kwargs = {**FAST, "families": ("linear",), "workspace": workspace, "name": "boston", "seed": 0}
+    kwargs = {**FAST, "families": ("linear",), "workspace": workspace, "name": "boston", "random_state": 0}
     train(boston.iloc[:250], "medv", **kwargs)  # type: ignore[arg-type]
     second = train(boston, "medv", **kwargs)  # type: ignore[arg-type]
     evidence = _versions(workspace, "boston")[1].info["promotion"]
@@ -106,7 +106,7 @@ def test_champion_registered_without_a_row_record_is_judged_by_its_own_score(
     boston: pd.DataFrame, workspace: Workspace
 ) -> None:
     kwargs = {**FAST, "families": ("linear",), "workspace": workspace, "name": "boston"}
-    train(boston, "medv", seed=0, **kwargs)  # type: ignore[arg-type]
+    train(boston, "medv", random_state=0, **kwargs)  # type: ignore[arg-type]
     registry = Registry(workspace)
     try:  # a version as the code before the row record wrote it
         v1 = registry.get_version("boston:1")
@@ -116,7 +116,7 @@ def test_champion_registered_without_a_row_record_is_judged_by_its_own_score(
                                 aliases=("champion",))
     finally:
         registry.close()
-    third = train(boston, "medv", seed=2, **kwargs)  # type: ignore[arg-type]
+    third = train(boston, "medv", random_state=2, **kwargs)  # type: ignore[arg-type]
     evidence = _versions(workspace, "boston")[2].info["promotion"]
     assert evidence["rule"] == "own_rows" and evidence["champion_version"] == 2
     assert "no record of its training rows" in third.champion_reason
@@ -221,6 +221,6 @@ def test_rows_record_follows_the_engine_when_it_drops_junk_targets(boston: pd.Da
     (v1,) = _versions(workspace, "boston")
     assert v1.info["training_rows"]["n_rows"] == len(boston) - 3
     # the clean table's rows are the ones v1 saw: retraining on it finds no unseen holdout row
-    second = train(boston, "medv", name="boston", workspace=workspace, seed=1, **{**FAST, "families": ("linear",)})
+    second = train(boston, "medv", name="boston", workspace=workspace, random_state=1, **{**FAST, "families": ("linear",)})
     assert _versions(workspace, "boston")[1].info["promotion"]["rule"] == "own_rows"
     assert re.search(r"only [0-3] of the \d+ holdout rows are unseen", second.champion_reason)

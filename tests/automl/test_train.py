@@ -106,7 +106,7 @@ def test_worse_model_stays_a_candidate(small_churn: pd.DataFrame, workspace: Wor
 
 
 def test_deterministic_runs_give_identical_scores(small_churn: pd.DataFrame) -> None:
-    kwargs = {"deterministic": True, "n_trials": 1, "families": ("lightgbm",), "register": False, "seed": 3,
+    kwargs = {"deterministic": True, "n_trials": 1, "families": ("lightgbm",), "register": False, "random_state": 3,
               "report": False}
     a = train(small_churn, "churn", **kwargs)  # type: ignore[arg-type]
     b = train(small_churn, "churn", **kwargs)  # type: ignore[arg-type]

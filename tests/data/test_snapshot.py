@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlpilot.automl import load_and_record
 from mlpilot.data import load_dataset, read_snapshot
 from mlpilot.registry import Registry, Workspace
 
@@ -14,11 +15,11 @@ from mlpilot.registry import Registry, Workspace
 def test_same_content_same_snapshot(tmp_path: Path, workspace: Workspace, churn: pd.DataFrame) -> None:
     csv = tmp_path / "churn.csv"
     churn.to_csv(csv, index=False)
-    first = load_dataset(csv, target="churn", workspace=workspace)
-    again = load_dataset(csv, target="churn", workspace=workspace)
+    first = load_and_record(csv, target="churn", workspace=workspace)
+    again = load_and_record(csv, target="churn", workspace=workspace)
     parquet = tmp_path / "churn.parquet"
     churn.to_parquet(parquet, index=False)
-    from_parquet = load_dataset(parquet, workspace=workspace)
+    from_parquet = load_and_record(parquet, workspace=workspace)
     assert first.snapshot is not None and again.snapshot is not None and from_parquet.snapshot is not None
     assert first.snapshot.id == again.snapshot.id == from_parquet.snapshot.id
     assert len(list(workspace.snapshots_dir.glob("*.parquet"))) == 1
@@ -45,12 +46,13 @@ def test_snapshot_source_matches_load_dataset(tmp_path: Path, workspace: Workspa
     csv = tmp_path / "churn.csv"
     churn.to_csv(csv, index=False)
     snap = snapshot_source(csv, workspace=workspace)
-    loaded = load_dataset(csv, workspace=workspace)
+    assert Registry(workspace).list_datasets() == []  # data/ stores files; the orchestrator records them
+    loaded = load_and_record(csv, workspace=workspace)
     assert loaded.snapshot is not None and snap.id == loaded.snapshot.id
     assert snap.n_rows == 5000 and snap.path.exists()
     record = Registry(workspace).get_dataset(snap.id)
     assert record is not None and record.n_rows == 5000
-    assert record.schema is not None  # load_dataset added the schema
+    assert record.schema is not None
 
 
 def test_snapshot_round_trips_nulls_and_text_and_rehashes_alike(tmp_path: Path, workspace: Workspace) -> None:
@@ -88,6 +90,27 @@ def test_failed_read_records_nothing(tmp_path: Path, workspace: Workspace) -> No
     with pytest.raises(SourceFormatError, match="line 3"):
         snapshot_source(bad, workspace=workspace)
     with pytest.raises(SourceFormatError, match="line 3"):
-        load_dataset(bad, workspace=workspace)
+        load_and_record(bad, workspace=workspace)
     assert Registry(workspace).list_datasets() == []
     assert list(workspace.snapshots_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "dataframe"])
+def test_a_missing_target_leaves_nothing_behind(tmp_path: Path, workspace: Workspace, churn: pd.DataFrame,
+                                                kind: str) -> None:
+    """The snapshot of a file source was written while its target was checked: it is no longer left on disk."""
+    from mlpilot.exceptions import ColumnNotFoundError
+
+    source: object = churn.head(200)
+    if kind != "dataframe":
+        source = tmp_path / f"churn.{kind}"
+        churn.head(200).to_csv(source, index=False) if kind == "csv" else churn.head(200).to_parquet(source)
+    with pytest.raises(ColumnNotFoundError, match="no_such_column"):
+        load_and_record(source, target="no_such_column", workspace=workspace)  # type: ignore[arg-type]
+    assert list(workspace.snapshots_dir.iterdir()) == []
+    assert Registry(workspace).list_datasets() == []
+    # and a snapshot already stored by an earlier load stays
+    kept = load_dataset(source, workspace=workspace)  # type: ignore[arg-type]
+    with pytest.raises(ColumnNotFoundError):
+        load_dataset(source, target="no_such_column", workspace=workspace)  # type: ignore[arg-type]
+    assert kept.snapshot is not None and [p.name for p in workspace.snapshots_dir.iterdir()] == [kept.snapshot.path.name]

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -241,7 +241,8 @@ class PromotionPolicy:
         return positions, ""
 
     def _on_shared_rows(self, challenger: Challenger, champion: Champion, metric: Metric,
-                        unseen: np.ndarray, old_pred: np.ndarray) -> Decision | None:
+                        unseen: np.ndarray, old_pred: np.ndarray, *, unit: str = "holdout rows",
+                        measure: str = "holdout") -> Decision | None:
         assert challenger.holdout_y is not None and challenger.holdout_prediction is not None
         y = np.asarray(challenger.holdout_y)[unseen]
         new_pred = np.asarray(challenger.holdout_prediction)[unseen]
@@ -253,13 +254,14 @@ class PromotionPolicy:
         test = paired_bootstrap(y, new_pred, old_pred, metric, n_boot=n_boot, seed=self.seed, alpha=self.alpha)
         n, n_hold = len(unseen), len(np.asarray(challenger.holdout_y))
         significance = "significant" if test.significant else "not significant"
-        stats = (f"on {n} of the {n_hold} holdout rows, unseen by both; {test.method} of the difference "
+        stats = (f"on {n} of the {n_hold} {unit}, unseen by both; {test.method} of the difference "
                  f"{test.difference:+.4f}: p={test.p_value:.3g}, {significance} at {self.alpha:g}")
         evidence = {
             "rule": "shared_rows", "metric": metric.name, "challenger": new, "champion": old,
             "champion_version": champion.version, "n_rows": n, "n_holdout": n_hold, "test": test.method,
             "difference": test.difference, "p_value": test.p_value, "significant": test.significant,
             "alpha": self.alpha, "n_boot": n_boot, "require_significant": self.require_significant,
+            "unit": unit,
         }
         v = f"v{champion.version}"
         if self.require_significant:
@@ -269,7 +271,7 @@ class PromotionPolicy:
             promote = metric.better(new, old) or new == old
             verdict = _verdict(metric, new, old)
         head = "" if promote else "kept as a candidate: "
-        reason = f"{head}holdout {metric.name} {new:.4f} is {verdict} champion {v}'s {old:.4f} {stats}"
+        reason = f"{head}{measure} {metric.name} {new:.4f} is {verdict} champion {v}'s {old:.4f} {stats}"
         return Decision(promote, reason, evidence)
 
     def _on_own_rows(self, challenger: Challenger, champion: Champion, metric: Metric, why: str) -> Decision:
@@ -298,6 +300,113 @@ class PromotionPolicy:
             f"{head}{label} {metric.name} {new:.4f} is {verdict} champion {v}'s own {label} {old:.4f}; "
             f"each scored on rows it was not trained on, but not the same rows, so no paired test: {why}"
         ), evidence)
+
+
+    def decide_ranking(self, challenger: RankingChallenger, champion: Champion | None) -> Decision:
+        """The same policy for recommenders, paired over users.
+
+        The users compared are the challenger's test users with at least one
+        held-out positive interaction the champion was not trained on either;
+        each model ranks the whole catalogue for them (leaving out what each
+        was trained on) and both are scored by per-user NDCG@k on those unseen
+        interactions only. Too few such users: each is judged by its own test
+        NDCG@k, as for tabular models.
+        """
+        if champion is None:
+            return Decision(True, "first model under this name", {"rule": "first"})
+        v = f"v{champion.version}"
+        if champion.task != challenger.task:
+            return Decision(True, f"the current champion ({v}) is not a recommender",
+                            {"rule": "different_task", "champion_version": champion.version})
+        metric = ranking_metric(challenger.k)
+        why = "the new model has no held-out interactions"
+        if champion.seen is None or champion.seen_columns is None:
+            why = f"champion {v}: {champion.no_record}"
+        elif challenger.test is not None and challenger.ranker is not None:
+            test = challenger.test
+            unseen = test[~np.isin(hash_prefixes(row_hashes(test, champion.seen_columns)), champion.seen)]
+            relevant = unseen.groupby("user", sort=True)["item"].agg(set)
+            if len(relevant) < self.min_unseen_rows:
+                why = (f"only {len(relevant)} test users have interactions unseen by champion {v} "
+                       f"(at least {self.min_unseen_rows} are needed to compare on shared users)")
+            else:
+                users = list(relevant.index)
+                try:
+                    old = per_user_ndcg(champion.load_model().recommend(users, k=challenger.k), relevant, challenger.k)
+                except Exception as exc:  # an old artifact that cannot rank the new users loses
+                    return Decision(
+                        True, f"the current champion ({v}) could not rank the new test users ({type(exc).__name__})",
+                        {"rule": "champion_failed", "champion_version": champion.version, "error": type(exc).__name__},
+                    )
+                new = per_user_ndcg(challenger.ranker(users, challenger.k), relevant, challenger.k)
+                paired = Challenger(task=challenger.task, target="", metric=metric.name, classes=[],
+                                    scores=challenger.scores, holdout_y=np.zeros(len(users)), holdout_prediction=new)
+                decision = self._on_shared_rows(paired, champion, metric, np.arange(len(users)), old,
+                                                unit="test users", measure="test")
+                if decision is not None:
+                    return decision
+        return self._on_own_rows(
+            Challenger(task=challenger.task, target="", metric=metric.name, classes=[], scores=challenger.scores),
+            champion, metric, why,
+        )
+
+
+@dataclass(frozen=True)
+class RankingChallenger:
+    """A new recommender's side: its test scores, held-out interactions and a ranker without them.
+
+    ``scores`` holds ``holdout_ndcg@k`` (its score on the test split); ``test``
+    the held-out positive interactions (columns ``user`` and ``item``);
+    ``ranker(users, k)`` the top-``k`` frame (``user, item, rank``) of the
+    model fitted without ``test``.
+    """
+
+    k: int
+    scores: Mapping[str, Any]
+    test: pd.DataFrame | None = field(default=None, repr=False)
+    ranker: Callable[[list[Any], int], pd.DataFrame] | None = field(default=None, repr=False)
+    task: str = "recommendation"
+
+
+def ranking_metric(k: int) -> Metric:
+    """NDCG@k as a mean over users: ``metric(unused, per_user_ndcg)`` (what the paired bootstrap resamples)."""
+    return Metric(f"ndcg@{k}", ("recommendation",), True, lambda _y, per_user: float(np.mean(per_user)))
+
+
+def per_user_ndcg(ranked: pd.DataFrame, relevant: pd.Series, k: int) -> np.ndarray:
+    """Binary-relevance NDCG@k of each user of ``relevant`` (sets of items) from a top-k frame.
+
+    Examples
+    --------
+    >>> ranked = pd.DataFrame({"user": [1, 1, 2, 2], "item": ["a", "b", "c", "d"], "rank": [1, 2, 1, 2]})
+    >>> per_user_ndcg(ranked, pd.Series({1: {"a"}, 2: {"d"}}), k=2).round(4).tolist()
+    [1.0, 0.6309]
+    """
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    hits = {(u, i): r for u, i, r in zip(ranked["user"], ranked["item"], ranked["rank"], strict=True) if r <= k}
+    out = np.zeros(len(relevant))
+    for j, (user, items) in enumerate(relevant.items()):
+        dcg = sum(discount[hits[(user, i)] - 1] for i in items if (user, i) in hits)
+        out[j] = dcg / discount[: min(len(items), k)].sum()
+    return out
+
+
+def challenge_ranking(registry: Registry, name: str, challenger: RankingChallenger,
+                      policy: PromotionPolicy | None = None) -> Decision:
+    """Decide whether the recommender ``challenger`` replaces ``name``'s champion in ``registry``."""
+    try:
+        current = registry.get_version(f"{name}@champion")
+    except ModelNotFoundError:
+        current = None
+    champion = None
+    if current is not None:
+        champion = Champion.from_version(current, registry)
+        key = f"ndcg@{challenger.k}"
+        task = current.info.get("task") or ("recommendation" if current.kind == "recommender" else current.kind)
+        champion = replace(champion, task=task, scores={f"holdout_{key}": current.metrics.get(key)})
+    decision = (policy or PromotionPolicy()).decide_ranking(challenger, champion)
+    logger.info("%s: %s", name, decision.reason)
+    return decision
 
 
 def _verdict(metric: Metric, new: float, old: float) -> str:

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from mlpilot._types import PathLike
+from mlpilot._workspace import Workspace
 from mlpilot.automl._config import TrainConfig, make_config
+from mlpilot.automl._datasets import record_snapshot
 from mlpilot.automl._engine import FitOutcome, fit_tabular, prepare_target
 from mlpilot.automl._promote import ROWS_FILE, Challenger, challenge, training_record
 from mlpilot.exceptions import DataQualityWarning, InvalidParameterError
@@ -217,7 +219,7 @@ def train(
     time_budget: float | str = 60,
     metric: str | None = None,
     task: str | None = None,
-    seed: int = 0,
+    random_state: int | None = None,
     workspace: Any = None,
     holdout: float = 0.2,
     deterministic: bool = False,
@@ -229,6 +231,7 @@ def train(
     query: str | None = None,
     register: bool = True,
     report: bool = True,
+    seed: int | None = None,
 ) -> TrainingRun:
     """Train the best model mlpilot can find for ``target`` within ``time_budget``.
 
@@ -247,8 +250,10 @@ def train(
         ROC AUC (binary), log loss (multiclass) or RMSE (regression) by default.
     task : {"binary", "multiclass", "regression"}, optional
         Detected from the target when None.
-    seed : int
+    random_state : int, default 0
+        Seeds every random choice of the run (splits, tuner, learners).
     workspace : Workspace or path, optional
+        Default: ``MLPILOT_HOME`` or ``./mlpilot-workspace``.
     holdout : float
         Share of rows held out from the search and used only to evaluate.
     deterministic : bool
@@ -268,6 +273,8 @@ def train(
         Record the run and register the model (default True).
     report : bool
         Render plots, permutation importance and the HTML report.
+    seed : int, optional
+        Deprecated former name of ``random_state`` (a FutureWarning; removed in 0.4).
 
     Returns
     -------
@@ -281,8 +288,18 @@ def train(
         When no model could be trained.
     """
     start = time.perf_counter()
+    if seed is not None:
+        if random_state is not None:
+            raise InvalidParameterError(
+                f"train() got both seed={seed!r} and random_state={random_state!r}; seed is the former "
+                "name of random_state: pass only random_state."
+            )
+        warnings.warn("The 'seed' parameter of mlpilot.train is deprecated and will be removed in 0.4; "
+                      "use random_state= instead.", FutureWarning, stacklevel=2)
+        random_state = seed
     config = make_config(
-        time_budget=time_budget, metric=metric, task=task, seed=seed, holdout=holdout,
+        time_budget=time_budget, metric=metric, task=task,
+        random_state=0 if random_state is None else random_state, holdout=holdout,
         deterministic=deterministic, n_trials=n_trials, drop_leaks=drop_leaks,
         families=tuple(families) if families is not None else None, report=report,
         max_predict_ms=max_predict_ms,
@@ -294,20 +311,22 @@ def train(
 
         check_target(data, target)  # a frame in memory: no need to snapshot it to find its columns
     from mlpilot.data import load_dataset
-    from mlpilot.registry import Registry, Workspace
+    from mlpilot.registry import Registry
 
-    ws = workspace if isinstance(workspace, Workspace) or not register else Workspace.open(workspace)
-    dataset = load_dataset(data, target=target, workspace=ws if register else None, table=table,
-                           query=query, snapshot=register)
+    ws = Workspace.resolve(workspace) if register else None
+    dataset = load_dataset(data, target=target, workspace=ws, table=table, query=query, snapshot=register)
     labelled = _check_data(dataset.frame, dataset.schema, target, config)
-    if not register:
+    if not register or ws is None:
         with _progress(config) as on_progress:
             outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
                                   title=f"mlpilot: {model_name}", on_progress=on_progress)
         return TrainingRun(model_name, outcome, config, timings=outcome.timings)
     registry = Registry(ws)
     try:
-        dataset_id = dataset.snapshot.id if dataset.snapshot is not None else None
+        dataset_id = None
+        if dataset.snapshot is not None:
+            record_snapshot(registry, dataset.snapshot, dataset.schema)
+            dataset_id = dataset.snapshot.id
         run_id = registry.start_run(model_name, kind="tabular", config=config.model_dump(mode="json"),
                                     dataset_id=dataset_id)
         try:
@@ -368,10 +387,9 @@ def load(ref: str, *, workspace: Any = None) -> Any:
 
     The artifact's sha256 is checked against the registry before it is read.
     """
-    from mlpilot.registry import Registry, Workspace
+    from mlpilot.registry import Registry
 
-    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
-    registry = Registry(ws)
+    registry = Registry(Workspace.resolve(workspace))
     try:
         return registry.load_model(ref)
     finally:

@@ -38,11 +38,12 @@ QueryOption = Annotated[str | None, typer.Option("--query", help="SELECT stateme
 
 
 def open_workspace(path: Path | None) -> Workspace:
-    return Workspace.open(path)
+    """The workspace of ``--workspace``, else ``MLPILOT_HOME`` / ``MLPILOT_DB_URL`` (read here, at the edge)."""
+    return Workspace.from_env(path)
 
 
 def open_registry(path: Path | None) -> Registry:
-    return Registry(Workspace.open(path))
+    return Registry(open_workspace(path))
 
 
 def check_output_path(path: Path | None, option: str) -> None:

@@ -20,7 +20,7 @@ from mlpilot.cli._common import (
     open_workspace,
     step_progress,
 )
-from mlpilot.data import ColumnProfile, Profile, load_dataset, profile, render_profile_html
+from mlpilot.data import ColumnProfile, Profile, profile, render_profile_html
 
 _MAX_SHOWN = 100
 
@@ -81,13 +81,14 @@ def profile_command(
     check_output_path(html, "--html")
     import warnings
 
+    from mlpilot.automl import load_and_record
     from mlpilot.exceptions import DataQualityWarning
 
     ws = open_workspace(workspace)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataQualityWarning)
         with file_progress("Reading") as progress:
-            dataset = load_dataset(source, target=target, workspace=ws, table=table, query=query, on_progress=progress)
+            dataset = load_and_record(source, target=target, workspace=ws, table=table, query=query, on_progress=progress)
     notes = [str(w.message) for w in caught if issubclass(w.category, DataQualityWarning)]
     task = None
     if target is not None:

@@ -7,7 +7,6 @@ predictions with the Python client, print them and the UI address, stop.
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -73,10 +72,8 @@ def demo_command(
     console.rule("[bold]3. Serve and query")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MLPILOT_HOME": str(ws.root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlpilot", "serve", "--host", "127.0.0.1", "--port", str(port), "--workspace", str(ws.root)],
-        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

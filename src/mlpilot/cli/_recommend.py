@@ -6,9 +6,10 @@ import warnings
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from mlpilot.cli._common import WorkspaceOption, console, open_registry
+from mlpilot.cli._common import WorkspaceOption, console, open_registry, open_workspace
 
 recommend_app = typer.Typer(
     name="recommend",
@@ -88,7 +89,7 @@ def train_command(
         model = train(
             source, user=user, item=item, rating=rating, timestamp=timestamp, items=items,
             feedback=feedback, threshold=thr, time_budget=time_budget, split=split,
-            max_trials=max_trials, name=name, workspace=workspace, random_state=seed,
+            max_trials=max_trials, name=name, workspace=open_workspace(workspace), random_state=seed,
             progress=lambda message: progress.update(task, description=message),
         )
     for warning in caught:
@@ -105,11 +106,15 @@ def train_command(
     report = getattr(model, "data_report_", {})
     if report.get("n_duplicates"):
         console.print(f"{report['n_duplicates']} duplicated interactions were aggregated.", highlight=False)
-    console.print(
-        f"Registered [bold]{model.registered_version_}[/] as champion "
-        f"({model.protocol_['chosen']}, NDCG@{k} {model.metrics_[f'ndcg@{k}']:.4f}).",
-        highlight=False,
-    )
+    chosen = f"{model.protocol_['chosen']}, NDCG@{k} {model.metrics_[f'ndcg@{k}']:.4f}"
+    registry = open_registry(workspace)
+    try:
+        mv = registry.get_version(str(model.registered_version_))
+    finally:
+        registry.close()
+    role = "as champion" if "champion" in mv.aliases else "(not champion)"
+    console.print(f"Registered [bold]{mv.ref}[/] {role} ({chosen}): {escape(str(mv.info.get('champion_reason', '')))}",
+                  highlight=False)
 
 
 def _load(name: str, workspace: Any) -> Any:

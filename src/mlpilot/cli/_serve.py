@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import errno
-import os
+import json
 import socket
-from typing import Annotated
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 
 import typer
 
-from mlpilot.cli._common import WorkspaceOption, console, open_registry
+from mlpilot.cli._common import WorkspaceOption, console, open_registry, open_workspace
 from mlpilot.exceptions import InvalidParameterError
 
 
@@ -50,6 +51,38 @@ def check_port(host: str, port: int) -> None:
             raise InvalidParameterError(message) from None
 
 
+_FACTORY_PREFIX = "app_with_settings_"
+
+
+def worker_factory(chosen: Mapping[str, Any]) -> str:
+    """The uvicorn factory string whose app gets ``chosen`` settings (for ``--workers``).
+
+    uvicorn imports ``module:attribute`` in each worker; the attribute's name
+    carries the settings as hex-encoded JSON, which this module's
+    ``__getattr__`` decodes into a factory. No file, and no environment
+    variable is written.
+
+    Examples
+    --------
+    >>> worker_factory({"port": 8001}).startswith("mlpilot.cli._serve:app_with_settings_")
+    True
+    """
+    return f"{__name__}:{_FACTORY_PREFIX}{json.dumps(dict(chosen), sort_keys=True).encode().hex()}"
+
+
+def __getattr__(name: str) -> Callable[[], Any]:
+    if not name.startswith(_FACTORY_PREFIX):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    chosen = json.loads(bytes.fromhex(name[len(_FACTORY_PREFIX):]).decode())
+
+    def factory() -> Any:
+        from mlpilot.serve import ServeSettings, create_app
+
+        return create_app(ServeSettings(**chosen))
+
+    return factory
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
@@ -60,19 +93,19 @@ def serve(
     """Serve every model in the workspace: REST API, web UI and /metrics."""
     import uvicorn
 
-    from mlpilot.registry import Workspace
     from mlpilot.serve import ServeSettings, create_app
 
     check_port(host, port)  # before loading anything: a taken port is exit 2, not uvicorn's errno 98
-    ws = Workspace.open(workspace)
-    # Workers are separate processes that read their settings from the environment.
-    os.environ["MLPILOT_HOME"] = str(ws.root)
-    settings = ServeSettings(home=ws.root, host=host, port=port, workers=workers)
+    ws = open_workspace(workspace)
+    chosen: dict[str, Any] = {"home": str(ws.root), "host": host, "port": port, "workers": workers}
+    settings = ServeSettings(**chosen)
     if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         console.print("[yellow]Warning:[/] serving on a public interface without MLPILOT_API_KEY.", style=None)
     console.print(f"mlpilot: serving {ws.root} on http://{host}:{port}  (UI at /, API docs at /docs)")
     if workers > 1:
-        uvicorn.run("mlpilot.serve:app_from_env", factory=True, host=host, port=port, workers=workers,
+        # Workers are separate processes: the settings chosen here travel in the factory's
+        # name (the rest, secrets included, each worker reads from its inherited environment).
+        uvicorn.run(worker_factory(chosen), factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, access_log=False)
     else:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
@@ -98,4 +131,4 @@ def register(app: typer.Typer) -> None:
     app.command("promote")(promote)
 
 
-__all__ = ["check_port", "promote", "register", "serve"]
+__all__ = ["check_port", "promote", "register", "serve", "worker_factory"]

@@ -115,7 +115,7 @@ def train_command(
     ws = open_workspace(workspace)
     with warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
         warnings.simplefilter("always", MlpilotWarning)
-        run = train(source, target, name=name, time_budget=time_budget, metric=metric, task=task, seed=seed,
+        run = train(source, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=seed,
                     workspace=ws, holdout=holdout, deterministic=deterministic, n_trials=n_trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)

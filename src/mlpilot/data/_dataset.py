@@ -1,20 +1,20 @@
-"""Loading a source: read, snapshot, infer the schema, record it in the registry."""
+"""Loading a source: read, snapshot, infer the schema (recording it is the orchestrator's job)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
 
 from mlpilot._types import PathLike
+from mlpilot._workspace import Workspace
 from mlpilot.data._schema import Schema, infer_schema
-from mlpilot.data._snapshot import Snapshot, write_snapshot
+from mlpilot.data._snapshot import Snapshot, stage_snapshot, write_snapshot
 from mlpilot.data._sources import Source, describe_source, read_table
-from mlpilot.registry import Registry, Workspace
 
 
 @dataclass(frozen=True)
@@ -67,62 +67,37 @@ def load_dataset(
 ) -> Dataset:
     """Read ``source``, snapshot it into the workspace and infer its schema.
 
-    The snapshot is recorded in the workspace's registry with the schema. With
-    ``snapshot=False`` nothing is written.
+    The snapshot file is stored only once the schema (and ``target``) check
+    out; recording it in a registry is the orchestrator's job
+    (`mlpilot.automl.load_and_record`). With ``snapshot=False`` nothing is written.
 
     Raises
     ------
     SourceNotFoundError, SourceFormatError, EmptyDataError, SourceConnectionError
         When the source cannot be read.
     ColumnNotFoundError, TargetError
-        When ``target`` is absent, all null or constant.
+        When ``target`` is absent, all null or constant; nothing is left in the workspace.
     """
     spec = describe_source(source, table=table, query=query)
     if not snapshot:
         frame = to_pandas(read_table(source, table=table, query=query, on_progress=on_progress))
         return Dataset(frame=frame, schema=infer_schema(frame, target=target), snapshot=None, source=spec.description)
-    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        opening = pool.submit(Registry, ws)  # opened (created, the first time) while the source is read
+    ws = Workspace.resolve(workspace)
+    arrow = read_table(source, table=table, query=query, on_progress=on_progress)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The snapshot is written and hashed while pandas conversion and schema
+        # inference run here; it is put in place only when the target checks out.
+        staging = pool.submit(stage_snapshot, arrow, ws, source=spec.description)
         try:
-            arrow = read_table(source, table=table, query=query, on_progress=on_progress)
-            # The snapshot is written and hashed while pandas conversion and schema
-            # inference run here; a bad target still fails before anything is recorded.
-            snapping = pool.submit(write_snapshot, arrow, ws, source=spec.description)
             frame = arrow.to_pandas(date_as_object=False, split_blocks=True)
-            try:
-                schema = infer_schema(frame, target=target)
-            finally:
-                snap = snapping.result()
+            schema = infer_schema(frame, target=target)
         except BaseException:
-            _close_quietly(opening)
+            with contextlib.suppress(Exception):
+                staging.result().discard()
             raise
-    _record(opening, snap, schema)
+        snap = staging.result().commit()
     del arrow
     return Dataset(frame=frame, schema=schema, snapshot=snap, source=spec.description)
-
-
-def _record(opening: Future[Registry], snap: Snapshot, schema: Schema | None) -> None:
-    """Record the snapshot in the registry opened while it was read, then close the registry."""
-    registry = opening.result()
-    try:
-        registry.record_dataset(
-            id=snap.id,
-            source=snap.source,
-            path=str(snap.path.relative_to(registry.workspace.root)),
-            n_rows=snap.n_rows,
-            n_columns=snap.n_columns,
-            sha256=snap.sha256,
-            schema=schema.to_dict() if schema is not None else None,
-        )
-    finally:
-        registry.close()
-
-
-def _close_quietly(opening: Future[Registry]) -> None:
-    """Close a registry opened for a load that failed; the load's own error is the one to report."""
-    with contextlib.suppress(Exception):
-        opening.result().close()
 
 
 def snapshot_source(
@@ -139,15 +114,6 @@ def snapshot_source(
     is inferred when the snapshot is loaded (`load_dataset`).
     """
     spec = describe_source(source, table=table, query=query)
-    ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        opening = pool.submit(Registry, ws)  # opened (created, the first time) while the source is read
-        try:
-            snap = write_snapshot(
-                read_table(source, table=table, query=query, on_progress=on_progress), ws, source=spec.description
-            )
-        except BaseException:
-            _close_quietly(opening)
-            raise
-    _record(opening, snap, None)
-    return snap
+    ws = Workspace.resolve(workspace)
+    return write_snapshot(read_table(source, table=table, query=query, on_progress=on_progress), ws,
+                          source=spec.description)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import threading
@@ -14,7 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlpilot.registry import Workspace
+from mlpilot._workspace import Workspace
+
+_STAGED = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,28 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     )
 
 
-def write_snapshot(table: pa.Table, workspace: Workspace, *, source: str) -> Snapshot:
-    """Store ``table`` under its content hash unless that snapshot already exists.
+class StagedSnapshot:
+    """A snapshot written and hashed but not yet in place: `commit` stores it, `discard` leaves nothing."""
+
+    def __init__(self, tmp: Path, snapshot: Snapshot) -> None:
+        self._tmp = tmp
+        self.snapshot = snapshot
+
+    def commit(self) -> Snapshot:
+        """Move the file under its content id (kept as it is when that snapshot exists already)."""
+        try:
+            if not self.snapshot.path.exists():
+                os.replace(self._tmp, self.snapshot.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
+        return self.snapshot
+
+    def discard(self) -> None:
+        self._tmp.unlink(missing_ok=True)
+
+
+def stage_snapshot(table: pa.Table, workspace: Workspace, *, source: str) -> StagedSnapshot:
+    """Write ``table`` to a temporary file of the workspace and hash it; nothing is stored yet.
 
     The Parquet file is written (in a helper thread) while the hash is computed;
     both release the GIL, so the two cores share the work.
@@ -112,26 +135,29 @@ def write_snapshot(table: pa.Table, workspace: Workspace, *, source: str) -> Sna
     from concurrent.futures import ThreadPoolExecutor
 
     table = canonical_table(table)
-    tmp = workspace.snapshots_dir / f".snapshot.tmp-{os.getpid()}-{threading.get_ident()}"
+    tmp = workspace.snapshots_dir / f".snapshot.tmp-{os.getpid()}-{threading.get_ident()}-{next(_STAGED)}"
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             writing = pool.submit(_write_parquet, table, tmp)
             sha = content_hash(table)
             writing.result()
-        snap_id = sha[:16]
-        path = workspace.snapshots_dir / f"{snap_id}.parquet"
-        if not path.exists():
-            os.replace(tmp, path)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    return Snapshot(
+        raise
+    snap_id = sha[:16]
+    return StagedSnapshot(tmp, Snapshot(
         id=snap_id,
-        path=path,
+        path=workspace.snapshots_dir / f"{snap_id}.parquet",
         source=source,
         n_rows=table.num_rows,
         n_columns=table.num_columns,
         sha256=sha,
-    )
+    ))
+
+
+def write_snapshot(table: pa.Table, workspace: Workspace, *, source: str) -> Snapshot:
+    """Store ``table`` under its content hash unless that snapshot already exists."""
+    return stage_snapshot(table, workspace, source=source).commit()
 
 
 def read_snapshot(workspace: Workspace, snapshot_id: str) -> pd.DataFrame:

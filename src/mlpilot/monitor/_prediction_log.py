@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from mlpilot._types import PathLike
+from mlpilot._workspace import Workspace
 from mlpilot.exceptions import InvalidParameterError, SourceNotFoundError
-from mlpilot.registry import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ def _existing_workspace(workspace: Workspace | PathLike | None) -> Workspace:
             "Pass the directory the models were trained and served in (train(workspace=...), "
             "mlpilot serve --workspace)."
         )
-    return Workspace.open(workspace)
+    return Workspace.from_env(workspace)
 
 
 def read_prediction_log(workspace: Workspace | PathLike | None, name: str | None = None) -> pd.DataFrame:

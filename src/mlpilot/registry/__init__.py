@@ -1,5 +1,6 @@
 """Workspace and registry: datasets, runs, model versions, aliases and events."""
 
+from mlpilot._workspace import Workspace
 from mlpilot.registry._ref import ModelRef
 from mlpilot.registry._store import (
     DatasetRecord,
@@ -10,7 +11,6 @@ from mlpilot.registry._store import (
     environment,
     safe_url,
 )
-from mlpilot.registry._workspace import Workspace
 
 __all__ = [
     "DatasetRecord",

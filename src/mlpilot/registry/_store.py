@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from mlpilot._workspace import Workspace
+from mlpilot.data._sql import create_engine, safe_url
 from mlpilot.exceptions import (
     ArtifactIntegrityError,
     ConflictError,
-    MissingDependencyError,
     ModelNotFoundError,
     RegistryError,
     SourceConnectionError,
@@ -30,7 +30,6 @@ from mlpilot.exceptions import (
 from mlpilot.registry import _artifacts
 from mlpilot.registry._ref import ModelRef, check_alias, check_name
 from mlpilot.registry._tables import aliases, datasets, events, metadata, model_versions, runs
-from mlpilot.registry._workspace import Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +44,6 @@ def _as_utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
-
-
-def safe_url(url: str) -> str:
-    """Render a database URL without its password."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable database URL>"
 
 
 def environment() -> dict[str, Any]:
@@ -71,41 +62,6 @@ def environment() -> dict[str, Any]:
         "mlpilot": __version__,
         "packages": versions,
     }
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """Write-ahead logging: readers (a running server) never block the writer (a training run),
-    and a commit costs one append instead of a journal round trip. A killed process loses
-    nothing it committed; ``synchronous=NORMAL`` is SQLite's recommended pairing with WAL."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
-
-
-def create_engine(url: str) -> Engine:
-    """Create an engine for ``url`` with clear errors for missing drivers."""
-    try:
-        parsed = sa.make_url(url)
-    except Exception as exc:
-        raise SourceConnectionError(
-            "The database URL could not be parsed; expected e.g. "
-            "'postgresql://user:password@host:5432/db' or 'sqlite:///path.db'."
-        ) from exc
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    try:
-        if parsed.get_backend_name() == "sqlite":
-            engine = sa.create_engine(parsed, connect_args={"timeout": 30})
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
-            return engine
-        return sa.create_engine(parsed, pool_pre_ping=True)
-    except ModuleNotFoundError as exc:
-        raise MissingDependencyError(
-            exc.name or "psycopg", "postgres", f"The database {safe_url(url)}"
-        ) from exc
 
 
 @dataclass(frozen=True)
@@ -213,8 +169,8 @@ class Registry:
 
     @classmethod
     def open(cls, root: str | os.PathLike[str] | None = None) -> Registry:
-        """Open the registry of the workspace at ``root`` (see `Workspace.open`)."""
-        return cls(Workspace.open(root))
+        """Open the registry of the workspace at ``root`` (see `Workspace.from_env`)."""
+        return cls(Workspace.from_env(root))
 
     def close(self) -> None:
         self.engine.dispose()

