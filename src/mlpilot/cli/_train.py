@@ -111,11 +111,11 @@ def train_command(
             )
         console.print("[yellow]! FutureWarning:[/] --seed is deprecated (removed in 0.4); use --random-state.",
                       highlight=False)
-    seed = seed if seed is not None else random_state if random_state is not None else 0
+    random_state = seed if seed is not None else random_state if random_state is not None else 0
     ws = open_workspace(workspace)
     with warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
         warnings.simplefilter("always", MlpilotWarning)
-        run = train(source, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=seed,
+        run = train(source, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
                     workspace=ws, holdout=holdout, deterministic=deterministic, n_trials=n_trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
