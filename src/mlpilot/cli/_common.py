@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +15,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeRemainingColumn,
 )
@@ -72,12 +73,12 @@ def check_output_path(path: Path | None, option: str) -> None:
 
 
 @contextmanager
-def file_progress(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar fed with (bytes read, total bytes); hidden for small files."""
+def _progress(description: str, counter: ProgressColumn, *, show_from: int) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr fed with (done, total); shown only once ``total`` reaches ``show_from``."""
     progress = Progress(
         TextColumn("[bold blue]{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        counter,
         TimeRemainingColumn(),
         console=Console(stderr=True),
         transient=True,
@@ -87,7 +88,7 @@ def file_progress(description: str) -> Iterator[Callable[[int, int], None]]:
 
     def update(done: int, total: int) -> None:
         nonlocal started
-        if not started and total > (8 << 20):
+        if not started and total >= show_from:
             progress.start()
             progress.update(task, visible=True)
             started = True
@@ -100,30 +101,11 @@ def file_progress(description: str) -> Iterator[Callable[[int, int], None]]:
             progress.stop()
 
 
-@contextmanager
-def step_progress(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar fed with (steps done, steps in all); shown only for long jobs (1,000+ steps)."""
-    progress = Progress(
-        TextColumn("[bold blue]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = progress.add_task(description, total=None, visible=False)
-    started = False
+def file_progress(description: str) -> AbstractContextManager[Callable[[int, int], None]]:
+    """A progress bar fed with (bytes read, total bytes); hidden for files under 8 MiB."""
+    return _progress(description, DownloadColumn(), show_from=(8 << 20) + 1)
 
-    def update(done: int, total: int) -> None:
-        nonlocal started
-        if not started and total >= 1_000:
-            progress.start()
-            progress.update(task, visible=True)
-            started = True
-        progress.update(task, completed=done, total=total)
 
-    try:
-        yield update
-    finally:
-        if started:
-            progress.stop()
+def step_progress(description: str) -> AbstractContextManager[Callable[[int, int], None]]:
+    """A progress bar fed with (steps done, steps in all); shown only for long jobs (1,000+ steps)."""
+    return _progress(description, MofNCompleteColumn(), show_from=1_000)

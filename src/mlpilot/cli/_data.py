@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -20,7 +19,7 @@ from mlpilot.cli._common import (
     open_workspace,
     step_progress,
 )
-from mlpilot.data import ColumnProfile, Profile, profile, render_profile_html
+from mlpilot.data import ColumnProfile, Profile, profile, render_profile_html, target_task
 
 _MAX_SHOWN = 100
 
@@ -92,7 +91,7 @@ def profile_command(
     notes = [str(w.message) for w in caught if issubclass(w.category, DataQualityWarning)]
     task = None
     if target is not None:
-        task, target_notes = _target_task(dataset.frame[target])
+        task, target_notes = target_task(dataset.frame[target])
         notes += target_notes
     with step_progress("Profiling") as progress:
         report = profile(dataset.frame, dataset.schema, task=task, notes=notes, on_progress=progress)
@@ -102,21 +101,6 @@ def profile_command(
     if html is not None:
         html.write_text(render_profile_html(dataset.frame, report, title=dataset.source), encoding="utf-8")
         console.print(f"HTML report written to {html}", highlight=False)
-
-
-def _target_task(y: pd.Series) -> tuple[str | None, list[str]]:
-    """The task ``train`` would choose for ``y``, and what it would say about the target first."""
-    from mlpilot.exceptions import TargetError
-    from mlpilot.tasks import detect_task, drop_non_numeric_target, find_non_numeric
-
-    cleaned, junk = drop_non_numeric_target(y)
-    notes = [f"{junk.summary()}; train treats them as missing (it drops those rows)."] if junk else []
-    try:
-        return detect_task(cleaned), notes
-    except TargetError as exc:
-        # a quantity with too much junk is still profiled as a quantity, not as hundreds of classes
-        task = "regression" if find_non_numeric(y) is not None else None
-        return task, [*notes, f"train would refuse this target: {exc}"]
 
 
 def register(app: typer.Typer) -> None:

@@ -2,7 +2,7 @@
 
 from mlpilot.data._dataset import Dataset, load_dataset, read_source, snapshot_source, to_pandas
 from mlpilot.data._leakage import LeakScore, find_leaks, leak_suspects, leakage_scores
-from mlpilot.data._profile import ColumnProfile, Profile, profile
+from mlpilot.data._profile import ColumnProfile, Profile, profile, target_task
 from mlpilot.data._report import render_profile_html
 from mlpilot.data._schema import (
     ColumnSchema,
@@ -41,6 +41,7 @@ __all__ = [
     "read_table",
     "render_profile_html",
     "snapshot_source",
+    "target_task",
     "to_pandas",
     "validate",
 ]

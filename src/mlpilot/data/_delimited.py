@@ -20,7 +20,7 @@ _SAMPLE_BYTES = 1 << 16
 _DELIMITERS = ",;\t|"
 
 
-def _looks_binary(sample: bytes) -> bool:
+def looks_binary(sample: bytes) -> bool:
     if b"\x00" in sample:
         # UTF-16/32 text has NULs too; those carry a BOM.
         return not sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE))
@@ -235,7 +235,7 @@ def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) ->
         raise _corrupt(name, codec, exc) from None
     if not sample.strip():
         raise EmptyDataError(f"{name} is empty: it has no header and no rows.")
-    if _looks_binary(sample):
+    if looks_binary(sample):
         raise SourceFormatError(
             f"{name} does not look like a text (CSV) file: it contains binary bytes. "
             "Pass a CSV or TSV file (plain or compressed with gzip, bz2, xz or zstd), "

@@ -170,21 +170,23 @@ def _numeric_stats(frame: pd.DataFrame, names: list[str]) -> dict[str, dict[str,
 _BLOCK = 2_000
 
 
-def _profile_task(frame: pd.DataFrame, schema: Schema) -> str:
-    """The task `train` would choose for the target (`mlpilot.tasks.detect_task`: one rule for both).
+def target_task(y: pd.Series) -> tuple[str, list[str]]:
+    """The task `train` would choose for target ``y`` (`mlpilot.tasks.detect_task`: one rule for
+    both), and what train would say about the target first.
 
     A target ``train`` refuses is still profiled: as a quantity when its numbers make it one
     (junk values aside), else as classes.
     """
-    assert schema.target is not None
-    y = frame[schema.target]
-    cleaned, _ = drop_non_numeric_target(y)
+    cleaned, junk = drop_non_numeric_target(y)
+    notes = [f"{junk.summary()}; train treats them as missing (it drops those rows)."] if junk else []
     try:
-        return detect_task(cleaned)
-    except TargetError:
+        return detect_task(cleaned), notes
+    except TargetError as exc:
         if find_non_numeric(y) is not None:
-            return "regression"
-        return "binary" if schema[schema.target].n_unique == 2 else "multiclass"
+            task = "regression"
+        else:
+            task = "binary" if y.nunique(dropna=True) == 2 else "multiclass"
+        return task, [*notes, f"train would refuse this target: {exc}"]
 
 
 def profile(
@@ -241,7 +243,7 @@ def profile(
     balance = None
     scores: dict[str, LeakScore] = {}
     if schema.target is not None:
-        task = task or _profile_task(frame, schema)
+        task = task or target_task(frame[schema.target])[0]
         if task != "regression":
             counts = frame[schema.target].dropna().astype(str).value_counts(normalize=True)
             balance = {str(k): round(float(v), 6) for k, v in counts.sort_index().items()}

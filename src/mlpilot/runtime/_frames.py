@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 import pandas as pd
 
 from mlpilot.data import Problem
-from mlpilot.data._delimited import _looks_binary, detect_delimiter, detect_encoding
+from mlpilot.data._delimited import detect_delimiter, detect_encoding, looks_binary
 from mlpilot.exceptions import EmptyDataError, InvalidParameterError, SourceFormatError
 from mlpilot.runtime._inputs import coerce_csv_chunk, csv_dtypes
 from mlpilot.runtime._quality import flag_counts, row_flags
@@ -90,7 +90,7 @@ def _csv_format(source: IO[bytes]) -> tuple[str, str]:
             f"The upload is a ZIP container (an Excel .xlsx workbook, or a zip file), not CSV text. "
             f"{_ACCEPTED_FILES}; save the sheet as CSV and upload that."
         )
-    if sample.startswith(b"\xd0\xcf\x11\xe0") or _looks_binary(sample):
+    if sample.startswith(b"\xd0\xcf\x11\xe0") or looks_binary(sample):
         raise SourceFormatError(
             f"The upload is a binary file (such as an Excel .xls workbook), not CSV text. {_ACCEPTED_FILES}."
         )
