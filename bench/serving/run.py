@@ -87,7 +87,7 @@ def train(work: Path) -> dict[str, Any]:
 def compiled_model(work: Path) -> Any:
     """The registered pipeline as mlpilot's server compiles it at load (None if it does not compile)."""
     from mlpilot.registry import Registry, Workspace
-    from mlpilot.serve._models import load_version
+    from mlpilot.runtime import load_version
 
     registry = Registry(Workspace.open(work / "ws"))
     try:
