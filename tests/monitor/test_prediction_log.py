@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from mlpilot.exceptions import InvalidParameterError
 from mlpilot.monitor import LOG_COLUMNS, PredictionLog, predictions_dir, read_prediction_log
 from mlpilot.registry import Workspace
 
@@ -51,3 +53,18 @@ def test_truncated_lines_are_skipped(workspace: Workspace) -> None:
 def test_empty_log(workspace: Workspace) -> None:
     frame = read_prediction_log(workspace, "nothing")
     assert frame.empty and list(frame.columns) == list(LOG_COLUMNS)
+
+
+def test_request_ids_per_request_or_per_row_and_the_source(workspace: Workspace) -> None:
+    log = PredictionLog(workspace, flush_interval=0.01).start()
+    log.log("m", 1, [{"x": 1}, {"x": 2}], [0, 1], 1.0, request_ids="req-a")
+    log.log("m", 1, [{"x": 3}, {"x": 4}], [1, 0], 1.0, request_ids=["msg-1", "msg-2"], source="stream")
+    log.log("m", 1, [{"x": 5}], [1], 1.0)
+    log.close()
+    frame = read_prediction_log(workspace, "m")
+    assert frame["request_id"].tolist()[:4] == ["req-a", "req-a", "msg-1", "msg-2"]
+    assert frame["row"].tolist()[:2] == [0, 1]
+    assert frame["source"].tolist() == ["api", "api", "stream", "stream", "api"]
+    assert isinstance(frame["request_id"].iloc[4], str) and frame["request_id"].iloc[4] not in {"req-a"}
+    with pytest.raises(InvalidParameterError, match="2 ids for 1 predicted rows"):
+        log.log("m", 1, [{"x": 1}], [0], 1.0, request_ids=["a", "b"])

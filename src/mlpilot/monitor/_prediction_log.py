@@ -46,6 +46,7 @@ LOG_COLUMNS = (
     "prediction",
     "probabilities",
     "warnings",
+    "source",
 )
 _SEGMENT_BYTES = 64 * 1024 * 1024
 _STOP = object()
@@ -104,6 +105,8 @@ class _Entry:
     probabilities: Sequence[Any] | None
     latency_ms: float
     warnings: Sequence[str] | None = None
+    request_ids: str | Sequence[str] | None = None
+    source: str = "api"
 
 
 def predictions_dir(workspace: Workspace, name: str | None = None) -> Path:
@@ -175,6 +178,8 @@ class PredictionLog:
         *,
         probabilities: Sequence[Any] | None = None,
         warnings: Sequence[str] | None = None,
+        request_ids: str | Sequence[str] | None = None,
+        source: str = "api",
     ) -> None:
         """Queue one request's predictions; never blocks, drops when the queue is full.
 
@@ -182,9 +187,18 @@ class PredictionLog:
         name to values (lists or arrays), one value per row of ``outputs``.
         ``warnings`` holds each row's input flags (``"out_of_range:x; ..."``,
         ``""`` for a clean row), or ``None`` when no row has any.
+        ``request_ids`` is one id for the whole request (its rows are told apart
+        by ``row``), one id per row (a stream's messages), or ``None`` for a new
+        random one. ``source`` says where the rows came from (``"api"``,
+        ``"stream"``, ``"shadow"``, ...).
         """
+        if request_ids is not None and not isinstance(request_ids, str) and len(request_ids) != len(outputs):
+            raise InvalidParameterError(
+                f"request_ids has {len(request_ids)} ids for {len(outputs)} predicted rows; "
+                "pass one id for the request or one per row."
+            )
         entry = _Entry(name, int(version), time.time(), inputs, outputs, probabilities, float(latency_ms),
-                       warnings)
+                       warnings, request_ids, source)
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
@@ -269,7 +283,8 @@ class PredictionLog:
             "timestamp": datetime.fromtimestamp(entry.timestamp, UTC).isoformat(),
             "model": entry.model,
             "version": entry.version,
-            "request_id": uuid.uuid4().hex[:16],
+            "request_id": entry.request_ids if isinstance(entry.request_ids, str) else uuid.uuid4().hex[:16],
+            "source": entry.source,
             "n_rows": len(entry.outputs),
             "latency_ms": round(entry.latency_ms, 3),
             "predictions": _column(entry.outputs),
@@ -278,6 +293,8 @@ class PredictionLog:
         }
         if entry.warnings is not None:
             record["warnings"] = list(entry.warnings)
+        if entry.request_ids is not None and not isinstance(entry.request_ids, str):
+            record["request_ids"] = [str(r) for r in entry.request_ids]
         return json.dumps(record, default=_json_default, allow_nan=False) + "\n"
 
     def _file(self, model: str) -> Any:
@@ -329,8 +346,10 @@ def read_prediction_log(workspace: Workspace | PathLike | None, name: str | None
     DataFrame
         The columns of `LOG_COLUMNS` (``timestamp`` as UTC datetimes, ``row``
         the row's position in its request, ``warnings`` the row's input
-        flags such as ``"out_of_range:x"``, ``""`` for none), then one column per input feature
-        under its own name (an input whose name clashes with a log column is
+        flags such as ``"out_of_range:x"``, ``""`` for none; ``request_id`` the
+        row's id, shared by the rows of one request unless ids were given per
+        row; ``source`` where the rows came from), then one column per input
+        feature under its own name (an input whose name clashes with a log column is
         prefixed with ``input.``). Sorted by timestamp.
     """
     directory = predictions_dir(_existing_workspace(workspace), name)
@@ -346,8 +365,10 @@ def read_prediction_log(workspace: Workspace | PathLike | None, name: str | None
                         n = int(record["n_rows"])
                     except (ValueError, KeyError, TypeError):
                         continue  # a line cut short by a crash
-                    for key in ("timestamp", "model", "version", "request_id", "latency_ms"):
+                    for key in ("timestamp", "model", "version", "latency_ms"):
                         meta[key].extend([record.get(key)] * n)
+                    meta["request_id"].extend(record.get("request_ids") or [record.get("request_id")] * n)
+                    meta["source"].extend([record.get("source", "api")] * n)
                     meta["row"].extend(range(n))
                     meta["prediction"].extend(record.get("predictions") or [None] * n)
                     meta["probabilities"].extend(record.get("probabilities") or [None] * n)
