@@ -40,14 +40,17 @@ def test_full_queue_drops_without_blocking(workspace: Workspace) -> None:
     assert len(read_prediction_log(workspace, "m")) == 5
 
 
-def test_truncated_lines_are_skipped(workspace: Workspace) -> None:
+def test_truncated_lines_are_skipped_and_counted(workspace: Workspace) -> None:
     log = PredictionLog(workspace).start()
     log.log("m", 1, [{"a": 1}], [1], 0.1)
-    log.close()
+    log.flush()
     segment = next(predictions_dir(workspace, "m").glob("*.jsonl"))
     with open(segment, "a") as fh:
         fh.write('{"timestamp": "2024-01-01T00:00:00+00:00", "mod')  # a crash mid-write
     assert len(read_prediction_log(workspace, "m")) == 1
+    log.close()  # the segment is compacted; the cut line is counted, not kept
+    assert not list(predictions_dir(workspace, "m").glob("*.jsonl"))
+    assert log.corrupt_lines == 1 and len(read_prediction_log(workspace, "m")) == 1
 
 
 def test_empty_log(workspace: Workspace) -> None:

@@ -138,7 +138,7 @@ def apps(registry: Registry) -> Iterator[tuple[TestClient, TestClient]]:
 
 def _post(client: TestClient, body: Any, query: str = "") -> Any:
     return client.post(f"/v1/models/churn/predict{query}", content=json.dumps(body),
-                       headers={"content-type": "application/json"})
+                       headers={"content-type": "application/json", "x-request-id": "same-id"})
 
 
 def _served(client: TestClient) -> LoadedModel:

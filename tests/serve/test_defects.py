@@ -121,9 +121,9 @@ def test_json_predict_takes_gzip_with_the_limit_on_the_decompressed_size(
     limit = 4 * len(body)
     app = create_app(ServeSettings(home=registry.workspace.root, max_body_bytes=limit), registry=registry)
     with TestClient(app) as small:
-        plain = small.post("/v1/models/churn/predict", content=body, headers={"content-type": "application/json"})
+        plain = small.post("/v1/models/churn/predict", content=body, headers={"content-type": "application/json", "x-request-id": "r1"})
         packed = small.post("/v1/models/churn/predict", content=gzip.compress(body),
-                            headers={"content-type": "application/json", "content-encoding": "gzip"})
+                            headers={"content-type": "application/json", "content-encoding": "gzip", "x-request-id": "r1"})
         assert packed.status_code == 200, packed.text
         assert packed.json() == plain.json()
         padded = json.dumps({"rows": rows * 10}).encode()  # over the limit once decompressed, not on the wire

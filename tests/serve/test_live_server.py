@@ -91,7 +91,8 @@ def test_prediction_log_survives_a_restart(registry: Registry, churn_model: Mode
     assert sorted(set(log["account_length"])) == [0, 1, 2, 1000, 1001, 1002]
     assert log["timestamp"].is_monotonic_increasing
     assert (log["latency_ms"] > 0).all()
-    assert len(list((registry.workspace.logs_dir / "predictions" / "churn").glob("*.jsonl"))) == 2
+    directory = registry.workspace.logs_dir / "predictions" / "churn"  # each server's segment, compacted at exit
+    assert not list(directory.glob("*.jsonl")) and len(list(directory.glob("date=*/*.parquet"))) == 2
 
 
 @pytest.mark.parametrize("fast_path", [True, False])

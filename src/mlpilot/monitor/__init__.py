@@ -1,10 +1,23 @@
-"""Monitoring: the prediction log (and, later, drift checks against the training snapshot)."""
+"""Monitoring: the prediction log and its ground truth (and drift checks against the training snapshot)."""
 
+from mlpilot.monitor._log_store import LOG_COLUMNS, CompactionResult, parse_keep
 from mlpilot.monitor._prediction_log import (
-    LOG_COLUMNS,
     PredictionLog,
+    compact_prediction_log,
+    iter_prediction_log,
     predictions_dir,
+    prune_prediction_log,
     read_prediction_log,
 )
 
-__all__ = ["LOG_COLUMNS", "PredictionLog", "predictions_dir", "read_prediction_log"]
+__all__ = [
+    "LOG_COLUMNS",
+    "CompactionResult",
+    "PredictionLog",
+    "compact_prediction_log",
+    "iter_prediction_log",
+    "parse_keep",
+    "predictions_dir",
+    "prune_prediction_log",
+    "read_prediction_log",
+]

@@ -5,9 +5,15 @@ queue drops the record and counts it). A writer thread takes records in
 batches and appends them as JSON lines to a segment file under
 ``workspace.logs_dir / "predictions" / <model>``: one line per request, with
 the inputs column by column (a 1,000-row batch costs one ``json.dumps`` of a
-few lists, not 1,000 of dicts). Each process writes its own segments, so
-several server workers never interleave lines. A crash can at worst leave a
-truncated last line, which `read_prediction_log` skips.
+few lists, not 1,000 of dicts). Each process writes its own segments and holds
+a lock on the open one, so several server workers never interleave lines. A
+crash can at worst leave a truncated last line, which readers skip and count.
+
+Segments are rotated by size and age; a compactor thread rewrites closed ones
+(and those left by a killed process) as Parquet parts by model and day
+(`mlpilot.monitor._log_store`), and deletes the days older than ``keep``.
+`read_prediction_log` and `iter_prediction_log` read both, column-wise, with
+the filters pushed down to the Parquet row groups.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +38,23 @@ import pandas as pd
 from mlpilot._types import PathLike
 from mlpilot._workspace import Workspace
 from mlpilot.exceptions import InvalidParameterError, SourceNotFoundError
+from mlpilot.monitor._log_store import (
+    LOG_COLUMNS,
+    CompactionResult,
+    LogFilter,
+    compact_dirs,
+    lock_segment,
+    model_dirs,
+    parse_keep,
+    prune_dirs,
+    read_frames,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Columns every frame from `read_prediction_log` has, before the input columns.
-LOG_COLUMNS = (
-    "timestamp",
-    "model",
-    "version",
-    "request_id",
-    "row",
-    "latency_ms",
-    "prediction",
-    "probabilities",
-    "warnings",
-    "source",
-)
-_SEGMENT_BYTES = 64 * 1024 * 1024
+_SEGMENT_BYTES = 32 * 1024 * 1024
+_SEGMENT_SECONDS = 600.0
+_RETENTION_SECONDS = 3600.0
 _STOP = object()
 
 
@@ -107,6 +113,7 @@ class _Entry:
     warnings: Sequence[str] | None = None
     request_ids: str | Sequence[str] | None = None
     source: str = "api"
+    first_row: int = 0
 
 
 def predictions_dir(workspace: Workspace, name: str | None = None) -> Path:
@@ -129,6 +136,11 @@ class PredictionLog:
         Requests written per batch at most.
     flush_interval : float
         Seconds a batch waits for more requests before it is written.
+    keep : str or timedelta, optional
+        Delete the days of the log older than this (``"30d"``), checked at
+        start and hourly; ``None`` keeps everything.
+    segment_bytes, segment_seconds : float
+        A segment is closed (and compacted into Parquet) once it is this large or this old.
 
     Examples
     --------
@@ -148,24 +160,40 @@ class PredictionLog:
         max_queue: int = 10_000,
         batch_size: int = 256,
         flush_interval: float = 0.2,
+        keep: str | timedelta | None = None,
+        segment_bytes: int = _SEGMENT_BYTES,
+        segment_seconds: float = _SEGMENT_SECONDS,
     ) -> None:
         self.workspace = workspace
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.keep = parse_keep(keep) if keep is not None else None
+        self.segment_bytes = segment_bytes
+        self.segment_seconds = segment_seconds
         self.dropped = 0
         self.written = 0
         self.errors = 0
+        self.corrupt_lines = 0
+        self.compacted = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
-        self._files: dict[str, tuple[Path, Any]] = {}
+        self._compactor: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._files: dict[str, tuple[Path, Any, float]] = {}
         self._segment = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._segments = 0
 
     def start(self) -> PredictionLog:
-        """Start the writer thread (idempotent); return ``self``."""
+        """Start the writer and compactor threads (idempotent); return ``self``."""
+        self._closing.clear()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="mlpilot-prediction-log", daemon=True)
             self._thread.start()
+        if self._compactor is None or not self._compactor.is_alive():
+            self._compactor = threading.Thread(target=self._compact_loop, name="mlpilot-log-compactor", daemon=True)
+            self._compactor.start()
         return self
 
     def log(
@@ -180,6 +208,7 @@ class PredictionLog:
         warnings: Sequence[str] | None = None,
         request_ids: str | Sequence[str] | None = None,
         source: str = "api",
+        first_row: int = 0,
     ) -> None:
         """Queue one request's predictions; never blocks, drops when the queue is full.
 
@@ -190,7 +219,8 @@ class PredictionLog:
         ``request_ids`` is one id for the whole request (its rows are told apart
         by ``row``), one id per row (a stream's messages), or ``None`` for a new
         random one. ``source`` says where the rows came from (``"api"``,
-        ``"stream"``, ``"shadow"``, ...).
+        ``"stream"``, ``"shadow"``, ...). ``first_row`` numbers the rows of a
+        request logged in several parts (a CSV's chunks) on from there.
         """
         if request_ids is not None and not isinstance(request_ids, str) and len(request_ids) != len(outputs):
             raise InvalidParameterError(
@@ -198,7 +228,7 @@ class PredictionLog:
                 "pass one id for the request or one per row."
             )
         entry = _Entry(name, int(version), time.time(), inputs, outputs, probabilities, float(latency_ms),
-                       warnings, request_ids, source)
+                       warnings, request_ids, source, int(first_row))
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
@@ -215,7 +245,7 @@ class PredictionLog:
             time.sleep(0.01)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued, stop the writer and close the files."""
+        """Write what is queued, stop the writer, close the segments and compact them."""
         thread = self._thread
         if thread is not None and thread.is_alive():
             try:
@@ -224,9 +254,41 @@ class PredictionLog:
                 logger.warning("prediction log: queue still full at shutdown")
             thread.join(timeout)
         self._thread = None
-        for _path, fh in self._files.values():
+        self._closing.set()
+        self._wake.set()
+        compactor = self._compactor
+        if compactor is not None and compactor.is_alive():
+            compactor.join(timeout)
+        self._compactor = None
+        for _path, fh, _opened in self._files.values():
             fh.close()
         self._files.clear()
+        self.compact()
+
+    def compact(self) -> CompactionResult:
+        """Compact every closed segment of the log into Parquet now (also those of killed processes)."""
+        result = compact_dirs(model_dirs(predictions_dir(self.workspace), None))
+        self.compacted += result.compacted
+        self.corrupt_lines += result.corrupt_lines
+        return result
+
+    # -- compactor thread ---------------------------------------------------------
+
+    def _compact_loop(self) -> None:
+        pruned_at = -math.inf
+        while True:
+            try:
+                self.compact()
+                if self.keep is not None and time.monotonic() - pruned_at >= _RETENTION_SECONDS:
+                    prune_dirs(model_dirs(predictions_dir(self.workspace), None), self.keep)
+                    pruned_at = time.monotonic()
+            except Exception:
+                self.errors += 1
+                logger.exception("prediction log: compaction failed (the segments stay and are read as they are)")
+            self._wake.wait(min(self.segment_seconds, _RETENTION_SECONDS))
+            self._wake.clear()
+            if self._closing.is_set():
+                return
 
     # -- writer thread ------------------------------------------------------------
 
@@ -239,6 +301,7 @@ class PredictionLog:
         while not stop:
             batch = self._drain()
             if not batch:
+                self._rotate_idle()
                 time.sleep(self.flush_interval)
                 continue
             entries = [e for e in batch if e is not _STOP]
@@ -283,7 +346,7 @@ class PredictionLog:
             "timestamp": datetime.fromtimestamp(entry.timestamp, UTC).isoformat(),
             "model": entry.model,
             "version": entry.version,
-            "request_id": entry.request_ids if isinstance(entry.request_ids, str) else uuid.uuid4().hex[:16],
+            "request_id": entry.request_ids if isinstance(entry.request_ids, str) else uuid.uuid4().hex,
             "source": entry.source,
             "n_rows": len(entry.outputs),
             "latency_ms": round(entry.latency_ms, 3),
@@ -295,20 +358,34 @@ class PredictionLog:
             record["warnings"] = list(entry.warnings)
         if entry.request_ids is not None and not isinstance(entry.request_ids, str):
             record["request_ids"] = [str(r) for r in entry.request_ids]
+        if entry.first_row:
+            record["first_row"] = entry.first_row
         return json.dumps(record, default=_json_default, allow_nan=False) + "\n"
+
+    def _rotate_idle(self) -> None:
+        """Close the segments older than ``segment_seconds`` so that their rows get compacted."""
+        now = time.monotonic()
+        for model, (_path, fh, opened) in list(self._files.items()):
+            if now - opened >= self.segment_seconds:
+                fh.close()
+                del self._files[model]
+                self._wake.set()
 
     def _file(self, model: str) -> Any:
         current = self._files.get(model)
-        if current is not None and current[0].stat().st_size < _SEGMENT_BYTES:
-            return current[1]
         if current is not None:
-            current[1].close()
+            path, fh, opened = current
+            if fh.tell() < self.segment_bytes and time.monotonic() - opened < self.segment_seconds:
+                return fh
+            fh.close()  # releases its lock: the compactor may now rewrite it
+            self._wake.set()
         directory = predictions_dir(self.workspace, model)
         directory.mkdir(parents=True, exist_ok=True)
-        n = len(list(directory.glob(f"{self._segment}-*.jsonl")))
-        path = directory / f"{self._segment}-{n:04d}.jsonl"
+        path = directory / f"{self._segment}-{self._segments:04d}.jsonl"
+        self._segments += 1
         fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open across batches
-        self._files[model] = (path, fh)
+        lock_segment(fh)
+        self._files[model] = (path, fh, time.monotonic())
         return fh
 
 
@@ -330,7 +407,65 @@ def _existing_workspace(workspace: Workspace | PathLike | None) -> Workspace:
     return Workspace.from_env(workspace)
 
 
-def read_prediction_log(workspace: Workspace | PathLike | None, name: str | None = None) -> pd.DataFrame:
+def _filter(
+    since: datetime | str | None,
+    until: datetime | str | None,
+    columns: Sequence[str] | None,
+    versions: Sequence[int] | int | None,
+    source: Sequence[str] | str | None,
+) -> LogFilter:
+    def stamp(value: datetime | str | None, what: str) -> pd.Timestamp | None:
+        if value is None:
+            return None
+        try:
+            ts = pd.Timestamp(value)
+        except (TypeError, ValueError):
+            raise InvalidParameterError(
+                f"{what} must be a datetime or an ISO date such as '2026-01-31' or '2026-01-31T12:00:00Z'. "
+                f"Got {value!r}."
+            ) from None
+        return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+    if isinstance(versions, int):
+        versions = [versions]
+    return LogFilter(
+        since=stamp(since, "since"),
+        until=stamp(until, "until"),
+        columns=tuple(columns) if columns is not None else None,
+        versions=tuple(int(v) for v in versions) if versions is not None else None,
+        sources=(source,) if isinstance(source, str) else tuple(source) if source is not None else None,
+    )
+
+
+def _empty(where: LogFilter) -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in LOG_COLUMNS})
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return where.project(frame)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("timestamp", "request_id", "row") if c in frame.columns]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame.reset_index(drop=True)
+
+
+def _ordered(frame: pd.DataFrame, where: LogFilter) -> pd.DataFrame:
+    """Log columns first, then the inputs in the order they first appeared."""
+    if where.columns is not None:
+        return where.project(frame)
+    first = [c for c in LOG_COLUMNS if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in LOG_COLUMNS]]
+
+
+def read_prediction_log(
+    workspace: Workspace | PathLike | None,
+    name: str | None = None,
+    *,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    columns: Sequence[str] | None = None,
+    versions: Sequence[int] | int | None = None,
+    source: Sequence[str] | str | None = None,
+) -> pd.DataFrame:
     """Read the prediction log into a frame, one row per predicted row.
 
     Parameters
@@ -340,6 +475,16 @@ def read_prediction_log(workspace: Workspace | PathLike | None, name: str | None
         ``MLPILOT_HOME`` or ``./mlpilot-workspace``).
     name : str, optional
         Only this model's predictions.
+    since, until : datetime or str, optional
+        Only rows logged at or after ``since`` and before ``until`` (naive
+        times are UTC). Whole days outside are not opened.
+    columns : sequence of str, optional
+        Only these columns (log columns or input features); the others are
+        never read from disk.
+    versions : int or sequence of int, optional
+        Only the predictions of these versions.
+    source : str or sequence of str, optional
+        Only rows from these sources (``"api"``, ``"stream"``, ``"shadow"``, ``"ui"``).
 
     Returns
     -------
@@ -350,41 +495,71 @@ def read_prediction_log(workspace: Workspace | PathLike | None, name: str | None
         row's id, shared by the rows of one request unless ids were given per
         row; ``source`` where the rows came from), then one column per input
         feature under its own name (an input whose name clashes with a log column is
-        prefixed with ``input.``). Sorted by timestamp.
+        prefixed with ``input.``). Sorted by timestamp. For a window too large
+        for memory use `iter_prediction_log`.
     """
-    directory = predictions_dir(_existing_workspace(workspace), name)
-    meta: dict[str, list[Any]] = {c: [] for c in LOG_COLUMNS}
-    inputs: dict[str, list[Any]] = {}
-    total = 0
-    if directory.exists():
-        for path in sorted(directory.rglob("*.jsonl")):
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        record = json.loads(line)
-                        n = int(record["n_rows"])
-                    except (ValueError, KeyError, TypeError):
-                        continue  # a line cut short by a crash
-                    for key in ("timestamp", "model", "version", "latency_ms"):
-                        meta[key].extend([record.get(key)] * n)
-                    meta["request_id"].extend(record.get("request_ids") or [record.get("request_id")] * n)
-                    meta["source"].extend([record.get("source", "api")] * n)
-                    meta["row"].extend(range(n))
-                    meta["prediction"].extend(record.get("predictions") or [None] * n)
-                    meta["probabilities"].extend(record.get("probabilities") or [None] * n)
-                    meta["warnings"].extend(record.get("warnings") or [""] * n)
-                    for column, values in (record.get("inputs") or {}).items():
-                        inputs.setdefault(column, [None] * total).extend(values)
-                    total += n
-                    for values in inputs.values():
-                        if len(values) < total:
-                            values.extend([None] * (total - len(values)))
-    features = pd.DataFrame(
-        {f"input.{column}" if column in LOG_COLUMNS else column: values for column, values in inputs.items()},
-        index=pd.RangeIndex(total),
-    )
-    frame = pd.concat([pd.DataFrame(meta, columns=list(LOG_COLUMNS)), features], axis=1)
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
-    if total:
-        frame["version"] = frame["version"].astype("int64")
-    return frame.sort_values(["timestamp", "request_id", "row"], kind="stable").reset_index(drop=True)
+    where = _filter(since, until, columns, versions, source)
+    base = predictions_dir(_existing_workspace(workspace))
+    frames = [f for f in read_frames(model_dirs(base, name), where, 1_000_000) if len(f)]
+    if not frames:
+        return _empty(where)
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return _sorted(_ordered(frame, where))
+
+
+def iter_prediction_log(
+    workspace: Workspace | PathLike | None,
+    name: str,
+    *,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    columns: Sequence[str] | None = None,
+    chunk_rows: int = 1_000_000,
+) -> Iterator[pd.DataFrame]:
+    """Read one model's log in frames of at most ``chunk_rows`` rows, in bounded memory.
+
+    Takes the filters of `read_prediction_log`; yields frames with its
+    columns (``columns`` only, when given). The frames come day by day, each
+    sorted by time; the rows not yet compacted (the last minutes) come last.
+    Memory holds one chunk (and one Parquet batch) at a time.
+    """
+    if chunk_rows < 1:
+        raise InvalidParameterError(f"chunk_rows must be at least 1. Got {chunk_rows}.")
+    where = _filter(since, until, columns, None, None)
+    base = predictions_dir(_existing_workspace(workspace))
+    pending: list[pd.DataFrame] = []
+    rows = 0
+    for frame in read_frames(model_dirs(base, name), where, min(chunk_rows, 65_536)):
+        while len(frame):
+            take = frame.iloc[: chunk_rows - rows]
+            frame = frame.iloc[len(take):]
+            pending.append(take)
+            rows += len(take)
+            if rows >= chunk_rows:
+                yield _sorted(_ordered(pd.concat(pending, ignore_index=True), where))
+                pending, rows = [], 0
+    if pending:
+        yield _sorted(_ordered(pd.concat(pending, ignore_index=True), where))
+
+
+def compact_prediction_log(workspace: Workspace | PathLike | None, name: str | None = None) -> CompactionResult:
+    """Rewrite the closed JSON-lines segments (of ``name``, or of every model) as daily Parquet parts.
+
+    Servers do this by themselves; call it after a crash to compact the
+    segments a killed process left. Safe to run beside servers and readers.
+    """
+    return compact_dirs(model_dirs(predictions_dir(_existing_workspace(workspace)), name))
+
+
+def prune_prediction_log(
+    workspace: Workspace | PathLike | None, keep: str | timedelta, *, now: datetime | None = None
+) -> list[str]:
+    """Delete the days of the log older than ``keep`` (``"30d"``); return the ``model/date=...`` removed.
+
+    The segments that can be compacted are compacted first, so their old rows go too.
+    """
+    period = parse_keep(keep)
+    base = predictions_dir(_existing_workspace(workspace))
+    directories = model_dirs(base, None)
+    compact_dirs(directories)
+    return [f"{p.parent.name}/{p.name}" for p in prune_dirs(directories, period, now)]

@@ -18,7 +18,7 @@ from mlpilot.runtime import LoadedModel, ModelCache
 from mlpilot.serve._batching import MicroBatcher
 from mlpilot.serve._errors import install_error_handlers
 from mlpilot.serve._metrics import Metrics
-from mlpilot.serve._middleware import ApiKeyMiddleware, MetricsMiddleware
+from mlpilot.serve._middleware import ApiKeyMiddleware, MetricsMiddleware, RequestIdMiddleware
 from mlpilot.serve._openapi import build_openapi
 from mlpilot.serve._settings import ServeSettings
 
@@ -141,6 +141,7 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware)
     if settings.api_key is not None and settings.api_key.get_secret_value():
         # Added last so it runs first: unauthorised requests cost nothing else.
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())

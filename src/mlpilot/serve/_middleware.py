@@ -1,4 +1,4 @@
-"""ASGI middleware: the optional API key, and request metrics.
+"""ASGI middleware: request ids, the optional API key, and request metrics.
 
 Plain ASGI callables rather than ``BaseHTTPMiddleware``, which would add a task
 and a memory stream to every request.
@@ -10,6 +10,7 @@ import hmac
 import json
 import re
 import time
+import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,6 +22,65 @@ PUBLIC_PREFIXES = ("/static/",)
 COOKIE = "mlpilot_api_key"
 _MODEL_ROUTE = re.compile(r"^/v1/models/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})(/[A-Za-z0-9_.]+)?$")
 _UI_ROUTE = re.compile(r"^/ui/models/([A-Za-z0-9][A-Za-z0-9_.-]{0,127})(/.*)?$")
+#: What a client's own ``X-Request-ID`` may be: 1 to 128 letters, digits and ``._:-``.
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestIdMiddleware:
+    """Give every request an id: the client's valid ``X-Request-ID`` or a new one.
+
+    The id is put in ``request.state.request_id`` (the routes log it and return
+    it in their JSON) and in the ``X-Request-ID`` header of every response. A
+    client's id that is too long or has other characters than letters, digits
+    and ``._:-`` is refused with 400 before anything else runs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((value for name, value in scope.get("headers", ()) if name == REQUEST_ID_HEADER), None)
+        if given is None:
+            request_id = uuid.uuid4().hex
+        else:
+            request_id = given.decode("latin-1")
+            if not REQUEST_ID.match(request_id):
+                shown = request_id[:40] + ("..." if len(request_id) > 40 else "")
+                await _send_json(send, 400, {
+                    "error": "InvalidParameterError",
+                    "detail": f"The X-Request-ID header {shown!r} ({len(request_id)} characters) is not a valid "
+                    "request id: send 1 to 128 characters, letters, digits and '._:-' only, starting with a "
+                    "letter or digit; or leave the header out and the server makes one.",
+                }, [])
+                return
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (REQUEST_ID_HEADER, request_id.encode("latin-1"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def request_id_of(request: Any) -> str:
+    """The id `RequestIdMiddleware` gave ``request`` (a new one if it did not run)."""
+    state = request.scope.setdefault("state", {})
+    if "request_id" not in state:
+        state["request_id"] = uuid.uuid4().hex
+    return str(state["request_id"])
 
 
 class ApiKeyMiddleware:
@@ -43,15 +103,11 @@ class ApiKeyMiddleware:
                         "headers": [(b"location", b"/login"), (b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return
-        body = json.dumps({
+        await _send_json(send, 401, {
             "error": "Unauthorized",
             "detail": "This server requires an API key: send the header 'Authorization: Bearer <key>' "
             "(the key is the server's MLPILOT_API_KEY).",
-        }).encode()
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer"),
-            (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        }, [(b"www-authenticate", b"Bearer")])
 
     def _allowed(self, scope: Scope) -> bool:
         path = scope["path"]

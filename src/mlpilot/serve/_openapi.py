@@ -81,6 +81,7 @@ GENERIC = {
         "properties": {
             "model": {"type": "string"},
             "version": {"type": "integer"},
+            "request_id": {"type": "string", "description": "Also the X-Request-ID header; send it with feedback."},
             "predictions": {"type": "array", "items": {}},
             "probabilities": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": "number"}}},
             "warnings": {

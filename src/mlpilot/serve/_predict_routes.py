@@ -38,6 +38,7 @@ from mlpilot.serve._deps import (
     query_pins,
 )
 from mlpilot.serve._inputs import GZIP_MAGIC, Inflater, content_encoding, parse_json, read_body
+from mlpilot.serve._middleware import request_id_of
 from mlpilot.serve._settings import ServeSettings
 
 router = APIRouter(tags=["predict"])
@@ -116,6 +117,7 @@ async def predict(request: Request) -> Response:
     # No declared parameters and no Depends here: see `query_pins`.
     start = time.perf_counter()
     name: str = request.path_params["name"]
+    request_id = request_id_of(request)
     state = request.app.state
     settings: ServeSettings = state.settings
     models: ModelCache = state.models
@@ -144,11 +146,13 @@ async def predict(request: Request) -> Response:
             else:
                 predictions, probabilities = await run_in_threadpool(score_prepared, loaded, prepared)
             answer = shape(loaded, prepared, predictions, probabilities)
+            answer["request_id"] = request_id
             content, inputs, warnings = _ENCODER.encode(answer).encode(), prepared.inputs, prepared.warnings
         else:
 
             def work() -> tuple[bytes, Any, list[Any], dict[str, Any], list[Problem]]:
                 answer, prepared, predictions = predict_payload(loaded, parse_json(body), settings.max_rows)
+                answer["request_id"] = request_id
                 return _ENCODER.encode(answer).encode(), prepared.inputs, predictions, answer, prepared.warnings
 
             content, inputs, predictions, answer, warnings = await run_in_threadpool(work)
@@ -159,7 +163,7 @@ async def predict(request: Request) -> Response:
     flags = record_flags(state, loaded, warnings, len(predictions)) if warnings else None
     state.prediction_log.log(
         loaded.name, loaded.version.version, inputs, predictions, latency_ms,
-        probabilities=answer.get("probabilities"), warnings=flags,
+        probabilities=answer.get("probabilities"), warnings=flags, request_ids=request_id,
     )
     state.metrics.count_predictions(loaded.name, loaded.version.version, len(predictions))
     return Response(content, media_type="application/json")
@@ -235,6 +239,20 @@ async def _csv_source(request: Request, settings: Any) -> IO[bytes]:
     return spool  # type: ignore[return-value]
 
 
+class RequestLog:
+    """The prediction log bound to one request: its chunks share the id, their rows numbered on."""
+
+    def __init__(self, log: Any, request_id: str) -> None:
+        self._log = log
+        self._request_id = request_id
+        self._rows = 0
+
+    def log(self, name: str, version: int, inputs: Any, outputs: Any, latency_ms: float, **kwargs: Any) -> None:
+        self._log.log(name, version, inputs, outputs, latency_ms, request_ids=self._request_id,
+                      first_row=self._rows, **kwargs)
+        self._rows += len(outputs)
+
+
 def _stream_file(path: str) -> Iterator[bytes]:
     try:
         with open(path, "rb") as fh:
@@ -270,9 +288,10 @@ async def predict_csv(
     loaded = await resolve(models, name, version, alias)
     check_predicts(loaded)
     source = await _csv_source(request, settings)
+    log = RequestLog(request.app.state.prediction_log, request_id_of(request))
     try:
         path, n_rows, warnings = await run_in_threadpool(
-            score_csv, loaded, source, settings.csv_chunk_rows, request.app.state.prediction_log, metrics
+            score_csv, loaded, source, settings.csv_chunk_rows, log, metrics
         )
     except SchemaValidationError as exc:
         count_rejected(metrics, loaded.name, exc)

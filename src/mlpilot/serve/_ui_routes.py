@@ -213,7 +213,8 @@ async def predict_form(
                                    form_values=values, errors=[str(p) for p in problems])
     flags = record_flags(request.app.state, loaded, prepared.warnings, len(predictions))
     request.app.state.prediction_log.log(loaded.name, loaded.version.version, prepared.inputs, predictions, 0.0,
-                                         probabilities=answer.get("probabilities"), warnings=flags)
+                                         probabilities=answer.get("probabilities"), warnings=flags,
+                                         request_ids=request.state.request_id, source="ui")
     return await _render_model(request, registry, name, loaded.version.version, form_values=values, result=answer)
 
 

@@ -1,0 +1,397 @@
+"""Where the prediction log lives on disk: JSON-lines segments compacted into daily Parquet parts.
+
+Layout under ``workspace.logs_dir / "predictions"``::
+
+    <model>/<segment>.jsonl                        appended by one writer process, flock-held
+    <model>/date=YYYY-MM-DD/<segment>.<k>.parquet  the segment's rows of that UTC day, chunk k
+
+The writer holds an exclusive ``flock`` on its open segment; a segment whose
+lock can be taken is closed (its writer rotated it, exited or was killed) and
+may be compacted. Compaction writes each Parquet part to a temporary file,
+fsyncs and renames it, and removes the segment only once all its parts are
+durable. Readers skip the parts of a segment that still exists (its parts may
+be partial) and read the segment instead, so a kill at any point loses nothing
+and duplicates nothing: a rerun rewrites the same parts under the same names.
+See docs/monitoring-log.md for why this layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from mlpilot.exceptions import InvalidParameterError
+
+try:  # POSIX; elsewhere a segment counts as closed once its writer's file handle is gone
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+#: Columns every log frame has, before the input columns.
+LOG_COLUMNS = (
+    "timestamp",
+    "model",
+    "version",
+    "request_id",
+    "row",
+    "latency_ms",
+    "prediction",
+    "probabilities",
+    "warnings",
+    "source",
+)
+#: Rows per Parquet part written by compaction (bounds its memory).
+PART_ROWS = 100_000
+_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_KEEP = re.compile(r"^\s*(\d+)\s*(d|h|w)\s*$", re.I)
+_KEEP_UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_keep(value: str | timedelta) -> timedelta:
+    """The retention period from ``"30d"``, ``"12h"`` or ``"2w"``.
+
+    Examples
+    --------
+    >>> parse_keep("30d").days, parse_keep("12h").seconds
+    (30, 43200)
+    """
+    if isinstance(value, timedelta):
+        keep = value
+    else:
+        match = _KEEP.match(str(value))
+        if not match:
+            raise InvalidParameterError(
+                f"--keep must be a number of hours, days or weeks such as '12h', '30d' or '2w'. Got {value!r}."
+            )
+        keep = int(match.group(1)) * _KEEP_UNIT[match.group(2).lower()]
+    if keep <= timedelta(0):
+        raise InvalidParameterError(f"--keep must be a positive period (such as '30d'). Got {value!r}.")
+    return keep
+
+
+# -- segment locks -------------------------------------------------------------------
+
+
+def lock_segment(fh: IO[Any], *, block: bool = True) -> bool:
+    """Take the exclusive lock of an open segment; ``False`` if another handle holds it."""
+    if fcntl is None:  # pragma: no cover - Windows
+        return True
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+# -- records to frames ---------------------------------------------------------------
+
+
+def records_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per predicted row of the JSON-lines ``records`` (as `read_prediction_log` returns them)."""
+    meta: dict[str, list[Any]] = {c: [] for c in LOG_COLUMNS}
+    inputs: dict[str, list[Any]] = {}
+    total = 0
+    for record in records:
+        n = int(record["n_rows"])
+        for key in ("timestamp", "model", "version", "latency_ms"):
+            meta[key].extend([record.get(key)] * n)
+        meta["request_id"].extend(record.get("request_ids") or [record.get("request_id")] * n)
+        meta["source"].extend([record.get("source", "api")] * n)
+        first = int(record.get("first_row", 0))
+        meta["row"].extend(range(first, first + n))
+        meta["prediction"].extend(record.get("predictions") or [None] * n)
+        meta["probabilities"].extend(record.get("probabilities") or [None] * n)
+        meta["warnings"].extend(record.get("warnings") or [""] * n)
+        for column, values in (record.get("inputs") or {}).items():
+            inputs.setdefault(column, [None] * total).extend(values)
+        total += n
+        for values in inputs.values():
+            if len(values) < total:
+                values.extend([None] * (total - len(values)))
+    features = pd.DataFrame(
+        {f"input.{column}" if column in LOG_COLUMNS else column: values for column, values in inputs.items()},
+        index=pd.RangeIndex(total),
+    )
+    frame = pd.concat([pd.DataFrame(meta, columns=list(LOG_COLUMNS)), features], axis=1)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
+    frame["row"] = frame["row"].astype("int64")
+    if total:
+        frame["version"] = frame["version"].astype("int64")
+    return frame
+
+
+def read_records(fh: IO[str]) -> Iterator[dict[str, Any] | None]:
+    """The segment's records in order; ``None`` for a line that does not parse (cut short by a crash)."""
+    for line in fh:
+        try:
+            record = json.loads(line)
+            int(record["n_rows"])
+        except (ValueError, KeyError, TypeError):
+            yield None
+            continue
+        yield record
+
+
+def _record_day(record: dict[str, Any]) -> str:
+    return str(record.get("timestamp", ""))[:10]
+
+
+# -- compaction ----------------------------------------------------------------------
+
+
+_JSON_FIELD = {b"mlpilot": b"json"}
+
+
+def _arrow_table(frame: pd.DataFrame) -> Any:
+    """``frame`` as an Arrow table; a column of mixed types (1 and "a") is stored as JSON text, marked so."""
+    import pyarrow as pa
+
+    arrays, fields = [], []
+    for column in frame.columns:
+        values = frame[column]
+        try:
+            array = pa.array(values, from_pandas=True)
+            field = pa.field(str(column), array.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            array = pa.array([json.dumps(v, default=str) for v in values], type=pa.string())
+            field = pa.field(str(column), pa.string(), metadata=_JSON_FIELD)
+        arrays.append(array)
+        fields.append(field)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _batch_frame(batch: Any) -> pd.DataFrame:
+    """A Parquet batch as pandas, the JSON-marked columns decoded back to their values."""
+    frame = batch.to_pandas()
+    for field in batch.schema:
+        if field.metadata == _JSON_FIELD:
+            frame[field.name] = pd.Series([json.loads(v) for v in frame[field.name]], index=frame.index, dtype=object)
+    return frame
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_part(directory: Path, day: str, stem: str, k: int, records: list[dict[str, Any]]) -> None:
+    import pyarrow.parquet as pq
+
+    partition = directory / f"date={day}"
+    partition.mkdir(exist_ok=True)
+    target = partition / f"{stem}.{k:04d}.parquet"
+    tmp = partition / f".{target.name}.tmp"
+    table = _arrow_table(records_frame(records))
+    with open(tmp, "wb") as fh:
+        pq.write_table(table, fh, compression="zstd")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    _fsync_dir(partition)
+
+
+def compact_segment(path: Path, part_rows: int = PART_ROWS) -> int | None:
+    """Rewrite one closed segment as Parquet parts, then remove it.
+
+    Returns the number of lines that did not parse (lost to a crash), or
+    ``None`` when the segment is still held by its writer (nothing done).
+    """
+    try:
+        fh = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return None  # compacted meanwhile by another process
+    with fh:
+        if not lock_segment(fh, block=False):
+            return None
+        if not path.exists():  # compacted between our open and our lock
+            return None
+        buffers: dict[str, list[dict[str, Any]]] = {}
+        counts: dict[str, int] = {}
+        parts: dict[str, int] = {}
+        corrupt = 0
+        for record in read_records(fh):
+            if record is None:
+                corrupt += 1
+                continue
+            day = _record_day(record)
+            buffer = buffers.setdefault(day, [])
+            buffer.append(record)
+            counts[day] = counts.get(day, 0) + int(record["n_rows"])
+            if counts[day] >= part_rows:
+                _write_part(path.parent, day, path.stem, parts.get(day, 0), buffer)
+                parts[day] = parts.get(day, 0) + 1
+                buffers[day], counts[day] = [], 0
+        for day, buffer in buffers.items():
+            if buffer:
+                _write_part(path.parent, day, path.stem, parts.get(day, 0), buffer)
+        path.unlink()
+        _fsync_dir(path.parent)
+    if corrupt:
+        logger.warning("prediction log: %d line(s) of %s cut short by a crash were skipped", corrupt, path.name)
+    return corrupt
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    """What `compact_prediction_log` did: segments rewritten, those still being written, lines lost."""
+
+    compacted: int
+    busy: int
+    corrupt_lines: int
+
+
+def model_dirs(base: Path, name: str | None) -> list[Path]:
+    """The log directories of model ``name`` (or of every model)."""
+    if name is not None:
+        return [base / name] if (base / name).is_dir() else []
+    return sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+def compact_dirs(directories: Iterable[Path], part_rows: int = PART_ROWS) -> CompactionResult:
+    """Compact every closed segment in ``directories``."""
+    compacted = busy = corrupt = 0
+    for directory in directories:
+        for path in sorted(directory.glob("*.jsonl")):
+            lost = compact_segment(path, part_rows)
+            if lost is None:
+                busy += path.exists()
+            else:
+                compacted += 1
+                corrupt += lost
+    return CompactionResult(compacted, busy, corrupt)
+
+
+def prune_dirs(directories: Iterable[Path], keep: timedelta, now: datetime | None = None) -> list[Path]:
+    """Delete the day partitions older than ``keep`` (a whole UTC day goes once all of it is older)."""
+    now = now or datetime.now(UTC)
+    cutoff = (now - keep).date()
+    removed = []
+    for directory in directories:
+        for partition in sorted(directory.glob("date=*")):
+            match = _PARTITION.match(partition.name)
+            if match and date.fromisoformat(match.group(1)) < cutoff:
+                for part in partition.iterdir():
+                    part.unlink()
+                partition.rmdir()
+                removed.append(partition)
+    return removed
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """The rows a read keeps and the columns it returns (``None``: all)."""
+
+    since: pd.Timestamp | None = None
+    until: pd.Timestamp | None = None
+    columns: tuple[str, ...] | None = None
+    versions: tuple[int, ...] | None = None
+    sources: tuple[str, ...] | None = None
+
+    def keeps_day(self, day: str) -> bool:
+        if self.since is not None and day < f"{self.since:%Y-%m-%d}":
+            return False
+        return not (self.until is not None and day > f"{self.until:%Y-%m-%d}")
+
+    def arrow(self) -> Any:
+        """The filter as a pyarrow dataset expression (pushed down to row groups)."""
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        expression = None
+        stamp = pa.timestamp("ns", tz="UTC")
+        terms = []
+        if self.since is not None:
+            terms.append(ds.field("timestamp") >= pa.scalar(self.since.to_pydatetime(), type=stamp))
+        if self.until is not None:
+            terms.append(ds.field("timestamp") < pa.scalar(self.until.to_pydatetime(), type=stamp))
+        if self.versions is not None:
+            terms.append(ds.field("version").isin(list(self.versions)))
+        if self.sources is not None:
+            terms.append(ds.field("source").isin(list(self.sources)))
+        for term in terms:
+            expression = term if expression is None else expression & term
+        return expression
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The same filter on a frame read from a segment."""
+        keep = pd.Series(True, index=frame.index)
+        if self.since is not None:
+            keep &= frame["timestamp"] >= self.since
+        if self.until is not None:
+            keep &= frame["timestamp"] < self.until
+        if self.versions is not None:
+            keep &= frame["version"].isin(self.versions)
+        if self.sources is not None:
+            keep &= frame["source"].isin(self.sources)
+        frame = frame[keep] if not keep.all() else frame
+        return self.project(frame)
+
+    def project(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.columns is None:
+            return frame
+        return frame[[c for c in self.columns if c in frame.columns]]
+
+
+def _read_part(path: Path, where: LogFilter, batch_rows: int) -> Iterator[pd.DataFrame]:
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(path, format="parquet")
+    names = dataset.schema.names
+    columns = names if where.columns is None else [c for c in where.columns if c in names]
+    for batch in dataset.to_batches(columns=columns, filter=where.arrow(), batch_size=batch_rows):
+        if batch.num_rows:
+            yield _batch_frame(batch)
+
+
+def _read_segment(path: Path, where: LogFilter, batch_rows: int) -> Iterator[pd.DataFrame]:
+    with open(path, encoding="utf-8") as fh:
+        records: list[dict[str, Any]] = []
+        rows = 0
+        for record in read_records(fh):
+            if record is None:
+                continue
+            records.append(record)
+            rows += int(record["n_rows"])
+            if rows >= batch_rows:
+                yield where.apply(records_frame(records))
+                records, rows = [], 0
+        if records:
+            yield where.apply(records_frame(records))
+
+
+def read_frames(directories: Iterable[Path], where: LogFilter, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """The log's rows in batches: Parquet parts day by day, then the segments not yet compacted."""
+    for directory in directories:
+        segments = {p.stem: p for p in sorted(directory.glob("*.jsonl"))}
+        for partition in sorted(directory.glob("date=*")):
+            if not where.keeps_day(partition.name.removeprefix("date=")):
+                continue
+            for part in sorted(partition.glob("*.parquet")):
+                if part.name.split(".", 1)[0] not in segments:  # else partial: the segment is read instead
+                    yield from _read_part(part, where, batch_rows)
+        for stem, segment in segments.items():
+            try:
+                yield from _read_segment(segment, where, batch_rows)
+            except FileNotFoundError:  # compacted since we listed it: its parts are complete now
+                for part in sorted(directory.glob(f"date=*/{stem}.*.parquet")):
+                    if where.keeps_day(part.parent.name.removeprefix("date=")):
+                        yield from _read_part(part, where, batch_rows)
