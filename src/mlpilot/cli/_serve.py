@@ -89,6 +89,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
     workspace: WorkspaceOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    keep: Annotated[str | None, typer.Option(
+        help="Delete prediction log days older than this, such as 30d, 12h or 2w (default: keep all).")] = None,
 ) -> None:
     """Serve every model in the workspace: REST API, web UI and /metrics."""
     import uvicorn
@@ -98,6 +100,11 @@ def serve(
     check_port(host, port)  # before loading anything: a taken port is exit 2, not uvicorn's errno 98
     ws = open_workspace(workspace)
     chosen: dict[str, Any] = {"home": str(ws.root), "host": host, "port": port, "workers": workers}
+    if keep is not None:
+        from mlpilot.monitor import parse_keep
+
+        parse_keep(keep)  # a bad period is exit 2 with its message, not a settings traceback
+        chosen["log_keep"] = keep
     settings = ServeSettings(**chosen)
     if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         console.print("[yellow]Warning:[/] serving on a public interface without MLPILOT_API_KEY.", style=None)

@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,6 +141,8 @@ class PredictionLog:
         start and hourly; ``None`` keeps everything.
     segment_bytes, segment_seconds : float
         A segment is closed (and compacted into Parquet) once it is this large or this old.
+    clock : callable, optional
+        Seconds since the epoch for each record's timestamp (default `time.time`).
 
     Examples
     --------
@@ -163,6 +165,7 @@ class PredictionLog:
         keep: str | timedelta | None = None,
         segment_bytes: int = _SEGMENT_BYTES,
         segment_seconds: float = _SEGMENT_SECONDS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.workspace = workspace
         self.max_queue = max_queue
@@ -171,6 +174,7 @@ class PredictionLog:
         self.keep = parse_keep(keep) if keep is not None else None
         self.segment_bytes = segment_bytes
         self.segment_seconds = segment_seconds
+        self.clock = clock
         self.dropped = 0
         self.written = 0
         self.errors = 0
@@ -227,7 +231,7 @@ class PredictionLog:
                 f"request_ids has {len(request_ids)} ids for {len(outputs)} predicted rows; "
                 "pass one id for the request or one per row."
             )
-        entry = _Entry(name, int(version), time.time(), inputs, outputs, probabilities, float(latency_ms),
+        entry = _Entry(name, int(version), self.clock(), inputs, outputs, probabilities, float(latency_ms),
                        warnings, request_ids, source, int(first_row))
         try:
             self._queue.put_nowait(entry)
@@ -244,8 +248,8 @@ class PredictionLog:
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued, stop the writer, close the segments and compact them."""
+    def close(self, timeout: float = 10.0, *, compact: bool = True) -> None:
+        """Write what is queued, stop the writer, close the segments and (``compact``) compact them."""
         thread = self._thread
         if thread is not None and thread.is_alive():
             try:
@@ -263,7 +267,8 @@ class PredictionLog:
         for _path, fh, _opened in self._files.values():
             fh.close()
         self._files.clear()
-        self.compact()
+        if compact:
+            self.compact()
 
     def compact(self) -> CompactionResult:
         """Compact every closed segment of the log into Parquet now (also those of killed processes)."""

@@ -30,13 +30,16 @@ _HERE = Path(__file__).parent
 class _NullLog:
     """Stands in for the prediction log when it is turned off."""
 
-    dropped = written = pending = errors = 0
+    dropped = written = pending = errors = corrupt_lines = 0
 
     def log(self, *args: object, **kwargs: object) -> None:
         return None
 
     def start(self) -> _NullLog:
         return self
+
+    def flush(self, timeout: float = 0.0) -> None:
+        return None
 
     def close(self) -> None:
         return None
@@ -78,7 +81,8 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
     prediction_log: PredictionLog | _NullLog
     if settings.prediction_log:
         prediction_log = PredictionLog(
-            registry.workspace, max_queue=settings.log_queue_size, flush_interval=settings.log_flush_interval
+            registry.workspace, max_queue=settings.log_queue_size, flush_interval=settings.log_flush_interval,
+            keep=settings.log_keep,
         )
     else:
         prediction_log = _NullLog()
@@ -114,6 +118,10 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
     metrics.gauge("mlpilot_prediction_log_written_total", "Prediction log rows written.", lambda: prediction_log.written)
     metrics.gauge("mlpilot_prediction_log_queue", "Requests waiting in the prediction log queue.",
                   lambda: prediction_log.pending)
+    metrics.gauge("mlpilot_prediction_log_errors_total", "Prediction log batches that could not be written.",
+                  lambda: prediction_log.errors)
+    metrics.gauge("mlpilot_prediction_log_lost_lines_total",
+                  "Prediction log lines cut short by a crash, found when compacting.", lambda: prediction_log.corrupt_lines)
     metrics.gauge("mlpilot_batches_total", "Micro-batches scored.", lambda: batcher.batches)
     metrics.gauge("mlpilot_batched_requests_total", "Requests scored in micro-batches.",
                   lambda: batcher.batched_requests)
@@ -121,11 +129,12 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
     metrics.gauge("mlpilot_model_load_failures_total", "Versions that failed to load.", lambda: models.load_failures)
 
     install_error_handlers(app)
-    from mlpilot.serve import _health_routes, _model_routes, _predict_routes
+    from mlpilot.serve import _feedback_routes, _health_routes, _model_routes, _predict_routes
 
     app.include_router(_health_routes.router)
     app.include_router(_predict_routes.router)
     app.include_router(_model_routes.router)
+    app.include_router(_feedback_routes.router)
     try:
         from mlpilot.serve._recommend_routes import router as recommend_router
     except ModuleNotFoundError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,8 +36,19 @@ class ServeSettings(BaseSettings):
     prediction_log: bool = True
     log_queue_size: Annotated[int, Field(ge=1)] = 10_000
     log_flush_interval: Annotated[float, Field(gt=0)] = 0.2
+    log_keep: str | None = Field(default=None, description="Delete prediction log days older than this ('30d').")
+    max_feedback_items: Annotated[int, Field(ge=1)] = 100_000
     ui: bool = True
     batching: bool = Field(default=True, description="Score concurrent small requests together.")
     max_batch_rows: Annotated[int, Field(ge=1)] = 1024
     batch_workers: Annotated[int, Field(ge=1, le=64)] = 2
     fast_path: bool = Field(default=True, description="Compile each model for small requests, verified against it at load.")
+
+    @field_validator("log_keep")
+    @classmethod
+    def _check_keep(cls, value: str | None) -> str | None:
+        if value is not None:
+            from mlpilot.monitor import parse_keep
+
+            parse_keep(value)
+        return value

@@ -1,0 +1,190 @@
+"""The log's storage: compaction into daily Parquet parts, filters, chunked reads, retention, crashes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlpilot.exceptions import InvalidParameterError
+from mlpilot.monitor import (
+    LOG_COLUMNS,
+    PredictionLog,
+    compact_prediction_log,
+    iter_prediction_log,
+    parse_keep,
+    predictions_dir,
+    prune_prediction_log,
+    read_prediction_log,
+)
+from mlpilot.monitor._log_store import compact_segment
+from mlpilot.registry import Workspace
+
+
+def _segment(workspace: Workspace, model: str, days: list[str], rows_per_request: int = 3) -> Path:
+    """A closed, not yet compacted segment by the real writer, one request stamped on each of ``days``."""
+    stamps = iter([datetime.fromisoformat(f"{day}T12:00:00+00:00").timestamp() for day in days])
+    log = PredictionLog(workspace, flush_interval=0.01, clock=lambda: next(stamps)).start()
+    for i, _day in enumerate(days):
+        log.log(model, 1 + i % 2, [{"x": float(i), "c": f"k{i % 3}"}] * rows_per_request,
+                ["yes"] * rows_per_request, 1.0, request_ids=f"req-{i}", source="api" if i % 2 else "stream")
+    log.close(compact=False)
+    return max(predictions_dir(workspace, model).glob("*.jsonl"), key=lambda p: p.stat().st_mtime_ns)
+
+
+def test_compaction_writes_daily_parts_and_reads_the_same_rows(workspace: Workspace) -> None:
+    days = ["2026-01-01", "2026-01-01", "2026-01-02", "2026-01-03", "2026-01-03", "2026-01-03"]
+    segment = _segment(workspace, "m", days)
+    before = read_prediction_log(workspace, "m")
+    result = compact_prediction_log(workspace, "m")
+    assert result.compacted == 1 and result.busy == 0 and not segment.exists()
+    parts = sorted(p.relative_to(segment.parent).parent.name for p in segment.parent.glob("date=*/*.parquet"))
+    assert parts == ["date=2026-01-01", "date=2026-01-02", "date=2026-01-03"]
+    after = read_prediction_log(workspace, "m")
+    pd.testing.assert_frame_equal(before, after, check_dtype=False)
+    assert list(after.columns[: len(LOG_COLUMNS)]) == list(LOG_COLUMNS)
+    assert after["row"].tolist()[:3] == [0, 1, 2] and after["request_id"].iloc[0] == "req-0"
+    # filters, pushed down to the parts
+    window = read_prediction_log(workspace, "m", since="2026-01-02", until="2026-01-03")
+    assert set(window["request_id"]) == {"req-2"}
+    assert set(read_prediction_log(workspace, "m", versions=[2])["request_id"]) == {"req-1", "req-3", "req-5"}
+    assert set(read_prediction_log(workspace, "m", source="stream")["version"]) == {1}
+    narrow = read_prediction_log(workspace, "m", columns=["request_id", "x"], since=datetime(2026, 1, 3, tzinfo=UTC))
+    assert list(narrow.columns) == ["request_id", "x"] and len(narrow) == 9
+    with pytest.raises(InvalidParameterError, match="since must be a datetime"):
+        read_prediction_log(workspace, "m", since="last tuesday")
+
+
+def test_an_open_segment_is_left_to_its_writer(workspace: Workspace) -> None:
+    log = PredictionLog(workspace, flush_interval=0.01).start()
+    log.log("m", 1, [{"x": 1.0}], ["a"], 1.0)
+    log.flush()
+    assert compact_prediction_log(workspace, "m").busy == 1  # its writer holds the lock
+    assert len(read_prediction_log(workspace, "m")) == 1
+    log.close()  # closing releases the lock and compacts
+    assert not list(predictions_dir(workspace, "m").glob("*.jsonl"))
+    assert read_prediction_log(workspace, "m")["prediction"].tolist() == ["a"]
+
+
+def test_iter_reads_chunks_of_the_size_asked(workspace: Workspace) -> None:
+    _segment(workspace, "m", ["2026-01-01"] * 5 + ["2026-01-02"] * 4, rows_per_request=3)
+    compact_prediction_log(workspace, "m")
+    _segment(workspace, "m", ["2026-01-04"] * 2, rows_per_request=3)  # not compacted: read from JSON lines
+    sizes = [len(c) for c in iter_prediction_log(workspace, "m", chunk_rows=4)]
+    assert sizes == [4] * 8 + [1]
+    chunks = list(iter_prediction_log(workspace, "m", columns=["request_id", "row"], since="2026-01-02"))
+    assert len(chunks) == 1 and list(chunks[0].columns) == ["request_id", "row"] and len(chunks[0]) == 18
+    with pytest.raises(InvalidParameterError, match="chunk_rows"):
+        next(iter_prediction_log(workspace, "m", chunk_rows=0))
+
+
+def test_retention_deletes_whole_old_days(workspace: Workspace) -> None:
+    _segment(workspace, "m", ["2026-01-01", "2026-01-20", "2026-01-31"])
+    removed = prune_prediction_log(workspace, "14d", now=datetime(2026, 2, 1, 12, tzinfo=UTC))
+    assert removed == ["m/date=2026-01-01"]
+    assert set(read_prediction_log(workspace, "m")["request_id"]) == {"req-1", "req-2"}
+    assert parse_keep("2w") == timedelta(days=14) and parse_keep("12h") == timedelta(hours=12)
+    for bad in ("30", "thirty days", "0d"):
+        with pytest.raises(InvalidParameterError, match="--keep"):
+            parse_keep(bad)
+
+
+_COMPACT = """
+import sys, time
+from pathlib import Path
+import mlpilot.monitor._log_store as store
+real = store._write_part
+written = []
+def slow(*args, **kwargs):
+    real(*args, **kwargs)
+    written.append(1)
+    if len(written) == 2:  # two parts durable: wait here to be killed
+        print("parts", flush=True)
+        time.sleep(60)
+store._write_part = slow
+store.compact_segment(Path(sys.argv[1]), part_rows=int(sys.argv[2]))
+"""
+
+
+def test_kill_9_during_compaction_loses_and_duplicates_nothing(workspace: Workspace) -> None:
+    segment = _segment(workspace, "m", [f"2026-01-0{1 + i // 10}" for i in range(30)], rows_per_request=2)
+    expected = read_prediction_log(workspace, "m")
+    proc = subprocess.Popen([sys.executable, "-c", _COMPACT, str(segment), "4"], stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"parts\n"  # two parts are durable, the segment is still there
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert segment.exists() and len(list(segment.parent.glob("date=*/*.parquet"))) >= 2
+    pd.testing.assert_frame_equal(read_prediction_log(workspace, "m"), expected, check_dtype=False)
+    assert compact_segment(segment, part_rows=4) == 0  # the rerun rewrites the same parts, then removes it
+    assert not segment.exists()
+    again = read_prediction_log(workspace, "m")
+    pd.testing.assert_frame_equal(again, expected, check_dtype=False)
+    assert not again.duplicated(["request_id", "row"]).any()
+
+
+def _big_log(workspace: Workspace, parts: int, per_part: int) -> None:
+    """A log of ``parts`` Parquet parts of ``per_part`` rows, as compaction writes them (built directly)."""
+    rng = np.random.default_rng(0)
+    partition = predictions_dir(workspace, "big") / "date=2026-01-01"
+    partition.mkdir(parents=True)
+    n = per_part
+    frame = pd.DataFrame({
+        "timestamp": pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(n), unit="ms"),
+        "model": "big", "version": np.ones(n, dtype="int64"),
+        "request_id": np.char.add("r", np.arange(n).astype(str)), "row": np.zeros(n, dtype="int64"),
+        "latency_ms": rng.random(n), "prediction": rng.choice(["yes", "no"], n),
+        "probabilities": None, "warnings": "", "source": "api",
+        "x1": rng.normal(size=n), "x2": rng.normal(size=n), "c": rng.choice(["a", "b", "c"], n),
+    })
+    first = partition / "seg0000.0000.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), first)
+    for k in range(1, parts):  # the same rows again: what is measured is the reading
+        shutil.copyfile(first, partition / f"seg{k:04d}.0000.parquet")
+
+
+def test_a_large_log_is_read_in_chunks_in_bounded_memory(workspace: Workspace) -> None:
+    rows, chunk = 2_000_000, 100_000
+    _big_log(workspace, parts=10, per_part=rows // 10)
+    pool = pa.default_memory_pool()
+    tracemalloc.start()
+    seen, total = 0, 0.0
+    try:
+        for frame in iter_prediction_log(workspace, "big", columns=["timestamp", "x1", "c"], chunk_rows=chunk):
+            assert len(frame) <= chunk
+            seen += len(frame)
+            total += float(frame["x1"].sum())
+        _, python_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert seen == rows and np.isfinite(total)
+    # the whole window as pandas would be ~ rows * (8 + 8 + ~60) bytes = ~150 MB; a chunk is ~1/20 of it
+    full = rows * 76
+    assert python_peak < full / 4, f"peak {python_peak / 1e6:.0f} MB of Python/numpy memory"
+    assert pool.max_memory() < full / 2, f"Arrow peak {pool.max_memory() / 1e6:.0f} MB"
+
+
+def test_writer_rotates_old_segments_and_compacts_them(workspace: Workspace) -> None:
+    log = PredictionLog(workspace, flush_interval=0.01, segment_seconds=0.2).start()
+    log.log("m", 1, [{"x": 1.0}], ["a"], 1.0)
+    log.flush()
+    deadline = time.monotonic() + 30
+    while list(predictions_dir(workspace, "m").glob("*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(predictions_dir(workspace, "m").glob("date=*/*.parquet")), "the idle segment was not compacted"
+    log.log("m", 1, [{"x": 2.0}], ["b"], 1.0)
+    log.close()
+    assert read_prediction_log(workspace, "m")["prediction"].tolist() == ["a", "b"]
