@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +26,11 @@ from mlpilot.registry import Registry, Workspace
 from tests.serve.conftest import fit_churn_pipeline, free_port, register_churn
 
 
+def _serve(root: Path, port: int) -> None:
+    os.environ.update({"MLPILOT_HOME": str(root), "MLPILOT_LOG_FLUSH_INTERVAL": "0.05"})
+    app(["serve", "--port", str(port), "--keep", "30d", "--log-level", "warning"])
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> dict[str, object]:
     """A real ``mlpilot serve`` given traffic, then killed with SIGKILL; what it answered."""
@@ -36,12 +40,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> dic
     register_churn(registry, frame, fit_churn_pipeline(frame))
     registry.close()
     port = free_port()
-    env = {**os.environ, "MLPILOT_HOME": str(root), "MLPILOT_LOG_FLUSH_INTERVAL": "0.05"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from mlpilot.cli import main; main()", "serve", "--port", str(port),
-         "--keep", "30d", "--log-level", "warning"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    # a forked child runs the CLI's `mlpilot serve` as a user's shell would (without re-importing everything)
+    proc = multiprocessing.get_context("fork").Process(target=_serve, args=(root, port), daemon=True)
+    proc.start()
     url = f"http://127.0.0.1:{port}"
     rows = frame.drop(columns=["churn"]).head(8).to_dict("records")
     try:
@@ -52,7 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> dic
                     break
             except httpx.TransportError:
                 pass
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert proc.is_alive(), f"mlpilot serve exited with {proc.exitcode}"
             assert time.monotonic() < deadline, "mlpilot serve did not become ready"
             time.sleep(0.2)
         with httpx.Client(base_url=url, timeout=30) as http:
@@ -75,8 +76,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> dic
                 time.sleep(0.05)
             metrics = http.get("/metrics").text
     finally:
+        assert proc.pid is not None
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
+        proc.join(30)
     return {"root": root, "answers": answers, "pair": pair, "feedback": feedback, "metrics": metrics}
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import mlpilot.monitor._log_store as store
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.monitor import (
     LOG_COLUMNS,
@@ -101,33 +102,34 @@ def test_retention_deletes_whole_old_days(workspace: Workspace) -> None:
             parse_keep(bad)
 
 
-_COMPACT = """
-import sys, time
-from pathlib import Path
-import mlpilot.monitor._log_store as store
-real = store._write_part
-written = []
-def slow(*args, **kwargs):
-    real(*args, **kwargs)
-    written.append(1)
-    if len(written) == 2:  # two parts durable: wait here to be killed
-        print("parts", flush=True)
-        time.sleep(60)
-store._write_part = slow
-store.compact_segment(Path(sys.argv[1]), part_rows=int(sys.argv[2]))
-"""
+def _compact_slowly(segment: Path, ready: Any) -> None:
+    """Compact ``segment`` in 4-row parts; after two durable parts, wait to be killed."""
+    real = store._write_part
+    written = []
+
+    def slow(*args: Any, **kwargs: Any) -> None:
+        real(*args, **kwargs)
+        written.append(1)
+        if len(written) == 2:
+            ready.set()
+            time.sleep(60)
+
+    store._write_part = slow  # type: ignore[assignment]  # in the child process only
+    store.compact_segment(segment, part_rows=4)
 
 
 def test_kill_9_during_compaction_loses_and_duplicates_nothing(workspace: Workspace) -> None:
     segment = _segment(workspace, "m", [f"2026-01-0{1 + i // 10}" for i in range(30)], rows_per_request=2)
     expected = read_prediction_log(workspace, "m")
-    proc = subprocess.Popen([sys.executable, "-c", _COMPACT, str(segment), "4"], stdout=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"parts\n"  # two parts are durable, the segment is still there
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(30)
-    assert segment.exists() and len(list(segment.parent.glob("date=*/*.parquet"))) >= 2
+    fork = multiprocessing.get_context("fork")
+    ready = fork.Event()
+    proc = fork.Process(target=_compact_slowly, args=(segment, ready), daemon=True)
+    proc.start()
+    assert ready.wait(60), "the compaction did not start"
+    assert proc.pid is not None
+    os.kill(proc.pid, signal.SIGKILL)  # two parts are durable, the segment is still there
+    proc.join(30)
+    assert segment.exists() and len(list(segment.parent.glob("date=*/*.parquet"))) == 2
     pd.testing.assert_frame_equal(read_prediction_log(workspace, "m"), expected, check_dtype=False)
     assert compact_segment(segment, part_rows=4) == 0  # the rerun rewrites the same parts, then removes it
     assert not segment.exists()
