@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from mlpilot.exceptions import InvalidParameterError
@@ -54,6 +55,7 @@ LOG_COLUMNS = (
 )
 #: Rows per Parquet part written by compaction (bounds its memory).
 PART_ROWS = 100_000
+_JSON_FIELD = {b"mlpilot": b"json"}
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _KEEP = re.compile(r"^\s*(\d+)\s*(d|h|w)\s*$", re.I)
 _KEEP_UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
@@ -98,38 +100,60 @@ def lock_segment(fh: IO[Any], *, block: bool = True) -> bool:
 # -- records to frames ---------------------------------------------------------------
 
 
+def records_table(records: Sequence[dict[str, Any]]) -> Any:
+    """The JSON-lines ``records`` as one Arrow table, one row per predicted row.
+
+    Per-request values (time, model, version, id, latency, source) are
+    repeated with numpy; a column of mixed types (1 and "a") is stored as JSON
+    text, marked so that `batch_frame` decodes it back.
+    """
+    import pyarrow as pa
+
+    counts = np.array([int(r["n_rows"]) for r in records], dtype=np.int64)
+    stamps = pd.to_datetime([str(r.get("timestamp")) for r in records], utc=True, format="ISO8601")
+    columns: dict[str, Any] = {
+        "timestamp": pa.array(np.repeat(stamps.as_unit("ns").asi8, counts), type=pa.timestamp("ns", tz="UTC")),
+        "model": np.repeat(np.array([r.get("model") for r in records], dtype=object), counts),
+        "version": pa.array(np.repeat(np.array([r.get("version") for r in records], dtype=np.int64), counts)),
+    }
+    ids: list[Any] = []
+    rows = [np.arange(int(r.get("first_row", 0)), int(r.get("first_row", 0)) + n) for r, n in zip(records, counts, strict=True)]
+    predictions: list[Any] = []
+    probabilities: list[Any] = []
+    warnings: list[Any] = []
+    inputs: dict[str, list[Any]] = {}
+    done = 0
+    for record, n in zip(records, counts.tolist(), strict=True):
+        ids.extend(record.get("request_ids") or [record.get("request_id")] * n)
+        predictions.extend(record.get("predictions") or [None] * n)
+        probabilities.extend(record.get("probabilities") or [None] * n)
+        warnings.extend(record.get("warnings") or [""] * n)
+        for column, values in (record.get("inputs") or {}).items():
+            inputs.setdefault(column, [None] * done).extend(values)
+        done += n
+        for values in inputs.values():
+            if len(values) < done:
+                values.extend([None] * (done - len(values)))
+    columns["request_id"] = ids
+    columns["row"] = pa.array(np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64), type=pa.int64())
+    columns["latency_ms"] = pa.array(np.repeat(np.array([r.get("latency_ms") for r in records], dtype=float), counts))
+    columns["prediction"] = predictions
+    columns["probabilities"] = probabilities
+    columns["warnings"] = warnings
+    columns["source"] = np.repeat(np.array([r.get("source", "api") for r in records], dtype=object), counts)
+    for column, values in inputs.items():
+        columns[f"input.{column}" if column in LOG_COLUMNS else column] = values
+    fields, arrays = [], []
+    for name, values in columns.items():
+        array, field = _arrow_column(name, values)
+        arrays.append(array)
+        fields.append(field)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
 def records_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per predicted row of the JSON-lines ``records`` (as `read_prediction_log` returns them)."""
-    meta: dict[str, list[Any]] = {c: [] for c in LOG_COLUMNS}
-    inputs: dict[str, list[Any]] = {}
-    total = 0
-    for record in records:
-        n = int(record["n_rows"])
-        for key in ("timestamp", "model", "version", "latency_ms"):
-            meta[key].extend([record.get(key)] * n)
-        meta["request_id"].extend(record.get("request_ids") or [record.get("request_id")] * n)
-        meta["source"].extend([record.get("source", "api")] * n)
-        first = int(record.get("first_row", 0))
-        meta["row"].extend(range(first, first + n))
-        meta["prediction"].extend(record.get("predictions") or [None] * n)
-        meta["probabilities"].extend(record.get("probabilities") or [None] * n)
-        meta["warnings"].extend(record.get("warnings") or [""] * n)
-        for column, values in (record.get("inputs") or {}).items():
-            inputs.setdefault(column, [None] * total).extend(values)
-        total += n
-        for values in inputs.values():
-            if len(values) < total:
-                values.extend([None] * (total - len(values)))
-    features = pd.DataFrame(
-        {f"input.{column}" if column in LOG_COLUMNS else column: values for column, values in inputs.items()},
-        index=pd.RangeIndex(total),
-    )
-    frame = pd.concat([pd.DataFrame(meta, columns=list(LOG_COLUMNS)), features], axis=1)
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
-    frame["row"] = frame["row"].astype("int64")
-    if total:
-        frame["version"] = frame["version"].astype("int64")
-    return frame
+    return batch_frame(records_table(records))
 
 
 def read_records(fh: IO[str]) -> Iterator[dict[str, Any] | None]:
@@ -151,29 +175,21 @@ def _record_day(record: dict[str, Any]) -> str:
 # -- compaction ----------------------------------------------------------------------
 
 
-_JSON_FIELD = {b"mlpilot": b"json"}
-
-
-def _arrow_table(frame: pd.DataFrame) -> Any:
-    """``frame`` as an Arrow table; a column of mixed types (1 and "a") is stored as JSON text, marked so."""
+def _arrow_column(name: str, values: Any) -> tuple[Any, Any]:
     import pyarrow as pa
 
-    arrays, fields = [], []
-    for column in frame.columns:
-        values = frame[column]
-        try:
-            array = pa.array(values, from_pandas=True)
-            field = pa.field(str(column), array.type)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            array = pa.array([json.dumps(v, default=str) for v in values], type=pa.string())
-            field = pa.field(str(column), pa.string(), metadata=_JSON_FIELD)
-        arrays.append(array)
-        fields.append(field)
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    if isinstance(values, pa.Array):
+        return values, pa.field(name, values.type)
+    try:
+        array = pa.array(values, from_pandas=True)
+        return array, pa.field(name, array.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        array = pa.array([json.dumps(v, default=str) for v in values], type=pa.string())
+        return array, pa.field(name, pa.string(), metadata=_JSON_FIELD)
 
 
-def _batch_frame(batch: Any) -> pd.DataFrame:
-    """A Parquet batch as pandas, the JSON-marked columns decoded back to their values."""
+def batch_frame(batch: Any) -> pd.DataFrame:
+    """An Arrow table or batch as pandas, the JSON-marked columns decoded back to their values."""
     frame = batch.to_pandas()
     for field in batch.schema:
         if field.metadata == _JSON_FIELD:
@@ -197,7 +213,7 @@ def _write_part(directory: Path, day: str, stem: str, k: int, records: list[dict
     partition.mkdir(exist_ok=True)
     target = partition / f"{stem}.{k:04d}.parquet"
     tmp = partition / f".{target.name}.tmp"
-    table = _arrow_table(records_frame(records))
+    table = records_table(records)
     with open(tmp, "wb") as fh:
         pq.write_table(table, fh, compression="zstd")
         fh.flush()
@@ -359,7 +375,7 @@ def _read_part(path: Path, where: LogFilter, batch_rows: int) -> Iterator[pd.Dat
     columns = names if where.columns is None else [c for c in where.columns if c in names]
     for batch in dataset.to_batches(columns=columns, filter=where.arrow(), batch_size=batch_rows):
         if batch.num_rows:
-            yield _batch_frame(batch)
+            yield batch_frame(batch)
 
 
 def _read_segment(path: Path, where: LogFilter, batch_rows: int) -> Iterator[pd.DataFrame]:
