@@ -9,7 +9,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlpilot.cli._common import WorkspaceOption, console, open_registry, open_workspace
+from mlpilot.cli._common import (
+    TimeBudgetOption,
+    WorkspaceOption,
+    budget_seconds,
+    console,
+    open_registry,
+    open_workspace,
+)
 
 recommend_app = typer.Typer(
     name="recommend",
@@ -58,7 +65,7 @@ def train_command(
     )] = None,
     feedback: Annotated[str, typer.Option("--feedback", help="auto, implicit or explicit.")] = "auto",
     threshold: Annotated[str | None, typer.Option("--threshold", help="Positive rating threshold, or user_mean.")] = None,
-    time_budget: Annotated[float, typer.Option("--time-budget", "-b", help="Tuning seconds.")] = 60.0,
+    time_budget: TimeBudgetOption = "60",
     split: Annotated[str, typer.Option("--split", help="auto, random, temporal or time_cut.")] = "auto",
     max_trials: Annotated[int | None, typer.Option("--max-trials", help="Trials per family (reproducible runs).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
@@ -88,7 +95,7 @@ def train_command(
         task = progress.add_task("starting", total=None)
         model = train(
             source, user=user, item=item, rating=rating, timestamp=timestamp, items=items,
-            feedback=feedback, threshold=thr, time_budget=time_budget, split=split,
+            feedback=feedback, threshold=thr, time_budget=budget_seconds(time_budget), split=split,
             max_trials=max_trials, name=name, workspace=open_workspace(workspace), random_state=seed,
             progress=lambda message: progress.update(task, description=message),
         )
