@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -67,9 +68,18 @@ def budget_seconds(value: str) -> float:
     return parse_duration(value)
 
 
+_group_workspace: ContextVar[Path | None] = ContextVar("mlpilot_group_workspace", default=None)
+
+
+def set_group_workspace(path: Path | None) -> None:
+    """Remember a command group's ``--workspace`` (``mlpilot -w DIR models list``) for this invocation."""
+    _group_workspace.set(path)
+
+
 def open_workspace(path: Path | None) -> Workspace:
-    """The workspace of ``--workspace``, else ``MLPILOT_HOME`` / ``MLPILOT_DB_URL`` (read here, at the edge)."""
-    return Workspace.from_env(path)
+    """The workspace of the command's ``--workspace``, else its group's, else ``MLPILOT_HOME`` /
+    ``MLPILOT_DB_URL`` (read here, at the edge)."""
+    return Workspace.from_env(path if path is not None else _group_workspace.get())
 
 
 def open_registry(path: Path | None) -> Registry:

@@ -18,6 +18,7 @@ from mlpilot.cli._common import (
     fmt_score,
     open_registry,
     print_json,
+    set_group_workspace,
 )
 from mlpilot.exceptions import InvalidParameterError
 
@@ -27,6 +28,8 @@ models_app = typer.Typer(help="List and inspect registered models.", no_args_is_
 @models_app.callback(invoke_without_command=True)
 def models_callback(ctx: typer.Context, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """List model names with their versions, aliases and headline metric (as ``models list``)."""
+    if workspace is not None:
+        set_group_workspace(workspace)
     if ctx.invoked_subcommand is None:
         list_models(workspace, as_json)
 

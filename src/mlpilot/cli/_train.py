@@ -15,6 +15,7 @@ from mlpilot.cli._common import (
     TableOption,
     TimeBudgetOption,
     WorkspaceOption,
+    budget_seconds,
     check_output_path,
     console,
     fmt_interval,
@@ -95,6 +96,7 @@ def train_command(
     table: TableOption = None,
     query: QueryOption = None,
     workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Train the best model for TARGET within the time budget, evaluate it and register it."""
     import warnings
@@ -104,6 +106,7 @@ def train_command(
     from mlpilot.exceptions import MlpilotWarning
 
     check_output_path(report, "--report")
+    budget_seconds(time_budget)  # a bad budget is refused before any data is read
     if seed is not None:
         if random_state is not None:
             raise InvalidParameterError(
@@ -120,10 +123,19 @@ def train_command(
                     workspace=ws, holdout=holdout, deterministic=deterministic, n_trials=n_trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
-    for warning in caught:
-        if issubclass(warning.category, MlpilotWarning):
-            console.print(f"[yellow]! {warning.category.__name__}:[/] {warning.message}", highlight=False)
+    notes = [f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, MlpilotWarning)]
     out = run.outcome
+    if as_json:
+        if report is not None:
+            run.report(report)
+        print_json({"model": f"{run.name}:{run.version}", "champion": run.champion, "reason": run.champion_reason,
+                    "task": out.task, "metric": out.metric, "metrics": run.metrics, "warnings": notes,
+                    "leaderboard": out.evaluation.leaderboard, "tests": out.evaluation.tests,
+                    "seconds": run.timings.get("total"), "report": str(report) if report else None})
+        return
+    for note in notes:
+        name, _, message = note.partition(": ")
+        console.print(f"[yellow]! {name}:[/] {escape(message)}", highlight=False)
     print_leaderboard(out.evaluation.leaderboard, out.metric, title=f"{run.name} — {out.task}, metric {out.metric}")
     print_tests(out.evaluation.tests, out.metric)
     metrics = run.metrics
