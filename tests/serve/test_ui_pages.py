@@ -76,6 +76,9 @@ def test_model_page_headline_card_plots_and_history(client: TestClient) -> None:
     assert re.search(r"<h3>Evaluation</h3>\s*<dl><dt>protocol</dt><dd>holdout 20%</dd>", card)
     assert "<th>name</th>" in card and "<td>logistic_regression</td>" in card
     assert "<figcaption>ROC curve</figcaption>" in _section(text, "evaluation")
+    board = _section(text, "leaderboard")
+    assert "<th>model</th>" in board and "<th>roc auc</th>" in board and "<td>0.83</td>" in board
+    assert text.count('<section id="history">') == 1
     history = _section(text, "history")
     assert history.count("model registered") == 2 and "version: 2; aliases: champion" in history
 

@@ -121,7 +121,9 @@ def _leaderboard(info: dict[str, Any]) -> dict[str, Any] | None:
         present.extend(k for k in row if k not in present)
     metric, k = info.get("metric", ""), info.get("protocol", {}).get("k", 10) if isinstance(info.get("protocol"), dict) else 10
     wanted = [c.format(m=metric, k=k) for c in _BOARD_COLUMNS]
-    columns = [c for c in wanted if c in present] or present
+    scalar = [c for c in present if c not in wanted and any(
+        isinstance(r.get(c), int | float | str) and not isinstance(r.get(c), bool) for r in board)]
+    columns = ([c for c in wanted if c in present] + scalar)[:12]
     rows = []
     for row in board[:100]:
         cells = [row.get(c) for c in columns]
