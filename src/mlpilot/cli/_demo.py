@@ -88,12 +88,13 @@ def demo_command(
         client = mlpilot.Client(url)
         rows = dataset.frame.drop(columns=[DEMO_TARGET]).sample(5, random_state=0)
         answer = client.predict(DEMO_NAME, rows)
-        console.print(f"Model [bold]{DEMO_NAME}[/] version {answer['version']} answered:", highlight=False)
-        truth = dataset.frame.loc[rows.index, DEMO_TARGET].tolist()
-        for i, prediction in enumerate(answer["predictions"]):
-            probs = answer.get("probabilities", [{}] * len(truth))[i]
-            shown = ", ".join(f"{k}: {v:.3f}" for k, v in probs.items())
-            console.print(f"  row {rows.index[i]:>5}: predicted {prediction!s:>4} ({shown})  actual {truth[i]}", highlight=False)
+        console.print(f"Model [bold]{DEMO_NAME}[/] version {answer.attrs['version']} answered:", highlight=False)
+        truth = dataset.frame.loc[rows.index, DEMO_TARGET]
+        probabilities = [c for c in answer.columns if c.startswith("probability_")]
+        for index, scored in answer.iterrows():
+            shown = ", ".join(f"{c.removeprefix('probability_')}: {scored[c]:.3f}" for c in probabilities)
+            console.print(f"  row {index:>5}: predicted {scored['prediction']!s:>4} ({shown})  actual {truth[index]}",
+                          highlight=False)
         console.print(f"Web UI was at {url}/ and the API docs at {url}/docs", highlight=False)
     finally:
         proc.terminate()
