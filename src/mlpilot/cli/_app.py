@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from mlpilot._version import __version__
+from mlpilot.cli._common import WorkspaceOption, set_group_workspace
 from mlpilot.exceptions import MlpilotError
 
 
@@ -24,7 +25,49 @@ def report_error(exc: MlpilotError) -> None:
     Console(stderr=True).print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
+class _Argument(TyperArgument):
+    """An argument shown as ``SOURCE`` (``[NAME]`` when optional) in usage lines, as click does."""
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+
+def _plain_help(command: Any) -> None:
+    """Drop typer's ``<bool>`` after flags and ``{source}`` in usage lines, in ``command`` and below."""
+    for param in command.params:
+        if isinstance(param, TyperOption) and param.is_flag:
+            param.metavar = ""
+        elif isinstance(param, TyperArgument):
+            param.metavar = param.metavar or (param.name or "").upper()
+            param.__class__ = _Argument
+    command.__class__ = _without_help_type(type(command))
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+_PLAIN_HELP_TYPES: dict[type, type] = {}
+
+
+def _without_help_type(cls: type) -> type:
+    """``cls`` whose ``--help`` option shows no ``<bool>``."""
+    if cls in _PLAIN_HELP_TYPES.values():
+        return cls
+
+    def get_help_option(self: Any, ctx: Any) -> Any:
+        option = cls.get_help_option(self, ctx)  # type: ignore[attr-defined]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    return _PLAIN_HELP_TYPES.setdefault(cls, type(cls.__name__, (cls,), {"get_help_option": get_help_option}))
+
+
 class _Group(TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_help(self)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -58,7 +101,9 @@ def _root(
         typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit."),
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
+    workspace: WorkspaceOption = None,
 ) -> None:
+    set_group_workspace(workspace)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,7 +27,15 @@ from rich.progress import (
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.registry import Registry, Workspace
 
-console = Console()
+
+def _console() -> Console:
+    """Stdout's console; piped (no terminal, no $COLUMNS) it is 160 columns wide, not rich's 80,
+    so tables keep their names whole (name columns also fold rather than truncate)."""
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(width=160 if piped else None)
+
+
+console = _console()
 
 WorkspaceOption = Annotated[
     Path | None,
@@ -36,11 +48,38 @@ WorkspaceOption = Annotated[
 ]
 TableOption = Annotated[str | None, typer.Option("--table", help="Table to read, for a SQL URL source.")]
 QueryOption = Annotated[str | None, typer.Option("--query", help="SELECT statement, for a SQL URL source.")]
+TimeBudgetOption = Annotated[
+    str,
+    typer.Option(
+        "--time-budget",
+        "-b",
+        envvar="MLPILOT_TIME_BUDGET",
+        metavar="DURATION",
+        help="Seconds (90) or a duration (90s, 2m, 1h); default from $MLPILOT_TIME_BUDGET.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def budget_seconds(value: str) -> float:
+    """Seconds of a ``--time-budget`` value (``90``, ``90s``, ``2m``, ``1h``)."""
+    from mlpilot.automl import parse_duration
+
+    return parse_duration(value)
+
+
+_group_workspace: ContextVar[Path | None] = ContextVar("mlpilot_group_workspace", default=None)
+
+
+def set_group_workspace(path: Path | None) -> None:
+    """Remember a command group's ``--workspace`` (``mlpilot -w DIR models list``) for this invocation."""
+    _group_workspace.set(path)
 
 
 def open_workspace(path: Path | None) -> Workspace:
-    """The workspace of ``--workspace``, else ``MLPILOT_HOME`` / ``MLPILOT_DB_URL`` (read here, at the edge)."""
-    return Workspace.from_env(path)
+    """The workspace of the command's ``--workspace``, else its group's, else ``MLPILOT_HOME`` /
+    ``MLPILOT_DB_URL`` (read here, at the edge)."""
+    return Workspace.from_env(path if path is not None else _group_workspace.get())
 
 
 def open_registry(path: Path | None) -> Registry:
@@ -109,3 +148,32 @@ def file_progress(description: str) -> AbstractContextManager[Callable[[int, int
 def step_progress(description: str) -> AbstractContextManager[Callable[[int, int], None]]:
     """A progress bar fed with (steps done, steps in all); shown only for long jobs (1,000+ steps)."""
     return _progress(description, MofNCompleteColumn(), show_from=1_000)
+
+
+def fmt_score(value: Any) -> str:
+    """A score at 4 significant digits (``0.9300``, ``12.35``, ``1,235``); ``—`` for none.
+
+    Examples
+    --------
+    >>> fmt_score(0.93), fmt_score(12.3456), fmt_score(123456.7), fmt_score(None)
+    ('0.9300', '12.35', '123,457', '—')
+    """
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return "—" if value is None else str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:#.4g}".rstrip(".")
+
+
+def fmt_interval(interval: Any) -> str:
+    """``[low, high]`` at 4 significant digits, or an empty string."""
+    if not isinstance(interval, list | tuple) or len(interval) != 2 or None in interval:
+        return ""
+    return f"[{fmt_score(interval[0])}, {fmt_score(interval[1])}]"
+
+
+def print_json(record: Any) -> None:
+    """Print one JSON object on stdout (``--json``)."""
+    typer.echo(json.dumps(record, indent=2, default=str))

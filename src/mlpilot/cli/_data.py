@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import (
+    JsonOption,
     QueryOption,
     TableOption,
     WorkspaceOption,
@@ -17,6 +18,7 @@ from mlpilot.cli._common import (
     console,
     file_progress,
     open_workspace,
+    print_json,
     step_progress,
 )
 from mlpilot.data import ColumnProfile, Profile, profile, render_profile_html, target_task
@@ -42,7 +44,7 @@ def print_profile(report: Profile, title: str) -> None:
     )
     table = Table(show_lines=False, header_style="bold")
     for header in ("column", "type", "role", "missing %", "distinct", "mean / top value"):
-        table.add_column(header, justify="right" if header in ("missing %", "distinct") else "left")
+        table.add_column(header, justify="right" if header in ("missing %", "distinct") else "left", overflow="fold")
     shown = _columns_shown(report)
     for col in shown:
         summary = (
@@ -75,6 +77,7 @@ def profile_command(
     table: TableOption = None,
     query: QueryOption = None,
     workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Read SOURCE, snapshot it into the workspace, and print its profile."""
     check_output_path(html, "--html")
@@ -95,11 +98,16 @@ def profile_command(
         notes += target_notes
     with step_progress("Profiling") as progress:
         report = profile(dataset.frame, dataset.schema, task=task, notes=notes, on_progress=progress)
+    if html is not None:
+        html.write_text(render_profile_html(dataset.frame, report, title=dataset.source), encoding="utf-8")
+    if as_json:
+        print_json({"source": dataset.source, "snapshot": dataset.snapshot.id if dataset.snapshot else None,
+                    "html": str(html) if html else None, "profile": report.to_dict()})
+        return
     print_profile(report, dataset.source)
     if dataset.snapshot is not None:
         console.print(f"Snapshot [bold]{dataset.snapshot.id}[/] stored in {ws.snapshots_dir}", highlight=False)
     if html is not None:
-        html.write_text(render_profile_html(dataset.frame, report, title=dataset.source), encoding="utf-8")
         console.print(f"HTML report written to {html}", highlight=False)
 
 

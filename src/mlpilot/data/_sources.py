@@ -260,6 +260,37 @@ def _read_parquet(path: Path) -> pa.Table:
         raise SourceFormatError(f"{path.name} is not a valid Parquet file ({str(exc).splitlines()[0][:160]}).") from None
     if table.num_rows == 0:
         raise EmptyDataError(f"{path.name} has no rows.")
+    return flatten_nested(table, path.name)
+
+
+def flatten_nested(table: pa.Table, where: str) -> pa.Table:
+    """Struct columns become one column per field, named ``parent.child`` (at any depth);
+    list and map columns are refused, by name, since no one encoding of them fits every model.
+
+    Examples
+    --------
+    >>> t = pa.table({"id": [1], "address": [{"city": "Oslo", "geo": {"lat": 59.9}}]})
+    >>> flatten_nested(t, "t").column_names
+    ['id', 'address.city', 'address.geo.lat']
+    """
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()
+    nested = [f"{field.name!r} ({field.type})" for field in table.schema
+              if pa.types.is_list(field.type) or pa.types.is_large_list(field.type)
+              or pa.types.is_fixed_size_list(field.type) or pa.types.is_map(field.type)]
+    if nested:
+        raise SourceFormatError(
+            f"{where} has list or map column(s) {', '.join(nested[:10])}: mlpilot reads one value per cell. "
+            "Explode them into rows, aggregate them (a count, a mean) or join them into a text column before "
+            "reading; struct columns are flattened to parent.child columns by themselves."
+        )
+    names = table.column_names
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise SourceFormatError(
+            f"{where}: flattening struct columns gives the name(s) {', '.join(map(repr, clashes[:10]))} twice "
+            "(a column already has that dotted name); rename one of them."
+        )
     return table
 
 

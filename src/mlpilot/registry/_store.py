@@ -135,6 +135,7 @@ class ModelSummary:
     aliases: dict[str, int]
     headline_metric: str | None
     headline_value: float | None
+    n_archived: int = 0
 
 
 class Registry:
@@ -403,7 +404,7 @@ class Registry:
                                 model_versions.c.name == name
                             )
                         ).scalar()
-                        version = int(latest or 0) + 1
+                        version = max(int(latest or 0), self._last_deleted(conn, name)) + 1
                         conn.execute(model_versions.insert().values(version=version, **row))
                         for alias in aliases:
                             self._set_alias(conn, name, alias, version)
@@ -516,6 +517,7 @@ class Registry:
                     aliases=alias_map,
                     headline_metric=shown["headline_metric"],
                     headline_value=shown["headline_value"],
+                    n_archived=sum(1 for v in versions if isinstance(v["info"], dict) and "archived" in v["info"]),
                 )
             )
         return out
@@ -549,6 +551,73 @@ class Registry:
                 "loaded. Restore the file or register the model again."
             )
         return data
+
+    # -- archive and delete -------------------------------------------------------
+
+    def archive_version(self, ref: str | ModelRef, *, force: bool = False, reason: str = "") -> ModelVersion:
+        """Mark a version archived: it keeps its artifact and stays loadable by ``name:version``,
+        loses its aliases, and listings show it apart.
+
+        Raises
+        ------
+        ConflictError
+            The version is its model's champion and ``force`` is false.
+        """
+        mv = self.get_version(ref)
+        self._refuse_champion(mv, "archive", force)
+        info = {**mv.info, "archived": {"at": _now().isoformat(), "reason": reason, "aliases": list(mv.aliases)}}
+        with self.engine.begin() as conn:
+            conn.execute(aliases.delete().where(aliases.c.name == mv.name, aliases.c.version == mv.version))
+            conn.execute(model_versions.update().where(
+                model_versions.c.name == mv.name, model_versions.c.version == mv.version).values(info=info))
+            self._event(conn, "model_archived", mv.name, {
+                "version": mv.version, "aliases_removed": list(mv.aliases), "forced": force, "reason": reason})
+        return self.get_version(f"{mv.name}:{mv.version}")
+
+    def delete_version(self, ref: str | ModelRef, *, force: bool = False, reason: str = "") -> ModelVersion:
+        """Delete a version: its registry row and aliases in one transaction, then its files.
+
+        The files go only after the row: a crash in between leaves a directory no record
+        points to (swept by the next delete of that model), never a record without its
+        artifact. The version number is never given to a later version.
+
+        Raises
+        ------
+        ConflictError
+            The version is its model's champion and ``force`` is false.
+        """
+        mv = self.get_version(ref)
+        self._refuse_champion(mv, "delete", force)
+        with self.engine.begin() as conn:
+            conn.execute(aliases.delete().where(aliases.c.name == mv.name, aliases.c.version == mv.version))
+            conn.execute(model_versions.delete().where(
+                model_versions.c.name == mv.name, model_versions.c.version == mv.version))
+            self._event(conn, "model_deleted", mv.name, {
+                "version": mv.version, "aliases_removed": list(mv.aliases), "forced": force, "reason": reason,
+                "sha256": mv.sha256})
+        trash = mv.directory.with_name(f".deleted-{mv.directory.name}")
+        if mv.directory.is_dir():
+            os.replace(mv.directory, trash)
+            _fsync_dir(trash.parent)
+        for leftover in trash.parent.glob(".deleted-*"):  # this one and any a crash left behind
+            shutil.rmtree(leftover, ignore_errors=True)
+        return mv
+
+    @staticmethod
+    def _refuse_champion(mv: ModelVersion, action: str, force: bool) -> None:
+        if "champion" in mv.aliases and not force:
+            raise ConflictError(
+                f"{mv.ref} is the champion of {mv.name!r}; it is served under that name. Promote another "
+                f"version first (mlpilot models promote {mv.name} VERSION), or pass --force to {action} it "
+                f"anyway (the name then has no champion). Nothing was changed."
+            )
+
+    @staticmethod
+    def _last_deleted(conn: sa.Connection, name: str) -> int:
+        payloads = conn.execute(
+            sa.select(events.c.payload).where(events.c.kind == "model_deleted", events.c.name == name)
+        ).scalars()
+        return max((int(p.get("version", 0)) for p in payloads if isinstance(p, dict)), default=0)
 
     # -- aliases ------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -99,8 +100,10 @@ class ApiKeyMiddleware:
             name == b"accept" and b"text/html" in value for name, value in scope.get("headers", ())
         )
         if wants_html and not path.startswith("/v1/"):
+            asked = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+            location = "/login" if asked == "/" else "/login?" + urlencode({"next": asked})
             await send({"type": "http.response.start", "status": 303,
-                        "headers": [(b"location", b"/login"), (b"content-length", b"0")]})
+                        "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return
         await _send_json(send, 401, {

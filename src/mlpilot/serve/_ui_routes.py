@@ -50,7 +50,23 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _compact(value: Any) -> str:
+    """One line: lists joined by commas, mappings as compact JSON."""
+    if isinstance(value, list | tuple):
+        return ", ".join(_compact(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(", ", ": "), default=str)
+    return _fmt(value)
+
+
+def _short(value: Any) -> str:
+    """A table cell: like `_fmt`, cut to 120 characters."""
+    text = _fmt(value)
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
 templates.env.filters["fmt"] = _fmt
+templates.env.filters["short"] = _short
 
 
 def _interval(value: Any) -> tuple[Any, str]:
@@ -67,11 +83,17 @@ def _interval(value: Any) -> tuple[Any, str]:
 
 
 def _metrics(mv: ModelVersion) -> list[dict[str, Any]]:
+    """Each metric once, with its interval: a ``NAME_ci`` entry is shown on ``NAME``'s row."""
     out = []
     for name, value in mv.metrics.items():
-        point, interval = _interval(value)
-        if not interval and f"{name}_ci" in mv.metrics:
+        if name == "tests" or (name.endswith("_ci") and name[: -len("_ci")] in mv.metrics):
             continue
+        if name.endswith(("_ci_low", "_ci_high")):
+            continue
+        point, interval = _interval(value)
+        low, high = mv.metrics.get(f"{name}_ci_low"), mv.metrics.get(f"{name}_ci_high")
+        if not interval and isinstance(low, int | float) and isinstance(high, int | float):
+            interval = f"[{_fmt(low)}, {_fmt(high)}]"
         if isinstance(mv.metrics.get(f"{name}_ci"), list | tuple) and len(mv.metrics[f"{name}_ci"]) == 2:
             low, high = mv.metrics[f"{name}_ci"]
             interval = f"[{_fmt(low)}, {_fmt(high)}]"
@@ -79,14 +101,52 @@ def _metrics(mv: ModelVersion) -> list[dict[str, Any]]:
     return out
 
 
+def _headline(mv: ModelVersion, metrics: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The version's headline metric (its holdout score) with its interval."""
+    name = mv.headline_metric or (f"holdout_{mv.info['metric']}" if mv.info.get("metric") else None)
+    return next((m for m in metrics if m["name"] == name), None)
+
+
+#: The leaderboard columns shown, in order, when a board has them (others are in the JSON file).
+_BOARD_COLUMNS = ("rank", "name", "model", "cv_{m}", "cv_std", "holdout_{m}", "holdout_ci", "validation_ndcg@{k}",
+                  "ndcg@{k}", "recall@{k}", "coverage@{k}", "weight", "fit_seconds", "trials", "status")
+
+
 def _leaderboard(info: dict[str, Any]) -> dict[str, Any] | None:
     board = info.get("leaderboard")
     if not isinstance(board, list) or not board or not all(isinstance(r, dict) for r in board):
         return None
-    columns: list[str] = []
+    present: list[str] = []
     for row in board:
-        columns.extend(k for k in row if k not in columns)
-    return {"columns": columns, "rows": [[row.get(c) for c in columns] for row in board[:100]]}
+        present.extend(k for k in row if k not in present)
+    metric, k = info.get("metric", ""), info.get("protocol", {}).get("k", 10) if isinstance(info.get("protocol"), dict) else 10
+    wanted = [c.format(m=metric, k=k) for c in _BOARD_COLUMNS]
+    scalar = [c for c in present if c not in wanted and any(
+        isinstance(r.get(c), int | float | str) and not isinstance(r.get(c), bool) for r in board)]
+    columns = ([c for c in wanted if c in present] + scalar)[:12]
+    rows = []
+    for row in board[:100]:
+        cells = [row.get(c) for c in columns]
+        rows.append({"cells": cells, "champion": bool(row.get("champion") or row.get("chosen"))})
+    return {"columns": [c.replace("_", " ") for c in columns], "rows": rows, "n_hidden": max(0, len(board) - 100)}
+
+
+def _plot_title(file_name: str) -> str:
+    """``roc_curve.png`` → ``ROC curve``."""
+    words = Path(file_name).stem.replace("-", "_").split("_")
+    known = {"roc": "ROC", "pr": "PR", "shap": "SHAP", "cv": "CV", "ndcg": "NDCG"}
+    title = " ".join(known.get(w.lower(), w) for w in words if w)
+    return title[:1].upper() + title[1:]
+
+
+def _history(registry: Registry, name: str) -> list[dict[str, Any]]:
+    """The decisions recorded for ``name``, newest first: registrations, alias moves, archives, deletions."""
+    out = []
+    for event in reversed(registry.list_events(name=name)[-200:]):
+        payload = event.get("payload") or {}
+        detail = "; ".join(f"{k.replace('_', ' ')}: {_compact(v)}" for k, v in payload.items() if v not in (None, "", [], {}))
+        out.append({"kind": str(event["kind"]).replace("_", " "), "at": event["created_at"], "detail": detail[:400]})
+    return out
 
 
 def _page_context(registry: Registry, mv: ModelVersion) -> dict[str, Any]:
@@ -98,23 +158,55 @@ def _page_context(registry: Registry, mv: ModelVersion) -> dict[str, Any]:
     info = mv.info
     profile = info.get("profile") if isinstance(info.get("profile"), dict) else None
     card = info.get("model_card") if isinstance(info.get("model_card"), dict) else None
+    metrics = _metrics(mv)
     return {
         "mv": mv,
         "task": info.get("task"),
         "target": info.get("target") or (schema.target if schema else None),
         "features": schema.features if schema else [],
-        "metrics": _metrics(mv),
+        "metrics": metrics,
+        "headline": _headline(mv, metrics),
         "leaderboard": _leaderboard(info),
-        "plots": [{"name": f, "url": f"{base}/{f}?version={mv.version}"} for f in files if f.lower().endswith(_IMAGE)],
+        "tests": _tests(mv),
+        "history": _history(registry, mv.name),
+        "plots": [{"name": f, "title": _plot_title(f), "url": f"{base}/{f}?version={mv.version}"}
+                  for f in files if f.lower().endswith(_IMAGE)],
         "reports": [{"name": f, "url": f"{base}/{f}?version={mv.version}"} for f in files if f.lower().endswith(".html")],
         "profile": profile,
         "model_card": card,
         "versions": registry.list_versions(mv.name),
         "form_values": {},
         "errors": [],
+        "batch_errors": [],
+        "empty_fields": [],
         "result": None,
         "batch": None,
     }
+
+
+def _tests(mv: ModelVersion) -> list[dict[str, Any]]:
+    """Paired tests as table rows, from a tabular version's ``info`` or a recommender's ``metrics``."""
+    tests = mv.info.get("tests") if mv.kind == "tabular" else mv.metrics.get("tests")
+    if not isinstance(tests, dict):
+        return []
+    rows = []
+    for label, test in tests.items():
+        if not isinstance(test, dict):
+            continue
+        against = test.get("against", test.get("other"))
+        if "mean_difference" in test:  # a recommender's paired test over users
+            rows.append({"label": label.replace("_", " "), "against": against, "test": "paired over users",
+                         "difference": test.get("mean_difference"),
+                         "interval": f"[{_fmt(test.get('ci_low'))}, {_fmt(test.get('ci_high'))}]",
+                         "p": test.get("p_value")})
+            continue
+        for kind in ("cv", "holdout"):
+            part = test.get(kind)
+            if isinstance(part, dict):
+                rows.append({"label": label.replace("_", " "), "against": against,
+                             "test": part.get("method", kind), "difference": part.get("difference"),
+                             "interval": "", "p": part.get("p_value")})
+    return rows
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -145,7 +237,8 @@ async def _render_model(
         return HTMLResponse(f"<!doctype html><title>Not found</title><p>{_escape(str(exc))}</p><p><a href='/'>All models</a></p>",
                             status_code=404)
     context.update(extra)
-    return templates.TemplateResponse(request, "model.html", context, status_code=status)
+    page = "recommender.html" if mv.kind == "recommender" else "model.html"
+    return templates.TemplateResponse(request, page, context, status_code=status)
 
 
 def _escape(text: str) -> str:
@@ -202,6 +295,7 @@ async def predict_form(
         loaded = await _loaded(models, name, version)
         features = loaded.schema.features if loaded.schema else []
         row = form_row(features, values)
+        empty = [c.name for c in features if row.get(c.name) is None]
         answer, prepared, predictions = await run_in_threadpool(
             predict_payload, loaded, {"rows": [row]}, settings.max_rows
         )
@@ -215,7 +309,8 @@ async def predict_form(
     request.app.state.prediction_log.log(loaded.name, loaded.version.version, prepared.inputs, predictions, 0.0,
                                          probabilities=answer.get("probabilities"), warnings=flags,
                                          request_ids=request.state.request_id, source="ui")
-    return await _render_model(request, registry, name, loaded.version.version, form_values=values, result=answer)
+    return await _render_model(request, registry, name, loaded.version.version, form_values=values, result=answer,
+                               empty_fields=empty)
 
 
 _DOWNLOAD_SECONDS = 3600
@@ -269,7 +364,7 @@ async def score_form(
     except MlpilotError as exc:
         problems = getattr(exc, "problems", None) or [exc]
         return await _render_model(request, registry, name, version, status=exc.status_code,
-                                   errors=[str(p) for p in problems])
+                                   batch_errors=[str(p) for p in problems])
     return await _render_model(request, registry, name, loaded.version.version, batch=batch)
 
 
@@ -296,23 +391,40 @@ async def model_file(name: str, file_name: str, registry: RegistryDep, version: 
     return Response(data, media_type=media_type, headers=headers)
 
 
+def _local_path(target: str | None) -> str:
+    """``target`` if it is a path on this server (``/ui/models/x?version=2``), else ``/``: no open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
 @router.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request) -> Response:
-    return templates.TemplateResponse(request, "login.html", {"error": None})
+    next_page = _local_path(request.query_params.get("next"))
+    return templates.TemplateResponse(request, "login.html", {"error": None, "next": next_page})
+
+
+@router.get("/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict")
+    return response
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, settings: SettingsDep) -> Response:
     form = await request.form(max_files=0, max_fields=5)
     given = str(form.get("api_key", "")).encode()
+    next_page = _local_path(str(form.get("next", "")))
     expected = settings.api_key.get_secret_value().encode() if settings.api_key is not None else b""
     if not expected or hmac.compare_digest(given, expected):
-        response = RedirectResponse("/", status_code=303)
+        response = RedirectResponse(next_page, status_code=303)
         if expected:
             response.set_cookie(COOKIE, given.decode(), httponly=True, samesite="strict",
                                 secure=request.url.scheme == "https")
         return response
-    return templates.TemplateResponse(request, "login.html", {"error": "That key is not right."}, status_code=401)
+    return templates.TemplateResponse(request, "login.html", {"error": "That key is not right.", "next": next_page},
+                                      status_code=401)
 
 
 __all__ = ["form_row", "router"]
