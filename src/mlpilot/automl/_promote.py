@@ -540,15 +540,25 @@ def _champion_prediction(model: Any, challenger: Challenger, positions: np.ndarr
     assert challenger.holdout_rows is not None
     rows = challenger.holdout_rows.iloc[positions]
     features = rows.drop(columns=[challenger.target], errors="ignore")
-    if challenger.task == "regression":
+    return predict_in_order(model, features, challenger.task, challenger.classes)
+
+
+def predict_in_order(model: Any, features: pd.DataFrame, task: str, classes: list[Any]) -> np.ndarray:
+    """A model's predictions: values for a regression, else probabilities in the order of ``classes``.
+
+    A class recorded as text (a registry record) matches the model's class of the same text.
+    """
+    if task == "regression":
         return np.asarray(model.predict(features), dtype=float)
     proba = np.asarray(model.predict_proba(features), dtype=float)
-    order = {c: i for i, c in enumerate(challenger.classes)}
+    order = {c: i for i, c in enumerate(classes)}
     pred = np.zeros((len(proba), len(order)))
     for j, c in enumerate(model.classes_):
         c = c.item() if isinstance(c, np.generic) else c
         if c in order:
             pred[:, order[c]] = proba[:, j]
+        elif str(c) in order:
+            pred[:, order[str(c)]] = proba[:, j]
     return pred
 
 
