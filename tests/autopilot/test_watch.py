@@ -1,0 +1,210 @@
+"""The watch loop on real sources that change: a SQLite table appended to, a folder of Parquet files that grows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mlpilot.automl import train
+from mlpilot.autopilot import WatchConfig, run_step, watch
+from mlpilot.cli._app import app
+from mlpilot.registry import Registry, Workspace
+
+FAST: dict[str, Any] = {"deterministic": True, "n_trials": 0, "families": ("linear",)}
+
+
+@pytest.fixture(scope="module")
+def cancer() -> pd.DataFrame:
+    """The real breast-cancer table (569 rows) bundled with scikit-learn, in a shuffled fixed order."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    return frame.iloc[:, [0, 1, 2, 3, 6, 7, 20, 21, 22, 27, 30]]  # ten features and the target
+
+
+def _append(db: Path, rows: pd.DataFrame) -> None:
+    with sqlite3.connect(db) as con:
+        rows.to_sql("t", con, index=False, if_exists="append")
+
+
+def _events(workspace: Workspace, name: str) -> list[dict[str, Any]]:
+    registry = Registry(workspace)
+    try:
+        return registry.list_events(name=name)
+    finally:
+        registry.close()
+
+
+def test_sqlite_table_that_grows_no_retrain_then_kept(cancer: pd.DataFrame, workspace: Workspace,
+                                                      tmp_path: Path) -> None:
+    db = tmp_path / "src.db"
+    _append(db, cancer.iloc[:150])
+    url = f"sqlite:///{db}"
+    first = watch("bc", url, table="t", workspace=workspace, target="target", **FAST)
+    assert (first.decision, first.champion) == ("promoted", 1)
+    same = watch("bc", url, table="t", workspace=workspace, **FAST)
+    assert same.decision == "no_retrain" and "has not changed" in same.reason
+    _append(db, cancer.iloc[150:400])
+    step = watch("bc", url, table="t", workspace=workspace, **FAST)
+    # both are the same linear model on more rows of an easy table: not significantly better, kept
+    assert step.decision == "kept" and step.champion == 1 and step.challenger == 2, step.reason
+    evidence = step.to_dict()["evidence"]
+    assert evidence["window"]["fresh_rows"] == 250 and evidence["rule"] == "superiority"
+    assert evidence["test"].startswith("one-sided paired bootstrap") and 0 <= evidence["p_value"] <= 1
+    assert len(evidence["challenger_interval"]) == 2 and evidence["margin"] == 0.005
+    kinds = [e["kind"] for e in _events(workspace, "bc")]
+    assert kinds.count("watch.step") == 3 and kinds.count("promotion") == 1
+    # the CLI: one JSON object per step, and the history as a timeline
+    runner = CliRunner()
+    result = runner.invoke(app, ["watch", "bc", "--source", url, "--table", "t", "--once", "--json",
+                                 "--deterministic", "--n-trials", "0", "--families", "linear",
+                                 "-w", str(workspace.root)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["decision"] == "no_retrain" and record["champion"] == 1 and record["challenger"] is None
+    history = runner.invoke(app, ["models", "history", "bc", "--json", "-w", str(workspace.root)])
+    timeline = json.loads(history.stdout)
+    assert [e["kind"] for e in timeline][:3] == ["model_registered", "promotion", "watch.step"]
+    assert [e.get("decision") for e in timeline if e["kind"] == "watch.step"] == [
+        "promoted", "no_retrain", "kept", "no_retrain"]
+
+
+def test_a_better_retrain_is_promoted_and_a_worse_one_rolled_back(cancer: pd.DataFrame, workspace: Workspace,
+                                                                  tmp_path: Path) -> None:
+    db = tmp_path / "src.db"
+    _append(db, cancer.iloc[:150])
+    url = f"sqlite:///{db}"
+    # v1 knows one weak feature only, so that a model on every feature is significantly better
+    train(cancer.iloc[:150][["mean_texture", "target"]], "target", name="bc", workspace=workspace, report=False,
+          **FAST)
+    _append(db, cancer.iloc[150:350])
+    promoted = watch("bc", url, table="t", workspace=workspace, **FAST)
+    assert promoted.decision == "promoted" and promoted.champion == 2, promoted.reason
+    assert promoted.evidence["challenger"] > promoted.evidence["champion_interval"][1]
+    # the world flips (labels inverted): on these fresh rows v2 falls below v1's interval and is rolled back
+    _append(db, cancer.iloc[350:480].assign(target=lambda f: 1 - f["target"]))
+    back = watch("bc", url, table="t", workspace=workspace, **FAST)
+    assert back.decision == "rolled_back" and back.champion == 1 and back.challenger == 2, back.reason
+    check = back.evidence["live_check"]
+    assert check["new"] < check["old_interval"][0] and check["rows"] >= 100
+    registry = Registry(workspace)
+    try:
+        assert registry.get_aliases("bc")["champion"] == 1
+    finally:
+        registry.close()
+    # and by hand, back to the champion before: v2
+    out = CliRunner().invoke(app, ["models", "rollback", "bc", "--json", "-w", str(workspace.root)])
+    assert out.exit_code == 0 and json.loads(out.stdout) == {"name": "bc", "from_version": 1, "to_version": 2}
+    kinds = [e["kind"] for e in _events(workspace, "bc")]
+    assert kinds.count("rollback") == 2 and kinds.count("promotion") == 1
+
+
+def test_parquet_folder_that_grows(cancer: pd.DataFrame, workspace: Workspace, tmp_path: Path) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    cancer.iloc[:200].to_parquet(folder / "part-000.parquet")
+    assert watch("bc", folder, workspace=workspace, target="target", **FAST).decision == "promoted"
+    assert watch("bc", folder, workspace=workspace, **FAST).decision == "no_retrain"
+    cancer.iloc[200:210].to_parquet(folder / "part-001.parquet")
+    few = watch("bc", folder, workspace=workspace, **FAST)
+    assert few.decision == "no_retrain" and "10 new labelled row(s)" in few.reason and "needs 30" in few.reason
+    cancer.iloc[210:400].to_parquet(folder / "part-002.parquet")
+    step = watch("bc", folder, workspace=workspace, **FAST)
+    assert step.decision in ("kept", "promoted") and step.challenger == 2
+    assert step.evidence["window"]["rows"] == 400 and step.evidence["window"]["fresh_rows"] == 200
+
+
+def test_bad_input_fails_the_step_with_an_event_and_keeps_the_champion(cancer: pd.DataFrame, workspace: Workspace,
+                                                                       tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    cancer.iloc[:200].to_parquet(path)
+    assert watch("bc", path, workspace=workspace, target="target", **FAST).champion == 1
+    cancer.iloc[:300].drop(columns=["mean_radius"]).to_parquet(path)
+    gone = watch("bc", path, workspace=workspace, **FAST)
+    assert gone.decision == "failed" and gone.champion == 1 and "'mean_radius'" in gone.reason
+    cancer.iloc[:300].drop(columns=["target"]).to_parquet(path)
+    no_target = watch("bc", path, workspace=workspace, **FAST)
+    assert no_target.decision == "failed" and "target" in no_target.reason
+    path.unlink()
+    missing = watch("bc", path, workspace=workspace, **FAST)
+    assert missing.decision == "failed" and "could not be read" in missing.reason
+    cancer.iloc[:300].to_parquet(path)
+    small = watch("bc", path, workspace=workspace, time_budget=2, families=("linear",))
+    assert small.decision == "failed" and "too small to retrain" in small.reason
+    failures = [e for e in _events(workspace, "bc") if e["kind"] == "retrain.failed"]
+    assert len(failures) == 4
+    registry = Registry(workspace)
+    try:
+        assert registry.get_aliases("bc") == {"champion": 1} and len(registry.list_versions("bc")) == 1
+    finally:
+        registry.close()
+
+
+def test_a_second_watcher_waits_for_the_lease(cancer: pd.DataFrame, workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    cancer.iloc[:200].to_parquet(path)
+    registry = Registry(workspace)
+    try:
+        assert registry.acquire_lease("bc", "other-host:1", ttl=60)["acquired"]
+        config = WatchConfig(target="target", **FAST)
+        busy = run_step("bc", path, workspace=workspace, config=config, owner="me:2")
+        assert busy.decision == "no_retrain" and "another watcher (other-host:1) holds the lease" in busy.reason
+        assert registry.list_models() == []
+        # the other watcher died: once its lease has expired, this one takes over
+        later = run_step("bc", path, workspace=workspace, config=config, owner="me:2", clock=lambda: time.time() + 120)
+        assert later.decision == "promoted"
+        assert registry.acquire_lease("bc", "third:3", ttl=60)["acquired"]  # released after the step
+    finally:
+        registry.close()
+
+
+_KILLED_WATCHER = """
+import sys
+from mlpilot.autopilot import watch
+watch("bc", sys.argv[1], workspace=sys.argv[2], deterministic=True, n_trials=400, families=("lightgbm",),
+      lease_ttl=30)
+"""
+
+
+def test_a_watcher_killed_mid_training_leaves_the_champion_and_the_next_step_says_why(
+        cancer: pd.DataFrame, workspace: Workspace, tmp_path: Path) -> None:
+    path = tmp_path / "data.parquet"
+    cancer.iloc[:200].to_parquet(path)
+    assert watch("bc", path, workspace=workspace, target="target", **FAST).champion == 1
+    cancer.to_parquet(path)
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WATCHER, str(path), str(workspace.root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    registry = Registry(workspace)
+    try:
+        deadline = time.monotonic() + 120
+        while not registry.get_watch_state("bc").get("in_progress"):
+            assert proc.poll() is None and time.monotonic() < deadline, "the watcher never started training"
+            time.sleep(0.2)
+        time.sleep(1.0)  # inside the search now
+        proc.kill()
+        proc.wait()
+        assert registry.get_aliases("bc") == {"champion": 1} and len(registry.list_versions("bc")) == 1
+        config = WatchConfig(**FAST)
+        held = run_step("bc", path, workspace=workspace, config=config, owner="next:1")
+        assert held.decision == "no_retrain" and "holds the lease" in held.reason  # the dead one's lease stands
+        step = run_step("bc", path, workspace=workspace, config=config, owner="next:1",
+                        clock=lambda: time.time() + 60)
+        assert "never finished: the watcher was stopped or killed during it; champion v1 kept serving" in step.reason
+        assert step.decision in ("kept", "promoted") and step.challenger == 2
+        runs = registry.list_runs("bc")
+        assert [r.status for r in runs].count("running") == 0
+        assert any(r.status == "failed" and "killed" in (r.error or "") for r in runs)
+        assert any(e["kind"] == "retrain.failed" and "never finished" in e["payload"]["reason"]
+                   for e in registry.list_events(name="bc"))
+    finally:
+        registry.close()
