@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from mlpilot.automl import train
 from mlpilot.autopilot import WatchConfig, run_step, watch
-from mlpilot.cli._app import app
+from mlpilot.cli._app import app as app_cli
 from mlpilot.registry import Registry, Workspace
 
 FAST: dict[str, Any] = {"deterministic": True, "n_trials": 0, "families": ("linear",)}
@@ -66,45 +66,64 @@ def test_sqlite_table_that_grows_no_retrain_then_kept(cancer: pd.DataFrame, work
     assert kinds.count("watch.step") == 3 and kinds.count("promotion") == 1
     # the CLI: one JSON object per step, and the history as a timeline
     runner = CliRunner()
-    result = runner.invoke(app, ["watch", "bc", "--source", url, "--table", "t", "--once", "--json",
+    result = runner.invoke(app_cli, ["watch", "bc", "--source", url, "--table", "t", "--once", "--json",
                                  "--deterministic", "--n-trials", "0", "--families", "linear",
                                  "-w", str(workspace.root)])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["decision"] == "no_retrain" and record["champion"] == 1 and record["challenger"] is None
-    history = runner.invoke(app, ["models", "history", "bc", "--json", "-w", str(workspace.root)])
+    history = runner.invoke(app_cli, ["models", "history", "bc", "--json", "-w", str(workspace.root)])
     timeline = json.loads(history.stdout)
     assert [e["kind"] for e in timeline][:3] == ["model_registered", "promotion", "watch.step"]
     assert [e.get("decision") for e in timeline if e["kind"] == "watch.step"] == [
         "promoted", "no_retrain", "kept", "no_retrain"]
 
 
-def test_a_better_retrain_is_promoted_and_a_worse_one_rolled_back(cancer: pd.DataFrame, workspace: Workspace,
-                                                                  tmp_path: Path) -> None:
+def _served_version(http: Any, rows: list[dict[str, Any]], expected: int) -> int:
+    """The version a running server answers with, once it has had time to follow the alias."""
+    deadline = time.monotonic() + 30
+    while True:
+        response = http.post("/v1/models/bc/predict", json={"rows": rows})
+        assert response.status_code == 200, response.text
+        version = int(response.json()["version"])
+        if version == expected or time.monotonic() > deadline:
+            return version
+        time.sleep(0.05)
+
+
+def test_a_better_retrain_is_promoted_and_a_worse_one_rolled_back_while_a_server_follows(
+        cancer: pd.DataFrame, workspace: Workspace, tmp_path: Path) -> None:
+    import httpx
+
+    from mlpilot.serve import ServeSettings, create_app
+    from tests.serve.conftest import running_server
+
     db = tmp_path / "src.db"
     _append(db, cancer.iloc[:150])
     url = f"sqlite:///{db}"
     # v1 knows one weak feature only, so that a model on every feature is significantly better
     train(cancer.iloc[:150][["mean_texture", "target"]], "target", name="bc", workspace=workspace, report=False,
           **FAST)
-    _append(db, cancer.iloc[150:350])
-    promoted = watch("bc", url, table="t", workspace=workspace, **FAST)
-    assert promoted.decision == "promoted" and promoted.champion == 2, promoted.reason
-    assert promoted.evidence["challenger"] > promoted.evidence["champion_interval"][1]
-    # the world flips (labels inverted): on these fresh rows v2 falls below v1's interval and is rolled back
-    _append(db, cancer.iloc[350:480].assign(target=lambda f: 1 - f["target"]))
-    back = watch("bc", url, table="t", workspace=workspace, **FAST)
-    assert back.decision == "rolled_back" and back.champion == 1 and back.challenger == 2, back.reason
-    check = back.evidence["live_check"]
-    assert check["new"] < check["old_interval"][0] and check["rows"] >= 100
-    registry = Registry(workspace)
-    try:
-        assert registry.get_aliases("bc")["champion"] == 1
-    finally:
-        registry.close()
-    # and by hand, back to the champion before: v2
-    out = CliRunner().invoke(app, ["models", "rollback", "bc", "--json", "-w", str(workspace.root)])
-    assert out.exit_code == 0 and json.loads(out.stdout) == {"name": "bc", "from_version": 1, "to_version": 2}
+    rows = cancer.drop(columns=["target"]).head(3).to_dict("records")
+    app = create_app(ServeSettings(home=workspace.root, poll_interval=0.1, prediction_log=False))
+    with running_server(app) as server, httpx.Client(base_url=server, timeout=30) as http:
+        assert _served_version(http, [{"mean_texture": r["mean_texture"]} for r in rows], 1) == 1
+        _append(db, cancer.iloc[150:350])
+        promoted = watch("bc", url, table="t", workspace=workspace, **FAST)
+        assert promoted.decision == "promoted" and promoted.champion == 2, promoted.reason
+        assert promoted.evidence["challenger"] > promoted.evidence["champion_interval"][1]
+        assert _served_version(http, rows, 2) == 2  # the running server hot-swapped to the new champion
+        # the world flips (labels inverted): on these fresh rows v2 falls below v1's interval and is rolled back
+        _append(db, cancer.iloc[350:480].assign(target=lambda f: 1 - f["target"]))
+        back = watch("bc", url, table="t", workspace=workspace, **FAST)
+        assert back.decision == "rolled_back" and back.champion == 1 and back.challenger == 2, back.reason
+        check = back.evidence["live_check"]
+        assert check["new"] < check["old_interval"][0] and check["rows"] >= 100
+        assert _served_version(http, rows, 1) == 1
+        # and by hand, back to the champion before: v2
+        out = CliRunner().invoke(app_cli, ["models", "rollback", "bc", "--json", "-w", str(workspace.root)])
+        assert out.exit_code == 0 and json.loads(out.stdout) == {"name": "bc", "from_version": 1, "to_version": 2}
+        assert _served_version(http, rows, 2) == 2
     kinds = [e["kind"] for e in _events(workspace, "bc")]
     assert kinds.count("rollback") == 2 and kinds.count("promotion") == 1
 
