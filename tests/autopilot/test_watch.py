@@ -227,3 +227,44 @@ def test_a_watcher_killed_mid_training_leaves_the_champion_and_the_next_step_say
                    for e in registry.list_events(name="bc"))
     finally:
         registry.close()
+
+
+def test_shadow_challenger_scores_live_traffic_and_is_promoted_on_labelled_live_rows(
+        cancer: pd.DataFrame, workspace: Workspace, tmp_path: Path) -> None:
+    from mlpilot.monitor import PredictionLog, read_prediction_log
+    from mlpilot.runtime import load_version, score_frame
+
+    path = tmp_path / "data.parquet"
+    train(cancer.iloc[:150][["mean_texture", "target"]], "target", name="bc", workspace=workspace, report=False,
+          **FAST)
+    cancer.iloc[:210].to_parquet(path)  # 60 new rows: too few in the holdout for a paired test, so kept
+    labels: list[dict[str, Any]] = []
+    feedback = lambda _ws, _name: pd.DataFrame(labels, columns=["request_id", "row", "label"])  # noqa: E731
+    opts: dict[str, Any] = {"workspace": workspace, "feedback": feedback, "shadow": True, **FAST}
+    kept = watch("bc", path, **opts)
+    assert kept.decision == "kept" and kept.challenger == 2 and "scores live traffic in shadow" in kept.reason
+    # the champion serves live traffic (five rows a request), logged as serve logs it
+    registry = Registry(workspace)
+    try:
+        assert registry.get_aliases("bc") == {"champion": 1, "challenger": 2}
+        champion = load_version(registry, registry.get_version("bc:1"))
+        live = cancer.iloc[210:410].reset_index(drop=True)
+        log = PredictionLog(workspace).start()
+        for i in range(0, len(live), 5):
+            scored = score_frame(champion, live.iloc[i:i + 5][["mean_texture"]])
+            log.log("bc", 1, scored.inputs.assign(**live.iloc[i:i + 5].drop(columns=["target", "mean_texture"])),
+                    scored.predictions, 1.0, probabilities=scored.probabilities, request_ids=f"req-{i}")
+        log.close()
+        waiting = watch("bc", path, **opts)
+        assert waiting.decision == "no_retrain" and "shadow v2 scored 200 new live row(s); waiting for labels" in waiting.reason
+        shadow = read_prediction_log(workspace, "bc").query("source == 'shadow'")
+        assert len(shadow) == 200 and set(shadow["version"]) == {2} and shadow["row"].max() == 4
+        labels.extend({"request_id": f"req-{i - i % 5}", "row": i % 5, "label": int(live.loc[i, "target"])}
+                      for i in range(len(live)))
+        promoted = watch("bc", path, **opts)
+        assert promoted.decision == "promoted" and promoted.champion == 2, promoted.reason
+        assert "on live evidence" in promoted.reason and promoted.evidence["shadow"]["n_rows"] == 200
+        assert registry.get_aliases("bc") == {"champion": 2}
+        assert watch("bc", path, **opts).decision == "no_retrain"  # the rows seen again: no second shadow pass
+    finally:
+        registry.close()

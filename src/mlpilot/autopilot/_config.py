@@ -21,7 +21,9 @@ class WatchConfig(BaseModel):
     ``every`` is the schedule's period and the loop's, in seconds (or ``"1h"``).
     A routine retrain must be significantly better than the champion
     (superiority at level ``alpha``); when the champion decays, no worse within
-    ``margin`` is enough (non-inferiority).
+    ``margin`` is enough (non-inferiority). With ``shadow``, a challenger that
+    is kept scores the champion's live traffic in the background and is
+    promoted on live evidence once labels arrive.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -42,6 +44,7 @@ class WatchConfig(BaseModel):
     max_artifact_mb: Annotated[float, Field(gt=0.0)] | None = None
     lease_ttl: Annotated[float, Field(gt=0.0)] = 120.0
     monitor_window: str | None = None
+    shadow: bool = False
 
     @field_validator("every", "time_budget", mode="before")
     @classmethod

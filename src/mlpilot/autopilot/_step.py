@@ -25,6 +25,7 @@ from mlpilot._workspace import Workspace
 from mlpilot.autopilot._config import MIN_TIME_BUDGET, WatchConfig
 from mlpilot.autopilot._lease import Heartbeat, default_owner
 from mlpilot.autopilot._rollback import fresh_positions, live_check, rollback
+from mlpilot.autopilot._shadow import FeedbackReader, shadow_compare, shadow_score
 from mlpilot.autopilot._signals import MonitorFunction, Signal, monitor_signals
 from mlpilot.exceptions import MlpilotError, ModelNotFoundError
 
@@ -63,8 +64,13 @@ class StepResult:
 def run_step(name: str, source: Any, *, workspace: Workspace | str | Path | None = None,
              config: WatchConfig | None = None, table: str | None = None, query: str | None = None,
              owner: str | None = None, clock: Callable[[], float] = time.time,
-             monitor: MonitorFunction | None = None) -> StepResult:
-    """Run one step of watching ``name`` on ``source`` (see the module docstring)."""
+             monitor: MonitorFunction | None = None, feedback: FeedbackReader | None = None) -> StepResult:
+    """Run one step of watching ``name`` on ``source`` (see the module docstring).
+
+    ``monitor`` is the ``monitor()`` function for the drift/decay triggers and
+    ``feedback`` the ``read_feedback(workspace, name)`` function for shadow
+    mode (both default to `mlpilot.monitor`'s where it has them).
+    """
     from mlpilot.registry import Registry
 
     ws = Workspace.resolve(workspace)
@@ -82,7 +88,9 @@ def run_step(name: str, source: Any, *, workspace: Workspace | str | Path | None
             registry.log_event("watch.step", name, result.to_dict())
             return result
         try:
-            return _Step(registry, name, source, config, table, query, owner, clock, monitor).run()
+            step = _Step(registry, name, source, config, table, query, owner, clock, monitor)
+            step.feedback = feedback
+            return step.run()
         finally:
             registry.release_lease(name, owner)
     finally:
@@ -105,6 +113,7 @@ class _Step:
         self.state = registry.get_watch_state(name)
         self.notes: list[str] = []
         self.evidence: dict[str, Any] = {}
+        self.feedback: FeedbackReader | None = None
 
     # -- the step ---------------------------------------------------------------
 
@@ -136,6 +145,9 @@ class _Step:
             rolled = self._check_last_promotion(frame, champion)
             if rolled is not None:
                 return rolled
+            shadowed = self._shadow(champion)
+            if shadowed is not None:
+                return shadowed
         signals = self._triggers(dataset, champion)
         self.evidence["triggers"] = [{"kind": s.kind, "fired": s.fired, "reason": s.reason} for s in signals]
         fired = [s for s in signals if s.fired]
@@ -188,6 +200,10 @@ class _Step:
                                                              "reason": outcome.reason, "evidence": self.evidence})
             return self._finish(StepResult("promoted", outcome.version, outcome.version,
                                            self._say(f"retrained ({why}); {outcome.reason}"), self.evidence))
+        if config.shadow:
+            self.registry.set_alias(self.name, "challenger", outcome.version)
+            self.state["shadow"] = {"version": outcome.version, "champion": old, "cursor": None}
+            self.notes.append(f"v{outcome.version} now scores live traffic in shadow")
         return self._finish(StepResult("kept", old, outcome.version,
                                        self._say(f"retrained ({why}); {outcome.reason}"), self.evidence))
 
@@ -270,6 +286,57 @@ class _Step:
         self.state["last_promotion"] = None
         return self._finish(StepResult("rolled_back", old.version, champion.version,
                                        self._say(f"rolled back to v{old.version}: {check['reason']}"), self.evidence))
+
+    def _shadow(self, champion: ModelVersion) -> StepResult | None:
+        """Score new live traffic with the shadow challenger; promote it once labelled live rows show it better."""
+        from mlpilot.automl._promote import PromotionPolicy
+
+        shadow = self.state.get("shadow") or {}
+        if not self.config.shadow or not shadow or shadow.get("champion") != champion.version:
+            self.state["shadow"] = None
+            return None
+        try:
+            challenger = self.registry.get_version(f"{self.name}:{shadow['version']}")
+            scored, cursor = shadow_score(self.registry, self.name, challenger, champion.version, shadow.get("cursor"))
+        except MlpilotError as exc:
+            self.notes.append(f"shadow v{shadow['version']} could not score live traffic ({exc})")
+            return None
+        shadow["cursor"] = cursor
+        shadow["scored"] = int(shadow.get("scored", 0)) + scored
+        self.evidence["shadow"] = {"version": challenger.version, "scored_rows": shadow["scored"], "new_rows": scored}
+        labels = self._labels()
+        if labels is None or labels.empty:
+            self.notes.append(f"shadow v{challenger.version} scored {scored} new live row(s); waiting for labels")
+            return None
+        config = self.config
+        policy = PromotionPolicy(mode="superiority", margin=config.margin, alpha=config.alpha, seed=config.random_state,
+                                 calibration_tolerance=config.calibration_tolerance)
+        decision = shadow_compare(self.registry, self.name, champion, challenger, labels, policy)
+        self.evidence["shadow"].update(decision.evidence)
+        if not decision.promote:
+            self.notes.append(f"shadow v{challenger.version}: {decision.reason}")
+            return None
+        self.registry.set_alias(self.name, "champion", challenger.version)
+        self.registry.delete_alias(self.name, "challenger")
+        self.state["shadow"] = None
+        self.state["last_promotion"] = {"version": challenger.version, "previous": champion.version,
+                                        "at": _at(self.clock).isoformat()}
+        reason = f"promoted shadow v{challenger.version} on live evidence: {decision.reason}"
+        self.registry.log_event("promotion", self.name, {"from_version": champion.version,
+                                                         "to_version": challenger.version, "reason": reason,
+                                                         "evidence": decision.evidence})
+        return self._finish(StepResult("promoted", challenger.version, challenger.version, self._say(reason),
+                                       self.evidence))
+
+    def _labels(self) -> pd.DataFrame | None:
+        reader = self.feedback
+        if reader is None:
+            import mlpilot.monitor
+
+            reader = getattr(mlpilot.monitor, "read_feedback", None)
+            if reader is None:
+                return None
+        return reader(self.registry.workspace, self.name)
 
     def _recover(self, in_progress: dict[str, Any]) -> str:
         """Close the run of a retrain that never finished and say so."""

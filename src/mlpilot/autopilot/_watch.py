@@ -10,6 +10,7 @@ from typing import Any
 
 from mlpilot._workspace import Workspace
 from mlpilot.autopilot._config import WatchConfig, make_watch_config
+from mlpilot.autopilot._shadow import FeedbackReader
 from mlpilot.autopilot._signals import MonitorFunction
 from mlpilot.autopilot._step import StepResult, run_step
 
@@ -29,6 +30,7 @@ def watch(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     monitor: MonitorFunction | None = None,
+    feedback: FeedbackReader | None = None,
     config: WatchConfig | None = None,
     **options: Any,
 ) -> StepResult:
@@ -53,6 +55,9 @@ def watch(
     monitor : callable, optional
         The ``monitor(name, ...)`` function for ``on=("drift", "decay")``
         (default: `mlpilot.monitor.monitor`).
+    feedback : callable, optional
+        ``read_feedback(workspace, name)`` for shadow mode's labels
+        (default: `mlpilot.monitor.read_feedback`).
     config : WatchConfig, optional
         Else built from ``options``: ``target``, ``on``, ``every``,
         ``time_budget``, ``margin``, ``deterministic``, ``n_trials``, ... (see `WatchConfig`).
@@ -68,7 +73,7 @@ def watch(
     done = 0
     while True:
         result = run_step(name, source, workspace=ws, config=config, table=table, query=query, clock=clock,
-                          monitor=monitor)
+                          monitor=monitor, feedback=feedback)
         done += 1
         if on_step is not None:
             on_step(result)
