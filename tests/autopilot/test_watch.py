@@ -286,3 +286,26 @@ def test_shadow_challenger_scores_live_traffic_and_is_promoted_on_labelled_live_
         assert watch("bc", path, **opts).decision == "no_retrain"  # the rows seen again: no second shadow pass
     finally:
         registry.close()
+
+
+def test_with_a_time_column_the_retrain_is_judged_on_rows_after_its_training_cut(
+        cancer: pd.DataFrame, weak: Path, tmp_path: Path) -> None:
+    workspace = _copy(weak, tmp_path)
+    path = tmp_path / "data.parquet"
+    when = pd.Timestamp("2024-01-01") + pd.to_timedelta(range(len(cancer)), unit="h")
+    cancer.iloc[:400].assign(when=when[:400]).to_parquet(path)
+    step = watch("bc", path, workspace=workspace, time_column="when", **FAST)
+    window = step.evidence["window"]
+    assert step.decision == "promoted" and step.champion == 2, step.reason
+    assert "rows after the challenger's training cut" in step.reason and window["time_column"] == "when"
+    assert window["window_start"] > window["cut"] and window["window_rows"] >= 30
+    assert window["train_rows"] + window["window_rows"] <= 400 and step.evidence["n_rows"] == window["window_rows"]
+    registry = Registry(workspace)
+    try:  # v2 never saw the window: its record of training rows stops at the cut
+        assert registry.get_version("bc:2").info["training_rows"]["n_rows"] == window["train_rows"]
+    finally:
+        registry.close()
+    cancer.assign(when=when).to_parquet(path)
+    missing = watch("bc", path, workspace=workspace, time_column="arrival", **FAST)
+    assert missing.decision == "failed" and "time column (--time-column) 'arrival' does not exist" in missing.reason
+    assert missing.champion == 2

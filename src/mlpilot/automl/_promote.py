@@ -308,11 +308,15 @@ class PromotionPolicy:
         return Decision(promote, reason, evidence)
 
     def decide_live(self, task: str, metric_name: str, y: np.ndarray, new_pred: np.ndarray, old_pred: np.ndarray,
-                    champion_version: int) -> Decision:
-        """The autopilot's rule on live rows both models scored (shadow mode), labelled since.
+                    champion_version: int, *, model: Any = None, rows: pd.DataFrame | None = None,
+                    unit: str = "labelled live rows", measure: str = "live") -> Decision:
+        """The autopilot's rule on rows both models scored that neither was trained on.
 
         ``y`` is the encoded label, ``new_pred``/``old_pred`` each model's
-        prediction (probabilities for classifiers) on the same rows.
+        prediction (probabilities for classifiers) on the same rows: labelled
+        live rows (shadow mode), or the rows after the challenger's training
+        cut. With the challenger's ``model`` and the ``rows``' features, the
+        predict-time and size guardrails apply too.
         """
         metric = get_metric(metric_name)
         n = len(y)
@@ -320,13 +324,12 @@ class PromotionPolicy:
             return Decision(False, f"kept as a candidate: only {n} labelled live rows were scored by both "
                                    f"(at least {self.min_unseen_rows} are needed)",
                             {"rule": "live", "n_rows": n, "champion_version": champion_version})
-        paired = Challenger(task=task, target="", metric=metric.name, classes=[], scores={},
-                            holdout_y=np.asarray(y), holdout_prediction=np.asarray(new_pred))
+        paired = Challenger(task=task, target="", metric=metric.name, classes=[], scores={}, holdout_rows=rows,
+                            holdout_y=np.asarray(y), holdout_prediction=np.asarray(new_pred), model=model)
         champion = Champion(version=champion_version, task=task, target="", scores={}, load_model=lambda: None)
         n_boot = self.n_boot if n <= 5000 else max(100, self.n_boot // 5)
         policy = self if self.mode != "best" else replace(self, mode="superiority")
-        return policy._one_sided(paired, champion, metric, np.arange(n), np.asarray(old_pred), n_boot,
-                                 "labelled live rows", "live")
+        return policy._one_sided(paired, champion, metric, np.arange(n), np.asarray(old_pred), n_boot, unit, measure)
 
     def _one_sided(self, challenger: Challenger, champion: Champion, metric: Metric, unseen: np.ndarray,
                    old_pred: np.ndarray, n_boot: int, unit: str, measure: str) -> Decision:

@@ -26,6 +26,11 @@ class Retrained:
     run_id: str | None
 
 
+#: Registers a challenger without promoting it: no holdout can have this many rows unseen by the champion,
+#: and the autopilot's modes never promote without them. The caller then decides on rows of its own.
+REGISTER_ONLY = PromotionPolicy(mode="superiority", min_unseen_rows=2**62)
+
+
 def retrain(frame: pd.DataFrame, target: str, *, name: str, workspace: Workspace, policy: PromotionPolicy,
             options: dict[str, Any]) -> Retrained:
     """Train ``name`` again on ``frame``, register it, and let ``policy`` decide the champion.
@@ -33,6 +38,7 @@ def retrain(frame: pd.DataFrame, target: str, *, name: str, workspace: Workspace
     ``options`` are `mlpilot.train` keywords (``time_budget``, ``deterministic``,
     ``n_trials``, ``families``, ``random_state``, ...). The registration and
     the alias move are one transaction: a crash leaves the champion as it was.
+    With `REGISTER_ONLY` the new version is registered and never promoted here.
     """
     run = train(frame, target, name=name, workspace=workspace, policy=policy, report=False, **options)
     assert run.version is not None  # registered

@@ -23,7 +23,9 @@ class WatchConfig(BaseModel):
     (superiority at level ``alpha``); when the champion decays, no worse within
     ``margin`` is enough (non-inferiority). With ``shadow``, a challenger that
     is kept scores the champion's live traffic in the background and is
-    promoted on live evidence once labels arrive.
+    promoted on live evidence once labels arrive. With ``time_column``, a
+    retrain is trained on the rows up to a cut and judged on the newest fresh
+    rows after it (neither model saw them), instead of a random holdout.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -45,6 +47,7 @@ class WatchConfig(BaseModel):
     lease_ttl: Annotated[float, Field(gt=0.0)] = 120.0
     monitor_window: str | None = None
     shadow: bool = False
+    time_column: str | None = None
 
     @field_validator("every", "time_budget", mode="before")
     @classmethod

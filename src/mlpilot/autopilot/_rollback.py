@@ -76,15 +76,19 @@ def rollback(registry: Registry, name: str, *, to: int | None = None, reason: st
     return current, target
 
 
-def fresh_positions(frame: pd.DataFrame, versions: list[ModelVersion], registry: Registry) -> np.ndarray:
-    """Positions of ``frame``'s rows that none of ``versions`` was trained on (by their recorded row hashes)."""
+def fresh_positions(frame: pd.DataFrame, versions: list[ModelVersion], registry: Registry) -> np.ndarray | None:
+    """Positions of ``frame``'s rows that none of ``versions`` was trained on (by their recorded row hashes).
+
+    None when a version has no usable record of its training rows (registered
+    before mlpilot kept one, or over columns ``frame`` lacks).
+    """
     keep = np.ones(len(frame), dtype=bool)
     for mv in versions:
         champion = Champion.from_version(mv, registry)
         if champion.seen is None or champion.seen_columns is None:
-            return np.array([], dtype=int)
+            return None
         if any(c not in frame.columns for c in champion.seen_columns):
-            return np.array([], dtype=int)
+            return None
         keep &= ~np.isin(hash_prefixes(row_hashes(frame, champion.seen_columns)), champion.seen)
     return np.flatnonzero(keep)
 
@@ -96,6 +100,7 @@ def live_check(registry: Registry, name: str, frame: pd.DataFrame, new: ModelVer
     Returns the evidence: ``rows``, ``metric``, both scores, the old one's 95%
     interval, and ``rollback`` (bool) with ``reason``.
     """
+    from mlpilot.autopilot._timecut import encode_target
     from mlpilot.evaluate import bootstrap_ci
     from mlpilot.tasks import get_metric
 
@@ -103,6 +108,9 @@ def live_check(registry: Registry, name: str, frame: pd.DataFrame, new: ModelVer
     if not target or not metric_name or target not in frame.columns:
         return {"rollback": False, "reason": "the champion records no target or metric to check it live"}
     positions = fresh_positions(frame, [new, old], registry)
+    if positions is None:
+        return {"rollback": False, "reason": "a champion has no record of its training rows, so fresh rows "
+                                             "cannot be told; no live check"}
     if len(positions) < min_rows:
         return {"rollback": False, "rows": len(positions),
                 "reason": f"only {len(positions)} fresh labelled rows since the promotion (at least {min_rows} "
@@ -110,13 +118,8 @@ def live_check(registry: Registry, name: str, frame: pd.DataFrame, new: ModelVer
     rows = frame.iloc[positions]
     metric = get_metric(str(metric_name))
     classes = new.info.get("classes")
-    y_raw = rows[target]
-    if classes:
-        lookup = {c: i for i, c in enumerate(classes)}
-        codes = y_raw.map(lambda v: lookup.get(v, lookup.get(str(v), -1)))
-        rows, y = rows[codes.to_numpy() >= 0], codes[codes >= 0].to_numpy(dtype=int)
-    else:
-        y = y_raw.to_numpy(dtype=float)
+    known, y = encode_target(rows[target], classes)
+    rows = rows[known]
     features = rows.drop(columns=[target])
     task = str(new.info.get("task") or "regression")
     preds = [predict_in_order(registry.load_model(mv), features, task, list(classes or [])) for mv in (new, old)]

@@ -19,14 +19,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from mlpilot._workspace import Workspace
+from mlpilot.automl._promote import PromotionPolicy
+from mlpilot.automl._retrain import REGISTER_ONLY, Retrained, json_ready, retrain
 from mlpilot.autopilot._config import MIN_TIME_BUDGET, WatchConfig
 from mlpilot.autopilot._lease import Heartbeat, default_owner
 from mlpilot.autopilot._rollback import fresh_positions, live_check, rollback
 from mlpilot.autopilot._shadow import FeedbackReader, shadow_compare, shadow_score
 from mlpilot.autopilot._signals import MonitorFunction, Signal, monitor_signals
+from mlpilot.autopilot._timecut import judge_on_window, time_split
 from mlpilot.exceptions import MlpilotError, ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -55,8 +59,6 @@ class StepResult:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        from mlpilot.automl._retrain import json_ready
-
         return json_ready({"decision": self.decision, "champion": self.champion, "challenger": self.challenger,
                             "reason": self.reason, "evidence": self.evidence})
 
@@ -160,9 +162,6 @@ class _Step:
 
     def _retrain(self, frame: pd.DataFrame, target: str, champion: ModelVersion | None, fired: list[Signal],
                  snapshot: str) -> StepResult:
-        from mlpilot.automl._promote import PromotionPolicy
-        from mlpilot.automl._retrain import retrain
-
         config = self.config
         if not config.deterministic and config.time_budget < MIN_TIME_BUDGET:
             return self._fail(f"the time budget {config.time_budget:g}s is too small to retrain (at least "
@@ -181,9 +180,14 @@ class _Step:
                                    "random_state": config.random_state}
         why = "; ".join(s.reason for s in fired)
         try:
+            split = self._time_split(frame, champion)
             with Heartbeat(self.registry, self.name, self.owner, config.lease_ttl):
-                outcome = retrain(frame, target, name=self.name, workspace=self.registry.workspace,
-                                  policy=policy, options=options)
+                if split is None:
+                    outcome = retrain(frame, target, name=self.name, workspace=self.registry.workspace,
+                                      policy=policy, options=options)
+                else:
+                    assert champion is not None
+                    outcome = self._retrain_before_cut(frame, target, champion, split, policy, options)
         except Exception as exc:  # any failure of the retrain leaves the champion serving; the step says why
             self.state["in_progress"] = None
             self.state["snapshot"] = snapshot  # the same data would fail the same way
@@ -206,6 +210,33 @@ class _Step:
             self.notes.append(f"v{outcome.version} now scores live traffic in shadow")
         return self._finish(StepResult("kept", old, outcome.version,
                                        self._say(f"retrained ({why}); {outcome.reason}"), self.evidence))
+
+    def _time_split(self, frame: pd.DataFrame, champion: ModelVersion | None
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]] | None:
+        if self.config.time_column is None or champion is None:
+            return None
+        fresh = fresh_positions(frame, [champion], self.registry)
+        if fresh is None:
+            return None
+        split = time_split(frame, self.config.time_column, fresh, min_rows=self.config.min_new_rows)
+        if split is None:
+            self.notes.append(f"too few fresh rows to hold out the newest after a cut on {self.config.time_column!r}; "
+                              "judged on the random holdout")
+        return split
+
+    def _retrain_before_cut(self, frame: pd.DataFrame, target: str, champion: ModelVersion,
+                            split: tuple[np.ndarray, np.ndarray, dict[str, Any]], policy: PromotionPolicy,
+                            options: dict[str, Any]) -> Retrained:
+        """Train on the rows up to the cut, register without promoting, judge on the window after it."""
+        train_mask, window, cut = split
+        outcome = retrain(frame[train_mask].reset_index(drop=True), target, name=self.name,
+                          workspace=self.registry.workspace, policy=REGISTER_ONLY, options=options)
+        challenger = self.registry.get_version(f"{self.name}:{outcome.version}")
+        decision = judge_on_window(self.registry, challenger, champion, frame.iloc[window], policy)
+        if decision.promote:
+            self.registry.set_alias(self.name, "champion", outcome.version)
+        return Retrained(outcome.version, decision.promote, decision.reason, {**json_ready(decision.evidence),
+                         "window": {**self.evidence.get("window", {}), **cut}}, outcome.run_id)
 
     # -- pieces -------------------------------------------------------------------
 
@@ -239,9 +270,13 @@ class _Step:
         if "new-data" in on:
             fresh = fresh_positions(dataset.frame, [champion], self.registry)
             same = dataset.snapshot.id == self.state.get("trained_snapshot")
-            self.evidence["window"]["fresh_rows"] = len(fresh)
+            self.evidence["window"]["fresh_rows"] = None if fresh is None else len(fresh)
             if same:
                 out.append(Signal("new-data", False, "the source has not changed since the last retrain"))
+            elif fresh is None:
+                out.append(Signal("new-data", True, f"the source changed (snapshot {dataset.snapshot.id}); champion "
+                                                    f"v{champion.version} has no record of its training rows to "
+                                                    "count the new ones"))
             elif len(fresh) < self.config.min_new_rows:
                 out.append(Signal("new-data", False, f"{len(fresh)} new labelled row(s) since champion "
                                                      f"v{champion.version} was trained (a retrain needs "
@@ -289,8 +324,6 @@ class _Step:
 
     def _shadow(self, champion: ModelVersion) -> StepResult | None:
         """Score new live traffic with the shadow challenger; promote it once labelled live rows show it better."""
-        from mlpilot.automl._promote import PromotionPolicy
-
         shadow = self.state.get("shadow") or {}
         if not self.config.shadow or not shadow or shadow.get("champion") != champion.version:
             self.state["shadow"] = None

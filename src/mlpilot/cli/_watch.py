@@ -30,6 +30,7 @@ def watch_command(
     n_trials: Annotated[int, typer.Option("--n-trials", help="Tuner trials with --deterministic.")] = 10,
     families: Annotated[str | None, typer.Option("--families", help="Comma-separated model families.")] = None,
     random_state: Annotated[int, typer.Option("--random-state", help="Seed of every random choice.")] = 0,
+    time_column: Annotated[str | None, typer.Option("--time-column", help="Judge a retrain on the newest fresh rows, after its training cut on this column.")] = None,
     shadow: Annotated[bool, typer.Option("--shadow", help="A kept challenger scores live traffic in the background; promoted on live evidence once labels arrive.")] = False,
     once: Annotated[bool, typer.Option("--once", help="Run one step and exit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print each step's decision as one JSON object.")] = False,
@@ -43,7 +44,7 @@ def watch_command(
     config = make_watch_config(
         target=target, on=on or ["new-data"], every=every, time_budget=time_budget, margin=margin, alpha=alpha,
         min_new_rows=min_new_rows, max_predict_ms=max_predict_ms, max_artifact_mb=max_artifact_mb,
-        deterministic=deterministic, n_trials=n_trials, random_state=random_state, shadow=shadow,
+        deterministic=deterministic, n_trials=n_trials, random_state=random_state, shadow=shadow, time_column=time_column,
         families=tuple(f.strip() for f in families.split(",") if f.strip()) if families else None,
     )
 
