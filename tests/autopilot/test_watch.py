@@ -309,3 +309,23 @@ def test_with_a_time_column_the_retrain_is_judged_on_rows_after_its_training_cut
     missing = watch("bc", path, workspace=workspace, time_column="arrival", **FAST)
     assert missing.decision == "failed" and "time column (--time-column) 'arrival' does not exist" in missing.reason
     assert missing.champion == 2
+
+
+def test_a_decaying_champion_triggers_a_retrain_under_the_non_inferiority_rule(
+        cancer: pd.DataFrame, strong: Path, tmp_path: Path) -> None:
+    from tests.autopilot.test_signals import _report
+
+    workspace = _copy(strong, tmp_path)
+    path = tmp_path / "data.parquet"
+    cancer.iloc[:200].to_parquet(path)
+    healthy = lambda name, **kw: _report(False, holdout={"value": 0.99, "interval": [0.98, 1.0]},  # noqa: E731
+                                         actual={"value": 0.985, "interval": [0.97, 0.99]})
+    quiet = watch("bc", path, workspace=workspace, on="drift,decay", monitor=healthy, **FAST)
+    assert quiet.decision == "no_retrain" and "no drift that puts the model at risk" in quiet.reason
+    decayed = lambda name, **kw: _report(False, holdout={"value": 0.99, "interval": [0.98, 1.0]},  # noqa: E731
+                                         actual={"value": 0.90, "interval": [0.88, 0.92]})
+    step = watch("bc", path, workspace=workspace, on=["decay"], monitor=decayed, **FAST)
+    assert step.challenger == 2 and step.evidence["policy"]["mode"] == "non_inferiority"
+    assert "the actual live metric 0.9000 is below the holdout's interval bound 0.9800" in step.reason
+    # retrained on the rows it already had: nothing is unseen by both, so no paired test and the champion stays
+    assert step.decision == "kept" and step.champion == 1 and step.evidence["rule"] == "no_shared_rows"
