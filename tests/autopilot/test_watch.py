@@ -177,11 +177,13 @@ def test_bad_input_fails_the_step_with_an_event_and_keeps_the_champion(cancer: p
     path.unlink()
     missing = watch("bc", path, workspace=workspace, **FAST)
     assert missing.decision == "failed" and "could not be read" in missing.reason
+    cli = CliRunner().invoke(app_cli, ["watch", "bc", "--source", str(path), "--once", "-w", str(workspace.root)])
+    assert cli.exit_code == 1 and "failed champion v1: the source could not be read" in " ".join(cli.stdout.split())
     cancer.iloc[:300].to_parquet(path)
     small = watch("bc", path, workspace=workspace, time_budget=2, families=("linear",))
     assert small.decision == "failed" and "too small to retrain" in small.reason
     failures = [e for e in _events(workspace, "bc") if e["kind"] == "retrain.failed"]
-    assert len(failures) == 4
+    assert len(failures) == 5
     registry = Registry(workspace)
     try:
         assert registry.get_aliases("bc") == {"champion": 1} and len(registry.list_versions("bc")) == 1

@@ -124,7 +124,8 @@ def model_history(
         elif e["kind"] == "alias_set":
             what = f"{p.get('alias')} → v{p.get('version')}"
         elif e["kind"] in ("promotion", "rollback"):
-            what = f"v{p.get('from_version')} → v{p.get('to_version')}: {p.get('reason', '')}"
+            start = f"v{p['from_version']}" if p.get("from_version") is not None else "none"
+            what = f"{start} → v{p.get('to_version')}: {p.get('reason', '')}"
         elif e["kind"] == "watch.step":
             what = f"{p.get('decision')}: {p.get('reason', '')}"
         else:

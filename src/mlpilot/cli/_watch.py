@@ -38,7 +38,10 @@ def watch_command(
     query: QueryOption = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Watch NAME on SOURCE: re-read it, retrain when a trigger fires, promote only on evidence, roll back."""
+    """Watch NAME on SOURCE: re-read it, retrain when a trigger fires, promote only on evidence, roll back.
+
+    With --once, a step that failed (unreadable source, a feature gone, a budget too small) exits with code 1.
+    """
     from mlpilot.autopilot import StepResult, make_watch_config, watch
 
     config = make_watch_config(
@@ -58,10 +61,13 @@ def watch_command(
                       f"{escape(result.reason)}", highlight=False, soft_wrap=True)
 
     try:
-        watch(name, source, workspace=open_workspace(workspace), table=table, query=query, once=once,
-              on_step=show, config=config)
+        last = watch(name, source, workspace=open_workspace(workspace), table=table, query=query, once=once,
+                     on_step=show, config=config)
     except KeyboardInterrupt:
         console.print("stopped; the watcher's state is in the registry and the next watcher resumes from it")
+        return
+    if once and last.decision == "failed":
+        raise typer.Exit(code=1)  # the step is recorded; scripts can tell it failed
 
 
 def register(app: typer.Typer) -> None:
