@@ -26,6 +26,7 @@ _LAZY = {
     "profile": "mlpilot.data",
     "Registry": "mlpilot.registry",
     "Workspace": "mlpilot.registry",
+    "watch": "mlpilot.autopilot",
 }
 _SUBPACKAGES = ("recommend", "data", "registry", "exceptions")
 
@@ -46,6 +47,7 @@ __all__ = [
     "recommend",
     "set_config",
     "train",
+    "watch",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,83 @@ def test_rows_record_follows_the_engine_when_it_drops_junk_targets(boston: pd.Da
     second = train(boston, "medv", name="boston", workspace=workspace, random_state=1, **{**FAST, "families": ("linear",)})
     assert _versions(workspace, "boston")[1].info["promotion"]["rule"] == "own_rows"
     assert re.search(r"only [0-3] of the \d+ holdout rows are unseen", second.champion_reason)
+
+
+class _Proba:
+    """A fixed classifier: row ``i`` gets probability ``p[i]`` of class 1."""
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self, p: np.ndarray) -> None:
+        self.p = p
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        p = self.p[frame["i"].to_numpy()]
+        return np.column_stack([1 - p, p])
+
+
+def _binary_case(old: str, *, power: float = 1.0, seed: int = 0) -> tuple[Challenger, Champion]:
+    """A challenger and a champion on the same 300 binary rows (the champion saw the first 50).
+
+    The champion is ``"noise"`` (ranks at random), ``"same"`` (the challenger's
+    probabilities) or ``"perfect"`` (ranks every row right).
+    """
+    rng = np.random.default_rng(seed)
+    n = 300
+    y = rng.integers(0, 2, n)
+    logit = 1.5 * (2 * y - 1) + rng.normal(size=n)
+    new_p = (1 / (1 + np.exp(-logit))) ** power
+    old_p = {"noise": rng.uniform(size=n), "same": 1 / (1 + np.exp(-logit)),
+             "perfect": np.where(y == 1, 0.8, 0.2)}[old]
+    rows = pd.DataFrame({"i": np.arange(n), "y": y})
+    challenger = Challenger(task="binary", target="y", metric="roc_auc", classes=[0, 1], scores={}, holdout_rows=rows,
+                            holdout_y=y, holdout_prediction=np.column_stack([1 - new_p, new_p]), model=_Proba(new_p))
+    champion = Champion(version=1, task="binary", target="y", scores={}, load_model=lambda: _Proba(old_p),
+                        seen=hash_prefixes(row_hashes(rows.iloc[:50], ["i", "y"])), seen_columns=["i", "y"])
+    return challenger, champion
+
+
+@pytest.mark.parametrize(
+    ("mode", "old", "promote"),
+    [("superiority", "noise", True),        # a much worse champion: the retrain is significantly better
+     ("superiority", "same", False),        # two equal models: not significantly better, kept
+     ("non_inferiority", "same", True),     # equal within the margin is enough when the champion decays
+     ("non_inferiority", "perfect", False)],  # a clearly better champion: the challenger is inferior
+)
+def test_one_sided_rule_with_margin(mode: str, old: str, promote: bool) -> None:
+    challenger, champion = _binary_case(old)
+    decision = PromotionPolicy(mode=mode, margin=0.02).decide(challenger, champion)  # type: ignore[arg-type]
+    evidence = decision.evidence
+    assert decision.promote is promote, decision.reason
+    assert evidence["rule"] == mode and evidence["n_rows"] == 250 and evidence["margin"] == 0.02
+    assert evidence["significant"] is promote and (evidence["p_value"] < 0.05) is promote
+    low, high = evidence["challenger_interval"]
+    assert low <= evidence["challenger"] <= high
+    assert evidence["test"].startswith("one-sided paired bootstrap")
+    # the one-sided lower bound sits above the null bound exactly when the test rejects it
+    null = 0.0 if mode == "superiority" else -0.02
+    assert (evidence["lower_bound"] > null) is promote
+
+
+def test_guardrails_refuse_a_better_but_worse_calibrated_or_slow_challenger() -> None:
+    # the same ranking as a good model (AUC unchanged by a monotone map) but probabilities all near 1
+    challenger, champion = _binary_case("noise", power=0.02)
+    assert PromotionPolicy(mode="superiority").decide(challenger, champion).promote
+    decision = PromotionPolicy(mode="superiority", calibration_tolerance=0.0).decide(
+        challenger, replace(champion, load_model=lambda: _Proba(np.full(300, 0.5))))
+    checks = decision.evidence["guardrails"]["calibration"]
+    assert not decision.promote and checks["passed"] is False
+    assert checks["challenger_brier"] > checks["champion_brier"] and "Brier score" in decision.reason
+    slow = PromotionPolicy(mode="superiority", max_predict_ms=1e-9, max_artifact_mb=1e-9).decide(*_binary_case("noise"))
+    assert not slow.promote and "predict time" in slow.reason and "artifact size" in slow.reason
+    roomy = PromotionPolicy(mode="superiority", max_predict_ms=1e9, max_artifact_mb=1e3,
+                            calibration_tolerance=0.05).decide(*_binary_case("noise"))
+    assert roomy.promote and all(c["passed"] for c in roomy.evidence["guardrails"].values())
+
+
+def test_the_autopilot_rule_never_promotes_without_shared_rows() -> None:
+    challenger, champion = _binary_case("noise")
+    blind = replace(champion, seen=None, seen_columns=None, scores={"holdout_roc_auc": 0.1})
+    decision = PromotionPolicy(mode="superiority").decide(challenger, blind)
+    assert not decision.promote and decision.evidence["rule"] == "no_shared_rows"
+    assert PromotionPolicy().decide(challenger, blind).evidence["rule"] in ("own_rows", "no_scores")

@@ -15,6 +15,14 @@ each model is judged by its own out-of-sample score (holdout, else
 cross-validation) on its own rows, and the reason says that the rows differ.
 An in-sample score is never used.
 
+An autopilot asks more of a challenger (``mode``): a one-sided paired
+bootstrap, either of superiority (a routine retrain must be significantly
+better) or of non-inferiority within ``margin`` (when the champion is
+decaying, a fresh model as good within the margin is enough). Guardrails then
+apply to a challenger that would win: its calibration (Brier score on the same
+rows) no worse than the champion's beyond ``calibration_tolerance``, its
+predict time and artifact size within the stated limits.
+
 `PromotionPolicy.decide` is pure; `challenge` gathers its inputs from a
 registry. Every decision carries its evidence (metric, both scores, number of
 rows, test, p-value), recorded with the version and shown to the user.
@@ -24,14 +32,15 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from mlpilot.evaluate import paired_bootstrap
+from mlpilot.evaluate import bootstrap_ci, one_sided_bootstrap, paired_bootstrap
 from mlpilot.exceptions import ArtifactIntegrityError, ModelNotFoundError
 from mlpilot.tasks import Metric, get_metric
 
@@ -113,6 +122,7 @@ class Challenger:
     holdout_rows: pd.DataFrame | None = None
     holdout_y: np.ndarray | None = field(default=None, repr=False)
     holdout_prediction: np.ndarray | None = field(default=None, repr=False)
+    model: Any = field(default=None, repr=False)
 
     @classmethod
     def from_outcome(cls, outcome: FitOutcome, holdout_rows: pd.DataFrame | None) -> Challenger:
@@ -121,7 +131,7 @@ class Challenger:
             task=outcome.task, target=outcome.target, metric=outcome.metric,
             classes=list(outcome.encoding.classes), scores=dict(evaluation.metrics),
             holdout_rows=holdout_rows, holdout_y=outcome.holdout_y,
-            holdout_prediction=evaluation.holdout_prediction,
+            holdout_prediction=evaluation.holdout_prediction, model=outcome.model,
         )
 
 
@@ -186,6 +196,22 @@ class PromotionPolicy:
     n_boot : int
         Bootstrap resamples of the paired test (a fifth of them beyond 5,000 rows).
     seed : int
+    mode : {"best", "superiority", "non_inferiority"}
+        ``"best"``: the point estimate decides (``train``, ``recommend``).
+        ``"superiority"``: a one-sided paired bootstrap must find the challenger
+        better (a routine retrain). ``"non_inferiority"``: it must find the
+        challenger no worse than the champion by more than ``margin`` (a
+        decaying champion).
+    margin : float
+        Non-inferiority margin, in the metric's units.
+    calibration_tolerance : float, optional
+        Guardrail for classifiers: the challenger's Brier score on the shared
+        rows may exceed the champion's by at most this much.
+    max_predict_ms : float, optional
+        Guardrail: most milliseconds the challenger may take per 1,000 rows
+        (measured on the shared rows, preprocessing included).
+    max_artifact_mb : float, optional
+        Guardrail: largest serialised model, in MiB.
     """
 
     min_unseen_rows: int = 30
@@ -193,6 +219,11 @@ class PromotionPolicy:
     require_significant: bool = False
     n_boot: int = 1000
     seed: int = 0
+    mode: Literal["best", "superiority", "non_inferiority"] = "best"
+    margin: float = 0.0
+    calibration_tolerance: float | None = None
+    max_predict_ms: float | None = None
+    max_artifact_mb: float | None = None
 
     def decide(self, challenger: Challenger, champion: Champion | None) -> Decision:
         """Apply the policy (see the module docstring)."""
@@ -251,6 +282,8 @@ class PromotionPolicy:
             return None
         # as in the evaluation: fewer resamples on large holdouts, where each metric call costs more
         n_boot = self.n_boot if len(y) <= 5000 else max(100, self.n_boot // 5)
+        if self.mode != "best":
+            return self._one_sided(challenger, champion, metric, unseen, old_pred, n_boot, unit, measure)
         test = paired_bootstrap(y, new_pred, old_pred, metric, n_boot=n_boot, seed=self.seed, alpha=self.alpha)
         n, n_hold = len(unseen), len(np.asarray(challenger.holdout_y))
         significance = "significant" if test.significant else "not significant"
@@ -274,6 +307,99 @@ class PromotionPolicy:
         reason = f"{head}{measure} {metric.name} {new:.4f} is {verdict} champion {v}'s {old:.4f} {stats}"
         return Decision(promote, reason, evidence)
 
+    def decide_live(self, task: str, metric_name: str, y: np.ndarray, new_pred: np.ndarray, old_pred: np.ndarray,
+                    champion_version: int, *, model: Any = None, rows: pd.DataFrame | None = None,
+                    unit: str = "labelled live rows", measure: str = "live") -> Decision:
+        """The autopilot's rule on rows both models scored that neither was trained on.
+
+        ``y`` is the encoded label, ``new_pred``/``old_pred`` each model's
+        prediction (probabilities for classifiers) on the same rows: labelled
+        live rows (shadow mode), or the rows after the challenger's training
+        cut. With the challenger's ``model`` and the ``rows``' features, the
+        predict-time and size guardrails apply too.
+        """
+        metric = get_metric(metric_name)
+        n = len(y)
+        if n < self.min_unseen_rows:
+            return Decision(False, f"kept as a candidate: only {n} labelled live rows were scored by both "
+                                   f"(at least {self.min_unseen_rows} are needed)",
+                            {"rule": "live", "n_rows": n, "champion_version": champion_version})
+        paired = Challenger(task=task, target="", metric=metric.name, classes=[], scores={}, holdout_rows=rows,
+                            holdout_y=np.asarray(y), holdout_prediction=np.asarray(new_pred), model=model)
+        champion = Champion(version=champion_version, task=task, target="", scores={}, load_model=lambda: None)
+        n_boot = self.n_boot if n <= 5000 else max(100, self.n_boot // 5)
+        policy = self if self.mode != "best" else replace(self, mode="superiority")
+        return policy._one_sided(paired, champion, metric, np.arange(n), np.asarray(old_pred), n_boot, unit, measure)
+
+    def _one_sided(self, challenger: Challenger, champion: Champion, metric: Metric, unseen: np.ndarray,
+                   old_pred: np.ndarray, n_boot: int, unit: str, measure: str) -> Decision:
+        """The autopilot's rule: a one-sided paired test with a margin, then the guardrails."""
+        assert challenger.holdout_y is not None and challenger.holdout_prediction is not None
+        y = np.asarray(challenger.holdout_y)[unseen]
+        new_pred = np.asarray(challenger.holdout_prediction)[unseen]
+        new, old = metric(y, new_pred), metric(y, old_pred)
+        bound = 0.0 if self.mode == "superiority" else -abs(self.margin)
+        test, lower = one_sided_bootstrap(y, new_pred, old_pred, metric, bound=bound, n_boot=n_boot,
+                                          seed=self.seed, alpha=self.alpha)
+        ci_new = bootstrap_ci(y, new_pred, metric, n_boot=n_boot, seed=self.seed)
+        ci_old = bootstrap_ci(y, old_pred, metric, n_boot=n_boot, seed=self.seed)
+        v = f"v{champion.version}"
+        evidence: dict[str, Any] = {
+            "rule": self.mode, "metric": metric.name, "challenger": new, "champion": old,
+            "challenger_interval": list(ci_new), "champion_interval": list(ci_old),
+            "champion_version": champion.version, "n_rows": len(unseen),
+            "n_holdout": len(np.asarray(challenger.holdout_y)), "test": test.method,
+            "difference": test.difference, "lower_bound": lower, "p_value": test.p_value,
+            "significant": test.significant, "alpha": self.alpha, "margin": abs(self.margin),
+            "n_boot": n_boot, "unit": unit,
+        }
+        claim = "better than" if self.mode == "superiority" else f"no worse (within {abs(self.margin):g}) than"
+        stats = (f"{test.method} on {len(unseen)} {unit} unseen by both: difference {test.difference:+.4f}, "
+                 f"one-sided lower bound {lower:+.4f}, p={test.p_value:.3g} at {self.alpha:g}")
+        scores = f"{measure} {metric.name} {new:.4f} vs champion {v}'s {old:.4f}"
+        if not test.significant:
+            return Decision(False, f"kept as a candidate: {scores} is not significantly {claim} it ({stats})",
+                            evidence)
+        failed = self._guardrails(challenger, champion, y, new_pred, old_pred, unseen, evidence)
+        if failed:
+            return Decision(False, f"kept as a candidate: {scores} is significantly {claim} it ({stats}), "
+                                   f"but guardrail(s) failed: {'; '.join(failed)}", evidence)
+        return Decision(True, f"{scores} is significantly {claim} it ({stats}); guardrails passed", evidence)
+
+    def _guardrails(self, challenger: Challenger, champion: Champion, y: np.ndarray, new_pred: np.ndarray,
+                    old_pred: np.ndarray, unseen: np.ndarray, evidence: dict[str, Any]) -> list[str]:
+        """Check calibration, predict time and artifact size; record each in ``evidence``; return the failures."""
+        failed: list[str] = []
+        checks: dict[str, Any] = {}
+        if self.calibration_tolerance is not None and challenger.task != "regression":
+            new_b, old_b = _brier(y, new_pred), _brier(y, old_pred)
+            ok = new_b <= old_b + self.calibration_tolerance
+            checks["calibration"] = {"challenger_brier": new_b, "champion_brier": old_b,
+                                     "tolerance": self.calibration_tolerance, "passed": ok}
+            if not ok:
+                failed.append(f"Brier score {new_b:.4f} is worse than the champion's {old_b:.4f} "
+                              f"by more than {self.calibration_tolerance:g}")
+        model = challenger.model
+        if self.max_predict_ms is not None and model is not None and challenger.holdout_rows is not None:
+            rows = challenger.holdout_rows.iloc[unseen].drop(columns=[challenger.target], errors="ignore")
+            t0 = time.perf_counter()
+            (model.predict_proba if challenger.task != "regression" else model.predict)(rows)
+            per_1k = (time.perf_counter() - t0) * 1000.0 * 1000.0 / max(len(rows), 1)
+            ok = per_1k <= self.max_predict_ms
+            checks["predict_ms_per_1k_rows"] = {"value": per_1k, "limit": self.max_predict_ms, "passed": ok}
+            if not ok:
+                failed.append(f"predict time {per_1k:.1f} ms per 1,000 rows is over the limit {self.max_predict_ms:g}")
+        if self.max_artifact_mb is not None and model is not None:
+            from mlpilot.registry._artifacts import dumps
+
+            size_mb = len(dumps(model)[0]) / float(1 << 20)
+            ok = size_mb <= self.max_artifact_mb
+            checks["artifact_mb"] = {"value": size_mb, "limit": self.max_artifact_mb, "passed": ok}
+            if not ok:
+                failed.append(f"artifact size {size_mb:.2f} MiB is over the limit {self.max_artifact_mb:g} MiB")
+        evidence["guardrails"] = checks
+        return failed
+
     def _on_own_rows(self, challenger: Challenger, champion: Champion, metric: Metric, why: str) -> Decision:
         v = f"v{champion.version}"
         kind = new = old = None
@@ -285,6 +411,12 @@ class PromotionPolicy:
                 break
         evidence: dict[str, Any] = {"rule": "own_rows", "metric": metric.name, "champion_version": champion.version,
                                     "why_not_shared": why, "test": None, "p_value": None}
+        if self.mode != "best":
+            evidence["rule"] = "no_shared_rows"
+            return Decision(False, (
+                f"kept as a candidate: no paired test against champion {v} is possible ({why}); "
+                f"the {self.mode.replace('_', '-')} rule needs rows unseen by both"
+            ), evidence)
         if kind is None or new is None or old is None:
             evidence["rule"] = "no_scores"
             return Decision(True, (
@@ -413,6 +545,14 @@ def _verdict(metric: Metric, new: float, old: float) -> str:
     return "better than" if metric.better(new, old) else "as good as" if new == old else "not better than"
 
 
+def _brier(y: np.ndarray, proba: np.ndarray) -> float:
+    """Multiclass Brier score: mean squared distance between the probabilities and the one-hot labels."""
+    proba = np.asarray(proba, dtype=float)
+    onehot = np.zeros_like(proba)
+    onehot[np.arange(len(y)), np.asarray(y, dtype=int)] = 1.0
+    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
@@ -424,15 +564,25 @@ def _champion_prediction(model: Any, challenger: Challenger, positions: np.ndarr
     assert challenger.holdout_rows is not None
     rows = challenger.holdout_rows.iloc[positions]
     features = rows.drop(columns=[challenger.target], errors="ignore")
-    if challenger.task == "regression":
+    return predict_in_order(model, features, challenger.task, challenger.classes)
+
+
+def predict_in_order(model: Any, features: pd.DataFrame, task: str, classes: list[Any]) -> np.ndarray:
+    """A model's predictions: values for a regression, else probabilities in the order of ``classes``.
+
+    A class recorded as text (a registry record) matches the model's class of the same text.
+    """
+    if task == "regression":
         return np.asarray(model.predict(features), dtype=float)
     proba = np.asarray(model.predict_proba(features), dtype=float)
-    order = {c: i for i, c in enumerate(challenger.classes)}
+    order = {c: i for i, c in enumerate(classes)}
     pred = np.zeros((len(proba), len(order)))
     for j, c in enumerate(model.classes_):
         c = c.item() if isinstance(c, np.generic) else c
         if c in order:
             pred[:, order[c]] = proba[:, j]
+        elif str(c) in order:
+            pred[:, order[str(c)]] = proba[:, j]
     return pred
 
 

@@ -19,7 +19,13 @@ from mlpilot._workspace import Workspace
 from mlpilot.automl._config import TrainConfig, make_config
 from mlpilot.automl._datasets import record_snapshot
 from mlpilot.automl._engine import FitOutcome, fit_tabular, prepare_target
-from mlpilot.automl._promote import ROWS_FILE, Challenger, challenge, training_record
+from mlpilot.automl._promote import (
+    ROWS_FILE,
+    Challenger,
+    PromotionPolicy,
+    challenge,
+    training_record,
+)
 from mlpilot.exceptions import DataQualityWarning, InvalidParameterError
 from mlpilot.tasks import get_metric
 
@@ -232,6 +238,7 @@ def train(
     register: bool = True,
     report: bool = True,
     seed: int | None = None,
+    policy: PromotionPolicy | None = None,
 ) -> TrainingRun:
     """Train the best model mlpilot can find for ``target`` within ``time_budget``.
 
@@ -275,6 +282,8 @@ def train(
         Render plots, permutation importance and the HTML report.
     seed : int, optional
         Deprecated former name of ``random_state`` (a FutureWarning; removed in 0.4).
+    policy : PromotionPolicy, optional
+        The champion/challenger rule (default: `PromotionPolicy()`; the autopilot passes its own).
 
     Returns
     -------
@@ -336,7 +345,7 @@ def train(
                                       on_progress=on_progress)
             t0 = time.perf_counter()
             fit_rows, holdout_rows = _training_rows(dataset.frame, labelled, outcome, config)
-            decision = challenge(registry, model_name, Challenger.from_outcome(outcome, holdout_rows))
+            decision = challenge(registry, model_name, Challenger.from_outcome(outcome, holdout_rows), policy)
             promote, reason = decision.promote, decision.reason
             evaluation = outcome.evaluation
             headline = f"holdout_{outcome.metric}" if f"holdout_{outcome.metric}" in evaluation.metrics else f"cv_{outcome.metric}"

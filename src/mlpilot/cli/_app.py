@@ -111,9 +111,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from mlpilot.cli import _data, _demo, _feedback, _models, _recommend, _serve, _train
+    from mlpilot.cli import _data, _demo, _feedback, _models, _recommend, _serve, _train, _watch
 
-    for module in (_data, _models, _train, _serve, _recommend, _demo, _feedback):
+    for module in (_data, _models, _train, _serve, _recommend, _demo, _feedback, _watch):
         module.register(app)
 
 

@@ -210,6 +210,55 @@ def delete_model(
         registry.close()
     removed = f" (aliases removed: {', '.join(mv.aliases)})" if mv.aliases else ""
     console.print(f"Deleted {mv.ref} and its files in {Path(mv.directory).name}{removed}", highlight=False)
+def rollback_model(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    to: Annotated[int | None, typer.Option("--to", help="Version to go back to (default: the previous champion).")] = None,
+    workspace: WorkspaceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the move as JSON.")] = False,
+) -> None:
+    """Point NAME@champion back at the previous champion; a running server hot-swaps to it."""
+    from mlpilot.autopilot import rollback
+
+    registry = open_registry(workspace)
+    old, new = rollback(registry, name, to=to, reason="rolled back by hand (mlpilot models rollback)")
+    if as_json:
+        typer.echo(json.dumps({"name": name, "from_version": old, "to_version": new}))
+        return
+    console.print(f"{name}: champion rolled back from v{old} to v{new}", highlight=False)
+
+
+_HISTORY_KINDS = ("model_registered", "alias_set", "promotion", "rollback", "watch.step", "retrain.failed")
+
+
+def model_history(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    workspace: WorkspaceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as a JSON list.")] = False,
+) -> None:
+    """Show NAME's timeline: versions registered, alias moves, watch decisions, promotions, rollbacks."""
+    registry = open_registry(workspace)
+    registry.list_versions(name)  # a clear error for an unknown name
+    events = [e for e in registry.list_events(name=name) if e["kind"] in _HISTORY_KINDS]
+    if as_json:
+        typer.echo(json.dumps([{"at": e["created_at"].isoformat(), "kind": e["kind"], **e["payload"]}
+                               for e in events], default=str))
+        return
+    table = Table("when (UTC)", "event", "what", header_style="bold")
+    for e in events:
+        p = e["payload"]
+        if e["kind"] == "model_registered":
+            what = f"v{p.get('version')} registered" + (f" as {', '.join(p['aliases'])}" if p.get("aliases") else "")
+        elif e["kind"] == "alias_set":
+            what = f"{p.get('alias')} → v{p.get('version')}"
+        elif e["kind"] in ("promotion", "rollback"):
+            start = f"v{p['from_version']}" if p.get("from_version") is not None else "none"
+            what = f"{start} → v{p.get('to_version')}: {p.get('reason', '')}"
+        elif e["kind"] == "watch.step":
+            what = f"{p.get('decision')}: {p.get('reason', '')}"
+        else:
+            what = str(p.get("reason", ""))
+        table.add_row(f"{e['created_at']:%Y-%m-%d %H:%M:%S}", e["kind"], what)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
@@ -217,4 +266,6 @@ def register(app: typer.Typer) -> None:
     from mlpilot.cli._serve import promote
 
     models_app.command("promote")(promote)
+    models_app.command("rollback")(rollback_model)
+    models_app.command("history")(model_history)
     app.add_typer(models_app, name="models")

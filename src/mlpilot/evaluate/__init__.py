@@ -13,6 +13,7 @@ from mlpilot.evaluate._stats import (
     bootstrap_ci,
     corrected_ttest,
     describe_difference,
+    one_sided_bootstrap,
     paired_bootstrap,
     paired_verdict,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "evaluate_search",
     "importance_plot",
     "model_card",
+    "one_sided_bootstrap",
     "paired_bootstrap",
     "paired_verdict",
     "permutation_importance",

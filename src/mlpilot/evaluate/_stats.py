@@ -98,6 +98,44 @@ def paired_bootstrap(
     return PairedTest("paired bootstrap (holdout)", float(observed), p, p < alpha)
 
 
+def one_sided_bootstrap(
+    y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metric: Metric, *,
+    bound: float = 0.0, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+) -> tuple[PairedTest, float]:
+    """One-sided paired bootstrap of A − B (signed so that positive is better) against ``bound``.
+
+    The null hypothesis is ``difference <= bound``: ``bound=0`` tests
+    superiority, ``bound=-margin`` non-inferiority within ``margin``. The
+    p-value is the share of resampled differences at or below ``bound``.
+    Returns the test and the one-sided lower confidence bound of the difference.
+
+    Examples
+    --------
+    >>> from mlpilot.tasks import get_metric
+    >>> y = np.arange(200.0)
+    >>> test, lower = one_sided_bootstrap(y, y + 1.0, y + 2.0, get_metric("mae"), bound=0.0, n_boot=50)
+    >>> test.significant, round(lower, 6)
+    (True, 1.0)
+    """
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    sign = 1.0 if metric.greater_is_better else -1.0
+    observed = sign * (_metric_value(metric, y, pred_a) - _metric_value(metric, y, pred_b))
+    diffs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        d = sign * (_metric_value(metric, y[idx], pred_a[idx]) - _metric_value(metric, y[idx], pred_b[idx]))
+        if np.isfinite(d):
+            diffs.append(d)
+    arr = np.asarray(diffs)
+    kind = "superiority" if bound >= 0 else f"non-inferiority within {-bound:g}"
+    method = f"one-sided paired bootstrap ({kind})"
+    if arr.size == 0:
+        return PairedTest(method, float(observed), float("nan"), False), float("nan")
+    p = float(np.mean(arr <= bound))
+    return PairedTest(method, float(observed), p, p < alpha), float(np.quantile(arr, alpha))
+
+
 def corrected_ttest(
     scores_a: list[float], scores_b: list[float], *, n_train: int, n_test: int, alpha: float = 0.05
 ) -> PairedTest:

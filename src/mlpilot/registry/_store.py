@@ -10,7 +10,7 @@ import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,15 @@ from mlpilot.exceptions import (
 )
 from mlpilot.registry import _artifacts
 from mlpilot.registry._ref import ModelRef, check_alias, check_name
-from mlpilot.registry._tables import aliases, datasets, events, metadata, model_versions, runs
+from mlpilot.registry._tables import (
+    aliases,
+    datasets,
+    events,
+    metadata,
+    model_versions,
+    runs,
+    watchers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -668,6 +676,61 @@ class Registry:
             query = query.where(events.c.kind == kind)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
+
+    # -- watchers: lease and state ------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, ttl: float, *, now: datetime | None = None) -> dict[str, Any]:
+        """Take (or renew) the lease on watching ``name`` for ``ttl`` seconds.
+
+        One conditional UPDATE decides between concurrent watchers on SQLite and
+        PostgreSQL alike: the lease is taken only when free, expired or already
+        ``owner``'s. Returns ``{"acquired": bool, "owner": ..., "expires_at": ...}``
+        (the holder's when not acquired).
+        """
+        now = now or _now()
+        expires = now + timedelta(seconds=ttl)
+        with self.engine.connect() as conn:
+            exists = conn.execute(sa.select(watchers.c.name).where(watchers.c.name == name)).first()
+        if exists is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(watchers.insert().values(name=name, owner=None, expires_at=None, state={},
+                                                          updated_at=now))
+            except IntegrityError:
+                pass  # another watcher created it first; the update below decides
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                watchers.update()
+                .where(watchers.c.name == name,
+                       sa.or_(watchers.c.owner.is_(None), watchers.c.owner == owner, watchers.c.expires_at < now))
+                .values(owner=owner, expires_at=expires, updated_at=now)
+            ).rowcount
+            row = conn.execute(sa.select(watchers.c.owner, watchers.c.expires_at)
+                               .where(watchers.c.name == name)).mappings().one()
+        return {"acquired": bool(taken), "owner": row["owner"], "expires_at": _as_utc(row["expires_at"])}
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease back (only ``owner``'s own lease)."""
+        with self.engine.begin() as conn:
+            conn.execute(watchers.update().where(watchers.c.name == name, watchers.c.owner == owner)
+                         .values(owner=None, expires_at=None, updated_at=_now()))
+
+    def get_watch_state(self, name: str) -> dict[str, Any]:
+        """The watcher's saved state for ``name`` (empty when never watched)."""
+        with self.engine.connect() as conn:
+            state = conn.execute(sa.select(watchers.c.state).where(watchers.c.name == name)).scalar()
+        return dict(state or {})
+
+    def set_watch_state(self, name: str, owner: str, state: Mapping[str, Any]) -> None:
+        """Save the watcher's state; refused unless ``owner`` holds the lease."""
+        with self.engine.begin() as conn:
+            updated = conn.execute(watchers.update().where(watchers.c.name == name, watchers.c.owner == owner)
+                                   .values(state=dict(state), updated_at=_now())).rowcount
+        if not updated:
+            raise ConflictError(
+                f"The watcher {owner!r} no longer holds the lease on {name!r} (it expired and another "
+                "watcher took it); its state was not saved. Run one watcher per model."
+            )
 
 
 def _fsync_dir(path: Path) -> None:

@@ -88,3 +88,15 @@ events = Table(
     Column("payload", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+#: One row per watched model: the watcher's state (so a restarted watcher resumes)
+#: and its lease (``owner`` until ``expires_at``), so two watchers never retrain one model at once.
+watchers = Table(
+    "watchers",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("owner", String(128), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,101 @@
+"""Shadow mode: the challenger scores the champion's live traffic in the background, never on the request path.
+
+The watcher reads the rows the champion scored (``source`` "api" or
+"stream") from the prediction log, scores them with the challenger through
+`mlpilot.runtime` (as serve does) and logs them with ``source="shadow"`` and
+the champion's request ids, so each shadow row pairs with the champion's by
+``(request_id, row)`` (rows of a request keep their order). Once labels
+have arrived for those rows (the feedback store), both models are compared on
+the same labelled live rows by the one promotion policy (`PromotionPolicy.decide_live`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mlpilot.automl._promote import Decision, PromotionPolicy
+
+if TYPE_CHECKING:
+    from mlpilot.registry import ModelVersion, Registry
+
+#: ``read_feedback(workspace, name)``: a frame with ``request_id``, ``row`` and ``label``.
+FeedbackReader = Callable[..., pd.DataFrame]
+LIVE_SOURCES = ("api", "stream")
+
+
+def shadow_score(registry: Registry, name: str, challenger: ModelVersion, champion: int,
+                 after: str | None = None) -> tuple[int, str | None]:
+    """Score the champion's logged rows newer than ``after`` with ``challenger``; return (rows, new cursor).
+
+    The cursor is the timestamp (ISO 8601) of the last champion row scored.
+    """
+    from mlpilot.monitor import LOG_COLUMNS, PredictionLog, read_prediction_log
+    from mlpilot.runtime import load_version, score_frame
+
+    log = read_prediction_log(registry.workspace, name)
+    if log.empty:
+        return 0, after
+    live = log[log["source"].isin(LIVE_SOURCES) & (log["version"] == champion)]
+    if after is not None:
+        live = live[live["timestamp"] > pd.Timestamp(after)]
+    if live.empty:
+        return 0, after
+    loaded = load_version(registry, challenger)
+    features = [c for c in log.columns if c not in LOG_COLUMNS]
+    writer = PredictionLog(registry.workspace).start()
+    try:
+        for request_id, group in live.groupby("request_id", sort=False):
+            rows = group.sort_values("row")[features].reset_index(drop=True)
+            t0 = time.perf_counter()
+            scored = score_frame(loaded, rows)
+            writer.log(name, challenger.version, scored.inputs, scored.predictions,
+                       (time.perf_counter() - t0) * 1000.0, probabilities=scored.probabilities,
+                       request_ids=str(request_id), source="shadow")
+    finally:
+        writer.close()
+    return len(live), pd.Timestamp(live["timestamp"].max()).isoformat()
+
+
+def shadow_compare(registry: Registry, name: str, champion: ModelVersion, challenger: ModelVersion,
+                   labels: pd.DataFrame, policy: PromotionPolicy) -> Decision:
+    """Compare the champion and its shadow on the live rows both scored that have a label."""
+    from mlpilot.monitor import read_prediction_log
+
+    log = read_prediction_log(registry.workspace, name)
+    keys = ["request_id", "row"]
+    old = log[log["source"].isin(LIVE_SOURCES) & (log["version"] == champion.version)]
+    new = log[(log["source"] == "shadow") & (log["version"] == challenger.version)]
+    labelled = labels.assign(row=labels["row"] if "row" in labels.columns else 0)[[*keys, "label"]]
+    pairs = (old[[*keys, "prediction", "probabilities"]]
+             .merge(new[[*keys, "prediction", "probabilities"]], on=keys, suffixes=("_old", "_new"))
+             .merge(labelled.astype({"request_id": str}), on=keys))
+    task = str(champion.info.get("task") or "regression")
+    classes = list(champion.info.get("classes") or [])
+    if task == "regression":
+        y = pairs["label"].to_numpy(dtype=float)
+        new_pred = pairs["prediction_new"].to_numpy(dtype=float)
+        old_pred = pairs["prediction_old"].to_numpy(dtype=float)
+    else:
+        lookup = {str(c): i for i, c in enumerate(classes)}
+        codes = pairs["label"].map(lambda v: lookup.get(str(v), -1)).to_numpy()
+        pairs, y = pairs[codes >= 0], codes[codes >= 0].astype(int)
+        new_pred = _probabilities(pairs["probabilities_new"], classes)
+        old_pred = _probabilities(pairs["probabilities_old"], classes)
+    return policy.decide_live(task, str(champion.info.get("metric")), y, new_pred, old_pred, champion.version)
+
+
+def _probabilities(values: pd.Series, classes: list[Any]) -> np.ndarray:
+    """Logged probabilities (a list in class order, or a mapping of class to probability) as an array."""
+    out = np.zeros((len(values), len(classes)))
+    for i, entry in enumerate(values):
+        if isinstance(entry, dict):
+            for j, c in enumerate(classes):
+                out[i, j] = float(entry.get(str(c), entry.get(c)) or 0.0)
+        elif entry is not None:
+            out[i, : len(entry)] = np.asarray(entry, dtype=float)
+    return out
