@@ -251,7 +251,7 @@ class PromotionPolicy:
             return None
         # as in the evaluation: fewer resamples on large holdouts, where each metric call costs more
         n_boot = self.n_boot if len(y) <= 5000 else max(100, self.n_boot // 5)
-        test = paired_bootstrap(y, new_pred, old_pred, metric, n_boot=n_boot, seed=self.seed, alpha=self.alpha)
+        test = paired_bootstrap(y, new_pred, old_pred, metric, n_boot=n_boot, random_state=self.seed, alpha=self.alpha)
         n, n_hold = len(unseen), len(np.asarray(challenger.holdout_y))
         significance = "significant" if test.significant else "not significant"
         stats = (f"on {n} of the {n_hold} {unit}, unseen by both; {test.method} of the difference "

@@ -14,6 +14,7 @@ from mlpilot.evaluate._stats import (
     corrected_ttest,
     describe_difference,
     paired_bootstrap,
+    paired_test,
     paired_verdict,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "importance_plot",
     "model_card",
     "paired_bootstrap",
+    "paired_test",
     "paired_verdict",
     "permutation_importance",
     "regression_plots",
