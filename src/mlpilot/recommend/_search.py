@@ -32,6 +32,7 @@ from mlpilot.recommend._tuning import (
     make_model,
     tune_family,
 )
+from mlpilot.tune._executor import Executor, LocalExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def search(
     blend: bool = True,
     model_params: dict[str, dict[str, Any]] | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> SearchResult:
     """Tune each family on a validation split carved from ``data``, choose on fresh folds, refit.
 
@@ -112,6 +114,11 @@ def search(
         ignored (repeatable runs).
     model_params : dict, optional
         Fixed parameters per family, e.g. ``{"ease": {"max_items": 5000}}``.
+    executor : Executor, optional
+        Where the families are tuned; default one after the other in this
+        thread (`LocalExecutor` ``(1)``), each taking its share of what the
+        earlier ones left. With several workers the families are tuned side
+        by side, each given its share of the tuning time times the workers.
     """
     start = time.perf_counter()
     say = progress or (lambda message: None)
@@ -157,16 +164,25 @@ def search(
             fixed[name].setdefault("min_weight", positive_weight(fit_data, weighting))
     tuned_families = [f for f in FAMILIES if f.name in chosen]
     tuning_end = start + time_budget * TUNING_SHARE
-    tuning: dict[str, TuningResult] = {}
-    for i, family in enumerate(tuned_families):
-        # what earlier families left unused goes to the later ones
-        shares = sum(f.budget_share for f in tuned_families[i:]) or 1.0
-        budget = max((tuning_end - time.perf_counter()) * family.budget_share / shares, 0.0)
+    executor = executor or LocalExecutor(1)
+    side_by_side = min(executor.n_workers, len(tuned_families))
+
+    def tune(i: int) -> TuningResult:
+        family = tuned_families[i]
+        if side_by_side > 1:
+            shares = sum(f.budget_share for f in tuned_families) / side_by_side or 1.0
+        else:  # what earlier families left unused goes to the later ones
+            shares = sum(f.budget_share for f in tuned_families[i:]) or 1.0
+        window = max(tuning_end - time.perf_counter(), 0.0)
+        budget = min(window * family.budget_share / shares, window)
         say(f"tuning {family.name} ({budget:.0f}s)")
-        tuning[family.name] = tune_family(
+        return tune_family(
             family, X_fit, validation, budget_s=budget, max_trials=max_trials, random_state=random_state,
             fixed=fixed[family.name], patience=PATIENCE,
         )
+
+    results = executor.map(tune, list(range(len(tuned_families))))
+    tuning: dict[str, TuningResult] = {f.name: r for f, r in zip(tuned_families, results, strict=True)}
     ok = {name: r for name, r in tuning.items() if r.error is None and r.val_scores is not None}
     if not ok:
         errors = "; ".join(f"{n}: {r.error}" for n, r in tuning.items())

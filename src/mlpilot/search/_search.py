@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +30,7 @@ from mlpilot.search._ensemble import (
     prune_weights,
     selection_calls,
 )
-from mlpilot.search._learners import FAMILIES, Learner, guarded_by_caller
+from mlpilot.search._learners import FAMILIES, Learner
 from mlpilot.search._tuner import Tuner
 from mlpilot.tasks import Metric
 from mlpilot.tune import Budget
@@ -45,9 +45,9 @@ from mlpilot.tune._budget import (
     TRIAL_SHARE,
     UNINTERRUPTIBLE_SHARE,
 )
+from mlpilot.tune._executor import Executor, LocalExecutor
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 # Share of the ensemble's out-of-fold gain over the dummy baseline that pruning
 # members may give up: members that are all but redundant go, any that measurably
@@ -80,6 +80,10 @@ class SearchConfig:
         Families allowed (all when None).
     seed : int
     n_jobs : int
+        Threads of the default local executor (folds fitted side by side on small tables).
+    executor : Executor or None
+        Where the folds of a candidate are fitted side by side; None: `LocalExecutor`
+        with ``n_jobs`` threads. Its ``n_workers`` sizes the waves of folds.
     memory_limit : int or None
         Bytes a candidate may use; larger estimated ones are skipped.
     predict_limit : float or None
@@ -95,6 +99,7 @@ class SearchConfig:
     families: tuple[str, ...] | None = None
     seed: int = 0
     n_jobs: int = 2
+    executor: Executor | None = field(default=None, compare=False)
     memory_limit: int | None = None
     predict_limit: float | None = None
     refit_share: float = 1.25
@@ -263,29 +268,6 @@ class _Prepared:
         return self._cache[key]
 
 
-def run_parallel(
-    fit_fold: Callable[[int, float | None], _T], folds: list[int], stop_ats: list[float | None], workers: int
-) -> list[_T]:
-    """``fit_fold(i, stop_at)`` for each of ``folds`` on ``workers`` threads, results in ``folds`` order.
-
-    The libraries release the GIL while they fit. Warnings are silenced and BLAS
-    pools capped here, once around the threads, which then leave both alone
-    (process-wide state that threads cannot each save and restore); OpenMP's
-    limit is per thread, so each thread sets its own.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    def task(i: int, stop_at: float | None) -> _T:
-        with guarded_by_caller(), threadpool_limits(limits=1, user_api="openmp"):
-            return fit_fold(i, stop_at)
-
-    with warnings.catch_warnings(), threadpool_limits(limits=1), ThreadPoolExecutor(workers) as pool:
-        warnings.simplefilter("ignore")
-        return list(pool.map(task, folds, stop_ats))
-
-
 def _estimated_bytes(family: str, n_rows: int, n_features: int, n_classes: int) -> int:
     if family in ("extra_trees", "random_forest"):
         leaves = 2 * n_rows * 200 * max(1, n_classes if n_classes > 2 else 1)
@@ -337,6 +319,7 @@ def run_search(
     # on the budget's clock, which tests fake; without a clock the costs are only shown (and the
     # predict limit checked), so they are read on the real one and the budget's is never read
     timer = budget.clock if clock else time.perf_counter
+    executor = config.executor or LocalExecutor(config.n_jobs)
     n_folds = choose_n_folds(len(y), y, task, config.n_folds)
     folds = make_folds(y, task, n_folds, config.seed)
     prepared = _Prepared(X, holdout, roles, folds, config.seed)
@@ -412,9 +395,9 @@ def run_search(
         })
 
     def fold_workers(family: str) -> int:
-        if threads > 1 or config.n_jobs < 2 or n_folds < 2 or family == "dummy":
+        if threads > 1 or executor.n_workers < 2 or n_folds < 2 or family == "dummy":
             return 1
-        workers = min(config.n_jobs, n_folds)
+        workers = min(executor.n_workers, n_folds)
         need = _estimated_bytes(family, len(y), X.shape[1], n_classes) * workers
         if config.memory_limit is not None and need > config.memory_limit:
             return 1  # folds side by side hold their models at once
@@ -503,7 +486,7 @@ def run_search(
                         notes.append(f"{name}: {result.note}")
                         return result
             if len(outputs) < n_folds:
-                outputs += run_parallel(fit_fold, list(range(first, n_folds)), stop_ats[first:], workers)
+                outputs += executor.map(lambda i: fit_fold(i, stop_ats[i]), list(range(first, n_folds)))
         except MemoryError:
             result.status, result.note = "skipped", "out of memory"
             notes.append(f"{name}: ran out of memory and was skipped")
