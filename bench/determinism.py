@@ -6,7 +6,8 @@ the holdout predictions and every reported score (leaderboard, paired tests,
 metrics, candidates' fold scores, ensemble weights); then the same for a
 deterministic ``mlpilot.recommend.train`` on the movielens sample
 (recommendations and scores). ``--compare`` checks a fresh run against a saved
-one (bit-for-bit, or within ``--tol``).
+one (bit-for-bit, or within ``--tol``; wall-clock measurements, keys naming
+seconds or timings, are recorded but not compared).
 
 Usage::
 
@@ -115,13 +116,19 @@ def recommend() -> dict[str, Any]:
         "recommendations": _plain(recs.to_dict(orient="list")),
         "leaderboard": _plain(model.leaderboard_),
         "metrics": _plain(model.metrics_),
-        "protocol": _plain({k: v for k, v in model.protocol_.items() if "second" not in k and "timing" not in k}),
+        "protocol": _plain(model.protocol_),
     }
+
+
+#: Keys holding wall-clock measurements, which differ run to run and are not compared.
+TIMING_KEYS = ("seconds", "timing")
 
 
 def _diff(a: Any, b: Any, path: str, tol: float, out: list[str]) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
+            if any(word in key for word in TIMING_KEYS):
+                continue
             if key not in a or key not in b:
                 out.append(f"{path}/{key}: only in {'after' if key not in a else 'before'}")
             else:

@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.tune import Clock
 from mlpilot.tune._executor import quiet
+from mlpilot.tune._family import Family as TuneFamily
 
 # Whether a fit's deadline has passed, asked after each boosting round.
 Deadline = Callable[[], bool]
@@ -34,11 +35,12 @@ _EARLY_STOP = 50
 _PARALLEL_WORK = 200_000
 
 @dataclass(frozen=True)
-class Family:
-    """A model family: its preprocessing, relative cost and hyperparameter space.
+class Family(TuneFamily):
+    """A tabular model family: its preprocessing, relative cost and hyperparameter space.
 
     ``space`` maps a parameter to ``(kind, low, high, log)`` with kind one of
-    ``"int"``, ``"float"``, or to ``("cat", choices)``.
+    ``"int"``, ``"float"``, or to ``("cat", choices)``; ``cost`` is relative to
+    LightGBM's default configuration.
     """
 
     name: str
@@ -51,14 +53,8 @@ class Family:
     interruptible: bool = False
     requires: str | None = None  # an optional package (and its extra) the family needs
 
-    @property
-    def installed(self) -> bool:
-        """Whether the optional package this family needs is importable."""
-        if self.requires is None:
-            return True
-        import importlib.util
-
-        return importlib.util.find_spec(self.requires) is not None
+    def search_space(self) -> dict[str, tuple[Any, ...]]:
+        return self.space
 
 
 FAMILIES: dict[str, Family] = {

@@ -31,7 +31,6 @@ from mlpilot.search._ensemble import (
     selection_calls,
 )
 from mlpilot.search._learners import FAMILIES, Learner
-from mlpilot.search._tuner import Tuner
 from mlpilot.tasks import Metric
 from mlpilot.tune import Budget
 from mlpilot.tune._budget import (
@@ -46,6 +45,7 @@ from mlpilot.tune._budget import (
     UNINTERRUPTIBLE_SHARE,
 )
 from mlpilot.tune._executor import Executor, LocalExecutor
+from mlpilot.tune._tuner import Tuner
 
 logger = logging.getLogger(__name__)
 
@@ -537,7 +537,7 @@ def run_search(
     boosted = [c for c in candidates if c.usable and FAMILIES[c.family].boosted and FAMILIES[c.family].space]
     if boosted:
         best_family = max(boosted, key=lambda c: c.cv_mean).family
-        space = FAMILIES[best_family].space
+        space = FAMILIES[best_family].search_space()
         tuner = Tuner(space, seed=config.seed)
         trial_no = 0
         while True:
