@@ -284,7 +284,7 @@ class PromotionPolicy:
         n_boot = self.n_boot if len(y) <= 5000 else max(100, self.n_boot // 5)
         if self.mode != "best":
             return self._one_sided(challenger, champion, metric, unseen, old_pred, n_boot, unit, measure)
-        test = paired_bootstrap(y, new_pred, old_pred, metric, n_boot=n_boot, seed=self.seed, alpha=self.alpha)
+        test = paired_bootstrap(y, new_pred, old_pred, metric, n_boot=n_boot, random_state=self.seed, alpha=self.alpha)
         n, n_hold = len(unseen), len(np.asarray(challenger.holdout_y))
         significance = "significant" if test.significant else "not significant"
         stats = (f"on {n} of the {n_hold} {unit}, unseen by both; {test.method} of the difference "
@@ -340,9 +340,9 @@ class PromotionPolicy:
         new, old = metric(y, new_pred), metric(y, old_pred)
         bound = 0.0 if self.mode == "superiority" else -abs(self.margin)
         test, lower = one_sided_bootstrap(y, new_pred, old_pred, metric, bound=bound, n_boot=n_boot,
-                                          seed=self.seed, alpha=self.alpha)
-        ci_new = bootstrap_ci(y, new_pred, metric, n_boot=n_boot, seed=self.seed)
-        ci_old = bootstrap_ci(y, old_pred, metric, n_boot=n_boot, seed=self.seed)
+                                          random_state=self.seed, alpha=self.alpha)
+        ci_new = bootstrap_ci(y, new_pred, metric, n_boot=n_boot, random_state=self.seed)
+        ci_old = bootstrap_ci(y, old_pred, metric, n_boot=n_boot, random_state=self.seed)
         v = f"v{champion.version}"
         evidence: dict[str, Any] = {
             "rule": self.mode, "metric": metric.name, "challenger": new, "champion": old,

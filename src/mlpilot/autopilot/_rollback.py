@@ -124,7 +124,7 @@ def live_check(registry: Registry, name: str, frame: pd.DataFrame, new: ModelVer
     task = str(new.info.get("task") or "regression")
     preds = [predict_in_order(registry.load_model(mv), features, task, list(classes or [])) for mv in (new, old)]
     new_score, old_score = metric(y, preds[0]), metric(y, preds[1])
-    low, high = bootstrap_ci(y, preds[1], metric, n_boot=n_boot, seed=seed)
+    low, high = bootstrap_ci(y, preds[1], metric, n_boot=n_boot, random_state=seed)
     bound = low if metric.greater_is_better else high
     worse = new_score < bound if metric.greater_is_better else new_score > bound
     word = "below" if metric.greater_is_better else "above"

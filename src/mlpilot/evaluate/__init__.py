@@ -15,6 +15,7 @@ from mlpilot.evaluate._stats import (
     describe_difference,
     one_sided_bootstrap,
     paired_bootstrap,
+    paired_test,
     paired_verdict,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "model_card",
     "one_sided_bootstrap",
     "paired_bootstrap",
+    "paired_test",
     "paired_verdict",
     "permutation_importance",
     "regression_plots",

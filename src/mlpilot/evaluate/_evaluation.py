@@ -12,9 +12,9 @@ import pandas as pd
 
 from mlpilot.evaluate._stats import (
     PairedTest,
-    _metric_value,
     bootstrap_ci,
     corrected_ttest,
+    metric_value,
     paired_bootstrap,
     paired_verdict,
 )
@@ -94,7 +94,7 @@ def evaluate_search(
         }
         if holdout is not None and y_holdout is not None and len(y_holdout):
             entry[f"holdout_{metric.name}"] = metric(y_holdout, holdout)
-            lo, hi = bootstrap_ci(y_holdout, holdout, metric, n_boot=boot, seed=seed)
+            lo, hi = bootstrap_ci(y_holdout, holdout, metric, n_boot=boot, random_state=seed)
             entry["holdout_ci"] = [lo, hi]
         return entry
 
@@ -138,7 +138,7 @@ def evaluate_search(
         entry["cv"] = cv.to_dict()
         if champ_hold is not None and other.holdout is not None and y_holdout is not None:
             entry["holdout"] = paired_bootstrap(
-                y_holdout, champ_hold, other.holdout, metric, n_boot=n_boot, seed=seed
+                y_holdout, champ_hold, other.holdout, metric, n_boot=n_boot, random_state=seed
             ).to_dict()
         entry["significant"], entry["verdict"] = paired_verdict(entry)
         tests[label] = entry
@@ -189,7 +189,7 @@ def bootstrap_call_seconds(metric: Metric, y: np.ndarray, task: str, n_classes: 
     for _ in range(3):  # the first call may pay for lazy imports
         t0 = clock()
         try:
-            _metric_value(metric, y, pred)
+            metric_value(metric, y, pred)
         except ValueError:
             return 0.0
         times.append(clock() - t0)

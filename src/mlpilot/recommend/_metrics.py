@@ -1,4 +1,7 @@
-"""Ranking metrics over full catalogue rankings, bootstrap intervals and paired tests.
+"""Ranking metrics over full catalogue rankings.
+
+The bootstrap intervals and paired tests over per-user values are the
+project's one set (`mlpilot.tune._stats`), re-exported here.
 
 All functions take the top-K item indices of each evaluated user and the
 held-out relevant items as a CSR matrix; the formulas are written down in
@@ -12,6 +15,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from mlpilot.tune._stats import PairedTest, bootstrap_ci, paired_test
+
+__all__ = [
+    "METRICS",
+    "Evaluation",
+    "PairedTest",
+    "bootstrap_ci",
+    "coverage",
+    "evaluate_scores",
+    "paired_test",
+    "per_user_metrics",
+    "popularity_bias",
+    "relevance",
+    "top_k",
+]
 
 METRICS = ("ndcg", "recall", "precision", "map", "mrr", "hit_rate")
 
@@ -87,77 +106,6 @@ def coverage(top: np.ndarray, n_items: int) -> float:
 def popularity_bias(top: np.ndarray, popularity: np.ndarray, n_users: int) -> float:
     """Mean share of training users who interacted with a recommended item (ARP / n_users)."""
     return float(popularity[top].mean() / max(n_users, 1))
-
-
-def bootstrap_ci(
-    values: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, random_state: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean over users."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(random_state)
-    means = np.empty(n_boot)
-    for start in range(0, n_boot, 100):  # blocks keep memory small for many users
-        stop = min(start + 100, n_boot)
-        idx = rng.integers(0, len(values), size=(stop - start, len(values)))
-        means[start:stop] = values[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
-
-
-@dataclass(frozen=True)
-class PairedTest:
-    """A paired comparison of two models over the same users."""
-
-    metric: str
-    mean_difference: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    n_users: int
-
-    def as_dict(self) -> dict[str, float | int | str]:
-        return {
-            "metric": self.metric,
-            "mean_difference": self.mean_difference,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "p_value": self.p_value,
-            "n_users": self.n_users,
-        }
-
-
-def paired_test(
-    a: np.ndarray,
-    b: np.ndarray,
-    *,
-    metric: str = "ndcg",
-    n_resamples: int = 2000,
-    random_state: int = 0,
-) -> PairedTest:
-    """Two-sided sign-flip permutation test of mean(a - b) = 0, with a bootstrap CI.
-
-    Examples
-    --------
-    >>> t = paired_test(np.array([1.0, 1.0, 1.0, 1.0]), np.zeros(4))
-    >>> t.mean_difference
-    1.0
-    """
-    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    n = len(diff)
-    observed = float(diff.mean()) if n else float("nan")
-    if n == 0 or not np.any(diff):
-        return PairedTest(metric, observed if n else 0.0, 0.0, 0.0, 1.0, n)
-    rng = np.random.default_rng(random_state)
-    extreme = 0
-    for start in range(0, n_resamples, 200):
-        stop = min(start + 200, n_resamples)
-        signs = rng.choice(np.array([-1.0, 1.0]), size=(stop - start, n))
-        extreme += int((np.abs((signs * diff).mean(axis=1)) >= abs(observed) - 1e-12).sum())
-    p_value = (extreme + 1) / (n_resamples + 1)
-    lo, hi = bootstrap_ci(diff, random_state=random_state)
-    return PairedTest(metric, observed, lo, hi, float(p_value), n)
 
 
 @dataclass(frozen=True)

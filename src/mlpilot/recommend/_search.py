@@ -32,6 +32,9 @@ from mlpilot.recommend._tuning import (
     make_model,
     tune_family,
 )
+from mlpilot.tune import Budget
+from mlpilot.tune._budget import RECOMMEND_TUNING_SHARE
+from mlpilot.tune._executor import Executor, LocalExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +64,6 @@ class SearchResult:
     blend_extended_gain: float | None = None
 
 
-#: Share of the time budget for choosing the input weighting and tuning; the rest
-#: goes to scoring the best tuned families on fresh folds and blending.
-TUNING_SHARE = 0.55
 #: Fresh validation folds the champion is chosen on (when time allows).
 SELECTION_FOLDS = 3
 #: Trials per searched parameter without improvement after which a family's tuning stops.
@@ -83,6 +83,7 @@ def search(
     blend: bool = True,
     model_params: dict[str, dict[str, Any]] | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> SearchResult:
     """Tune each family on a validation split carved from ``data``, choose on fresh folds, refit.
 
@@ -112,8 +113,14 @@ def search(
         ignored (repeatable runs).
     model_params : dict, optional
         Fixed parameters per family, e.g. ``{"ease": {"max_items": 5000}}``.
+    executor : Executor, optional
+        Where the families are tuned; default one after the other in this
+        thread (`LocalExecutor` ``(1)``), each taking its share of what the
+        earlier ones left. With several workers the families are tuned side
+        by side, each given its share of the tuning time times the workers.
     """
     start = time.perf_counter()
+    budget = Budget(time_budget, start, time.perf_counter)
     say = progress or (lambda message: None)
     chosen = tuple(families) if families else FAMILY_NAMES
     unknown = [f for f in chosen if f not in FAMILY_NAMES]
@@ -156,17 +163,25 @@ def search(
         if name in fixed:
             fixed[name].setdefault("min_weight", positive_weight(fit_data, weighting))
     tuned_families = [f for f in FAMILIES if f.name in chosen]
-    tuning_end = start + time_budget * TUNING_SHARE
-    tuning: dict[str, TuningResult] = {}
-    for i, family in enumerate(tuned_families):
-        # what earlier families left unused goes to the later ones
-        shares = sum(f.budget_share for f in tuned_families[i:]) or 1.0
-        budget = max((tuning_end - time.perf_counter()) * family.budget_share / shares, 0.0)
-        say(f"tuning {family.name} ({budget:.0f}s)")
-        tuning[family.name] = tune_family(
-            family, X_fit, validation, budget_s=budget, max_trials=max_trials, random_state=random_state,
+    tuning_budget = budget.share(RECOMMEND_TUNING_SHARE)
+    executor = executor or LocalExecutor(1)
+    side_by_side = min(executor.n_workers, len(tuned_families))
+
+    def tune(i: int) -> TuningResult:
+        family = tuned_families[i]
+        if side_by_side > 1:
+            shares = sum(f.cost for f in tuned_families) / side_by_side or 1.0
+        else:  # what earlier families left unused goes to the later ones
+            shares = sum(f.cost for f in tuned_families[i:]) or 1.0
+        seconds = tuning_budget.cap(min(family.cost / shares, 1.0))
+        say(f"tuning {family.name} ({seconds:.0f}s)")
+        return tune_family(
+            family, X_fit, validation, budget_s=seconds, max_trials=max_trials, random_state=random_state,
             fixed=fixed[family.name], patience=PATIENCE,
         )
+
+    results = executor.map(tune, list(range(len(tuned_families))))
+    tuning: dict[str, TuningResult] = {f.name: r for f, r in zip(tuned_families, results, strict=True)}
     ok = {name: r for name, r in tuning.items() if r.error is None and r.val_scores is not None}
     if not ok:
         errors = "; ".join(f"{n}: {r.error}" for n, r in tuning.items())
@@ -185,7 +200,7 @@ def search(
             fresh.append(fold)
     selection = select(
         ok, validation, fresh, blend=blend, random_state=random_state,
-        deadline=None if max_trials is not None else start + time_budget,
+        deadline=None if max_trials is not None else budget.deadline,
     )
     for result in tuning.values():
         result.val_scores = None  # large; not needed any more

@@ -43,6 +43,7 @@ from mlpilot.recommend._tuning import (
     make_blend_scores,
     make_model,
 )
+from mlpilot.tune._budget import SELECTION_FOLD_MARGIN
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def score_on_folds(
     cost = sum(r.seconds / max(r.n_trials, 1) for r in candidates.values()) * (SUBSAMPLE if sub else 1.0)
     done = 0
     for fold in folds:
-        if deadline is not None and time.perf_counter() + 1.2 * cost > deadline:
+        if deadline is not None and time.perf_counter() + SELECTION_FOLD_MARGIN * cost > deadline:
             logger.info("no time for another selection fold (about %.0fs needed)", cost)
             break
         t0 = time.perf_counter()

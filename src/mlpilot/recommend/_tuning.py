@@ -1,11 +1,12 @@
 """Tuning recommender families under a time budget, and blending the best of them.
 
-The tuner is model-agnostic: a family is a model class with a
-``search_space(trial)`` and a relative cost. Each family runs a deterministic
-sequence of trials (its defaults first, then a seeded TPE sampler), so the
-budget decides only how far along the sequence the search gets. With
-``max_trials`` the work is fixed instead (that many trials per family, the
-budget ignored), which makes runs exactly repeatable whatever the machine's speed.
+The tuner is the project's one model-agnostic `mlpilot.tune.Tuner`: a family
+is a model class with a ``search_space(trial)`` and a relative cost (its share
+of the tuning time). Each family runs a deterministic sequence of trials (its
+defaults first, then a seeded TPE sampler), so the budget decides only how far
+along the sequence the search gets. With ``max_trials`` the work is fixed
+instead (that many trials per family, the budget ignored), which makes runs
+exactly repeatable whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -31,20 +32,37 @@ from mlpilot.recommend._models import (
     RP3Beta,
     standardize_rows,
 )
+from mlpilot.tune import Budget
+from mlpilot.tune._family import Family as TuneFamily
+from mlpilot.tune._family import Space
+from mlpilot.tune._tuner import Tuner, has_parameters
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Family:
-    """A model family: its class, default parameters and share of the tuning budget."""
+class Family(TuneFamily):
+    """A recommender family: its class, default parameters and relative cost.
+
+    ``cost`` is the family's share of the tuning time, relative to the other
+    families tuned (what the earlier ones leave unused goes to the later ones).
+    """
 
     name: str
     model: type[BaseRecommender]
     defaults: dict[str, Any]
-    budget_share: float
+    cost: float
     #: Points tried right after the defaults, before the sampler takes over.
     initial: tuple[dict[str, Any], ...] = ()
+    requires: str | None = None
+
+    @property
+    def budget_share(self) -> float:
+        """The former name of `cost`."""
+        return self.cost
+
+    def search_space(self) -> Space:
+        return self.model.search_space
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -70,6 +88,9 @@ class TuningResult:
     error: str | None = None
     val_scores: np.ndarray | None = field(default=None, repr=False)
 
+
+#: Random trials (after the defaults and initial points) before TPE models the scores.
+STARTUP_TRIALS = 4
 
 #: Validation ranks at most this many users (a seeded sample), which bounds the
 #: memory of its dense score matrices on large data.
@@ -155,8 +176,7 @@ def tune_family(
     settled long before its budget is spent; the time left goes to the families
     tuned after it).
     """
-    import optuna
-
+    budget = Budget.start_now(budget_s, clock=time.perf_counter)
     start = time.perf_counter()
     fixed = dict(fixed or {})
     best = TuningResult(family.name, dict(family.defaults), -1.0, 0, 0.0)
@@ -178,45 +198,33 @@ def tune_family(
         best.error = f"{type(exc).__name__}: {exc}"
         best.seconds = time.perf_counter() - start
         return best
-    search_space = getattr(family.model, "search_space", None)
-    probe = optuna.trial.FixedTrial({})
-    has_space = True
-    try:
-        if search_space is not None:
-            search_space(probe)
-        has_space = False
-    except ValueError:
-        has_space = True
+    space = family.search_space()
     limit = max_trials if max_trials is not None else 10_000
-    if has_space and search_space is not None:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(seed=random_state, n_startup_trials=4)
-        study = optuna.create_study(direction="maximize", sampler=sampler)
-        study.enqueue_trial(dict(family.defaults))
-        for point in family.initial:
-            study.enqueue_trial(dict(point))
+    if has_parameters(space):
+        # the defaults come first again: the sampler learns their score without refitting them
+        tuner = Tuner(space, seed=random_state, initial=[dict(family.defaults), *family.initial],
+                      n_startup_trials=STARTUP_TRIALS)
         pending_defaults = True
         attempts, since_best, best_so_far, stop_after = 1, 0, best.score, None
         while attempts < limit:
-            elapsed = time.perf_counter() - start
-            per_trial = elapsed / attempts
+            # a trial starts only while one more of the mean trial's time fits what is left
+            per_trial = budget.elapsed() / attempts
             if max_trials is None and (
-                elapsed + per_trial > budget_s or (stop_after is not None and since_best >= stop_after)
+                not budget.fits(per_trial) or (stop_after is not None and since_best >= stop_after)
             ):
                 break
-            trial = study.ask()
-            params = search_space(trial)
+            trial, params = tuner.ask()
             if pending_defaults:  # the enqueued defaults were already evaluated above
-                study.tell(trial, best.score)
+                tuner.tell(trial, best.score)
                 pending_defaults = False
                 stop_after = None if patience is None else patience * max(len(params), 1)
                 continue
             attempts += 1
             try:
-                study.tell(trial, evaluate(params))
+                tuner.tell(trial, evaluate(params))
             except Exception as exc:
                 logger.info("%s trial %s failed: %s", family.name, params, exc)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                tuner.tell(trial, None)
             since_best = 0 if best.score > best_so_far else since_best + 1
             best_so_far = best.score
     best.params = {**best.params, **fixed}

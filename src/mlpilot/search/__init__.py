@@ -11,7 +11,7 @@ from mlpilot.search._search import (
     make_folds,
     run_search,
 )
-from mlpilot.search._tuner import Tuner
+from mlpilot.tune._tuner import Tuner
 
 __all__ = [
     "FAMILIES",

@@ -8,11 +8,8 @@ and a wall-clock limit, then ``predict_values`` returning class probabilities
 
 from __future__ import annotations
 
-import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +21,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.tune import Clock
+from mlpilot.tune._executor import quiet
+from mlpilot.tune._family import Family as TuneFamily
 
 # Whether a fit's deadline has passed, asked after each boosting round.
 Deadline = Callable[[], bool]
@@ -35,52 +34,13 @@ _EARLY_STOP = 50
 # faster, or nearly as fast, also on a busy machine where a second thread may wait its turn.
 _PARALLEL_WORK = 200_000
 
-_thread_state = threading.local()
-
-
-@contextmanager
-def _quiet(n_jobs: int | None = None) -> Iterator[None]:
-    """Silence the libraries' warnings and cap BLAS/OpenMP pools at ``n_jobs`` threads.
-
-    Both change process-wide state and are not thread-safe: in a thread entered
-    through `guarded_by_caller`, whose caller has set both once around its
-    threads, this does nothing.
-    """
-    if getattr(_thread_state, "guarded_by_caller", False):
-        yield
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if n_jobs is None:
-            yield
-            return
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=n_jobs):
-            yield
-
-
-@contextmanager
-def guarded_by_caller() -> Iterator[None]:
-    """In a worker thread: fits and predictions leave warnings and thread pools to the caller.
-
-    The caller wraps its pool of threads in ``warnings.catch_warnings()`` (with
-    ``simplefilter("ignore")``) and ``threadpool_limits``; were each thread to do
-    so itself, interleaved restores could leave an "ignore" filter behind.
-    """
-    _thread_state.guarded_by_caller = True
-    try:
-        yield
-    finally:
-        _thread_state.guarded_by_caller = False
-
-
 @dataclass(frozen=True)
-class Family:
-    """A model family: its preprocessing, relative cost and hyperparameter space.
+class Family(TuneFamily):
+    """A tabular model family: its preprocessing, relative cost and hyperparameter space.
 
     ``space`` maps a parameter to ``(kind, low, high, log)`` with kind one of
-    ``"int"``, ``"float"``, or to ``("cat", choices)``.
+    ``"int"``, ``"float"``, or to ``("cat", choices)``; ``cost`` is relative to
+    LightGBM's default configuration.
     """
 
     name: str
@@ -93,14 +53,8 @@ class Family:
     interruptible: bool = False
     requires: str | None = None  # an optional package (and its extra) the family needs
 
-    @property
-    def installed(self) -> bool:
-        """Whether the optional package this family needs is importable."""
-        if self.requires is None:
-            return True
-        import importlib.util
-
-        return importlib.util.find_spec(self.requires) is not None
+    def search_space(self) -> dict[str, tuple[Any, ...]]:
+        return self.space
 
 
 FAMILIES: dict[str, Family] = {
@@ -273,7 +227,7 @@ class Learner(BaseEstimator):
             )
         params = dict(self.params or {})
         fit = getattr(self, f"_fit_{self.family}")
-        with _quiet(self.n_jobs):
+        with quiet(self.n_jobs):
             fit(X, np.asarray(y), X_val, y_val, params, _expiry(stop_at, clock))
         return self
 
@@ -502,7 +456,7 @@ class Learner(BaseEstimator):
             X = _dense(X)
         elif self.family == "dummy":
             X = np.zeros((X.shape[0], 1))
-        with _quiet():
+        with quiet():
             if not self._classifier:
                 return np.asarray(model.predict(X, **kwargs), dtype=float).ravel()
             proba = np.asarray(model.predict_proba(X, **kwargs), dtype=float)

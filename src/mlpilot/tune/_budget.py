@@ -62,6 +62,13 @@ REGISTER_PER_CELL = 5e-7
 # cost) and, at most, for the full bootstrap of the evaluation.
 REPORT_SHARE = 0.02
 EVALUATE_SHARE = 0.05
+# Share of a recommender search's budget for choosing the input weighting and tuning the
+# families; the rest goes to scoring the best tuned families on fresh folds and blending
+# (the refit of the chosen models comes on top, typically a tenth of the budget).
+RECOMMEND_TUNING_SHARE = 0.55
+# A fresh selection fold of the recommender search starts only while this many times its
+# expected cost (the last fold's time) fits before the deadline: folds cannot be interrupted.
+SELECTION_FOLD_MARGIN = 1.2
 # Slack kept back from the budget for what no estimate covers (imports, the garbage
 # collector, scheduling on a busy machine): a share of the budget, at least a floor.
 SLACK_SHARE = 0.03
@@ -134,6 +141,24 @@ class Budget:
     def until(self, reserve: float) -> Budget:
         """The budget of a phase that must leave ``reserve`` seconds for the phases after it."""
         return Budget(self.seconds, self.start, self.clock, self.reserve + max(0.0, reserve))
+
+    def share(self, fraction: float) -> Budget:
+        """The budget of a phase that may spend the first ``fraction`` of this one (same start and clock).
+
+        Its deadline is ``fraction`` of the way from the start, never later
+        than this budget's own deadline.
+
+        Examples
+        --------
+        >>> Budget(100.0, 10.0, lambda: 30.0).share(0.55).left()
+        35.0
+        >>> Budget(None).share(0.5).timed
+        False
+        """
+        if self.seconds is None:
+            return self
+        reserve = max(0.0, self.reserve - self.seconds * (1.0 - fraction))
+        return Budget(self.seconds * fraction, self.start, self.clock, reserve)
 
     def fits(self, expected: float, *, share: float = 1.0, keep: float = 0.0) -> bool:
         """Whether work expected to take ``expected`` seconds fits ``share`` of what is left after ``keep``."""
