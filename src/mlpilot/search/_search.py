@@ -236,9 +236,9 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int) -> list[tuple[
 class _Prepared:
     """Per-fold preprocessed matrices, shared by every candidate of an encoding."""
 
-    def __init__(self, X: pd.DataFrame, holdout: pd.DataFrame | None, roles: dict[str, str],
+    def __init__(self, X: pd.DataFrame, y: np.ndarray, holdout: pd.DataFrame | None, roles: dict[str, str],
                  folds: list[tuple[np.ndarray, np.ndarray]], seed: int) -> None:
-        self.X, self.holdout, self.roles, self.folds, self.seed = X, holdout, roles, folds, seed
+        self.X, self.y, self.holdout, self.roles, self.folds, self.seed = X, y, holdout, roles, folds, seed
         self._cache: dict[tuple[str, bool], list[tuple[Any, Any, Any, tuple[int, ...]]]] = {}
 
     def roles_for(self, text_only: bool) -> dict[str, str]:
@@ -255,7 +255,7 @@ class _Prepared:
             out = []
             for tr, va in self.folds:
                 pre = TabularPreprocessor(encoding=encoding, roles=self.roles_for(text_only), random_state=self.seed)
-                Xtr = pre.fit_transform(self.X.iloc[tr])
+                Xtr = pre.fit_transform(self.X.iloc[tr], self.y[tr])
                 Xva = pre.transform(self.X.iloc[va])
                 Xho = pre.transform(self.holdout) if self.holdout is not None else None
                 out.append((Xtr, Xva, Xho, tuple(pre.categorical_indices_)))
@@ -339,7 +339,7 @@ def run_search(
     timer = budget.clock if clock else time.perf_counter
     n_folds = choose_n_folds(len(y), y, task, config.n_folds)
     folds = make_folds(y, task, n_folds, config.seed)
-    prepared = _Prepared(X, holdout, roles, folds, config.seed)
+    prepared = _Prepared(X, y, holdout, roles, folds, config.seed)
     has_text = any(r == "text" for r in roles.values())
     notes: list[str] = []
     refused: list[str] = []
@@ -739,7 +739,7 @@ def fit_final(
         if key not in shared:
             sub_roles = {c: r for c, r in roles.items() if r == "text"} if text_only else roles
             pre = TabularPreprocessor(encoding=fam.encoding, roles=sub_roles, random_state=seed)
-            shared[key] = (pre, pre.fit_transform(X))
+            shared[key] = (pre, pre.fit_transform(X, y))
         pre, Xt = shared[key]
         params = cand.refit_params()
         stop_at = None
