@@ -138,7 +138,7 @@ def measure(label: str, budget: float, keys: list[str] | None) -> dict:
     return results
 
 
-def report(before: dict, after: dict) -> str:
+def report(before: dict, after: dict, note: str = "") -> str:
     lines = [
         "# Tabular features: text, dates, high-cardinality categoricals",
         "",
@@ -146,26 +146,28 @@ def report(before: dict, after: dict) -> str:
         "the 25% it never saw; *before* is the code before the feature work, *after* this branch. "
         "Baseline: TF-IDF (1-2-grams) + logistic regression on the text column alone, same split, same run.",
         "",
-        "| table | what | rows | metric | before | after | baseline | champion after | fit s after |",
+        "| table | what | rows | metric | before | after | baseline | champion before / after "
+        "| fit s before / after |",
         "|---|---|---:|---|---:|---:|---:|---|---:|",
     ]
     for table in TABLES:
         if table.key not in after["tables"]:
             continue
         a = after["tables"][table.key]
-        b = before["tables"].get(table.key, {})
+        b = before["tables"].get(table.key)
         base = a.get("baseline")
-        lines.append(
-            f"| {table.key} | {table.what} | {a['rows']} | {table.metric} "
-            f"| {b['mlpilot']['score']:.4f} | {a['mlpilot']['score']:.4f} "
-            f"| {'' if base is None else format(base['score'], '.4f')} | {a['mlpilot']['champion']} "
-            f"| {a['mlpilot']['fit']:.1f} |" if b else
-            f"| {table.key} | {table.what} | {a['rows']} | {table.metric} | | {a['mlpilot']['score']:.4f} "
-            f"| {'' if base is None else format(base['score'], '.4f')} | {a['mlpilot']['champion']} "
-            f"| {a['mlpilot']['fit']:.1f} |"
-        )
+        cells = [
+            table.key, table.what, str(a["rows"]), table.metric,
+            "" if b is None else f"{b['mlpilot']['score']:.4f}", f"{a['mlpilot']['score']:.4f}",
+            "" if base is None else f"{base['score']:.4f}",
+            "" if b is None else f"{b['mlpilot']['champion']} / {a['mlpilot']['champion']}",
+            "" if b is None else f"{b['mlpilot']['fit']:.0f} / {a['mlpilot']['fit']:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     lower = ", ".join(f"{m}: {'lower' if low else 'higher'} is better" for m, low in LOWER_IS_BETTER.items())
     lines += ["", f"{lower}.", ""]
+    if note:
+        lines += [note, ""]
     return "\n".join(lines)
 
 
@@ -177,10 +179,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the measurements here")
     parser.add_argument("--report", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
     parser.add_argument("--output", type=Path, default=Path("bench/results/tabular-features.md"))
+    parser.add_argument("--note", default="", help="a paragraph appended to the report (how the machine was)")
     args = parser.parse_args()
     if args.report:
         before, after = (json.loads(p.read_text()) for p in args.report)
-        args.output.write_text(report(before, after))
+        args.output.write_text(report(before, after, args.note))
         return
     results = measure(args.label, args.budget, [k for k in args.tables.split(",") if k])
     if args.json:
