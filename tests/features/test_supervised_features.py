@@ -81,6 +81,7 @@ def test_target_encoding_by_task(kind: str, width: int) -> None:
     encoded = [n for n in names if n.startswith("city__target")]
     assert len(encoded) == width  # city has 37 values; type has 3 and stays native only
     assert not any(n.startswith("type__target") for n in names)
+    assert pre.decisions_ == ["categorical 'city' has 37 values (>= 20): also target-encoded out of fold"]
     assert pre.categorical_indices_ == [names.index("city"), names.index("type")]
     unseen = pre.transform(pd.DataFrame({"city": ["NOWHERE"], "type": ["Condo"], "sqft": [900]}))
     means = np.atleast_1d(pre.target_encoders_["city"].target_mean_)

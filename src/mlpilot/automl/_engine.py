@@ -281,6 +281,11 @@ def fit_tabular(
         seed=config.seed, n_jobs=config.n_jobs, deterministic=not clock, budget=plan.refit,
     )
     notes.extend(refit_notes)
+    seen: set[int] = set()
+    for pre, _learner in members:  # the features chosen from the data, once per shared preprocessor
+        if id(pre) not in seen:
+            seen.add(id(pre))
+            notes.extend(f"features: {d}" for d in getattr(pre, "decisions_", []) if f"features: {d}" not in notes)
     if set(names) != set(result.weights):
         result = result.with_weights(dict(zip(names, weights, strict=True)), y[dev], metric)
     model = TabularEnsemble(

@@ -37,7 +37,7 @@ from mlpilot.features._dates import date_parts, fit_date_parts
 from mlpilot.features._target import encode as target_encode
 from mlpilot.features._target import fit_target_encoder
 from mlpilot.features._target import output_names as target_output_names
-from mlpilot.features._text import TextEncoder, string_array, vocabulary_terms
+from mlpilot.features._text import SHORT_TEXT, TextEncoder, string_array, vocabulary_terms
 
 _ROLES = ("numeric", "categorical", "datetime", "text")
 #: The date parts of models saved before `fit_date_parts` (days since 1970 first).
@@ -199,6 +199,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.target_encoders_: dict[str, Any] = {}
         self.feature_names_out_: list[str] = []
         self.categorical_indices_: list[int] = []
+        self.decisions_: list[str] = []  # what was chosen from the data, with the numbers it rests on
         onehot = self.encoding == "onehot"
         supervised = y is not None and not onehot and len(np.unique(y)) > 1
         fitted: dict[str, np.ndarray] = {}
@@ -215,6 +216,8 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                         self.indicators_.append(col)
             elif role == "datetime":
                 reference, parts = self.date_parts_[col] = fit_date_parts(series)
+                if "hour" not in parts:
+                    self.decisions_.append(f"datetime {col!r} has no time of day in the training rows: no hour parts")
                 part_names = [f"{col}__{p}" for p in parts]
                 names.extend(part_names)
                 if onehot:
@@ -238,7 +241,13 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                     encoder, values = fit_target_encoder(strings, y, self.random_state)
                     self.target_encoders_[col] = encoder
                     names.extend(target_output_names(encoder, col))
+                    self.decisions_.append(
+                        f"categorical {col!r} has {len(counts)} values (>= {self.target_encoding_min}): "
+                        "also target-encoded out of fold"
+                    )
                     if looks_like_titles(present, len(counts)):  # short free text read as categories
+                        self.decisions_.append(f"categorical {col!r} reads as short text (mostly distinct, "
+                                               "several words): also given text features")
                         text = TextEncoder(max_features=self.text_features, n_components=self.text_components,
                                            random_state=self.random_state)
                         docs = pd.Series(strings).fillna("").tolist()
@@ -266,6 +275,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                         continue
                     self.text_models_[col] = text
                     names.extend(text.feature_names(col))
+                    if text.chars_ is not None:
+                        self.decisions_.append(f"text {col!r} is short (mean <= {SHORT_TEXT} characters): "
+                                               "character n-grams added to its linear model")
         if onehot:
             names.extend(f"{c}__missing" for c in self.indicators_)
         self.feature_names_out_ = names
