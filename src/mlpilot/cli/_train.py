@@ -87,6 +87,7 @@ def train_command(
     random_state: Annotated[int | None, typer.Option("--random-state", help="Seed of every random choice: splits, tuner, learners (default 0).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", hidden=True, help="Deprecated: use --random-state.")] = None,
     holdout: Annotated[float, typer.Option("--holdout", help="Share of rows held out for evaluation.")] = 0.2,
+    time_split: Annotated[str | None, typer.Option("--time-split", help="Time column: hold out its latest rows instead of random ones.")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Fixed work (trials) instead of wall time: reproducible scores.")] = False,
     n_trials: Annotated[int, typer.Option("--n-trials", help="Tuner trials with --deterministic.")] = 10,
     drop_leaks: Annotated[bool, typer.Option("--drop-leaks", help="Drop columns that leak the target.")] = False,
@@ -120,7 +121,7 @@ def train_command(
     with warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
         warnings.simplefilter("always", MlpilotWarning)
         run = train(source, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
-                    workspace=ws, holdout=holdout, deterministic=deterministic, n_trials=n_trials,
+                    workspace=ws, holdout=holdout, time_split=time_split, deterministic=deterministic, n_trials=n_trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
     notes = [f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, MlpilotWarning)]

@@ -5,11 +5,16 @@ Two encodings serve the model families:
 - ``"ordinal"`` (gradient boosting, forests): numbers pass through with their
   missing values, categoricals become integer codes (the most frequent
   ``max_categories`` values; the rest share one code, unknown values are
-  missing), datetimes become parts, text becomes TF-IDF reduced by SVD.
+  missing), datetimes become calendar parts, cyclical encodings, flags and
+  the elapsed days (`_dates`), text becomes SVD components and statistics
+  (`_text`). With the target, a text column also gets a cross-fitted linear
+  model over its word and character TF-IDF, and a high-cardinality
+  categorical its cross-fitted mean target (`_target`).
   ``categorical_indices_`` tells learners which output columns are codes.
 - ``"onehot"`` (linear, kNN, naive Bayes): numbers are imputed with the
   median, scaled, and get missing-value indicators; categoricals are one-hot
-  (frequent values only, so high cardinality stays small); text is TF-IDF.
+  (frequent values only, so high cardinality stays small); text is word
+  (1-2-gram) TF-IDF.
   The output is sparse when text is present.
 
 Fitted state is plain arrays and lists, so skops can persist it.
@@ -24,13 +29,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from mlpilot.exceptions import DataError, InvalidParameterError
+from mlpilot.features._dates import date_parts, fit_date_parts
+from mlpilot.features._target import encode as target_encode
+from mlpilot.features._target import fit_target_encoder
+from mlpilot.features._target import output_names as target_output_names
+from mlpilot.features._text import SHORT_TEXT, TextEncoder, string_array, vocabulary_terms
 
 _ROLES = ("numeric", "categorical", "datetime", "text")
+#: The date parts of models saved before `fit_date_parts` (days since 1970 first).
+_LEGACY_DATE_PARTS = ("days", "year", "month", "day", "dow", "hour")
 
 
 def column_roles(frame: pd.DataFrame) -> dict[str, str]:
@@ -74,6 +85,14 @@ def _as_str(series: pd.Series) -> np.ndarray:
     return np.array([None if v is None else str(v) for v in out], dtype=object)
 
 
+def looks_like_titles(present: pd.Series, n_unique: int) -> bool:
+    """Whether a categorical column's values are short free text (titles, names): mostly distinct, several words."""
+    if n_unique < 0.5 * len(present):
+        return False
+    sample = present.iloc[:2000]
+    return float(sample.str.count(r"\s+").mean()) + 1.0 >= 2.0
+
+
 def _category_codes(series: pd.Series, categories: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the values of ``series`` in ``categories`` (-1: unknown) and the missing mask.
 
@@ -91,20 +110,16 @@ def _category_codes(series: pd.Series, categories: list[str]) -> tuple[np.ndarra
     return codes, missing
 
 
-def _datetime_parts(series: pd.Series) -> np.ndarray:
-    if pd.api.types.is_datetime64_any_dtype(series):
-        dt = series
-    else:
-        dt = pd.to_datetime(series.astype(object), errors="coerce", format="mixed")
-    if getattr(dt.dt, "tz", None) is not None:
-        dt = dt.dt.tz_convert(None)
-    epoch = (dt - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0
-    parts = [epoch, dt.dt.year, dt.dt.month, dt.dt.day, dt.dt.day_of_week, dt.dt.hour]
-    return np.column_stack([p.to_numpy(dtype=float, na_value=np.nan) for p in parts])
-
-
 class TabularPreprocessor(TransformerMixin, BaseEstimator):
     """Turn a raw DataFrame into a numeric matrix for one model family.
+
+    Given the target (``fit(X, y)``), the ordinal encoding adds features learned
+    from it: a linear model over each text column's word and character TF-IDF,
+    and the mean target of each categorical column with at least
+    ``target_encoding_min`` distinct values. ``fit_transform(X, y)`` gives the
+    training rows those features cross-fitted (each row's value from models
+    that did not see its target), so use it, not ``fit(X, y).transform(X)``,
+    for the rows a model is then trained on.
 
     Parameters
     ----------
@@ -116,11 +131,14 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     max_categories : int
         Most frequent categories kept per column; the rest share one code.
     text_features : int
-        TF-IDF vocabulary size per text column.
+        TF-IDF vocabulary size per text column (and per analyzer).
     text_components : int
         SVD components per text column for the ordinal encoding.
+    target_encoding_min : int
+        Distinct values from which a categorical column is also target-encoded
+        (ordinal encoding, with a target).
     random_state : int
-        Seed of the SVD.
+        Seed of the SVD and of the cross-fitting folds.
 
     Examples
     --------
@@ -137,6 +155,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         max_categories: int = 254,
         text_features: int = 20000,
         text_components: int = 30,
+        target_encoding_min: int = 20,
         random_state: int = 0,
     ) -> None:
         self.encoding = encoding
@@ -144,14 +163,27 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.max_categories = max_categories
         self.text_features = text_features
         self.text_components = text_components
+        self.target_encoding_min = target_encoding_min
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> TabularPreprocessor:
+        self.fit_transform(X, y)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
+        """Fit on ``X`` (and ``y``) and encode ``X``, the target-based features cross-fitted."""
+        frame = _to_frame(X)
+        fitted = self._fit(frame, None if y is None else np.asarray(y))
+        return self._transform(frame, fitted)
+
+    def _fit(self, frame: pd.DataFrame, y: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Learn the state; return the cross-fitted training values of the target-based features."""
         if self.encoding not in ("ordinal", "onehot"):
             raise InvalidParameterError(
                 f"The 'encoding' parameter of TabularPreprocessor must be 'ordinal' or 'onehot'. Got {self.encoding!r}."
             )
-        frame = _to_frame(X)
+        if y is not None and len(y) != len(frame):
+            raise DataError(f"The target has {len(y)} values for {len(frame)} rows of features.")
         roles = dict(self.roles) if self.roles is not None else column_roles(frame)
         bad = {k: v for k, v in roles.items() if v not in _ROLES}
         if bad:
@@ -163,9 +195,14 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.indicators_: list[str] = []
         self.categories_: dict[str, list[str]] = {}
         self.text_models_: dict[str, Any] = {}
+        self.date_parts_: dict[str, tuple[float, list[str]]] = {}
+        self.target_encoders_: dict[str, Any] = {}
         self.feature_names_out_: list[str] = []
         self.categorical_indices_: list[int] = []
+        self.decisions_: list[str] = []  # what was chosen from the data, with the numbers it rests on
         onehot = self.encoding == "onehot"
+        supervised = y is not None and not onehot and len(np.unique(y)) > 1
+        fitted: dict[str, np.ndarray] = {}
         names: list[str] = []
         for col in self.columns_:
             role = self.roles_[col]
@@ -174,69 +211,98 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 values = _as_float(series)
                 names.append(col)
                 if onehot:
-                    finite = values[np.isfinite(values)]
-                    median = float(np.median(finite)) if finite.size else 0.0
-                    filled = np.where(np.isfinite(values), values, median)
-                    std = float(filled.std()) or 1.0
-                    self.medians_[col] = median
-                    self.scales_[col] = [float(filled.mean()), std]
+                    self._fit_scale(col, values)
                     if not np.all(np.isfinite(values)):
                         self.indicators_.append(col)
             elif role == "datetime":
-                parts = _datetime_parts(series)
-                part_names = [f"{col}__{p}" for p in ("days", "year", "month", "day", "dow", "hour")]
+                reference, parts = self.date_parts_[col] = fit_date_parts(series)
+                if "hour" not in parts:
+                    self.decisions_.append(f"datetime {col!r} has no time of day in the training rows: no hour parts")
+                part_names = [f"{col}__{p}" for p in parts]
                 names.extend(part_names)
                 if onehot:
+                    matrix = date_parts(series, reference, parts)
                     for i, pname in enumerate(part_names):
-                        v = parts[:, i]
-                        finite = v[np.isfinite(v)]
-                        median = float(np.median(finite)) if finite.size else 0.0
-                        filled = np.where(np.isfinite(v), v, median)
-                        self.medians_[pname] = median
-                        self.scales_[pname] = [float(filled.mean()), float(filled.std()) or 1.0]
+                        self._fit_scale(pname, matrix[:, i])
             elif role == "categorical":
-                present = pd.Series(_as_str(series)).dropna()
+                strings = _as_str(series)
+                present = pd.Series(strings).dropna()
                 counts = present.value_counts(sort=True)
                 keep = counts.index[: self.max_categories].tolist()
                 # sorted for a stable order independent of ties in the counts
                 self.categories_[col] = sorted(str(k) for k in keep)
                 if onehot:
                     names.extend(f"{col}={c}" for c in self.categories_[col])
-                else:
-                    self.categorical_indices_.append(len(names))
-                    names.append(col)
+                    continue
+                self.categorical_indices_.append(len(names))
+                names.append(col)
+                if supervised and len(counts) >= self.target_encoding_min:
+                    assert y is not None
+                    encoder, values = fit_target_encoder(strings, y, self.random_state)
+                    self.target_encoders_[col] = encoder
+                    names.extend(target_output_names(encoder, col))
+                    self.decisions_.append(
+                        f"categorical {col!r} has {len(counts)} values (>= {self.target_encoding_min}): "
+                        "also target-encoded out of fold"
+                    )
+                    if looks_like_titles(present, len(counts)):  # short free text read as categories
+                        self.decisions_.append(f"categorical {col!r} reads as short text (mostly distinct, "
+                                               "several words): also given text features")
+                        text = TextEncoder(max_features=self.text_features, n_components=self.text_components,
+                                           random_state=self.random_state)
+                        docs = pd.Series(strings).fillna("").tolist()
+                        values = np.hstack([values, text.fit_transform(docs, y)])
+                        self.text_models_[col] = text
+                        names.extend(text.feature_names(col))
+                    fitted[col] = values
             else:  # text
                 docs = pd.Series(_as_str(series)).fillna("").tolist()
-                vectorizer = TfidfVectorizer(
-                    max_features=self.text_features, sublinear_tf=True, min_df=1, dtype=np.float64
-                )
-                try:
-                    matrix = vectorizer.fit_transform(docs)
-                except ValueError:  # empty vocabulary
-                    continue
                 if onehot:
+                    vectorizer = TfidfVectorizer(ngram_range=(1, 2), max_features=self.text_features,
+                                                 sublinear_tf=True, dtype=np.float64)
+                    try:
+                        vectorizer.fit(docs)
+                    except ValueError:  # empty vocabulary
+                        continue
                     self.text_models_[col] = vectorizer
                     names.extend(f"{col}__{w}" for w in vectorizer.get_feature_names_out())
                 else:
-                    k = max(1, min(self.text_components, matrix.shape[1] - 1, matrix.shape[0] - 1))
-                    svd = TruncatedSVD(n_components=k, random_state=self.random_state)
-                    if matrix.shape[1] > 1:
-                        svd.fit(matrix)
-                        self.text_models_[col] = [vectorizer, svd]
-                        names.extend(f"{col}__svd{i}" for i in range(k))
+                    text = TextEncoder(max_features=self.text_features, n_components=self.text_components,
+                                       random_state=self.random_state)
+                    try:
+                        fitted[col] = text.fit_transform(docs, y if supervised else None)
+                    except ValueError:  # empty vocabulary
+                        continue
+                    self.text_models_[col] = text
+                    names.extend(text.feature_names(col))
+                    if text.chars_ is not None:
+                        self.decisions_.append(f"text {col!r} is short (mean <= {SHORT_TEXT} characters): "
+                                               "character n-grams added to its linear model")
         if onehot:
             names.extend(f"{c}__missing" for c in self.indicators_)
         self.feature_names_out_ = names
         self.n_features_out_ = len(names)
-        return self
+        return fitted
+
+    def _fit_scale(self, name: str, values: np.ndarray) -> None:
+        finite = values[np.isfinite(values)]
+        median = float(np.median(finite)) if finite.size else 0.0
+        filled = np.where(np.isfinite(values), values, median)
+        self.medians_[name] = median
+        self.scales_[name] = [float(filled.mean()), float(filled.std()) or 1.0]
 
     def transform(self, X: Any) -> Any:
         check_is_fitted(self, "columns_")
-        frame = _to_frame(X)
+        return self._transform(_to_frame(X), {})
+
+    def _transform(self, frame: pd.DataFrame, fitted: dict[str, np.ndarray]) -> Any:
+        """Encode ``frame``; ``fitted`` holds the training rows' cross-fitted blocks by column."""
         n = len(frame)
         onehot = self.encoding == "onehot"
-        sparse = onehot and any(col in self.text_models_ for col in self.columns_)
-        dense: list[np.ndarray] = []
+        sparse = onehot and bool(self.text_models_)
+        date_parts_ = getattr(self, "date_parts_", {})  # absent from models saved before it
+        target_encoders = getattr(self, "target_encoders_", {})
+        dense: list[Any] = []
         for col in self.columns_:
             role = self.roles_[col]
             series = frame[col] if col in frame.columns else pd.Series([None] * n, dtype=object)
@@ -244,17 +310,18 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 values = _as_float(series)
                 values = np.where(np.isinf(values), np.nan, values)
                 if onehot:
-                    mean, std = self.scales_[col]
-                    values = (np.where(np.isnan(values), self.medians_[col], values) - mean) / std
+                    values = self._scaled(col, values)
                 dense.append(values[:, None])
             elif role == "datetime":
-                parts = _datetime_parts(series)
+                if col in date_parts_:
+                    reference, parts = date_parts_[col]
+                else:  # saved before the reference and the new parts
+                    reference, parts = 0.0, list(_LEGACY_DATE_PARTS)
+                matrix = date_parts(series, reference, parts)
                 if onehot:
-                    for i, pname in enumerate(f"{col}__{p}" for p in ("days", "year", "month", "day", "dow", "hour")):
-                        mean, std = self.scales_[pname]
-                        v = parts[:, i]
-                        parts[:, i] = (np.where(np.isnan(v), self.medians_[pname], v) - mean) / std
-                dense.append(parts)
+                    for i, part in enumerate(parts):
+                        matrix[:, i] = self._scaled(f"{col}__{part}", matrix[:, i])
+                dense.append(matrix)
             elif role == "categorical":
                 cats = self.categories_[col]
                 codes, missing = _category_codes(series, cats)
@@ -272,25 +339,37 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                     codes_f = np.where(codes >= 0, codes, len(cats)).astype(float)
                     codes_f[missing] = np.nan
                     dense.append(codes_f[:, None])
+                    if col in fitted:
+                        dense.append(fitted[col])
+                    elif col in target_encoders:
+                        strings = _as_str(series)
+                        dense.append(target_encode(target_encoders[col], strings))
+                        if col in self.text_models_:
+                            dense.append(self.text_models_[col].transform(pd.Series(strings).fillna("").tolist()))
+            elif col in fitted:
+                dense.append(fitted[col])
             elif col in self.text_models_:
                 docs = pd.Series(_as_str(series)).fillna("").tolist()
-                if onehot:
-                    dense.append(self.text_models_[col].transform(docs))
+                model = self.text_models_[col]
+                if isinstance(model, list):  # saved before TextEncoder: [vectorizer, svd]
+                    dense.append(model[1].transform(model[0].transform(docs)))
                 else:
-                    vectorizer, svd = self.text_models_[col]
-                    dense.append(svd.transform(vectorizer.transform(docs)))
+                    dense.append(model.transform(docs))
         if onehot and self.indicators_:
             flags = [
                 np.isnan(_as_float(frame[c])) if c in frame.columns else np.ones(n, dtype=bool)
                 for c in self.indicators_
             ]
             dense.append(np.column_stack(flags).astype(float))
-        blocks: list[Any] = dense
-        if not blocks:
+        if not dense:
             return np.zeros((n, 0))
         if sparse:
-            return sp.hstack([sp.csr_matrix(b) for b in blocks], format="csr")
-        return np.hstack(blocks)
+            return sp.hstack([sp.csr_matrix(b) for b in dense], format="csr")
+        return np.hstack(dense)
+
+    def _scaled(self, name: str, values: np.ndarray) -> np.ndarray:
+        mean, std = self.scales_[name]
+        return (np.where(np.isnan(values), self.medians_[name], values) - mean) / std
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "columns_")
@@ -302,15 +381,15 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state: dict[str, Any] = dict(super().__getstate__())  # for non-sklearn classes, the __dict__ itself
         names = state.get("feature_names_out_")
-        if isinstance(names, list) and (packed := _string_array(names)) is not None:
+        if isinstance(names, list) and (packed := string_array(names)) is not None:
             state["feature_names_out_"] = packed
         if isinstance(state.get("categories_"), dict):
-            state["categories_"] = {col: _string_array(cats) if isinstance(cats, list) and _string_array(cats) is not None
+            state["categories_"] = {col: string_array(cats) if isinstance(cats, list) and string_array(cats) is not None
                                     else cats for col, cats in state["categories_"].items()}
         models, vocabularies = {}, {}
         for col, model in (state.get("text_models_") or {}).items():
             vectorizer = model[0] if isinstance(model, list) else model
-            if (packed := _vocabulary_terms(vectorizer)) is not None:
+            if (packed := vocabulary_terms(vectorizer)) is not None:
                 vectorizer = copy.copy(vectorizer)
                 del vectorizer.vocabulary_
                 vocabularies[col] = packed
@@ -334,21 +413,3 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             vectorizer = model[0] if isinstance(model, list) else model
             vectorizer.vocabulary_ = {term: i for i, term in enumerate(terms.tolist())}
 
-
-def _vocabulary_terms(vectorizer: Any) -> np.ndarray | None:
-    """A fitted vectorizer's terms in index order, when its indices are exactly 0..n-1."""
-    vocabulary = getattr(vectorizer, "vocabulary_", None)
-    if not isinstance(vocabulary, dict):
-        return None
-    terms = sorted(vocabulary, key=vocabulary.__getitem__)
-    if [int(vocabulary[t]) for t in terms] != list(range(len(terms))):
-        return None
-    return _string_array(terms)
-
-
-def _string_array(values: list[Any]) -> np.ndarray | None:
-    """``values`` as a numpy string array, or None unless it holds exactly these strings."""
-    if not all(isinstance(v, str) for v in values):
-        return None
-    array = np.asarray(values, dtype=str)
-    return array if array.tolist() == values else None

@@ -3,7 +3,7 @@
 Each one computes what the estimator's own ``predict_proba`` / ``predict``
 computes on that matrix, without the input checks and conversions that
 dominate a one-row call: LightGBM through its booster, linear models through
-their coefficients, mlpilot's learners through either of those (or their own
+their coefficients, CatBoost through its oblivious trees (`_compile_catboost`), mlpilot's learners through either of those (or their own
 ``predict_values`` for the other families).
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpilot.runtime._compile_catboost import CatBoostTrees
 from mlpilot.runtime._compile_steps import CompileError, RejectedInput
 
 logger = logging.getLogger(__name__)
@@ -195,6 +196,18 @@ class LinearFinal(Final):
         return np.asarray(self._softmax(scores, copy=False))
 
 
+class CatBoostFinal(Final):
+    """CatBoost through its oblivious trees as numpy (`CatBoostTrees`); float-feature splits only."""
+
+    def __init__(self, estimator: Any, *, classifier: bool) -> None:
+        self.trees = CatBoostTrees(estimator, classifier=classifier)
+        names = getattr(estimator, "feature_names_", None)
+        self.n_features = len(names) if names else None
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        return self.trees.values(X)
+
+
 class EstimatorFinal(Final):
     """Any other estimator, called on the encoded matrix (skipping only the frame work)."""
 
@@ -217,9 +230,10 @@ class EstimatorFinal(Final):
 class LearnerFinal(Final):
     """mlpilot's `Learner`: probabilities spread over every class code, or values.
 
-    LightGBM and linear learners run through `LightGBMFinal` / `LinearFinal`;
-    CatBoost gets its rows as plain lists (what its per-call frame and pool
-    building costs most of a small request); other families call the
+    LightGBM, linear and CatBoost learners run through `LightGBMFinal` /
+    `LinearFinal` / `CatBoostFinal` (CatBoost trees that split on categorical
+    statistics do not compile: those get their rows as plain lists, what its
+    per-call frame and pool building costs most of a small request); other families call the
     learner's own ``predict_values`` on the same matrix the general path builds.
     """
 
@@ -232,7 +246,12 @@ class LearnerFinal(Final):
             self.inner = LightGBMFinal(model, classifier=self.classifier)
         elif learner.family == "linear":
             self.inner = LinearFinal(model, classifier=self.classifier)
-        self.catboost = learner.family == "catboost"
+        elif learner.family == "catboost":
+            try:
+                self.inner = CatBoostFinal(model, classifier=self.classifier)
+            except CompileError as exc:  # categorical splits: CatBoost itself, fed lists
+                logger.debug("CatBoost learner served by the library: %s", exc)
+        self.catboost = learner.family == "catboost" and self.inner is None
         self.categorical = frozenset(int(i) for i in learner.categorical_indices)
         self.learner = learner
         self.codes = np.asarray(model.classes_, dtype=int) if self.classifier else None

@@ -3,7 +3,8 @@
 Supported: scikit-learn's ``ColumnTransformer`` (and ``Pipeline`` inside it)
 over ``SimpleImputer``, ``StandardScaler``, ``MinMaxScaler``, ``MaxAbsScaler``,
 ``RobustScaler``, ``OneHotEncoder``, ``OrdinalEncoder`` and passthrough, and
-mlpilot's ``TabularPreprocessor`` for numeric and categorical columns. Anything
+mlpilot's ``TabularPreprocessor`` for numeric and categorical columns (with their
+target encoding). Anything
 else raises `CompileError` and the model is served by its general path.
 """
 
@@ -280,6 +281,19 @@ def compile_column_transformer(transformer: Any, schema: Schema) -> list[Chain]:
     return out
 
 
+def _target_encoded(pre: Any, col: str, raw: Chain) -> list[Chain]:
+    """The mean-target columns of a categorical (a lookup each); text features of it do not compile."""
+    if col in pre.text_models_:
+        raise CompileError(f"TabularPreprocessor text features of categorical column {col!r}")
+    encoder = getattr(pre, "target_encoders_", {}).get(col)
+    if encoder is None:
+        return []
+    from mlpilot.features._target import encoding_tables
+
+    tables, missing, unseen = encoding_tables(encoder)
+    return [raw.then((Lookup(table, m, u),)) for table, m, u in zip(tables, missing, unseen, strict=True)]
+
+
 def compile_tabular_preprocessor(pre: Any, schema: Schema) -> list[Chain]:
     """Chains in the output order of mlpilot's `TabularPreprocessor` (numeric and categorical roles)."""
     onehot = pre.encoding == "onehot"
@@ -309,6 +323,7 @@ def compile_tabular_preprocessor(pre: Any, schema: Schema) -> list[Chain]:
                 codes = {c: float(i) for i, c in enumerate(categories)}
                 other = float(len(categories))
                 out.append(raw.then((Lookup(codes, float("nan"), other),)))
+                out.extend(_target_encoded(pre, col, raw))
         else:
             raise CompileError(f"TabularPreprocessor {role} column {col!r}")
     if onehot:

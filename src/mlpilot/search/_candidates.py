@@ -104,9 +104,9 @@ class CandidateResult:
 class PreparedFolds:
     """Per-fold preprocessed matrices, shared by every candidate of an encoding."""
 
-    def __init__(self, X: pd.DataFrame, holdout: pd.DataFrame | None, roles: dict[str, str],
+    def __init__(self, X: pd.DataFrame, y: np.ndarray, holdout: pd.DataFrame | None, roles: dict[str, str],
                  folds: list[tuple[np.ndarray, np.ndarray]], seed: int) -> None:
-        self.X, self.holdout, self.roles, self.folds, self.seed = X, holdout, roles, folds, seed
+        self.X, self.y, self.holdout, self.roles, self.folds, self.seed = X, y, holdout, roles, folds, seed
         self._cache: dict[tuple[str, bool], list[tuple[Any, Any, Any, tuple[int, ...]]]] = {}
 
     def roles_for(self, text_only: bool) -> dict[str, str]:
@@ -123,7 +123,7 @@ class PreparedFolds:
             out = []
             for tr, va in self.folds:
                 pre = TabularPreprocessor(encoding=encoding, roles=self.roles_for(text_only), random_state=self.seed)
-                Xtr = pre.fit_transform(self.X.iloc[tr])
+                Xtr = pre.fit_transform(self.X.iloc[tr], self.y[tr])
                 Xva = pre.transform(self.X.iloc[va])
                 Xho = pre.transform(self.holdout) if self.holdout is not None else None
                 out.append((Xtr, Xva, Xho, tuple(pre.categorical_indices_)))
@@ -185,7 +185,7 @@ class CandidateRunner:
         self.executor = config.executor or LocalExecutor(config.n_jobs)
         self.folds = folds
         self.n_folds = len(folds)
-        self.prepared = PreparedFolds(X, holdout, roles, self.folds, config.seed)
+        self.prepared = PreparedFolds(X, y, holdout, roles, self.folds, config.seed)
         self.has_text = any(r == "text" for r in roles.values())
         self.notes: list[str] = []
         self.refused: list[str] = []

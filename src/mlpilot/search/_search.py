@@ -355,7 +355,7 @@ def fit_final(
         if key not in shared:
             sub_roles = {c: r for c, r in roles.items() if r == "text"} if text_only else roles
             pre = TabularPreprocessor(encoding=fam.encoding, roles=sub_roles, random_state=seed)
-            shared[key] = (pre, pre.fit_transform(X))
+            shared[key] = (pre, pre.fit_transform(X, y))
         pre, Xt = shared[key]
         params = cand.refit_params()
         stop_at = None

@@ -1,0 +1,75 @@
+"""Features of a date/time column.
+
+Calendar parts (year, month, day, day of week, day of year, hour), cyclical
+encodings (sine and cosine of the month, the day of week and the hour, so
+December sits beside January), flags (weekend, first and last day of the
+month) and the elapsed days since a reference fixed at fit (the earliest
+training date), so a model sees the trend in one number. Parts that never vary
+in the training rows where they could (the hour of dates without times) are
+left out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_TAU = 2.0 * np.pi
+#: Parts that depend on the time of day: kept only when the training dates have one.
+_TIME_OF_DAY = ("hour", "hour_sin", "hour_cos")
+PARTS = ("days", "year", "month", "day", "dow", "dayofyear", "weekend", "month_start", "month_end",
+         "month_sin", "month_cos", "dow_sin", "dow_cos", *_TIME_OF_DAY)
+
+
+def as_datetime(series: pd.Series) -> pd.Series:
+    """``series`` as naive datetimes (UTC for aware ones); unparseable values become NaT."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        dt = series
+    else:
+        dt = pd.to_datetime(series.astype(object), errors="coerce", format="mixed")
+    if getattr(dt.dt, "tz", None) is not None:
+        dt = dt.dt.tz_convert(None)
+    return dt
+
+
+def _days(dt: pd.Series) -> np.ndarray:
+    return ((dt - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0).to_numpy(dtype=float, na_value=np.nan)
+
+
+def fit_date_parts(series: pd.Series) -> tuple[float, list[str]]:
+    """The reference (days since 1970 of the earliest date; 0 if none) and the parts worth making."""
+    dt = as_datetime(series)
+    days = _days(dt)
+    finite = days[np.isfinite(days)]
+    reference = float(finite.min()) if finite.size else 0.0
+    has_time = bool(finite.size) and bool(np.any(np.abs(finite - np.floor(finite)) > 1e-9))
+    parts = [p for p in PARTS if has_time or p not in _TIME_OF_DAY]
+    return reference, parts
+
+
+def date_parts(series: pd.Series, reference: float, parts: list[str]) -> np.ndarray:
+    """The ``parts`` of ``series`` as float columns, NaN where a value is missing."""
+    dt = as_datetime(series)
+    accessor = dt.dt
+    missing = dt.isna().to_numpy()
+
+    def values(part: str) -> np.ndarray:
+        if part == "days":
+            return _days(dt) - reference
+        if part in ("year", "month", "day", "hour"):
+            return getattr(accessor, part).to_numpy(dtype=float, na_value=np.nan)
+        if part in ("dow", "dayofyear"):
+            attr = "day_of_week" if part == "dow" else "day_of_year"
+            return getattr(accessor, attr).to_numpy(dtype=float, na_value=np.nan)
+        if part == "weekend":
+            return (accessor.day_of_week >= 5).to_numpy(dtype=float)
+        if part in ("month_start", "month_end"):
+            return getattr(accessor, f"is_{part}").to_numpy(dtype=float)
+        base, fn = part.rsplit("_", 1)
+        period = {"month": 12.0, "dow": 7.0, "hour": 24.0}[base]
+        raw = values(base) - (1.0 if base == "month" else 0.0)
+        return np.sin(_TAU * raw / period) if fn == "sin" else np.cos(_TAU * raw / period)
+
+    out = np.column_stack([values(p) for p in parts]) if parts else np.zeros((len(dt), 0))
+    out[missing] = np.nan
+    return out
