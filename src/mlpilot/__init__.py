@@ -27,7 +27,7 @@ _LAZY = {
     "Registry": "mlpilot.registry",
     "Workspace": "mlpilot.registry",
 }
-_SUBPACKAGES = ("recommend", "data", "registry", "exceptions")
+_SUBPACKAGES = ("recommend", "data", "registry", "exceptions", "monitor")
 
 __all__ = [
     "AutoClassifier",
@@ -41,6 +41,7 @@ __all__ = [
     "get_config",
     "load",
     "load_dataset",
+    "monitor",
     "profile",
     "read_source",
     "recommend",

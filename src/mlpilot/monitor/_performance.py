@@ -183,7 +183,7 @@ def estimate_metric(
 
 
 def measure_metric(
-    y: np.ndarray, prediction: np.ndarray, metric: str | Metric, *, n_boot: int = 500, random_state: int = 0,
+    y: np.ndarray, prediction: np.ndarray, metric: str | Metric, *, n_boot: int = 200, random_state: int = 0,
 ) -> MetricEstimate:
     """The real metric on labelled rows with its 95% bootstrap interval.
 
