@@ -7,7 +7,7 @@ whether or not the package was imported before.
 
 import sys
 import types
-from typing import Any
+from typing import Any as _Any
 
 from mlpilot.monitor._drift import FeatureDrift
 from mlpilot.monitor._performance import MetricEstimate
@@ -32,7 +32,7 @@ __all__ = [
 
 
 class _CallablePackage(types.ModuleType):
-    def __call__(self, name: str, **kwargs: Any) -> MonitorReport:
+    def __call__(self, name: str, **kwargs: _Any) -> MonitorReport:
         return monitor(name, **kwargs)
 
 

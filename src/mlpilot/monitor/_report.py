@@ -11,6 +11,7 @@ Prometheus gauges and the autopilot all read it.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -235,10 +236,9 @@ def _labelled(
             raise DataError(f"labels must have the columns request_id and label; {sorted(missing)} missing.")
         on = ["request_id", "row"] if "row" in labels.columns else ["request_id"]
         return live.merge(labels[[*on, "label"]], on=on, how="inner")
-    import mlpilot.monitor as package
-
-    reader = getattr(package, "labelled_predictions", None)  # the feedback store, where it is installed
-    if reader is None:
+    try:  # the feedback store (mlpilot feedback); until it is merged, labels come through ``labels`` only
+        reader = importlib.import_module("mlpilot.monitor._feedback").labelled_predictions
+    except (ImportError, AttributeError):
         return None
     frame = reader(workspace, name, since=start, until=end)
     if not len(frame):
