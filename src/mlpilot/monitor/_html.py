@@ -18,7 +18,7 @@ from mlpilot.monitor._drift import ColumnCounts, ColumnProfile, Profile, Summary
 from mlpilot.monitor._report import MonitorReport
 
 # Features drawn at most (drifted ones first, then by importance).
-MAX_FEATURE_PLOTS = 24
+MAX_FEATURE_PLOTS = 8
 
 
 def _labels(column: ColumnProfile, aspect: str, n: int) -> list[str]:
@@ -60,12 +60,13 @@ def _png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
-def feature_plots(profile: Profile, live: Summary, report: MonitorReport) -> list[tuple[str, bytes]]:
+def feature_plots(profile: Profile, live: Summary, report: MonitorReport, *,
+                  max_features: int = MAX_FEATURE_PLOTS) -> list[tuple[str, bytes]]:
     """(title, PNG) per plotted aspect: drifted ones first, then by importance."""
     order = sorted(report.features, key=lambda f: (not f.drift, -f.importance, f.name))
     plots: list[tuple[str, bytes]] = []
     for entry in order:
-        if entry.aspect == "missing" or len(plots) >= MAX_FEATURE_PLOTS:
+        if entry.aspect == "missing" or len(plots) >= max_features:
             continue
         column = profile[entry.name]
         effect = f"{entry.statistic} {entry.effect:.3g}" if entry.effect is not None else "not tested"
@@ -102,7 +103,7 @@ def timeline_plot(report: MonitorReport) -> bytes | None:
     return _png(fig)
 
 
-def report_images(report: MonitorReport) -> list[dict[str, str]]:
+def report_images(report: MonitorReport, *, max_features: int = MAX_FEATURE_PLOTS) -> list[dict[str, str]]:
     """The report's plots as ``{"title", "src"}`` with data URIs, for the HTML page and the web UI."""
     images = []
     timeline = timeline_plot(report)
@@ -115,7 +116,8 @@ def report_images(report: MonitorReport) -> list[dict[str, str]]:
             report.prediction_profile.columns[0], entry.aspect, report.prediction_profile.reference.columns["prediction"],
             report.prediction_live.columns["prediction"], title))})
     if report.profile is not None and report.live is not None:
-        images += [{"title": t, "src": _png_uri(p)} for t, p in feature_plots(report.profile, report.live, report)]
+        images += [{"title": t, "src": _png_uri(p)} for t, p in feature_plots(report.profile, report.live, report,
+                                                                               max_features=max_features)]
     return images
 
 
