@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -24,14 +25,15 @@ N_TRAIN = 3000
 CLASSES = ["no", "yes"]
 
 
-def register_with_snapshot(registry: Registry, frame: pd.DataFrame, *, name: str = "churn") -> ModelVersion:
+def register_with_snapshot(registry: Registry, frame: pd.DataFrame, *, name: str = "churn",
+                           model: Any = None) -> ModelVersion:
     """Register a churn pipeline trained on ``frame`` with its snapshot, metric, holdout and importances."""
     ws = registry.workspace
     schema = infer_schema(frame, target="churn")
     snapshot = write_snapshot(pa.Table.from_pandas(frame, preserve_index=False), ws, source="mlc_churn")
     record_snapshot(registry, snapshot, schema)
     return registry.register_model(
-        name, fit_churn_pipeline(frame), kind="tabular",
+        name, model if model is not None else fit_churn_pipeline(frame), kind="tabular",
         metrics={"holdout_roc_auc": 0.82, "holdout_roc_auc_ci": [0.79, 0.85]}, headline_metric="holdout_roc_auc",
         schema=schema.to_dict(), dataset_id=snapshot.id,
         info={"task": "binary", "target": "churn", "metric": "roc_auc", "classes": CLASSES,
@@ -64,9 +66,15 @@ def frame(churn: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> Iterator[tuple[Registry, ModelVersion]]:
+def pipeline(frame: pd.DataFrame) -> Any:
+    return fit_churn_pipeline(frame.iloc[:N_TRAIN])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame,
+           pipeline: Any) -> Iterator[tuple[Registry, ModelVersion]]:
     registry = Registry(Workspace.open(tmp_path_factory.mktemp("monitor") / "ws"))
-    mv = register_with_snapshot(registry, frame.iloc[:N_TRAIN])
+    mv = register_with_snapshot(registry, frame.iloc[:N_TRAIN], model=pipeline)
     yield registry, mv
     registry.close()
 
@@ -112,11 +120,11 @@ def test_injected_drift_is_reported_with_the_json_contract(drifted: tuple[Monito
 
 
 def test_rows_like_the_training_rows_do_not_put_the_model_at_risk(
-    tmp_path: Path, frame: pd.DataFrame
+    tmp_path: Path, frame: pd.DataFrame, pipeline: Any
 ) -> None:
     registry = Registry(Workspace.open(tmp_path / "ws"))
     try:
-        mv = register_with_snapshot(registry, frame.iloc[:N_TRAIN])
+        mv = register_with_snapshot(registry, frame.iloc[:N_TRAIN], model=pipeline)
         log_traffic(registry, mv, frame.iloc[N_TRAIN:].drop(columns=["churn"]), prefix="c")
         labels = pd.DataFrame({"request_id": [f"c{i}" for i in range(len(frame) - N_TRAIN)],
                                "label": frame.iloc[N_TRAIN:]["churn"].to_numpy()})
@@ -156,10 +164,11 @@ def test_bad_windows_and_models_get_clear_errors(served: tuple[Registry, ModelVe
         monitor("churn", workspace=ws, window="-1d")
 
 
-def test_a_feature_missing_from_the_log_and_a_version_without_snapshot(tmp_path: Path, frame: pd.DataFrame) -> None:
+def test_a_feature_missing_from_the_log_and_a_version_without_snapshot(tmp_path: Path, frame: pd.DataFrame,
+                                                                       pipeline: Any) -> None:
     registry = Registry(Workspace.open(tmp_path / "ws"))
     try:
-        mv = register_with_snapshot(registry, frame.iloc[:N_TRAIN])
+        mv = register_with_snapshot(registry, frame.iloc[:N_TRAIN], model=pipeline)
         live = frame.iloc[N_TRAIN:N_TRAIN + 400].drop(columns=["churn"])
         log_traffic(registry, mv, live, prefix="m")
         # a client that stopped sending a column: the log has none of it
@@ -178,6 +187,19 @@ def test_a_feature_missing_from_the_log_and_a_version_without_snapshot(tmp_path:
             monitor("bare", workspace=registry.workspace)
     finally:
         registry.close()
+
+
+def test_the_html_report_draws_the_features_and_the_metric_over_time(
+    drifted: tuple[MonitorReport, pd.DataFrame]
+) -> None:
+    from mlpilot.monitor._html import render_html
+
+    report, _ = drifted
+    page = render_html(report, max_features=1)
+    # the metric over time, the predictions and the most drifted, most important feature
+    assert page.count("<img src='data:image/png;base64,") == 3
+    assert "roc_auc over time" in page and "total_day_minutes (distribution)" in page
+    assert "Model at risk" in page and "out_of_range: 20" in page
 
 
 def test_the_package_stays_importable_beside_the_function() -> None:

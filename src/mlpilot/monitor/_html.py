@@ -131,7 +131,7 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
-def render_html(report: MonitorReport) -> str:
+def render_html(report: MonitorReport, *, max_features: int = MAX_FEATURE_PLOTS) -> str:
     """A self-contained HTML page of ``report``: summary, performance, the features' table and the plots."""
     data = report.to_dict()
     perf = data["performance"]
@@ -149,7 +149,7 @@ def render_html(report: MonitorReport) -> str:
     quality = "".join(f"<tr><td>{_cell(k)}</td><td>{_cell(', '.join(f'{a}: {n}' for a, n in v.items()))}</td></tr>"
                       for k, v in data["quality"]["by_feature"].items())
     images = "".join(f"<figure><img src='{i['src']}' alt='{html.escape(i['title'])}'>"
-                     f"<figcaption>{html.escape(i['title'])}</figcaption></figure>" for i in report_images(report))
+                     f"<figcaption>{html.escape(i['title'])}</figcaption></figure>" for i in report_images(report, max_features=max_features))
     verdict = ("<p class='risk'>Model at risk: " + "; ".join(map(html.escape, report.risk_reasons)) + "</p>"
                if report.model_at_risk else "<p class='ok'>Model not at risk.</p>")
     window = data["window"]
