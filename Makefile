@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-serving bench-recsys bench-monitor-log bench-loop bench clean
+.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-serving bench-recsys bench-monitor bench-monitor-log bench-loop bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -54,13 +54,16 @@ bench-serving: $(STAMP)
 bench-recsys: $(STAMP)
 	$(PY) bench/recsys/run.py
 
+bench-monitor: $(STAMP)
+	$(PY) bench/monitor/drift.py
+
 bench-monitor-log: $(STAMP)
 	$(PY) bench/monitor/log.py
 
 bench-loop: $(STAMP)
 	$(PY) bench/monitor/loop.py
 
-bench: bench-ingest bench-tabular bench-serving bench-recsys
+bench: bench-ingest bench-tabular bench-serving bench-recsys bench-monitor
 
 clean:
 	rm -rf $(VENV) mlpilot-workspace .pytest_cache .mypy_cache .ruff_cache

@@ -28,7 +28,7 @@ _LAZY = {
     "Workspace": "mlpilot.registry",
     "watch": "mlpilot.autopilot",
 }
-_SUBPACKAGES = ("recommend", "data", "registry", "exceptions")
+_SUBPACKAGES = ("recommend", "data", "registry", "exceptions", "monitor")
 
 __all__ = [
     "AutoClassifier",
@@ -42,6 +42,7 @@ __all__ = [
     "get_config",
     "load",
     "load_dataset",
+    "monitor",
     "profile",
     "read_source",
     "recommend",

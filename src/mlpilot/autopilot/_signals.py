@@ -12,13 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mlpilot.exceptions import InvalidParameterError
-
 
 class MonitorReportLike(Protocol):
     """What the watch loop needs of `mlpilot.monitor.MonitorReport`."""
 
-    model_at_risk: bool
+    @property
+    def model_at_risk(self) -> bool: ...
 
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -69,7 +68,9 @@ def decay_signal(report: MonitorReportLike, *, tolerance: float = 0.0) -> Signal
     evidence = {"performance": performance, "live": live, "live_kind": live_kind, "holdout": holdout}
     if live is None or holdout is None:
         return Signal("decay", False, "no live metric yet (no labels and no estimate in the window)", evidence)
-    greater = performance.get("greater_is_better", True) is not False
+    # the monitor states the direction in each estimate; a plain performance block may state it once
+    stated = [e.get("greater_is_better") for e in performance.values() if isinstance(e, dict)]
+    greater = performance.get("greater_is_better", stated[0] if stated else True) is not False
     floor = (low[0] if greater else low[1]) if low is not None else holdout
     decayed = live < floor - tolerance if greater else live > floor + tolerance
     word = "below" if greater else "above"
@@ -87,14 +88,9 @@ def monitor_signals(name: str, kinds: set[str], *, workspace: Any, window: str |
     if not wanted:
         return []
     if monitor is None:
-        try:
-            from mlpilot.monitor import monitor as found  # type: ignore[attr-defined]
-        except ImportError:
-            raise InvalidParameterError(
-                "--on drift/decay needs mlpilot.monitor.monitor, which this build does not have yet; "
-                "use --on new-data or --on schedule."
-            ) from None
-        monitor = found
+        from mlpilot.monitor import monitor as run_monitor
+
+        monitor = run_monitor
     kwargs: dict[str, Any] = {"workspace": workspace}
     if window is not None:
         kwargs["window"] = window

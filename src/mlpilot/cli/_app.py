@@ -111,9 +111,19 @@ def _root(
 
 
 def _register_all() -> None:
-    from mlpilot.cli import _data, _demo, _feedback, _models, _recommend, _serve, _train, _watch
+    from mlpilot.cli import (
+        _data,
+        _demo,
+        _feedback,
+        _models,
+        _monitor,
+        _recommend,
+        _serve,
+        _train,
+        _watch,
+    )
 
-    for module in (_data, _models, _train, _serve, _recommend, _demo, _feedback, _watch):
+    for module in (_data, _models, _train, _serve, _recommend, _demo, _feedback, _monitor, _watch):
         module.register(app)
 
 

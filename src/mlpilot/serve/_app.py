@@ -129,9 +129,16 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
     metrics.gauge("mlpilot_model_load_failures_total", "Versions that failed to load.", lambda: models.load_failures)
 
     install_error_handlers(app)
-    from mlpilot.serve import _feedback_routes, _health_routes, _model_routes, _predict_routes
+    from mlpilot.serve import (
+        _feedback_routes,
+        _health_routes,
+        _model_routes,
+        _monitor_routes,
+        _predict_routes,
+    )
 
     app.include_router(_health_routes.router)
+    app.include_router(_monitor_routes.router)
     app.include_router(_predict_routes.router)
     app.include_router(_model_routes.router)
     app.include_router(_feedback_routes.router)
@@ -146,6 +153,7 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
         from mlpilot.serve import _ui_routes
 
         app.include_router(_ui_routes.router)
+        app.include_router(_monitor_routes.ui_router)
         app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

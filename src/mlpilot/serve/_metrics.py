@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 # Latency buckets in seconds, from sub-millisecond to slow batch requests.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -38,6 +39,7 @@ class Metrics:
         self._load_seconds: dict[Labels, float] = {}
         self._input_flags: dict[Labels, int] = {}
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self._monitor: dict[str, dict[str, dict[Labels, float]]] = {}
 
     def observe_request(self, model: str, route: str, method: str, status: int, seconds: float) -> None:
         key: Labels = (("model", model), ("route", route), ("method", method), ("status", str(status)))
@@ -69,6 +71,28 @@ class Metrics:
         with self._lock:
             self._load_seconds[(("model", model), ("version", str(version)))] = seconds
 
+    def set_monitor(self, report: Mapping[str, Any]) -> None:
+        """Publish a monitor report (`MonitorReport.to_dict`): drift per feature, estimated and real metric.
+
+        The gauges show the latest report computed by this server for each model.
+        """
+        model = str(report["model"]["name"])
+        families: dict[str, dict[Labels, float]] = {name: {} for name in _MONITOR_FAMILIES}
+        for entry in report["features"]:
+            key: Labels = (("model", model), ("feature", str(entry["name"])), ("aspect", str(entry["aspect"])))
+            if entry["effect"] is not None:
+                families["mlpilot_drift_effect"][key] = float(entry["effect"])
+            families["mlpilot_drift_detected"][key] = float(bool(entry["drift"]))
+        families["mlpilot_model_at_risk"][(("model", model),)] = float(bool(report["model_at_risk"]))
+        performance = report["performance"]
+        for kind in ("estimated", "actual", "holdout"):
+            value = performance.get(kind)
+            if value is not None and value.get("value") is not None:
+                labels: Labels = (("model", model), ("metric", str(value["metric"])))
+                families[f"mlpilot_metric_{kind}"][labels] = float(value["value"])
+        with self._lock:
+            self._monitor[model] = families
+
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Register a value read at scrape time (queue sizes, drop counters)."""
         self._gauges[name] = (help_text, read)
@@ -81,6 +105,7 @@ class Metrics:
             predictions = dict(self._predictions)
             loads = dict(self._load_seconds)
             flags = dict(self._input_flags)
+            monitored = {m: {k: dict(v) for k, v in f.items()} for m, f in self._monitor.items()}
         lines: list[str] = []
         lines += _family("mlpilot_http_requests_total", "counter", "HTTP requests by model, route and status.",
                          ((_labels(k), v) for k, v in sorted(requests.items())))
@@ -104,6 +129,10 @@ class Metrics:
                          ((_labels(k), v) for k, v in sorted(flags.items())))
         lines += _family("mlpilot_model_load_seconds", "gauge", "Seconds the last load of a version took.",
                          ((_labels(k), v) for k, v in sorted(loads.items())))
+        for family, help_text in _MONITOR_FAMILIES.items():
+            samples = [(k, v) for m in sorted(monitored) for k, v in sorted(monitored[m][family].items())]
+            if samples:
+                lines += _family(family, "gauge", help_text, ((_labels(k), v) for k, v in samples))
         for name, (help_text, read) in sorted(self._gauges.items()):
             try:
                 value = float(read())
@@ -112,6 +141,17 @@ class Metrics:
             kind = "counter" if name.endswith("_total") else "gauge"
             lines += _family(name, kind, help_text, [("", value)])
         return "\n".join(lines) + "\n"
+
+
+_MONITOR_FAMILIES = {
+    "mlpilot_drift_effect": "Drift effect per feature and aspect in the last monitor report "
+                            "(wasserstein: reference sds; tvd: share moved; missing_rate: live minus reference).",
+    "mlpilot_drift_detected": "1 if the feature's aspect drifted in the last monitor report.",
+    "mlpilot_model_at_risk": "1 if the last monitor report put the model at risk.",
+    "mlpilot_metric_estimated": "Label-free estimate of the model's metric on the last monitored window.",
+    "mlpilot_metric_actual": "The model's metric measured on the labelled rows of the last monitored window.",
+    "mlpilot_metric_holdout": "The model's holdout metric at training time.",
+}
 
 
 def _family(name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float]]) -> list[str]:
