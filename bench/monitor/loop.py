@@ -59,7 +59,7 @@ def auc_with_interval(y: np.ndarray, proba: np.ndarray) -> tuple[float, float, f
 
     metric = get_metric("roc_auc")
     pred = np.column_stack([1 - proba, proba])
-    low, high = bootstrap_ci(y, pred, metric, n_boot=200, seed=0)
+    low, high = bootstrap_ci(y, pred, metric, n_boot=200, random_state=0)
     return metric(y, pred), low, high
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from mlpilot.autopilot import MonitorReportLike, decay_signal, drift_signal
 from mlpilot.autopilot._signals import monitor_signals
-from mlpilot.exceptions import InvalidParameterError
 
 
 @dataclass
@@ -68,12 +67,3 @@ def test_no_live_metric_is_no_decay_and_the_monitor_is_called_once() -> None:
     assert [s.kind for s in signals] == ["drift", "decay"] and all(s.fired for s in signals)
     assert calls == [("m", {"workspace": "ws", "window": "1d"})]
     assert monitor_signals("m", {"schedule"}, workspace="ws", monitor=monitor) == []
-
-
-def test_drift_without_a_monitor_says_what_to_use_instead() -> None:
-    import mlpilot.monitor
-
-    if hasattr(mlpilot.monitor, "monitor"):
-        pytest.skip("the monitor has landed")
-    with pytest.raises(InvalidParameterError, match="--on new-data or --on schedule"):
-        monitor_signals("m", {"drift"}, workspace="ws")

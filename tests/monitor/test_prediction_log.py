@@ -66,7 +66,7 @@ def test_request_ids_per_request_or_per_row_and_the_source(workspace: Workspace)
     log.close()
     frame = read_prediction_log(workspace, "m")
     assert frame["request_id"].tolist()[:4] == ["req-a", "req-a", "msg-1", "msg-2"]
-    assert frame["row"].tolist()[:2] == [0, 1]
+    assert frame["row"].tolist()[:4] == [0, 1, 0, 0]  # a per-row id is its own request
     assert frame["source"].tolist() == ["api", "api", "stream", "stream", "api"]
     assert isinstance(frame["request_id"].iloc[4], str) and frame["request_id"].iloc[4] not in {"req-a"}
     with pytest.raises(InvalidParameterError, match="2 ids for 1 predicted rows"):

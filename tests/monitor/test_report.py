@@ -217,6 +217,20 @@ def test_labels_fed_back_replace_the_estimate(served: tuple[Registry, ModelVersi
     registry, _ = served
     _, labels = drifted
     result = record_feedback(registry.workspace, "churn", labels)
-    assert result.accepted == len(labels)
+    assert result.accepted == len(labels), result.message
     report = monitor("churn", workspace=registry.workspace)
     assert report.performance["actual"] is not None and report.performance["actual"].n_rows == len(labels)
+
+
+def test_the_watch_loop_reads_the_real_report(drifted: tuple[MonitorReport, pd.DataFrame]) -> None:
+    from mlpilot.autopilot._signals import decay_signal, drift_signal
+
+    report, _ = drifted
+    drift = drift_signal(report)
+    assert drift.fired and "total_day_minutes" in drift.reason
+    decay = decay_signal(report)
+    assert decay.evidence["holdout"] == 0.82 and decay.evidence["live"] is not None
+    live = decay.evidence["live"]
+    low = report.to_dict()["performance"]["holdout"]["interval"]
+    floor = low[0] if low is not None else 0.82  # below the holdout's interval (or score) is decay
+    assert decay.fired == (live < floor)

@@ -117,7 +117,10 @@ def records_table(records: Sequence[dict[str, Any]]) -> Any:
         "version": pa.array(np.repeat(np.array([r.get("version") for r in records], dtype=np.int64), counts)),
     }
     ids: list[Any] = []
-    rows = [np.arange(int(r.get("first_row", 0)), int(r.get("first_row", 0)) + n) for r, n in zip(records, counts, strict=True)]
+    # rows number a request's rows; with one id per row (a stream's messages) each row is its own request
+    rows = [np.zeros(n, dtype=np.int64) if r.get("request_ids") else
+            np.arange(int(r.get("first_row", 0)), int(r.get("first_row", 0)) + n)
+            for r, n in zip(records, counts, strict=True)]
     predictions: list[Any] = []
     probabilities: list[Any] = []
     warnings: list[Any] = []

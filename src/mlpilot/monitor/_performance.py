@@ -204,7 +204,7 @@ def measure_metric(
     if len(y) == 0:
         return MetricEstimate(resolved.name, None, None, "measured on labelled rows", 0, resolved.greater_is_better)
     value = resolved(y, prediction)
-    low, high = bootstrap_ci(y, prediction, resolved, n_boot=n_boot, seed=random_state)
+    low, high = bootstrap_ci(y, prediction, resolved, n_boot=n_boot, random_state=random_state)
     interval = (low, high) if np.isfinite(low) and np.isfinite(high) else None
     return MetricEstimate(resolved.name, value, interval, "measured on labelled rows (95% bootstrap interval)",
                           len(y), resolved.greater_is_better)
