@@ -16,7 +16,7 @@ from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_frame
 from mlpilot.spark import predict_spark, read_spark
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 runner = CliRunner()
 
 

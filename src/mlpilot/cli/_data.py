@@ -10,7 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import (
+    EngineOption,
     QueryOption,
+    SparkMasterOption,
     TableOption,
     WorkspaceOption,
     check_output_path,
@@ -18,6 +20,7 @@ from mlpilot.cli._common import (
     file_progress,
     open_workspace,
     step_progress,
+    use_spark,
 )
 from mlpilot.data import ColumnProfile, Profile, profile, render_profile_html, target_task
 
@@ -75,9 +78,16 @@ def profile_command(
     table: TableOption = None,
     query: QueryOption = None,
     workspace: WorkspaceOption = None,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = None,
 ) -> None:
     """Read SOURCE, snapshot it into the workspace, and print its profile."""
     check_output_path(html, "--html")
+    if use_spark(engine):
+        from mlpilot.cli._spark import profile_on_spark
+
+        return profile_on_spark(source, target=target, html=html, table=table, query=query,
+                                workspace=workspace, master=spark_master, show=print_profile)
     import warnings
 
     from mlpilot.automl import load_and_record

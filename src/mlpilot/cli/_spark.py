@@ -7,9 +7,14 @@ the local engine's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlpilot.cli._common import check_output_path, console, open_registry
+
+if TYPE_CHECKING:
+    from mlpilot.data import Profile
 
 
 def _check_output(path: str, option: str) -> None:
@@ -37,3 +42,37 @@ def predict_on_spark(name: str, source: str, output: str, *, rejects: str | None
     if result.rejects is not None:
         console.print(f"[yellow]![/] {result.n_rejected:,} rows failed validation and were written, with "
                       f"their errors, to {result.rejects}", highlight=False)
+
+
+def profile_on_spark(source: str, *, target: str | None, html: Path | None, table: str | None,
+                     query: str | None, workspace: Path | None, master: str | None,
+                     show: Callable[[Profile, str], None]) -> None:
+    """``mlpilot profile SOURCE --engine spark``: snapshot and profile with Spark aggregates."""
+    from mlpilot.automl._datasets import record_snapshot
+    from mlpilot.cli._common import open_workspace
+    from mlpilot.data import render_profile_html
+    from mlpilot.registry import Registry
+    from mlpilot.spark import describe, get_session, profile_spark, read_spark, snapshot_spark
+
+    ws = open_workspace(workspace)
+    frame = read_spark(source, spark=get_session(master), table=table, query=query)
+    result = profile_spark(frame, target=target)
+    snapshot = snapshot_spark(frame, ws, source=describe(source, table=table, query=query))
+    registry = Registry(ws)
+    try:
+        record_snapshot(registry, snapshot, result.schema)
+    finally:
+        registry.close()
+    show(result.profile, describe(source, table=table, query=query))
+    console.print(f"Snapshot [bold]{snapshot.id}[/] stored in {ws.snapshots_dir} (a Parquet dataset)", highlight=False)
+    if html is not None:
+        html.write_text(render_profile_html(result.sample, result.profile, title=str(source)), encoding="utf-8")
+        console.print(f"HTML report written to {html} (charts from a sample of {len(result.sample):,} rows)",
+                      highlight=False)
+
+
+def read_on_spark(source: str, *, table: str | None, query: str | None, master: str | None) -> object:
+    """``mlpilot train SOURCE --engine spark``: the source as a lazy Spark DataFrame for `mlpilot.train`."""
+    from mlpilot.spark import get_session, read_spark
+
+    return read_spark(source, spark=get_session(master), table=table, query=query)

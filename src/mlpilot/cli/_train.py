@@ -97,6 +97,8 @@ def train_command(
     table: TableOption = None,
     query: QueryOption = None,
     workspace: WorkspaceOption = None,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = None,
 ) -> None:
     """Train the best model for TARGET within the time budget, evaluate it and register it."""
     import warnings
@@ -116,9 +118,14 @@ def train_command(
                       highlight=False)
     random_state = seed if seed is not None else random_state if random_state is not None else 0
     ws = open_workspace(workspace)
+    data: Any = source
+    if use_spark(engine):
+        from mlpilot.cli._spark import read_on_spark
+
+        data, table, query = read_on_spark(source, table=table, query=query, master=spark_master), None, None
     with warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
         warnings.simplefilter("always", MlpilotWarning)
-        run = train(source, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
+        run = train(data, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
                     workspace=ws, holdout=holdout, deterministic=deterministic, n_trials=n_trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
@@ -128,6 +135,8 @@ def train_command(
     out = run.outcome
     print_leaderboard(out.evaluation.leaderboard, out.metric, title=f"{run.name} — {out.task}, metric {out.metric}")
     print_tests(out.evaluation.tests, out.metric)
+    if data is not source:
+        console.print(escape(run.notes[-1]), highlight=False)  # the Spark sample and the full-holdout score
     metrics = run.metrics
     key = f"holdout_{out.metric}"
     if key in metrics:

@@ -44,13 +44,15 @@ def require_pyspark(purpose: str = "The Spark engine") -> Any:
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Silence pyspark's notice that it does not yet 'fully support' the installed pandas.
+    """Silence pyspark's notices about pandas 3 (its support notice, its deprecated ``copy=`` keyword).
 
     pyspark 4 warns on every pandas conversion under pandas 3; the conversions mlpilot
     makes (numbers, strings, booleans through Arrow) are tested here.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*PySpark does not yet fully support pandas.*")
+        # pyspark's Arrow conversion passes pandas 3 its deprecated copy= keyword
+        warnings.filterwarnings("ignore", message=".*The copy keyword is deprecated.*")
         yield
 
 
@@ -102,11 +104,12 @@ def get_session(master: str | None = None, *, app_name: str = "mlpilot") -> Spar
     require_pyspark()
     from pyspark.sql import SparkSession
 
+    if master is not None:
+        _check_master(master)
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     master = master or DEFAULT_MASTER
-    _check_master(master)
     # Spark starts its Python workers with $PYSPARK_PYTHON (else 'python3', which may lack
     # mlpilot's packages): point it at this interpreter unless the user chose one.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -140,6 +143,7 @@ class SparkJobError(MlpilotError, RuntimeError):
 
 
 _MLPILOT_ERROR = re.compile(r"mlpilot\.exceptions\.(\w+): (.*)")
+_PYTHON_ERROR = re.compile(r"^((?:[A-Za-z_][\w.]*)?(?:Error|Exception): .*)$", re.M)
 
 
 @contextlib.contextmanager
@@ -158,8 +162,10 @@ def spark_job(what: str) -> Iterator[None]:
             raise
         text = str(exc)
         inner = _MLPILOT_ERROR.search(text)
-        detail = f"{inner.group(1)}: {inner.group(2)}" if inner else next(
-            (line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+        raised = [line for line in _PYTHON_ERROR.findall(text)  # a worker traceback's last line: what the task raised
+                  if not line.startswith(("org.", "java.", "scala.", "py4j.", "pyspark."))]
+        detail = (f"{inner.group(1)}: {inner.group(2)}" if inner else raised[-1].strip() if raised
+                  else next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__))
         raise SparkJobError(
             f"The Spark job that {what} failed: {detail[:400]}. Nothing was written or registered; "
             "fix the cause (the executor logs have the whole trace) and run it again."
