@@ -130,6 +130,10 @@ def score_batch(loaded: LoadedModel, batch: pd.DataFrame, columns: OutputColumns
         for position, text in zip(bad, own, strict=True):
             errors[int(position)] = text or message
         keep[bad] = False
+    if scored is not None and not errors:  # the common case: every row scored, the runtime's frame as it is
+        out = scored.frame
+        out[_INTERNAL_ERROR] = None
+        return out
     out = batch.copy()
     for name in columns.names:
         out[name] = None

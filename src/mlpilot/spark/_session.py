@@ -119,6 +119,8 @@ def get_session(master: str | None = None, *, app_name: str = "mlpilot") -> Spar
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.session.timeZone", "UTC")
+        # scoring has a fixed cost per batch (validation, the model's own setup): fewer, larger batches
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "50000")
     )
     if master.startswith("local"):
         builder = builder.config("spark.sql.shuffle.partitions", "8")
