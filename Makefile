@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-serving bench-recsys bench-monitor bench-monitor-log bench-loop bench clean
+.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-serving bench-recsys bench-monitor bench-monitor-log bench-loop bench-spark bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -62,6 +62,9 @@ bench-monitor-log: $(STAMP)
 
 bench-loop: $(STAMP)
 	$(PY) bench/monitor/loop.py
+
+bench-spark: $(STAMP)
+	$(PY) bench/spark/run.py
 
 bench: bench-ingest bench-tabular bench-serving bench-recsys bench-monitor
 

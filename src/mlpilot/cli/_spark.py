@@ -1,0 +1,78 @@
+"""``--engine spark`` of ``predict``, ``profile`` and ``train``: the commands' Spark branches.
+
+Each reads the source with `mlpilot.spark.read_spark` (lazily: nothing is collected)
+on the session of ``--spark-master`` and calls the library; the printed results match
+the local engine's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlpilot.cli._common import check_output_path, console, open_registry
+
+if TYPE_CHECKING:
+    from mlpilot.data import Profile
+
+
+def _check_output(path: str, option: str) -> None:
+    """A local output folder must be creatable; a remote one (hdfs://, s3a://) is Spark's to check."""
+    if "://" not in path and not Path(path).is_dir():
+        check_output_path(Path(path), option)
+
+
+def predict_on_spark(name: str, source: str, output: str, *, rejects: str | None, table: str | None,
+                     query: str | None, workspace: Path | None, master: str | None) -> None:
+    """``mlpilot predict NAME SOURCE --engine spark``: score on the cluster, bad rows to the rejects output."""
+    from mlpilot.spark import get_session, predict_spark, read_spark
+
+    _check_output(output, "--output")
+    if rejects is not None:
+        _check_output(rejects, "--rejects")
+    registry = open_registry(workspace)
+    try:
+        mv = registry.get_version(name)
+        frame = read_spark(source, spark=get_session(master), table=table, query=query)
+        result = predict_spark(registry, mv, frame, output, rejects=rejects)
+    finally:
+        registry.close()
+    console.print(f"Wrote {result.n_scored:,} predictions from {mv.ref} to {result.output}", highlight=False)
+    if result.rejects is not None:
+        console.print(f"[yellow]![/] {result.n_rejected:,} rows failed validation and were written, with "
+                      f"their errors, to {result.rejects}", highlight=False)
+
+
+def profile_on_spark(source: str, *, target: str | None, html: Path | None, table: str | None,
+                     query: str | None, workspace: Path | None, master: str | None,
+                     show: Callable[[Profile, str], None]) -> None:
+    """``mlpilot profile SOURCE --engine spark``: snapshot and profile with Spark aggregates."""
+    from mlpilot.automl._datasets import record_snapshot
+    from mlpilot.cli._common import open_workspace
+    from mlpilot.data import render_profile_html
+    from mlpilot.registry import Registry
+    from mlpilot.spark import describe, get_session, profile_spark, read_spark, snapshot_spark
+
+    ws = open_workspace(workspace)
+    frame = read_spark(source, spark=get_session(master), table=table, query=query)
+    result = profile_spark(frame, target=target)
+    snapshot = snapshot_spark(frame, ws, source=describe(source, table=table, query=query))
+    registry = Registry(ws)
+    try:
+        record_snapshot(registry, snapshot, result.schema)
+    finally:
+        registry.close()
+    show(result.profile, describe(source, table=table, query=query))
+    console.print(f"Snapshot [bold]{snapshot.id}[/] stored in {ws.snapshots_dir} (a Parquet dataset)", highlight=False)
+    if html is not None:
+        html.write_text(render_profile_html(result.sample, result.profile, title=str(source)), encoding="utf-8")
+        console.print(f"HTML report written to {html} (charts from a sample of {len(result.sample):,} rows)",
+                      highlight=False)
+
+
+def read_on_spark(source: str, *, table: str | None, query: str | None, master: str | None) -> object:
+    """``mlpilot train SOURCE --engine spark``: the source as a lazy Spark DataFrame for `mlpilot.train`."""
+    from mlpilot.spark import get_session, read_spark
+
+    return read_spark(source, spark=get_session(master), table=table, query=query)

@@ -1,0 +1,50 @@
+"""The Spark engine: the same flow (sources, profile, train, batch scoring) on Apache Spark.
+
+Only this package imports pyspark, and only once a function here is called:
+``import mlpilot.spark`` works without it, and every entry point raises
+`MissingDependencyError` ("pip install 'mlpilot[spark]'") when it is missing.
+
+- `get_session`: the active SparkSession or one on ``--spark-master`` (``local[*]`` by default).
+- `read_spark`: Parquet/CSV/JSON files and folders, JDBC, catalog tables, a Spark DataFrame.
+- `predict_spark`: batch scoring with the runtime's `score_frame` in ``mapInPandas``;
+  bad rows go to a rejects output.
+- `profile_spark`: the `mlpilot.data.Profile` of a table from Spark aggregates.
+- `plan_training`: the driver sample (sized to its memory) and the cluster holdout
+  behind ``mlpilot.train(spark_df, target=...)``.
+- `SparkExecutor`: the ``mlpilot.tune`` executor seam (``map``, ``n_workers``), one task per item.
+- `snapshot_spark`: a content fingerprint and the Parquet dataset in the workspace.
+"""
+
+from mlpilot.spark._executor import SparkExecutor
+from mlpilot.spark._profile import SparkProfile, profile_spark
+from mlpilot.spark._score import BatchScoring, predict_spark, scored_frame
+from mlpilot.spark._session import (
+    DEFAULT_MASTER,
+    SparkJobError,
+    get_session,
+    is_spark_frame,
+    require_pyspark,
+)
+from mlpilot.spark._snapshot import fingerprint, snapshot_spark
+from mlpilot.spark._sources import describe, read_spark
+from mlpilot.spark._train import SparkTraining, plan_training
+
+__all__ = [
+    "DEFAULT_MASTER",
+    "BatchScoring",
+    "SparkExecutor",
+    "SparkJobError",
+    "SparkProfile",
+    "SparkTraining",
+    "describe",
+    "fingerprint",
+    "get_session",
+    "is_spark_frame",
+    "plan_training",
+    "predict_spark",
+    "profile_spark",
+    "read_spark",
+    "require_pyspark",
+    "scored_frame",
+    "snapshot_spark",
+]

@@ -1,0 +1,268 @@
+"""Batch scoring on Spark: `mlpilot.runtime.score_frame` in ``mapInPandas``, bad rows set aside.
+
+The driver reads the version's artifact through the registry (which checks its
+sha256) and broadcasts the bytes with that hash. Each Python worker checks the
+hash, loads the model once (`mlpilot.runtime.load_version` on the broadcast bytes)
+and keeps it for every later batch. Each batch goes through `score_frame`, the
+function ``mlpilot predict`` and ``predict.csv`` call, so the output has their
+columns (``prediction``, ``probability_<class>``, ``warnings``) and their rules.
+A row that fails validation is not a failed job: it goes to the rejects output
+with the error the single-machine path gives for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mlpilot.exceptions import ArtifactIntegrityError, DataError, SchemaValidationError
+from mlpilot.runtime import load_version, score_frame
+from mlpilot.runtime._frames import PREDICTION_COLUMN, PROBABILITY_PREFIX, WARNINGS_COLUMN
+from mlpilot.spark._session import quiet, require_pyspark, spark_job
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+    from mlpilot.registry import ModelVersion, Registry
+    from mlpilot.runtime import LoadedModel
+
+ERROR_COLUMN = "error"
+_INTERNAL_ERROR = "__mlpilot_error__"
+#: Beyond this many bad rows in one batch, they share the batch's messages instead of one check each.
+_MAX_ROW_CHECKS = 1_000
+_ROW_ZERO = re.compile(r" ?(at|from) row\(s\) 0(?=[;:.,]|$)")
+
+#: Loaded models of this Python worker, by artifact hash: one load per worker, reused across batches.
+_LOADED: dict[str, LoadedModel] = {}
+
+
+class _Artifact:
+    """The verified artifact bytes, shaped as the one method of `Registry` that `load_version` calls."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def load_model(self, mv: ModelVersion) -> Any:
+        from mlpilot.registry._artifacts import loads
+
+        return loads(self._data, mv.artifact_format)
+
+
+def _worker_model(mv: ModelVersion, artifact: Any) -> LoadedModel:
+    """The model of ``mv`` in this worker: loaded from the broadcast bytes once, after the hash check."""
+    loaded = _LOADED.get(mv.sha256)
+    if loaded is None:
+        from mlpilot.registry._artifacts import sha256_bytes
+
+        data = artifact.value
+        if sha256_bytes(data) != mv.sha256:
+            raise ArtifactIntegrityError(
+                f"The broadcast artifact of {mv.ref} does not match its recorded sha256; it was not loaded."
+            )
+        loaded = load_version(_Artifact(data), mv, fast_path=False)  # type: ignore[arg-type]
+        _LOADED[mv.sha256] = loaded
+    return loaded
+
+
+@dataclass(frozen=True)
+class OutputColumns:
+    """The columns scoring appends, named as `score_frame` names them for these input columns."""
+
+    prediction: str
+    probabilities: tuple[str, ...]
+    warnings: str
+
+    @classmethod
+    def for_input(cls, columns: list[str], classes: tuple[Any, ...] | None) -> OutputColumns:
+        def free(name: str) -> str:
+            return name if name not in columns else name + "_"
+
+        probabilities = tuple(f"{PROBABILITY_PREFIX}{c}" for c in classes) if classes else ()
+        return cls(free(PREDICTION_COLUMN), probabilities, free(WARNINGS_COLUMN))
+
+    @property
+    def names(self) -> list[str]:
+        return [self.prediction, *self.probabilities, self.warnings]
+
+
+def _row_errors(loaded: LoadedModel, rows: pd.DataFrame) -> list[str]:
+    """Each row's own validation errors, as the single-machine path words them for a one-row table."""
+    out = []
+    for i in range(len(rows)):
+        try:
+            score_frame(loaded, rows.iloc[[i]].reset_index(drop=True))
+        except SchemaValidationError as exc:
+            out.append("; ".join(_ROW_ZERO.sub("", str(p)) for p in exc.problems))
+        except DataError as exc:
+            out.append(str(exc))
+        else:
+            out.append("")  # fine alone; rejected with its batch by the model itself
+    return out
+
+
+def score_batch(loaded: LoadedModel, batch: pd.DataFrame, columns: OutputColumns) -> pd.DataFrame:
+    """Score one batch: the input with ``columns`` appended, and the error column (null when scored).
+
+    Rows named by a validation error are taken out and the rest scored again, until
+    what is left scores; each bad row keeps its own error message.
+    """
+    batch = batch.reset_index(drop=True)
+    keep = np.ones(len(batch), dtype=bool)
+    errors: dict[int, str] = {}
+    scored = None
+    while keep.any():
+        positions = np.flatnonzero(keep)
+        part = batch.iloc[positions].reset_index(drop=True)
+        try:
+            scored = score_frame(loaded, part)
+            break
+        except SchemaValidationError as exc:
+            named = sorted({r for p in exc.problems for r in getattr(p, "rows", ()) if 0 <= r < len(part)})
+            bad = positions[named] if named else positions
+            message = "; ".join(map(str, exc.problems))
+        except DataError as exc:
+            bad, message = positions, str(exc)
+        own = _row_errors(loaded, batch.iloc[bad]) if len(bad) <= _MAX_ROW_CHECKS else [""] * len(bad)
+        for position, text in zip(bad, own, strict=True):
+            errors[int(position)] = text or message
+        keep[bad] = False
+    if scored is not None and not errors:  # the common case: every row scored, the runtime's frame as it is
+        out = scored.frame
+        out[_INTERNAL_ERROR] = None
+        return out
+    out = batch.copy()
+    for name in columns.names:
+        out[name] = None
+    if scored is not None:
+        good = np.flatnonzero(keep)
+        for name in columns.names:
+            values = scored.frame[name].to_numpy() if name in scored.frame.columns else None
+            if values is not None:
+                out.loc[good, name] = pd.Series(values, index=good, dtype=object)
+    out[_INTERNAL_ERROR] = pd.Series([errors.get(i) for i in range(len(batch))], dtype=object)
+    return out
+
+
+def _spark_type(values: tuple[Any, ...] | None) -> Any:
+    from pyspark.sql import types as T
+
+    if not values:
+        return T.DoubleType()
+    first = values[0]
+    if isinstance(first, bool | np.bool_):
+        return T.BooleanType()
+    if isinstance(first, int | np.integer):
+        return T.LongType()
+    if isinstance(first, float | np.floating):
+        return T.DoubleType()
+    return T.StringType()
+
+
+@dataclass(frozen=True)
+class BatchScoring:
+    """What `predict_spark` did: rows scored and rejected, and where each output went."""
+
+    n_scored: int
+    n_rejected: int
+    output: str
+    rejects: str | None
+
+
+def _writer(frame: DataFrame, path: str) -> Any:
+    fmt = "csv" if path.lower().endswith(".csv") else "json" if path.lower().endswith((".json", ".jsonl")) else "parquet"
+    writer = frame.write.mode("overwrite").format(fmt)
+    return writer.option("header", "true") if fmt == "csv" else writer
+
+
+def scored_frame(registry: Registry, mv: ModelVersion, frame: DataFrame) -> DataFrame:
+    """``frame`` scored lazily on the cluster, with the error column ``__mlpilot_error__`` (null: scored)."""
+    require_pyspark()
+    from pyspark.sql import types as T
+
+    loaded = load_version(registry, mv, fast_path=False)  # the registry checks the hash here
+    data = registry.read_file(mv, None)
+    columns = OutputColumns.for_input(list(frame.columns), loaded.classes)
+    classes = tuple(mv.info.get("classes") or ()) or None
+    label_type = _spark_type(classes) if mv.info.get("task") != "regression" else T.DoubleType()
+    fields = [f for f in frame.schema.fields if f.name not in columns.names]
+    fields += [T.StructField(columns.prediction, label_type, True)]
+    fields += [T.StructField(name, T.DoubleType(), True) for name in columns.probabilities]
+    fields += [T.StructField(columns.warnings, T.StringType(), True),
+               T.StructField(_INTERNAL_ERROR, T.StringType(), True)]
+    schema = T.StructType(fields)
+    artifact = frame.sparkSession.sparkContext.broadcast(data)
+    names = [f.name for f in fields]
+
+    def score_partition(batches: Any) -> Any:
+        model = _worker_model(mv, artifact)
+        for batch in batches:
+            yield score_batch(model, batch, columns)[names]
+
+    with quiet():
+        return frame.mapInPandas(score_partition, schema)
+
+
+def predict_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, output: str,
+                  *, rejects: str | None = None) -> BatchScoring:
+    """Score ``frame`` with ``mv`` on the cluster; write the scored rows to ``output`` and bad rows to ``rejects``.
+
+    Parameters
+    ----------
+    output : str
+        A path (folder) Spark writes: Parquet, or CSV/JSON when it ends in ``.csv``/``.json``.
+        The input columns, then ``prediction``, ``probability_<class>`` and ``warnings``.
+    rejects : str, optional
+        Where rows that fail validation go (the input columns and ``error``);
+        default ``output`` with ``.rejects`` appended. Written only when there are any.
+
+    Raises
+    ------
+    SchemaValidationError
+        When the table itself does not fit the model (a feature column is missing):
+        checked before any job runs.
+    SparkJobError
+        When the job fails on the cluster.
+    """
+    require_pyspark()
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    _check_columns(mv, frame)
+    scored = scored_frame(registry, mv, frame).persist(StorageLevel.MEMORY_AND_DISK)
+    rejects = rejects or output.rstrip("/") + ".rejects"
+    try:
+        with spark_job(f"scored the rows with {mv.ref}"), quiet():
+            good = scored.filter(F.col(_INTERNAL_ERROR).isNull()).drop(_INTERNAL_ERROR)
+            _writer(good, output).save(output)
+            bad = scored.filter(F.col(_INTERNAL_ERROR).isNotNull())
+            n_bad = bad.count()
+            n_good = scored.count() - n_bad
+            if n_bad:
+                keep = [c for c in frame.columns] + [_INTERNAL_ERROR]
+                _writer(bad.select(*keep).withColumnRenamed(_INTERNAL_ERROR, ERROR_COLUMN), rejects).save(rejects)
+    finally:
+        scored.unpersist()
+    return BatchScoring(n_good, n_bad, output, rejects if n_bad else None)
+
+
+def _check_columns(mv: ModelVersion, frame: DataFrame) -> None:
+    """A feature column absent from the whole table fails every row: say so before the job."""
+    from mlpilot.data import Problem, Schema
+
+    if not mv.schema:
+        return
+    schema = Schema.from_dict(mv.schema)
+    missing = [c for c in schema.feature_names if c not in frame.columns]
+    if missing:
+        raise SchemaValidationError([
+            Problem(name, "missing_column", f"Column {name!r} is missing; the model {mv.ref} needs it. "
+                    f"The table has: {', '.join(frame.columns[:20])}.")
+            for name in missing
+        ])
+
+
+__all__ = ["ERROR_COLUMN", "BatchScoring", "OutputColumns", "predict_spark", "score_batch", "scored_frame"]
