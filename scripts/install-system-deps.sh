@@ -8,6 +8,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)  # load generator for make bench-serving
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)  # the Redis Streams tests
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0

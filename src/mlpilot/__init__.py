@@ -27,7 +27,7 @@ _LAZY = {
     "Registry": "mlpilot.registry",
     "Workspace": "mlpilot.registry",
 }
-_SUBPACKAGES = ("recommend", "data", "registry", "exceptions")
+_SUBPACKAGES = ("recommend", "data", "registry", "exceptions", "stream")
 
 __all__ = [
     "AutoClassifier",
@@ -45,6 +45,7 @@ __all__ = [
     "read_source",
     "recommend",
     "set_config",
+    "stream",
     "train",
 ]
 

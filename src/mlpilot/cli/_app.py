@@ -66,9 +66,9 @@ def _root(
 
 
 def _register_all() -> None:
-    from mlpilot.cli import _data, _demo, _models, _recommend, _serve, _train
+    from mlpilot.cli import _data, _demo, _models, _recommend, _serve, _stream, _train
 
-    for module in (_data, _models, _train, _serve, _recommend, _demo):
+    for module in (_data, _models, _train, _serve, _recommend, _demo, _stream):
         module.register(app)
 
 
