@@ -23,6 +23,15 @@ def produce(brokers: str, topic: str, messages: list[tuple[str | None, bytes | s
     assert producer.flush(10) == 0
 
 
+def committed(brokers: str, group: str, topic: str, partition: int = 0) -> int:
+    """The group's committed offset of one partition (asked without joining the group)."""
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": group, "enable.auto.commit": False})
+    try:
+        return int(consumer.committed([TopicPartition(topic, partition)], timeout=10)[0].offset)
+    finally:
+        consumer.close()
+
+
 class TopicReader:
     """Everything on a topic's partitions from the start, read by assignment (no consumer group)."""
 
@@ -35,12 +44,14 @@ class TopicReader:
     def read(self, n: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         """Wait until at least ``n`` records were read; return all read so far."""
         deadline = time.monotonic() + timeout
-        while len(self.records) < n and time.monotonic() < deadline:
+        while True:
             for msg in self.consumer.consume(1000, 0.1):
                 if msg.error() is None:
                     self.records.append(json.loads(msg.value()))
                     key = msg.key()
                     self.keys.append(key.decode() if key is not None else None)
+            if len(self.records) >= n or time.monotonic() > deadline:
+                break
         assert len(self.records) >= n, f"read {len(self.records)} of {n} records"
         return self.records
 

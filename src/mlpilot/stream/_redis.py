@@ -61,11 +61,13 @@ class RedisTransport:
     ) -> None:
         redis = import_client("redis", "redis", "Streaming from Redis Streams")
         self._redis = redis
+        # One quick retry of a dropped connection, not the client's default backoff of seconds.
+        retry = redis.retry.Retry(redis.backoff.NoBackoff(), 1)
         if brokers.startswith(("redis://", "rediss://", "unix://")):
-            self._client = redis.Redis.from_url(brokers)
+            self._client = redis.Redis.from_url(brokers, retry=retry)
         else:
             host, port = host_port(brokers, 6379)
-            self._client = redis.Redis(host=host, port=port)
+            self._client = redis.Redis(host=host, port=port, retry=retry)
         self.input, self.output, self.dlq, self.group = input, output, dlq, group
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle_ms = claim_idle_ms
