@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-serving bench-recsys bench clean
+.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-serving bench-recsys bench-stream bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -54,7 +54,10 @@ bench-serving: $(STAMP)
 bench-recsys: $(STAMP)
 	$(PY) bench/recsys/run.py
 
-bench: bench-ingest bench-tabular bench-serving bench-recsys
+bench-stream: $(STAMP)
+	$(PY) bench/stream/run.py
+
+bench: bench-ingest bench-tabular bench-serving bench-recsys bench-stream
 
 clean:
 	rm -rf $(VENV) mlpilot-workspace .pytest_cache .mypy_cache .ruff_cache
