@@ -36,16 +36,18 @@ def test_round_trip_layout_and_dead_letters(
     ids = [client.xadd(source, {"data": json.dumps(r)}).decode() for r in churn_rows[:3]]
     bad = client.xadd(source, {"data": "[1, 2"}).decode()
     missing = client.xadd(source, {"data": json.dumps({"state": "KS"})}).decode()
+    no_data = client.xadd(source, {"row": json.dumps(churn_rows[0])}).decode()
     running = start_consumer(transport="redis", brokers=redis_brokers, input=source, output=sink)
     outputs = _read(client, sink, 3)
-    dead = dict((d["key"], d) for _, d in _read(client, f"{source}.dlq", 2))
+    dead = {d["key"]: d for _, d in _read(client, f"{source}.dlq", 3)}
     stats = running.stop()
     assert [o["key"] for _, o in outputs] == ids  # the input entry id, in order
     assert [o["request_id"] for _, o in outputs] == [f"{source}:{i}" for i in ids]
     assert all(o["prediction"] in ("yes", "no") and o["model"] == "churn" for _, o in outputs)
     assert dead[bad]["reason"] == "not_json" and dead[bad]["payload"] == "[1, 2"
     assert dead[missing]["reason"] == "schema" and "account_length" in dead[missing]["error"]
-    assert stats.consumed == 5 and stats.produced == 3 and stats.dead_lettered == 2
+    assert dead[no_data]["reason"] == "invalid" and "'data'" in dead[no_data]["error"]
+    assert stats.consumed == 6 and stats.produced == 3 and stats.dead_lettered == 3
     group = client.xinfo_groups(source)[0]
     assert group["pending"] == 0  # every entry acknowledged
 

@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 # How long one poll waits while the input is idle (the stop flag is read between polls).
 _IDLE_POLL = 0.2
+# Seconds between two lag queries.
+_LAG_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class StreamConsumer:
         self.log = log if log is not None else PredictionLog(registry.workspace)
         self._stop = threading.Event()
         self._versions: list[int] = []
+        self._next_lag = 0.0
         self.metrics_server: MetricsServer | None = None
 
     def stop(self) -> None:
@@ -109,8 +112,7 @@ class StreamConsumer:
                     messages = self._collect()
                     if messages:
                         self._process(messages)
-                    else:
-                        self.metrics.lag = self.transport.lag()
+                    self._update_lag()
         finally:
             self.models.stop()
             self.transport.close()
@@ -156,7 +158,13 @@ class StreamConsumer:
                          source="stream")
         self.metrics.count_batch(len(messages), seconds, loaded.name, version, len(scored.outputs),
                                  scored.reasons, flag_counts(scored.warnings) if scored.warnings else {})
-        self.metrics.lag = self.transport.lag()
+
+    def _update_lag(self) -> None:
+        """Ask the broker for the lag at most every `_LAG_INTERVAL` seconds (not once per batch of one)."""
+        now = time.monotonic()
+        if now >= self._next_lag:
+            self.metrics.lag = self.transport.lag()
+            self._next_lag = now + _LAG_INTERVAL
 
 
 @contextmanager

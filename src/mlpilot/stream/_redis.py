@@ -89,9 +89,7 @@ class RedisTransport:
             if fields is None:  # deleted from the stream while pending
                 continue
             ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-            value = fields.get(FIELD.encode())
-            if value is None and len(fields) > 0:
-                value = b""  # no 'data' field: dead-lettered with the message saying so
+            value = fields.get(FIELD.encode())  # None (no 'data' field): dead-lettered, saying so
             out.append(Message(key=ident, value=value, request_id=f"{self.input}:{ident}", handle=ident))
         return out
 

@@ -96,7 +96,12 @@ def decode(messages: list[Message], limits: Limits, batch: ScoredBatch) -> list[
     """The rows of each message; messages that cannot be rows go to ``batch``'s dead letters."""
     rows: list[_Row] = []
     for message in messages:
-        value = message.value or b""
+        value = message.value
+        if value is None:
+            batch.dead(message, "invalid",
+                       "The message has no value (a Kafka tombstone, or a Redis entry without a 'data' field); "
+                       "send the row's JSON as the message value (Redis: in the field 'data').", "")
+            continue
         if len(value) > limits.max_message_bytes:
             batch.dead(message, "oversize",
                        f"The message has {len(value)} bytes; the limit is {limits.max_message_bytes} "
