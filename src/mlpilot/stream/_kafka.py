@@ -26,6 +26,9 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "auto.offset.reset": "earliest",
     "session.timeout.ms": 6000,
     "heartbeat.interval.ms": 500,
+    # A fetch returns within 10 ms when nothing arrives (librdkafka waits up to 500 ms by default, and
+    # brokers that do not answer a fetch as soon as data comes hold a lone message that long).
+    "fetch.wait.max.ms": 10,
 }
 #: Producer settings unless the caller overrides them.
 PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger.ms": 1}

@@ -23,6 +23,10 @@ from mlpilot.runtime._inputs import parse_json
 from mlpilot.runtime._quality import row_flags
 from mlpilot.stream._transport import Message, Record
 
+# One encoder each (``json.dumps`` with options builds a new encoder per call).
+_OUTPUT_ENCODER = json.JSONEncoder(allow_nan=False, default=str)
+_DEAD_ENCODER = json.JSONEncoder(default=str)
+
 #: Dead-letter reasons (the ``reason`` field and the metric's label).
 REASONS = ("oversize", "not_json", "invalid", "schema")
 
@@ -84,7 +88,7 @@ class ScoredBatch:
             record["problems"] = problems
         if model is not None:
             record["model"], record["version"] = model.name, model.version.version
-        self.dead_letters.append(Record(message.key, json.dumps(record, default=str)))
+        self.dead_letters.append(Record(message.key, _DEAD_ENCODER.encode(record)))
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
@@ -189,19 +193,20 @@ def _one_by_one(loaded: LoadedModel, rows: list[_Row], batch: ScoredBatch) -> Sc
 def _shape(loaded: LoadedModel, rows: list[_Row], prepared: Any, predictions: list[Any],
            probabilities: list[list[float]] | None, batch: ScoredBatch) -> None:
     flags = row_flags(prepared.warnings, len(rows)) if prepared.warnings else None
-    named = (probability_dicts(loaded.classes, probabilities)
-             if probabilities is not None and loaded.classes is not None else None)
+    classes = loaded.classes if probabilities is not None else None
+    named = probability_dicts(classes, probabilities) if classes is not None and probabilities is not None else None
+    keys = [f"{PROBABILITY_PREFIX}{c}" for c in classes] if classes is not None else []
     model, version = loaded.name, loaded.version.version
+    encode = _OUTPUT_ENCODER.encode
     for i, row in enumerate(rows):
         record: dict[str, Any] = {"key": row.message.key, "request_id": row.request_id, "model": model,
                                   "version": version, PREDICTION_COLUMN: predictions[i]}
         if row.index is not None:
             record["row"] = row.index
-        if named is not None:
-            for cls, p in named[i].items():
-                record[f"{PROBABILITY_PREFIX}{cls}"] = p
+        if keys and probabilities is not None:
+            record.update(zip(keys, probabilities[i], strict=True))
         record[WARNINGS_COLUMN] = flags[i] if flags is not None else ""
-        batch.outputs.append(Record(row.message.key, json.dumps(record, default=str, allow_nan=False)))
+        batch.outputs.append(Record(row.message.key, encode(record)))
     batch.log_entries.append(LogEntry(prepared.inputs, list(predictions), named, flags, [r.request_id for r in rows]))
     batch.warnings.extend(prepared.warnings)
 
