@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-serving bench-recsys bench-monitor bench-monitor-log bench-loop bench-spark bench clean
+.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-serving bench-recsys bench-monitor bench-monitor-log bench-loop bench-spark bench-stream bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -66,7 +66,10 @@ bench-loop: $(STAMP)
 bench-spark: $(STAMP)
 	$(PY) bench/spark/run.py
 
-bench: bench-ingest bench-tabular bench-serving bench-recsys bench-monitor
+bench-stream: $(STAMP)
+	$(PY) bench/stream/run.py
+
+bench: bench-ingest bench-tabular bench-serving bench-recsys bench-monitor bench-stream
 
 clean:
 	rm -rf $(VENV) mlpilot-workspace .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)  # load generator for make bench-serving
 command -v java >/dev/null 2>&1 && [ -e /usr/share/java/postgresql.jar ] || need+=(openjdk-17-jre-headless libpostgresql-jdbc-java)  # --engine spark tests (JDBC)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)  # the Redis Streams tests
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0

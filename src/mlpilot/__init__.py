@@ -28,7 +28,7 @@ _LAZY = {
     "Workspace": "mlpilot.registry",
     "watch": "mlpilot.autopilot",
 }
-_SUBPACKAGES = ("recommend", "data", "registry", "exceptions", "monitor")
+_SUBPACKAGES = ("recommend", "data", "registry", "exceptions", "monitor", "stream")
 
 __all__ = [
     "AutoClassifier",
@@ -47,6 +47,7 @@ __all__ = [
     "read_source",
     "recommend",
     "set_config",
+    "stream",
     "train",
     "watch",
 ]

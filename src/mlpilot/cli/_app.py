@@ -119,11 +119,12 @@ def _register_all() -> None:
         _monitor,
         _recommend,
         _serve,
+        _stream,
         _train,
         _watch,
     )
 
-    for module in (_data, _models, _train, _serve, _recommend, _demo, _feedback, _monitor, _watch):
+    for module in (_data, _models, _train, _serve, _recommend, _demo, _feedback, _monitor, _watch, _stream):
         module.register(app)
 
 

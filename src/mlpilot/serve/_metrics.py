@@ -6,26 +6,11 @@ few dict operations, cheap enough for every request.
 
 from __future__ import annotations
 
-import bisect
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-# Latency buckets in seconds, from sub-millisecond to slow batch requests.
-BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-Labels = tuple[tuple[str, str], ...]
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(labels: Labels, extra: str = "") -> str:
-    parts = [f'{k}="{_escape(v)}"' for k, v in labels]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
+from mlpilot._prometheus import Labels, family, format_labels, histogram, new_histogram, observe
 
 
 class Metrics:
@@ -44,16 +29,12 @@ class Metrics:
     def observe_request(self, model: str, route: str, method: str, status: int, seconds: float) -> None:
         key: Labels = (("model", model), ("route", route), ("method", method), ("status", str(status)))
         lat_key: Labels = (("model", model), ("route", route))
-        index = bisect.bisect_left(BUCKETS, seconds)
         with self._lock:
             self._requests[key] = self._requests.get(key, 0) + 1
             hist = self._latency.get(lat_key)
             if hist is None:
-                hist = self._latency[lat_key] = [0.0] * (len(BUCKETS) + 2)
-            if index < len(BUCKETS):
-                hist[index] += 1
-            hist[-2] += seconds
-            hist[-1] += 1
+                hist = self._latency[lat_key] = new_histogram()
+            observe(hist, seconds)
 
     def count_predictions(self, model: str, version: int, n: int) -> None:
         key: Labels = (("model", model), ("version", str(version)))
@@ -107,39 +88,28 @@ class Metrics:
             flags = dict(self._input_flags)
             monitored = {m: {k: dict(v) for k, v in f.items()} for m, f in self._monitor.items()}
         lines: list[str] = []
-        lines += _family("mlpilot_http_requests_total", "counter", "HTTP requests by model, route and status.",
-                         ((_labels(k), v) for k, v in sorted(requests.items())))
-        lines += ["# HELP mlpilot_http_request_duration_seconds Request latency.",
-                  "# TYPE mlpilot_http_request_duration_seconds histogram"]
-        for key, hist in sorted(latency.items()):
-            cumulative = 0.0
-            for bound, count in zip(BUCKETS, hist, strict=False):
-                cumulative += count
-                le = _labels(key, 'le="%s"' % bound)  # noqa: UP031 - no nested quotes in 3.11 f-strings
-                lines.append(f"mlpilot_http_request_duration_seconds_bucket{le} {cumulative:g}")
-            le = _labels(key, 'le="+Inf"')
-            lines.append(f"mlpilot_http_request_duration_seconds_bucket{le} {hist[-1]:g}")
-            lines.append(f"mlpilot_http_request_duration_seconds_sum{_labels(key)} {hist[-2]:.6f}")
-            lines.append(f"mlpilot_http_request_duration_seconds_count{_labels(key)} {hist[-1]:g}")
-        lines += _family("mlpilot_predictions_total", "counter", "Rows predicted by model and version.",
-                         ((_labels(k), v) for k, v in sorted(predictions.items())))
-        lines += _family("mlpilot_input_flags_total", "counter",
+        lines += family("mlpilot_http_requests_total", "counter", "HTTP requests by model, route and status.",
+                         ((format_labels(k), v) for k, v in sorted(requests.items())))
+        lines += histogram("mlpilot_http_request_duration_seconds", "Request latency.", sorted(latency.items()))
+        lines += family("mlpilot_predictions_total", "counter", "Rows predicted by model and version.",
+                         ((format_labels(k), v) for k, v in sorted(predictions.items())))
+        lines += family("mlpilot_input_flags_total", "counter",
                          "Input values unlike the training data, by model and kind (one per field and row; "
                          "empty_row: rows refused with no usable value).",
-                         ((_labels(k), v) for k, v in sorted(flags.items())))
-        lines += _family("mlpilot_model_load_seconds", "gauge", "Seconds the last load of a version took.",
-                         ((_labels(k), v) for k, v in sorted(loads.items())))
-        for family, help_text in _MONITOR_FAMILIES.items():
-            samples = [(k, v) for m in sorted(monitored) for k, v in sorted(monitored[m][family].items())]
+                         ((format_labels(k), v) for k, v in sorted(flags.items())))
+        lines += family("mlpilot_model_load_seconds", "gauge", "Seconds the last load of a version took.",
+                         ((format_labels(k), v) for k, v in sorted(loads.items())))
+        for name, help_text in _MONITOR_FAMILIES.items():
+            samples = [(k, v) for m in sorted(monitored) for k, v in sorted(monitored[m][name].items())]
             if samples:
-                lines += _family(family, "gauge", help_text, ((_labels(k), v) for k, v in samples))
+                lines += family(name, "gauge", help_text, ((format_labels(k), v) for k, v in samples))
         for name, (help_text, read) in sorted(self._gauges.items()):
             try:
                 value = float(read())
             except Exception:
                 continue
             kind = "counter" if name.endswith("_total") else "gauge"
-            lines += _family(name, kind, help_text, [("", value)])
+            lines += family(name, kind, help_text, [("", value)])
         return "\n".join(lines) + "\n"
 
 
@@ -152,10 +122,3 @@ _MONITOR_FAMILIES = {
     "mlpilot_metric_actual": "The model's metric measured on the labelled rows of the last monitored window.",
     "mlpilot_metric_holdout": "The model's holdout metric at training time.",
 }
-
-
-def _family(name: str, kind: str, help_text: str, samples: Iterable[tuple[str, float]]) -> list[str]:
-    out = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-    out.extend(f"{name}{labels} {value:g}" if isinstance(value, int) else f"{name}{labels} {value:.6g}"
-               for labels, value in samples)
-    return out

@@ -1,0 +1,209 @@
+"""The micro-batching loop: consume, score with the champion, produce, confirm, acknowledge.
+
+One thread does the work, in this order for every batch:
+
+1. collect up to ``batch`` messages, waiting at most ``max_wait_ms`` after the
+   first one arrived (size or wait, whichever comes first);
+2. take the model the `ModelCache` serves now (its poller swaps in a new
+   champion between batches, never within one);
+3. score the batch (`score_messages`: outputs and dead letters);
+4. produce every record and wait for the broker's confirmation;
+5. only then acknowledge the inputs (commit offsets / ``XACK``) and log the
+   predictions (``source="stream"``, one request id per row).
+
+A kill between 4 and 5 repeats at most that batch: its outputs carry the same
+``request_id`` the second time. SIGTERM and SIGINT set a flag read between
+steps: the batch in hand is finished and acknowledged, then the loop ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from mlpilot._workspace import Workspace
+from mlpilot.exceptions import InvalidParameterError
+from mlpilot.monitor import PredictionLog
+from mlpilot.registry import Registry
+from mlpilot.runtime import LoadedModel, ModelCache
+from mlpilot.runtime._quality import flag_counts
+from mlpilot.stream._config import StreamConfig
+from mlpilot.stream._metrics import MetricsServer, StreamMetrics
+from mlpilot.stream._scoring import Limits, score_messages
+from mlpilot.stream._transport import Message, Transport
+
+logger = logging.getLogger(__name__)
+
+# How long one poll waits while the input is idle (the stop flag is read between polls).
+_IDLE_POLL = 0.2
+# Seconds between two lag queries.
+_LAG_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """What a stream consumer did before it stopped."""
+
+    consumed: int
+    produced: int
+    dead_lettered: int
+    batches: int
+    swaps: int
+    versions: tuple[int, ...]
+
+
+class StreamConsumer:
+    """Score the messages of one input with one model until stopped.
+
+    Parameters
+    ----------
+    config : StreamConfig
+    transport : Transport
+        A connected broker transport (`KafkaTransport`, `RedisTransport`).
+    registry : Registry
+        Where the model's versions and its ``champion`` alias live.
+    log : PredictionLog, optional
+        Where scored rows are logged (default: the registry's workspace log).
+    """
+
+    def __init__(self, config: StreamConfig, transport: Transport, registry: Registry, *,
+                 log: PredictionLog | None = None) -> None:
+        self.config = config
+        self.transport = transport
+        self.registry = registry
+        self.metrics = StreamMetrics()
+        self.limits = Limits(config.max_message_bytes, config.max_rows_per_message)
+        self.models = ModelCache(registry, poll_interval=config.poll_interval)
+        self.log = log if log is not None else PredictionLog(registry.workspace)
+        self._stop = threading.Event()
+        self._versions: list[int] = []
+        self._next_lag = 0.0
+        self.metrics_server: MetricsServer | None = None
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand, acknowledge it and return."""
+        self._stop.set()
+
+    def model(self) -> LoadedModel:
+        loaded = self.models.get(self.config.name)
+        if loaded.version.kind == "recommender" or not callable(getattr(loaded.model, "predict", None)):
+            raise InvalidParameterError(
+                f"Model {loaded.version.ref} is a {loaded.version.kind} model and does not predict rows; "
+                "only tabular models can score a stream."
+            )
+        return loaded
+
+    def run(self) -> StreamStats:
+        """Consume until `stop` (or SIGTERM/SIGINT in the main thread); return what was done."""
+        self.model()  # an unknown model fails here, before anything is consumed
+        self.log.start()
+        self.models.start(preload=False)
+        if self.config.metrics_port is not None:
+            self.metrics_server = MetricsServer(self.metrics, self.config.metrics_port, self.config.metrics_host)
+        try:
+            with _stop_on_signals(self.stop):
+                while not self._stop.is_set():
+                    messages = self._collect()
+                    if messages:
+                        self._process(messages)
+                    self._update_lag()
+        finally:
+            self.models.stop()
+            self.transport.close()
+            self.log.close()
+            if self.metrics_server is not None:
+                self.metrics_server.close()
+        return self.stats()
+
+    def stats(self) -> StreamStats:
+        m = self.metrics
+        return StreamStats(m.consumed, m.produced, m.dead_lettered, m.batches, m.swaps, tuple(self._versions))
+
+    def _collect(self) -> list[Message]:
+        size = self.config.batch
+        messages = self.transport.poll(size, _IDLE_POLL)
+        if not messages:
+            return messages
+        deadline = time.monotonic() + self.config.max_wait_ms / 1000
+        while len(messages) < size and not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            messages.extend(self.transport.poll(size - len(messages), remaining))
+        return messages
+
+    def _process(self, messages: list[Message]) -> None:
+        start = time.perf_counter()
+        loaded = self.model()
+        version = loaded.version.version
+        if not self._versions or self._versions[-1] != version:
+            if self._versions:
+                self.metrics.swaps += 1
+                logger.info("stream: %s now scores with version %d", loaded.name, version)
+            self._versions.append(version)
+        scored = score_messages(loaded, messages, self.limits)
+        self.transport.produce(scored.outputs, scored.dead_letters)
+        self.transport.acknowledge(messages)
+        seconds = time.perf_counter() - start
+        per_row_ms = seconds * 1000 / max(1, len(scored.outputs))
+        for entry in scored.log_entries:
+            self.log.log(loaded.name, version, entry.inputs, entry.predictions, per_row_ms * len(entry.predictions),
+                         probabilities=entry.probabilities, warnings=entry.flags, request_ids=entry.request_ids,
+                         source="stream")
+        self.metrics.count_batch(len(messages), seconds, loaded.name, version, len(scored.outputs),
+                                 scored.reasons, flag_counts(scored.warnings) if scored.warnings else {})
+
+    def _update_lag(self) -> None:
+        """Ask the broker for the lag at most every `_LAG_INTERVAL` seconds (not once per batch of one)."""
+        now = time.monotonic()
+        if now >= self._next_lag:
+            self.metrics.lag = self.transport.lag()
+            self._next_lag = now + _LAG_INTERVAL
+
+
+@contextmanager
+def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT call ``stop`` while inside (main thread only; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        logger.info("stream: %s received; finishing the batch in hand", signal.Signals(signum).name)
+        stop()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def make_transport(config: StreamConfig) -> Transport:
+    """The transport ``config.transport`` names, connected."""
+    if config.transport == "redis":
+        from mlpilot.stream._redis import RedisTransport
+
+        return RedisTransport(config.brokers, config.input, config.output, config.dead_letter_topic,
+                              config.group_id, claim_idle_ms=config.claim_idle_ms)
+    from mlpilot.stream._kafka import KafkaTransport
+
+    return KafkaTransport(config.brokers, config.input, config.output, config.dead_letter_topic, config.group_id,
+                          options=config.options)
+
+
+def open_consumer(config: StreamConfig, workspace: Workspace | None = None) -> StreamConsumer:
+    """A `StreamConsumer` for ``config`` on the workspace's registry (checked before connecting)."""
+    registry = Registry(workspace if workspace is not None else Workspace.from_env())
+    registry.get_version(config.name)  # an unknown model: a clear error before any broker is contacted
+    return StreamConsumer(config, make_transport(config), registry)
+
+
+__all__ = ["StreamConsumer", "StreamStats", "make_transport", "open_consumer"]

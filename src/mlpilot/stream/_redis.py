@@ -1,0 +1,159 @@
+"""The Redis Streams transport: a consumer group over one stream, ``XACK`` after delivery.
+
+Layout: each input entry has one field ``data`` holding the JSON of a Kafka
+message value; each output entry (stream ``output``) and each dead letter
+(stream ``dlq``, ``INPUT.dlq`` by default) has a field ``data`` with the
+output JSON. Outputs and dead letters of a batch are written in one pipeline;
+its replies are the delivery confirmation, and only then are the inputs
+acknowledged (``XACK``).
+
+A consumer that dies leaves its entries pending in the group. Every consumer
+claims entries pending longer than ``claim_idle_ms`` (``XAUTOCLAIM``) before it
+reads new ones, so another member of the group, or the same process
+restarted, scores them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from mlpilot.exceptions import SourceConnectionError
+from mlpilot.stream._transport import Message, Record, host_port, import_client
+
+logger = logging.getLogger(__name__)
+
+FIELD = "data"
+
+
+class RedisTransport:
+    """Read ``input`` in consumer group ``group``; write to ``output`` and ``dlq``.
+
+    Parameters
+    ----------
+    brokers : str
+        ``HOST:PORT`` of the Redis server, or a ``redis://`` URL.
+    input, output, dlq : str
+        Stream names.
+    group : str
+        Consumer group; it is created (at the stream's start) when missing.
+    consumer : str, optional
+        This consumer's name in the group (default: host name and process id).
+    claim_idle_ms : int
+        Entries pending this long with another consumer are taken over.
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        brokers: str,
+        input: str,
+        output: str,
+        dlq: str,
+        group: str,
+        *,
+        consumer: str | None = None,
+        claim_idle_ms: int = 30_000,
+    ) -> None:
+        redis = import_client("redis", "redis", "Streaming from Redis Streams")
+        self._redis = redis
+        # One quick retry of a dropped connection, not the client's default backoff of seconds.
+        retry = redis.retry.Retry(redis.backoff.NoBackoff(), 1)
+        if brokers.startswith(("redis://", "rediss://", "unix://")):
+            self._client = redis.Redis.from_url(brokers, retry=retry)
+        else:
+            host, port = host_port(brokers, 6379)
+            self._client = redis.Redis(host=host, port=port, retry=retry)
+        self.input, self.output, self.dlq, self.group = input, output, dlq, group
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.claim_idle_ms = claim_idle_ms
+        self._claim_cursor = "0-0"
+        self._next_claim = 0.0
+        try:
+            self._client.xgroup_create(input, group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise SourceConnectionError(f"Redis refused to create consumer group {group!r}: {exc}") from None
+        except redis.ConnectionError as exc:
+            raise SourceConnectionError(
+                f"Redis at {brokers} cannot be reached ({exc}); check --brokers and that redis-server is up."
+            ) from None
+
+    def _messages(self, entries: list[Any]) -> list[Message]:
+        out = []
+        for entry_id, fields in entries:
+            if fields is None:  # deleted from the stream while pending
+                continue
+            ident = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            value = fields.get(FIELD.encode())  # None (no 'data' field): dead-lettered, saying so
+            out.append(Message(key=ident, value=value, request_id=f"{self.input}:{ident}", handle=ident))
+        return out
+
+    def _claim(self, max_messages: int) -> list[Message]:
+        now = time.monotonic()
+        if now < self._next_claim:
+            return []
+        reply = self._client.xautoclaim(self.input, self.group, self.consumer, self.claim_idle_ms,
+                                        start_id=self._claim_cursor, count=max_messages)
+        cursor, entries = reply[0], reply[1]
+        self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
+        if self._claim_cursor == "0-0":  # a full pass over the pending list: rest a while
+            self._next_claim = now + max(self.claim_idle_ms / 4000, 0.05)
+        return self._messages(entries)
+
+    def poll(self, max_messages: int, timeout: float) -> list[Message]:
+        try:
+            claimed = self._claim(max_messages)
+            if claimed:
+                return claimed
+            reply = self._client.xreadgroup(self.group, self.consumer, {self.input: ">"}, count=max_messages,
+                                            block=max(1, int(timeout * 1000)))
+        except self._redis.ConnectionError as exc:
+            raise SourceConnectionError(f"Lost the connection to Redis: {exc}") from None
+        if not reply:
+            return []
+        return self._messages(reply[0][1])
+
+    def produce(self, outputs: list[Record], dead_letters: list[Record]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for stream, records in ((self.output, outputs), (self.dlq, dead_letters)):
+            for record in records:
+                pipe.xadd(stream, {FIELD: record.value})
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except self._redis.ConnectionError as exc:
+            raise SourceConnectionError(
+                f"Redis did not confirm the batch's records ({exc}); nothing was acknowledged, "
+                "so the batch will be consumed again."
+            ) from None
+        failed = [r for r in replies if isinstance(r, Exception)]
+        if failed:
+            raise SourceConnectionError(
+                f"Redis refused {len(failed)} record(s) ({failed[0]}); nothing was acknowledged."
+            )
+
+    def acknowledge(self, messages: list[Message]) -> None:
+        if messages:
+            self._client.xack(self.input, self.group, *[m.handle for m in messages])
+
+    def lag(self) -> int | None:
+        try:
+            for info in self._client.xinfo_groups(self.input):
+                name = info.get("name")
+                if (name.decode() if isinstance(name, bytes) else name) == self.group:
+                    lag = info.get("lag")
+                    pending = info.get("pending") or 0
+                    return int(lag) + int(pending) if lag is not None else None
+        except self._redis.RedisError:
+            return None
+        return None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+__all__ = ["FIELD", "RedisTransport"]

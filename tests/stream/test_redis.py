@@ -1,0 +1,114 @@
+"""The stream consumer on Redis Streams: layout, micro-batching, hot swap, a dead consumer's entries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from mlpilot.registry import Registry, Workspace
+from mlpilot.stream import RedisTransport
+from tests.stream.conftest import Running, topic, wait_for
+
+
+@pytest.fixture
+def client(redis_brokers: str) -> Iterator[redis.Redis]:
+    host, port = redis_brokers.split(":")
+    with redis.Redis(host=host, port=int(port)) as conn:
+        yield conn
+
+
+def _read(client: redis.Redis, stream: str, n: int) -> list[tuple[str, dict[str, Any]]]:
+    def entries() -> list[Any]:
+        found = client.xrange(stream)
+        return found if len(found) >= n else []
+
+    return [(i.decode(), json.loads(f[b"data"])) for i, f in wait_for(entries, what=f"{n} entries on {stream}")]
+
+
+def test_round_trip_layout_and_dead_letters(
+    client: redis.Redis, redis_brokers: str, start_consumer: Callable[..., Running], churn_rows: list[dict[str, Any]],
+) -> None:
+    source, sink = topic(), topic()
+    ids = [client.xadd(source, {"data": json.dumps(r)}).decode() for r in churn_rows[:3]]
+    bad = client.xadd(source, {"data": "[1, 2"}).decode()
+    missing = client.xadd(source, {"data": json.dumps({"state": "KS"})}).decode()
+    no_data = client.xadd(source, {"row": json.dumps(churn_rows[0])}).decode()
+    running = start_consumer(transport="redis", brokers=redis_brokers, input=source, output=sink)
+    outputs = _read(client, sink, 3)
+    dead = {d["key"]: d for _, d in _read(client, f"{source}.dlq", 3)}
+    stats = running.stop()
+    assert [o["key"] for _, o in outputs] == ids  # the input entry id, in order
+    assert [o["request_id"] for _, o in outputs] == [f"{source}:{i}" for i in ids]
+    assert all(o["prediction"] in ("yes", "no") and o["model"] == "churn" for _, o in outputs)
+    assert dead[bad]["reason"] == "not_json" and dead[bad]["payload"] == "[1, 2"
+    assert dead[missing]["reason"] == "schema" and "account_length" in dead[missing]["error"]
+    assert dead[no_data]["reason"] == "invalid" and "'data'" in dead[no_data]["error"]
+    assert stats.consumed == 6 and stats.produced == 3 and stats.dead_lettered == 3
+    group = client.xinfo_groups(source)[0]
+    assert group["pending"] == 0  # every entry acknowledged
+
+
+def test_micro_batches_by_size_then_by_wait(
+    client: redis.Redis, redis_brokers: str, start_consumer: Callable[..., Running], churn_rows: list[dict[str, Any]],
+) -> None:
+    source, sink = topic(), topic()
+    for r in churn_rows[:45]:
+        client.xadd(source, {"data": json.dumps(r)})
+    running = start_consumer(transport="redis", brokers=redis_brokers, input=source, output=sink, batch=20,
+                             max_wait_ms=300)
+    _read(client, sink, 45)
+    stats = running.stop()
+    # 20 + 20 by size; the last 5 go when the wait after their first message is over
+    assert stats.batches == 3 and stats.consumed == 45
+    assert running.consumer.metrics.render().count("mlpilot_stream_batch_duration_seconds_count 3") == 1
+
+
+def test_hot_swap_between_batches_when_champion_moves(
+    client: redis.Redis, redis_brokers: str, start_consumer: Callable[..., Running], churn_rows: list[dict[str, Any]],
+    stream_workspace: Workspace,
+) -> None:
+    source, sink = topic(), topic()
+    registry = Registry(stream_workspace)
+    running = start_consumer(transport="redis", brokers=redis_brokers, input=source, output=sink,
+                             poll_interval=0.05)
+    try:
+        for r in churn_rows[:5]:
+            client.xadd(source, {"data": json.dumps(r)})
+        first = _read(client, sink, 5)
+        registry.set_alias("churn", "champion", 2)
+        wait_for(lambda: running.consumer.models.swaps >= 1, what="the cache to swap in version 2")
+        for r in churn_rows[:5]:
+            client.xadd(source, {"data": json.dumps(r)})
+        records = _read(client, sink, 10)
+    finally:
+        registry.set_alias("churn", "champion", 1)
+    stats = running.stop()
+    assert {o["version"] for _, o in first} == {1}
+    assert [o["version"] for _, o in records[5:]] == [2] * 5
+    assert stats.versions == (1, 2) and stats.swaps == 1
+    # the versions differ (C=1 vs C=0.01): version 2 scored with its own model
+    assert [o["probability_yes"] for _, o in records[:5]] != [o["probability_yes"] for _, o in records[5:]]
+
+
+def test_entries_of_a_dead_consumer_are_taken_over(
+    client: redis.Redis, redis_brokers: str, start_consumer: Callable[..., Running], churn_rows: list[dict[str, Any]],
+) -> None:
+    source, sink = topic(), topic()
+    group = f"g-{source}"
+    for r in churn_rows[:8]:
+        client.xadd(source, {"data": json.dumps(r)})
+    dead = RedisTransport(redis_brokers, source, sink, f"{source}.dlq", group, consumer="died", claim_idle_ms=200)
+    taken = dead.poll(5, 0.5)  # read, never acknowledged: the consumer "died" holding them
+    assert len(taken) == 5
+    running = start_consumer(transport="redis", brokers=redis_brokers, input=source, output=sink, group=group,
+                             claim_idle_ms=200)
+    records = _read(client, sink, 8)
+    running.stop()
+    assert sorted(o["request_id"] for _, o in records) == sorted(f"{source}:{i.decode()}" for i, _ in
+                                                                   client.xrange(source))
+    assert client.xinfo_groups(source)[0]["pending"] == 0
+    dead.close()
