@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -28,14 +27,26 @@ from mlpilot.exceptions import InvalidParameterError
 from mlpilot.registry import Registry, Workspace
 
 
-def _console() -> Console:
+class _CliConsole(Console):
     """Stdout's console; piped (no terminal, no $COLUMNS) it is 160 columns wide, not rich's 80,
-    so tables keep their names whole (name columns also fold rather than truncate)."""
-    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    return Console(width=160 if piped else None)
+    so tables keep their names whole (name columns also fold rather than truncate).
+
+    Decided each time it prints, on the stdout and environment of that moment.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if not self.is_terminal and not os.environ.get("COLUMNS"):
+            return ConsoleDimensions(160, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
 
 
-console = _console()
+console = _CliConsole()
 
 WorkspaceOption = Annotated[
     Path | None,
