@@ -162,6 +162,9 @@ def test_a_large_log_is_read_in_chunks_in_bounded_memory(workspace: Workspace) -
     rows, chunk = 2_000_000, 100_000
     _big_log(workspace, parts=10, per_part=rows // 10)
     pool = pa.default_memory_pool()
+    # the pool's peak is the process's since it started (other tests in this worker count too): only
+    # a peak this read sets says something, and it is then this read's plus what was held before it
+    peak_before, held_before = pool.max_memory(), pool.bytes_allocated()
     tracemalloc.start()
     seen, total = 0, 0.0
     try:
@@ -176,7 +179,7 @@ def test_a_large_log_is_read_in_chunks_in_bounded_memory(workspace: Workspace) -
     # the whole window as pandas would be ~ rows * (8 + 8 + ~60) bytes = ~150 MB; a chunk is ~1/20 of it
     full = rows * 76
     assert python_peak < full / 4, f"peak {python_peak / 1e6:.0f} MB of Python/numpy memory"
-    assert pool.max_memory() < full / 2, f"Arrow peak {pool.max_memory() / 1e6:.0f} MB"
+    assert pool.max_memory() <= max(peak_before, held_before + full / 2), f"Arrow peak {pool.max_memory() / 1e6:.0f} MB"
 
 
 def test_writer_rotates_old_segments_and_compacts_them(workspace: Workspace) -> None:

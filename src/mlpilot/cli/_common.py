@@ -34,10 +34,17 @@ class _CliConsole(Console):
     Decided each time it prints, on the stdout and environment of that moment.
     """
 
+    def _stdout_is_a_tty(self) -> bool:
+        # the stream itself, not rich's is_terminal (FORCE_COLOR and TTY_COMPATIBLE make that one True)
+        try:
+            return bool(self.file.isatty())
+        except (AttributeError, ValueError):
+            return False
+
     @property
     def size(self) -> ConsoleDimensions:
         size = super().size
-        if not self.is_terminal and not os.environ.get("COLUMNS"):
+        if not self._stdout_is_a_tty() and not os.environ.get("COLUMNS"):
             return ConsoleDimensions(160, size.height)
         return size
 
