@@ -62,7 +62,9 @@ def workspace(tmp_path: Path) -> Path:
 
 def test_tables_keep_names_whole_at_four_digits_and_say_what_is_not_shown(
         workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    result = runner.invoke(app, ["leaderboard", "prices", "-w", str(workspace)])
+    # 160 columns, what a pipe gets (test_a_piped_console_is_160_columns_wide); set here because in
+    # the full suite something in the worker's environment gave the runner rich's 80 (not found yet)
+    result = runner.invoke(app, ["leaderboard", "prices", "-w", str(workspace)], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     assert "…" not in result.stdout and LONG in re.sub(r"[\s│]", "", result.stdout)
     assert "12.35 ± 0.5000" in result.stdout and "1,235 [1,200, 1,300]" in result.stdout
@@ -84,3 +86,15 @@ def test_json_of_leaderboard_and_show(workspace: Path) -> None:
     assert board["model"] == "prices:1" and len(board["leaderboard"]) == 20 and board["leaderboard"][0]["name"] == LONG
     shown = json.loads(runner.invoke(app, ["models", "show", "prices", "--json", "-w", str(workspace)]).stdout)
     assert shown["metrics"]["holdout_rmse"] == 1234.5678
+
+
+def test_a_piped_console_is_160_columns_wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from mlpilot.cli._common import _CliConsole
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich's is_terminal says yes; the pipe still decides
+    assert _CliConsole(file=io.StringIO()).size.width == 160
+    monkeypatch.setenv("COLUMNS", "100")
+    assert _CliConsole(file=io.StringIO()).size.width == 100

@@ -93,7 +93,7 @@ def test_cli_train_on_spark_registers_a_version_served_without_spark(
 def test_cli_profile_on_spark_prints_and_records_a_snapshot(spark: Any, churn_parquet: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     result = runner.invoke(app, ["profile", str(churn_parquet), "--target", "churn", "--engine", "spark",
-                                 "-w", str(ws)])
+                                 "-w", str(ws)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "1,200 rows, 20 columns" in result.output and "Class balance of churn" in result.output
     registry = Registry(Workspace.open(ws))
