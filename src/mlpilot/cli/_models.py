@@ -210,6 +210,8 @@ def delete_model(
         registry.close()
     removed = f" (aliases removed: {', '.join(mv.aliases)})" if mv.aliases else ""
     console.print(f"Deleted {mv.ref} and its files in {Path(mv.directory).name}{removed}", highlight=False)
+
+
 def rollback_model(
     name: Annotated[str, typer.Argument(help="Model name.")],
     to: Annotated[int | None, typer.Option("--to", help="Version to go back to (default: the previous champion).")] = None,
