@@ -19,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from mlpilot.exceptions import InvalidParameterError
+from mlpilot.search._learners import _threads
 
 #: Families whose members explain themselves exactly, and how.
 METHODS = {
@@ -133,7 +134,9 @@ def _link(learner: Any) -> str:
 def _tree_member(learner: Any, X: Any, mapping: sp.csr_matrix) -> _Member:
     model, n, k = learner.estimator_, X.shape[0], _outputs(learner)
     if learner.family == "lightgbm":
-        contrib, raw = model.predict(X, pred_contrib=True), model.predict(X, raw_score=True)
+        threads = {"num_threads": _threads(learner.n_jobs, n * model.booster_.num_trees())}
+        contrib = model.predict(X, pred_contrib=True, **threads)
+        raw = model.predict(X, raw_score=True, **threads)
     elif learner.family == "catboost":
         import catboost
 
