@@ -281,3 +281,16 @@ class TabularEnsemble(BaseEstimator):
         if self.task == "regression":
             return values.astype(float)
         return self.classes_[np.argmax(values, axis=1)]
+
+    def explain(self, X: Any) -> Any:
+        """Per-row contributions of each input column, adding up with a base value to the raw output.
+
+        Returns an `Explanation` (``.rows()`` for JSON, ``.frame()`` for a
+        DataFrame); see `mlpilot.search._explain.explain_ensemble` for the output
+        space of each kind of ensemble. Raises `InvalidParameterError` naming a
+        member family that has no explanation method.
+        """
+        from mlpilot.search._explain import explain_ensemble
+
+        check_is_fitted(self, "members_")
+        return explain_ensemble(self, self._frame(X))
