@@ -383,7 +383,7 @@ class CandidateRunner:
         learners = sum(refit_seconds(c, self.n_folds, self.config.refit_share) * (1.0 if i == 0 else RUNNER_UP_REFIT_SHARE)
                        for i, c in enumerate(usable))
         # and the refit's preprocessing, once per encoding (members share it)
-        encodings = {(FAMILIES[c.family].encoding, FAMILIES[c.family].text_only) for c in usable}
+        encodings = {self.prepared.key(FAMILIES[c.family].encoding, FAMILIES[c.family].text_only) for c in usable}
         return learners + sum(self.prepared.refit_seconds(*key) for key in encodings)
 
     def expected_seconds(self, family: str) -> float | None:

@@ -322,7 +322,14 @@ def run_search(
                 f"{max(budget.left(), 0.0):.2f}s left, {keep():.2f}s kept for the refit and ensemble selection"
             )
             break
-        candidates.append(evaluate(entry["name"], entry["family"], entry["params"]))
+        # when the signal is in text, the first linear model runs whatever its expected time: were it
+        # refused, the fallback would train that same model after the others had spent the time
+        force = (first_text is not None and entry["family"] == "linear"
+                 and not any(c.usable and c.family != "dummy" for c in candidates))
+        if force and clock:
+            notes.append(f"{entry['name']} runs first whatever its expected time: the text carries the signal and it "
+                         "is the model the search would fall back to")
+        candidates.append(evaluate(entry["name"], entry["family"], entry["params"], force=force))
 
     # 2. the tuner, on the best boosted family, while time (or trials) remain
     boosted = [c for c in candidates if c.usable and FAMILIES[c.family].boosted and FAMILIES[c.family].space]
