@@ -105,11 +105,13 @@ class CandidateResult:
 
 
 #: Preprocessing plans of the text columns, richest first (TF-IDF vocabulary per analyzer, SVD
-#: components): a timed search uses the first whose projected cost fits `PREPROCESS_SHARE`.
+#: components): a timed search uses the small one when the full one's projected cost does not fit
+#: `PREPROCESS_SHARE`. On food reviews (modeldata/training_data) TF-IDF + logistic regression scored
+#: holdout AUC 0.879 with 20,000 features, 0.877 with 5,000 and 0.870 with 2,000, in about the same time
+#: for the two smaller (counting the vocabulary is most of it): 5,000 is the small plan.
 PREPROCESS_PLANS: tuple[dict[str, int], ...] = (
     {"text_features": 20000, "text_components": 30},
-    {"text_features": 5000, "text_components": 15},
-    {"text_features": 2000, "text_components": 5},
+    {"text_features": 5000, "text_components": 10},
 )
 #: Training rows of the cost probe (a seeded sample of the first fold's): a plan's cost is the
 #: probe's times scaled by rows (TF-IDF, SVD and the linear models grow about linearly with them).
@@ -161,8 +163,8 @@ class PreparedFolds:
     Each encoding's folds are preprocessed once, the first time a candidate
     needs them. In a timed search their cost is charged to the budget before
     it starts: a probe on a sample (`probe_preprocessing`) projects the cost
-    of the richest plan (`PREPROCESS_PLANS`) for the folds and the refit; when
-    that exceeds `PREPROCESS_SHARE` of what is left, the cheapest plan is used
+    of the full plan (`PREPROCESS_PLANS`) for the folds and the refit; when
+    that exceeds `PREPROCESS_SHARE` of what is left, the small plan is used
     and the choice recorded in ``notes`` with its numbers. Between folds the
     deadline is checked.
     """
@@ -241,7 +243,7 @@ class PreparedFolds:
 
         rich = expected(self.probes[key])
         plan, cost = PREPROCESS_PLANS[0], rich
-        if rich > allowed:  # the cheapest plan, probed in turn
+        if rich > allowed:  # the small plan, probed in turn
             plan = PREPROCESS_PLANS[-1]
             cost = expected(probe_preprocessing(self.X, self.y, rows, encoding=encoding, roles=roles, plan=plan,
                                                 seed=self.seed, timer=self.timer, threads=self.threads))
