@@ -201,3 +201,14 @@ def test_a_threshold_for_a_task_that_is_not_binary_is_refused(tmp_path: Path, ta
         assert reg.list_runs() == []  # refused before a run was started
     finally:
         reg.close()
+
+
+def test_the_autopilot_retrains_with_the_champions_rule(trained: tuple[TrainingRun, Path], registry: Registry) -> None:
+    from mlpilot.autopilot._step import _threshold_options
+
+    run, _root = trained
+    assert _threshold_options(registry.get_version("churn@champion")) == {}  # the default rule stays the default
+    mv = registry.register_model("churn_cost", run.model, kind="tabular", metrics={},
+                                 info={"task": "binary", "config": {**run.config.model_dump(mode="json"),
+                                                                    "threshold_metric": "cost:5"}})
+    assert _threshold_options(mv) == {"threshold_metric": "cost:5"}
