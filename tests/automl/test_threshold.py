@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from mlpilot.exceptions import InvalidParameterError
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_compiled, score_frame
 from mlpilot.serve import ServeSettings, create_app
+from mlpilot.stream import Limits, Message, score_messages
 from tests.serve.conftest import TestClient
 
 runner = CliRunner()
@@ -115,6 +117,10 @@ def test_every_prediction_path_applies_the_threshold(
     fast = score_compiled(loaded, rows.to_dict("records"), len(rows))
     assert fast is not None and fast[0] == expected.tolist()
     assert score_frame(loaded, rows).predictions == expected.tolist()
+    messages = [Message(str(i), json.dumps(row).encode(), f"t:{i}") for i, row in enumerate(rows.to_dict("records"))]
+    streamed = [json.loads(r.value) for r in score_messages(loaded, messages, Limits()).outputs]
+    assert [r["prediction"] for r in streamed] == expected.tolist()
+    assert {r["threshold"] for r in streamed} == {loaded.threshold}
 
     with TestClient(create_app(ServeSettings(home=root, poll_interval=0.1))) as client:
         answer = client.post("/v1/models/churn/predict", json={"rows": rows.to_dict("records")})

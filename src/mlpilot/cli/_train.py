@@ -97,7 +97,7 @@ def print_threshold(section: dict[str, Any] | None) -> None:
     if not hold:
         return
     neg, pos, c = escape(str(section["negative_class"])), escape(str(section["positive_class"])), hold["confusion"]
-    table = Table(title=f"Holdout confusion matrix at {fmt_score(hold['threshold'])} ({hold['n_rows']} rows)", header_style="bold")
+    table = Table(title=f"Holdout confusion matrix at {fmt_score(hold['threshold'])}", header_style="bold")
     for header in ("", f"predicted {neg}", f"predicted {pos}"):
         table.add_column(header, justify="right")
     table.add_row(f"actual {neg}", str(c["tn"]), str(c["fp"]))
