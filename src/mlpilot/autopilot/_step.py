@@ -177,7 +177,7 @@ class _Step:
         self.registry.set_watch_state(self.name, self.owner, self.state)
         options: dict[str, Any] = {"time_budget": config.time_budget, "deterministic": config.deterministic,
                                    "n_trials": config.n_trials, "families": config.families,
-                                   "random_state": config.random_state}
+                                   "random_state": config.random_state, **_threshold_options(champion)}
         why = "; ".join(s.reason for s in fired)
         try:
             split = self._time_split(frame, champion)
@@ -404,3 +404,9 @@ class _Step:
         self.registry.log_event("watch.step", self.name, record)
         logger.info("%s: %s (%s)", self.name, result.decision, result.reason)
         return result
+
+
+def _threshold_options(champion: ModelVersion | None) -> dict[str, Any]:
+    """The champion's decision-threshold rule (``threshold_metric`` or ``threshold``), kept for its retrain."""
+    trained = (champion.info.get("config") or {}) if champion is not None else {}
+    return {k: trained[k] for k in ("threshold_metric", "threshold") if trained.get(k) is not None}

@@ -27,6 +27,7 @@ from mlpilot.runtime._compile_transformers import (
     is_numeric,
     source_chain,
 )
+from mlpilot.tasks import labels_at
 
 Prediction = tuple[np.ndarray, np.ndarray | None]
 
@@ -111,13 +112,14 @@ class PipelineModel(CompiledModel):
 
 
 class EnsembleModel(CompiledModel):
-    """mlpilot's `TabularEnsemble`: weighted members over shared encoders."""
+    """mlpilot's `TabularEnsemble`: weighted members over shared encoders, labels at its decision threshold."""
 
     def __init__(self, encoders: list[FeatureEncoder], members: list[tuple[int, Final, float]],
-                 *, classes: np.ndarray | None, description: str = "") -> None:
+                 *, classes: np.ndarray | None, threshold: float | None = None, description: str = "") -> None:
         self._encoders = encoders
         self.members = members
         self.classes = classes
+        self.threshold = threshold
         self.description = description
         self.inline = all(final.fast for _index, final, _weight in members)
 
@@ -134,7 +136,8 @@ class EnsembleModel(CompiledModel):
             raise CompileError("an ensemble without members")
         if self.classes is None:
             return total.astype(float), None
-        return self.classes[np.argmax(total, axis=1)], total / total.sum(axis=1, keepdims=True)
+        proba = total / total.sum(axis=1, keepdims=True)
+        return labels_at(self.classes, proba, self.threshold), proba
 
 
 def _check_width(final: Final, encoder: FeatureEncoder) -> None:
@@ -252,4 +255,4 @@ def _compile_ensemble(model: Any, schema: Schema, with_proba: bool) -> EnsembleM
     families = ", ".join(f"{learner.family}" for _pre, learner in model.members_)
     description = f"ensemble of {len(members)} ({families}) over {len(encoders)} encoder(s)"
     return EnsembleModel(encoders, members, classes=model.classes_ if with_proba else None,
-                         description=description)
+                         threshold=getattr(model, "threshold_", None), description=description)

@@ -49,6 +49,15 @@ class LoadedModel:
         task = self.version.info.get("task")
         return str(task) if task is not None else None
 
+    @property
+    def threshold(self) -> float | None:
+        """The decision threshold the model labels a binary row at (None: the class of highest probability).
+
+        Models registered before thresholds existed have none and keep 0.5.
+        """
+        value = getattr(self.model, "threshold_", None)
+        return float(value) if value is not None else None
+
 
 def load_version(registry: Registry, mv: ModelVersion, *, fast_path: bool = True) -> LoadedModel:
     """Load ``mv`` (hash-checked by the registry) and precompute what requests need.

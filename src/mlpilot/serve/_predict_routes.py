@@ -313,6 +313,8 @@ async def predict_csv(
         "x-mlpilot-version": str(loaded.version.version),
         "x-mlpilot-rows": str(n_rows),
     }
+    if loaded.threshold is not None:
+        headers["x-mlpilot-threshold"] = repr(loaded.threshold)
     if warnings:
         headers["x-mlpilot-warnings"] = json.dumps([w.message for w in warnings[:5]])[:2000].encode("ascii", "replace").decode()
     return StreamingResponse(_stream_file(path), media_type="text/csv", headers=headers)

@@ -176,6 +176,7 @@ def _page_context(registry: Registry, mv: ModelVersion) -> dict[str, Any]:
         "reports": [{"name": f, "url": f"{base}/{f}?version={mv.version}"} for f in files if f.lower().endswith(".html")],
         "profile": profile,
         "model_card": card,
+        "threshold": info.get("threshold") if isinstance(info.get("threshold"), dict) else None,
         "versions": registry.list_versions(mv.name),
         "form_values": {},
         "errors": [],

@@ -205,6 +205,8 @@ def _shape(loaded: LoadedModel, rows: list[_Row], prepared: Any, predictions: li
             record["row"] = row.index
         if keys and probabilities is not None:
             record.update(zip(keys, probabilities[i], strict=True))
+        if loaded.threshold is not None:  # which decision threshold gave the label
+            record["threshold"] = loaded.threshold
         record[WARNINGS_COLUMN] = flags[i] if flags is not None else ""
         batch.outputs.append(Record(row.message.key, encode(record)))
     batch.log_entries.append(LogEntry(prepared.inputs, list(predictions), named, flags, [r.request_id for r in rows]))
