@@ -325,5 +325,5 @@ def test_hot_swap_serves_the_new_version_compiled(
 
 def test_the_openapi_document_keeps_the_predict_parameters(client: TestClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/v1/models/{name}/predict"]["post"]
-    assert [p["name"] for p in operation["parameters"]] == ["name", "version", "alias"]
+    assert [p["name"] for p in operation["parameters"]] == ["name", "version", "alias", "explain"]
     assert _post(client, {"rows": [{}]}, "?version=0").status_code == 422
