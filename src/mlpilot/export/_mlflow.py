@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
 
 from mlpilot.data import Schema
@@ -25,6 +24,10 @@ from mlpilot.export._common import (
 )
 from mlpilot.registry import ModelVersion
 
+with warnings.catch_warnings():  # mlflow warns about type hints of its own modules when imported
+    warnings.simplefilter("ignore")
+    import mlflow.pyfunc
+
 
 class MlpilotPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     """The pyfunc wrapper: loads the artifact (hash-checked) and scores frames with the runtime."""
@@ -35,7 +38,9 @@ class MlpilotPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-define
         directory = Path(context.artifacts["mlpilot"])
         self.loaded = load_artifact(version_from_record(directory), fast_path=False)
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    # no type hints: MLflow would convert the input by them instead of by the signature
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        """``model_input`` as a DataFrame, scored: ``prediction``, ``probability_<class>``, ``warnings``."""
         from mlpilot.runtime import score_frame
 
         frame = pd.DataFrame(model_input)
@@ -47,9 +52,8 @@ def _example(schema: Schema) -> pd.DataFrame:
     from mlpilot.runtime._verify import sample_rows
 
     row = sample_rows(schema, {}, n_random=0)[0].values
-    # integers as floats: the signature then accepts missing values, and MLflow widens int input
-    types = {c.name: float for c in schema.features if c.dtype == "integer"}
-    return pd.DataFrame([row], columns=list(schema.feature_names)).astype(types)
+    # integer columns stay integers (MLflow would not take int64 for a double column)
+    return pd.DataFrame([row], columns=list(schema.feature_names))
 
 
 def write_mlflow(mv: ModelVersion, model: Any, directory: Path, staging: Path) -> dict[str, Any]:
@@ -69,9 +73,11 @@ def write_mlflow(mv: ModelVersion, model: Any, directory: Path, staging: Path) -
     if example is not None:
         wrapper = MlpilotPyfunc()
         wrapper.loaded = load_artifact(version_from_record(parts), fast_path=False)
-        signature = infer_signature(example, wrapper.predict(None, example))
+        with warnings.catch_warnings():  # MLflow's advice on integer columns (a warning it would turn into "any")
+            warnings.simplefilter("ignore")
+            signature = infer_signature(example, wrapper.predict(None, example))
     requirements = pinned_requirements(("mlflow-skinny", *libraries_of(model)))
-    with warnings.catch_warnings():  # MLflow's advice on cloudpickle and integer columns, taken above
+    with warnings.catch_warnings():  # MLflow's advice on cloudpickle and integer columns
         warnings.simplefilter("ignore")
         mlflow.pyfunc.save_model(
             path=str(directory), python_model=MlpilotPyfunc(), artifacts={"mlpilot": str(parts)},
