@@ -52,7 +52,7 @@ def _bars(column: ColumnProfile, aspect: str, ref: ColumnCounts, live: ColumnCou
     ax.bar(x + 0.2, _shares(live_counts)[keep], width=0.4, label="window", color="#d62")
     ax.set_xticks(x, [labels[i] if i < len(labels) else str(i) for i in keep], rotation=60, fontsize=6)
     ax.set(ylabel="share of values", title=title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     return _png(fig)
 
 
@@ -99,7 +99,7 @@ def timeline_plot(report: MonitorReport) -> bytes | None:
             ax.axhspan(*holdout.interval, color="grey", alpha=0.1)
     ax.set_xticks(x, [str(p["start"])[:16] for p in points], rotation=45, fontsize=6)
     ax.set(ylabel=report.metric, title=f"{report.metric} over time (95% bands)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     return _png(fig)
 
 
