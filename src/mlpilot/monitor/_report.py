@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpilot._config import parse_duration
 from mlpilot._types import PathLike
 from mlpilot._workspace import Workspace
 from mlpilot.exceptions import DataError, EmptyDataError, InvalidParameterError
@@ -135,25 +136,14 @@ def parse_since(value: str | datetime | pd.Timestamp | None, now: datetime, *, w
 
 
 def parse_window(value: str, *, what: str = "window") -> pd.Timedelta:
-    """A positive duration such as ``"1d"``, ``"6h"``, ``"30min"``.
+    """A positive duration such as ``"1d"``, ``"6h"``, ``"30min"`` (`mlpilot._config.parse_duration`).
 
     Examples
     --------
     >>> str(parse_window("1d"))
     '1 days 00:00:00'
     """
-    text = str(value).strip()
-    delta = None
-    if text and text[0].isdigit():
-        try:
-            delta = pd.Timedelta(text)
-        except ValueError:
-            delta = None
-    if delta is None or delta <= pd.Timedelta(0):
-        raise InvalidParameterError(
-            f"--{what} must be a positive duration such as '1d', '6h' or '30min'. Got {value!r}."
-        )
-    return delta
+    return pd.Timedelta(seconds=parse_duration(value, what=f"--{what}", bare=False))
 
 
 def _workspace(workspace: Workspace | PathLike | None) -> Workspace:
