@@ -25,6 +25,8 @@ from mlpilot.serve._ui_routes import templates
 router = APIRouter(tags=["monitoring"])
 ui_router = APIRouter(include_in_schema=False)
 
+#: Features drawn on the page (drifted first, then by importance); the HTML report draws more.
+PAGE_FEATURE_PLOTS = 4
 _TIME = r"^[0-9A-Za-z:+.\- ]{1,40}$"
 SinceQuery = Annotated[str | None, Query(pattern=_TIME, description="Window start: '7d' back, or an ISO time.")]
 UntilQuery = Annotated[str | None, Query(pattern=_TIME, description="Window end: '1d' back, or an ISO time.")]
@@ -64,7 +66,7 @@ async def monitor_page(
         from mlpilot.monitor._html import report_images
 
         report = _compute(request, name, since, None, window)
-        return report, report_images(report)
+        return report, report_images(report, max_features=PAGE_FEATURE_PLOTS)
 
     try:
         report, images = await run_in_threadpool(work)
