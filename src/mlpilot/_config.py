@@ -81,23 +81,26 @@ def parse_duration(value: float | int | str, *, what: str = "The duration", bare
     >>> parse_duration("2m"), parse_duration(30), parse_duration("1h30m")
     (120.0, 30.0, 5400.0)
     """
-    forms = "'90s', '2m', '1h', '30d' or '2w'"
+    forms = "'30d', '2w', '1h30m', '90s', '2m', '1h'"
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not bare:
-            raise InvalidParameterError(f"{what} must be a duration with a unit such as {forms}. Got {value!r}.")
+            raise InvalidParameterError(f"{what} must be a positive duration with a unit, such as {forms}. "
+                                        f"Got {value!r}.")
         seconds = float(value)
     else:
         text = str(value).strip()
         parts = _PART.findall(text) if _DURATION.match(text) else []
         if not parts or any(unit.lower() not in DURATION_UNITS and unit for _, unit in parts) or (
                 len(parts) > 1 and any(not unit for _, unit in parts)):
-            raise InvalidParameterError(f"{what} must be a positive duration such as {forms}. Got {value!r}.")
+            seconds_too = "a number of seconds or " if bare else ""
+            raise InvalidParameterError(f"{what} must be {seconds_too}a positive duration such as {forms}. "
+                                        f"Got {value!r}.")
         if not parts[0][1] and not bare:
-            raise InvalidParameterError(f"{what} must be a positive duration with a unit such as {forms}. "
+            raise InvalidParameterError(f"{what} must be a positive duration with a unit, such as {forms}. "
                                         f"Got {value!r}.")
         seconds = sum(float(number) * DURATION_UNITS[unit.lower() or "s"] for number, unit in parts)
     if not seconds > 0:
-        raise InvalidParameterError(f"{what} must be a positive duration such as {forms}. Got {value!r}.")
+        raise InvalidParameterError(f"{what} must be positive: a duration such as {forms}. Got {value!r}.")
     return seconds
 
 
