@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import (
@@ -15,33 +14,20 @@ from pydantic import (
     model_validator,
 )
 
+from mlpilot._config import parse_duration as _parse_duration
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.tasks import ThresholdRule
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$", re.I)
-_UNIT = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "ms": 0.001}
-
 
 def parse_duration(value: float | int | str) -> float:
-    """Seconds from ``60``, ``"90s"``, ``"2m"`` or ``"1h"``.
+    """Seconds of a time budget from ``60``, ``"90s"``, ``"2m"`` or ``"1h"`` (`mlpilot._config.parse_duration`).
 
     Examples
     --------
     >>> parse_duration("2m"), parse_duration(30)
     (120.0, 30.0)
     """
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise InvalidParameterError(
-                f"The time budget must be a number of seconds or a duration such as '90s', '2m', '1h'. Got {value!r}."
-            )
-        seconds = float(match.group(1)) * _UNIT[match.group(2).lower() if match.group(2) else None]
-    if not seconds > 0:
-        raise InvalidParameterError(f"The time budget must be positive. Got {value!r}.")
-    return seconds
+    return _parse_duration(value, what="The time budget")
 
 
 class TrainConfig(BaseModel):

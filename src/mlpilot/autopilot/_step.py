@@ -27,7 +27,7 @@ from mlpilot.automl._promote import PromotionPolicy
 from mlpilot.automl._retrain import REGISTER_ONLY, Retrained, json_ready, retrain
 from mlpilot.autopilot._config import MIN_TIME_BUDGET, WatchConfig
 from mlpilot.autopilot._lease import Heartbeat, default_owner
-from mlpilot.autopilot._rollback import fresh_positions, live_check, rollback
+from mlpilot.autopilot._rollback import fresh_positions, live_check, logged_live_check, rollback
 from mlpilot.autopilot._shadow import FeedbackReader, shadow_compare, shadow_score
 from mlpilot.autopilot._signals import MonitorFunction, Signal, monitor_signals
 from mlpilot.autopilot._timecut import judge_on_window, time_split
@@ -304,7 +304,11 @@ class _Step:
         return out
 
     def _check_last_promotion(self, frame: pd.DataFrame, champion: ModelVersion) -> StepResult | None:
-        """Roll back the last promotion when the new champion does worse live than the one it replaced."""
+        """Roll back the last promotion when the new champion does worse live than the one it replaced.
+
+        The evidence is the new champion's labelled live predictions since its
+        promotion where there are enough, else the source's fresh labelled rows.
+        """
         last = self.state.get("last_promotion") or {}
         if last.get("version") != champion.version or last.get("previous") is None:
             return None
@@ -312,8 +316,16 @@ class _Step:
             old = self.registry.get_version(f"{self.name}:{last['previous']}")
         except ModelNotFoundError:
             return None
-        check = live_check(self.registry, self.name, frame, champion, old, min_rows=self.config.min_new_rows,
-                           seed=self.config.random_state)
+        logged = logged_live_check(self.registry, self.name, champion, old, since=last.get("at"),
+                                   min_rows=self.config.min_new_rows, seed=self.config.random_state)
+        if logged is not None and "metric" in logged:
+            check = logged  # the live traffic's own labelled predictions come first
+            self.registry.log_event("live_check", self.name, check)
+        else:
+            check = live_check(self.registry, self.name, frame, champion, old, min_rows=self.config.min_new_rows,
+                               seed=self.config.random_state)
+            if logged is not None:
+                check["prediction_log"] = logged
         self.evidence["live_check"] = check
         if not check["rollback"]:
             return None

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from mlpilot._config import fsync_dir
 from mlpilot._workspace import Workspace
 from mlpilot.data._sql import create_engine, safe_url
 from mlpilot.exceptions import (
@@ -381,7 +382,7 @@ class Registry:
                     raise RegistryError(f"Artifact file name {fname!r} must be a plain file name.")
                 _artifacts.write_atomic(tmp_dir / fname, content)
             os.replace(tmp_dir, final_dir)
-            _fsync_dir(final_dir.parent)
+            fsync_dir(final_dir.parent)
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
@@ -616,7 +617,7 @@ class Registry:
             if directory.is_dir() and not directory.name.startswith("."):
                 trash = directory.with_name(f".deleted-{directory.name}")
                 os.replace(directory, trash)
-                _fsync_dir(parent)
+                fsync_dir(parent)
         for leftover in parent.glob(".deleted-*"):  # these and any a crash left behind
             shutil.rmtree(leftover, ignore_errors=True)
 
@@ -740,19 +741,6 @@ class Registry:
                 f"The watcher {owner!r} no longer holds the lease on {name!r} (it expired and another "
                 "watcher took it); its state was not saved. Run one watcher per model."
             )
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = [
