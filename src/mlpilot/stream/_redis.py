@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from mlpilot.exceptions import SourceConnectionError
-from mlpilot.stream._transport import Message, Record, host_port, import_client
+from mlpilot.stream._transport import Delivery, Message, Record, addressed, host_port, import_client
 
 logger = logging.getLogger(__name__)
 
@@ -118,22 +118,26 @@ class RedisTransport:
             return []
         return self._messages(reply[0][1])
 
-    def produce(self, outputs: list[Record], dead_letters: list[Record]) -> None:
+    def send(self, outputs: list[Record], dead_letters: list[Record]) -> Delivery:
+        """Write the records in one pipeline; its replies are the confirmation (kept for `confirm`)."""
+        delivery = Delivery()
         pipe = self._client.pipeline(transaction=False)
-        for stream, records in ((self.output, outputs), (self.dlq, dead_letters)):
-            for record in records:
-                pipe.xadd(stream, {FIELD: record.value})
+        command = pipe.execute_command
+        for stream, record in addressed(outputs, dead_letters, self.output, self.dlq):
+            command("XADD", stream, "*", FIELD, record.value)
         try:
             replies = pipe.execute(raise_on_error=False)
         except self._redis.ConnectionError as exc:
+            delivery.failures.append(f"the connection was lost: {exc}")
+            return delivery
+        delivery.failures.extend(str(r) for r in replies if isinstance(r, Exception))
+        return delivery
+
+    def confirm(self, delivery: Delivery) -> None:
+        if delivery.failures:
             raise SourceConnectionError(
-                f"Redis did not confirm the batch's records ({exc}); nothing was acknowledged, "
-                "so the batch will be consumed again."
-            ) from None
-        failed = [r for r in replies if isinstance(r, Exception)]
-        if failed:
-            raise SourceConnectionError(
-                f"Redis refused {len(failed)} record(s) ({failed[0]}); nothing was acknowledged."
+                f"Redis did not confirm {len(delivery.failures)} record(s) of the batch ({delivery.failures[0]}); "
+                "nothing of it was acknowledged, so it will be consumed again."
             )
 
     def acknowledge(self, messages: list[Message]) -> None:
