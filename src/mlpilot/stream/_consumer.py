@@ -119,14 +119,19 @@ class StreamConsumer:
             )
         return loaded
 
-    def run(self) -> StreamStats:
-        """Consume until `stop` (or SIGTERM/SIGINT in the main thread); return what was done."""
+    def run(self, *, freeze_gc: bool = False) -> StreamStats:
+        """Consume until `stop` (or SIGTERM/SIGINT in the main thread); return what was done.
+
+        With ``freeze_gc`` (what `mlpilot stream` does: the process is the consumer's alone), everything
+        alive once the model is loaded is moved out of the garbage collector's sight (`gc.freeze`).
+        """
         self.model()  # an unknown model fails here, before anything is consumed
-        # What is loaded now (the model, the libraries) lives as long as the process: out of the cyclic
-        # collector's sight, so that the collections a batch's many small objects set off stay short
-        # (a full collection over the model's objects cost ~10 ms per 1,000-row batch).
-        gc.collect()
-        gc.freeze()
+        if freeze_gc:
+            # What is loaded now (the model, the libraries) lives as long as the process: out of the cyclic
+            # collector's sight, so that the collections a batch's many small objects set off stay short
+            # (a full collection over the model's objects cost ~10 ms per 1,000-row batch).
+            gc.collect()
+            gc.freeze()
         self.log.start()
         self.models.start(preload=False)
         if self.config.metrics_port is not None:
