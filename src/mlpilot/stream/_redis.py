@@ -27,6 +27,8 @@ from mlpilot.stream._transport import Delivery, Message, Record, addressed, host
 logger = logging.getLogger(__name__)
 
 FIELD = "data"
+#: Waits shorter than this do not use ``XREADGROUP BLOCK`` (see `RedisTransport.poll`).
+_SHORTEST_BLOCK = 0.15
 
 
 class RedisTransport:
@@ -110,13 +112,25 @@ class RedisTransport:
             claimed = self._claim(max_messages)
             if claimed:
                 return claimed
-            reply = self._client.xreadgroup(self.group, self.consumer, {self.input: ">"}, count=max_messages,
-                                            block=max(1, int(timeout * 1000)))
+            if timeout >= _SHORTEST_BLOCK:
+                return self._read(max_messages, max(1, int(timeout * 1000)))
+            # A shorter BLOCK would end late: redis-server times blocked clients out on its clock tick
+            # (``hz`` 10: every 100 ms), which made a 20 ms --max-wait-ms last ~100 ms. Ask without
+            # blocking instead, every millisecond, until the wait is over.
+            deadline = time.monotonic() + timeout
+            while True:
+                messages = self._read(max_messages, None)
+                left = deadline - time.monotonic()
+                if messages or left <= 0:
+                    return messages
+                time.sleep(min(left, 0.001))
         except self._redis.ConnectionError as exc:
             raise SourceConnectionError(f"Lost the connection to Redis: {exc}") from None
-        if not reply:
-            return []
-        return self._messages(reply[0][1])
+
+    def _read(self, max_messages: int, block_ms: int | None) -> list[Message]:
+        reply = self._client.xreadgroup(self.group, self.consumer, {self.input: ">"}, count=max_messages,
+                                        block=block_ms)
+        return self._messages(reply[0][1]) if reply else []
 
     def send(self, outputs: list[Record], dead_letters: list[Record]) -> Delivery:
         """Write the records in one pipeline; its replies are the confirmation (kept for `confirm`)."""
