@@ -46,10 +46,12 @@ WORK = ROOT / "bench" / ".work" / "stream"
 RESULTS = ROOT / "bench" / "results" / "stream.md"
 PY = sys.executable
 ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-# fetch.wait.max.ms 1 (consumer and reader): Tansu holds a fetch for the whole fetch.wait.max.ms even
-# when data arrives (measured: produce→consume p50 5.4 ms at 10, 2.2 ms at 1, 40 ms at 100); a Kafka
-# broker answers a waiting fetch as soon as data comes, so there the default (10) costs no latency.
-FETCH_WAIT_MS = 1
+# fetch.wait.max.ms 5 (consumer and reader): Tansu holds a fetch for the whole fetch.wait.max.ms even
+# when data arrives (measured alone: produce→consume p50 5.4 ms at 10, 2.2 ms at 1, 40 ms at 100); a
+# Kafka broker answers a waiting fetch as soon as data comes, so there the default (10) costs no latency.
+# At 1 the idle fetches (a thousand a second from each client) loaded the busy machine so much that the
+# batch-1 consumer fell behind 100 msgs/s.
+FETCH_WAIT_MS = 5
 KAFKA_OPTIONS = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "fetch.wait.max.ms": str(FETCH_WAIT_MS)}
 
 
@@ -228,8 +230,8 @@ class RedisSide:
 
 def start_consumer(workspace: Path, transport: str, brokers: str, side: Any, batch: int) -> subprocess.Popen[bytes]:
     options = [a for k, v in KAFKA_OPTIONS.items() for a in ("--option", f"{k}={v}")] if transport == "kafka" else []
-    # stderr to a file: a pipe nobody reads fills up (64 KB) and then blocks the consumer's next log line,
-    # which stalled the long steady run in earlier versions of this benchmark.
+    # stderr to a file (kept for reading after the run): a pipe nobody reads would block the consumer's
+    # logging once 64 KB filled it.
     with open(WORK / f"{side.input}.stderr.log", "wb") as log:
         return subprocess.Popen(
             [PY, "-m", "mlpilot", "stream", "churn", "--transport", transport, "--brokers", brokers,
@@ -404,10 +406,8 @@ def main() -> None:
                 table.append(row)
                 print(json.dumps(row), flush=True)
         best_kafka = next(r for r in table if r["transport"] == "kafka" and r["batch"] == 1000)
-        # The steady producer batches for 5 ms, as producers at thousands of messages/s do: with linger.ms 0
-        # every message became a record batch of its own, and Tansu's memory storage slowed down as they
-        # piled up (the consumer got ~600 messages/s and then almost none; the pre-produced topics of the
-        # other runs, written in large batches, did not show it).
+        # The steady producer batches for 5 ms, as producers at thousands of messages/s do (with linger.ms 0
+        # every message is a record batch of its own on the broker).
         side = KafkaSide(brokers["kafka"][1], "kafka-steady", linger_ms=5)
         consumer = start_consumer(workspace, "kafka", brokers["kafka"][1], side, 1000)
         samples: list[tuple[float, float, int]] = []
