@@ -7,9 +7,9 @@ file, and the profile pulls scikit-learn and scipy, seconds of start-up a comman
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+import typing
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from mlpilot.data._dataset import Dataset, load_dataset, read_source, snapshot_source, to_pandas
     from mlpilot.data._leakage import LeakScore, find_leaks, leak_suspects, leakage_scores
     from mlpilot.data._profile import ColumnProfile, Profile, profile, target_task
@@ -87,7 +87,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'mlpilot.data' has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name]), name)
