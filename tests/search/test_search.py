@@ -95,7 +95,7 @@ def test_tuner_is_seeded() -> None:
     space = {"x": ("float", 0.0, 1.0, False), "k": ("int", 1, 10, True), "c": ("cat", ("a", "b"))}
 
     def proposals() -> list[dict[str, object]]:
-        tuner, out = Tuner(space, seed=3), []
+        tuner, out = Tuner(space, random_state=3), []
         for _ in range(7):
             trial, params = tuner.ask()
             tuner.tell(trial, -abs(float(params["x"]) - 0.3))  # type: ignore[arg-type]
