@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mlpilot.data import Schema
-from mlpilot.runtime._compile_final import Final, LearnerFinal, compile_final, is_argmax_classifier
+from mlpilot.runtime._compile_final import Final, compile_final, is_argmax_classifier
 from mlpilot.runtime._compile_steps import Chain, CompileError, FeatureEncoder, Table
 from mlpilot.runtime._compile_transformers import (
     compile_column_transformer,
@@ -111,13 +111,13 @@ class PipelineModel(CompiledModel):
 
 
 class EnsembleModel(CompiledModel):
-    """mlpilot's `TabularEnsemble`: weighted members over shared encoders."""
+    """mlpilot's `TabularEnsemble`: weighted members over shared encoders, combined by its ``outputs``."""
 
     def __init__(self, encoders: list[FeatureEncoder], members: list[tuple[int, Final, float]],
-                 *, classes: np.ndarray | None, description: str = "") -> None:
+                 *, outputs: Callable[[np.ndarray], Prediction], description: str = "") -> None:
         self._encoders = encoders
         self.members = members
-        self.classes = classes
+        self.outputs = outputs
         self.description = description
         self.inline = all(final.fast for _index, final, _weight in members)
 
@@ -132,9 +132,7 @@ class EnsembleModel(CompiledModel):
             total = values if total is None else total + values
         if total is None:
             raise CompileError("an ensemble without members")
-        if self.classes is None:
-            return total.astype(float), None
-        return self.classes[np.argmax(total, axis=1)], total / total.sum(axis=1, keepdims=True)
+        return self.outputs(total)
 
 
 def _check_width(final: Final, encoder: FeatureEncoder) -> None:
@@ -246,10 +244,9 @@ def _compile_ensemble(model: Any, schema: Schema, with_proba: bool) -> EnsembleM
         if id(pre) not in index_of:
             index_of[id(pre)] = len(encoders)
             encoders.append(_head_encoder([pre], schema))
-        final = LearnerFinal(learner)
+        final = compile_final(learner, classifier=with_proba)
         _check_width(final, encoders[index_of[id(pre)]])
         members.append((index_of[id(pre)], final, weight))
     families = ", ".join(f"{learner.family}" for _pre, learner in model.members_)
     description = f"ensemble of {len(members)} ({families}) over {len(encoders)} encoder(s)"
-    return EnsembleModel(encoders, members, classes=model.classes_ if with_proba else None,
-                         description=description)
+    return EnsembleModel(encoders, members, outputs=model.outputs, description=description)

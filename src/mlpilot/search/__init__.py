@@ -1,7 +1,8 @@
 """Search: cross-validated candidates within a time budget, tuning and ensembling."""
 
 from mlpilot.search._ensemble import TabularEnsemble, caruana_weights
-from mlpilot.search._learners import FAMILIES, Family, Learner
+from mlpilot.search._families import FAMILIES, Family, PredictionParts
+from mlpilot.search._learners import Learner
 from mlpilot.search._search import (
     CandidateResult,
     SearchConfig,
@@ -18,6 +19,7 @@ __all__ = [
     "CandidateResult",
     "Family",
     "Learner",
+    "PredictionParts",
     "SearchConfig",
     "SearchResult",
     "TabularEnsemble",

@@ -269,6 +269,17 @@ class TabularEnsemble(BaseEstimator):
         assert total is not None  # members_ is never empty after fit
         return total
 
+    def outputs(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """What `predict` and `predict_proba` return, from the weighted sum of the members' values.
+
+        The model runtime's compiler calls it on the sum it computes from
+        ``members_`` and ``weights_`` (each member through its own hook), so
+        the rule lives here only. Regression: ``(values, None)``.
+        """
+        if self.task == "regression":
+            return total.astype(float), None
+        return self.classes_[np.argmax(total, axis=1)], total / total.sum(axis=1, keepdims=True)
+
     @available_if(lambda self: self.task != "regression")
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape ``(n, n_classes)``, columns in `classes_` order."""
@@ -277,7 +288,4 @@ class TabularEnsemble(BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Original class labels, or floats for regression."""
-        values = self._values(X)
-        if self.task == "regression":
-            return values.astype(float)
-        return self.classes_[np.argmax(values, axis=1)]
+        return self.outputs(self._values(X))[0]
