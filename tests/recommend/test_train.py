@@ -150,3 +150,21 @@ def test_rating_predictor_when_asked(ml_small: pd.DataFrame) -> None:
     with pytest.raises(InvalidParameterError, match="explicit ratings"):
         mlpilot.recommend.train(ml_small, user="userId", item="movieId", predict_ratings=True, register=False,
                                 families=("most_popular",), max_trials=1)
+
+
+def test_train_tunes_the_families_on_the_executor_given(ml_small: pd.DataFrame) -> None:
+    from mlpilot.tune import LocalExecutor
+
+    class Recording(LocalExecutor):
+        handed: list[int] = []
+
+        def map(self, fn, items):  # type: ignore[no-untyped-def]
+            self.handed.append(len(items))
+            return super().map(fn, items)
+
+    small = ml_small[ml_small["userId"] <= 20]
+    model = mlpilot.recommend.train(small, user="userId", item="movieId", rating="rating", max_trials=1,
+                                    families=("most_popular", "item_knn"), register=False, refit=False,
+                                    executor=Recording(2))
+    assert Recording.handed == [2]  # the two families' tuning, side by side
+    assert model.protocol_["chosen"] in ("most_popular", "item_knn")
