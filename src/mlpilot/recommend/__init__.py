@@ -11,7 +11,7 @@ as ``mlpilot.train`` is.
 True
 """
 
-from typing import Any
+import typing
 
 from mlpilot.recommend._data import Interactions, prepare_interactions
 from mlpilot.recommend._fit import RecommendConfig, fit_recommender
@@ -41,6 +41,9 @@ from mlpilot.recommend._recommender import RecommenderModel
 from mlpilot.recommend._search import SearchResult, search
 from mlpilot.recommend._split import split_interactions
 from mlpilot.recommend._tuning import FAMILY_NAMES
+
+if typing.TYPE_CHECKING:  # for type checkers only; at run time `__getattr__` resolves it
+    from mlpilot.automl._recommend import train_recommender as train
 
 __all__ = [
     "ALS",
@@ -74,7 +77,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     if name == "train":  # the orchestration layer's entry point (reads, registers, promotes)
         from mlpilot.automl._recommend import train_recommender
 
