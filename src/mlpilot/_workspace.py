@@ -11,8 +11,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlpilot._types import PathLike
+if TYPE_CHECKING:
+    from mlpilot._types import PathLike  # type aliases only: no numpy and pandas at start-up
 
 DEFAULT_WORKSPACE = "mlpilot-workspace"
 #: Environment variables `Workspace.from_env` reads.

@@ -107,11 +107,11 @@ class Client:
 
     @overload
     def predict(self, name: str, rows_or_dataframe: pd.DataFrame, *, version: int | None = None,
-                alias: str | None = None) -> pd.DataFrame: ...
+                alias: str | None = None, explain: bool = False) -> pd.DataFrame: ...
 
     @overload
     def predict(self, name: str, rows_or_dataframe: Sequence[Mapping[str, Any]] | Mapping[str, Any], *,
-                version: int | None = None, alias: str | None = None) -> dict[str, Any]: ...
+                version: int | None = None, alias: str | None = None, explain: bool = False) -> dict[str, Any]: ...
 
     def predict(
         self,
@@ -120,6 +120,7 @@ class Client:
         *,
         version: int | None = None,
         alias: str | None = None,
+        explain: bool = False,
     ) -> pd.DataFrame | dict[str, Any]:
         """Predict rows with model ``name``.
 
@@ -129,6 +130,11 @@ class Client:
             Model name; its ``champion`` unless ``version`` or ``alias`` pins another.
         rows_or_dataframe : DataFrame, list of dicts or one dict
             The input rows. Missing values (NaN) are sent as null.
+        explain : bool
+            Also get each row's per-column contributions (``?explain=true``, see
+            docs/explanations.md): the answer's ``explanations`` for rows, the
+            frame's ``attrs["explanations"]`` for a DataFrame (at most
+            ``max_rows`` rows: explanations are not scored through ``predict.csv``).
 
         Returns
         -------
@@ -152,14 +158,20 @@ class Client:
             with every field null is a `DataError`; an unknown model's message
             lists the served models).
         """
+        params = {**_pins(version, alias), **({"explain": "true"} if explain else {})}
         if isinstance(rows_or_dataframe, pd.DataFrame):
-            return self._predict_frame(name, rows_or_dataframe, _pins(version, alias))
+            if explain and len(rows_or_dataframe) > self.max_rows:
+                raise InvalidParameterError(
+                    f"explain=True takes at most max_rows={self.max_rows} rows per call; got {len(rows_or_dataframe)}. "
+                    "Explain the frame in slices (frame.iloc[i:i + max_rows])."
+                )
+            return self._predict_frame(name, rows_or_dataframe, params)
         if isinstance(rows_or_dataframe, Mapping):
             body = {"rows": [{k: _clean(v) for k, v in rows_or_dataframe.items()}]}
         else:
             body = {"rows": [{k: _clean(v) for k, v in row.items()} for row in rows_or_dataframe]}
         return self._request("POST", f"/v1/models/{name}/predict", json=body,  # type: ignore[no-any-return]
-                             params=_pins(version, alias))
+                             params=params)
 
     def _predict_frame(self, name: str, frame: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
         if len(frame) > self.max_rows:
@@ -181,6 +193,8 @@ class Client:
                         flags[row].append(f"{warning['kind']}:{warning['field']}")
         out["warnings"] = ["; ".join(f) for f in flags]
         out.attrs.update({"model": answer.get("model", name), "version": answer.get("version")})
+        if "explanations" in answer:
+            out.attrs["explanations"] = answer["explanations"]
         return out
 
     def _predict_csv(self, name: str, chunk: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:

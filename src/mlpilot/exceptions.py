@@ -41,6 +41,7 @@ __all__ = [
     "DataError",
     "DataQualityWarning",
     "EmptyDataError",
+    "ExportError",
     "InvalidParameterError",
     "MissingDependencyError",
     "MlpilotError",
@@ -190,6 +191,10 @@ class ResourceLimitError(MlpilotError):
     """A request or job exceeds a configured limit (bytes, rows, memory)."""
 
     status_code = 413
+
+
+class ExportError(MlpilotError):
+    """A model cannot be exported in the format asked for; the message names the step or family."""
 
 
 class MissingDependencyError(MlpilotError, ImportError):

@@ -147,6 +147,45 @@ def test_a_better_retrain_is_promoted_and_a_worse_one_rolled_back_while_a_server
     assert kinds.count("rollback") == 2 and kinds.count("promotion") == 1
 
 
+def test_labels_fed_back_to_a_server_roll_a_worse_champion_back_on_its_own_live_rows(
+        cancer: pd.DataFrame, weak: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from mlpilot.serve import ServeSettings, create_app
+    from tests.serve.conftest import running_server
+
+    path = tmp_path / "data.parquet"
+    cancer.iloc[:350].to_parquet(path)
+    workspace = _copy(weak, tmp_path)
+    app = create_app(ServeSettings(home=workspace.root, poll_interval=0.1, log_flush_interval=0.02))
+    live = cancer.iloc[350:480].reset_index(drop=True)
+    with running_server(app) as server, httpx.Client(base_url=server, timeout=30) as http:
+        promoted = watch("bc", path, workspace=workspace, **FAST)
+        assert promoted.decision == "promoted" and promoted.champion == 2, promoted.reason
+        features = live.drop(columns=["target"])
+        assert _served_version(http, features.head(1).to_dict("records"), 2) == 2
+        labels = []
+        for start in range(0, len(live), 10):  # live traffic, ten rows a request, served by v2 and logged
+            answer = http.post("/v1/models/bc/predict", json={"rows": features.iloc[start:start + 10].to_dict("records")})
+            assert answer.status_code == 200 and answer.json()["version"] == 2
+            rid = answer.json()["request_id"]
+            labels += [{"request_id": rid, "row": i, "label": int(1 - live.loc[start + i, "target"])}
+                       for i in range(len(answer.json()["predictions"]))]  # the world flips: labels inverted
+        sent = http.post("/v1/models/bc/feedback", json=labels[:100]).json()
+        assert sent["accepted"] == 100, sent
+        assert http.post("/v1/models/bc/feedback", json=labels[100:]).json()["accepted"] == 30
+        back = watch("bc", path, workspace=workspace, **FAST)  # the source has not changed: only the log shows it
+        assert back.decision == "rolled_back" and back.champion == 1 and back.challenger == 2, back.reason
+        check = back.evidence["live_check"]
+        assert check["source"] == "prediction log" and check["rows"] == 130 and check["old_rescored"] == 130
+        assert check["new"] < check["old_interval"][0] < check["old"]
+        assert _served_version(http, features.head(1).to_dict("records"), 1) == 1  # hot-swapped back
+    events = _events(workspace, "bc")
+    rolled = [e["payload"] for e in events if e["kind"] == "rollback"]
+    assert len(rolled) == 1 and rolled[0]["evidence"]["source"] == "prediction log"
+    assert [e["payload"]["rows"] for e in events if e["kind"] == "live_check"] == [130]
+
+
 def test_parquet_folder_that_grows(cancer: pd.DataFrame, strong: Path, tmp_path: Path) -> None:
     workspace = _copy(strong, tmp_path)
     folder = tmp_path / "parts"

@@ -60,13 +60,10 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.xfail(strict=False, reason="in some test orders the CLI console renders at 80 columns even with COLUMNS set; "
-                   "cause not found yet (see the 2026-12-01 note)")
 def test_tables_keep_names_whole_at_four_digits_and_say_what_is_not_shown(
         workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # 160 columns, what a pipe gets (test_a_piped_console_is_160_columns_wide); set here because in
-    # the full suite something in the worker's environment gave the runner rich's 80 (not found yet)
-    result = runner.invoke(app, ["leaderboard", "prices", "-w", str(workspace)], env={"COLUMNS": "160"})
+    # piped, with no $COLUMNS (a test worker may inherit one: unset here), the table is 160 wide
+    result = runner.invoke(app, ["leaderboard", "prices", "-w", str(workspace)], env={"COLUMNS": None})
     assert result.exit_code == 0, result.output
     assert "…" not in result.stdout and LONG in re.sub(r"[\s│]", "", result.stdout)
     assert "12.35 ± 0.5000" in result.stdout and "1,235 [1,200, 1,300]" in result.stdout
@@ -100,3 +97,11 @@ def test_a_piped_console_is_160_columns_wide(monkeypatch: pytest.MonkeyPatch) ->
     assert _CliConsole(file=io.StringIO()).size.width == 160
     monkeypatch.setenv("COLUMNS", "100")
     assert _CliConsole(file=io.StringIO()).size.width == 100
+    # the width is read when it prints, not pinned when the console is made (rich pins $COLUMNS then)
+    monkeypatch.setenv("COLUMNS", "80")
+    made_at_80 = _CliConsole(file=io.StringIO())
+    monkeypatch.setenv("COLUMNS", "120")
+    assert made_at_80.size.width == 120
+    monkeypatch.delenv("COLUMNS")
+    assert made_at_80.size.width == 160
+    assert _CliConsole(file=io.StringIO(), width=90).size.width == 90  # a width given is kept

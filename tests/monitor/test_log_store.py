@@ -193,3 +193,22 @@ def test_writer_rotates_old_segments_and_compacts_them(workspace: Workspace) -> 
     log.log("m", 1, [{"x": 2.0}], ["b"], 1.0)
     log.close()
     assert read_prediction_log(workspace, "m")["prediction"].tolist() == ["a", "b"]
+
+
+def test_one_duration_grammar_for_keep_window_and_budgets() -> None:
+    from mlpilot.automl import parse_duration
+    from mlpilot.monitor._report import parse_window
+
+    for text, seconds in (("90s", 90), ("30min", 1800), ("1h30m", 5400), ("1.5h", 5400), ("2w", 14 * 86400),
+                          ("30 days", 30 * 86400)):
+        assert parse_duration(text) == seconds
+        assert parse_keep(text) == timedelta(seconds=seconds)
+        assert parse_window(text) == pd.Timedelta(seconds=seconds)
+    assert parse_duration(30) == 30  # a bare number is seconds for a budget, and needs a unit elsewhere
+    with pytest.raises(InvalidParameterError, match="--window must be a positive duration with a unit"):
+        parse_window("30")
+    for bad in ("soon", "-1d", "1h 30", "3 fortnights"):
+        with pytest.raises(InvalidParameterError, match="positive duration such as '30d', '2w', '1h30m', '90s'"):
+            parse_duration(bad)
+    with pytest.raises(InvalidParameterError, match="--keep must be positive"):
+        parse_keep("0h")

@@ -234,3 +234,16 @@ def test_the_watch_loop_reads_the_real_report(drifted: tuple[MonitorReport, pd.D
     low = report.to_dict()["performance"]["holdout"]["interval"]
     floor = low[0] if low is not None else 0.82  # below the holdout's interval (or score) is decay
     assert decay.fired == (live < floor)
+
+
+def test_the_window_read_in_small_chunks_gives_the_whole_frame_report(
+        served: tuple[Registry, ModelVersion], drifted: tuple[MonitorReport, pd.DataFrame]) -> None:
+    registry, _ = served
+    _, labels = drifted
+    now = datetime.now(UTC)
+    whole = monitor("churn", workspace=registry.workspace, window="1h", labels=labels, chunk_rows=None, now=now)
+    chunked = monitor("churn", workspace=registry.workspace, window="1h", labels=labels, chunk_rows=97, now=now)
+    assert whole.rows == len(labels) > 97 * 3  # many chunks, binned and merged
+    assert chunked.to_dict()["performance"] == whole.to_dict()["performance"]
+    assert chunked.to_dict() == whole.to_dict()
+    assert whole.performance["actual"] is not None and whole.performance["actual"].n_rows == len(labels)

@@ -288,32 +288,49 @@ def test_speed_pruning_meets_a_hard_limit_keeping_the_best_blend_under_it() -> N
     assert limited.sum() == pytest.approx(1.0)
 
 
-@pytest.mark.xfail(strict=False, reason="predict costs are measured on the wall clock here: flaky on a busy machine "
-                   "(failed in a busy run of 2026-12-01); to move onto the injected Budget clock")
+class _TickClock:
+    """A fake clock that moves ``ticks[candidate]`` seconds at each reading, for the candidate the
+    search reported last: predicting a fold (two readings, nothing read between them) costs one tick."""
+
+    def __init__(self, ticks: dict[str, float]) -> None:
+        self.now, self.ticks, self.current = 0.0, ticks, "dummy"
+
+    def __call__(self) -> float:
+        self.now += self.ticks.get(self.current, 0.0)
+        return self.now
+
+    def on_progress(self, event: dict[str, object]) -> None:
+        self.current = str(event["current"])
+
+
 def test_search_leaves_models_slower_than_the_predict_limit_out_of_the_ensemble() -> None:
     from sklearn.datasets import load_diabetes
 
     data = load_diabetes(as_frame=True)
     frame, y = data.data, data.target.to_numpy()
-    kwargs = {"families": ("linear", "random_forest"), "n_trials": 0, "n_folds": 3}
+    # predict costs are read on the budget's clock: here a forest's fold costs 100 times a linear model's
+    ticks = {"linear": 1e-4, "random_forest": 1e-2}
 
     def search(**extra: object) -> object:
+        clock = _TickClock(ticks)
         return run_search(frame.iloc[:350], y[:350], task="regression", metric=get_metric("rmse"),
                           roles=column_roles(frame), n_classes=2, holdout=frame.iloc[350:],
-                          config=SearchConfig(**kwargs, **extra))  # type: ignore[arg-type]
+                          on_progress=clock.on_progress,
+                          config=SearchConfig(budget=Budget(1e6, 0.0, clock), families=("linear", "random_forest"),
+                                              n_folds=3, n_jobs=1, **extra))  # type: ignore[arg-type]
 
     free = search()
     cost = {c.name: c.predict_cost for c in free.candidates if c.usable and c.family != "dummy"}  # type: ignore[attr-defined]
-    fast, slow = min(cost, key=cost.get), max(cost, key=cost.get)  # type: ignore[arg-type]
-    assert cost[slow] > 5 * cost[fast] > 0  # forests walk hundreds of trees, a linear model one dot product
+    assert cost == pytest.approx({name: 3 * tick / 350 for name, tick in ticks.items()})  # 3 folds, 350 rows
+    fast, slow = "linear", "random_forest"
     limit = (cost[fast] * cost[slow]) ** 0.5
     limited = search(predict_limit=limit)
     members = set(limited.weights)  # type: ignore[attr-defined]
-    assert members and all(limited.candidate(m).predict_cost <= limit for m in members)  # type: ignore[attr-defined]
+    assert members == {fast} and all(limited.candidate(m).predict_cost <= limit for m in members)  # type: ignore[attr-defined]
     assert any("slower than" in note and "random_forest" in note for note in limited.notes)  # type: ignore[attr-defined]
     # nothing under the limit: the fastest model is kept and the note says so
     none = search(predict_limit=cost[fast] / 100)
-    assert len(none.weights) == 1 and any("No model predicts within" in n for n in none.notes)  # type: ignore[attr-defined]
+    assert set(none.weights) == {fast} and any("No model predicts within" in n for n in none.notes)  # type: ignore[attr-defined]
 
 
 def test_folds_side_by_side_give_the_sequential_result_and_leave_warnings_alone() -> None:

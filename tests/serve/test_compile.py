@@ -27,6 +27,7 @@ from mlpilot.runtime import LoadedModel, load_version
 from mlpilot.runtime._inputs import convert_columns
 from mlpilot.runtime._verify import UNSEEN, sample_rows, verify
 from mlpilot.serve import ModelCache, ServeSettings, create_app
+from mlpilot.tasks import labels_at
 from tests.serve.conftest import TestClient, fit_churn_pipeline, register_churn
 
 
@@ -87,7 +88,7 @@ def _assert_same_answers(loaded: LoadedModel, rows: list[dict[str, Any]]) -> Non
     assert proba is not None
     np.testing.assert_allclose(proba, expected, rtol=1e-9, atol=1e-12)
     classes = np.asarray(loaded.model.classes_, dtype=object)
-    assert labels.tolist() == classes[np.argmax(expected, axis=1)].tolist()
+    assert labels.tolist() == labels_at(classes, expected, loaded.threshold).tolist()  # a trained model's threshold
     for i, row in enumerate(rows[:12] + rows[-12:]):  # one at a time: the scalar encoders
         _one_label, one = loaded.compiled.predict([row], 1)
         np.testing.assert_allclose(one, expected[[rows.index(row)]], rtol=1e-9, atol=1e-12, err_msg=f"row {i}")
@@ -324,5 +325,5 @@ def test_hot_swap_serves_the_new_version_compiled(
 
 def test_the_openapi_document_keeps_the_predict_parameters(client: TestClient) -> None:
     operation = client.get("/openapi.json").json()["paths"]["/v1/models/{name}/predict"]["post"]
-    assert [p["name"] for p in operation["parameters"]] == ["name", "version", "alias"]
+    assert [p["name"] for p in operation["parameters"]] == ["name", "version", "alias", "explain"]
     assert _post(client, {"rows": [{}]}, "?version=0").status_code == 422

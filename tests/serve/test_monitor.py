@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -17,6 +18,7 @@ from mlpilot.registry import Registry, Workspace
 from mlpilot.serve import ServeSettings, create_app
 from tests.monitor.test_report import N_TRAIN, register_with_snapshot
 from tests.serve.conftest import running_server
+from tests.serve.test_ui_pages import browser  # noqa: F401  (the shared Chromium fixture)
 
 runner = CliRunner()
 
@@ -48,7 +50,6 @@ def test_monitor_json_after_real_traffic_flags_the_shifted_feature(served: tuple
         route = http.get("/v1/models/churn/monitor", params={"since": "1h", "window": "1h"})
         assert route.status_code == 200
         metrics = http.get("/metrics").text
-        page = http.get("/ui/models/churn/monitor", params={"window": "1h"})
         model_page = http.get("/ui/models/churn")
         unknown = http.get("/v1/models/nope/monitor")
         empty = http.get("/v1/models/churn/monitor", params={"until": "2000-01-01"})
@@ -69,11 +70,32 @@ def test_monitor_json_after_real_traffic_flags_the_shifted_feature(served: tuple
     assert gauge is not None and float(gauge.group(1)) > 0.3
     assert re.search(r'mlpilot_metric_estimated\{model="churn",metric="roc_auc"\} 0\.\d+', metrics)
     assert 'mlpilot_model_at_risk{model="churn"} 1' in metrics
-    assert page.status_code == 200 and "Model at risk" in page.text and "total_day_minutes" in page.text
-    assert 'id="monitor-timeline"' in page.text
     assert 'href="/ui/models/churn/monitor"' in model_page.text
     assert unknown.status_code == 404 and "nope" in unknown.text
     assert empty.status_code == 422 and "No logged predictions" in empty.text
+
+
+@pytest.mark.browser
+def test_the_monitoring_page_draws_the_plots_in_chromium(served: tuple[str, Path], browser: Any,  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    url, _ = served
+    page = browser.new_page()
+    try:
+        answer = page.goto(url + "/ui/models/churn/monitor?window=1h", timeout=180_000)  # computed, then drawn
+        assert answer is not None and answer.status == 200
+        assert "Model at risk" in page.inner_text("#monitor-verdict")
+        assert "total_day_minutes" in page.inner_text("#monitor-features") and page.is_visible("#monitor-timeline")
+        page.wait_for_selector("#monitor-plots img")
+        plots = page.eval_on_selector_all("#monitor-plots img", "els => els.map(e => [e.alt, e.complete, e.naturalWidth])")
+        titles = [t for t, _, _ in plots]
+        # the metric over time with its bands, the predictions, then the shifted feature first among the features
+        assert titles[0] == "roc_auc over time" and titles[1].startswith("predictions")
+        assert titles[2].startswith("total_day_minutes (distribution)"), titles
+        assert len(plots) == 6 and all(done and width > 300 for _, done, width in plots)  # decoded, not broken
+        page.screenshot(path=str(tmp_path / "monitor.png"), full_page=True)
+    finally:
+        page.close()
+    assert (tmp_path / "monitor.png").stat().st_size > 20_000
 
 
 def test_the_cli_says_what_is_wrong_with_exit_code_2(served: tuple[str, Path]) -> None:

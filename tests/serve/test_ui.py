@@ -95,6 +95,18 @@ def test_prediction_form_in_chromium(
             page.click("#predict-button")
             page.wait_for_selector("#prediction-result")
             assert page.inner_text("#prediction-value") == str(expected)
+            assert page.locator("#explanation").count() == 0
+            page.check("#explain-toggle")  # the same row, explained
+            page.click("#predict-button")
+            page.wait_for_selector("#explanation")
+            assert page.is_checked("#explain-toggle")
+            shown = page.locator("#explanation table.contributions tbody td:first-child").all_inner_texts()
+            assert sorted(shown) == sorted(row)
+            final = churn_pipeline[-1]
+            assert page.inner_text("#explanation-base") == f"{final.intercept_[0]:.4g}"
+            decision = churn_pipeline.decision_function(pd.DataFrame([row]))[0]
+            assert page.inner_text("#explanation-output") == f"{decision:.4g}"
+            assert page.locator("#explanation .bar").count() == len(row)
             page.screenshot(path=str(tmp_path / "prediction.png"), full_page=True)
         finally:
             browser.close()

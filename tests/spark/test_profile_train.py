@@ -90,8 +90,6 @@ def test_cli_train_on_spark_registers_a_version_served_without_spark(
         registry.close()
 
 
-@pytest.mark.xfail(strict=False, reason="in some test orders the CLI console renders at 80 columns even with COLUMNS set; "
-                   "cause not found yet (see the 2026-12-01 note)")
 def test_cli_profile_on_spark_prints_and_records_a_snapshot(spark: Any, churn_parquet: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     result = runner.invoke(app, ["profile", str(churn_parquet), "--target", "churn", "--engine", "spark",

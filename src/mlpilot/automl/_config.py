@@ -2,37 +2,32 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from mlpilot._config import parse_duration as _parse_duration
 from mlpilot.exceptions import InvalidParameterError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$", re.I)
-_UNIT = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "ms": 0.001}
+from mlpilot.tasks import ThresholdRule
 
 
 def parse_duration(value: float | int | str) -> float:
-    """Seconds from ``60``, ``"90s"``, ``"2m"`` or ``"1h"``.
+    """Seconds of a time budget from ``60``, ``"90s"``, ``"2m"`` or ``"1h"`` (`mlpilot._config.parse_duration`).
 
     Examples
     --------
     >>> parse_duration("2m"), parse_duration(30)
     (120.0, 30.0)
     """
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise InvalidParameterError(
-                f"The time budget must be a number of seconds or a duration such as '90s', '2m', '1h'. Got {value!r}."
-            )
-        seconds = float(match.group(1)) * _UNIT[match.group(2).lower() if match.group(2) else None]
-    if not seconds > 0:
-        raise InvalidParameterError(f"The time budget must be positive. Got {value!r}.")
-    return seconds
+    return _parse_duration(value, what="The time budget")
 
 
 class TrainConfig(BaseModel):
@@ -67,6 +62,8 @@ class TrainConfig(BaseModel):
     memory_fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     max_predict_ms: Annotated[float, Field(gt=0.0)] | None = None
     report: bool = True
+    threshold_metric: str | None = None  # binary tasks: what the decision threshold is chosen for (f1)
+    threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None  # binary tasks: a fixed threshold
 
     @property
     def seed(self) -> int:
@@ -77,6 +74,27 @@ class TrainConfig(BaseModel):
     @classmethod
     def _budget(cls, value: Any) -> float:
         return parse_duration(value)
+
+    @property
+    def threshold_rule(self) -> ThresholdRule:
+        """How a binary model's decision threshold is chosen: `threshold`, else `threshold_metric`, else F1."""
+        if self.threshold is not None:
+            return ThresholdRule.fixed(self.threshold)
+        return ThresholdRule.parse(self.threshold_metric or "f1")
+
+    @field_validator("threshold_metric")
+    @classmethod
+    def _threshold_metric(cls, value: str | None) -> str | None:
+        return None if value is None else ThresholdRule.parse(value).describe()
+
+    @model_validator(mode="after")
+    def _one_threshold_option(self) -> TrainConfig:
+        if self.threshold is not None and self.threshold_metric is not None:
+            raise ValueError(
+                f"got both threshold={self.threshold!r} and threshold_metric={self.threshold_metric!r}: "
+                "pass the threshold to fix it, or the metric to choose it by, not both"
+            )
+        return self
 
     @field_validator("families")
     @classmethod

@@ -31,16 +31,26 @@ from mlpilot.evaluate import (
     render_report,
 )
 from mlpilot.evaluate._evaluation import bootstrap_call_seconds
-from mlpilot.exceptions import ColumnNotFoundError, DataError, DataQualityWarning, TargetError
+from mlpilot.exceptions import (
+    ColumnNotFoundError,
+    DataError,
+    DataQualityWarning,
+    InvalidParameterError,
+    MlpilotWarning,
+    TargetError,
+)
 from mlpilot.search import SearchConfig, SearchResult, TabularEnsemble, fit_final, run_search
 from mlpilot.tasks import (
     Metric,
     TargetEncoding,
+    ThresholdChoice,
+    choose_threshold,
     default_metric,
     detect_task,
     drop_non_numeric_target,
     encode_target,
     get_metric,
+    holdout_summary,
 )
 from mlpilot.tune import Budget, Clock, Executor, bootstrap_rounds, register_seconds, slack
 from mlpilot.tune._budget import EVALUATE_SHARE, IMPORTANCE_SHARE, REPORT_SECONDS, REPORT_SHARE
@@ -165,6 +175,16 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[
     return frame, resolved
 
 
+def check_threshold_task(config: TrainConfig, task: str, target: str) -> None:
+    """Refuse a decision-threshold option for a task that is not binary (before any training)."""
+    if task != "binary" and (config.threshold is not None or config.threshold_metric is not None):
+        option = "threshold" if config.threshold is not None else "threshold_metric"
+        raise InvalidParameterError(
+            f"A decision threshold ({option}) applies to binary tasks only; the target {target!r} makes this a "
+            f"{task} task. Leave out --threshold/--threshold-metric."
+        )
+
+
 def fit_tabular(
     frame: pd.DataFrame,
     target: str,
@@ -196,6 +216,7 @@ def fit_tabular(
     timings: dict[str, float] = {}
     notes: list[str] = []
     frame, task = prepare_target(frame, target, config.task)
+    check_threshold_task(config, task, target)
     metric = get_metric(config.metric or default_metric(task), task)
     frame = frame.reset_index(drop=True)
     if schema is None or schema.target != target:
@@ -291,10 +312,11 @@ def fit_tabular(
             notes.extend(f"features: {d}" for d in getattr(pre, "decisions_", []) if f"features: {d}" not in notes)
     if set(names) != set(result.weights):
         result = result.with_weights(dict(zip(names, weights, strict=True)), y[dev], metric)
+    threshold = _choose_threshold(result, y[dev], config, notes) if task == "binary" else None
     model = TabularEnsemble(
         task=task, members=members, weights=weights, names=names,
         classes=list(encoding.classes) if task != "regression" else None, feature_names=features,
-        n_jobs=config.n_jobs,
+        n_jobs=config.n_jobs, threshold=None if threshold is None else threshold.threshold,
     ).fit()
     timings["refit"] = time.perf_counter() - t0
 
@@ -360,6 +382,8 @@ def fit_tabular(
         seed=config.seed, notes=_card_notes(notes, result), dataset_id=dataset_id, refit_full=config.refit_full,
     )
     card["importance"] = [{"column": c, "mean": m, "std": s} for c, m, s in evaluation.importance]
+    if threshold is not None:
+        card["threshold"] = _threshold_card(threshold, encoding, y[hold], evaluation.holdout_prediction)
     report_html = render_report(title or f"mlpilot model for {target}", evaluation, card, plots)
     timings["report"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
@@ -369,6 +393,43 @@ def fit_tabular(
         report_html=report_html, notes=notes, leaks=leaks, timings=timings,
         holdout_frame=holdout_frame, holdout_y=y[hold] if len(hold) else None, deadlines=plan.deadlines(),
     )
+
+
+def _choose_threshold(result: SearchResult, y_dev: np.ndarray, config: TrainConfig, notes: list[str]) -> ThresholdChoice:
+    """The binary model's decision threshold, chosen on the registered ensemble's out-of-fold probabilities.
+
+    Never on the holdout, which stays a test. A note gives the rule's measure at
+    the threshold and at 0.5; a precision or recall target no threshold reaches
+    is also a warning.
+    """
+    rule = config.threshold_rule
+    choice = choose_threshold(y_dev, np.asarray(result.ensemble_oof)[:, 1], rule)
+    measure = rule.measure
+    how = "fixed by the user" if rule.kind == "fixed" else f"chosen for {rule.describe()}"
+    notes.append(
+        f"decision threshold {choice.threshold:.4g} ({how}): {measure} {choice.at_threshold[measure]:.4g} on the "
+        f"{choice.n_rows} out-of-fold rows, against {choice.at_half[measure]:.4g} at 0.5"
+    )
+    if not choice.reached:
+        warnings.warn(f"Decision threshold: {choice.note}.", MlpilotWarning, stacklevel=3)
+        notes.append(f"decision threshold: {choice.note}")
+    return choice
+
+
+def _threshold_card(choice: ThresholdChoice, encoding: TargetEncoding, y_hold: np.ndarray,
+                    holdout_prediction: np.ndarray | None) -> dict[str, Any]:
+    """The model card's threshold section: the choice, its evidence and the holdout at that threshold and at 0.5."""
+    section = {**choice.to_dict(), "positive_class": _plain_label(encoding.classes[1]),
+               "negative_class": _plain_label(encoding.classes[0])}
+    if holdout_prediction is not None and len(y_hold):
+        p_hold = np.asarray(holdout_prediction)[:, 1]
+        section["holdout"] = holdout_summary(y_hold, p_hold, choice.threshold)
+        section["holdout_at_0.5"] = holdout_summary(y_hold, p_hold, 0.5)
+    return section
+
+
+def _plain_label(value: Any) -> Any:
+    return value if isinstance(value, int | float | bool) else str(value)  # as the registry lists the classes
 
 
 def _card_notes(notes: list[str], result: SearchResult) -> list[str]:

@@ -117,13 +117,18 @@ class _AutoBase(BaseEstimator):
             n_folds=self.n_folds, families=self.families, deterministic=self.deterministic,
             n_trials=self.n_trials, drop_leaks=self.drop_leaks, refit_full=self.refit_full,
             max_predict_ms=self.max_predict_ms, n_jobs=self.n_jobs, report=False,
+            **self._threshold_options(),
         )
         outcome = fit_tabular(data, _TARGET, config)
         self.model_ = outcome.model
         self.task_ = outcome.task
         self.leaderboard_ = outcome.evaluation.to_frame()
         self.metrics_ = dict(outcome.evaluation.metrics)
+        self.threshold_ = getattr(self.model_, "threshold_", None)
         return outcome
+
+    def _threshold_options(self) -> dict[str, Any]:
+        return {}
 
     def _predict_frame(self, X: Any) -> pd.DataFrame:
         check_is_fitted(self, "model_")
@@ -155,11 +160,19 @@ class AutoClassifier(ClassifierMixin, _AutoBase):
         Most ms per 1,000 rows the ensemble's models may take to predict.
     n_jobs : int
     random_state : int
+    threshold_metric : str, optional
+        Binary tasks: what the decision threshold is chosen for on the
+        out-of-fold predictions: ``"f1"`` (default), ``"balanced_accuracy"``,
+        ``"cost:5"``, ``"precision>=0.9"`` or ``"recall>=0.8"``.
+    threshold : float, optional
+        Binary tasks: a fixed decision threshold instead.
 
     Attributes
     ----------
     classes_ : ndarray
     model_ : TabularEnsemble
+    threshold_ : float or None
+        The decision threshold `predict` applies (binary tasks).
     leaderboard_ : DataFrame
     metrics_ : dict
 
@@ -171,6 +184,35 @@ class AutoClassifier(ClassifierMixin, _AutoBase):
     >>> clf.predict(X[:2]).tolist()
     [0, 0]
     """
+
+    def __init__(
+        self,
+        *,
+        time_budget: float = 60.0,
+        metric: str | None = None,
+        holdout: float = 0.2,
+        n_folds: int | None = None,
+        families: tuple[str, ...] | None = None,
+        deterministic: bool = False,
+        n_trials: int = 10,
+        drop_leaks: bool = False,
+        refit_full: bool = True,
+        max_predict_ms: float | None = None,
+        n_jobs: int = 2,
+        random_state: int | None = 0,
+        threshold_metric: str | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        super().__init__(
+            time_budget=time_budget, metric=metric, holdout=holdout, n_folds=n_folds, families=families,
+            deterministic=deterministic, n_trials=n_trials, drop_leaks=drop_leaks, refit_full=refit_full,
+            max_predict_ms=max_predict_ms, n_jobs=n_jobs, random_state=random_state,
+        )
+        self.threshold_metric = threshold_metric
+        self.threshold = threshold
+
+    def _threshold_options(self) -> dict[str, Any]:
+        return {"threshold_metric": self.threshold_metric, "threshold": self.threshold}
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> AutoClassifier:
         """Search, ensemble and evaluate on ``X, y``.
@@ -187,7 +229,7 @@ class AutoClassifier(ClassifierMixin, _AutoBase):
         return np.asarray(self.model_.predict_proba(frame))
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted labels."""
+        """Predicted labels (binary tasks: at `threshold_`)."""
         frame = self._predict_frame(X)
         return np.asarray(self.model_.predict(frame))
 

@@ -18,7 +18,7 @@ from mlpilot._types import PathLike
 from mlpilot._workspace import Workspace
 from mlpilot.automl._config import TrainConfig, make_config
 from mlpilot.automl._datasets import record_snapshot
-from mlpilot.automl._engine import FitOutcome, fit_tabular, prepare_target
+from mlpilot.automl._engine import FitOutcome, check_threshold_task, fit_tabular, prepare_target
 from mlpilot.automl._promote import (
     ROWS_FILE,
     Challenger,
@@ -178,6 +178,7 @@ def _check_data(frame: pd.DataFrame, schema: Any, target: str, config: TrainConf
         labelled, task = prepare_target(frame[[target]].reset_index(drop=True), target, config.task)
     if config.metric is not None:
         get_metric(config.metric, task)
+    check_threshold_task(config, task, target)
     if config.families is not None:
         has_text = any(c.role == "text" for c in schema.columns) if schema is not None else True
         usable = [f for f in config.families
@@ -244,6 +245,8 @@ def train(
     seed: int | None = None,
     policy: PromotionPolicy | None = None,
     executor: Executor | None = None,
+    threshold_metric: str | None = None,
+    threshold: float | None = None,
 ) -> TrainingRun:
     """Train the best model mlpilot can find for ``target`` within ``time_budget``.
 
@@ -296,6 +299,14 @@ def train(
     executor : Executor, optional
         Runs the search's independent fits (default `mlpilot.tune.LocalExecutor` threads;
         `mlpilot.spark.SparkExecutor` runs them on a cluster). The model does not depend on it.
+    threshold_metric : str, optional
+        Binary tasks: what the decision threshold is chosen for on the
+        out-of-fold predictions: ``"f1"`` (default), ``"balanced_accuracy"``,
+        ``"cost:5"`` (a false negative costs 5 false positives),
+        ``"precision>=0.9"`` or ``"recall>=0.8"`` (the most of the other one
+        among thresholds that reach the target). See docs/thresholds.md.
+    threshold : float, optional
+        Binary tasks: a fixed decision threshold in (0, 1) instead of a chosen one.
 
     Returns
     -------
@@ -323,7 +334,7 @@ def train(
         random_state=0 if random_state is None else random_state, holdout=holdout, time_split=time_split,
         deterministic=deterministic, n_trials=n_trials, drop_leaks=drop_leaks,
         families=tuple(families) if families is not None else None, report=report,
-        max_predict_ms=max_predict_ms,
+        max_predict_ms=max_predict_ms, threshold_metric=threshold_metric, threshold=threshold,
     )
     model_name = name or _default_name(data, target)
     _check_arguments(config, target, model_name)
@@ -391,6 +402,7 @@ def train(
                 "leaks": outcome.leaks,
                 "notes": outcome.notes,
                 "config": config.model_dump(mode="json"),
+                "threshold": outcome.card.get("threshold"),
             })
             files = {"report.html": outcome.report_html.encode(),
                      "leaderboard.json": json.dumps(info["leaderboard"], indent=1).encode(),
@@ -402,6 +414,8 @@ def train(
                 schema=outcome.schema.to_dict(), dataset_id=dataset_id, run_id=run_id, files=files,
                 info=info, aliases=("champion",) if promote else (),
             )
+            if info["threshold"] is not None:  # a decision mlpilot took, with its evidence
+                registry.log_event("threshold", model_name, {"version": mv.version, **info["threshold"]})
             timings = {**outcome.timings, "register": time.perf_counter() - t0,
                        "total": time.perf_counter() - start}
             registry.finish_run(run_id, metrics=metrics, timings=timings)

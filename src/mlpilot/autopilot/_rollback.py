@@ -20,6 +20,7 @@ from mlpilot.exceptions import InvalidParameterError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from mlpilot.registry import ModelVersion, Registry
+    from mlpilot.tasks import Metric
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,6 @@ def live_check(registry: Registry, name: str, frame: pd.DataFrame, new: ModelVer
     interval, and ``rollback`` (bool) with ``reason``.
     """
     from mlpilot.autopilot._timecut import encode_target
-    from mlpilot.evaluate import bootstrap_ci
     from mlpilot.tasks import get_metric
 
     target, metric_name = new.info.get("target"), new.info.get("metric")
@@ -123,15 +123,95 @@ def live_check(registry: Registry, name: str, frame: pd.DataFrame, new: ModelVer
     features = rows.drop(columns=[target])
     task = str(new.info.get("task") or "regression")
     preds = [predict_in_order(registry.load_model(mv), features, task, list(classes or [])) for mv in (new, old)]
-    new_score, old_score = metric(y, preds[0]), metric(y, preds[1])
-    low, high = bootstrap_ci(y, preds[1], metric, n_boot=n_boot, random_state=seed)
+    return _verdict(metric, y, preds[0], preds[1], new, old, "fresh labelled rows", n_boot=n_boot, seed=seed)
+
+
+def logged_live_check(registry: Registry, name: str, new: ModelVersion, old: ModelVersion, *,
+                      since: str | None = None, min_rows: int = 30, n_boot: int = 500,
+                      seed: int = 0) -> dict[str, Any] | None:
+    """Check the new champion on its own logged live predictions whose labels have come back.
+
+    The rows are the new champion's logged predictions (``source`` api or
+    stream, newer than ``since``) joined to their labels
+    (`mlpilot.monitor.labelled_predictions`). The old champion's predictions on
+    the same rows come from its shadow log where it has one, and otherwise from
+    scoring the logged inputs with it through `mlpilot.runtime`, as serve does.
+    Returns the evidence as `live_check` does (``source`` "prediction log"),
+    or None when no labelled live row of the new champion exists (the caller
+    falls back to the source's fresh rows).
+    """
+    from mlpilot.autopilot._shadow import LIVE_SOURCES, logged_scores
+    from mlpilot.monitor import LOG_COLUMNS, labelled_predictions
+    from mlpilot.tasks import get_metric
+
+    metric_name = new.info.get("metric")
+    if not metric_name:
+        return None
+    labelled = labelled_predictions(registry.workspace, name, since=since)
+    keys = ["request_id", "row"]
+    live = labelled[labelled["source"].isin(LIVE_SOURCES) & (labelled["version"] == new.version)]
+    if live.empty:
+        return None
+    base = {"rollback": False, "source": "prediction log", "since": since, "new_version": new.version,
+            "old_version": old.version}
+    if len(live) < min_rows:
+        return {**base, "rows": len(live),
+                "reason": f"only {len(live)} labelled live rows of v{new.version} since its promotion (at least "
+                          f"{min_rows} are needed to check it)"}
+    task = str(new.info.get("task") or "regression")
+    classes = list(new.info.get("classes") or [])
+    live = live.drop_duplicates(keys).reset_index(drop=True)
+    shadow = labelled[(labelled["source"] == "shadow") & (labelled["version"] == old.version)]
+    paired = live.merge(shadow[[*keys, "prediction", "probabilities"]].drop_duplicates(keys), on=keys, how="left",
+                        suffixes=("", "_old"), indicator=True)
+    y, new_pred, known = logged_scores(paired, task, classes)
+    paired = paired[known].reset_index(drop=True)
+    from_shadow = paired["_merge"].to_numpy() == "both"
+    old_pred = np.zeros_like(new_pred)
+    if from_shadow.any():
+        old_pred[from_shadow] = logged_scores(paired[from_shadow], task, classes, suffix="_old")[1]
+    rest = ~from_shadow
+    if rest.any():
+        features = [c for c in old.info.get("features") or [] if c not in LOG_COLUMNS]
+        lacking = [c for c in features if c not in paired.columns or paired[c].isna().all()]
+        if lacking:
+            return {**base, "rows": len(paired),
+                    "reason": f"the log has no {', '.join(map(repr, lacking[:5]))} to score v{old.version} on "
+                              f"v{new.version}'s live rows; no live check on the log"}
+        old_pred[rest] = _score_logged(registry, old, paired.loc[rest, features], task, classes)
+    evidence = _verdict(get_metric(str(metric_name)), y, new_pred, old_pred, new, old, "labelled live rows",
+                        n_boot=n_boot, seed=seed)
+    return {**evidence, "source": "prediction log", "since": since, "old_from_shadow": int(from_shadow.sum()),
+            "old_rescored": int(rest.sum())}
+
+
+def _score_logged(registry: Registry, mv: ModelVersion, rows: pd.DataFrame, task: str,
+                  classes: list[Any]) -> np.ndarray:
+    """``mv``'s predictions (probabilities in ``classes``' order for a classifier) on logged inputs."""
+    from mlpilot.runtime import load_version, score_frame
+
+    scored = score_frame(load_version(registry, mv, fast_path=False), rows.reset_index(drop=True))
+    if task == "regression":
+        return np.asarray(scored.predictions, dtype=float)
+    own = [str(c) for c in (mv.info.get("classes") or classes)]
+    probabilities = np.asarray(scored.probabilities, dtype=float)
+    return probabilities[:, [own.index(str(c)) for c in classes]]
+
+
+def _verdict(metric: Metric, y: np.ndarray, new_pred: np.ndarray, old_pred: np.ndarray, new: ModelVersion,
+             old: ModelVersion, unit: str, *, n_boot: int, seed: int) -> dict[str, Any]:
+    """Roll back when the new champion's score falls outside the old one's 95% interval, on the worse side."""
+    from mlpilot.evaluate import bootstrap_ci
+
+    new_score, old_score = metric(y, new_pred), metric(y, old_pred)
+    low, high = bootstrap_ci(y, old_pred, metric, n_boot=n_boot, random_state=seed)
     bound = low if metric.greater_is_better else high
     worse = new_score < bound if metric.greater_is_better else new_score > bound
     word = "below" if metric.greater_is_better else "above"
     verdict = word if worse else "not " + word
     reason = (f"live {metric.name} of v{new.version} {new_score:.4f} is {verdict} the 95% interval bound "
               f"{bound:.4f} of v{old.version} ({old_score:.4f} [{low:.4f}, {high:.4f}]) on the same {len(y)} "
-              "fresh labelled rows")
+              f"{unit}")
     return {"rollback": bool(worse), "reason": reason, "rows": len(y), "metric": metric.name,
             "new_version": new.version, "new": new_score, "old_version": old.version, "old": old_score,
             "old_interval": [low, high]}

@@ -76,17 +76,26 @@ def shadow_compare(registry: Registry, name: str, champion: ModelVersion, challe
              .merge(labelled.astype({"request_id": str}), on=keys))
     task = str(champion.info.get("task") or "regression")
     classes = list(champion.info.get("classes") or [])
-    if task == "regression":
-        y = pairs["label"].to_numpy(dtype=float)
-        new_pred = pairs["prediction_new"].to_numpy(dtype=float)
-        old_pred = pairs["prediction_old"].to_numpy(dtype=float)
-    else:
-        lookup = {str(c): i for i, c in enumerate(classes)}
-        codes = pairs["label"].map(lambda v: lookup.get(str(v), -1)).to_numpy()
-        pairs, y = pairs[codes >= 0], codes[codes >= 0].astype(int)
-        new_pred = _probabilities(pairs["probabilities_new"], classes)
-        old_pred = _probabilities(pairs["probabilities_old"], classes)
+    y, new_pred, _ = logged_scores(pairs, task, classes, suffix="_new")
+    old_pred = logged_scores(pairs, task, classes, suffix="_old")[1]
     return policy.decide_live(task, str(champion.info.get("metric")), y, new_pred, old_pred, champion.version)
+
+
+def logged_scores(frame: pd.DataFrame, task: str, classes: list[Any], *, suffix: str = ""
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The encoded labels and logged predictions of labelled log rows, and the mask of the rows kept.
+
+    A regression keeps every row (``prediction{suffix}`` as numbers); a
+    classifier keeps the rows whose label is one of ``classes`` and gives the
+    logged ``probabilities{suffix}`` in their order.
+    """
+    if task == "regression":
+        return (frame["label"].to_numpy(dtype=float), frame["prediction" + suffix].to_numpy(dtype=float),
+                np.ones(len(frame), dtype=bool))
+    lookup = {str(c): i for i, c in enumerate(classes)}
+    codes = frame["label"].map(lambda v: lookup.get(str(v), -1)).to_numpy()
+    known = codes >= 0
+    return codes[known].astype(int), _probabilities(frame["probabilities" + suffix][known], classes), known
 
 
 def _probabilities(values: pd.Series, classes: list[Any]) -> np.ndarray:

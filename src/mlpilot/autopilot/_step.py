@@ -27,7 +27,7 @@ from mlpilot.automl._promote import PromotionPolicy
 from mlpilot.automl._retrain import REGISTER_ONLY, Retrained, json_ready, retrain
 from mlpilot.autopilot._config import MIN_TIME_BUDGET, WatchConfig
 from mlpilot.autopilot._lease import Heartbeat, default_owner
-from mlpilot.autopilot._rollback import fresh_positions, live_check, rollback
+from mlpilot.autopilot._rollback import fresh_positions, live_check, logged_live_check, rollback
 from mlpilot.autopilot._shadow import FeedbackReader, shadow_compare, shadow_score
 from mlpilot.autopilot._signals import MonitorFunction, Signal, monitor_signals
 from mlpilot.autopilot._timecut import judge_on_window, time_split
@@ -177,7 +177,7 @@ class _Step:
         self.registry.set_watch_state(self.name, self.owner, self.state)
         options: dict[str, Any] = {"time_budget": config.time_budget, "deterministic": config.deterministic,
                                    "n_trials": config.n_trials, "families": config.families,
-                                   "random_state": config.random_state}
+                                   "random_state": config.random_state, **_threshold_options(champion)}
         why = "; ".join(s.reason for s in fired)
         try:
             split = self._time_split(frame, champion)
@@ -304,7 +304,11 @@ class _Step:
         return out
 
     def _check_last_promotion(self, frame: pd.DataFrame, champion: ModelVersion) -> StepResult | None:
-        """Roll back the last promotion when the new champion does worse live than the one it replaced."""
+        """Roll back the last promotion when the new champion does worse live than the one it replaced.
+
+        The evidence is the new champion's labelled live predictions since its
+        promotion where there are enough, else the source's fresh labelled rows.
+        """
         last = self.state.get("last_promotion") or {}
         if last.get("version") != champion.version or last.get("previous") is None:
             return None
@@ -312,8 +316,16 @@ class _Step:
             old = self.registry.get_version(f"{self.name}:{last['previous']}")
         except ModelNotFoundError:
             return None
-        check = live_check(self.registry, self.name, frame, champion, old, min_rows=self.config.min_new_rows,
-                           seed=self.config.random_state)
+        logged = logged_live_check(self.registry, self.name, champion, old, since=last.get("at"),
+                                   min_rows=self.config.min_new_rows, seed=self.config.random_state)
+        if logged is not None and "metric" in logged:
+            check = logged  # the live traffic's own labelled predictions come first
+            self.registry.log_event("live_check", self.name, check)
+        else:
+            check = live_check(self.registry, self.name, frame, champion, old, min_rows=self.config.min_new_rows,
+                               seed=self.config.random_state)
+            if logged is not None:
+                check["prediction_log"] = logged
         self.evidence["live_check"] = check
         if not check["rollback"]:
             return None
@@ -404,3 +416,9 @@ class _Step:
         self.registry.log_event("watch.step", self.name, record)
         logger.info("%s: %s (%s)", self.name, result.decision, result.reason)
         return result
+
+
+def _threshold_options(champion: ModelVersion | None) -> dict[str, Any]:
+    """The champion's decision-threshold rule (``threshold_metric`` or ``threshold``), kept for its retrain."""
+    trained = (champion.info.get("config") or {}) if champion is not None else {}
+    return {k: trained[k] for k in ("threshold_metric", "threshold") if trained.get(k) is not None}

@@ -114,6 +114,7 @@ def _register_all() -> None:
     from mlpilot.cli import (
         _data,
         _demo,
+        _export,
         _feedback,
         _models,
         _monitor,
@@ -124,7 +125,7 @@ def _register_all() -> None:
         _watch,
     )
 
-    for module in (_data, _models, _train, _serve, _recommend, _demo, _feedback, _monitor, _watch, _stream):
+    for module in (_data, _models, _train, _serve, _recommend, _demo, _feedback, _monitor, _watch, _stream, _export):
         module.register(app)
 
 

@@ -34,6 +34,16 @@ class _CliConsole(Console):
     Decided each time it prints, on the stdout and environment of that moment.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # rich reads $COLUMNS/$LINES once, here, and pins them for good: a module-level console would
+        # keep the width of import time, whatever the environment says when it prints (a test worker
+        # inherits COLUMNS=80 from a parent that imported readline; a CliRunner's env came later)
+        if kwargs.get("width") is None:
+            self._width = None
+        if kwargs.get("height") is None:
+            self._height = None
+
     def _stdout_is_a_tty(self) -> bool:
         # the stream itself, not rich's is_terminal (FORCE_COLOR and TTY_COMPATIBLE make that one True)
         try:
@@ -44,7 +54,7 @@ class _CliConsole(Console):
     @property
     def size(self) -> ConsoleDimensions:
         size = super().size
-        if not self._stdout_is_a_tty() and not os.environ.get("COLUMNS"):
+        if self._width is None and not self._stdout_is_a_tty() and not os.environ.get("COLUMNS"):
             return ConsoleDimensions(160, size.height)
         return size
 

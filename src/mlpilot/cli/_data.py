@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -24,7 +24,9 @@ from mlpilot.cli._common import (
     step_progress,
     use_spark,
 )
-from mlpilot.data import ColumnProfile, Profile, profile, render_profile_html, target_task
+
+if TYPE_CHECKING:
+    from mlpilot.data import ColumnProfile, Profile
 
 _MAX_SHOWN = 100
 
@@ -94,6 +96,7 @@ def profile_command(
     import warnings
 
     from mlpilot.automl import load_and_record
+    from mlpilot.data import profile, render_profile_html, target_task
     from mlpilot.exceptions import DataQualityWarning
 
     ws = open_workspace(workspace)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
@@ -26,6 +25,8 @@ def feedback_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
     """Join true labels from SOURCE to NAME's logged predictions; report unknown ids, duplicates, wrong types."""
+    import pandas as pd
+
     from mlpilot.data import read_source
     from mlpilot.monitor import record_feedback
 

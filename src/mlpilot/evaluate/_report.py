@@ -96,6 +96,28 @@ tr.champion{background:#eef7ee;font-weight:600}
 """
 
 
+def _threshold_html(section: dict[str, Any] | None) -> str:
+    """A binary model's decision threshold and the holdout's confusion matrix at it."""
+    if not section:
+        return ""
+    measure, oof = section["measure"], section["oof"]
+    neg, pos = html.escape(str(section["negative_class"])), html.escape(str(section["positive_class"]))
+    text = (f"<p>Labels are <b>{pos}</b> where its probability is at least <b>{_fmt(section['value'])}</b> "
+            f"({html.escape(section['rule'])}; {html.escape(measure)} {_fmt(oof['at_threshold'][measure])} on "
+            f"{oof['n_rows']} out-of-fold rows, {_fmt(oof['at_0.5'][measure])} at 0.5).</p>")
+    if section.get("note"):
+        text += f"<p class='note'>{html.escape(section['note'])}</p>"
+    hold = section.get("holdout")
+    if hold:
+        c = hold["confusion"]
+        text += (f"<table><tr><th>holdout, {hold['n_rows']} rows</th><th>predicted {neg}</th><th>predicted {pos}</th></tr>"
+                 f"<tr><td>actual {neg}</td><td>{c['tn']}</td><td>{c['fp']}</td></tr>"
+                 f"<tr><td>actual {pos}</td><td>{c['fn']}</td><td>{c['tp']}</td></tr></table>"
+                 f"<p>F1 {_fmt(hold['f1'])}, precision {_fmt(hold['precision'])}, recall {_fmt(hold['recall'])} "
+                 "on the holdout at this threshold.</p>")
+    return f"<h2>Decision threshold</h2>{text}"
+
+
 def render_report(
     title: str, evaluation: Evaluation, card: dict[str, Any], plots: dict[str, bytes]
 ) -> str:
@@ -129,6 +151,7 @@ def render_report(
         for name, data in plots.items()
     )
     data = card["data"]
+    threshold = _threshold_html(card.get("threshold"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body>
@@ -137,6 +160,7 @@ def render_report(
 metric <b>{html.escape(metric)}</b> · {data['n_rows']} rows, {data['n_features']} features ·
 champion <b>{html.escape(evaluation.champion)}</b></p>
 <h2>Scores</h2><table>{scores}</table>
+{threshold}
 <h2>Leaderboard</h2><table><tr>{head}</tr>{body}</table>
 <h2>Paired tests</h2><ul>{''.join(tests) or '<li>No comparison available.</li>'}</ul>
 <h2>Plots</h2><div class="plots">{images}</div>

@@ -371,6 +371,40 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         mean, std = self.scales_[name]
         return (np.where(np.isnan(values), self.medians_[name], values) - mean) / std
 
+    def output_sources(self) -> list[str]:
+        """The input column each output column of `transform` comes from, in output order.
+
+        Explanations sum the contributions of one-hot columns, text components,
+        date parts and target encodings back to the column they encode with it.
+        """
+        check_is_fitted(self, "columns_")
+        onehot = self.encoding == "onehot"
+        date_parts_ = getattr(self, "date_parts_", {})
+        target_encoders = getattr(self, "target_encoders_", {})
+        sources: list[str] = []
+        for col in self.columns_:
+            role, text = self.roles_[col], self.text_models_.get(col)
+            if role == "numeric":
+                width = 1
+            elif role == "datetime":
+                width = len(date_parts_[col][1]) if col in date_parts_ else len(_LEGACY_DATE_PARTS)
+            elif role == "categorical" and onehot:
+                width = len(self.categories_[col])
+            elif role == "categorical":
+                width = 1
+                if col in target_encoders:
+                    width += len(target_output_names(target_encoders[col], col))
+                    width += _text_width(text, col) if text is not None else 0
+            else:
+                width = _text_width(text, col) if text is not None else 0
+            sources.extend([col] * width)
+        if onehot:
+            sources.extend(self.indicators_)
+        if len(sources) != self.n_features_out_:
+            raise DataError(f"The preprocessor's {self.n_features_out_} output columns could not be traced back "
+                            f"to its input columns ({len(sources)} traced); refit it with this mlpilot version.")
+        return sources
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "columns_")
         return np.asarray(self.feature_names_out_, dtype=object)
@@ -413,3 +447,12 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             vectorizer = model[0] if isinstance(model, list) else model
             vectorizer.vocabulary_ = {term: i for i, term in enumerate(terms.tolist())}
 
+
+
+def _text_width(model: Any, column: str) -> int:
+    """Output columns of one text column's fitted model (a TF-IDF vectorizer, a `TextEncoder` or a legacy pair)."""
+    if isinstance(model, list):  # saved before TextEncoder: [vectorizer, svd]
+        return int(model[1].n_components)
+    if isinstance(model, TfidfVectorizer):
+        return len(model.vocabulary_)
+    return len(model.feature_names(column))

@@ -342,6 +342,16 @@ def _gaps(column: ColumnProfile) -> np.ndarray:
     return np.diff(np.asarray(column.edges, dtype=float)) / column.scale
 
 
+def _calibrated_threshold(null: np.ndarray, quantile: float, floor: float) -> float:
+    """The effect above which an entry drifts: ``quantile`` of the effects no-drift resamples reach, at least ``floor``.
+
+    ``null`` holds the effect of each window of the live window's size drawn
+    from the reference itself (no drift by construction), so a large window
+    gets a small threshold and a small one a large threshold.
+    """
+    return max(float(np.quantile(null, quantile)), floor)
+
+
 def _binned_entry(column: ColumnProfile, aspect: str, ref: np.ndarray, live: np.ndarray, *, ordered: bool,
                   rng: np.random.Generator, n_resamples: int, quantile: float, min_rows: int,
                   min_effect: Mapping[str, float]) -> _Entry:
@@ -365,7 +375,7 @@ def _binned_entry(column: ColumnProfile, aspect: str, ref: np.ndarray, live: np.
     redrawn = rng.multinomial(n_ref, p_ref, size=n_resamples)
     boot = effect(redrawn, rng.multinomial(n_live, p_live, size=n_resamples))
     null = effect(redrawn, rng.multinomial(n_live, p_ref, size=n_resamples))
-    threshold = max(float(np.quantile(null, quantile)), min_effect[statistic])
+    threshold = _calibrated_threshold(null, quantile, min_effect[statistic])
     p = _ks_p(ref, live) if ordered else _chi2_p(ref, live)
     # a distance is biased upwards: the basic (reverse percentile) interval, cut at zero
     interval = (max(0.0, 2 * observed - float(np.quantile(boot, 0.975))),
@@ -383,7 +393,7 @@ def _missing_entry(column: ColumnProfile, ref: ColumnCounts, live: ColumnCounts,
     observed = p_live - p_ref
     boot = rng.binomial(live.n, p_live, n_resamples) / live.n - rng.binomial(ref.n, p_ref, n_resamples) / ref.n
     null = np.abs(rng.binomial(live.n, p_ref, n_resamples) / live.n - rng.binomial(ref.n, p_ref, n_resamples) / ref.n)
-    threshold = max(float(np.quantile(null, quantile)), min_effect["missing_rate"])
+    threshold = _calibrated_threshold(null, quantile, min_effect["missing_rate"])
     table = np.array([[ref.missing, ref.n - ref.missing], [live.missing, live.n - live.missing]])
     p = 1.0 if (table.sum(axis=0) == 0).any() else float(stats.chi2_contingency(table, correction=False).pvalue)
     interval = (float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))

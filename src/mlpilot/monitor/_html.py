@@ -19,6 +19,8 @@ from mlpilot.monitor._report import MonitorReport
 
 # Features drawn at most (drifted ones first, then by importance).
 MAX_FEATURE_PLOTS = 8
+# Bin labels on a bar plot's axis at most (every n-th bin is named).
+MAX_TICK_LABELS = 15
 
 
 def _labels(column: ColumnProfile, aspect: str, n: int) -> list[str]:
@@ -50,9 +52,11 @@ def _bars(column: ColumnProfile, aspect: str, ref: ColumnCounts, live: ColumnCou
     x = np.arange(keep.size)
     ax.bar(x - 0.2, _shares(ref_counts)[keep], width=0.4, label="reference", color="#8aa")
     ax.bar(x + 0.2, _shares(live_counts)[keep], width=0.4, label="window", color="#d62")
-    ax.set_xticks(x, [labels[i] if i < len(labels) else str(i) for i in keep], rotation=60, fontsize=6)
+    names = [labels[i] if i < len(labels) else str(i) for i in keep]
+    every = max(1, -(-len(names) // MAX_TICK_LABELS))  # a readable axis (and far less text to lay out)
+    ax.set_xticks(x[::every], names[::every], rotation=60, fontsize=6)
     ax.set(ylabel="share of values", title=title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     return _png(fig)
 
 
@@ -99,7 +103,7 @@ def timeline_plot(report: MonitorReport) -> bytes | None:
             ax.axhspan(*holdout.interval, color="grey", alpha=0.1)
     ax.set_xticks(x, [str(p["start"])[:16] for p in points], rotation=45, fontsize=6)
     ax.set(ylabel=report.metric, title=f"{report.metric} over time (95% bands)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     return _png(fig)
 
 

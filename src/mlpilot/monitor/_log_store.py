@@ -17,7 +17,6 @@ See docs/monitoring-log.md for why this layout.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from mlpilot._config import fsync_dir, parse_duration
 from mlpilot.exceptions import InvalidParameterError
 
 try:  # POSIX; elsewhere a segment counts as closed once its writer's file handle is gone
@@ -57,27 +57,18 @@ LOG_COLUMNS = (
 PART_ROWS = 100_000
 _JSON_FIELD = {b"mlpilot": b"json"}
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-_KEEP = re.compile(r"^\s*(\d+)\s*(d|h|w)\s*$", re.I)
-_KEEP_UNIT = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
 def parse_keep(value: str | timedelta) -> timedelta:
-    """The retention period from ``"30d"``, ``"12h"`` or ``"2w"``.
+    """The retention period from ``"30d"``, ``"12h"`` or ``"2w"`` (`mlpilot._config.parse_duration`).
 
     Examples
     --------
     >>> parse_keep("30d").days, parse_keep("12h").seconds
     (30, 43200)
     """
-    if isinstance(value, timedelta):
-        keep = value
-    else:
-        match = _KEEP.match(str(value))
-        if not match:
-            raise InvalidParameterError(
-                f"--keep must be a number of hours, days or weeks such as '12h', '30d' or '2w'. Got {value!r}."
-            )
-        keep = int(match.group(1)) * _KEEP_UNIT[match.group(2).lower()]
+    keep = value if isinstance(value, timedelta) else timedelta(seconds=parse_duration(value, what="--keep",
+                                                                                         bare=False))
     if keep <= timedelta(0):
         raise InvalidParameterError(f"--keep must be a positive period (such as '30d'). Got {value!r}.")
     return keep
@@ -200,15 +191,6 @@ def batch_frame(batch: Any) -> pd.DataFrame:
     return frame
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _write_part(directory: Path, day: str, stem: str, k: int, records: list[dict[str, Any]]) -> None:
     import pyarrow.parquet as pq
 
@@ -222,7 +204,7 @@ def _write_part(directory: Path, day: str, stem: str, k: int, records: list[dict
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, target)
-    _fsync_dir(partition)
+    fsync_dir(partition)
 
 
 def compact_segment(path: Path, part_rows: int = PART_ROWS) -> int | None:
@@ -260,7 +242,7 @@ def compact_segment(path: Path, part_rows: int = PART_ROWS) -> int | None:
             if buffer:
                 _write_part(path.parent, day, path.stem, parts.get(day, 0), buffer)
         path.unlink()
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     if corrupt:
         logger.warning("prediction log: %d line(s) of %s cut short by a crash were skipped", corrupt, path.name)
     return corrupt

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpilot._config import parse_duration
 from mlpilot._types import PathLike
 from mlpilot._workspace import Workspace
 from mlpilot.exceptions import DataError, EmptyDataError, InvalidParameterError
@@ -37,7 +38,7 @@ from mlpilot.monitor._performance import (
     fit_calibrator,
     measure_metric,
 )
-from mlpilot.monitor._prediction_log import read_prediction_log
+from mlpilot.monitor._prediction_log import iter_prediction_log, read_prediction_log
 from mlpilot.monitor._reference import Reference, encode_labels, load_reference
 
 #: Sources of logged rows that are the served model's traffic (shadow rows belong to a challenger).
@@ -135,25 +136,14 @@ def parse_since(value: str | datetime | pd.Timestamp | None, now: datetime, *, w
 
 
 def parse_window(value: str, *, what: str = "window") -> pd.Timedelta:
-    """A positive duration such as ``"1d"``, ``"6h"``, ``"30min"``.
+    """A positive duration such as ``"1d"``, ``"6h"``, ``"30min"`` (`mlpilot._config.parse_duration`).
 
     Examples
     --------
     >>> str(parse_window("1d"))
     '1 days 00:00:00'
     """
-    text = str(value).strip()
-    delta = None
-    if text and text[0].isdigit():
-        try:
-            delta = pd.Timedelta(text)
-        except ValueError:
-            delta = None
-    if delta is None or delta <= pd.Timedelta(0):
-        raise InvalidParameterError(
-            f"--{what} must be a positive duration such as '1d', '6h' or '30min'. Got {value!r}."
-        )
-    return delta
+    return pd.Timedelta(seconds=parse_duration(value, what=f"--{what}", bare=False))
 
 
 def _workspace(workspace: Workspace | PathLike | None) -> Workspace:
@@ -162,30 +152,126 @@ def _workspace(workspace: Workspace | PathLike | None) -> Workspace:
     return _existing_workspace(workspace)
 
 
-def _live_rows(
-    workspace: Workspace, name: str, version: int, start: datetime | None, end: datetime,
-) -> tuple[pd.DataFrame, int]:
-    """The window's rows of the served version (and how many rows of other versions it had)."""
-    frame = read_prediction_log(workspace, name)
-    if len(frame):
-        keep = (frame["timestamp"] <= pd.Timestamp(end)) & frame["source"].isin(LIVE_SOURCES)
-        if start is not None:
-            keep &= frame["timestamp"] >= pd.Timestamp(start)
-        frame = frame[keep]
-    others = int((frame["version"] != version).sum()) if len(frame) else 0
-    return frame[frame["version"] == version].reset_index(drop=True) if len(frame) else frame, others
-
-
-def _quality(warnings: pd.Series) -> tuple[dict[str, dict[str, int]], int]:
-    """Per feature and kind, the rows flagged (``"out_of_range:x; missing_value:y"``)."""
+def _quality_counts(warnings: pd.Series) -> tuple[dict[tuple[str, str], int], int]:
+    """Per (feature, kind), the rows flagged (``"out_of_range:x; missing_value:y"``), and the rows with a flag."""
     flagged = warnings.fillna("").astype(str)
     flagged = flagged[flagged != ""]
-    counts: dict[str, dict[str, int]] = {}
+    counts: dict[tuple[str, str], int] = {}
     pairs = flagged.str.split(";").explode().str.strip()
     for item, n in pairs[pairs != ""].value_counts().items():
         kind, _, column = str(item).partition(":")
-        counts.setdefault(column or "(row)", {})[kind] = int(n)
-    return {k: counts[k] for k in sorted(counts)}, len(flagged)
+        counts[(column or "(row)", kind)] = int(n)
+    return counts, len(flagged)
+
+
+@dataclass
+class _Window:
+    """The live window, read chunk by chunk into mergeable pieces, so its size does not bound memory.
+
+    Features and predictions become binned counts (`Summary`), the quality
+    flags and the rows per period counters; the probabilities behind the
+    label-free estimate are kept for at most ``max_kept`` rows (a bottom-k
+    sample by a hash of ``(request_id, row)``, so the same rows whatever the
+    chunking; every row while the window is smaller); labelled rows are
+    kept (they are few).
+    """
+
+    ref: Reference
+    profile: Profile
+    prediction_profile: Profile
+    version: int
+    start: datetime | None
+    end: datetime
+    step: pd.Timedelta | None
+    labels: pd.DataFrame | None
+    max_kept: int = 500_000
+    rows: int = 0
+    others: int = 0
+    first: pd.Timestamp | None = None
+    columns: set[str] = field(default_factory=set)
+    summary: Summary | None = None
+    prediction: Summary | None = None
+    quality: dict[tuple[str, str], int] = field(default_factory=dict)
+    flagged: int = 0
+    periods: dict[pd.Timestamp, int] = field(default_factory=dict)
+    lacks_proba: bool = False
+    kept: list[pd.DataFrame] = field(default_factory=list)
+    kept_rows: int = 0
+    labelled: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        if not len(chunk):
+            return
+        keep = (chunk["timestamp"] <= pd.Timestamp(self.end)) & chunk["source"].isin(LIVE_SOURCES)
+        if self.start is not None:
+            keep &= chunk["timestamp"] >= pd.Timestamp(self.start)
+        chunk = chunk[keep]
+        ours = chunk["version"] == self.version
+        self.others += int((~ours).sum())
+        live = chunk[ours].reset_index(drop=True)
+        if not len(live):
+            return
+        self.rows += len(live)
+        self.columns.update(live.columns)
+        first = pd.Timestamp(live["timestamp"].min())
+        self.first = first if self.first is None else min(self.first, first)
+        part = summarize(live, self.profile)
+        self.summary = part if self.summary is None else self.summary.merge(part)
+        ref = self.ref
+        proba = _live_proba(live, ref.classes) if ref.is_classifier and ref.classes is not None else None
+        self.lacks_proba |= proba is None
+        values, _ = _prediction_column(ref, live["prediction"].to_numpy(dtype=object), proba)
+        predicted = summarize(pd.DataFrame({_PREDICTION: values}), self.prediction_profile)
+        self.prediction = predicted if self.prediction is None else self.prediction.merge(predicted)
+        counts, flagged = _quality_counts(live["warnings"])
+        for key, n in counts.items():
+            self.quality[key] = self.quality.get(key, 0) + n
+        self.flagged += flagged
+        if self.step is not None:
+            for period, n in live["timestamp"].dt.floor(self.step).value_counts().items():
+                self.periods[period] = self.periods.get(period, 0) + int(n)
+        if proba is not None:
+            self._keep(live, proba)
+        if self.labels is not None:
+            on = ["request_id", "row"] if "row" in self.labels.columns else ["request_id"]
+            hits = live.merge(self.labels[[*on, "label"]], on=on, how="inner")
+            if len(hits):
+                self.labelled.append(hits)
+
+    def _keep(self, live: pd.DataFrame, proba: np.ndarray) -> None:
+        keys = pd.util.hash_pandas_object(live[["request_id", "row"]], index=False).to_numpy()
+        kept = pd.DataFrame(proba, columns=[f"p{j}" for j in range(proba.shape[1])])
+        self.kept.append(kept.assign(timestamp=live["timestamp"].to_numpy(), key=keys))
+        self.kept_rows += len(live)
+        if self.kept_rows > 2 * self.max_kept:
+            self._shrink()
+
+    def _shrink(self) -> None:
+        kept = pd.concat(self.kept, ignore_index=True)
+        if len(kept) > self.max_kept:
+            kept = kept.nsmallest(self.max_kept, "key")
+        self.kept, self.kept_rows = [kept], len(kept)
+
+    def sample(self) -> tuple[pd.Series, np.ndarray] | None:
+        """The kept rows' timestamps and probabilities, in time order (None when a chunk had none)."""
+        if self.lacks_proba or not self.kept:
+            return None
+        self._shrink()
+        kept = self.kept[0].sort_values(["timestamp", "key"], kind="stable").reset_index(drop=True)
+        return kept["timestamp"], kept.drop(columns=["timestamp", "key"]).to_numpy(dtype=float)
+
+    def labelled_rows(self) -> pd.DataFrame | None:
+        """The window's rows joined to the given labels, in time order (None when none matched)."""
+        if not self.labelled:
+            return None
+        frame = pd.concat(self.labelled, ignore_index=True)
+        return frame.sort_values(["timestamp", "request_id", "row"], kind="stable").reset_index(drop=True)
+
+    def quality_by_feature(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for (column, kind), n in sorted(self.quality.items()):
+            out.setdefault(column, {})[kind] = n
+        return out
 
 
 def _live_proba(frame: pd.DataFrame, classes: tuple[Any, ...]) -> np.ndarray | None:
@@ -225,18 +311,18 @@ def _actual(reference: Reference, labelled: pd.DataFrame | None, metric: str, n_
     return measure_metric(y_num[ok], pred[ok], metric, n_boot=n_boot) if ok.any() else None
 
 
-def _labelled(
-    workspace: Workspace, name: str, version: int, start: datetime | None, end: datetime,
-    labels: pd.DataFrame | None, live: pd.DataFrame,
-) -> pd.DataFrame | None:
-    """The window's rows that have a label: joined from ``labels`` or read from the feedback store."""
+def _checked_labels(labels: pd.DataFrame | None) -> pd.DataFrame | None:
     if labels is not None:
         missing = {"request_id", "label"} - set(labels.columns)
         if missing:
             raise DataError(f"labels must have the columns request_id and label; {sorted(missing)} missing.")
-        on = ["request_id", "row"] if "row" in labels.columns else ["request_id"]
-        return live.merge(labels[[*on, "label"]], on=on, how="inner")
-    frame = labelled_predictions(workspace, name, since=start, until=end)  # the feedback store
+    return labels
+
+
+def _stored_labels(workspace: Workspace, name: str, version: int, start: datetime | None, end: datetime
+                   ) -> pd.DataFrame:
+    """The window's rows of ``version`` with a label in the feedback store (read in chunks)."""
+    frame = labelled_predictions(workspace, name, since=start, until=end)
     if not len(frame):
         return frame  # type: ignore[no-any-return]
     frame = frame[(frame["version"] == version) & frame["source"].isin(LIVE_SOURCES)]
@@ -244,19 +330,20 @@ def _labelled(
 
 
 def _timeline(
-    reference: Reference, live: pd.DataFrame, labelled: pd.DataFrame | None, step: pd.Timedelta | None,
-    metric: str | None, calibrator: Any, random_state: int,
+    reference: Reference, window: _Window, sample: tuple[pd.Series, np.ndarray] | None,
+    labelled: pd.DataFrame | None, metric: str | None, calibrator: Any, random_state: int,
 ) -> list[dict[str, Any]]:
-    if step is None or not len(live):
+    step = window.step
+    if step is None or not window.rows:
         return []
-    periods = live["timestamp"].dt.floor(step)
+    periods = sample[0].dt.floor(step) if sample is not None else None
     out = []
-    for start, rows in live.groupby(periods, sort=True):
+    for start in sorted(window.periods):
         entry: dict[str, Any] = {"start": pd.Timestamp(start).isoformat(),
-                                 "end": (pd.Timestamp(start) + step).isoformat(), "rows": len(rows)}
-        if metric is not None and reference.is_classifier and reference.classes is not None:
-            proba = _live_proba(rows, reference.classes)
-            if proba is not None:
+                                 "end": (pd.Timestamp(start) + step).isoformat(), "rows": window.periods[start]}
+        if metric is not None and reference.is_classifier and sample is not None and periods is not None:
+            proba = sample[1][(periods == start).to_numpy()]
+            if len(proba):
                 entry["estimated"] = estimate_metric(proba, metric, calibrator=calibrator, n_simulations=100,
                                                      random_state=random_state).to_dict()
         if metric is not None and labelled is not None and len(labelled):
@@ -281,6 +368,7 @@ def monitor(
     min_rows: int = 100,
     random_state: int = 0,
     now: datetime | None = None,
+    chunk_rows: int | None = 1_000_000,
 ) -> MonitorReport:
     """Check the served version of ``name`` on its logged traffic against its training snapshot.
 
@@ -309,6 +397,10 @@ def monitor(
         Seed of the resampling and simulations: the same log gives the same report.
     now : datetime, optional
         The clock for relative ``since``/``until`` (default: the current UTC time).
+    chunk_rows : int or None
+        Read the log in chunks of this many rows, each binned and merged, so
+        a window of any size fits in bounded memory; ``None`` reads the
+        window as one frame (the same report).
 
     Returns
     -------
@@ -336,54 +428,58 @@ def monitor(
     if start is not None and start >= end:
         raise InvalidParameterError(f"The window is empty: since ({start.isoformat()}) is not before until "
                                     f"({end.isoformat()}).")
+    labels = _checked_labels(labels)
     ws = _workspace(workspace)
     registry = Registry(ws)
     try:
         mv = registry.get_version(f"{name}:{version}" if version is not None else name)
-        live, others = _live_rows(ws, name, mv.version, start, end)
-        span = f"since {start.isoformat()}" if start is not None else "in the whole log"
-        if not len(live):
-            extra = f" ({others} row(s) of other versions)" if others else ""
-            raise EmptyDataError(
-                f"No logged predictions of {mv.ref} {span} up to {end.isoformat()}{extra}. Send traffic to "
-                f"mlpilot serve (or widen the window with --since) and run the monitor again."
-            )
-        if len(live) < min_rows:
-            raise EmptyDataError(
-                f"Only {len(live)} logged prediction(s) of {mv.ref} {span}: fewer than the {min_rows} a drift "
-                "check needs to mean anything. Widen the window with --since, or wait for more traffic."
-            )
         ref = load_reference(registry, mv, frame=reference, random_state=random_state)
     finally:
         registry.close()
-    return _report(ref, live, others, start, end, step, labels, ws, alpha, min_rows, random_state)
+    profile = build_profile(ref.frame, ref.roles)
+    ref_values, role = _prediction_column(ref, ref.predictions, ref.proba)
+    prediction_profile = build_profile(pd.DataFrame({_PREDICTION: ref_values}), {_PREDICTION: role})
+    live = _Window(ref, profile, prediction_profile, mv.version, start, end, step, labels)
+    chunks = ([read_prediction_log(ws, name)] if chunk_rows is None
+              else iter_prediction_log(ws, name, since=start, chunk_rows=chunk_rows))
+    for chunk in chunks:
+        live.add(chunk)
+    span = f"since {start.isoformat()}" if start is not None else "in the whole log"
+    if not live.rows:
+        extra = f" ({live.others} row(s) of other versions)" if live.others else ""
+        raise EmptyDataError(
+            f"No logged predictions of {mv.ref} {span} up to {end.isoformat()}{extra}. Send traffic to "
+            f"mlpilot serve (or widen the window with --since) and run the monitor again."
+        )
+    if live.rows < min_rows:
+        raise EmptyDataError(
+            f"Only {live.rows} logged prediction(s) of {mv.ref} {span}: fewer than the {min_rows} a drift "
+            "check needs to mean anything. Widen the window with --since, or wait for more traffic."
+        )
+    return _report(ref, live, ws, alpha, min_rows, random_state)
 
 
-def _report(
-    ref: Reference, live: pd.DataFrame, others: int, start: datetime | None, end: datetime, step: pd.Timedelta | None,
-    labels: pd.DataFrame | None, ws: Workspace, alpha: float, min_rows: int, random_state: int,
-) -> MonitorReport:
+def _report(ref: Reference, live: _Window, ws: Workspace, alpha: float, min_rows: int,
+            random_state: int) -> MonitorReport:
     notes: list[str] = []
-    if others:
-        notes.append(f"{others} row(s) of other versions in the window were left out.")
+    if live.others:
+        notes.append(f"{live.others} row(s) of other versions in the window were left out.")
     absent = [c for c in ref.roles if c not in live.columns]
     if absent:
         notes.append(f"Feature(s) never logged in the window (counted as missing): {', '.join(absent)}.")
-    profile = build_profile(ref.frame, ref.roles)
-    summary = summarize(live, profile)
+    profile, summary = live.profile, live.summary
+    assert summary is not None and live.prediction is not None
     features = compare(profile, summary, importances=ref.importances, alpha=alpha, min_rows=min_rows,
                        random_state=random_state)
     share = drifted_importance(features, ref.importances)
     if not ref.importances:
         notes.append("No feature importances recorded for this version: every feature weighs the same.")
-
-    live_proba = _live_proba(live, ref.classes) if ref.is_classifier and ref.classes is not None else None
-    ref_values, role = _prediction_column(ref, ref.predictions, ref.proba)
-    live_values, _ = _prediction_column(ref, live["prediction"].to_numpy(dtype=object), live_proba)
-    prediction_profile = build_profile(pd.DataFrame({_PREDICTION: ref_values}), {_PREDICTION: role})
-    prediction_live = summarize(pd.DataFrame({_PREDICTION: live_values}), prediction_profile)
-    prediction = compare(prediction_profile, prediction_live, alpha=alpha, min_rows=min_rows,
+    prediction = compare(live.prediction_profile, live.prediction, alpha=alpha, min_rows=min_rows,
                          random_state=random_state)[0]
+    sample = live.sample()
+    if sample is not None and len(sample[1]) < live.rows:
+        notes.append(f"The label-free estimate is on a fixed sample of {len(sample[1]):,} of the window's "
+                     f"{live.rows:,} rows (chosen by a hash of request id and row).")
 
     metric = ref.metric
     calibrator = None
@@ -391,13 +487,16 @@ def _report(
     if ref.is_classifier and ref.proba is not None and metric is not None:
         if ref.y is not None:
             calibrator = fit_calibrator(ref.y, ref.proba)
-        if live_proba is not None:
-            estimated = estimate_metric(live_proba, metric, calibrator=calibrator, random_state=random_state)
+        if sample is not None:
+            estimated = estimate_metric(sample[1], metric, calibrator=calibrator, random_state=random_state)
         else:
             notes.append("The log has no probabilities for every row: no label-free estimate.")
     elif ref.task == "regression":
         notes.append("No label-free estimate for a regression model; the real metric appears once labels arrive.")
-    labelled = _labelled(ws, ref.name, ref.version, start, end, labels, live)
+    if live.labels is None:
+        labelled: pd.DataFrame | None = _stored_labels(ws, ref.name, ref.version, live.start, live.end)
+    else:
+        labelled = live.labelled_rows()
     actual = _actual(ref, labelled, metric) if metric is not None else None
     performance = {"estimated": estimated, "actual": actual, "holdout": ref.holdout}
 
@@ -419,14 +518,14 @@ def _report(
             kind = "measured" if live_metric is actual else "estimated"
             reasons.append(f"the {kind} {metric} {live_metric.value:.4g} is below the holdout's "
                            f"{ref.holdout.value:.4g} beyond both intervals")
-    quality, flagged = _quality(live["warnings"])
-    start_at = start or pd.Timestamp(live["timestamp"].min()).to_pydatetime()
+    assert live.first is not None  # the window has rows
+    start_at = live.start or live.first.to_pydatetime()
     return MonitorReport(
-        name=ref.name, version=ref.version, start=start_at, end=end, rows=len(live), features=features,
+        name=ref.name, version=ref.version, start=start_at, end=live.end, rows=live.rows, features=features,
         prediction_drift=prediction, performance=performance, metric=metric, drifted_importance=share,
-        model_at_risk=bool(reasons), risk_reasons=reasons, quality=quality, rows_flagged=flagged,
-        timeline=_timeline(ref, live, labelled, step, metric, calibrator, random_state),
+        model_at_risk=bool(reasons), risk_reasons=reasons, quality=live.quality_by_feature(),
+        rows_flagged=live.flagged, timeline=_timeline(ref, live, sample, labelled, metric, calibrator, random_state),
         dataset_id=ref.dataset_id, reference_rows=len(ref.frame), notes=notes, profile=profile, live=summary,
-        prediction_profile=prediction_profile, prediction_live=prediction_live,
+        prediction_profile=live.prediction_profile, prediction_live=live.prediction,
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
+from mlpilot._config import fsync_dir
 from mlpilot._workspace import Workspace
 from mlpilot.data._sql import create_engine, safe_url
 from mlpilot.exceptions import (
@@ -381,7 +382,7 @@ class Registry:
                     raise RegistryError(f"Artifact file name {fname!r} must be a plain file name.")
                 _artifacts.write_atomic(tmp_dir / fname, content)
             os.replace(tmp_dir, final_dir)
-            _fsync_dir(final_dir.parent)
+            fsync_dir(final_dir.parent)
         except BaseException:
             shutil.rmtree(tmp_dir, ignore_errors=True)
             raise
@@ -602,14 +603,23 @@ class Registry:
                 model_versions.c.name == mv.name, model_versions.c.version == mv.version))
             self._event(conn, "model_deleted", mv.name, {
                 "version": mv.version, "aliases_removed": list(mv.aliases), "forced": force, "reason": reason,
-                "sha256": mv.sha256})
-        trash = mv.directory.with_name(f".deleted-{mv.directory.name}")
-        if mv.directory.is_dir():
-            os.replace(mv.directory, trash)
-            _fsync_dir(trash.parent)
-        for leftover in trash.parent.glob(".deleted-*"):  # this one and any a crash left behind
-            shutil.rmtree(leftover, ignore_errors=True)
+                "sha256": mv.sha256, "directory": mv.directory.name})
+        self._remove_deleted_files(mv.name, first=mv.directory)
         return mv
+
+    def _remove_deleted_files(self, name: str, *, first: Path) -> None:
+        """Remove ``first`` and every directory of ``name`` a deleted version left (a crash between
+        the transaction and the removal): each is named in its ``model_deleted`` event."""
+        parent = first.parent
+        payloads = [event.get("payload") for event in self.list_events(name=name, kind="model_deleted")]
+        named = [parent / str(p["directory"]) for p in payloads if isinstance(p, dict) and p.get("directory")]
+        for directory in dict.fromkeys([first, *named]):
+            if directory.is_dir() and not directory.name.startswith("."):
+                trash = directory.with_name(f".deleted-{directory.name}")
+                os.replace(directory, trash)
+                fsync_dir(parent)
+        for leftover in parent.glob(".deleted-*"):  # these and any a crash left behind
+            shutil.rmtree(leftover, ignore_errors=True)
 
     @staticmethod
     def _refuse_champion(mv: ModelVersion, action: str, force: bool) -> None:
@@ -731,19 +741,6 @@ class Registry:
                 f"The watcher {owner!r} no longer holds the lease on {name!r} (it expired and another "
                 "watcher took it); its state was not saved. Run one watcher per model."
             )
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 __all__ = [

@@ -32,7 +32,7 @@ from mlpilot.runtime._compile import register_compiler, register_preprocessor
 from mlpilot.runtime._compile_final import register_final
 from mlpilot.runtime._compile_transformers import register_transformer
 from mlpilot.runtime._frames import ScoredFrame, score_csv, score_frame
-from mlpilot.runtime._loaded import LoadedModel, load_version
+from mlpilot.runtime._loaded import LoadedModel, load_artifact, load_version
 from mlpilot.runtime._request import (
     Prepared,
     predict_payload,
@@ -49,6 +49,7 @@ __all__ = [
     "ModelCache",
     "Prepared",
     "ScoredFrame",
+    "load_artifact",
     "load_version",
     "predict_payload",
     "prepare",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlpilot.data import Schema
+from mlpilot.exceptions import ArtifactIntegrityError
 from mlpilot.registry import ModelVersion, Registry
 from mlpilot.runtime._validator import SchemaValidator
 from mlpilot.runtime._verify import with_fast_path
@@ -49,6 +50,15 @@ class LoadedModel:
         task = self.version.info.get("task")
         return str(task) if task is not None else None
 
+    @property
+    def threshold(self) -> float | None:
+        """The decision threshold the model labels a binary row at (None: the class of highest probability).
+
+        Models registered before thresholds existed have none and keep 0.5.
+        """
+        value = getattr(self.model, "threshold_", None)
+        return float(value) if value is not None else None
+
 
 def load_version(registry: Registry, mv: ModelVersion, *, fast_path: bool = True) -> LoadedModel:
     """Load ``mv`` (hash-checked by the registry) and precompute what requests need.
@@ -58,7 +68,34 @@ def load_version(registry: Registry, mv: ModelVersion, *, fast_path: bool = True
     """
     start = time.perf_counter()
     model = registry.load_model(mv)
-    seconds = time.perf_counter() - start
+    return _loaded(model, mv, time.perf_counter() - start, fast_path=fast_path)
+
+
+def load_artifact(mv: ModelVersion, *, fast_path: bool = True) -> LoadedModel:
+    """Load ``mv`` from its artifact file alone, without a registry (an exported model).
+
+    The file's sha256 is checked against ``mv.sha256`` as the registry checks it.
+
+    Raises
+    ------
+    ArtifactIntegrityError
+        The file is missing or its hash differs from the record.
+    """
+    from mlpilot.registry._artifacts import loads, sha256_bytes
+
+    start = time.perf_counter()
+    try:
+        data = mv.artifact_path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactIntegrityError(f"The artifact of {mv.ref} is missing from {mv.artifact_path}.") from None
+    if sha256_bytes(data) != mv.sha256:
+        raise ArtifactIntegrityError(
+            f"The artifact of {mv.ref} ({mv.artifact_path}) was modified: its sha256 differs from the "
+            "one recorded at export. It will not be loaded; export the model again.")
+    return _loaded(loads(data, mv.artifact_format), mv, time.perf_counter() - start, fast_path=fast_path)
+
+
+def _loaded(model: Any, mv: ModelVersion, seconds: float, *, fast_path: bool) -> LoadedModel:
     schema = Schema.from_dict(mv.schema) if mv.schema else None
     classes = getattr(model, "classes_", None)
     if classes is None and mv.info.get("classes") is not None:
@@ -88,4 +125,4 @@ def _split_pipeline(model: Any) -> tuple[Any, Any] | None:
     return None
 
 
-__all__ = ["LoadedModel", "load_version"]
+__all__ = ["LoadedModel", "load_artifact", "load_version"]

@@ -116,6 +116,8 @@ def shape(
     }
     if probabilities is not None and loaded.classes is not None:
         answer["probabilities"] = probability_dicts(loaded.classes, probabilities)
+    if loaded.threshold is not None:  # which decision threshold gave the labels
+        answer["threshold"] = loaded.threshold
     if prepared.warnings:
         answer["warnings"] = _warning_dicts(prepared.warnings)
     return answer

@@ -11,7 +11,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from mlpilot.exceptions import NotFittedError
-from mlpilot.tasks import Metric
+from mlpilot.tasks import Metric, labels_at
 
 
 def caruana_weights(
@@ -204,6 +204,10 @@ class TabularEnsemble(BaseEstimator):
     n_jobs : int, optional
         Threads for predicting large batches (None: the threads each member
         was fitted with). Predictions do not depend on it.
+    threshold : float, optional
+        Binary tasks: `predict` gives the second class where its probability
+        is at least this (None: the class of highest probability, as models
+        saved before thresholds do).
 
     Attributes
     ----------
@@ -211,6 +215,8 @@ class TabularEnsemble(BaseEstimator):
         Original class labels in the column order of `predict_proba` (classifiers).
     feature_names_in_ : ndarray
         The raw feature columns the model reads.
+    threshold_ : float or None
+        The decision threshold `predict` applies (binary tasks).
     """
 
     def __init__(
@@ -223,6 +229,7 @@ class TabularEnsemble(BaseEstimator):
         classes: list[Any] | None = None,
         feature_names: list[str] | None = None,
         n_jobs: int | None = None,
+        threshold: float | None = None,
     ) -> None:
         self.task = task
         self.members = members
@@ -231,9 +238,13 @@ class TabularEnsemble(BaseEstimator):
         self.classes = classes
         self.feature_names = feature_names
         self.n_jobs = n_jobs
+        self.threshold = threshold
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("n_jobs", None)  # models saved before the parameter existed
+        state.setdefault("threshold", None)  # ... and before thresholds: the class of highest probability
+        if "members_" in state:
+            state.setdefault("threshold_", None)
         super().__setstate__(state)
 
     def fit(self, X: Any = None, y: Any = None) -> TabularEnsemble:
@@ -248,6 +259,7 @@ class TabularEnsemble(BaseEstimator):
             self.classes_ = np.asarray(self.classes, dtype=object)
             if all(isinstance(c, int | np.integer) for c in self.classes_):
                 self.classes_ = self.classes_.astype(np.int64)
+        self.threshold_ = float(self.threshold) if self.threshold is not None and self.task == "binary" else None
         return self
 
     def _frame(self, X: Any) -> pd.DataFrame:
@@ -278,7 +290,8 @@ class TabularEnsemble(BaseEstimator):
         """
         if self.task == "regression":
             return total.astype(float), None
-        return self.classes_[np.argmax(total, axis=1)], total / total.sum(axis=1, keepdims=True)
+        proba = total / total.sum(axis=1, keepdims=True)
+        return labels_at(self.classes_, proba, self.threshold_), proba
 
     @available_if(lambda self: self.task != "regression")
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -287,5 +300,18 @@ class TabularEnsemble(BaseEstimator):
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Original class labels, or floats for regression."""
+        """Original class labels (at `threshold_` for binary tasks), or floats for regression."""
         return self.outputs(self._values(X))[0]
+
+    def explain(self, X: Any) -> Any:
+        """Per-row contributions of each input column, adding up with a base value to the raw output.
+
+        Returns an `Explanation` (``.rows()`` for JSON, ``.frame()`` for a
+        DataFrame); see `mlpilot.search._explain.explain_ensemble` for the output
+        space of each kind of ensemble. Raises `InvalidParameterError` naming a
+        member family that has no explanation method.
+        """
+        from mlpilot.search._explain import explain_ensemble
+
+        check_is_fitted(self, "members_")
+        return explain_ensemble(self, self._frame(X))

@@ -1,8 +1,9 @@
 """``GET /v1/models/{name}/monitor`` and the web UI's monitoring page.
 
 The page draws each feature's effect against its threshold as a bar in plain
-HTML (no plotting on the request path); ``mlpilot monitor --html`` draws the
-distributions.
+HTML, and the plots of ``mlpilot monitor --html`` (the same code: reference
+vs window shares per feature, the metric over time with its bands), drawn in
+the worker thread from the report's binned counts.
 
 Both compute `mlpilot.monitor.monitor` on the server's workspace in a worker
 thread (after flushing the prediction log, so the window holds every answered
@@ -24,6 +25,8 @@ from mlpilot.serve._ui_routes import templates
 router = APIRouter(tags=["monitoring"])
 ui_router = APIRouter(include_in_schema=False)
 
+#: Features drawn on the page (drifted first, then by importance); the HTML report draws more.
+PAGE_FEATURE_PLOTS = 4
 _TIME = r"^[0-9A-Za-z:+.\- ]{1,40}$"
 SinceQuery = Annotated[str | None, Query(pattern=_TIME, description="Window start: '7d' back, or an ISO time.")]
 UntilQuery = Annotated[str | None, Query(pattern=_TIME, description="Window end: '1d' back, or an ISO time.")]
@@ -58,11 +61,18 @@ async def monitor_report(
 async def monitor_page(
     request: Request, name: str, since: SinceQuery = None, window: WindowQuery = None,
 ) -> Response:
+    def work() -> tuple[MonitorReport, list[dict[str, str]]]:
+        # matplotlib is loaded once a page is asked for, not when the server starts
+        from mlpilot.monitor._html import report_images
+
+        report = _compute(request, name, since, None, window)
+        return report, report_images(report, max_features=PAGE_FEATURE_PLOTS)
+
     try:
-        report = await run_in_threadpool(_compute, request, name, since, None, window)
+        report, images = await run_in_threadpool(work)
     except MlpilotError as exc:
         return templates.TemplateResponse(request, "monitor.html", {"name": name, "error": str(exc), "report": None},
                                           status_code=exc.status_code)
     return templates.TemplateResponse(request, "monitor.html", {
-        "name": name, "error": None, "report": report, "data": report.to_dict(),
+        "name": name, "error": None, "report": report, "data": report.to_dict(), "images": images,
     })

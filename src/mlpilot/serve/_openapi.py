@@ -84,6 +84,14 @@ GENERIC = {
             "request_id": {"type": "string", "description": "Also the X-Request-ID header; send it with feedback."},
             "predictions": {"type": "array", "items": {}},
             "probabilities": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": "number"}}},
+            "explanations": {
+                "type": "array",
+                "description": "With ?explain=true: per row, contributions that add up with base_value to output.",
+                "items": {"type": "object", "properties": {
+                    "contributions": {"type": "object"}, "base_value": {}, "output": {},
+                    "space": {"type": "string", "examples": ["log_odds", "raw_score", "prediction", "probability"]},
+                    "method": {"type": "string"}, "exact": {"type": "boolean"}}},
+            },
             "warnings": {
                 "type": "array",
                 "description": "Inputs unlike the training data; the predictions are still given.",

@@ -26,6 +26,7 @@ from mlpilot.runtime import (
     score_prepared,
     shape,
 )
+from mlpilot.runtime._explain import explain_flag, explain_payload
 from mlpilot.runtime._quality import flag_counts, row_flags
 from mlpilot.serve._deps import (
     NAME_PARAMETER,
@@ -90,6 +91,11 @@ def record_flags(state: Any, loaded: LoadedModel, warnings: list[Problem], n_row
     return row_flags(warnings, n_rows)
 
 
+EXPLAIN_PARAMETER: dict[str, Any] = {
+    "name": "explain", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+    "description": "Also return each row's per-column contributions (`explanations`, see docs/explanations.md).",
+}
+
 # Bodies up to this size are parsed on the event loop (tens of microseconds); a
 # compiled model of fast parts (`CompiledModel.inline`) scores them there too
 # (tens of microseconds more, less than a hop to a worker thread); other models
@@ -109,7 +115,7 @@ _ENCODER = json.JSONEncoder(allow_nan=False)
         "Each model's exact row schema is listed under `/v1/models/<name>/predict` below and "
         "in the components `<name>Row`."
     ),
-    openapi_extra={"requestBody": GENERIC_REQUEST, "parameters": [NAME_PARAMETER, *PIN_PARAMETERS]},
+    openapi_extra={"requestBody": GENERIC_REQUEST, "parameters": [NAME_PARAMETER, *PIN_PARAMETERS, EXPLAIN_PARAMETER]},
     responses={200: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}}}, **ERROR_RESPONSES},
     response_class=Response,
 )
@@ -122,13 +128,14 @@ async def predict(request: Request) -> Response:
     settings: ServeSettings = state.settings
     models: ModelCache = state.models
     version, alias = query_pins(request)
+    explain = explain_flag(request.query_params.get("explain")) if request.scope.get("query_string") else False
     headers = request.headers
     body = await read_body(request.stream(), headers.get("content-length"), settings.max_body_bytes,
                            headers.get("content-encoding"))
     loaded = await resolve(models, name, version, alias)
     check_predicts(loaded)
     try:
-        if len(body) <= _INLINE_BYTES and loaded.schema is not None:
+        if len(body) <= _INLINE_BYTES and loaded.schema is not None and not explain:
             prepared = prepare(loaded, parse_json(body), settings.max_rows)
             compiled = loaded.compiled
             scored = None
@@ -151,7 +158,8 @@ async def predict(request: Request) -> Response:
         else:
 
             def work() -> tuple[bytes, Any, list[Any], dict[str, Any], list[Problem]]:
-                answer, prepared, predictions = predict_payload(loaded, parse_json(body), settings.max_rows)
+                payload = explain_payload if explain else predict_payload  # explain: the full pipeline only
+                answer, prepared, predictions = payload(loaded, parse_json(body), settings.max_rows)
                 answer["request_id"] = request_id
                 return _ENCODER.encode(answer).encode(), prepared.inputs, predictions, answer, prepared.warnings
 
@@ -305,6 +313,8 @@ async def predict_csv(
         "x-mlpilot-version": str(loaded.version.version),
         "x-mlpilot-rows": str(n_rows),
     }
+    if loaded.threshold is not None:
+        headers["x-mlpilot-threshold"] = repr(loaded.threshold)
     if warnings:
         headers["x-mlpilot-warnings"] = json.dumps([w.message for w in warnings[:5]])[:2000].encode("ascii", "replace").decode()
     return StreamingResponse(_stream_file(path), media_type="text/csv", headers=headers)

@@ -28,6 +28,7 @@ from mlpilot.exceptions import (
 )
 from mlpilot.registry import ModelVersion, Registry
 from mlpilot.runtime import LoadedModel, ModelCache, predict_payload, score_csv
+from mlpilot.runtime._explain import contribution_table, explain_payload
 from mlpilot.serve._deps import ModelsDep, RegistryDep, SettingsDep, VersionQuery
 from mlpilot.serve._middleware import COOKIE
 from mlpilot.serve._predict_routes import record_flags
@@ -36,6 +37,7 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 _IMAGE = (".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp")
 _TOKEN = re.compile(r"^[0-9a-f]{32}\.csv$")
+EXPLAIN_FIELD = "__explain"  # the form's explain toggle (a name no feature column is given by the form)
 
 
 def _fmt(value: Any) -> str:
@@ -174,6 +176,7 @@ def _page_context(registry: Registry, mv: ModelVersion) -> dict[str, Any]:
         "reports": [{"name": f, "url": f"{base}/{f}?version={mv.version}"} for f in files if f.lower().endswith(".html")],
         "profile": profile,
         "model_card": card,
+        "threshold": info.get("threshold") if isinstance(info.get("threshold"), dict) else None,
         "versions": registry.list_versions(mv.name),
         "form_values": {},
         "errors": [],
@@ -296,8 +299,9 @@ async def predict_form(
         features = loaded.schema.features if loaded.schema else []
         row = form_row(features, values)
         empty = [c.name for c in features if row.get(c.name) is None]
+        explain = values.get(EXPLAIN_FIELD) == "on"
         answer, prepared, predictions = await run_in_threadpool(
-            predict_payload, loaded, {"rows": [row]}, settings.max_rows
+            explain_payload if explain else predict_payload, loaded, {"rows": [row]}, settings.max_rows
         )
     except ModelNotFoundError:
         return await _render_model(request, registry, name, version)
@@ -309,8 +313,9 @@ async def predict_form(
     request.app.state.prediction_log.log(loaded.name, loaded.version.version, prepared.inputs, predictions, 0.0,
                                          probabilities=answer.get("probabilities"), warnings=flags,
                                          request_ids=request.state.request_id, source="ui")
+    explanation = contribution_table(answer["explanations"][0], predictions[0]) if explain else None
     return await _render_model(request, registry, name, loaded.version.version, form_values=values, result=answer,
-                               empty_fields=empty)
+                               empty_fields=empty, explanation=explanation)
 
 
 _DOWNLOAD_SECONDS = 3600

@@ -1,10 +1,11 @@
 """The Kafka transport (confluent-kafka, which carries librdkafka in its wheel).
 
-Offsets are stored and committed by hand: after a batch's outputs and dead
-letters are confirmed by the broker (``flush`` and every delivery report
-without error), the consumer commits, synchronously, the offset after the last
-message of each partition in the batch. A consumer killed before that commit
-leaves the batch uncommitted; the group hands it out again.
+Offsets are committed by hand: once every delivery report of a batch's
+outputs and dead letters came back without error, the consumer commits the
+offset after the last message of each partition in the batch, asynchronously
+(the next batch is not held up by the round trip). A consumer killed before
+that commit reached the broker leaves the batch uncommitted; the group hands
+it out again. `close` commits the last offsets synchronously.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlpilot.exceptions import SourceConnectionError
-from mlpilot.stream._transport import Message, Record, host_port, import_client
+from mlpilot.stream._transport import Delivery, Message, Record, addressed, host_port, import_client
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     # brokers that do not answer a fetch as soon as data comes hold a lone message that long).
     "fetch.wait.max.ms": 10,
 }
-#: Producer settings unless the caller overrides them.
-PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger.ms": 1}
+#: Producer settings unless the caller overrides them (``linger.ms`` 0: a lone output leaves at once;
+#: a batch's records still travel together, as they are all queued before the sender thread wakes).
+PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger.ms": 0}
 _PRODUCER_KEYS = frozenset({"acks", "linger.ms", "compression.type", "batch.size", "message.max.bytes",
                             "enable.idempotence", "retries", "delivery.timeout.ms"})
 
@@ -77,7 +79,8 @@ class KafkaTransport:
         producer_extra = {k: v for k, v in extra.items() if k in _PRODUCER_KEYS}
         shared = {k: v for k, v in extra.items() if k not in _PRODUCER_KEYS and not _consumer_only(k)}
         consumer_conf = {"bootstrap.servers": brokers, "group.id": group, **CONSUMER_DEFAULTS,
-                         **{k: v for k, v in extra.items() if k not in _PRODUCER_KEYS}}
+                         **{k: v for k, v in extra.items() if k not in _PRODUCER_KEYS},
+                         "on_commit": _committed}
         producer_conf = {"bootstrap.servers": brokers, **PRODUCER_DEFAULTS, **shared, **producer_extra}
         try:
             self._consumer = kafka.Consumer(consumer_conf, logger=logger)
@@ -89,7 +92,8 @@ class KafkaTransport:
         self.partitions: frozenset[int] = frozenset()
         self._consumer.subscribe([input], on_assign=self._assigned, on_revoke=self._revoked,
                                  on_lost=self._revoked)
-        self._failures: list[str] = []
+        #: The offsets acknowledged last, per (topic, partition): `close` commits them synchronously.
+        self._acknowledged: dict[tuple[str, int], int] = {}
 
     def _assigned(self, _consumer: Any, partitions: list[Any]) -> None:
         self.partitions = self.partitions | {tp.partition for tp in partitions}
@@ -131,41 +135,55 @@ class KafkaTransport:
             ))
         return out
 
-    def _delivered(self, err: Any, _msg: Any) -> None:
-        if err is not None:
-            self._failures.append(str(err))
+    def send(self, outputs: list[Record], dead_letters: list[Record]) -> Delivery:
+        delivery = Delivery(len(outputs) + len(dead_letters))
+        produce, report = self._producer.produce, delivery.report
+        for topic, (key, value) in addressed(outputs, dead_letters, self.output, self.dlq):
+            try:
+                produce(topic, value, key, on_delivery=report)
+            except BufferError:  # the local queue is full: let deliveries drain it, then queue the record
+                self._queue_when_room(topic, value, key, report)
+        self._producer.poll(0)
+        return delivery
 
-    def produce(self, outputs: list[Record], dead_letters: list[Record]) -> None:
-        self._failures = []
-        for topic, records in ((self.output, outputs), (self.dlq, dead_letters)):
-            for record in records:
-                self._produce_one(topic, record)
-        remaining = self._producer.flush(self.delivery_timeout)
-        if remaining or self._failures:
+    def _queue_when_room(self, topic: str, value: bytes, key: str | None, report: Any) -> None:
+        while True:
+            self._producer.poll(0.05)
+            try:
+                self._producer.produce(topic, value, key, on_delivery=report)
+                return
+            except BufferError:
+                continue
+
+    def confirm(self, delivery: Delivery) -> None:
+        deadline = time.monotonic() + self.delivery_timeout
+        while delivery.pending > 0 and not delivery.failures:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._producer.poll(min(left, 0.1))
+        if delivery.pending or delivery.failures:
             raise SourceConnectionError(
-                f"Kafka did not confirm {remaining + len(self._failures)} record(s) within "
-                f"{self.delivery_timeout:g} s ({'; '.join(self._failures[:3]) or 'timed out'}); "
+                f"Kafka did not confirm {delivery.pending + len(delivery.failures)} record(s) within "
+                f"{self.delivery_timeout:g} s ({'; '.join(delivery.failures[:3]) or 'timed out'}); "
                 "nothing of this batch was committed, so it will be consumed again."
             )
-
-    def _produce_one(self, topic: str, record: Record) -> None:
-        while True:
-            try:
-                self._producer.produce(topic, value=record.value.encode(), key=record.key, on_delivery=self._delivered)
-                return
-            except BufferError:  # the local queue is full: let deliveries drain it
-                self._producer.poll(0.05)
 
     def acknowledge(self, messages: list[Message]) -> None:
         last: dict[tuple[str, int], int] = {}
         for message in messages:
             topic, partition, offset = message.handle
-            last[(topic, partition)] = max(offset, last.get((topic, partition), -1))
+            if offset > last.get((topic, partition), -1):
+                last[(topic, partition)] = offset
         if not last:
             return
+        self._acknowledged.update(last)
+        self._commit(last, asynchronous=True)
+
+    def _commit(self, last: dict[tuple[str, int], int], *, asynchronous: bool) -> None:
         offsets = [self._kafka.TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
         except self._kafka.KafkaException as exc:
             # A partition revoked in a rebalance: its new owner consumes these messages again.
             logger.warning("kafka commit refused (%s); the group will hand these messages out again", exc)
@@ -185,10 +203,19 @@ class KafkaTransport:
         started = time.monotonic()
         try:
             self._producer.flush(5)
+            held = {k: o for k, o in self._acknowledged.items() if k[1] in self.partitions}
+            if held:  # the asynchronous commits made final
+                self._commit(held, asynchronous=False)
             self._consumer.close()
         except (RuntimeError, self._kafka.KafkaException) as exc:
             logger.warning("closing the kafka consumer: %s", exc)
         logger.info("kafka transport closed in %.2f s", time.monotonic() - started)
+
+
+def _committed(err: Any, partitions: list[Any]) -> None:
+    """An asynchronous commit's answer: only a refusal is worth a line (its messages will be consumed again)."""
+    if err is not None:
+        logger.warning("kafka commit refused (%s); the group will hand these messages out again", err)
 
 
 def _consumer_only(key: str) -> bool:

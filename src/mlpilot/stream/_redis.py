@@ -22,11 +22,13 @@ import time
 from typing import Any
 
 from mlpilot.exceptions import SourceConnectionError
-from mlpilot.stream._transport import Message, Record, host_port, import_client
+from mlpilot.stream._transport import Delivery, Message, Record, addressed, host_port, import_client
 
 logger = logging.getLogger(__name__)
 
 FIELD = "data"
+#: Waits shorter than this do not use ``XREADGROUP BLOCK`` (see `RedisTransport.poll`).
+_SHORTEST_BLOCK = 0.15
 
 
 class RedisTransport:
@@ -110,30 +112,46 @@ class RedisTransport:
             claimed = self._claim(max_messages)
             if claimed:
                 return claimed
-            reply = self._client.xreadgroup(self.group, self.consumer, {self.input: ">"}, count=max_messages,
-                                            block=max(1, int(timeout * 1000)))
+            if timeout >= _SHORTEST_BLOCK:
+                return self._read(max_messages, max(1, int(timeout * 1000)))
+            # A shorter BLOCK would end late: redis-server times blocked clients out on its clock tick
+            # (``hz`` 10: every 100 ms), which made a 20 ms --max-wait-ms last ~100 ms. Ask without
+            # blocking instead, every millisecond, until the wait is over.
+            deadline = time.monotonic() + timeout
+            while True:
+                messages = self._read(max_messages, None)
+                left = deadline - time.monotonic()
+                if messages or left <= 0:
+                    return messages
+                time.sleep(min(left, 0.001))
         except self._redis.ConnectionError as exc:
             raise SourceConnectionError(f"Lost the connection to Redis: {exc}") from None
-        if not reply:
-            return []
-        return self._messages(reply[0][1])
 
-    def produce(self, outputs: list[Record], dead_letters: list[Record]) -> None:
+    def _read(self, max_messages: int, block_ms: int | None) -> list[Message]:
+        reply = self._client.xreadgroup(self.group, self.consumer, {self.input: ">"}, count=max_messages,
+                                        block=block_ms)
+        return self._messages(reply[0][1]) if reply else []
+
+    def send(self, outputs: list[Record], dead_letters: list[Record]) -> Delivery:
+        """Write the records in one pipeline; its replies are the confirmation (kept for `confirm`)."""
+        delivery = Delivery()
         pipe = self._client.pipeline(transaction=False)
-        for stream, records in ((self.output, outputs), (self.dlq, dead_letters)):
-            for record in records:
-                pipe.xadd(stream, {FIELD: record.value})
+        command = pipe.execute_command
+        for stream, record in addressed(outputs, dead_letters, self.output, self.dlq):
+            command("XADD", stream, "*", FIELD, record.value)
         try:
             replies = pipe.execute(raise_on_error=False)
         except self._redis.ConnectionError as exc:
+            delivery.failures.append(f"the connection was lost: {exc}")
+            return delivery
+        delivery.failures.extend(str(r) for r in replies if isinstance(r, Exception))
+        return delivery
+
+    def confirm(self, delivery: Delivery) -> None:
+        if delivery.failures:
             raise SourceConnectionError(
-                f"Redis did not confirm the batch's records ({exc}); nothing was acknowledged, "
-                "so the batch will be consumed again."
-            ) from None
-        failed = [r for r in replies if isinstance(r, Exception)]
-        if failed:
-            raise SourceConnectionError(
-                f"Redis refused {len(failed)} record(s) ({failed[0]}); nothing was acknowledged."
+                f"Redis did not confirm {len(delivery.failures)} record(s) of the batch ({delivery.failures[0]}); "
+                "nothing of it was acknowledged, so it will be consumed again."
             )
 
     def acknowledge(self, messages: list[Message]) -> None:

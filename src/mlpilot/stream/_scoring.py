@@ -1,34 +1,45 @@
 """A micro-batch of messages scored with the runtime: output records, dead letters and what to log.
 
 Pure over a loaded model and messages: no broker here. Each message is one
-row (a JSON object of feature values) or ``{"rows": [...]}``. The batch is
-validated and scored in one call of the runtime's JSON path (`prepare`,
-`score_prepared`: the API's checks and scoring); when that refuses the batch,
-each row is validated alone, the rows that fail become dead letters naming
-the error, and the rest are scored together. A dead letter never stops the
-batch.
+row (a JSON object of feature values) or ``{"rows": [...]}``. The work is done
+per batch, not per message: the values are decoded with orjson (a message it
+refuses is parsed again by the API's `parse_json`, for the API's error
+message), the batch's rows go to the runtime in one call of its JSON path
+(`prepare`, `score_prepared`: the API's vectorised checks and scoring, the
+same call the in-process benchmark times), and the outputs are encoded with
+orjson. When the runtime refuses the batch, the rows its errors name are
+validated alone (each bad row's dead letter carries the error it gets on its
+own, as one API request would), and the others are validated together again;
+rows the model itself refuses are scored one by one. A dead letter never stops
+the batch.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlpilot.data import Problem
 from mlpilot.exceptions import MlpilotError, SchemaValidationError
-from mlpilot.runtime import LoadedModel, prepare, probability_dicts, problem_dict, score_prepared
+from mlpilot.runtime import (
+    LoadedModel,
+    Prepared,
+    prepare,
+    probability_dicts,
+    problem_dict,
+    score_prepared,
+)
 from mlpilot.runtime._frames import PREDICTION_COLUMN, PROBABILITY_PREFIX, WARNINGS_COLUMN
 from mlpilot.runtime._inputs import parse_json
 from mlpilot.runtime._quality import row_flags
-from mlpilot.stream._transport import Message, Record
-
-# One encoder each (``json.dumps`` with options builds a new encoder per call).
-_OUTPUT_ENCODER = json.JSONEncoder(allow_nan=False, default=str)
-_DEAD_ENCODER = json.JSONEncoder(default=str)
+from mlpilot.stream._transport import Message, Record, import_client
 
 #: Dead-letter reasons (the ``reason`` field and the metric's label).
 REASONS = ("oversize", "not_json", "invalid", "schema")
+
+
+def _orjson() -> Any:
+    return import_client("orjson", "orjson", "Streaming (fast JSON of messages)")
 
 
 @dataclass(frozen=True)
@@ -39,16 +50,22 @@ class Limits:
     max_rows_per_message: int = 10_000
 
 
-@dataclass(frozen=True)
-class _Row:
-    message: Message
-    index: int | None  # the row's place in a {"rows": [...]} message, None for a one-row message
-    values: Any
+@dataclass
+class Rows:
+    """A batch's decoded rows, by column: each row's values, its message and its place in that message."""
 
-    @property
-    def request_id(self) -> str:
-        base = self.message.request_id
-        return base if self.index is None else f"{base}:{self.index}"
+    values: list[Any] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    #: The row's place in a ``{"rows": [...]}`` message, ``None`` for a one-row message.
+    indexes: list[int | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def request_id(self, i: int) -> str:
+        base = self.messages[i].request_id
+        index = self.indexes[i]
+        return base if index is None else f"{base}:{index}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,7 @@ class ScoredBatch:
 
     def dead(self, message: Message, reason: str, error: str, payload: str, *, index: int | None = None,
              problems: list[dict[str, Any]] | None = None, model: LoadedModel | None = None) -> None:
+        """Add a dead letter for ``message`` (or its row ``index``): the error, the original payload."""
         record: dict[str, Any] = {
             "key": message.key,
             "request_id": message.request_id if index is None else f"{message.request_id}:{index}",
@@ -88,17 +106,24 @@ class ScoredBatch:
             record["problems"] = problems
         if model is not None:
             record["model"], record["version"] = model.name, model.version.version
-        self.dead_letters.append(Record(message.key, _DEAD_ENCODER.encode(record)))
+        self.dead_letters.append(Record(message.key, _dumps(record)))
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def _dumps(value: Any) -> bytes:
+    orjson = _orjson()
+    return bytes(orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def _text(value: bytes | None) -> str:
     return "" if value is None else value.decode("utf-8", "replace")
 
 
-def decode(messages: list[Message], limits: Limits, batch: ScoredBatch) -> list[_Row]:
+def decode(messages: list[Message], limits: Limits, batch: ScoredBatch) -> Rows:
     """The rows of each message; messages that cannot be rows go to ``batch``'s dead letters."""
-    rows: list[_Row] = []
+    loads = _orjson().loads
+    rows = Rows()
+    values, owners, indexes = rows.values, rows.messages, rows.indexes
     for message in messages:
         value = message.value
         if value is None:
@@ -113,21 +138,29 @@ def decode(messages: list[Message], limits: Limits, batch: ScoredBatch) -> list[
                        _text(value[:1024]) + "...")
             continue
         try:
-            payload = parse_json(value)
-        except MlpilotError as exc:
-            batch.dead(message, "not_json", str(exc).replace("request body", "message"), _text(value))
-            continue
-        if isinstance(payload, dict) and set(payload) == {"rows"} and isinstance(payload["rows"], list):
-            items = payload["rows"]
-            if not items or len(items) > limits.max_rows_per_message:
-                reason = "oversize" if items else "invalid"
-                batch.dead(message, reason,
-                           f'The message has {len(items)} rows in "rows"; send 1 to {limits.max_rows_per_message}.',
-                           _text(value))
+            payload = loads(value)
+        except ValueError:  # the API's parser says what is wrong (or reads what orjson refuses: a BOM, huge ints)
+            try:
+                payload = parse_json(value)
+            except MlpilotError as exc:
+                batch.dead(message, "not_json", str(exc).replace("request body", "message"), _text(value))
                 continue
-            rows.extend(_Row(message, i, item) for i, item in enumerate(items))
-        elif isinstance(payload, dict):
-            rows.append(_Row(message, None, payload))
+        if type(payload) is dict:
+            if len(payload) == 1 and type(payload.get("rows")) is list:
+                items = payload["rows"]
+                if not items or len(items) > limits.max_rows_per_message:
+                    reason = "oversize" if items else "invalid"
+                    batch.dead(message, reason,
+                               f'The message has {len(items)} rows in "rows"; send 1 to '
+                               f"{limits.max_rows_per_message}.", _text(value))
+                    continue
+                values.extend(items)
+                owners.extend([message] * len(items))
+                indexes.extend(range(len(items)))
+            else:
+                values.append(payload)
+                owners.append(message)
+                indexes.append(None)
         else:
             batch.dead(message, "invalid",
                        'A message must be a JSON object of feature values (one row), or {"rows": [{...}, ...]}; '
@@ -135,80 +168,113 @@ def decode(messages: list[Message], limits: Limits, batch: ScoredBatch) -> list[
     return rows
 
 
-def _dead_row(batch: ScoredBatch, row: _Row, exc: MlpilotError, loaded: LoadedModel) -> None:
+def _dead_row(batch: ScoredBatch, rows: Rows, i: int, exc: MlpilotError, loaded: LoadedModel) -> None:
     problems = [problem_dict(p) for p in exc.problems] if isinstance(exc, SchemaValidationError) else None
-    reason = "schema" if isinstance(row.values, dict) else "invalid"
+    values, index = rows.values[i], rows.indexes[i]
+    reason = "schema" if isinstance(values, dict) else "invalid"
     message = str(exc)
-    if row.index is not None:
-        message = f"Row {row.index} of the message: {message}"
-    batch.dead(row.message, reason, message, json.dumps(row.values, default=str), index=row.index,
-               problems=problems, model=loaded)
+    if index is not None:
+        message = f"Row {index} of the message: {message}"
+    batch.dead(rows.messages[i], reason, message, _dumps(values).decode(), index=index, problems=problems,
+               model=loaded)
 
 
-def _score(loaded: LoadedModel, rows: list[_Row]) -> tuple[Any, list[Any], list[list[float]] | None]:
-    prepared = prepare(loaded, {"rows": [r.values for r in rows]}, len(rows))
-    predictions, probabilities = score_prepared(loaded, prepared)
-    return prepared, predictions, probabilities
+def _named_rows(exc: MlpilotError, n: int) -> set[int] | None:
+    """The rows (positions in the refused batch) that the errors name, ``None`` if some error names none."""
+    if not isinstance(exc, SchemaValidationError) or not exc.problems:
+        return None
+    named: set[int] = set()
+    for problem in exc.problems:
+        rows = getattr(problem, "rows", ())
+        if not rows or not all(0 <= r < n for r in rows):
+            return None
+        named.update(rows)
+    return named
+
+
+def _validate(loaded: LoadedModel, rows: Rows, batch: ScoredBatch) -> tuple[list[int], Prepared | None]:
+    """The rows that pass validation together and their prepared input; bad rows become dead letters.
+
+    The prepared input is ``None`` when the batch is refused though no row is refused alone (the rows
+    left are then scored one by one).
+    """
+    todo = list(range(len(rows)))
+    while todo:
+        try:
+            return todo, prepare(loaded, {"rows": [rows.values[i] for i in todo]}, len(todo))
+        except MlpilotError as exc:
+            named = _named_rows(exc, len(todo))
+            suspects = sorted(named) if named is not None else range(len(todo))
+            refused: set[int] = set()
+            for position in suspects:
+                i = todo[position]
+                try:
+                    prepare(loaded, {"rows": [rows.values[i]]}, 1)
+                except MlpilotError as alone:
+                    _dead_row(batch, rows, i, alone, loaded)
+                    refused.add(i)
+            todo = [i for i in todo if i not in refused]
+            if not refused:
+                return todo, None
+    return todo, None
 
 
 def score_messages(loaded: LoadedModel, messages: list[Message], limits: Limits) -> ScoredBatch:
     """Decode, validate and score ``messages``; every input gets outputs or dead letters, never an exception."""
     batch = ScoredBatch()
     rows = decode(messages, limits, batch)
-    if not rows:
+    if not len(rows):
         return batch
+    todo, prepared = _validate(loaded, rows, batch)
+    if prepared is None:
+        return _one_by_one(loaded, rows, todo, batch)
     try:
-        prepared, predictions, probabilities = _score(loaded, rows)
-    except MlpilotError:
-        good = []
-        for row in rows:
-            try:
-                prepare(loaded, {"rows": [row.values]}, 1)
-                good.append(row)
-            except MlpilotError as exc:
-                _dead_row(batch, row, exc, loaded)
-        if not good:
-            return batch
-        try:
-            rows = good
-            prepared, predictions, probabilities = _score(loaded, rows)
-        except MlpilotError:  # the model itself refused some row: score them one by one
-            return _one_by_one(loaded, good, batch)
-    _shape(loaded, rows, prepared, predictions, probabilities, batch)
+        predictions, probabilities = score_prepared(loaded, prepared)
+    except MlpilotError:  # the model itself refused some row: score them one by one
+        return _one_by_one(loaded, rows, todo, batch)
+    _shape(loaded, rows, todo, prepared, predictions, probabilities, batch)
     return batch
 
 
-def _one_by_one(loaded: LoadedModel, rows: list[_Row], batch: ScoredBatch) -> ScoredBatch:
-    scored: list[tuple[_Row, Any, list[Any], list[list[float]] | None]] = []
-    for row in rows:
+def _one_by_one(loaded: LoadedModel, rows: Rows, todo: list[int], batch: ScoredBatch) -> ScoredBatch:
+    for i in todo:
         try:
-            scored.append((row, *_score(loaded, [row])))
+            prepared = prepare(loaded, {"rows": [rows.values[i]]}, 1)
+            predictions, probabilities = score_prepared(loaded, prepared)
         except MlpilotError as exc:
-            _dead_row(batch, row, exc, loaded)
-    for row, prepared, predictions, probabilities in scored:
-        _shape(loaded, [row], prepared, predictions, probabilities, batch)
+            _dead_row(batch, rows, i, exc, loaded)
+            continue
+        _shape(loaded, rows, [i], prepared, predictions, probabilities, batch)
     return batch
 
 
-def _shape(loaded: LoadedModel, rows: list[_Row], prepared: Any, predictions: list[Any],
+def _shape(loaded: LoadedModel, rows: Rows, todo: list[int], prepared: Prepared, predictions: list[Any],
            probabilities: list[list[float]] | None, batch: ScoredBatch) -> None:
-    flags = row_flags(prepared.warnings, len(rows)) if prepared.warnings else None
+    flags = row_flags(prepared.warnings, len(todo)) if prepared.warnings else None
     classes = loaded.classes if probabilities is not None else None
-    named = probability_dicts(classes, probabilities) if classes is not None and probabilities is not None else None
     keys = [f"{PROBABILITY_PREFIX}{c}" for c in classes] if classes is not None else []
     model, version = loaded.name, loaded.version.version
-    encode = _OUTPUT_ENCODER.encode
-    for i, row in enumerate(rows):
-        record: dict[str, Any] = {"key": row.message.key, "request_id": row.request_id, "model": model,
-                                  "version": version, PREDICTION_COLUMN: predictions[i]}
-        if row.index is not None:
-            record["row"] = row.index
-        if keys and probabilities is not None:
-            record.update(zip(keys, probabilities[i], strict=True))
-        record[WARNINGS_COLUMN] = flags[i] if flags is not None else ""
-        batch.outputs.append(Record(row.message.key, encode(record)))
-    batch.log_entries.append(LogEntry(prepared.inputs, list(predictions), named, flags, [r.request_id for r in rows]))
+    orjson = _orjson()
+    dumps, option = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY
+    messages, indexes = rows.messages, rows.indexes
+    request_ids = [rows.request_id(i) for i in todo]
+    append = batch.outputs.append
+    for j, i in enumerate(todo):
+        key = messages[i].key
+        record: dict[str, Any] = {"key": key, "request_id": request_ids[j], "model": model, "version": version,
+                                  PREDICTION_COLUMN: predictions[j]}
+        index = indexes[i]
+        if index is not None:
+            record["row"] = index
+        if probabilities is not None:
+            record.update(zip(keys, probabilities[j], strict=True))
+        if loaded.threshold is not None:  # which decision threshold gave the label
+            record["threshold"] = loaded.threshold
+        record[WARNINGS_COLUMN] = flags[j] if flags is not None else ""
+        append(Record(key, dumps(record, default=str, option=option)))
+    named = probability_dicts(classes, probabilities) if classes is not None and probabilities is not None else None
+    batch.log_entries.append(LogEntry(prepared.inputs, list(predictions), named, flags, request_ids))
     batch.warnings.extend(prepared.warnings)
 
 
-__all__ = ["REASONS", "Limits", "LogEntry", "ScoredBatch", "decode", "score_messages"]
+__all__ = ["REASONS", "Limits", "LogEntry", "Rows", "ScoredBatch", "decode", "score_messages"]

@@ -1,30 +1,31 @@
 """What a broker must do for the stream consumer: the `Transport` protocol and the messages it moves.
 
-A transport hands out input messages in micro-batches, produces output and
+A transport hands out input messages in micro-batches, sends output and
 dead-letter records, confirms their delivery, and only then acknowledges the
 inputs (Kafka: commits offsets; Redis Streams: ``XACK``). That order is the
 whole at-least-once promise: an input is acknowledged only once everything it
-produced is on the broker.
+produced is on the broker. Sending and confirming are two steps so that the
+consumer can score the next batch while the broker confirms this one.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any, NamedTuple, Protocol
 
 from mlpilot.exceptions import InvalidParameterError, MissingDependencyError
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """One input message.
 
     ``key`` is what every output and dead letter of it carries (the Kafka
     message key, or the Redis entry id); ``request_id`` identifies the message
     itself (topic, partition and offset, or stream and entry id), so a message
     delivered twice gives outputs with the same ``request_id``. ``handle`` is
-    the transport's own reference, used to acknowledge it.
+    the transport's own reference, used to acknowledge it. (A named tuple: a
+    batch makes one per message, and a tuple is the cheapest immutable record.)
     """
 
     key: str | None
@@ -33,16 +34,43 @@ class Message:
     handle: Any = None
 
 
-@dataclass(frozen=True)
-class Record:
-    """One record to produce: a JSON text and the key to send it with."""
+class Record(NamedTuple):
+    """One record to produce: its JSON (UTF-8 bytes) and the key to send it with."""
 
     key: str | None
-    value: str
+    value: bytes
+
+
+class Delivery:
+    """The records of one batch handed to the broker, and what the broker has said of them so far.
+
+    A transport counts ``pending`` down as confirmations come (`report`, the
+    Kafka producer's delivery callback) and notes each refusal in ``failures``.
+    """
+
+    __slots__ = ("failures", "pending")
+
+    def __init__(self, pending: int = 0) -> None:
+        self.pending = pending
+        self.failures: list[str] = []
+
+    def report(self, err: Any, _msg: Any = None) -> None:
+        self.pending -= 1
+        if err is not None:
+            self.failures.append(str(err))
+
+
+def addressed(outputs: list[Record], dead_letters: list[Record], output: str,
+              dlq: str) -> Iterator[tuple[str, Record]]:
+    """Each record with the topic (or stream) it goes to: outputs to ``output``, dead letters to ``dlq``."""
+    for record in outputs:
+        yield output, record
+    for record in dead_letters:
+        yield dlq, record
 
 
 class Transport(Protocol):
-    """A broker connection: consume a batch, produce, confirm delivery, then acknowledge."""
+    """A broker connection: consume a batch, send its records, confirm their delivery, then acknowledge."""
 
     name: str
 
@@ -50,12 +78,16 @@ class Transport(Protocol):
         """Up to ``max_messages`` messages; waits at most ``timeout`` seconds, returns as soon as one is there."""
         ...
 
-    def produce(self, outputs: list[Record], dead_letters: list[Record]) -> None:
-        """Send the records and wait until the broker has confirmed every one; raise `SourceConnectionError` if not."""
+    def send(self, outputs: list[Record], dead_letters: list[Record]) -> Delivery:
+        """Hand the records to the broker without waiting for it (the next batch is scored meanwhile)."""
+        ...
+
+    def confirm(self, delivery: Delivery) -> None:
+        """Wait until the broker confirmed every record of ``delivery``; raise `SourceConnectionError` if not."""
         ...
 
     def acknowledge(self, messages: list[Message]) -> None:
-        """Mark the messages done (after `produce` returned), so the group never hands them out again."""
+        """Mark the messages done (after `confirm` returned), so the group never hands them out again."""
         ...
 
     def lag(self) -> int | None:
@@ -63,7 +95,7 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None:
-        """Leave the group and close the connections."""
+        """Make the acknowledgements final, leave the group and close the connections."""
         ...
 
 
@@ -84,4 +116,4 @@ def host_port(brokers: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-__all__ = ["Message", "Record", "Transport", "host_port", "import_client"]
+__all__ = ["Delivery", "Message", "Record", "Transport", "addressed", "host_port", "import_client"]

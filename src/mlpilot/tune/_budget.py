@@ -49,6 +49,11 @@ REFIT_FLOOR_SHARE = 0.25
 # Runners-up whose cross-validated score trails the best by more than this share of the best's
 # gain over the dummy baseline get no time kept back for their refit.
 RESERVE_GAP = 0.05
+# Share of the time left (after what is kept for the refit and ensemble selection) that
+# preprocessing the folds of one encoding, and its refit, may be expected to take before it
+# starts: TF-IDF, SVD and the cross-fitted text models cannot be interrupted, and every model
+# of that encoding needs them (a 30 s train spent 200 s there on a 4,000-row text table).
+PREPROCESS_SHARE = 0.35
 # Share of the time left after the later phases' reserve that permutation importance may use.
 IMPORTANCE_SHARE = 0.5
 # Fixed costs (seconds) of the phases after the search: rendering plots and the HTML

@@ -1,0 +1,60 @@
+"""A registry of real models to export: an ensemble of LightGBM and a linear model, as `mlpilot train` builds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpilot.data import infer_schema
+from mlpilot.features import TabularPreprocessor
+from mlpilot.registry import Registry, Workspace
+from mlpilot.search import Learner, TabularEnsemble
+
+CLASSES = ["no", "yes"]
+
+
+def _ensemble(X: pd.DataFrame, y: np.ndarray, roles: dict[str, str], families: tuple[str, ...]) -> TabularEnsemble:
+    members = []
+    encodings = {"lightgbm": "ordinal", "linear": "onehot", "knn": "onehot"}
+    params = {"lightgbm": {"n_estimators": 30, "num_leaves": 15}, "linear": {}, "knn": {}}
+    for family in families:
+        pre = TabularPreprocessor(encoding=encodings[family], roles=roles, random_state=0)
+        Xt = pre.fit_transform(X, y)
+        learner = Learner(family=family, task="binary", params=params[family], n_classes=2,
+                          categorical_indices=tuple(pre.categorical_indices_), deterministic=True, n_jobs=1)
+        members.append((pre, learner.fit(Xt, y)))
+    weights = [0.7, 0.3] if len(families) == 2 else [1.0]
+    return TabularEnsemble(task="binary", members=members, weights=weights, names=list(families),
+                           classes=CLASSES, feature_names=list(X.columns)).fit()
+
+
+@pytest.fixture(scope="session")
+def churn_rows(churn: pd.DataFrame) -> pd.DataFrame:
+    return churn.drop(columns=["rownames"]).iloc[:800].reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def export_registry(tmp_path_factory: pytest.TempPathFactory, churn_rows: pd.DataFrame) -> Iterator[Registry]:
+    """``churn`` (LightGBM + linear ensemble, champion), ``churn_knn`` and a recommender ``rec``."""
+    schema = infer_schema(churn_rows, target="churn")
+    X = churn_rows.drop(columns=["churn"])
+    y = (churn_rows["churn"] == "yes").to_numpy(dtype=int)
+    roles = {c.name: c.role for c in schema.features}
+    registry = Registry(Workspace.open(tmp_path_factory.mktemp("export") / "ws"))
+    info = {"task": "binary", "target": "churn", "classes": CLASSES}
+    for name, families in (("churn", ("lightgbm", "linear")), ("churn_knn", ("knn",))):
+        registry.register_model(name, _ensemble(X, y, roles, families), kind="tabular", schema=schema.to_dict(),
+                                metrics={"accuracy": 0.9}, headline_metric="accuracy", info=info,
+                                aliases=("champion",))
+    registry.register_model("rec", {"items": [1, 2]}, kind="recommender")
+    yield registry
+    registry.close()
+
+
+@pytest.fixture(scope="session")
+def workspace_root(export_registry: Registry) -> Path:
+    return export_registry.workspace.root
