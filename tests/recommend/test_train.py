@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ import mlpilot
 from mlpilot.exceptions import ColumnNotFoundError, InvalidParameterError
 from mlpilot.recommend import FAMILY_NAMES, RecommenderModel
 from mlpilot.registry import Registry, Workspace
+from mlpilot.tune import LocalExecutor
 
 
 def test_train_leaderboard_lists_every_family_and_the_protocol(trained: tuple[RecommenderModel, Path]) -> None:
@@ -95,12 +98,26 @@ def test_registered_version_serves_the_same(trained: tuple[RecommenderModel, Pat
     assert model.registered_version_ == mv.ref
 
 
-def test_same_seed_same_scores(ml_small: pd.DataFrame) -> None:
+class _Recording(LocalExecutor):
+    """Local threads that keep how many pieces of work each call handed them."""
+
+    def __init__(self, n_jobs: int) -> None:
+        super().__init__(n_jobs)
+        self.handed: list[int] = []
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        self.handed.append(len(items))
+        return super().map(fn, items)
+
+
+def test_same_seed_same_scores_whatever_the_executor(ml_small: pd.DataFrame) -> None:
     small = ml_small[ml_small["userId"] <= 40]
     kwargs = dict(user="userId", item="movieId", rating="rating", time_budget=1, max_trials=2,
                   families=("most_popular", "item_knn", "als", "bpr"), register=False, refit=False)
+    executor = _Recording(2)
     a = mlpilot.recommend.train(small, **kwargs)
-    b = mlpilot.recommend.train(small, **kwargs)
+    b = mlpilot.recommend.train(small, executor=executor, **kwargs)  # the families tuned side by side
+    assert executor.handed == [4]
     pd.testing.assert_frame_equal(a.leaderboard().drop(columns="tuning_seconds"), b.leaderboard().drop(columns="tuning_seconds"))
     pd.testing.assert_frame_equal(a.recommend([1, 2]), b.recommend([1, 2]))
 
@@ -150,3 +167,4 @@ def test_rating_predictor_when_asked(ml_small: pd.DataFrame) -> None:
     with pytest.raises(InvalidParameterError, match="explicit ratings"):
         mlpilot.recommend.train(ml_small, user="userId", item="movieId", predict_ratings=True, register=False,
                                 families=("most_popular",), max_trials=1)
+

@@ -22,7 +22,7 @@ def test_compiled_trees_give_the_library_values(loader: object, task: str) -> No
     learner = Learner(family="catboost", task=task, n_classes=len(np.unique(y)) if task != "regression" else 2,
                       params={"n_estimators": 60, "depth": 4}, deterministic=True, n_jobs=1).fit(X, y)
     final = LearnerFinal(learner)
-    assert isinstance(final.inner, CatBoostFinal) and not final.catboost
+    assert isinstance(final.inner, CatBoostFinal) and final.small_batch is None
     unseen = X[:20].copy()
     unseen[:, 0] = np.linspace(-1e6, 1e6, 20)  # far outside the borders
     for rows in (X, unseen, X[:1]):
@@ -37,7 +37,7 @@ def test_categorical_statistics_keep_the_library_path() -> None:
     learner = Learner(family="catboost", task="regression", categorical_indices=(0,),
                       params={"n_estimators": 40}, deterministic=True, n_jobs=1).fit(X, y)
     final = LearnerFinal(learner)
-    assert final.inner is None and final.catboost  # CTR splits: CatBoost scores, fed lists
+    assert final.inner is None and final.small_batch is not None  # CTR splits: CatBoost scores, fed lists
     np.testing.assert_allclose(final.values(X[:10]), learner.predict_values(X[:10]), rtol=0, atol=1e-9)
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import mlpilot.search as search_pkg
-import mlpilot.search._learners as learners_module
+import mlpilot.search._families as families_module
 from mlpilot.exceptions import BudgetWarning, InvalidParameterError
 from mlpilot.features import TabularPreprocessor, column_roles
 from mlpilot.registry._artifacts import dumps, loads
@@ -95,7 +95,7 @@ def test_tuner_is_seeded() -> None:
     space = {"x": ("float", 0.0, 1.0, False), "k": ("int", 1, 10, True), "c": ("cat", ("a", "b"))}
 
     def proposals() -> list[dict[str, object]]:
-        tuner, out = Tuner(space, seed=3), []
+        tuner, out = Tuner(space, random_state=3), []
         for _ in range(7):
             trial, params = tuner.ask()
             tuner.tell(trial, -abs(float(params["x"]) - 0.3))  # type: ignore[arg-type]
@@ -171,7 +171,7 @@ def test_forest_values_match_scikit_learn(family: str, task: str) -> None:
 def test_catboost_frame_keeps_codes_and_missing_values() -> None:
     learner = Learner(family="catboost", categorical_indices=(1,))
     X = np.array([[0.5, 2.0], [np.nan, np.nan], [1.5, 0.0]])
-    frame = learner._catboost_frame(X)
+    frame = FAMILIES["catboost"].library_input(learner, X)
     assert list(frame.columns) == ["0", "1"]
     assert frame["1"].dtype == np.int64 and frame["1"].tolist() == [2, -1, 0]
     np.testing.assert_array_equal(frame["0"].to_numpy(), X[:, 0])
@@ -180,7 +180,7 @@ def test_catboost_frame_keeps_codes_and_missing_values() -> None:
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 @pytest.mark.parametrize("family", ["lightgbm", "catboost"])
 def test_prediction_threads_do_not_change_values(family: str, task: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(learners_module, "_PARALLEL_WORK", 1)  # every batch counts as large
+    monkeypatch.setattr(families_module, "_PARALLEL_WORK", 1)  # every batch counts as large
     frame, y = _table(task, n=600)
     pre = TabularPreprocessor(encoding="ordinal", roles=column_roles(frame)).fit(frame)
     X = pre.transform(frame)

@@ -27,7 +27,7 @@ def test_a_define_by_run_space_proposes_what_a_seeded_optuna_study_does() -> Non
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=5, n_startup_trials=4))
     study.enqueue_trial({"k": 3, "a": 0.5})
-    tuner = Tuner(_space, seed=5, initial=[{"k": 3, "a": 0.5}], n_startup_trials=4)
+    tuner = Tuner(_space, random_state=5, initial=[{"k": 3, "a": 0.5}], n_startup_trials=4)
     for _ in range(9):
         trial, ours = tuner.ask()
         theirs_trial = study.ask()
@@ -39,7 +39,7 @@ def test_a_define_by_run_space_proposes_what_a_seeded_optuna_study_does() -> Non
 
 
 def test_failed_trials_are_recorded_and_the_search_goes_on() -> None:
-    tuner = Tuner({"x": ("float", 0.0, 1.0, False), "c": ("cat", ("a", "b"))}, seed=0,
+    tuner = Tuner({"x": ("float", 0.0, 1.0, False), "c": ("cat", ("a", "b"))}, random_state=0,
                   initial=[{"x": 0.25, "c": "b", "unknown": 1}])
     trial, params = tuner.ask()
     assert params == {"x": 0.25, "c": "b"}  # keys outside the space are dropped from initial points
@@ -84,3 +84,12 @@ def test_a_phase_share_ends_at_its_fraction_and_never_after_the_budget() -> None
     assert Budget(None).share(0.5).left() == float("inf")
     with pytest.raises(AttributeError):
         tuning.seconds = 1.0  # type: ignore[misc]
+
+
+def test_seed_is_a_deprecated_alias_of_random_state() -> None:
+    space = {"x": ("float", 0.0, 1.0, False)}
+    with pytest.warns(FutureWarning, match="random_state"):
+        old = Tuner(space, seed=7, n_startup_trials=1)
+    new = Tuner(space, random_state=7, n_startup_trials=1)
+    other = Tuner(space, random_state=8, n_startup_trials=1)
+    assert old.ask()[1] == new.ask()[1] != other.ask()[1]

@@ -52,7 +52,7 @@ from mlpilot.tasks import (
     get_metric,
     holdout_summary,
 )
-from mlpilot.tune import Budget, Clock, bootstrap_rounds, register_seconds, slack
+from mlpilot.tune import Budget, Clock, Executor, bootstrap_rounds, register_seconds, slack
 from mlpilot.tune._budget import EVALUATE_SHARE, IMPORTANCE_SHARE, REPORT_SECONDS, REPORT_SHARE
 
 logger = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ def fit_tabular(
     dataset_id: str | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     budget_clock: Clock | None = None,
+    executor: Executor | None = None,
 ) -> FitOutcome:
     """Search, ensemble, refit, evaluate and report on ``frame``; see `mlpilot.train`.
 
@@ -208,6 +209,7 @@ def fit_tabular(
     budget begins at its reading when the call starts. ``timings`` stay on
     the real clock. The phases' deadlines are in
     ``FitOutcome.deadlines``; registration must end by the ``"register"`` one.
+    ``executor`` runs the search's independent fits (default `LocalExecutor` threads).
     """
     start = time.perf_counter() if start is None else start
     clock = not config.deterministic
@@ -284,6 +286,7 @@ def fit_tabular(
         memory_limit=memory_limit,
         predict_limit=None if config.max_predict_ms is None else config.max_predict_ms / 1e6,
         refit_share=len(y) / max(len(dev), 1) if config.refit_full else 1.0,
+        executor=executor,
     )
     t0 = time.perf_counter()
     result = run_search(
@@ -329,7 +332,7 @@ def fit_tabular(
             "per metric call on the holdout"
         )
     evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task, metric=metric,
-                                 seed=config.seed, n_boot=n_boot, n_boot_others=n_boot_others)
+                                 random_state=config.random_state, n_boot=n_boot, n_boot_others=n_boot_others)
     timings["evaluate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -355,7 +358,7 @@ def fit_tabular(
             limit = None if not clock else plan.report.cap(IMPORTANCE_SHARE)
             evaluation.importance = permutation_importance(
                 predict_values, holdout_frame, y_hold, metric, features,
-                seed=config.seed, time_limit=limit, n_repeats=2, max_rows=500, clock=total.clock,
+                random_state=config.random_state, time_limit=limit, n_repeats=2, max_rows=500, clock=total.clock,
             )
             if len(evaluation.importance) < len(features):
                 notes.append(

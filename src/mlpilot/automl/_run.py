@@ -28,6 +28,7 @@ from mlpilot.automl._promote import (
 )
 from mlpilot.exceptions import DataQualityWarning, InvalidParameterError
 from mlpilot.tasks import get_metric
+from mlpilot.tune import Executor
 
 logger = logging.getLogger(__name__)
 
@@ -243,6 +244,7 @@ def train(
     report: bool = True,
     seed: int | None = None,
     policy: PromotionPolicy | None = None,
+    executor: Executor | None = None,
     threshold_metric: str | None = None,
     threshold: float | None = None,
 ) -> TrainingRun:
@@ -294,6 +296,9 @@ def train(
         Deprecated former name of ``random_state`` (a FutureWarning; removed in 0.4).
     policy : PromotionPolicy, optional
         The champion/challenger rule (default: `PromotionPolicy()`; the autopilot passes its own).
+    executor : Executor, optional
+        Runs the search's independent fits (default `mlpilot.tune.LocalExecutor` threads;
+        `mlpilot.spark.SparkExecutor` runs them on a cluster). The model does not depend on it.
     threshold_metric : str, optional
         Binary tasks: what the decision threshold is chosen for on the
         out-of-fold predictions: ``"f1"`` (default), ``"balanced_accuracy"``,
@@ -354,7 +359,7 @@ def train(
     if not register or ws is None:
         with _progress(config) as on_progress:
             outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
-                                  title=f"mlpilot: {model_name}", on_progress=on_progress)
+                                  title=f"mlpilot: {model_name}", on_progress=on_progress, executor=executor)
         if spark is not None:
             spark.evaluate(outcome)
         return TrainingRun(model_name, outcome, config, timings=outcome.timings)
@@ -370,7 +375,7 @@ def train(
             with _progress(config) as on_progress:
                 outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
                                       title=f"mlpilot: {model_name}", dataset_id=dataset_id,
-                                      on_progress=on_progress)
+                                      on_progress=on_progress, executor=executor)
             if spark is not None:
                 spark.evaluate(outcome)
             t0 = time.perf_counter()

@@ -89,6 +89,25 @@ TimeBudgetOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
+RandomStateOption = Annotated[int | None, typer.Option(
+    "--random-state", help="Seed of every random choice: splits, tuner, learners (default 0).")]
+SeedOption = Annotated[int | None, typer.Option("--seed", hidden=True, help="Deprecated: use --random-state.")]
+
+
+def random_state_of(random_state: int | None, seed: int | None) -> int:
+    """``--random-state``, or the deprecated ``--seed`` (with a FutureWarning line); both is an error."""
+    if seed is None:
+        return random_state if random_state is not None else 0
+    if random_state is not None:
+        raise InvalidParameterError(
+            f"Got both --seed {seed} and --random-state {random_state}; --seed is the former name "
+            "of --random-state: pass only --random-state."
+        )
+    console.print("[yellow]! FutureWarning:[/] --seed is deprecated (removed in 0.4); use --random-state.",
+                  highlight=False)
+    return seed
+
+
 def budget_seconds(value: str) -> float:
     """Seconds of a ``--time-budget`` value (``90``, ``90s``, ``2m``, ``1h``)."""
     from mlpilot.automl import parse_duration

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from mlpilot.cli._common import (
     JsonOption,
+    RandomStateOption,
+    SeedOption,
     TimeBudgetOption,
     WorkspaceOption,
     budget_seconds,
@@ -20,6 +22,7 @@ from mlpilot.cli._common import (
     open_registry,
     open_workspace,
     print_json,
+    random_state_of,
     set_group_workspace,
 )
 
@@ -77,7 +80,8 @@ def train_command(
     time_budget: TimeBudgetOption = "60",
     split: Annotated[str, typer.Option("--split", help="auto, random, temporal or time_cut.")] = "auto",
     max_trials: Annotated[int | None, typer.Option("--max-trials", help="Trials per family (reproducible runs).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    random_state: RandomStateOption = None,
+    seed: SeedOption = None,
     name: Annotated[str, typer.Option("--name", "-n", help="Registered model name.")] = "recommender",
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -87,6 +91,7 @@ def train_command(
     from mlpilot.exceptions import MlpilotWarning
     from mlpilot.recommend import train
 
+    random_state = random_state_of(random_state, seed)
     thr: float | str | None = threshold
     if threshold is not None and threshold != "user_mean":
         try:
@@ -105,7 +110,7 @@ def train_command(
         model = train(
             source, user=user, item=item, rating=rating, timestamp=timestamp, items=items,
             feedback=feedback, threshold=thr, time_budget=budget_seconds(time_budget), split=split,
-            max_trials=max_trials, name=name, workspace=open_workspace(workspace), random_state=seed,
+            max_trials=max_trials, name=name, workspace=open_workspace(workspace), random_state=random_state,
             progress=lambda message: progress.update(task, description=message),
         )
     for warning in caught:

@@ -13,6 +13,8 @@ from mlpilot.cli._common import (
     EngineOption,
     JsonOption,
     QueryOption,
+    RandomStateOption,
+    SeedOption,
     SparkMasterOption,
     TableOption,
     TimeBudgetOption,
@@ -25,6 +27,7 @@ from mlpilot.cli._common import (
     open_registry,
     open_workspace,
     print_json,
+    random_state_of,
     use_spark,
 )
 from mlpilot.exceptions import InvalidParameterError, ModelNotFoundError
@@ -115,8 +118,8 @@ def train_command(
     time_budget: TimeBudgetOption = "60",
     metric: Annotated[str | None, typer.Option("--metric", "-m", help="roc_auc, log_loss, accuracy, f1, rmse, mae, r2, ...")] = None,
     task: Annotated[str | None, typer.Option("--task", help="binary, multiclass or regression (detected by default).")] = None,
-    random_state: Annotated[int | None, typer.Option("--random-state", help="Seed of every random choice: splits, tuner, learners (default 0).")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", hidden=True, help="Deprecated: use --random-state.")] = None,
+    random_state: RandomStateOption = None,
+    seed: SeedOption = None,
     holdout: Annotated[float, typer.Option("--holdout", help="Share of rows held out for evaluation.")] = 0.2,
     time_split: Annotated[str | None, typer.Option("--time-split", help="Time column: hold out its latest rows instead of random ones.")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Fixed work (trials) instead of wall time: reproducible scores.")] = False,
@@ -145,15 +148,7 @@ def train_command(
     check_output_path(report, "--report")
     budget_seconds(time_budget)  # a bad budget is refused before any data is read
     make_config(threshold_metric=threshold_metric, threshold=threshold)  # so are bad threshold options
-    if seed is not None:
-        if random_state is not None:
-            raise InvalidParameterError(
-                f"Got both --seed {seed} and --random-state {random_state}; --seed is the former name "
-                "of --random-state: pass only --random-state."
-            )
-        console.print("[yellow]! FutureWarning:[/] --seed is deprecated (removed in 0.4); use --random-state.",
-                      highlight=False)
-    random_state = seed if seed is not None else random_state if random_state is not None else 0
+    random_state = random_state_of(random_state, seed)
     ws = open_workspace(workspace)
     data: Any = source
     if use_spark(engine):

@@ -20,6 +20,7 @@ from mlpilot.evaluate._stats import (
 )
 from mlpilot.search import SearchResult
 from mlpilot.tasks import Metric, get_metric, metric_names
+from mlpilot.tune._stats import _resolve_seed
 
 ENSEMBLE = "ensemble"
 
@@ -56,9 +57,10 @@ def evaluate_search(
     *,
     task: str,
     metric: Metric,
-    seed: int = 0,
+    random_state: int = 0,
     n_boot: int = 1000,
     n_boot_others: int = 100,
+    seed: int | None = None,
 ) -> Evaluation:
     """Build the leaderboard and the champion's tests from a `SearchResult`.
 
@@ -67,7 +69,9 @@ def evaluate_search(
     corrected resampled t-test, and its holdout predictions by a paired bootstrap.
     ``n_boot`` resamples give the champion's interval and tests, ``n_boot_others``
     every other candidate's interval (the caller scales both to the time left).
+    ``random_state`` seeds the resamples (``seed`` is its deprecated former name).
     """
+    seed = _resolve_seed(random_state, seed, "evaluate_search")
     n = len(y_dev)
     k = len(result.folds)
     n_test = n // k
@@ -204,18 +208,20 @@ def permutation_importance(
     columns: list[str],
     *,
     n_repeats: int = 3,
-    seed: int = 0,
+    random_state: int = 0,
     max_rows: int = 1000,
     time_limit: float | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    seed: int | None = None,
 ) -> list[tuple[str, float, float]]:
     """Drop in score when each raw column is shuffled: ``(column, mean, std)``, largest first.
 
     Stops early (returning the columns done so far) when ``time_limit`` seconds
     pass on ``clock`` (the run's budget clock; not read without a limit).
+    ``random_state`` seeds the row sample and the shuffles (``seed``: its deprecated former name).
     """
     start = clock() if time_limit is not None else 0.0
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_resolve_seed(random_state, seed, "permutation_importance"))
     if len(frame) > max_rows:
         idx = rng.choice(len(frame), max_rows, replace=False)
         frame, y = frame.iloc[idx], y[idx]

@@ -1,7 +1,8 @@
 """Fitting a recommender on interactions in memory: split, tune, evaluate, refit (no I/O).
 
-`mlpilot.recommend.train` (``_train.py``) is the entry point; the orchestration layer
-(`mlpilot.automl`) reads the sources, registers and promotes around `fit_recommender`.
+`mlpilot.recommend.train` is the entry point: the orchestration layer
+(`mlpilot.automl._recommend`) reads the sources, registers and promotes around
+`fit_recommender`, which takes one `RecommendConfig`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from mlpilot.recommend._ratings import BiasBaseline, rating_errors
 from mlpilot.recommend._recommender import RecommenderModel
 from mlpilot.recommend._search import describe_params, search
 from mlpilot.recommend._split import SPLITS, split_interactions
+from mlpilot.tune import Executor
 
 logger = logging.getLogger(__name__)
 
@@ -145,34 +147,56 @@ class RecommenderFit:
     trained_on: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class RecommendConfig:
+    """What a recommender is fitted with: the parameters of `mlpilot.recommend.train` but the I/O ones.
+
+    ``executor`` runs the families' tuning side by side (default: one local
+    thread); the model does not depend on it. See `mlpilot.recommend.train`
+    for the others.
+    """
+
+    user: str
+    item: str
+    rating: str | None = None
+    timestamp: str | None = None
+    title: str | None = None
+    feedback: str = "auto"
+    threshold: float | str | None = None
+    time_budget: float = 60.0
+    split: str = "auto"
+    test_size: float = 0.2
+    k: int = 10
+    families: tuple[str, ...] | None = None
+    max_trials: int | None = None
+    model_params: dict[str, dict[str, Any]] | None = None
+    predict_ratings: bool = False
+    name: str | None = None
+    refit: bool = True
+    random_state: int = 0
+    executor: Executor | None = field(default=None, compare=False)
+
+    def check(self) -> None:
+        """The checks that need no data, made before the source is read."""
+        check_arguments(split=self.split, k=self.k)
+
+
 def fit_recommender(
     frame: pd.DataFrame,
+    config: RecommendConfig,
     *,
-    user: str,
-    item: str,
-    rating: str | None = None,
-    timestamp: str | None = None,
     metadata: pd.DataFrame | None = None,
-    title: str | None = None,
-    feedback: str = "auto",
-    threshold: float | str | None = None,
-    time_budget: float = 60.0,
-    split: str = "auto",
-    test_size: float = 0.2,
-    k: int = 10,
-    families: tuple[str, ...] | None = None,
-    max_trials: int | None = None,
-    model_params: dict[str, dict[str, Any]] | None = None,
-    predict_ratings: bool = False,
-    name: str | None = None,
-    refit: bool = True,
-    random_state: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> RecommenderFit:
     """Split, tune, evaluate and (by default) refit a recommender on ``frame``: no I/O.
 
-    The parameters are those of `train`; ``metadata`` is the item table, already read.
+    ``metadata`` is the item table, already read; ``progress`` is called with short messages.
     """
+    user, item, rating, timestamp, title = config.user, config.item, config.rating, config.timestamp, config.title
+    feedback, threshold, time_budget, split = config.feedback, config.threshold, config.time_budget, config.split
+    test_size, k, families, max_trials = config.test_size, config.k, config.families, config.max_trials
+    model_params, predict_ratings, name = config.model_params, config.predict_ratings, config.name
+    refit, random_state = config.refit, config.random_state
     started = time.perf_counter()
     say = progress or (lambda message: None)
     check_arguments(split=split, k=k)
@@ -211,6 +235,7 @@ def fit_recommender(
         random_state=random_state,
         model_params=model_params,
         progress=say,
+        executor=config.executor,
     )
     say("evaluating on the test split")
     evaluations = evaluate_models(result.models, train_data, test_data, weighting=result.weighting, recency=result.recency, k=k)

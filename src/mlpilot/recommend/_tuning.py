@@ -202,7 +202,7 @@ def tune_family(
     limit = max_trials if max_trials is not None else 10_000
     if has_parameters(space):
         # the defaults come first again: the sampler learns their score without refitting them
-        tuner = Tuner(space, seed=random_state, initial=[dict(family.defaults), *family.initial],
+        tuner = Tuner(space, random_state=random_state, initial=[dict(family.defaults), *family.initial],
                       n_startup_trials=STARTUP_TRIALS)
         pending_defaults = True
         attempts, since_best, best_so_far, stop_after = 1, 0, best.score, None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mlpilot.data import Schema
-from mlpilot.runtime._compile_final import Final, LearnerFinal, compile_final, is_argmax_classifier
+from mlpilot.runtime._compile_final import Final, compile_final, is_argmax_classifier
 from mlpilot.runtime._compile_steps import Chain, CompileError, FeatureEncoder, Table
 from mlpilot.runtime._compile_transformers import (
     compile_column_transformer,
@@ -27,7 +27,6 @@ from mlpilot.runtime._compile_transformers import (
     is_numeric,
     source_chain,
 )
-from mlpilot.tasks import labels_at
 
 Prediction = tuple[np.ndarray, np.ndarray | None]
 
@@ -112,14 +111,13 @@ class PipelineModel(CompiledModel):
 
 
 class EnsembleModel(CompiledModel):
-    """mlpilot's `TabularEnsemble`: weighted members over shared encoders, labels at its decision threshold."""
+    """mlpilot's `TabularEnsemble`: weighted members over shared encoders, combined by its ``outputs``."""
 
     def __init__(self, encoders: list[FeatureEncoder], members: list[tuple[int, Final, float]],
-                 *, classes: np.ndarray | None, threshold: float | None = None, description: str = "") -> None:
+                 *, outputs: Callable[[np.ndarray], Prediction], description: str = "") -> None:
         self._encoders = encoders
         self.members = members
-        self.classes = classes
-        self.threshold = threshold
+        self.outputs = outputs
         self.description = description
         self.inline = all(final.fast for _index, final, _weight in members)
 
@@ -134,10 +132,7 @@ class EnsembleModel(CompiledModel):
             total = values if total is None else total + values
         if total is None:
             raise CompileError("an ensemble without members")
-        if self.classes is None:
-            return total.astype(float), None
-        proba = total / total.sum(axis=1, keepdims=True)
-        return labels_at(self.classes, proba, self.threshold), proba
+        return self.outputs(total)
 
 
 def _check_width(final: Final, encoder: FeatureEncoder) -> None:
@@ -249,10 +244,9 @@ def _compile_ensemble(model: Any, schema: Schema, with_proba: bool) -> EnsembleM
         if id(pre) not in index_of:
             index_of[id(pre)] = len(encoders)
             encoders.append(_head_encoder([pre], schema))
-        final = LearnerFinal(learner)
+        final = compile_final(learner, classifier=with_proba)
         _check_width(final, encoders[index_of[id(pre)]])
         members.append((index_of[id(pre)], final, weight))
     families = ", ".join(f"{learner.family}" for _pre, learner in model.members_)
     description = f"ensemble of {len(members)} ({families}) over {len(encoders)} encoder(s)"
-    return EnsembleModel(encoders, members, classes=model.classes_ if with_proba else None,
-                         threshold=getattr(model, "threshold_", None), description=description)
+    return EnsembleModel(encoders, members, outputs=model.outputs, description=description)

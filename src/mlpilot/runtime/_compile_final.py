@@ -3,8 +3,9 @@
 Each one computes what the estimator's own ``predict_proba`` / ``predict``
 computes on that matrix, without the input checks and conversions that
 dominate a one-row call: LightGBM through its booster, linear models through
-their coefficients, CatBoost through its oblivious trees (`_compile_catboost`), mlpilot's learners through either of those (or their own
-``predict_values`` for the other families).
+their coefficients, CatBoost through its oblivious trees (`_compile_catboost`),
+mlpilot's learners through either of those, as their ``prediction_parts()`` hook
+says (or their own ``predict_values`` for the other families).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import array
 import functools
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -228,62 +230,51 @@ class EstimatorFinal(Final):
 
 
 class LearnerFinal(Final):
-    """mlpilot's `Learner`: probabilities spread over every class code, or values.
+    """A model that tells how it predicts through a ``prediction_parts()`` hook (mlpilot's `Learner`).
 
-    LightGBM, linear and CatBoost learners run through `LightGBMFinal` /
-    `LinearFinal` / `CatBoostFinal` (CatBoost trees that split on categorical
-    statistics do not compile: those get their rows as plain lists, what its
-    per-call frame and pool building costs most of a small request); other families call the
-    learner's own ``predict_values`` on the same matrix the general path builds.
+    The hook (`mlpilot.search.PredictionParts`) names the library estimator
+    whose own predictions, spread over the model's class codes, are the
+    model's values: it is compiled as any final step (`compile_final`), and
+    where it does not compile, the hook's ``small_batch`` scores a few rows
+    cheaply (a CatBoost model with categorical splits, fed lists) and the
+    model's own ``predict_values`` the rest, on the matrix the general path builds.
     """
 
     def __init__(self, learner: Any) -> None:
-        model = learner.estimator_
-        self.classifier = learner.task != "regression"
-        self.n_classes = int(learner.n_classes)
+        parts = learner.prediction_parts()
+        self.classifier = parts.classes is not None
+        self.n_classes = int(parts.n_classes)
+        self.codes = parts.classes
         self.inner: Final | None = None
-        if learner.family == "lightgbm":
-            self.inner = LightGBMFinal(model, classifier=self.classifier)
-        elif learner.family == "linear":
-            self.inner = LinearFinal(model, classifier=self.classifier)
-        elif learner.family == "catboost":
+        if parts.estimator is not None:
             try:
-                self.inner = CatBoostFinal(model, classifier=self.classifier)
-            except CompileError as exc:  # categorical splits: CatBoost itself, fed lists
-                logger.debug("CatBoost learner served by the library: %s", exc)
-        self.catboost = learner.family == "catboost" and self.inner is None
-        self.categorical = frozenset(int(i) for i in learner.categorical_indices)
+                self.inner = compile_final(parts.estimator, classifier=self.classifier)
+            except CompileError as exc:
+                if parts.small_batch is None:
+                    raise
+                logger.debug("%s served by the library: %s", type(parts.estimator).__name__, exc)
+        self.small_batch = parts.small_batch if self.inner is None else None
         self.learner = learner
-        self.codes = np.asarray(model.classes_, dtype=int) if self.classifier else None
         self.n_features = self.inner.n_features if self.inner is not None else None
-        self.fast = self.inner is not None or self.catboost
+        self.fast = self.inner is not None or self.small_batch is not None
 
     def _spread(self, proba: np.ndarray) -> np.ndarray:
         full = np.zeros((proba.shape[0], self.n_classes))
         full[:, self.codes] = proba
         return full
 
-    def _catboost_rows(self, X: np.ndarray) -> np.ndarray:
-        # Learner._catboost_frame's encoding: category codes as integers, -1 for missing.
-        cat = self.categorical
-        rows = [[(-1 if v != v else int(v)) if j in cat else v for j, v in enumerate(row)] for row in X.tolist()]
-        model = self.learner.estimator_
-        if self.classifier:
-            return self._spread(np.asarray(model.predict_proba(rows, thread_count=1), dtype=float))
-        return np.asarray(model.predict(rows, thread_count=1), dtype=float).ravel()
-
     def values(self, X: np.ndarray) -> np.ndarray:
         if self.inner is None:
-            if self.catboost and X.shape[0] <= _CATBOOST_LIST_ROWS:
-                return self._catboost_rows(X)
+            if self.small_batch is not None and X.shape[0] <= _SMALL_BATCH_ROWS:
+                return self.small_batch(X)
             return np.asarray(self.learner.predict_values(X))
         if not self.classifier:
             return np.asarray(self.inner.values(X), dtype=float).ravel()
         return self._spread(self.inner.values(X))
 
 
-# Up to this many rows CatBoost is fed lists; larger batches go through the learner's frame.
-_CATBOOST_LIST_ROWS = 64
+# Up to this many rows a hook's ``small_batch`` scores them; larger batches go through ``predict_values``.
+_SMALL_BATCH_ROWS = 64
 
 
 FinalCompiler = Callable[[Any, bool], Final]
@@ -316,6 +307,18 @@ def _learner(learner: Any, classifier: bool) -> Final:
     return LearnerFinal(learner)
 
 
+def _catboost(estimator: Any, classifier: bool) -> Final:
+    return CatBoostFinal(estimator, classifier=classifier)
+
+
+def _loaded_optional_finals() -> None:
+    """Compilers for optional libraries, registered once the library is imported (by loading a model)."""
+    catboost = sys.modules.get("catboost")
+    if catboost is not None:
+        _FINALS.setdefault(catboost.CatBoostClassifier, _catboost)
+        _FINALS.setdefault(catboost.CatBoostRegressor, _catboost)
+
+
 @functools.cache
 def _builtin_finals() -> None:
     from lightgbm import LGBMClassifier, LGBMRegressor
@@ -334,6 +337,8 @@ def _builtin_finals() -> None:
 def compile_final(estimator: Any, *, classifier: bool) -> Final:
     """The compiled form of a pipeline's last step: its registered compiler, else the estimator itself (scikit-learn only)."""
     _builtin_finals()
+    if type(estimator) not in _FINALS:
+        _loaded_optional_finals()
     compiler = _FINALS.get(type(estimator))
     if compiler is not None:
         return compiler(estimator, classifier)

@@ -2,7 +2,8 @@
 
 from mlpilot.search._ensemble import TabularEnsemble, caruana_weights
 from mlpilot.search._explain import Explanation
-from mlpilot.search._learners import FAMILIES, Family, Learner
+from mlpilot.search._families import FAMILIES, Family, PredictionParts
+from mlpilot.search._learners import Learner
 from mlpilot.search._search import (
     CandidateResult,
     SearchConfig,
@@ -20,6 +21,7 @@ __all__ = [
     "Explanation",
     "Family",
     "Learner",
+    "PredictionParts",
     "SearchConfig",
     "SearchResult",
     "TabularEnsemble",

@@ -281,6 +281,18 @@ class TabularEnsemble(BaseEstimator):
         assert total is not None  # members_ is never empty after fit
         return total
 
+    def outputs(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """What `predict` and `predict_proba` return, from the weighted sum of the members' values.
+
+        The model runtime's compiler calls it on the sum it computes from
+        ``members_`` and ``weights_`` (each member through its own hook), so
+        the rule lives here only. Regression: ``(values, None)``.
+        """
+        if self.task == "regression":
+            return total.astype(float), None
+        proba = total / total.sum(axis=1, keepdims=True)
+        return labels_at(self.classes_, proba, self.threshold_), proba
+
     @available_if(lambda self: self.task != "regression")
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape ``(n, n_classes)``, columns in `classes_` order."""
@@ -289,9 +301,7 @@ class TabularEnsemble(BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Original class labels (at `threshold_` for binary tasks), or floats for regression."""
-        if self.task == "regression":
-            return self._values(X).astype(float)
-        return labels_at(self.classes_, self.predict_proba(X), self.threshold_)
+        return self.outputs(self._values(X))[0]
 
     def explain(self, X: Any) -> Any:
         """Per-row contributions of each input column, adding up with a base value to the raw output.

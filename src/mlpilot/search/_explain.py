@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from mlpilot.exceptions import InvalidParameterError
-from mlpilot.search._learners import _threads
+from mlpilot.search._families import FAMILIES, _threads
 
 #: Families whose members explain themselves exactly, and how.
 METHODS = {
@@ -140,7 +140,7 @@ def _tree_member(learner: Any, X: Any, mapping: sp.csr_matrix) -> _Member:
     elif learner.family == "catboost":
         import catboost
 
-        frame = learner._catboost_frame(X)
+        frame = FAMILIES["catboost"].library_input(learner, X)
         pool = catboost.Pool(frame, cat_features=[str(i) for i in learner.categorical_indices])
         contrib = model.get_feature_importance(pool, type="ShapValues")
         raw = model.predict(frame, prediction_type="RawFormulaVal")

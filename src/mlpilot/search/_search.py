@@ -336,7 +336,7 @@ def run_search(
     if boosted:
         best_family = max(boosted, key=lambda c: c.cv_mean).family
         space = FAMILIES[best_family].search_space()
-        tuner = Tuner(space, seed=config.seed)
+        tuner = Tuner(space, random_state=config.seed)
         trial_no = 0
         while True:
             if clock:

@@ -6,6 +6,7 @@ from typing import Any
 
 from mlpilot.tune._executor import quiet
 from mlpilot.tune._family import Space
+from mlpilot.tune._stats import _resolve_seed
 
 
 class Tuner:
@@ -18,32 +19,36 @@ class Tuner:
         ``"float"``) or ``("cat", choices)``; or a function of an Optuna trial
         that suggests the parameters itself and returns them (define-by-run, as
         the recommenders' ``search_space(trial)``).
-    seed : int
+    random_state : int
         Seed of the sampler; the same seed and scores give the same proposals.
     initial : list of dict, optional
         Points to evaluate first (known-good configurations); with a dict
         space, keys outside it are left out.
     n_startup_trials : int
         Trials drawn at random (after ``initial``) before TPE models the scores.
+    seed : int, optional
+        Deprecated former name of ``random_state`` (a FutureWarning; removed in 0.4).
 
     Examples
     --------
-    >>> tuner = Tuner({"x": ("float", 0.0, 1.0, False)}, seed=0)
+    >>> tuner = Tuner({"x": ("float", 0.0, 1.0, False)}, random_state=0)
     >>> trial, params = tuner.ask()
     >>> 0.0 <= params["x"] <= 1.0
     True
     >>> tuner.tell(trial, 1.0)
-    >>> Tuner(lambda trial: {"k": trial.suggest_int("k", 1, 3)}, seed=0, initial=[{"k": 2}]).ask()[1]
+    >>> Tuner(lambda trial: {"k": trial.suggest_int("k", 1, 3)}, random_state=0, initial=[{"k": 2}]).ask()[1]
     {'k': 2}
     """
 
-    def __init__(self, space: Space, *, seed: int, initial: list[dict[str, Any]] | None = None,
-                 n_startup_trials: int = 5) -> None:
+    def __init__(self, space: Space, *, random_state: int = 0, initial: list[dict[str, Any]] | None = None,
+                 n_startup_trials: int = 5, seed: int | None = None) -> None:
         import optuna
+
+        random_state = _resolve_seed(random_state, seed, "Tuner")
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.space = space
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+        sampler = optuna.samplers.TPESampler(seed=random_state, n_startup_trials=n_startup_trials)
         self._study = optuna.create_study(direction="maximize", sampler=sampler)
         for point in initial or []:
             self._study.enqueue_trial(dict(point) if callable(space) else {k: v for k, v in point.items() if k in space})
