@@ -17,7 +17,8 @@ from mlpilot.search import Learner, TabularEnsemble
 CLASSES = ["no", "yes"]
 
 
-def _ensemble(X: pd.DataFrame, y: np.ndarray, roles: dict[str, str], families: tuple[str, ...]) -> TabularEnsemble:
+def _ensemble(X: pd.DataFrame, y: np.ndarray, roles: dict[str, str], families: tuple[str, ...],
+              threshold: float | None = None) -> TabularEnsemble:
     members = []
     encodings = {"lightgbm": "ordinal", "linear": "onehot", "knn": "onehot"}
     params = {"lightgbm": {"n_estimators": 30, "num_leaves": 15}, "linear": {}, "knn": {}}
@@ -29,7 +30,7 @@ def _ensemble(X: pd.DataFrame, y: np.ndarray, roles: dict[str, str], families: t
         members.append((pre, learner.fit(Xt, y)))
     weights = [0.7, 0.3] if len(families) == 2 else [1.0]
     return TabularEnsemble(task="binary", members=members, weights=weights, names=list(families),
-                           classes=CLASSES, feature_names=list(X.columns)).fit()
+                           classes=CLASSES, feature_names=list(X.columns), threshold=threshold).fit()
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +40,8 @@ def churn_rows(churn: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def export_registry(tmp_path_factory: pytest.TempPathFactory, churn_rows: pd.DataFrame) -> Iterator[Registry]:
-    """``churn`` (LightGBM + linear ensemble, champion), ``churn_knn`` and a recommender ``rec``."""
+    """``churn`` (LightGBM + linear ensemble at a decision threshold of 0.3, as `train` makes binary
+    models, champion), ``churn_knn`` and a recommender ``rec``."""
     schema = infer_schema(churn_rows, target="churn")
     X = churn_rows.drop(columns=["churn"])
     y = (churn_rows["churn"] == "yes").to_numpy(dtype=int)
@@ -47,7 +49,8 @@ def export_registry(tmp_path_factory: pytest.TempPathFactory, churn_rows: pd.Dat
     registry = Registry(Workspace.open(tmp_path_factory.mktemp("export") / "ws"))
     info = {"task": "binary", "target": "churn", "classes": CLASSES}
     for name, families in (("churn", ("lightgbm", "linear")), ("churn_knn", ("knn",))):
-        registry.register_model(name, _ensemble(X, y, roles, families), kind="tabular", schema=schema.to_dict(),
+        threshold = 0.3 if name == "churn" else None
+        registry.register_model(name, _ensemble(X, y, roles, families, threshold), kind="tabular", schema=schema.to_dict(),
                                 metrics={"accuracy": 0.9}, headline_metric="accuracy", info=info,
                                 aliases=("champion",))
     registry.register_model("rec", {"items": [1, 2]}, kind="recommender")

@@ -58,6 +58,8 @@ def test_onnx_graph_gives_the_runtime_probabilities(export_registry: Registry, w
     np.testing.assert_allclose(proba, want[["probability_no", "probability_yes"]].to_numpy(), rtol=0, atol=ATOL)
     assert list(labels) == list(want["prediction"])
     assert len(set(want["prediction"])) == 2  # both classes occur: the labels are really compared
+    between = (proba[:, 1] >= 0.3) & (proba[:, 1] < 0.5)
+    assert between.any() and set(labels[between]) == {"yes"}  # labelled at the model's threshold, not 0.5
 
 
 def _schema(registry: Registry) -> Schema:

@@ -242,8 +242,13 @@ def _final(g: _Graph, final: Final, features: str) -> str:
                       "(LightGBM and linear models export)")
 
 
-def build_graph(compiled: CompiledModel, schema: Schema, classes: tuple[Any, ...] | None) -> onnx.ModelProto:
-    """The ONNX model of ``compiled`` (the runtime's description of the pipeline); `ExportError` if a part has none."""
+def build_graph(compiled: CompiledModel, schema: Schema, classes: tuple[Any, ...] | None,
+                threshold: float | None = None) -> onnx.ModelProto:
+    """The ONNX model of ``compiled`` (the runtime's description of the pipeline); `ExportError` if a part has none.
+
+    ``threshold``: a binary model's decision threshold (`LoadedModel.threshold`); the graph's
+    label is then the positive class where its probability reaches it, as the runtime's is.
+    """
     g = _Graph()
     if isinstance(compiled, PipelineModel):
         if compiled.labels_from is not None:
@@ -265,7 +270,12 @@ def build_graph(compiled: CompiledModel, schema: Schema, classes: tuple[Any, ...
         outputs.append(helper.make_tensor_value_info("prediction", TensorProto.DOUBLE, [None]))
     else:
         g.nodes.append(helper.make_node("Identity", [values], ["probabilities"]))
-        best = g.op("ArgMax", [values], axis=1, keepdims=0)
+        if threshold is not None and len(classes) == 2:
+            positive = g.op("Gather", [values, g.const(np.array(1, dtype=np.int64))], axis=1)
+            best = g.op("Cast", [g.op("GreaterOrEqual", [positive, g.const(np.array(float(threshold)))])],
+                        to=TensorProto.INT64)
+        else:
+            best = g.op("ArgMax", [values], axis=1, keepdims=0)
         labels = np.array(classes, dtype=object if any(isinstance(c, str) for c in classes) else None)
         g.nodes.append(helper.make_node("Gather", [g.const(labels), best], ["label"], axis=0))
         label_type = TensorProto.STRING if labels.dtype == object else helper.np_dtype_to_tensor_dtype(labels.dtype)
@@ -364,7 +374,7 @@ def write_onnx(registry: Registry, mv: ModelVersion, directory: Path) -> dict[st
         raise ExportError(f"{mv.ref} cannot be exported to ONNX: {exc}. Export it with --format mlflow "
                           "or bundle instead. Nothing was written.") from None
     try:
-        model = build_graph(compiled, loaded.schema, loaded.classes)
+        model = build_graph(compiled, loaded.schema, loaded.classes, loaded.threshold)
         n_rows = verify_graph(model, loaded, compiled)
     except ExportError as exc:
         raise ExportError(f"{mv.ref} cannot be exported to ONNX: {exc}. Export it with --format mlflow "
