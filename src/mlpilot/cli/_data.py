@@ -92,7 +92,7 @@ def profile_command(
         from mlpilot.cli._spark import profile_on_spark
 
         return profile_on_spark(source, target=target, html=html, table=table, query=query,
-                                workspace=workspace, master=spark_master, show=print_profile)
+                                workspace=workspace, master=spark_master, show=print_profile, as_json=as_json)
     import warnings
 
     from mlpilot.automl import load_and_record

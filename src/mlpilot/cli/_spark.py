@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlpilot.cli._common import check_output_path, console, open_registry
+from mlpilot.cli._common import check_output_path, console, open_registry, print_json
 
 if TYPE_CHECKING:
     from mlpilot.data import Profile
@@ -46,8 +46,11 @@ def predict_on_spark(name: str, source: str, output: str, *, rejects: str | None
 
 def profile_on_spark(source: str, *, target: str | None, html: Path | None, table: str | None,
                      query: str | None, workspace: Path | None, master: str | None,
-                     show: Callable[[Profile, str], None]) -> None:
-    """``mlpilot profile SOURCE --engine spark``: snapshot and profile with Spark aggregates."""
+                     show: Callable[[Profile, str], None], as_json: bool = False) -> None:
+    """``mlpilot profile SOURCE --engine spark``: snapshot and profile with Spark aggregates.
+
+    ``as_json`` prints one object, the same keys as the single-machine ``--json``.
+    """
     from mlpilot.automl._datasets import record_snapshot
     from mlpilot.cli._common import open_workspace
     from mlpilot.data import render_profile_html
@@ -63,10 +66,15 @@ def profile_on_spark(source: str, *, target: str | None, html: Path | None, tabl
         record_snapshot(registry, snapshot, result.schema)
     finally:
         registry.close()
+    if html is not None:
+        html.write_text(render_profile_html(result.sample, result.profile, title=str(source)), encoding="utf-8")
+    if as_json:
+        print_json({"source": describe(source, table=table, query=query), "snapshot": snapshot.id,
+                    "html": str(html) if html else None, "profile": result.profile.to_dict()})
+        return
     show(result.profile, describe(source, table=table, query=query))
     console.print(f"Snapshot [bold]{snapshot.id}[/] stored in {ws.snapshots_dir} (a Parquet dataset)", highlight=False)
     if html is not None:
-        html.write_text(render_profile_html(result.sample, result.profile, title=str(source)), encoding="utf-8")
         console.print(f"HTML report written to {html} (charts from a sample of {len(result.sample):,} rows)",
                       highlight=False)
 
