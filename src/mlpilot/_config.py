@@ -6,10 +6,10 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlpilot.exceptions import InvalidParameterError
 
@@ -112,3 +112,26 @@ def fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+_Settings = TypeVar("_Settings")
+
+
+def build_settings(cls: Callable[..., _Settings], values: dict[str, Any], what: str) -> _Settings:
+    """``cls(**values)`` for a pydantic settings model, its validation errors as one `InvalidParameterError`.
+
+    The message names every bad field with what was given: ``"Invalid {what}: field: message (got value); ..."``.
+    """
+    from pydantic import (
+        ValidationError,  # here, not at import: the CLI's start-up reads this module
+    )
+
+    try:
+        return cls(**values)
+    except InvalidParameterError:
+        raise
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
+        )
+        raise InvalidParameterError(f"Invalid {what}: {problems}.") from None

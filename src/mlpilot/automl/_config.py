@@ -9,11 +9,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from mlpilot._config import build_settings
 from mlpilot._config import parse_duration as _parse_duration
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.tasks import ThresholdRule
@@ -125,12 +125,4 @@ def make_config(**kwargs: Any) -> TrainConfig:
             f"Invalid training configuration: got both seed={kwargs['seed']!r} and "
             f"random_state={kwargs['random_state']!r}; seed is the former name of random_state, pass only random_state."
         )
-    try:
-        return TrainConfig(**kwargs)
-    except InvalidParameterError:
-        raise
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
-        )
-        raise InvalidParameterError(f"Invalid training configuration: {problems}.") from None
+    return build_settings(TrainConfig, kwargs, "training configuration")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mlpilot._config import build_settings
 from mlpilot.automl import parse_duration
-from mlpilot.exceptions import InvalidParameterError
 
 TRIGGERS = ("new-data", "schedule", "drift", "decay")
 #: Below this wall-clock budget no retrain is tried (the search needs a few fits to mean anything).
@@ -67,13 +67,4 @@ class WatchConfig(BaseModel):
 
 def make_watch_config(**kwargs: Any) -> WatchConfig:
     """Build a `WatchConfig`, turning validation errors into one clear message."""
-    try:
-        config = WatchConfig(**kwargs)
-    except InvalidParameterError:
-        raise
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
-        )
-        raise InvalidParameterError(f"Invalid watch configuration: {problems}.") from None
-    return config
+    return build_settings(WatchConfig, kwargs, "watch configuration")

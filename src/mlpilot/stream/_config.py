@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from mlpilot._config import build_settings
 from mlpilot.exceptions import InvalidParameterError
 
 Name = Annotated[str, Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._:\-]+$")]
@@ -50,13 +51,7 @@ class StreamConfig(BaseModel):
 
 def stream_config(**values: Any) -> StreamConfig:
     """A `StreamConfig`, or `InvalidParameterError` naming each bad setting."""
-    try:
-        config = StreamConfig(**values)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
-        )
-        raise InvalidParameterError(f"Invalid stream settings: {problems}.") from None
+    config = build_settings(StreamConfig, values, "stream settings")
     if config.output in (config.input, config.dead_letter_topic) or config.input == config.dead_letter_topic:
         raise InvalidParameterError(
             f"--input ({config.input}), --output ({config.output}) and --dlq ({config.dead_letter_topic}) "
