@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -322,20 +322,18 @@ def _chi2_p(ref: np.ndarray, live: np.ndarray) -> float:
     return float(stats.chi2_contingency(table, correction=False).pvalue)
 
 
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    role: str
-    aspect: str
-    statistic: str
-    test: str
-    effect: float | None
-    interval: tuple[float, float] | None
-    p_value: float | None
-    threshold: float | None
-    n_reference: int
-    n_live: int
-    note: str = ""
+def _untested(column: ColumnProfile, aspect: str, statistic: str, test: str, n_ref: int, n_live: int,
+               note: str) -> FeatureDrift:
+    """An entry whose test did not run (too few values), with ``note`` saying why."""
+    return _tested(column, aspect, statistic, test, None, None, None, None, n_ref, n_live, note)
+
+
+def _tested(column: ColumnProfile, aspect: str, statistic: str, test: str, effect: float | None,
+            interval: tuple[float, float] | None, p_value: float | None, threshold: float | None,
+            n_ref: int, n_live: int, note: str = "") -> FeatureDrift:
+    """One aspect's statistics before the multiple-testing step (`compare` sets ``p_adjusted`` and ``drift``)."""
+    return FeatureDrift(column.name, column.role, aspect, statistic, test, effect, interval, p_value, None,
+                        threshold, False, n_ref, n_live, note=note)
 
 
 def _gaps(column: ColumnProfile) -> np.ndarray:
@@ -354,13 +352,13 @@ def _calibrated_threshold(null: np.ndarray, quantile: float, floor: float) -> fl
 
 def _binned_entry(column: ColumnProfile, aspect: str, ref: np.ndarray, live: np.ndarray, *, ordered: bool,
                   rng: np.random.Generator, n_resamples: int, quantile: float, min_rows: int,
-                  min_effect: Mapping[str, float]) -> _Entry:
+                  min_effect: Mapping[str, float]) -> FeatureDrift:
     statistic = "wasserstein" if ordered else "tvd"
     test = "binned Kolmogorov-Smirnov" if ordered else "chi-square homogeneity"
     n_ref, n_live = int(ref.sum()), int(live.sum())
     if n_live < min_rows or n_ref < min_rows:
-        return _Entry(column.name, column.role, aspect, statistic, test, None, None, None, None, n_ref, n_live,
-                      f"not tested: {min(n_ref, n_live)} values, fewer than the minimum of {min_rows}")
+        return _untested(column, aspect, statistic, test, n_ref, n_live,
+                         f"not tested: {min(n_ref, n_live)} values, fewer than the minimum of {min_rows}")
     if ordered and len(column.edges) < 2:
         ordered, statistic, test = False, "tvd", "chi-square homogeneity"
     gaps = _gaps(column) if ordered else np.empty(0)
@@ -380,15 +378,15 @@ def _binned_entry(column: ColumnProfile, aspect: str, ref: np.ndarray, live: np.
     # a distance is biased upwards: the basic (reverse percentile) interval, cut at zero
     interval = (max(0.0, 2 * observed - float(np.quantile(boot, 0.975))),
                 max(0.0, 2 * observed - float(np.quantile(boot, 0.025))))
-    return _Entry(column.name, column.role, aspect, statistic, test, observed, interval, p, threshold, n_ref, n_live)
+    return _tested(column, aspect, statistic, test, observed, interval, p, threshold, n_ref, n_live)
 
 
 def _missing_entry(column: ColumnProfile, ref: ColumnCounts, live: ColumnCounts, *, rng: np.random.Generator,
-                   n_resamples: int, quantile: float, min_rows: int, min_effect: Mapping[str, float]) -> _Entry:
+                   n_resamples: int, quantile: float, min_rows: int, min_effect: Mapping[str, float]) -> FeatureDrift:
     test = "chi-square 2x2"
     if live.n < min_rows or ref.n < min_rows:
-        return _Entry(column.name, column.role, "missing", "missing_rate", test, None, None, None, None, ref.n, live.n,
-                      f"not tested: {min(ref.n, live.n)} rows, fewer than the minimum of {min_rows}")
+        return _untested(column, "missing", "missing_rate", test, ref.n, live.n,
+                         f"not tested: {min(ref.n, live.n)} rows, fewer than the minimum of {min_rows}")
     p_ref, p_live = ref.missing / ref.n, live.missing / live.n
     observed = p_live - p_ref
     boot = rng.binomial(live.n, p_live, n_resamples) / live.n - rng.binomial(ref.n, p_ref, n_resamples) / ref.n
@@ -397,8 +395,7 @@ def _missing_entry(column: ColumnProfile, ref: ColumnCounts, live: ColumnCounts,
     table = np.array([[ref.missing, ref.n - ref.missing], [live.missing, live.n - live.missing]])
     p = 1.0 if (table.sum(axis=0) == 0).any() else float(stats.chi2_contingency(table, correction=False).pvalue)
     interval = (float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975)))
-    return _Entry(column.name, column.role, "missing", "missing_rate", test, observed, interval, p, threshold,
-                  ref.n, live.n)
+    return _tested(column, "missing", "missing_rate", test, observed, interval, p, threshold, ref.n, live.n)
 
 
 def compare(
@@ -453,7 +450,7 @@ def compare(
     if not 0 < alpha < 1:
         raise InvalidParameterError(f"alpha must be in (0, 1). Got {alpha!r}.")
     effects = {**MIN_EFFECT, **(min_effect or {})}
-    entries: list[_Entry] = []
+    entries: list[FeatureDrift] = []
     for index, column in enumerate(profile.columns):
         rng = np.random.default_rng([random_state, index])
         ref, now = profile.reference.columns[column.name], live.columns[column.name]
@@ -474,11 +471,8 @@ def compare(
     for i, e in enumerate(entries):
         drift = (e.p_value is not None and e.effect is not None and e.threshold is not None
                  and adjusted[i] < alpha and abs(e.effect) > e.threshold)
-        out.append(FeatureDrift(
-            e.name, e.role, e.aspect, e.statistic, e.test, e.effect, e.interval, e.p_value,
-            float(adjusted[i]) if e.p_value is not None else None, e.threshold, bool(drift), e.n_reference,
-            e.n_live, float(weights.get(e.name, 0.0)), e.note,
-        ))
+        out.append(replace(e, p_adjusted=float(adjusted[i]) if e.p_value is not None else None, drift=bool(drift),
+                           importance=float(weights.get(e.name, 0.0))))
     return out
 
 
