@@ -402,6 +402,9 @@ class XGBoost(Family):
     def classes(self, learner: Learner) -> np.ndarray:
         return np.asarray(learner.xgb_classes_)
 
+    def prediction_parts(self, learner: Learner) -> PredictionParts:
+        return PredictionParts(learner.estimator_, self._codes(learner), int(learner.n_classes))
+
 
 @dataclass(frozen=True)
 class HistGradientBoosting(Family):
@@ -491,6 +494,9 @@ class _Forest(Family):
     def predict(self, learner: Learner, X: Any, n_jobs: int | None) -> np.ndarray:
         values = _forest_values(learner.estimator_, X, classifier=learner.classifier)
         return self.spread(learner, values) if learner.classifier else values
+
+    def prediction_parts(self, learner: Learner) -> PredictionParts:
+        return PredictionParts(learner.estimator_, self._codes(learner), int(learner.n_classes))
 
 
 @dataclass(frozen=True)
