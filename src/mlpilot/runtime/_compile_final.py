@@ -5,7 +5,8 @@ computes on that matrix, without the input checks and conversions that
 dominate a one-row call: LightGBM through its booster, linear models through
 their coefficients, CatBoost through its oblivious trees (`_compile_catboost`),
 XGBoost and scikit-learn's forests through their trees as flat arrays
-(`_compile_xgboost`, `_compile_forest`),
+(`_compile_xgboost`, `_compile_forest`), k nearest neighbours by brute force
+over a small training set (`_compile_knn`),
 mlpilot's learners through either of those, as their ``prediction_parts()`` hook
 says (or their own ``predict_values`` for the other families).
 """
@@ -23,6 +24,7 @@ import numpy as np
 
 from mlpilot.runtime._compile_catboost import CatBoostTrees
 from mlpilot.runtime._compile_forest import FLAT_ROWS, ForestTrees
+from mlpilot.runtime._compile_knn import KNNSearch, TiedNeighbours
 from mlpilot.runtime._compile_steps import CompileError, RejectedInput
 from mlpilot.runtime._compile_xgboost import XGBoostTrees
 
@@ -244,6 +246,31 @@ class ForestFinal(Final):
         return self.trees.values(X)
 
 
+class KNNFinal(Final):
+    """k nearest neighbours by brute force in numpy (`KNNSearch`) for small batches; the library otherwise.
+
+    The library also scores a batch in which a row's k-th and next neighbour tie.
+    """
+
+    def __init__(self, estimator: Any, *, classifier: bool) -> None:
+        if hasattr(estimator, "feature_names_in_"):
+            raise CompileError(f"{type(estimator).__name__} was fitted on named columns")
+        self.search = KNNSearch(estimator, classifier=classifier)
+        self.estimator = estimator
+        self.classifier = classifier
+        self.n_features = self.search.n_features
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        if X.shape[0] <= FLAT_ROWS:
+            try:
+                return self.search.values(X)
+            except TiedNeighbours:
+                pass
+        if self.classifier:
+            return np.asarray(self.estimator.predict_proba(X), dtype=float)
+        return np.asarray(self.estimator.predict(X), dtype=float).ravel()
+
+
 class EstimatorFinal(Final):
     """Any other estimator, called on the encoded matrix (skipping only the frame work)."""
 
@@ -357,6 +384,14 @@ def _forest_regressor(estimator: Any, classifier: bool) -> Final:
     return EstimatorFinal(estimator, classifier=True) if classifier else ForestFinal(estimator, classifier=False)
 
 
+def _knn_classifier(estimator: Any, classifier: bool) -> Final:
+    return KNNFinal(estimator, classifier=True) if classifier else EstimatorFinal(estimator, classifier=False)
+
+
+def _knn_regressor(estimator: Any, classifier: bool) -> Final:
+    return EstimatorFinal(estimator, classifier=True) if classifier else KNNFinal(estimator, classifier=False)
+
+
 def _loaded_optional_finals() -> None:
     """Compilers for optional libraries, registered once the library is imported (by loading a model)."""
     catboost = sys.modules.get("catboost")
@@ -379,6 +414,7 @@ def _builtin_finals() -> None:
         RandomForestRegressor,
     )
     from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
     from mlpilot.search import Learner
 
@@ -391,6 +427,8 @@ def _builtin_finals() -> None:
         _FINALS.setdefault(cls, _forest_classifier)
     for cls in (RandomForestRegressor, ExtraTreesRegressor):
         _FINALS.setdefault(cls, _forest_regressor)
+    _FINALS.setdefault(KNeighborsClassifier, _knn_classifier)
+    _FINALS.setdefault(KNeighborsRegressor, _knn_regressor)
     _FINALS.setdefault(Learner, _learner)
 
 

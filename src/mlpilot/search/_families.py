@@ -558,6 +558,9 @@ class KNN(Family):
         learner.estimator_ = cls(n_neighbors=k, weights="distance", n_jobs=learner.n_jobs).fit(X, y)
         learner.n_iterations_ = 0
 
+    def prediction_parts(self, learner: Learner) -> PredictionParts:
+        return PredictionParts(learner.estimator_, self._codes(learner), int(learner.n_classes))
+
 
 @dataclass(frozen=True)
 class NaiveBayes(Family):
