@@ -62,7 +62,6 @@ class FlatTrees:
         self.strict = strict
         self.categories = categories
         self.categorical = categorical if categorical is not None and categorical.any() else None
-        self.n_features = int(self.feature.max(initial=-1)) + 1
 
     def _step(self, node: np.ndarray, value: np.ndarray) -> np.ndarray:
         threshold = self.threshold[node]
