@@ -51,7 +51,7 @@ def _scored(X: np.ndarray) -> list[np.ndarray]:
 @pytest.mark.parametrize(("loader", "task"), _TABLES)
 def test_compiled_xgboost_gives_the_library_values(loader: object, task: str) -> None:
     X, y = _table(loader, task)
-    learner = _fit("xgboost", task, X, y, early_stop=True, params={"max_depth": 4, "learning_rate": 0.2})
+    learner = _fit("xgboost", task, X, y, early_stop=True, params={"n_estimators": 200, "max_depth": 4, "learning_rate": 0.2})
     final = LearnerFinal(learner)
     assert isinstance(final.inner, XGBoostFinal)
     assert learner.n_iterations_ < learner.estimator_.get_booster().num_boosted_rounds()
@@ -78,8 +78,9 @@ def test_xgboost_categorical_partitions_and_default_directions() -> None:
         np.testing.assert_allclose(final.values(rows), learner.predict_values(rows), rtol=0, atol=1e-9)
 
 
-@pytest.mark.parametrize("family", ["random_forest", "extra_trees"])
-@pytest.mark.parametrize(("loader", "task"), _TABLES)
+@pytest.mark.parametrize(("loader", "task", "family"), [
+    *((loader, task, "random_forest") for loader, task in _TABLES), (load_diabetes, "regression", "extra_trees"),
+])
 def test_compiled_forests_give_the_library_values(loader: object, task: str, family: str) -> None:
     X, y = _table(loader, task)
     X = np.where(np.isnan(X), 0.0, X)  # mlpilot's preprocessor imputes before a forest
@@ -166,7 +167,7 @@ def test_a_registered_ensemble_of_the_new_families_is_verified_at_load(tmp_path:
     for family in ("xgboost", "extra_trees", "knn"):
         pre = TabularPreprocessor(encoding=FAMILIES[family].encoding, random_state=0)
         matrix = pre.fit_transform(X, y)
-        members.append((pre, _fit(family, "multiclass", matrix, y, params={"n_estimators": 30} if family != "knn"
+        members.append((pre, _fit(family, "multiclass", matrix, y, params={"n_estimators": 15} if family != "knn"
                                   else {}, categorical_indices=tuple(pre.categorical_indices_))))
         names.append(family)
     model = TabularEnsemble(task="multiclass", members=members, weights=[0.4, 0.3, 0.3], names=names,
