@@ -46,7 +46,7 @@ def test_the_hook_decides_what_is_compiled(wine: tuple[np.ndarray, np.ndarray], 
 
 def test_families_without_a_compiled_form_predict_through_the_learner(wine: tuple[np.ndarray, np.ndarray]) -> None:
     X, y = wine
-    learner = Learner(family="random_forest", task="multiclass", n_classes=3, params={"n_estimators": 5},
+    learner = Learner(family="hist_gradient_boosting", task="multiclass", n_classes=3, params={"n_estimators": 5},
                       n_jobs=1).fit(X, y)
     parts = learner.prediction_parts()
     assert parts.estimator is None and parts.classes is not None and parts.classes.tolist() == [0, 1, 2]

@@ -4,6 +4,9 @@ Each one computes what the estimator's own ``predict_proba`` / ``predict``
 computes on that matrix, without the input checks and conversions that
 dominate a one-row call: LightGBM through its booster, linear models through
 their coefficients, CatBoost through its oblivious trees (`_compile_catboost`),
+XGBoost and scikit-learn's forests through their trees as flat arrays
+(`_compile_xgboost`, `_compile_forest`), k nearest neighbours by brute force
+over a small training set (`_compile_knn`),
 mlpilot's learners through either of those, as their ``prediction_parts()`` hook
 says (or their own ``predict_values`` for the other families).
 """
@@ -20,7 +23,10 @@ from typing import Any
 import numpy as np
 
 from mlpilot.runtime._compile_catboost import CatBoostTrees
+from mlpilot.runtime._compile_forest import FLAT_ROWS, ForestTrees
+from mlpilot.runtime._compile_knn import KNNSearch, TiedNeighbours
 from mlpilot.runtime._compile_steps import CompileError, RejectedInput
+from mlpilot.runtime._compile_xgboost import XGBoostTrees
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +216,61 @@ class CatBoostFinal(Final):
         return self.trees.values(X)
 
 
+class XGBoostFinal(Final):
+    """XGBoost through its trees as numpy (`XGBoostTrees`) for small batches, its own predict for large ones."""
+
+    def __init__(self, estimator: Any, *, classifier: bool) -> None:
+        self.trees = XGBoostTrees(estimator, classifier=classifier)
+        self.estimator = estimator
+        self.classifier = classifier
+        self.n_features = self.trees.n_features
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        if X.shape[0] <= FLAT_ROWS:
+            return self.trees.values(X)
+        if self.classifier:
+            return np.asarray(self.estimator.predict_proba(X), dtype=float)
+        return np.asarray(self.estimator.predict(X), dtype=float)
+
+
+class ForestFinal(Final):
+    """A scikit-learn random forest or extra-trees model through its trees' arrays (`ForestTrees`)."""
+
+    def __init__(self, estimator: Any, *, classifier: bool) -> None:
+        if hasattr(estimator, "feature_names_in_"):
+            raise CompileError(f"{type(estimator).__name__} was fitted on named columns")
+        self.trees = ForestTrees(estimator, classifier=classifier)
+        self.n_features = self.trees.n_features
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        return self.trees.values(X)
+
+
+class KNNFinal(Final):
+    """k nearest neighbours by brute force in numpy (`KNNSearch`) for small batches; the library otherwise.
+
+    The library also scores a batch in which a row's k-th and next neighbour tie.
+    """
+
+    def __init__(self, estimator: Any, *, classifier: bool) -> None:
+        if hasattr(estimator, "feature_names_in_"):
+            raise CompileError(f"{type(estimator).__name__} was fitted on named columns")
+        self.search = KNNSearch(estimator, classifier=classifier)
+        self.estimator = estimator
+        self.classifier = classifier
+        self.n_features = self.search.n_features
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        if X.shape[0] <= FLAT_ROWS:
+            try:
+                return self.search.values(X)
+            except TiedNeighbours:
+                pass
+        if self.classifier:
+            return np.asarray(self.estimator.predict_proba(X), dtype=float)
+        return np.asarray(self.estimator.predict(X), dtype=float).ravel()
+
+
 class EstimatorFinal(Final):
     """Any other estimator, called on the encoded matrix (skipping only the frame work)."""
 
@@ -311,18 +372,49 @@ def _catboost(estimator: Any, classifier: bool) -> Final:
     return CatBoostFinal(estimator, classifier=classifier)
 
 
+def _xgboost(estimator: Any, classifier: bool) -> Final:
+    return XGBoostFinal(estimator, classifier=classifier)
+
+
+def _forest_classifier(estimator: Any, classifier: bool) -> Final:
+    return ForestFinal(estimator, classifier=True) if classifier else EstimatorFinal(estimator, classifier=False)
+
+
+def _forest_regressor(estimator: Any, classifier: bool) -> Final:
+    return EstimatorFinal(estimator, classifier=True) if classifier else ForestFinal(estimator, classifier=False)
+
+
+def _knn_classifier(estimator: Any, classifier: bool) -> Final:
+    return KNNFinal(estimator, classifier=True) if classifier else EstimatorFinal(estimator, classifier=False)
+
+
+def _knn_regressor(estimator: Any, classifier: bool) -> Final:
+    return EstimatorFinal(estimator, classifier=True) if classifier else KNNFinal(estimator, classifier=False)
+
+
 def _loaded_optional_finals() -> None:
     """Compilers for optional libraries, registered once the library is imported (by loading a model)."""
     catboost = sys.modules.get("catboost")
     if catboost is not None:
         _FINALS.setdefault(catboost.CatBoostClassifier, _catboost)
         _FINALS.setdefault(catboost.CatBoostRegressor, _catboost)
+    xgboost = sys.modules.get("xgboost")
+    if xgboost is not None:
+        _FINALS.setdefault(xgboost.XGBClassifier, _xgboost)
+        _FINALS.setdefault(xgboost.XGBRegressor, _xgboost)
 
 
 @functools.cache
 def _builtin_finals() -> None:
     from lightgbm import LGBMClassifier, LGBMRegressor
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
     from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
     from mlpilot.search import Learner
 
@@ -331,6 +423,12 @@ def _builtin_finals() -> None:
     _FINALS.setdefault(LogisticRegression, _linear_classifier)
     for cls in (LinearRegression, Ridge, Lasso, ElasticNet):
         _FINALS.setdefault(cls, _linear_regressor)
+    for cls in (RandomForestClassifier, ExtraTreesClassifier):
+        _FINALS.setdefault(cls, _forest_classifier)
+    for cls in (RandomForestRegressor, ExtraTreesRegressor):
+        _FINALS.setdefault(cls, _forest_regressor)
+    _FINALS.setdefault(KNeighborsClassifier, _knn_classifier)
+    _FINALS.setdefault(KNeighborsRegressor, _knn_regressor)
     _FINALS.setdefault(Learner, _learner)
 
 

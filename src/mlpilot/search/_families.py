@@ -402,6 +402,9 @@ class XGBoost(Family):
     def classes(self, learner: Learner) -> np.ndarray:
         return np.asarray(learner.xgb_classes_)
 
+    def prediction_parts(self, learner: Learner) -> PredictionParts:
+        return PredictionParts(learner.estimator_, self._codes(learner), int(learner.n_classes))
+
 
 @dataclass(frozen=True)
 class HistGradientBoosting(Family):
@@ -492,6 +495,9 @@ class _Forest(Family):
         values = _forest_values(learner.estimator_, X, classifier=learner.classifier)
         return self.spread(learner, values) if learner.classifier else values
 
+    def prediction_parts(self, learner: Learner) -> PredictionParts:
+        return PredictionParts(learner.estimator_, self._codes(learner), int(learner.n_classes))
+
 
 @dataclass(frozen=True)
 class ExtraTrees(_Forest):
@@ -551,6 +557,9 @@ class KNN(Family):
         cls = KNeighborsRegressor if learner.task == "regression" else KNeighborsClassifier
         learner.estimator_ = cls(n_neighbors=k, weights="distance", n_jobs=learner.n_jobs).fit(X, y)
         learner.n_iterations_ = 0
+
+    def prediction_parts(self, learner: Learner) -> PredictionParts:
+        return PredictionParts(learner.estimator_, self._codes(learner), int(learner.n_classes))
 
 
 @dataclass(frozen=True)
