@@ -264,20 +264,27 @@ def consider_stack(usable: list[CandidateResult], candidates: list[CandidateResu
     if mode == "off" or (mode == "auto" and not budget.timed):
         return None
     members = stack_members(usable, choice.weights, predict_limit=predict_limit)
+    clock = budget.clock if budget.timed else time.perf_counter
+    extra_refit, left_out = 0.0, []
+    for c in list(members):  # members the greedy ensemble lacks join while their refit fits
+        if c.name in choice.weights:
+            continue
+        cost = refit_seconds(c, len(folds), refit_share)
+        if budget.timed and not budget.fits(extra_refit + cost, share=STACK_SHARE, keep=keep()):
+            members.remove(c)
+            left_out.append(f"{c.name} ({cost:.2f}s)")
+        else:
+            extra_refit += cost
+    if left_out:
+        notes.append(
+            f"stacking without {', '.join(left_out)}: refitting them is expected to take more than "
+            f"{STACK_SHARE:.0%} of the {max(budget.left() - keep(), 0.0):.2f}s left after {keep():.2f}s kept for the refit"
+        )
     if len(members) < 2:
-        notes.append(f"stacking not tried: {len(members)} candidate(s) to stack (it needs two)")
+        notes.append(f"stacking not tried: {len(members)} candidate(s) to stack within the budget (it needs two)")
         return None
     names = [c.name for c in members]
     by_name = {c.name: c for c in candidates}
-    extra_refit = sum(refit_seconds(c, len(folds), refit_share) for c in members if c.name not in choice.weights)
-    clock = budget.clock if budget.timed else time.perf_counter
-    if budget.timed and not budget.fits(extra_refit, share=STACK_SHARE, keep=keep()):
-        notes.append(
-            f"stacking skipped to keep the time budget: refitting its members {', '.join(names)} that the greedy "
-            f"ensemble does not have is expected to take {extra_refit:.2f}s, more than {STACK_SHARE:.0%} of the "
-            f"{max(budget.left() - keep(), 0.0):.2f}s left after {keep():.2f}s kept for the refit"
-        )
-        return None
     t0 = clock()
     skipped: list[str] = []
 
