@@ -176,3 +176,18 @@ def test_a_multiclass_stack_is_deterministic_and_its_choice_follows_the_scores()
     assert first.stacked == (first.stack.stack_cv > first.stack.greedy_cv + first.stack.margin)
     assert first.ensemble_fold_scores == (first.stack.fold_scores if first.stacked else first.stack.greedy_fold_scores)
     np.testing.assert_allclose(first.stack.oof.sum(axis=1), 1.0)
+
+
+def test_an_ensemble_saved_before_stacking_loads_as_the_weighted_sum(
+        stacked: tuple[TrainingRun, Path, pd.DataFrame]) -> None:
+    run, _root, frame = stacked
+    state = dict(run.model.__getstate__())
+    for key in ("stacker", "stacker_", "stack_order_"):
+        state.pop(key)
+    old = type(run.model).__new__(type(run.model))
+    old.__setstate__(state)
+    assert old.stacker is None and old.stacker_ is None
+    rows = frame.drop(columns=["type"]).head(20)
+    values = [learner.predict_values(pre.transform(rows)) for pre, learner in old.members_]
+    blend = sum(w * v for w, v in zip(old.weights_, values, strict=True))
+    np.testing.assert_allclose(old.predict_proba(rows), blend / blend.sum(axis=1, keepdims=True), rtol=1e-12)
