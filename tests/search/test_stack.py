@@ -14,7 +14,7 @@ from mlpilot.data import read_source
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_compiled, score_frame
-from mlpilot.search import CandidateResult, SearchConfig, make_folds, run_search
+from mlpilot.search import CandidateResult, SearchConfig, SearchResult, make_folds, run_search
 from mlpilot.search._selection import select_ensemble
 from mlpilot.search._stack import STACK_SHARE, consider_stack, fit_stacker, nested_oof
 from mlpilot.tasks import encode_target, get_metric
@@ -191,3 +191,22 @@ def test_an_ensemble_saved_before_stacking_loads_as_the_weighted_sum(
     values = [learner.predict_values(pre.transform(rows)) for pre, learner in old.members_]
     blend = sum(w * v for w, v in zip(old.weights_, values, strict=True))
     np.testing.assert_allclose(old.predict_proba(rows), blend / blend.sum(axis=1, keepdims=True), rtol=1e-12)
+
+
+def test_a_stack_the_refit_cut_is_refit_over_the_members_left() -> None:
+    y, cands, folds = _regression_case(2.0)
+    cands.append(_candidate("extra_trees", "extra_trees", y + 0.3 * np.sin(np.arange(300)), y, folds, "rmse"))
+    _choice, stack = _stack(y, cands, folds, mode="force")
+    assert stack is not None and len(stack.names) == 3  # type: ignore[attr-defined]
+    result = SearchResult(candidates=cands, folds=folds, weights=stack.stacker.importance(),  # type: ignore[attr-defined]
+                          ensemble_oof=stack.oof, ensemble_holdout=stack.holdout,  # type: ignore[attr-defined]
+                          ensemble_fold_scores=stack.fold_scores, notes=[], seconds=0.0, stack=stack)  # type: ignore[attr-defined]
+    metric = get_metric("rmse")
+    two = result.with_weights({"linear": 0.5, "knn": 0.5}, y, metric)
+    assert two.stacked and two.stack is not None and sorted(two.stack.names) == ["knn", "linear"]
+    values = [np.asarray(result.candidate(n).oof) for n in two.stack.names]
+    expected = nested_oof("regression", two.stack.names, values, y, folds, n_classes=1, seed=0)
+    np.testing.assert_array_equal(two.ensemble_oof, expected)
+    one = result.with_weights({"linear": 1.0}, y, metric)  # one member left: it is the model
+    assert not one.stacked and one.weights == {"linear": 1.0}
+    np.testing.assert_array_equal(one.ensemble_oof, cands[1].oof)
