@@ -5,6 +5,7 @@ Usage: python worker.py SYSTEM DATASET BUDGET_SECONDS
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -45,13 +46,13 @@ def _categoricals(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def run_mlpilot(spec: Spec, train: pd.DataFrame, test: pd.DataFrame, budget: float) -> dict:
+def run_mlpilot(spec: Spec, train: pd.DataFrame, test: pd.DataFrame, budget: float, *, stacking: str = "auto") -> dict:
     import mlpilot
     from mlpilot.registry._artifacts import dumps
 
     start = time.perf_counter()
     run = mlpilot.train(train, spec.target, time_budget=budget, task=spec.task, metric=spec.metric, register=False,
-                        report=False)
+                        report=False, stacking=stacking)
     fit = time.perf_counter() - start
     model = run.model
     X = test.drop(columns=[spec.target])
@@ -62,8 +63,10 @@ def run_mlpilot(spec: Spec, train: pd.DataFrame, test: pd.DataFrame, budget: flo
         pred, predict = timed(lambda: model.predict_proba(X))
         classes = [str(c) for c in model.classes_]
     size = len(dumps(model)[0])
-    return {"fit": fit, "predict": predict, "size": size, "pred": pred, "classes": classes,
-            "detail": run.outcome.evaluation.champion}
+    stack = run.outcome.card.get("stacking")
+    detail = run.outcome.evaluation.champion + (f" ({stack['winner']} won: stack {stack['stack_cv']:.5g} vs greedy "
+                                                f"{stack['greedy_cv']:.5g} out of fold)" if stack else "")
+    return {"fit": fit, "predict": predict, "size": size, "pred": pred, "classes": classes, "detail": detail}
 
 
 def run_lightgbm(spec: Spec, train: pd.DataFrame, test: pd.DataFrame, budget: float) -> dict:
@@ -128,7 +131,9 @@ def run_autogluon(spec: Spec, train: pd.DataFrame, test: pd.DataFrame, budget: f
     return {"fit": fit, "predict": predict, "size": size, "pred": pred, "classes": classes}
 
 
-SYSTEMS = {"mlpilot": run_mlpilot, "lightgbm": run_lightgbm, "flaml": run_flaml, "autogluon": run_autogluon}
+SYSTEMS = {"mlpilot": run_mlpilot, "lightgbm": run_lightgbm, "flaml": run_flaml, "autogluon": run_autogluon,
+           # mlpilot without stacking (the greedy ensemble only): not a default system, for A/B runs
+           "mlpilot-nostack": functools.partial(run_mlpilot, stacking="off")}
 
 
 def main() -> None:

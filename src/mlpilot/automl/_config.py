@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -64,6 +64,8 @@ class TrainConfig(BaseModel):
     report: bool = True
     threshold_metric: str | None = None  # binary tasks: what the decision threshold is chosen for (f1)
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None  # binary tasks: a fixed threshold
+    # a stack beside the greedy ensemble: auto (timed runs), on, force (registered even if it loses), off
+    stacking: Literal["auto", "on", "force", "off"] = "auto"
 
     @property
     def seed(self) -> int:

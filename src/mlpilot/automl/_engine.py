@@ -287,6 +287,7 @@ def fit_tabular(
         predict_limit=None if config.max_predict_ms is None else config.max_predict_ms / 1e6,
         refit_share=len(y) / max(len(dev), 1) if config.refit_full else 1.0,
         executor=executor,
+        stacking=config.stacking,
     )
     t0 = time.perf_counter()
     result = run_search(
@@ -317,6 +318,7 @@ def fit_tabular(
         task=task, members=members, weights=weights, names=names,
         classes=list(encoding.classes) if task != "regression" else None, feature_names=features,
         n_jobs=config.n_jobs, threshold=None if threshold is None else threshold.threshold,
+        stacker=result.stack.stacker if result.stack is not None and result.stack.chosen else None,
     ).fit()
     timings["refit"] = time.perf_counter() - t0
 
@@ -382,6 +384,8 @@ def fit_tabular(
         seed=config.seed, notes=_card_notes(notes, result), dataset_id=dataset_id, refit_full=config.refit_full,
     )
     card["importance"] = [{"column": c, "mean": m, "std": s} for c, m, s in evaluation.importance]
+    if result.stack is not None:  # the decision between the stack and the greedy ensemble, with both scores
+        card["stacking"] = result.stack.to_dict(metric)
     if threshold is not None:
         card["threshold"] = _threshold_card(threshold, encoding, y[hold], evaluation.holdout_prediction)
     report_html = render_report(title or f"mlpilot model for {target}", evaluation, card, plots)

@@ -247,6 +247,7 @@ def train(
     executor: Executor | None = None,
     threshold_metric: str | None = None,
     threshold: float | None = None,
+    stacking: str = "auto",
 ) -> TrainingRun:
     """Train the best model mlpilot can find for ``target`` within ``time_budget``.
 
@@ -307,6 +308,12 @@ def train(
         among thresholds that reach the target). See docs/thresholds.md.
     threshold : float, optional
         Binary tasks: a fixed decision threshold in (0, 1) instead of a chosen one.
+    stacking : {"auto", "on", "force", "off"}
+        A stack (a level-2 linear model over the best candidates' out-of-fold
+        predictions) is tried beside the greedy ensemble and registered only
+        where its nested out-of-fold score beats it: ``auto`` in timed runs,
+        ``on`` in deterministic ones too, ``force`` registers it even where it
+        loses (the decision says so), ``off`` never. See docs/stacking.md.
 
     Returns
     -------
@@ -334,7 +341,7 @@ def train(
         random_state=0 if random_state is None else random_state, holdout=holdout, time_split=time_split,
         deterministic=deterministic, n_trials=n_trials, drop_leaks=drop_leaks,
         families=tuple(families) if families is not None else None, report=report,
-        max_predict_ms=max_predict_ms, threshold_metric=threshold_metric, threshold=threshold,
+        max_predict_ms=max_predict_ms, threshold_metric=threshold_metric, threshold=threshold, stacking=stacking,
     )
     model_name = name or _default_name(data, target)
     _check_arguments(config, target, model_name)
@@ -403,6 +410,7 @@ def train(
                 "notes": outcome.notes,
                 "config": config.model_dump(mode="json"),
                 "threshold": outcome.card.get("threshold"),
+                "stacking": outcome.card.get("stacking"),
             })
             files = {"report.html": outcome.report_html.encode(),
                      "leaderboard.json": json.dumps(info["leaderboard"], indent=1).encode(),
@@ -416,6 +424,8 @@ def train(
             )
             if info["threshold"] is not None:  # a decision mlpilot took, with its evidence
                 registry.log_event("threshold", model_name, {"version": mv.version, **info["threshold"]})
+            if info["stacking"] is not None:  # ... and the stack against the greedy ensemble
+                registry.log_event("stacking", model_name, {"version": mv.version, **info["stacking"]})
             timings = {**outcome.timings, "register": time.perf_counter() - t0,
                        "total": time.perf_counter() - start}
             registry.finish_run(run_id, metrics=metrics, timings=timings)

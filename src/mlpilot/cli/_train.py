@@ -129,6 +129,7 @@ def train_command(
     max_predict_ms: Annotated[float | None, typer.Option("--max-predict-ms", help="Most ms per 1,000 rows the ensemble's models may take to predict (measured in cross-validation).")] = None,
     threshold_metric: Annotated[str | None, typer.Option("--threshold-metric", help="Binary: what the decision threshold is chosen for on out-of-fold rows: f1 (default), balanced_accuracy, cost:5 (a false negative costs 5 false positives), precision>=0.9, recall>=0.8.")] = None,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Binary: a fixed decision threshold in (0, 1) instead of a chosen one.")] = None,
+    stacking: Annotated[str, typer.Option("--stacking", help="auto (timed runs), on, force or off: a level-2 linear model over the best candidates, registered only when it beats the greedy ensemble out of fold (force: always).")] = "auto",
     report: Annotated[Path | None, typer.Option("--report", help="Also write the HTML report here.")] = None,
     table: TableOption = None,
     query: QueryOption = None,
@@ -147,7 +148,7 @@ def train_command(
 
     check_output_path(report, "--report")
     budget_seconds(time_budget)  # a bad budget is refused before any data is read
-    make_config(threshold_metric=threshold_metric, threshold=threshold)  # so are bad threshold options
+    make_config(threshold_metric=threshold_metric, threshold=threshold, stacking=stacking)  # so are bad threshold/stacking options
     random_state = random_state_of(random_state, seed)
     ws = open_workspace(workspace)
     data: Any = source
@@ -160,7 +161,7 @@ def train_command(
         run = train(data, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
                     workspace=ws, holdout=holdout, time_split=time_split, deterministic=deterministic, n_trials=n_trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
-                    threshold_metric=threshold_metric, threshold=threshold,
+                    threshold_metric=threshold_metric, threshold=threshold, stacking=stacking,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
     notes = [f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, MlpilotWarning)]
     out = run.outcome
@@ -170,7 +171,7 @@ def train_command(
         print_json({"model": f"{run.name}:{run.version}", "champion": run.champion, "reason": run.champion_reason,
                     "task": out.task, "metric": out.metric, "metrics": run.metrics, "warnings": notes,
                     "leaderboard": out.evaluation.leaderboard, "tests": out.evaluation.tests,
-                    "threshold": out.card.get("threshold"), "seconds": run.timings.get("total"), "report": str(report) if report else None})
+                    "threshold": out.card.get("threshold"), "stacking": out.card.get("stacking"), "seconds": run.timings.get("total"), "report": str(report) if report else None})
         return
     for note in notes:
         name, _, message = note.partition(": ")
@@ -186,6 +187,8 @@ def train_command(
         console.print(f"Holdout {out.metric}: [bold]{fmt_score(metrics[key])}[/] (95% CI {fmt_score(ci[0])}–{fmt_score(ci[1])})",
                       highlight=False)
     print_threshold(out.card.get("threshold"))
+    if out.card.get("stacking"):
+        console.print(escape(out.card["stacking"]["decision"]), highlight=False)
     verdict = "[bold green]champion[/]" if run.champion else "[yellow]candidate[/]"
     console.print(f"Registered [bold]{run.name}:{run.version}[/] as {verdict}: {run.champion_reason}", highlight=False)
     console.print(f"Finished in {run.timings.get('total', 0):.1f}s (budget {run.config.time_budget:.0f}s)", highlight=False)

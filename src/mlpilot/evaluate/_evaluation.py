@@ -103,9 +103,13 @@ def evaluate_search(
         return entry
 
     if not single:
-        rows.append(row(ENSEMBLE, "ensemble", result.ensemble_fold_scores, result.ensemble_holdout, "ok",
-                        sum(candidates[m].fit_seconds for m in members),
-                        " + ".join(f"{w:.2f}×{m}" for m, w in members.items()), n_boot))
+        family, note = result.ensemble_label()
+        rows.append(row(ENSEMBLE, family, result.ensemble_fold_scores, result.ensemble_holdout, "ok",
+                        sum(candidates[m].fit_seconds for m in members), note, n_boot))
+    alternative = result.alternative()  # the stack or greedy ensemble not chosen, with the decision
+    if alternative is not None:
+        name, family, scores, hold, note = alternative
+        rows.append(row(name, family, scores, hold, "not chosen", 0.0, note, n_boot_others))
     for c in result.candidates:
         boot = n_boot if c.name == champion else n_boot_others
         rows.append(row(c.name, c.family, c.fold_scores, c.holdout, c.status, c.fit_seconds, c.note, boot))

@@ -255,6 +255,9 @@ def build_graph(compiled: CompiledModel, schema: Schema, classes: tuple[Any, ...
             raise ExportError("a classifier whose labels are not the class of highest probability")
         values = _final(g, compiled.final, _features(g, compiled.encoder, schema))
     elif isinstance(compiled, EnsembleModel):
+        if compiled.stacked:
+            raise ExportError("a stacked ensemble (its level-2 layer over the members' log-odds has no ONNX graph "
+                              "here); retrain with stacking='off' to export it")
         matrices = [_features(g, encoder, schema) for encoder in compiled.encoders()]
         terms = [g.op("Mul", [_final(g, final, matrices[index]), g.const(np.array(float(weight)))])
                  for index, final, weight in compiled.members]

@@ -114,10 +114,13 @@ class EnsembleModel(CompiledModel):
     """mlpilot's `TabularEnsemble`: weighted members over shared encoders, combined by its ``outputs``."""
 
     def __init__(self, encoders: list[FeatureEncoder], members: list[tuple[int, Final, float]],
-                 *, outputs: Callable[[np.ndarray], Prediction], description: str = "") -> None:
+                 *, outputs: Callable[[np.ndarray], Prediction], description: str = "",
+                 combine: Callable[[list[np.ndarray]], np.ndarray] | None = None, stacked: bool = False) -> None:
         self._encoders = encoders
         self.members = members
         self.outputs = outputs
+        self.combine = combine
+        self.stacked = stacked  # a level-2 layer, not the weighted sum, combines the members
         self.description = description
         self.inline = all(final.fast for _index, final, _weight in members)
 
@@ -126,6 +129,10 @@ class EnsembleModel(CompiledModel):
 
     def predict(self, table: Table, n_rows: int) -> Prediction:
         matrices = [encoder.transform(table, n_rows) for encoder in self._encoders]
+        if self.combine is not None:
+            if not self.members:
+                raise CompileError("an ensemble without members")
+            return self.outputs(self.combine([final.values(matrices[index]) for index, final, _w in self.members]))
         total: np.ndarray | None = None
         for index, final, weight in self.members:
             values = final.values(matrices[index]) * weight
@@ -248,5 +255,8 @@ def _compile_ensemble(model: Any, schema: Schema, with_proba: bool) -> EnsembleM
         _check_width(final, encoders[index_of[id(pre)]])
         members.append((index_of[id(pre)], final, weight))
     families = ", ".join(f"{learner.family}" for _pre, learner in model.members_)
-    description = f"ensemble of {len(members)} ({families}) over {len(encoders)} encoder(s)"
-    return EnsembleModel(encoders, members, outputs=model.outputs, description=description)
+    stacked = getattr(model, "stacker_", None) is not None
+    description = (f"{'stack' if stacked else 'ensemble'} of {len(members)} ({families}) over "
+                   f"{len(encoders)} encoder(s)")
+    return EnsembleModel(encoders, members, outputs=model.outputs, description=description,
+                         combine=getattr(model, "combine", None), stacked=stacked)

@@ -35,6 +35,7 @@ from mlpilot.tune._budget import (
     PREPROCESS_SHARE,
     RESERVE_GAP,
     RUNNER_UP_REFIT_SHARE,
+    STACK_RESERVE_SHARE,
     UNINTERRUPTIBLE_SHARE,
 )
 from mlpilot.tune._executor import LocalExecutor, quiet
@@ -370,7 +371,13 @@ class CandidateRunner:
         return float(np.median(self.metric_seconds)) * selection_calls(n_models, n_members=2)
 
     def keep(self) -> float:
-        return self.refit_reserve() + self.ensemble_reserve()
+        return self.refit_reserve() + self.ensemble_reserve() + self.stack_reserve()
+
+    def stack_reserve(self) -> float:
+        """Seconds kept back for trying a stack after the greedy ensemble (`STACK_RESERVE_SHARE`; 0 when off)."""
+        if not self.clock or self.config.stacking == "off":
+            return 0.0
+        return STACK_RESERVE_SHARE * (self.budget.seconds or 0.0)
 
     def refit_reserve(self) -> float:
         usable = sorted((c for c in self.candidates if c.usable and c.family != "dummy"),

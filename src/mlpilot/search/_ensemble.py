@@ -208,6 +208,10 @@ class TabularEnsemble(BaseEstimator):
         Binary tasks: `predict` gives the second class where its probability
         is at least this (None: the class of highest probability, as models
         saved before thresholds do).
+    stacker : LinearStacker, optional
+        A level-2 linear layer over the members' values (`mlpilot.search._stack`)
+        that replaces the weighted sum; ``weights`` are then each member's
+        share of its coefficients (shown, not used to predict).
 
     Attributes
     ----------
@@ -230,6 +234,7 @@ class TabularEnsemble(BaseEstimator):
         feature_names: list[str] | None = None,
         n_jobs: int | None = None,
         threshold: float | None = None,
+        stacker: Any = None,
     ) -> None:
         self.task = task
         self.members = members
@@ -239,12 +244,15 @@ class TabularEnsemble(BaseEstimator):
         self.feature_names = feature_names
         self.n_jobs = n_jobs
         self.threshold = threshold
+        self.stacker = stacker
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("n_jobs", None)  # models saved before the parameter existed
         state.setdefault("threshold", None)  # ... and before thresholds: the class of highest probability
+        state.setdefault("stacker", None)  # ... and before stacking: the weighted sum
         if "members_" in state:
             state.setdefault("threshold_", None)
+            state.setdefault("stacker_", None)
         super().__setstate__(state)
 
     def fit(self, X: Any = None, y: Any = None) -> TabularEnsemble:
@@ -260,6 +268,12 @@ class TabularEnsemble(BaseEstimator):
             if all(isinstance(c, int | np.integer) for c in self.classes_):
                 self.classes_ = self.classes_.astype(np.int64)
         self.threshold_ = float(self.threshold) if self.threshold is not None and self.task == "binary" else None
+        self.stacker_ = self.stacker
+        if self.stacker_ is not None:
+            missing = [n for n in self.stacker_.names if n not in self.names_]
+            if missing or len(self.stacker_.names) != len(self.names_):
+                raise NotFittedError(f"the stacker reads members {self.stacker_.names}, the ensemble has {self.names_}")
+            self.stack_order_ = [self.names_.index(n) for n in self.stacker_.names]
         return self
 
     def _frame(self, X: Any) -> pd.DataFrame:
@@ -271,22 +285,35 @@ class TabularEnsemble(BaseEstimator):
     def _values(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "members_")
         frame = self._frame(X)
-        total: np.ndarray | None = None
+        values = []
         transformed: dict[int, Any] = {}  # members share fitted preprocessors
-        for (pre, learner), weight in zip(self.members_, self.weights_, strict=True):
+        for pre, learner in self.members_:
             if id(pre) not in transformed:
                 transformed[id(pre)] = pre.transform(frame)
-            values = learner.predict_values(transformed[id(pre)], n_jobs=self.n_jobs) * weight
-            total = values if total is None else total + values
+            values.append(learner.predict_values(transformed[id(pre)], n_jobs=self.n_jobs))
+        return self.combine(values)
+
+    def combine(self, values: list[np.ndarray]) -> np.ndarray:
+        """The ensemble's total from each member's values (in `members_` order): what `outputs` takes.
+
+        The weighted sum, or the stacker's layer; the model runtime's compiler
+        calls it on the values it computes for each member, so the rule lives here only.
+        """
+        if self.stacker_ is not None:
+            return np.asarray(self.stacker_.combine([values[i] for i in self.stack_order_]))
+        total: np.ndarray | None = None
+        for value, weight in zip(values, self.weights_, strict=True):
+            term = value * weight
+            total = term if total is None else total + term
         assert total is not None  # members_ is never empty after fit
         return total
 
     def outputs(self, total: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """What `predict` and `predict_proba` return, from the weighted sum of the members' values.
 
-        The model runtime's compiler calls it on the sum it computes from
-        ``members_`` and ``weights_`` (each member through its own hook), so
-        the rule lives here only. Regression: ``(values, None)``.
+        The model runtime's compiler calls it on the `combine` of the values it
+        computes for each member (through its own hook), so the rule lives
+        here only. Regression: ``(values, None)``.
         """
         if self.task == "regression":
             return total.astype(float), None
@@ -311,7 +338,13 @@ class TabularEnsemble(BaseEstimator):
         space of each kind of ensemble. Raises `InvalidParameterError` naming a
         member family that has no explanation method.
         """
+        from mlpilot.exceptions import InvalidParameterError
         from mlpilot.search._explain import explain_ensemble
 
         check_is_fitted(self, "members_")
+        if self.stacker_ is not None:
+            raise InvalidParameterError(
+                "This model is a stacked ensemble: its level-2 layer over the members' log-odds has no additive "
+                "explanation per column. Retrain with stacking='off' (CLI: --stacking off) to explain predictions."
+            )
         return explain_ensemble(self, self._frame(X))

@@ -39,6 +39,7 @@ from mlpilot.search._candidates import (
 )
 from mlpilot.search._learners import FAMILIES, Learner
 from mlpilot.search._selection import PRUNE_TOLERANCE, SPEED_FLOOR, SPEED_TOLERANCE, select_ensemble
+from mlpilot.search._stack import StackChoice, consider_stack
 from mlpilot.tasks import Metric
 from mlpilot.tune import Budget
 from mlpilot.tune._budget import (
@@ -103,6 +104,8 @@ class SearchConfig:
         on the validation folds; slower candidates are left out of the ensemble.
     refit_share : float
         Size of the final refit data relative to the development rows.
+    stacking : {"auto", "on", "force", "off"}
+        Whether a stack (`mlpilot.search._stack`) is tried beside the greedy ensemble.
     """
 
     budget: Budget = field(default_factory=lambda: Budget(None))
@@ -115,6 +118,7 @@ class SearchConfig:
     memory_limit: int | None = None
     predict_limit: float | None = None
     refit_share: float = 1.25
+    stacking: str = "auto"
 
 
 @dataclass
@@ -136,6 +140,27 @@ class SearchResult:
     # the expected seconds of the refit's preprocessing
     preprocess: dict[tuple[str, bool], dict[str, int]] = field(default_factory=dict)
     preprocess_refit: dict[tuple[str, bool], float] = field(default_factory=dict)
+    stack: StackChoice | None = None  # the stack tried beside the greedy ensemble (registered if ``chosen``)
+
+    @property
+    def stacked(self) -> bool:
+        """Whether the ensemble is the stack (its weights are then each member's share of the layer)."""
+        return self.stack is not None and self.stack.chosen
+
+    def alternative(self) -> tuple[str, str, list[float], np.ndarray | None, str] | None:
+        """The leaderboard row of the ensemble not chosen: (name, family, fold scores, holdout, note), or None."""
+        if self.stack is None:
+            return None
+        if self.stack.chosen:
+            return "greedy_ensemble", "ensemble", self.stack.greedy_fold_scores, self.stack.greedy_holdout, \
+                f"not chosen: {self.stack.decision}"
+        return "stack", "stack", self.stack.fold_scores, self.stack.holdout, f"not chosen: {self.stack.decision}"
+
+    def ensemble_label(self) -> tuple[str, str]:
+        """The ensemble row's family and note: the stack's layer, or the greedy weights."""
+        if self.stack is not None and self.stack.chosen:
+            return "stack", self.stack.decision
+        return "ensemble", " + ".join(f"{w:.2f}×{m}" for m, w in self.weights.items())
 
     def budget_summary(self) -> str | None:
         """One line for the candidates refused to keep the budget: how many, and the rule (None if none).
@@ -162,6 +187,13 @@ class SearchResult:
         the ensemble's out-of-fold and holdout predictions and fold scores are
         those of the members left.
         """
+        stack = self.stack
+        if stack is not None and stack.chosen:
+            if len(weights) >= 2:  # the layer refit over the members kept
+                stack = stack.restricted(list(weights), {c.name: c for c in self.candidates}, y, self.folds, metric)
+                return replace(self, stack=stack, weights=stack.stacker.importance(), ensemble_oof=stack.oof,
+                               ensemble_holdout=stack.holdout, ensemble_fold_scores=stack.fold_scores)
+            stack = replace(stack, chosen=False)  # one member left: it is the model
         total = sum(weights.values())
         kept = {name: w / total for name, w in weights.items()}
         oof = np.asarray(sum(w * self.candidate(n).oof for n, w in kept.items()))  # type: ignore[operator,misc]
@@ -169,7 +201,8 @@ class SearchResult:
         if self.ensemble_holdout is not None:
             hold = np.asarray(sum(w * self.candidate(n).holdout for n, w in kept.items()))  # type: ignore[operator,misc]
         scores = [metric.score(y[va], oof[va]) for _tr, va in self.folds]
-        return replace(self, weights=kept, ensemble_oof=oof, ensemble_holdout=hold, ensemble_fold_scores=scores)
+        return replace(self, weights=kept, ensemble_oof=oof, ensemble_holdout=hold, ensemble_fold_scores=scores,
+                       stack=stack)
 
 
 def load_portfolio(task: str) -> list[dict[str, Any]]:
@@ -391,6 +424,14 @@ def run_search(
     choice = select_ensemble(usable, candidates, y, metric, folds, with_holdout=holdout is not None, budget=budget,
                              metric_seconds=runner.metric_seconds, refit_reserve=runner.refit_reserve,
                              predict_limit=config.predict_limit, notes=notes)
+    # 5. a stack over the best candidates, registered only where it beats the greedy ensemble out of fold
+    stack = consider_stack(usable, candidates, choice, y, metric, folds, task=task, n_classes=n_classes,
+                           mode=config.stacking, budget=budget, keep=runner.refit_reserve,
+                           refit_share=config.refit_share, predict_limit=config.predict_limit, seed=config.seed,
+                           notes=notes)
+    if stack is not None and stack.chosen:
+        choice = replace(choice, weights=stack.stacker.importance(), oof=stack.oof, holdout=stack.holdout,
+                         fold_scores=stack.fold_scores)
     runner.report("ensemble")
     return SearchResult(
         candidates=candidates,
@@ -399,6 +440,7 @@ def run_search(
         ensemble_oof=choice.oof,
         ensemble_holdout=choice.holdout,
         ensemble_fold_scores=choice.fold_scores,
+        stack=stack,
         notes=notes,
         seconds=time.perf_counter() - start,
         ensemble_seconds=choice.seconds,

@@ -54,6 +54,13 @@ RESERVE_GAP = 0.05
 # starts: TF-IDF, SVD and the cross-fitted text models cannot be interrupted, and every model
 # of that encoding needs them (a 30 s train spent 200 s there on a 4,000-row text table).
 PREPROCESS_SHARE = 0.35
+# Share of the time left (after the refit's reserve) that stacking may be expected to take: the
+# nested fits of its level-2 layer (projected from the first fold's) and the refit of members the
+# greedy ensemble does not have. Above it the greedy ensemble stands, with the decision recorded.
+STACK_SHARE = 0.5
+# Share of the whole budget the search keeps back, while candidates run, for trying a stack
+# (without it the candidates take the time up to the refit's reserve and no stack ever fits).
+STACK_RESERVE_SHARE = 0.05
 # Share of the time left after the later phases' reserve that permutation importance may use.
 IMPORTANCE_SHARE = 0.5
 # Fixed costs (seconds) of the phases after the search: rendering plots and the HTML
