@@ -218,3 +218,25 @@ def test_the_autopilot_retrains_with_the_champions_rule(trained: tuple[TrainingR
                                  info={"task": "binary", "config": {**run.config.model_dump(mode="json"),
                                                                     "threshold_metric": "cost:5"}})
     assert _threshold_options(mv) == {"threshold_metric": "cost:5"}
+
+
+def test_holdout_label_metrics_and_the_monitor_use_the_stored_threshold(
+    trained: tuple[TrainingRun, Path], table: pd.DataFrame, registry: Registry
+) -> None:
+    from sklearn import metrics as skm
+
+    from mlpilot.monitor._reference import load_reference
+
+    run, _root = trained
+    threshold = run.model.threshold_
+    evaluation = run.outcome.evaluation
+    assert run.outcome.holdout_frame is not None and evaluation.holdout_prediction is not None
+    y = (table["churn"].to_numpy()[run.outcome.holdout_frame.index.to_numpy()] == "yes").astype(int)
+    p = np.asarray(evaluation.holdout_prediction)[:, 1]
+    served = (p >= threshold).astype(int)
+    assert (served != (p > 0.5)).any()  # the threshold changes some labels: the check below can fail
+    assert evaluation.metrics["holdout_f1"] == pytest.approx(skm.f1_score(y, served), abs=1e-12)
+    assert evaluation.metrics["holdout_accuracy"] == pytest.approx(skm.accuracy_score(y, served), abs=1e-12)
+    mv = registry.get_version("churn@champion")
+    assert mv.metrics["holdout_f1"] == pytest.approx(skm.f1_score(y, served), abs=1e-12)
+    assert load_reference(registry, mv).threshold == threshold  # the monitor's estimate labels at it too

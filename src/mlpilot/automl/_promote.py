@@ -237,7 +237,8 @@ class PromotionPolicy:
         unseen, why_not = self._unseen_rows(challenger, champion)
         if unseen is not None:
             try:
-                old_pred = _champion_prediction(champion.load_model(), challenger, unseen)
+                old_model = champion.load_model()
+                old_pred = _champion_prediction(old_model, challenger, unseen)
             except Exception as exc:  # an old artifact that cannot score the new holdout loses
                 return Decision(
                     True,
@@ -245,6 +246,10 @@ class PromotionPolicy:
                     {"rule": "champion_failed", "champion_version": champion.version,
                      "error": type(exc).__name__},
                 )
+            if metric.labels and challenger.holdout_prediction is not None:  # each model's labels at its threshold
+                old_pred = metric.decided(old_pred, getattr(old_model, "threshold_", None))
+                challenger = replace(challenger, holdout_prediction=metric.decided(
+                    challenger.holdout_prediction, getattr(challenger.model, "threshold_", None)))
             decision = self._on_shared_rows(challenger, champion, metric, unseen, old_pred)
             if decision is not None:
                 return decision
