@@ -314,16 +314,19 @@ class PromotionPolicy:
 
     def decide_live(self, task: str, metric_name: str, y: np.ndarray, new_pred: np.ndarray, old_pred: np.ndarray,
                     champion_version: int, *, model: Any = None, rows: pd.DataFrame | None = None,
-                    unit: str = "labelled live rows", measure: str = "live") -> Decision:
+                    unit: str = "labelled live rows", measure: str = "live",
+                    thresholds: tuple[float | None, float | None] = (None, None)) -> Decision:
         """The autopilot's rule on rows both models scored that neither was trained on.
 
         ``y`` is the encoded label, ``new_pred``/``old_pred`` each model's
         prediction (probabilities for classifiers) on the same rows: labelled
         live rows (shadow mode), or the rows after the challenger's training
         cut. With the challenger's ``model`` and the ``rows``' features, the
-        predict-time and size guardrails apply too.
+        predict-time and size guardrails apply too. ``thresholds`` are the new and the
+        old model's decision thresholds: label metrics score each one's labels at its own.
         """
         metric = get_metric(metric_name)
+        new_pred, old_pred = metric.decided(new_pred, thresholds[0]), metric.decided(old_pred, thresholds[1])
         n = len(y)
         if n < self.min_unseen_rows:
             return Decision(False, f"kept as a candidate: only {n} labelled live rows were scored by both "
