@@ -240,3 +240,21 @@ def test_holdout_label_metrics_and_the_monitor_use_the_stored_threshold(
     mv = registry.get_version("churn@champion")
     assert mv.metrics["holdout_f1"] == pytest.approx(skm.f1_score(y, served), abs=1e-12)
     assert load_reference(registry, mv).threshold == threshold  # the monitor's estimate labels at it too
+
+
+def test_paired_promotion_scores_each_model_at_its_own_threshold() -> None:
+    from sklearn import metrics as skm
+
+    from mlpilot.automl._promote import PromotionPolicy
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(400) < 0.2).astype(int)
+    p = np.clip(0.25 * y + rng.uniform(0, 0.55, 400), 0, 1)
+    proba = np.column_stack([1 - p, p])
+    policy = PromotionPolicy(mode="superiority", n_boot=10)
+    decision = policy.decide_live("binary", "f1", y, proba, proba, 1, thresholds=(0.35, None))
+    assert decision.evidence["challenger"] == pytest.approx(skm.f1_score(y, p >= 0.35), abs=1e-12)
+    assert decision.evidence["champion"] == pytest.approx(skm.f1_score(y, p > 0.5), abs=1e-12)
+    # the calibration guardrail still sees the probabilities: the same model has the same Brier score
+    calibration = decision.evidence.get("guardrails", {}).get("calibration")
+    assert calibration is None or calibration["challenger_brier"] == calibration["champion_brier"]
