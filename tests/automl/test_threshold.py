@@ -225,6 +225,7 @@ def test_holdout_label_metrics_and_the_monitor_use_the_stored_threshold(
 ) -> None:
     from sklearn import metrics as skm
 
+    from mlpilot.autopilot._shadow import version_threshold
     from mlpilot.monitor._reference import load_reference
 
     run, _root = trained
@@ -240,6 +241,7 @@ def test_holdout_label_metrics_and_the_monitor_use_the_stored_threshold(
     mv = registry.get_version("churn@champion")
     assert mv.metrics["holdout_f1"] == pytest.approx(skm.f1_score(y, served), abs=1e-12)
     assert load_reference(registry, mv).threshold == threshold  # the monitor's estimate labels at it too
+    assert version_threshold(mv) == threshold  # and the autopilot's shadow and rollback checks
 
 
 def test_paired_promotion_scores_each_model_at_its_own_threshold() -> None:

@@ -79,10 +79,10 @@ def shadow_compare(registry: Registry, name: str, champion: ModelVersion, challe
     y, new_pred, _ = logged_scores(pairs, task, classes, suffix="_new")
     old_pred = logged_scores(pairs, task, classes, suffix="_old")[1]
     return policy.decide_live(task, str(champion.info.get("metric")), y, new_pred, old_pred, champion.version,
-                              thresholds=(_threshold(challenger), _threshold(champion)))
+                              thresholds=(version_threshold(challenger), version_threshold(champion)))
 
 
-def _threshold(mv: ModelVersion) -> float | None:
+def version_threshold(mv: ModelVersion) -> float | None:
     """The version's decision threshold (None: a model saved before thresholds, or not binary)."""
     section = mv.info.get("threshold")
     value = section.get("value") if isinstance(section, dict) else None
