@@ -218,3 +218,45 @@ def test_the_autopilot_retrains_with_the_champions_rule(trained: tuple[TrainingR
                                  info={"task": "binary", "config": {**run.config.model_dump(mode="json"),
                                                                     "threshold_metric": "cost:5"}})
     assert _threshold_options(mv) == {"threshold_metric": "cost:5"}
+
+
+def test_holdout_label_metrics_and_the_monitor_use_the_stored_threshold(
+    trained: tuple[TrainingRun, Path], table: pd.DataFrame, registry: Registry
+) -> None:
+    from sklearn import metrics as skm
+
+    from mlpilot.autopilot._shadow import version_threshold
+    from mlpilot.monitor._reference import load_reference
+
+    run, _root = trained
+    threshold = run.model.threshold_
+    evaluation = run.outcome.evaluation
+    assert run.outcome.holdout_frame is not None and evaluation.holdout_prediction is not None
+    y = (table["churn"].to_numpy()[run.outcome.holdout_frame.index.to_numpy()] == "yes").astype(int)
+    p = np.asarray(evaluation.holdout_prediction)[:, 1]
+    served = (p >= threshold).astype(int)
+    assert (served != (p > 0.5)).any()  # the threshold changes some labels: the check below can fail
+    assert evaluation.metrics["holdout_f1"] == pytest.approx(skm.f1_score(y, served), abs=1e-12)
+    assert evaluation.metrics["holdout_accuracy"] == pytest.approx(skm.accuracy_score(y, served), abs=1e-12)
+    mv = registry.get_version("churn@champion")
+    assert mv.metrics["holdout_f1"] == pytest.approx(skm.f1_score(y, served), abs=1e-12)
+    assert load_reference(registry, mv).threshold == threshold  # the monitor's estimate labels at it too
+    assert version_threshold(mv) == threshold  # and the autopilot's shadow and rollback checks
+
+
+def test_paired_promotion_scores_each_model_at_its_own_threshold() -> None:
+    from sklearn import metrics as skm
+
+    from mlpilot.automl._promote import PromotionPolicy
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(400) < 0.2).astype(int)
+    p = np.clip(0.25 * y + rng.uniform(0, 0.55, 400), 0, 1)
+    proba = np.column_stack([1 - p, p])
+    policy = PromotionPolicy(mode="superiority", n_boot=10)
+    decision = policy.decide_live("binary", "f1", y, proba, proba, 1, thresholds=(0.35, None))
+    assert decision.evidence["challenger"] == pytest.approx(skm.f1_score(y, p >= 0.35), abs=1e-12)
+    assert decision.evidence["champion"] == pytest.approx(skm.f1_score(y, p > 0.5), abs=1e-12)
+    # the calibration guardrail still sees the probabilities: the same model has the same Brier score
+    calibration = decision.evidence.get("guardrails", {}).get("calibration")
+    assert calibration is None or calibration["challenger_brier"] == calibration["champion_brier"]

@@ -17,18 +17,20 @@ from mlpilot.search import Learner, TabularEnsemble
 CLASSES = ["no", "yes"]
 
 
-def _ensemble(X: pd.DataFrame, y: np.ndarray, roles: dict[str, str], families: tuple[str, ...],
+def ensemble(X: pd.DataFrame, y: np.ndarray, roles: dict[str, str], families: tuple[str, ...],
               threshold: float | None = None) -> TabularEnsemble:
     members = []
-    encodings = {"lightgbm": "ordinal", "linear": "onehot", "knn": "onehot"}
-    params = {"lightgbm": {"n_estimators": 30, "num_leaves": 15}, "linear": {}, "knn": {}}
+    encodings = {"lightgbm": "ordinal", "catboost": "ordinal", "xgboost": "ordinal", "linear": "onehot",
+                 "knn": "onehot"}
+    params = {"lightgbm": {"n_estimators": 30, "num_leaves": 15}, "catboost": {"n_estimators": 40, "depth": 4},
+              "xgboost": {"n_estimators": 30, "max_depth": 4}, "linear": {}, "knn": {}}
     for family in families:
         pre = TabularPreprocessor(encoding=encodings[family], roles=roles, random_state=0)
         Xt = pre.fit_transform(X, y)
         learner = Learner(family=family, task="binary", params=params[family], n_classes=2,
                           categorical_indices=tuple(pre.categorical_indices_), deterministic=True, n_jobs=1)
         members.append((pre, learner.fit(Xt, y)))
-    weights = [0.7, 0.3] if len(families) == 2 else [1.0]
+    weights = {1: [1.0], 2: [0.7, 0.3], 3: [0.5, 0.3, 0.2]}[len(families)]
     return TabularEnsemble(task="binary", members=members, weights=weights, names=list(families),
                            classes=CLASSES, feature_names=list(X.columns), threshold=threshold).fit()
 
@@ -50,7 +52,7 @@ def export_registry(tmp_path_factory: pytest.TempPathFactory, churn_rows: pd.Dat
     info = {"task": "binary", "target": "churn", "classes": CLASSES}
     for name, families in (("churn", ("lightgbm", "linear")), ("churn_knn", ("knn",))):
         threshold = 0.3 if name == "churn" else None
-        registry.register_model(name, _ensemble(X, y, roles, families, threshold), kind="tabular", schema=schema.to_dict(),
+        registry.register_model(name, ensemble(X, y, roles, families, threshold), kind="tabular", schema=schema.to_dict(),
                                 metrics={"accuracy": 0.9}, headline_metric="accuracy", info=info,
                                 aliases=("champion",))
     registry.register_model("rec", {"items": [1, 2]}, kind="recommender")

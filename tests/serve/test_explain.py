@@ -23,8 +23,9 @@ from mlpilot.serve import ServeSettings, create_app
 from tests.serve.conftest import running_server
 
 _PARAMS = {"lightgbm": {"n_estimators": 30}, "catboost": {"n_estimators": 30, "depth": 4},
-           "linear": {}, "random_forest": {"n_estimators": 10}}
-_ENCODING = {"lightgbm": "ordinal", "catboost": "ordinal", "random_forest": "ordinal", "linear": "onehot"}
+           "linear": {}, "random_forest": {"n_estimators": 10}, "extra_trees": {"n_estimators": 10}, "knn": {}}
+_ENCODING = {"lightgbm": "ordinal", "catboost": "ordinal", "random_forest": "ordinal", "extra_trees": "ordinal",
+             "linear": "onehot", "knn": "onehot"}
 
 
 def _champions(frame: pd.DataFrame, target: str, task: str, blends: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -59,11 +60,12 @@ def tables(churn: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def champions(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     churn = _champions(tables["churn"], "churn", "binary", {
         "lgbm": {"lightgbm": 1.0}, "cat": {"catboost": 1.0}, "linear": {"linear": 1.0},
-        "blend": {"lightgbm": 0.5, "catboost": 0.3, "linear": 0.2}, "forest": {"random_forest": 1.0}})
+        "blend": {"lightgbm": 0.5, "catboost": 0.3, "linear": 0.2}, "forest": {"random_forest": 1.0},
+        "knn": {"knn": 1.0}})
     iris = _champions(tables["iris"], "target", "multiclass", {
         "iris_lgbm": {"lightgbm": 1.0}, "iris_blend": {"lightgbm": 0.6, "linear": 0.4}})
     diabetes = _champions(tables["diabetes"], "target", "regression", {
-        "diabetes_blend": {"lightgbm": 0.7, "linear": 0.3}})
+        "diabetes_blend": {"lightgbm": 0.7, "linear": 0.3}, "diabetes_trees": {"extra_trees": 1.0}})
     return {**churn, **iris, **diabetes}
 
 
@@ -108,6 +110,36 @@ def test_contributions_and_base_add_up_to_the_raw_output(champions: dict[str, An
     assert reg.exact and reg.space == "prediction" and "weighted" in reg.method
     np.testing.assert_allclose(reg.base[:, 0] + reg.contributions[:, 0].sum(axis=1),
                                champions["diabetes_blend"].predict(patients), atol=1e-6)
+
+
+def test_forests_explain_exactly_by_path_attribution(champions: dict[str, Any],
+                                                    tables: dict[str, pd.DataFrame]) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from mlpilot.search._explain import path_attributions
+
+    rows = tables["churn"].drop(columns="churn").iloc[:60]
+    forest = champions["forest"].explain(rows)
+    assert forest.exact and forest.space == "probability" and "Saabas" in forest.method
+    np.testing.assert_allclose(forest.base[:, 0] + forest.contributions[:, 0].sum(axis=1),
+                               champions["forest"].predict_proba(rows)[:, 1], atol=1e-6)
+    assert np.abs(forest.contributions).max() > 0.01
+    patients = tables["diabetes"].drop(columns="target").iloc[:50]
+    trees = champions["diabetes_trees"].explain(patients)
+    assert trees.exact and trees.space == "prediction" and "extra trees" in trees.method
+    np.testing.assert_allclose(trees.base[:, 0] + trees.contributions[:, 0].sum(axis=1),
+                               champions["diabetes_trees"].predict(patients), atol=1e-6)
+    # every class of a multiclass forest, and the credit goes to the features the trees split on
+    flowers = tables["iris"].drop(columns="target").to_numpy()
+    species = tables["iris"]["target"].to_numpy()
+    model = RandomForestClassifier(n_estimators=5, max_features=None, random_state=0).fit(flowers[:, :2], species)
+    phi, base, out = path_attributions(model, flowers[:, :2], classifier=True)
+    np.testing.assert_allclose(base + phi.sum(axis=2), out, atol=1e-12)
+    np.testing.assert_allclose(out, model.predict_proba(flowers[:, :2]), atol=1e-9)
+    stump = RandomForestClassifier(n_estimators=3, max_depth=1, max_features=None, random_state=0).fit(flowers, species)
+    used = {int(t.tree_.feature[0]) for t in stump.estimators_}
+    phi, _, _ = path_attributions(stump, flowers, classifier=True)
+    assert set(np.flatnonzero(np.abs(phi).sum(axis=(0, 1)) > 0)) == used
 
 
 def test_transformed_features_are_traced_back_to_their_column() -> None:
@@ -211,14 +243,15 @@ def test_explain_off_keeps_the_fast_path(served: tuple[str, Registry], tables: d
     assert bad.status_code == 400 and "'explain'" in bad.text
 
 
-def test_a_family_without_a_method_is_refused_with_its_name(served: tuple[str, Registry],
-                                                            champions: dict[str, Any],
-                                                            tables: dict[str, pd.DataFrame]) -> None:
+def test_forests_are_explained_over_http_and_knn_is_refused_with_its_name(
+        served: tuple[str, Registry], champions: dict[str, Any], tables: dict[str, pd.DataFrame]) -> None:
     url, _ = served
     frame = tables["churn"].drop(columns="churn").iloc[:2]
     response = httpx.post(f"{url}/v1/models/forest/predict?explain=true", json={"rows": frame.to_dict("records")})
-    assert response.status_code == 400
-    assert "'random_forest'" in response.text and "--families" in response.text
-    assert httpx.post(f"{url}/v1/models/forest/predict", json={"rows": frame.to_dict("records")}).status_code == 200
-    with pytest.raises(InvalidParameterError, match="'random_forest' model family"):
-        champions["forest"].explain(frame)
+    assert response.status_code == 200, response.text
+    row = response.json()["explanations"][0]
+    assert row["exact"] and "Saabas" in row["method"] and row["space"] == "probability"
+    assert abs(row["base_value"] + sum(row["contributions"].values()) - row["output"]) < 1e-9
+    with pytest.raises(InvalidParameterError, match="'knn' model family") as refused:
+        champions["knn"].explain(frame)
+    assert "--families" in str(refused.value)

@@ -106,3 +106,39 @@ def test_bad_rules_are_refused_with_the_accepted_forms(bad: str) -> None:
 def test_a_fixed_threshold_must_be_a_probability(bad: float) -> None:
     with pytest.raises(InvalidParameterError, match="strictly between 0 and 1"):
         ThresholdRule.fixed(bad)
+
+
+def test_label_metrics_score_the_labels_at_the_metric_threshold() -> None:
+    from sklearn import metrics as skm
+
+    from mlpilot.tasks import get_metric
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    p1 = np.clip(0.35 * y + rng.uniform(0, 0.6, 400), 0, 1)
+    proba = np.column_stack([1 - p1, p1])
+    for threshold in (0.2, 0.42, 0.7):
+        labels = (p1 >= threshold).astype(int)
+        assert get_metric("f1").at(threshold)(y, proba) == pytest.approx(skm.f1_score(y, labels), abs=1e-12)
+        assert get_metric("accuracy").at(threshold)(y, proba) == pytest.approx(skm.accuracy_score(y, labels))
+        assert get_metric("balanced_accuracy").at(threshold)(y, proba) == pytest.approx(
+            skm.balanced_accuracy_score(y, labels))
+        # one metric scores two models at their own thresholds: one-hot rows of their labels
+        assert get_metric("f1")(y, get_metric("f1").decided(proba, threshold)) == pytest.approx(
+            skm.f1_score(y, labels))
+    assert get_metric("f1")(y, proba) == pytest.approx(skm.f1_score(y, (p1 > 0.5).astype(int)))  # no threshold
+    assert get_metric("roc_auc").at(0.3) is get_metric("roc_auc")  # scores probabilities: no threshold
+    assert get_metric("log_loss").decided(proba, 0.3) is not None and np.array_equal(
+        get_metric("log_loss").decided(proba, 0.3), proba)
+
+
+def test_the_label_free_estimate_labels_at_the_threshold() -> None:
+    from mlpilot.monitor._performance import estimate_metric, expected_confusion
+
+    proba = np.column_stack([np.full(1000, 0.6), np.full(1000, 0.4)])  # calibrated: 40% positives
+    draws = {"n_simulations": 60}
+    assert estimate_metric(proba, "accuracy", **draws).value == pytest.approx(0.6, abs=0.02)  # 0.5: all negative
+    assert estimate_metric(proba, "accuracy", threshold=0.3, **draws).value == pytest.approx(0.4, abs=0.02)
+    assert estimate_metric(proba, "f1", **draws).value == 0.0
+    assert estimate_metric(proba, "f1", threshold=0.3, **draws).value == pytest.approx(0.8 / 1.4, abs=0.02)
+    np.testing.assert_allclose(expected_confusion(proba, 0.3), [[0, 600], [0, 400]])

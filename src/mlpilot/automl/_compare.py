@@ -121,8 +121,9 @@ def compare_versions(
     truth = rows[target].iloc[positions]
     y = (truth.to_numpy(dtype=float) if not classes
          else truth.map(_plain).map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=int))
-    pred_a = _champion_prediction(model_a, view, positions)
-    pred_b = _champion_prediction(model_b, view, positions)
+    # label metrics score each version's labels at its own decision threshold (0.5 for models without one)
+    pred_a = metric.decided(_champion_prediction(model_a, view, positions), getattr(model_a, "threshold_", None))
+    pred_b = metric.decided(_champion_prediction(model_b, view, positions), getattr(model_b, "threshold_", None))
     score_a, score_b = metric(y, pred_a), metric(y, pred_b)
     n_boot = policy.n_boot if len(y) <= 5000 else max(100, policy.n_boot // 5)
     test = paired_bootstrap(y, pred_b, pred_a, metric, n_boot=n_boot, random_state=policy.seed, alpha=policy.alpha)

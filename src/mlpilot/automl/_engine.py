@@ -334,7 +334,8 @@ def fit_tabular(
             "per metric call on the holdout"
         )
     evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task, metric=metric,
-                                 random_state=config.random_state, n_boot=n_boot, n_boot_others=n_boot_others)
+                                 random_state=config.random_state, n_boot=n_boot, n_boot_others=n_boot_others,
+                                 threshold=None if threshold is None else threshold.threshold)
     timings["evaluate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -237,7 +237,8 @@ class PromotionPolicy:
         unseen, why_not = self._unseen_rows(challenger, champion)
         if unseen is not None:
             try:
-                old_pred = _champion_prediction(champion.load_model(), challenger, unseen)
+                old_model = champion.load_model()
+                old_pred = _champion_prediction(old_model, challenger, unseen)
             except Exception as exc:  # an old artifact that cannot score the new holdout loses
                 return Decision(
                     True,
@@ -245,7 +246,8 @@ class PromotionPolicy:
                     {"rule": "champion_failed", "champion_version": champion.version,
                      "error": type(exc).__name__},
                 )
-            decision = self._on_shared_rows(challenger, champion, metric, unseen, old_pred)
+            thresholds = (getattr(challenger.model, "threshold_", None), getattr(old_model, "threshold_", None))
+            decision = self._on_shared_rows(challenger, champion, metric, unseen, old_pred, thresholds=thresholds)
             if decision is not None:
                 return decision
             why_not = "the metric is undefined on the holdout rows unseen by both (a single class?)"
@@ -273,18 +275,21 @@ class PromotionPolicy:
 
     def _on_shared_rows(self, challenger: Challenger, champion: Champion, metric: Metric,
                         unseen: np.ndarray, old_pred: np.ndarray, *, unit: str = "holdout rows",
-                        measure: str = "holdout") -> Decision | None:
+                        measure: str = "holdout", thresholds: tuple[float | None, float | None] = (None, None),
+                        ) -> Decision | None:
         assert challenger.holdout_y is not None and challenger.holdout_prediction is not None
         y = np.asarray(challenger.holdout_y)[unseen]
         new_pred = np.asarray(challenger.holdout_prediction)[unseen]
-        new, old = metric(y, new_pred), metric(y, old_pred)
+        new_scored, old_scored = _scored(metric, new_pred, old_pred, thresholds)
+        new, old = metric(y, new_scored), metric(y, old_scored)
         if not (math.isfinite(new) and math.isfinite(old)):
             return None
         # as in the evaluation: fewer resamples on large holdouts, where each metric call costs more
         n_boot = self.n_boot if len(y) <= 5000 else max(100, self.n_boot // 5)
         if self.mode != "best":
-            return self._one_sided(challenger, champion, metric, unseen, old_pred, n_boot, unit, measure)
-        test = paired_bootstrap(y, new_pred, old_pred, metric, n_boot=n_boot, random_state=self.seed, alpha=self.alpha)
+            return self._one_sided(challenger, champion, metric, unseen, old_pred, n_boot, unit, measure, thresholds)
+        test = paired_bootstrap(y, new_scored, old_scored, metric, n_boot=n_boot, random_state=self.seed,
+                                alpha=self.alpha)
         n, n_hold = len(unseen), len(np.asarray(challenger.holdout_y))
         significance = "significant" if test.significant else "not significant"
         stats = (f"on {n} of the {n_hold} {unit}, unseen by both; {test.method} of the difference "
@@ -309,14 +314,16 @@ class PromotionPolicy:
 
     def decide_live(self, task: str, metric_name: str, y: np.ndarray, new_pred: np.ndarray, old_pred: np.ndarray,
                     champion_version: int, *, model: Any = None, rows: pd.DataFrame | None = None,
-                    unit: str = "labelled live rows", measure: str = "live") -> Decision:
+                    unit: str = "labelled live rows", measure: str = "live",
+                    thresholds: tuple[float | None, float | None] = (None, None)) -> Decision:
         """The autopilot's rule on rows both models scored that neither was trained on.
 
         ``y`` is the encoded label, ``new_pred``/``old_pred`` each model's
         prediction (probabilities for classifiers) on the same rows: labelled
         live rows (shadow mode), or the rows after the challenger's training
         cut. With the challenger's ``model`` and the ``rows``' features, the
-        predict-time and size guardrails apply too.
+        predict-time and size guardrails apply too. ``thresholds`` are the new and the
+        old model's decision thresholds: label metrics score each one's labels at its own.
         """
         metric = get_metric(metric_name)
         n = len(y)
@@ -329,20 +336,23 @@ class PromotionPolicy:
         champion = Champion(version=champion_version, task=task, target="", scores={}, load_model=lambda: None)
         n_boot = self.n_boot if n <= 5000 else max(100, self.n_boot // 5)
         policy = self if self.mode != "best" else replace(self, mode="superiority")
-        return policy._one_sided(paired, champion, metric, np.arange(n), np.asarray(old_pred), n_boot, unit, measure)
+        return policy._one_sided(paired, champion, metric, np.arange(n), np.asarray(old_pred), n_boot, unit, measure,
+                                 thresholds)
 
     def _one_sided(self, challenger: Challenger, champion: Champion, metric: Metric, unseen: np.ndarray,
-                   old_pred: np.ndarray, n_boot: int, unit: str, measure: str) -> Decision:
+                   old_pred: np.ndarray, n_boot: int, unit: str, measure: str,
+                   thresholds: tuple[float | None, float | None] = (None, None)) -> Decision:
         """The autopilot's rule: a one-sided paired test with a margin, then the guardrails."""
         assert challenger.holdout_y is not None and challenger.holdout_prediction is not None
         y = np.asarray(challenger.holdout_y)[unseen]
         new_pred = np.asarray(challenger.holdout_prediction)[unseen]
-        new, old = metric(y, new_pred), metric(y, old_pred)
+        new_scored, old_scored = _scored(metric, new_pred, old_pred, thresholds)
+        new, old = metric(y, new_scored), metric(y, old_scored)
         bound = 0.0 if self.mode == "superiority" else -abs(self.margin)
-        test, lower = one_sided_bootstrap(y, new_pred, old_pred, metric, bound=bound, n_boot=n_boot,
+        test, lower = one_sided_bootstrap(y, new_scored, old_scored, metric, bound=bound, n_boot=n_boot,
                                           random_state=self.seed, alpha=self.alpha)
-        ci_new = bootstrap_ci(y, new_pred, metric, n_boot=n_boot, random_state=self.seed)
-        ci_old = bootstrap_ci(y, old_pred, metric, n_boot=n_boot, random_state=self.seed)
+        ci_new = bootstrap_ci(y, new_scored, metric, n_boot=n_boot, random_state=self.seed)
+        ci_old = bootstrap_ci(y, old_scored, metric, n_boot=n_boot, random_state=self.seed)
         v = f"v{champion.version}"
         evidence: dict[str, Any] = {
             "rule": self.mode, "metric": metric.name, "challenger": new, "champion": old,
@@ -557,6 +567,15 @@ def _number(value: Any) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return None
+
+
+def _scored(metric: Metric, new_pred: np.ndarray, old_pred: np.ndarray,
+            thresholds: tuple[float | None, float | None]) -> tuple[np.ndarray, np.ndarray]:
+    """What ``metric`` scores of each model: label metrics its labels at its own threshold (`Metric.decided`).
+
+    The guardrails keep the probabilities themselves.
+    """
+    return metric.decided(new_pred, thresholds[0]), metric.decided(old_pred, thresholds[1])
 
 
 def _champion_prediction(model: Any, challenger: Challenger, positions: np.ndarray) -> np.ndarray:

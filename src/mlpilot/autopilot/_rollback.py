@@ -200,8 +200,14 @@ def _score_logged(registry: Registry, mv: ModelVersion, rows: pd.DataFrame, task
 
 def _verdict(metric: Metric, y: np.ndarray, new_pred: np.ndarray, old_pred: np.ndarray, new: ModelVersion,
              old: ModelVersion, unit: str, *, n_boot: int, seed: int) -> dict[str, Any]:
-    """Roll back when the new champion's score falls outside the old one's 95% interval, on the worse side."""
+    """Roll back when the new champion's score falls outside the old one's 95% interval, on the worse side.
+
+    Label metrics score each version's labels at its own decision threshold.
+    """
+    from mlpilot.autopilot._shadow import version_threshold
     from mlpilot.evaluate import bootstrap_ci
+
+    new_pred, old_pred = metric.decided(new_pred, version_threshold(new)), metric.decided(old_pred, version_threshold(old))
 
     new_score, old_score = metric(y, new_pred), metric(y, old_pred)
     low, high = bootstrap_ci(y, old_pred, metric, n_boot=n_boot, random_state=seed)

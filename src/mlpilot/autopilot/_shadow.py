@@ -78,7 +78,15 @@ def shadow_compare(registry: Registry, name: str, champion: ModelVersion, challe
     classes = list(champion.info.get("classes") or [])
     y, new_pred, _ = logged_scores(pairs, task, classes, suffix="_new")
     old_pred = logged_scores(pairs, task, classes, suffix="_old")[1]
-    return policy.decide_live(task, str(champion.info.get("metric")), y, new_pred, old_pred, champion.version)
+    return policy.decide_live(task, str(champion.info.get("metric")), y, new_pred, old_pred, champion.version,
+                              thresholds=(version_threshold(challenger), version_threshold(champion)))
+
+
+def version_threshold(mv: ModelVersion) -> float | None:
+    """The version's decision threshold (None: a model saved before thresholds, or not binary)."""
+    section = mv.info.get("threshold")
+    value = section.get("value") if isinstance(section, dict) else None
+    return float(value) if value is not None else None
 
 
 def logged_scores(frame: pd.DataFrame, task: str, classes: list[Any], *, suffix: str = ""

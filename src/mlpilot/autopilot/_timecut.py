@@ -64,9 +64,10 @@ def judge_on_window(registry: Registry, challenger: ModelVersion, champion: Mode
     classes = list(champion.info.get("classes") or [])
     known, y = encode_target(window[target], classes)
     features = window[known].drop(columns=[target])
-    model = registry.load_model(challenger)
+    model, old_model = registry.load_model(challenger), registry.load_model(champion)
     new_pred = predict_in_order(model, features, task, classes)
-    old_pred = predict_in_order(registry.load_model(champion), features, task, classes)
+    old_pred = predict_in_order(old_model, features, task, classes)
     return policy.decide_live(task, str(champion.info.get("metric")), y, new_pred, old_pred, champion.version,
                               model=model, rows=features, unit="rows after the challenger's training cut",
-                              measure="fresh")
+                              measure="fresh", thresholds=(getattr(model, "threshold_", None),
+                                                           getattr(old_model, "threshold_", None)))

@@ -61,6 +61,7 @@ def evaluate_search(
     n_boot: int = 1000,
     n_boot_others: int = 100,
     seed: int | None = None,
+    threshold: float | None = None,
 ) -> Evaluation:
     """Build the leaderboard and the champion's tests from a `SearchResult`.
 
@@ -70,6 +71,10 @@ def evaluate_search(
     ``n_boot`` resamples give the champion's interval and tests, ``n_boot_others``
     every other candidate's interval (the caller scales both to the time left).
     ``random_state`` seeds the resamples (``seed`` is its deprecated former name).
+    ``threshold``: the registered binary model's decision threshold; the champion's
+    holdout label metrics (accuracy, F1, ...) score the labels it serves at it, and
+    the other candidates, which have none, label at 0.5. Cross-validated scores stay
+    at 0.5: the threshold is chosen on those out-of-fold predictions.
     """
     seed = _resolve_seed(random_state, seed, "evaluate_search")
     n = len(y_dev)
@@ -84,6 +89,7 @@ def evaluate_search(
 
     def row(name: str, family: str, fold_scores: list[float], holdout: np.ndarray | None,
             status: str, seconds: float, note: str, boot: int) -> dict[str, Any]:
+        scored = metric.at(threshold) if name == champion else metric
         entry: dict[str, Any] = {
             "name": name,
             "family": family,
@@ -97,8 +103,8 @@ def evaluate_search(
             "note": note,
         }
         if holdout is not None and y_holdout is not None and len(y_holdout):
-            entry[f"holdout_{metric.name}"] = metric(y_holdout, holdout)
-            lo, hi = bootstrap_ci(y_holdout, holdout, metric, n_boot=boot, random_state=seed)
+            entry[f"holdout_{metric.name}"] = scored(y_holdout, holdout)
+            lo, hi = bootstrap_ci(y_holdout, holdout, scored, n_boot=boot, random_state=seed)
             entry["holdout_ci"] = [lo, hi]
         return entry
 
@@ -145,8 +151,9 @@ def evaluate_search(
         cv: PairedTest = corrected_ttest(champ_folds, other.fold_scores, n_train=n_train, n_test=n_test)
         entry["cv"] = cv.to_dict()
         if champ_hold is not None and other.holdout is not None and y_holdout is not None:
-            entry["holdout"] = paired_bootstrap(
-                y_holdout, champ_hold, other.holdout, metric, n_boot=n_boot, random_state=seed
+            entry["holdout"] = paired_bootstrap(  # each model's labels at its own threshold
+                y_holdout, metric.decided(champ_hold, threshold), metric.decided(other.holdout, None), metric,
+                n_boot=n_boot, random_state=seed,
             ).to_dict()
         entry["significant"], entry["verdict"] = paired_verdict(entry)
         tests[label] = entry
@@ -160,7 +167,7 @@ def evaluate_search(
         for name in metric_names(task):
             if name == metric.name:
                 continue
-            other_metric = get_metric(name)
+            other_metric = get_metric(name).at(threshold)
             try:
                 metrics[f"holdout_{name}"] = other_metric(y_holdout, champ_hold)
             except ValueError:

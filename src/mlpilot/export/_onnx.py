@@ -3,9 +3,10 @@
 The runtime's fast path already describes mlpilot's preprocessing as plain per-column steps
 (`mlpilot.runtime._compile_steps`: cast, impute, scale, code, one-hot); each step becomes a few
 standard ONNX nodes. The final estimator becomes: for linear models, their coefficients as a
-MatMul and a sigmoid/softmax (in double precision, exact); for LightGBM, onnxmltools' tree
-ensemble (float32, as every ONNX tree ensemble); for mlpilot's ensembles, the weighted sum of the
-members. The graph is checked with onnxruntime against the pipeline on rows synthesised from
+MatMul and a sigmoid/softmax (in double precision, exact); for LightGBM and XGBoost, onnxmltools'
+tree ensembles (float32, as every ONNX tree ensemble); for CatBoost, its oblivious trees with their
+categorical splits as probed tables (`mlpilot.export._onnx_catboost`); for mlpilot's ensembles,
+the weighted sum of the members. The graph is checked with onnxruntime against the pipeline on rows synthesised from
 the schema, the rows the fast path is verified on (`mlpilot.runtime._verify.sample_rows`).
 
 Inputs: one ``[N, 1]`` tensor per feature column, ``double`` for numbers and booleans (NaN for
@@ -205,41 +206,65 @@ def _linear(g: _Graph, final: LinearFinal, features: str) -> str:
     return g.op("Softmax", [scores], axis=1)
 
 
-def _lightgbm(g: _Graph, final: LightGBMFinal, features: str) -> str:
-    from onnxmltools import convert_lightgbm
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    model = convert_lightgbm(final.booster, initial_types=[("input", FloatTensorType([None, final.n_features]))],
-                             target_opset=_CONVERTER_OPSET, zipmap=False)
+def _splice(g: _Graph, model: onnx.ModelProto, features: str, classifier: bool, hint: str) -> str:
+    """Add a converter's tree graph (float32 ``input``) fed by ``features``; its probabilities or values in double."""
     g.opsets.update({o.domain: max(o.version, g.opsets.get(o.domain, 0)) for o in model.opset_import})
-    prefix = g.name("lgbm") + "_"
+    prefix = g.name(hint) + "_"
     model = onnx.compose.add_prefix(model, prefix)
     graph = model.graph
-    g.nodes.append(helper.make_node("Cast", [features], [f"{prefix}input"], to=TensorProto.FLOAT))
+    g.nodes.append(helper.make_node("Cast", [features], [graph.input[0].name], to=TensorProto.FLOAT))
     g.nodes.extend(graph.node)
     g.initializers.extend(graph.initializer)
     names = [o.name for o in graph.output]
-    if final.classifier:
+    if classifier:
         probabilities = next(n for n in names if "prob" in n)
         return g.op("Cast", [probabilities], to=TensorProto.DOUBLE)
     values = g.op("Cast", [names[0]], to=TensorProto.DOUBLE)
     return g.op("Reshape", [values, g.const(np.array([-1], dtype=np.int64))])
 
 
-def _final(g: _Graph, final: Final, features: str) -> str:
+def _lightgbm(g: _Graph, final: LightGBMFinal, features: str) -> str:
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    model = convert_lightgbm(final.booster, initial_types=[("input", FloatTensorType([None, final.n_features]))],
+                             target_opset=_CONVERTER_OPSET, zipmap=False)
+    return _splice(g, model, features, final.classifier, "lgbm")
+
+
+def _xgboost(g: _Graph, estimator: Any, classifier: bool, width: int) -> Any:
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    try:
+        return convert_xgboost(estimator, initial_types=[("input", FloatTensorType([None, width]))],
+                               target_opset=_CONVERTER_OPSET)
+    except Exception as exc:  # the converter's own refusals (objectives, boosters it does not know)
+        raise ExportError(f"onnxmltools cannot convert this XGBoost model ({exc})") from None
+
+
+def _final(g: _Graph, final: Final, features: str, encoder: FeatureEncoder) -> str:
     if isinstance(final, LearnerFinal):
-        if final.inner is None:
-            raise ExportError(f"the {final.learner.family} family has no ONNX converter here "
-                              "(LightGBM and linear models export)")
+        family = final.learner.family
         if final.codes is not None and list(final.codes) != list(range(final.n_classes)):
-            raise ExportError("a learner that saw only some of the classes")
-        return _final(g, final.inner, features)
+            raise ExportError(f"the {family} member saw only some of the classes")
+        if family == "catboost":
+            from mlpilot.export._onnx_catboost import catboost_graph
+
+            return catboost_graph(g, final.learner, encoder, features, final.classifier)
+        if family == "xgboost":
+            model = _xgboost(g, final.learner.estimator_, final.classifier, encoder.width)
+            return _splice(g, model, features, final.classifier, "xgb")
+        if final.inner is None:
+            raise ExportError(f"the {family} member has no ONNX converter here "
+                              "(LightGBM, CatBoost, XGBoost and linear models export)")
+        return _final(g, final.inner, features, encoder)
     if isinstance(final, LinearFinal):
         return _linear(g, final, features)
     if isinstance(final, LightGBMFinal):
         return _lightgbm(g, final, features)
     raise ExportError(f"the final estimator ({type(final).__name__}) has no ONNX converter here "
-                      "(LightGBM and linear models export)")
+                      "(LightGBM, CatBoost, XGBoost and linear models export)")
 
 
 def build_graph(compiled: CompiledModel, schema: Schema, classes: tuple[Any, ...] | None,
@@ -253,13 +278,14 @@ def build_graph(compiled: CompiledModel, schema: Schema, classes: tuple[Any, ...
     if isinstance(compiled, PipelineModel):
         if compiled.labels_from is not None:
             raise ExportError("a classifier whose labels are not the class of highest probability")
-        values = _final(g, compiled.final, _features(g, compiled.encoder, schema))
+        values = _final(g, compiled.final, _features(g, compiled.encoder, schema), compiled.encoder)
     elif isinstance(compiled, EnsembleModel):
         if compiled.stacked:
             raise ExportError("a stacked ensemble (its level-2 layer over the members' log-odds has no ONNX graph "
                               "here); retrain with stacking='off' to export it")
-        matrices = [_features(g, encoder, schema) for encoder in compiled.encoders()]
-        terms = [g.op("Mul", [_final(g, final, matrices[index]), g.const(np.array(float(weight)))])
+        encoders = compiled.encoders()
+        matrices = [_features(g, encoder, schema) for encoder in encoders]
+        terms = [g.op("Mul", [_final(g, final, matrices[index], encoders[index]), g.const(np.array(float(weight)))])
                  for index, final, weight in compiled.members]
         values = terms[0] if len(terms) == 1 else g.op("Sum", terms)
         if classes is not None:

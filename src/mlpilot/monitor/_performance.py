@@ -22,7 +22,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from mlpilot.evaluate import bootstrap_ci
 from mlpilot.exceptions import InvalidParameterError
-from mlpilot.tasks import Metric, get_metric
+from mlpilot.tasks import Metric, get_metric, labels_at
 
 # Rows the label simulation works on at most (a uniform sample of a larger window).
 _MAX_SIMULATED_ROWS = 20_000
@@ -86,16 +86,21 @@ def fit_calibrator(y: np.ndarray, proba: np.ndarray) -> Calibrator:
     return Calibrator(maps)
 
 
-def expected_confusion(proba: np.ndarray) -> np.ndarray:
+def expected_confusion(proba: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """The expected confusion matrix (rows: true class, columns: predicted class) of calibrated ``proba``.
+
+    The predicted class is the model's label: a binary model's at its decision
+    ``threshold`` (`labels_at`), the class of highest probability without one.
 
     Examples
     --------
     >>> expected_confusion(np.array([[0.8, 0.2], [0.3, 0.7]])).round(2).tolist()
     [[0.8, 0.3], [0.2, 0.7]]
+    >>> expected_confusion(np.array([[0.8, 0.2], [0.3, 0.7]]), threshold=0.15).round(2).tolist()
+    [[0.0, 1.1], [0.0, 0.9]]
     """
     proba = np.asarray(proba, dtype=float)
-    predicted = np.argmax(proba, axis=1)
+    predicted = labels_at(np.arange(proba.shape[1]), proba, threshold)
     k = proba.shape[1]
     return np.stack([proba[predicted == j].sum(axis=0) for j in range(k)], axis=1)
 
@@ -104,11 +109,11 @@ def _sample(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, _MAX_SIMULATED_ROWS, replace=False)) if n > _MAX_SIMULATED_ROWS else np.arange(n)
 
 
-def _vectorised(name: str, y: np.ndarray, proba: np.ndarray) -> np.ndarray | None:
+def _vectorised(name: str, y: np.ndarray, proba: np.ndarray, threshold: float | None) -> np.ndarray | None:
     """The metric of each simulated label row of ``y`` (draws × rows) for a binary model, or ``None``."""
     if proba.shape[1] != 2 or name not in ("roc_auc", "accuracy", "f1", "balanced_accuracy"):
         return None
-    predicted = (np.argmax(proba, axis=1) == 1).astype(float)
+    predicted = labels_at(np.array([0.0, 1.0]), proba, threshold)
     n_pos = y.sum(axis=1)
     n_neg = y.shape[1] - n_pos
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -127,7 +132,7 @@ def _vectorised(name: str, y: np.ndarray, proba: np.ndarray) -> np.ndarray | Non
 
 def estimate_metric(
     proba: np.ndarray, metric: str | Metric, *, calibrator: Calibrator | None = None, n_simulations: int = 200,
-    random_state: int = 0,
+    random_state: int = 0, threshold: float | None = None,
 ) -> MetricEstimate:
     """The metric a classifier should reach on a window, from its probabilities alone.
 
@@ -146,6 +151,9 @@ def estimate_metric(
         Label draws behind the estimate and its interval.
     random_state : int
         Seed: the same probabilities give the same estimate.
+    threshold : float, optional
+        The binary model's decision threshold: label metrics (accuracy, F1, ...)
+        score the labels it serves at it (default: the metric's own, else 0.5).
 
     Returns
     -------
@@ -158,6 +166,8 @@ def estimate_metric(
     0.9
     """
     resolved = get_metric(metric) if isinstance(metric, str) else metric
+    if threshold is not None:
+        resolved = resolved.at(threshold)
     method = "expected from calibrated probabilities (CBPE)"
     if "regression" in resolved.tasks:
         raise InvalidParameterError(
@@ -172,7 +182,7 @@ def estimate_metric(
     calibrated = calibrator(scores) if calibrator is not None else scores
     cumulative = np.cumsum(calibrated, axis=1)
     draws = np.minimum((rng.random((n_simulations, len(scores), 1)) > cumulative).sum(axis=2), scores.shape[1] - 1)
-    fast = _vectorised(resolved.name, draws.astype(float), scores)
+    fast = _vectorised(resolved.name, draws.astype(float), scores, resolved.threshold)
     values = fast if fast is not None else np.array([resolved(y, scores) for y in draws])
     values = values[np.isfinite(values)]
     if values.size == 0:
@@ -184,6 +194,7 @@ def estimate_metric(
 
 def measure_metric(
     y: np.ndarray, prediction: np.ndarray, metric: str | Metric, *, n_boot: int = 200, random_state: int = 0,
+    threshold: float | None = None,
 ) -> MetricEstimate:
     """The real metric on labelled rows with its 95% bootstrap interval.
 
@@ -199,6 +210,8 @@ def measure_metric(
     (1.0, (1.0, 1.0))
     """
     resolved = get_metric(metric) if isinstance(metric, str) else metric
+    if threshold is not None:  # the labels the model served
+        resolved = resolved.at(threshold)
     y = np.asarray(y)
     prediction = np.asarray(prediction)
     if len(y) == 0:

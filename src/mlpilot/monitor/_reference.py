@@ -47,6 +47,8 @@ class Reference:
     predictions: np.ndarray = field(repr=False)
     proba: np.ndarray | None = field(repr=False)
     y: np.ndarray | None = field(repr=False)
+    #: The binary model's decision threshold (None: labels at 0.5, models saved before thresholds).
+    threshold: float | None = None
 
     @property
     def is_classifier(self) -> bool:
@@ -143,5 +145,5 @@ def load_reference(
         name=mv.name, version=mv.version, frame=data[list(roles)], roles=roles, task=task,
         metric=metric, target=target, classes=tuple(classes) if classes is not None else None,
         importances=_importances(mv), holdout=_holdout(mv, metric), dataset_id=mv.dataset_id,
-        predictions=np.asarray(result.predictions, dtype=object), proba=proba, y=y,
+        predictions=np.asarray(result.predictions, dtype=object), proba=proba, y=y, threshold=loaded.threshold,
     )

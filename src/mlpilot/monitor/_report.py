@@ -304,7 +304,7 @@ def _actual(reference: Reference, labelled: pd.DataFrame | None, metric: str, n_
         known = y >= 0
         if proba is None or not known.any():
             return None
-        return measure_metric(y[known], proba[known], metric, n_boot=n_boot)
+        return measure_metric(y[known], proba[known], metric, n_boot=n_boot, threshold=reference.threshold)
     y_num = pd.to_numeric(labelled["label"], errors="coerce").to_numpy(dtype=float)
     pred = pd.to_numeric(labelled["prediction"], errors="coerce").to_numpy(dtype=float)
     ok = np.isfinite(y_num) & np.isfinite(pred)
@@ -345,7 +345,7 @@ def _timeline(
             proba = sample[1][(periods == start).to_numpy()]
             if len(proba):
                 entry["estimated"] = estimate_metric(proba, metric, calibrator=calibrator, n_simulations=100,
-                                                     random_state=random_state).to_dict()
+                                                     random_state=random_state, threshold=reference.threshold).to_dict()
         if metric is not None and labelled is not None and len(labelled):
             in_period = labelled[labelled["timestamp"].dt.floor(step) == start]
             actual = _actual(reference, in_period, metric, n_boot=100)
@@ -488,7 +488,8 @@ def _report(ref: Reference, live: _Window, ws: Workspace, alpha: float, min_rows
         if ref.y is not None:
             calibrator = fit_calibrator(ref.y, ref.proba)
         if sample is not None:
-            estimated = estimate_metric(sample[1], metric, calibrator=calibrator, random_state=random_state)
+            estimated = estimate_metric(sample[1], metric, calibrator=calibrator, random_state=random_state,
+                                        threshold=ref.threshold)
         else:
             notes.append("The log has no probabilities for every row: no label-free estimate.")
     elif ref.task == "regression":

@@ -2,7 +2,8 @@
 
 Each member explains itself in its own raw output space with the method its
 library provides (LightGBM ``pred_contrib``, XGBoost ``pred_contribs``,
-CatBoost ``ShapValues``, exact ``coef * x`` terms for linear models); the
+CatBoost ``ShapValues``, exact ``coef * x`` terms for linear models, Saabas path
+attributions for scikit-learn forests); the
 contributions of its transformed features are summed back to the input column
 they came from (one-hot columns, text components, date parts, target
 encodings), which keeps them additive. The ensemble then combines its members
@@ -26,6 +27,8 @@ METHODS = {
     "lightgbm": "lightgbm pred_contrib (TreeSHAP)",
     "xgboost": "xgboost pred_contribs (TreeSHAP)",
     "catboost": "catboost ShapValues (TreeSHAP)",
+    "random_forest": "random forest path attribution (Saabas: each split's change in node value, averaged over trees)",
+    "extra_trees": "extra trees path attribution (Saabas: each split's change in node value, averaged over trees)",
     "linear": "linear terms coef * x (numeric columns standardised to their training mean)",
     "dummy": "constant model (every contribution is zero)",
 }
@@ -160,6 +163,60 @@ def _tree_member(learner: Any, X: Any, mapping: sp.csr_matrix) -> _Member:
     return _Member(phi, base, np.asarray(raw, dtype=float).reshape(n, k), _link(learner))
 
 
+def _tree_values(tree: Any, classifier: bool) -> np.ndarray:
+    """Each node's output ``(nodes, k)``: class fractions (classifiers, as ``predict_proba``) or the mean."""
+    value = np.asarray(tree.tree_.value, dtype=float)
+    if not classifier:
+        return value[:, 0, :1]
+    return value[:, 0, :] / value[:, 0, :].sum(axis=1, keepdims=True)
+
+
+def path_attributions(forest: Any, X: Any, classifier: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact additive contributions of a fitted scikit-learn forest (Saabas path attribution).
+
+    Along each row's path through a tree, every split moves the node value (class
+    fractions, or the mean target) from the parent's to the child's; that change is
+    credited to the feature the parent splits on. Per tree the root value plus the
+    changes is the leaf value, so averaged over the trees the base value plus the
+    contributions is the forest's ``predict_proba`` (every class) or ``predict``.
+
+    Returns contributions ``(n, k, p)`` over the forest's input features, base values
+    and outputs ``(n, k)``.
+    """
+    matrix = np.ascontiguousarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32)  # the trees' dtype
+    n, p = matrix.shape
+    trees = forest.estimators_
+    k = int(forest.n_classes_) if classifier else 1
+    phi = np.zeros((n, k, p))
+    base = np.zeros((n, k))
+    for tree in trees:
+        values = _tree_values(tree, classifier)
+        inner = tree.tree_
+        parent = np.full(inner.node_count, -1)
+        for side in (inner.children_left, inner.children_right):
+            has = side >= 0
+            parent[side[has]] = np.flatnonzero(has)
+        child = np.flatnonzero(parent >= 0)
+        change = values[child] - values[parent[child]]  # (children, k)
+        split_on = inner.feature[parent[child]]
+        path = tree.decision_path(matrix).tocsr().astype(float)  # (n, nodes)
+        for j in range(k):
+            credit = sp.csr_matrix((change[:, j], (child, split_on)), shape=(inner.node_count, p))
+            phi[:, j, :] += (path @ credit).toarray()
+        base += values[0]
+    phi /= len(trees)
+    base /= len(trees)
+    return phi, base, base + phi.sum(axis=2)
+
+
+def _forest_member(learner: Any, X: Any, mapping: sp.csr_matrix) -> _Member:
+    phi, base, raw = path_attributions(learner.estimator_, X, learner.classifier)
+    if learner.task == "binary":  # the positive class's probability, as the ensemble reports it
+        phi, base, raw = phi[:, 1:], base[:, 1:], raw[:, 1:]
+    n, k, _ = phi.shape
+    return _Member((phi.reshape(n * k, -1) @ mapping).reshape(n, k, -1), base, raw, "identity")
+
+
 def linear_terms(model: Any, X: Any, mapping: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact terms ``coef * x`` of a fitted linear model on its input ``X``, summed by ``mapping``.
 
@@ -208,6 +265,8 @@ def explain_member(learner: Any, X: Any, mapping: sp.csr_matrix) -> _Member:
         return _linear_member(learner, X, mapping)
     if family == "dummy":
         return _dummy_member(learner, X, mapping)
+    if family in ("random_forest", "extra_trees"):
+        return _forest_member(learner, X, mapping)
     return _tree_member(learner, X, mapping)
 
 
@@ -294,4 +353,5 @@ def explain_ensemble(model: Any, frame: pd.DataFrame) -> Explanation:
     return Explanation(phi_p, base_p, out_p, columns, outputs, "probability", method, False)
 
 
-__all__ = ["METHODS", "Explanation", "column_map", "explain_ensemble", "explain_member", "linear_terms", "unsupported"]
+__all__ = ["METHODS", "Explanation", "column_map", "explain_ensemble", "explain_member", "linear_terms",
+           "path_attributions", "unsupported"]

@@ -1,0 +1,251 @@
+"""A CatBoost member as ONNX nodes, categorical splits included, in double precision.
+
+CatBoost's own ONNX exporter refuses models with categorical features, and mlpilot hands
+CatBoost its categories as codes (`mlpilot.search` ``CatBoost.library_input``), so nearly every
+CatBoost member splits on them: one-hot splits and CTR statistics of categories combined with
+other categories and binarised numbers, computed by CatBoost from hashed values.
+
+Those splits are not recomputed here. A split's answer depends only on the few inputs its CTR
+combines, and each of those inputs takes few states: a category column one state per code (plus
+missing), a number one state per interval between the borders the CTR uses (plus NaN). So every
+such split becomes a table over the product of its inputs' states, filled by asking CatBoost
+itself (``calc_leaf_indexes``: bit ``k`` of a tree's leaf is the answer of its ``k``-th split) on
+one probe row per state. Float splits are compared directly, as CatBoost does, in float32.
+The graph then indexes the leaves of every tree of one depth at once, like
+`mlpilot.runtime._compile_catboost`, and sums them in double precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from onnx import TensorProto
+
+from mlpilot.exceptions import ExportError
+from mlpilot.runtime._compile_catboost import _export
+from mlpilot.runtime._compile_steps import FeatureEncoder, Lookup
+
+if TYPE_CHECKING:
+    from mlpilot.export._onnx import _Graph
+
+#: The largest table of one split (product of its inputs' states) exported.
+MAX_TABLE = 1_000_000
+_CLASSIFIER_LOSSES = ("Logloss", "CrossEntropy", "MultiClass")
+_REGRESSION_LOSSES = ("RMSE", "MAE", "Quantile", "MAPE", "Huber", "Lq", "Expectile")
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One input of a tabled split: a category column (its codes) or a number (its borders)."""
+
+    column: int
+    categorical: bool
+    points: tuple[float, ...]  # sorted codes, or sorted borders
+
+    @property
+    def representatives(self) -> np.ndarray:
+        """One value per state: NaN, then each code / each interval's upper end and one above the last."""
+        if self.categorical:
+            return np.array([np.nan, *self.points])
+        above = np.nextafter(np.float32(self.points[-1]), np.float32(np.inf))
+        return np.array([np.nan, *self.points, float(above)])
+
+
+def _category_codes(encoder: FeatureEncoder, column: int) -> tuple[float, ...]:
+    """The codes the preprocessing can write into ``column`` (its Lookup's values, missing and unknown codes)."""
+    for chain in encoder.chains:
+        if chain.offset == column and chain.writer.width == 1:
+            lookups = [s for s in chain.steps if isinstance(s, Lookup)]
+            if not lookups:
+                break
+            step = lookups[-1]
+            codes = {float(v) for v in step.codes.values()}
+            codes |= {float(v) for v in (step.missing, step.unknown) if v is not None}
+            if any(c != c for c in codes):
+                codes = {c for c in codes if c == c}
+            return tuple(sorted(codes))
+    raise ExportError(f"CatBoost's categorical input {column} is not a coded category column")
+
+
+def _ctr_inputs(ctr: dict[str, Any], cats: dict[int, int], floats: dict[int, int],
+                encoder: FeatureEncoder) -> tuple[_Input, ...]:
+    borders: dict[int, set[float]] = {}
+    columns: list[int] = []
+    for element in ctr["elements"]:
+        kind = element["combination_element"]
+        if kind in ("cat_feature_value", "cat_feature_exact_value"):
+            columns.append(cats[int(element["cat_feature_index"])])
+        elif kind == "float_feature":
+            column = floats[int(element["float_feature_index"])]
+            borders.setdefault(column, set()).add(float(element["border"]))
+        else:
+            raise ExportError(f"a CatBoost CTR over a {kind!r}")
+    inputs = [_Input(c, True, _category_codes(encoder, c)) for c in dict.fromkeys(columns)]
+    inputs += [_Input(c, False, tuple(sorted(b))) for c, b in sorted(borders.items())]
+    return tuple(inputs)
+
+
+class _Splits:
+    """Every split of the model, as a column of one ``[N, splits]`` 0/1 matrix.
+
+    Float splits (``float``: ``(column, border, NaN answer) -> column``) come first; the other
+    splits are grouped by the inputs they depend on (``tables``: ``inputs -> [(tree, position)]``),
+    each group answered by one table.
+    """
+
+    def __init__(self, data: dict[str, Any], encoder: FeatureEncoder) -> None:
+        info = data["features_info"]
+        floats_info = {int(f["feature_index"]): f for f in info.get("float_features", [])}
+        floats = {k: int(f["flat_feature_index"]) for k, f in floats_info.items()}
+        self.cats = {int(f["feature_index"]): int(f["flat_feature_index"]) for f in info.get("categorical_features", [])}
+        # split_index numbers float borders, then one-hot values, then every CTR border, in that order
+        first_ctr = (sum(len(f.get("borders", [])) for f in info.get("float_features", []))
+                     + sum(len(f.get("values", [])) for f in info.get("categorical_features", [])))
+        ctr_of = [(c, float(b)) for c in info.get("ctrs", []) for b in c["borders"]]
+        self.floats: dict[tuple[int, float, bool], int] = {}
+        self.tables: dict[tuple[_Input, ...], list[tuple[int, int]]] = {}
+        self.float_of: dict[tuple[int, int], int] = {}
+        for t, tree in enumerate(data.get("oblivious_trees", [])):
+            for k, split in enumerate(tree.get("splits", [])):
+                kind = split.get("split_type")
+                if kind == "FloatFeature":
+                    f = floats_info[int(split["float_feature_index"])]
+                    key = (int(f["flat_feature_index"]), float(split["border"]),
+                           f.get("nan_value_treatment") == "AsTrue")
+                    self.float_of[t, k] = self.floats.setdefault(key, len(self.floats))
+                elif kind == "OneHotFeature":
+                    column = self.cats[int(split["cat_feature_index"])]
+                    self._table((_Input(column, True, _category_codes(encoder, column)),), t, k)
+                elif kind == "OnlineCtr":
+                    ctr, border = ctr_of[int(split["split_index"]) - first_ctr]
+                    if border != float(split["border"]):
+                        raise ExportError("CatBoost's CTR splits are not numbered as expected")
+                    self._table(_ctr_inputs(ctr, self.cats, floats, encoder), t, k)
+                else:
+                    raise ExportError(f"a CatBoost split of type {kind!r} has no ONNX form here")
+
+    def _table(self, inputs: tuple[_Input, ...], tree: int, position: int) -> None:
+        size = int(np.prod([len(i.representatives) for i in inputs]))
+        if size > MAX_TABLE:
+            raise ExportError(f"a CatBoost split over {len(inputs)} inputs would need a table of {size:,} "
+                              f"entries (at most {MAX_TABLE:,})")
+        self.tables.setdefault(inputs, []).append((tree, position))
+
+    def matrix(self, g: _Graph, x32: str, learner: Any, width: int) -> tuple[str, dict[tuple[int, int], int]]:
+        """The ``[N, splits]`` answers (double 0/1) and the column of each ``(tree, position)``."""
+        blocks: list[str] = []
+        column_of = dict(self.float_of)
+        if self.floats:
+            keys = list(self.floats)
+            values = g.op("Gather", [x32, g.const(np.array([c for c, _, _ in keys], dtype=np.int64))], axis=1)
+            compared = g.op("Cast", [g.op("Greater", [values, g.const(np.array([[b for _, b, _ in keys]]))])],
+                            to=TensorProto.DOUBLE)
+            nan_true = g.const(np.array([[float(n) for _, _, n in keys]]))
+            blocks.append(g.op("Where", [g.op("IsNaN", [values]), nan_true, compared]))
+        offset = len(self.floats)
+        categorical = sorted(self.cats.values())
+        for inputs, splits in self.tables.items():
+            leaves = _probe(learner, inputs, width, categorical)
+            table = np.column_stack([(leaves[:, t] >> k) & 1 for t, k in splits]).astype(float)
+            blocks.append(g.op("Gather", [g.const(table), _table_index(g, x32, inputs)], axis=0))
+            column_of.update({split: offset + j for j, split in enumerate(splits)})
+            offset += len(splits)
+        if not blocks:  # only stumps: no split is asked
+            return g.const(np.zeros((1, 0))), column_of
+        return (blocks[0] if len(blocks) == 1 else g.op("Concat", blocks, axis=1)), column_of
+
+
+def _probe(learner: Any, inputs: tuple[_Input, ...], width: int, categorical: list[int]) -> np.ndarray:
+    """CatBoost's leaf of every tree ``(states, trees)`` on one probe row per combination of ``inputs``' states."""
+    from catboost import Pool
+
+    from mlpilot.search import FAMILIES
+
+    grids = np.indices([len(i.representatives) for i in inputs]).reshape(len(inputs), -1)
+    matrix = np.zeros((grids.shape[1], width))
+    matrix[:, categorical] = np.nan
+    for inp, states in zip(inputs, grids, strict=True):
+        matrix[:, inp.column] = inp.representatives[states]
+    frame = FAMILIES["catboost"].library_input(learner, matrix)
+    pool = Pool(frame, cat_features=[str(i) for i in categorical])
+    return np.asarray(learner.estimator_.calc_leaf_indexes(pool), dtype=np.int64)
+
+
+def _state(g: _Graph, x: str, inp: _Input) -> str:
+    """The state index (double ``[N, 1]``) of ``x`` (the input column) in ``inp``'s numbering."""
+    points = g.const(np.array([inp.points], dtype=float))
+    if inp.categorical:  # NaN: 0; the k-th code: k
+        return g.op("ReduceSum", [g.op("Cast", [g.op("GreaterOrEqual", [x, points])], to=TensorProto.DOUBLE),
+                                  g.const(np.array([1], dtype=np.int64))], keepdims=1)
+    above = g.op("ReduceSum", [g.op("Cast", [g.op("Greater", [x, points])], to=TensorProto.DOUBLE),
+                               g.const(np.array([1], dtype=np.int64))], keepdims=1)
+    return g.op("Where", [g.op("IsNaN", [x]), g.const(np.array(0.0)), g.op("Add", [above, g.const(np.array(1.0))])])
+
+
+def _table_index(g: _Graph, x32: str, inputs: tuple[_Input, ...]) -> str:
+    """The row of each input row in a table over ``inputs``' states (int64 ``[N]``, row-major)."""
+    sizes = [len(i.representatives) for i in inputs]
+    strides = np.cumprod([1, *sizes[::-1]])[:-1][::-1]
+    index: str | None = None
+    for inp, stride in zip(inputs, strides, strict=True):
+        x = g.op("Gather", [x32, g.const(np.array([inp.column], dtype=np.int64))], axis=1)
+        term = g.op("Mul", [_state(g, x, inp), g.const(np.array(float(stride)))])
+        index = term if index is None else g.op("Add", [index, term])
+    assert index is not None
+    return g.op("Reshape", [g.op("Cast", [index], to=TensorProto.INT64), g.const(np.array([-1], dtype=np.int64))])
+
+
+def _leaf_sum(g: _Graph, trees: list[dict[str, Any]], splits: str, column_of: dict[tuple[int, int], int],
+              dimension: int) -> str:
+    """The sum ``[N, D]`` of every tree's leaf, the trees of one depth indexed at once."""
+    by_depth: dict[int, list[int]] = {}
+    constant = np.zeros(dimension)
+    for t, tree in enumerate(trees):
+        depth = len(tree.get("splits", []))
+        if depth == 0:  # stumps without a split add their one leaf to every row
+            constant += np.asarray(tree["leaf_values"], dtype=float).reshape(dimension)
+        else:
+            by_depth.setdefault(depth, []).append(t)
+    total = g.const(constant.reshape(1, dimension))
+    for depth, members in sorted(by_depth.items()):
+        columns = np.array([[column_of[t, k] for k in range(depth)] for t in members], dtype=np.int64)
+        bits = g.op("Gather", [splits, g.const(columns.reshape(-1))], axis=1)
+        bits = g.op("Reshape", [bits, g.const(np.array([-1, len(members), depth], dtype=np.int64))])
+        leaf = g.op("MatMul", [bits, g.const((2.0 ** np.arange(depth)).reshape(depth, 1))])
+        leaf = g.op("Reshape", [leaf, g.const(np.array([-1, len(members)], dtype=np.int64))])
+        leaf = g.op("Add", [g.op("Cast", [leaf], to=TensorProto.INT64),
+                            g.const((np.arange(len(members), dtype=np.int64) << depth).reshape(1, -1))])
+        leaf_values = np.concatenate([np.asarray(trees[t]["leaf_values"], dtype=float).reshape(1 << depth, dimension)
+                                      for t in members])
+        picked = g.op("Gather", [g.const(leaf_values), leaf], axis=0)  # [N, T, D]
+        total = g.op("Add", [total, g.op("ReduceSum", [picked, g.const(np.array([1], dtype=np.int64))], keepdims=0)])
+    return total
+
+
+def catboost_graph(g: _Graph, learner: Any, encoder: FeatureEncoder, features: str, classifier: bool) -> str:
+    """Nodes computing ``learner``'s CatBoost probabilities ``[N, C]`` (or values ``[N]``) from ``features``.
+
+    Raises
+    ------
+    ExportError
+        A loss or split kind without an ONNX form here, or a split whose table would be too large.
+    """
+    model = learner.estimator_
+    loss = str(model.get_all_params().get("loss_function", ""))
+    if loss not in (_CLASSIFIER_LOSSES if classifier else _REGRESSION_LOSSES):
+        raise ExportError(f"CatBoost loss {loss!r} has no ONNX form here")
+    data = _export(model)
+    x32 = g.op("Cast", [g.op("Cast", [features], to=TensorProto.FLOAT)], to=TensorProto.DOUBLE)  # as CatBoost compares
+    splits, column_of = _Splits(data, encoder).matrix(g, x32, learner, encoder.width)
+    scale, bias = data.get("scale_and_bias", [1.0, [0.0]])
+    bias = np.asarray(bias, dtype=float)
+    total = _leaf_sum(g, data.get("oblivious_trees", []), splits, column_of, len(bias))
+    raw = g.op("Add", [g.op("Mul", [total, g.const(np.array(float(scale)))]), g.const(bias.reshape(1, -1))])
+    if not classifier:
+        return g.op("Reshape", [raw, g.const(np.array([-1], dtype=np.int64))])
+    if loss == "MultiClass":
+        return g.op("Softmax", [raw], axis=1)
+    positive = g.op("Sigmoid", [raw])
+    return g.op("Concat", [g.op("Sub", [g.const(np.array(1.0)), positive]), positive], axis=1)

@@ -1,0 +1,57 @@
+"""ONNX export of CatBoost (categorical CTR splits included) and XGBoost members, in mlpilot's ensembles."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlpilot.data import Schema, infer_schema
+from mlpilot.export import export_model
+from mlpilot.registry import Registry, Workspace
+from mlpilot.runtime import load_version, score_frame
+from tests.export.conftest import ensemble
+
+
+@pytest.fixture(scope="module")
+def tree_registry(tmp_path_factory: pytest.TempPathFactory, churn_rows: pd.DataFrame) -> Iterator[Registry]:
+    """``trees``: CatBoost + XGBoost + linear at a threshold of 0.35 (the demo champion is CatBoost + linear)."""
+    schema = infer_schema(churn_rows, target="churn")
+    X = churn_rows.drop(columns=["churn"])
+    y = (churn_rows["churn"] == "yes").to_numpy(dtype=int)
+    roles = {c.name: c.role for c in schema.features}
+    registry = Registry(Workspace.open(tmp_path_factory.mktemp("trees") / "ws"))
+    info = {"task": "binary", "target": "churn", "classes": ["no", "yes"]}
+    model = ensemble(X, y, roles, ("catboost", "xgboost", "linear"), 0.35)
+    registry.register_model("trees", model, kind="tabular", schema=schema.to_dict(), metrics={"accuracy": 0.9},
+                            headline_metric="accuracy", info=info, aliases=("champion",))
+    yield registry
+    registry.close()
+
+
+def test_catboost_and_xgboost_members_export_and_predict_what_the_runtime_does(
+        tree_registry: Registry, churn: pd.DataFrame, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from mlpilot.export._onnx import ATOL, feeds
+
+    name = "trees"
+    result = export_model(tree_registry, name, "onnx", tmp_path / name)
+    assert result.details["verified_rows"] > 100
+    frame = churn.drop(columns=["rownames", "churn"]).iloc[800:2300].reset_index(drop=True)  # rows never trained on
+    frame.loc[::7, "total_day_minutes"] = np.nan
+    frame.loc[::5, "state"] = None  # missing categories reach the CTR tables' missing state
+    frame.loc[3::9, "area_code"] = "area_code_999"  # and an unseen one
+    mv = tree_registry.get_version(name)
+    want = score_frame(load_version(tree_registry, mv, fast_path=False), frame).frame.iloc[:, frame.shape[1]:]
+    session = ort.InferenceSession(str(tmp_path / name / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    labels, proba = session.run(["label", "probabilities"], feeds(rows, Schema.from_dict(mv.schema or {}), names))
+    np.testing.assert_allclose(proba, want[["probability_no", "probability_yes"]].to_numpy(), rtol=0, atol=ATOL)
+    assert list(labels) == list(want["prediction"]) and len(set(labels)) == 2
+    between = (proba[:, 1] >= 0.35) & (proba[:, 1] < 0.5)
+    assert between.any() and set(labels[between]) == {"yes"}  # labelled at the model's threshold
