@@ -63,7 +63,8 @@ def run_mlpilot(spec: Spec, train: pd.DataFrame, test: pd.DataFrame, budget: flo
         classes = [str(c) for c in model.classes_]
     size = len(dumps(model)[0])
     return {"fit": fit, "predict": predict, "size": size, "pred": pred, "classes": classes,
-            "detail": run.outcome.evaluation.champion}
+            "detail": f"{run.outcome.evaluation.champion}: "
+                      + " + ".join(f"{w:.2f}×{n}" for n, w in zip(model.names_, model.weights_, strict=True))}
 
 
 def run_lightgbm(spec: Spec, train: pd.DataFrame, test: pd.DataFrame, budget: float) -> dict:

@@ -311,6 +311,12 @@ def _catboost(estimator: Any, classifier: bool) -> Final:
     return CatBoostFinal(estimator, classifier=classifier)
 
 
+def _mlp(estimator: Any, classifier: bool) -> Final:
+    from mlpilot.runtime._compile_mlp import MLPFinal
+
+    return MLPFinal(estimator, classifier=classifier)
+
+
 def _loaded_optional_finals() -> None:
     """Compilers for optional libraries, registered once the library is imported (by loading a model)."""
     catboost = sys.modules.get("catboost")
@@ -323,6 +329,7 @@ def _loaded_optional_finals() -> None:
 def _builtin_finals() -> None:
     from lightgbm import LGBMClassifier, LGBMRegressor
     from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     from mlpilot.search import Learner
 
@@ -332,6 +339,8 @@ def _builtin_finals() -> None:
     for cls in (LinearRegression, Ridge, Lasso, ElasticNet):
         _FINALS.setdefault(cls, _linear_regressor)
     _FINALS.setdefault(Learner, _learner)
+    _FINALS.setdefault(MLPClassifier, _mlp)
+    _FINALS.setdefault(MLPRegressor, _mlp)
 
 
 def compile_final(estimator: Any, *, classifier: bool) -> Final:
