@@ -19,6 +19,7 @@ from mlpilot.cli import app
 from mlpilot.exceptions import DataError
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version
+from mlpilot.runtime._compile_final import LearnerFinal, MLPFinal, compile_final
 from mlpilot.search import Learner
 
 _FAST: dict[str, Any] = {"deterministic": True, "n_trials": 0, "report": False}
@@ -60,6 +61,9 @@ def test_mlp_is_deterministic_predicts_in_target_units_and_stops_at_its_deadline
     stopped = Learner(family="mlp", task="regression", params={"n_estimators": 30}, n_jobs=1).fit(
         X, y, stop_at=3.0, clock=lambda: float(next(ticks)))
     assert stopped.estimator_.n_iter_ <= 4  # each epoch asks the (fake) clock once
+    compiled = compile_final(fits[0], classifier=False)  # the learner's MLP as numpy
+    assert isinstance(compiled, LearnerFinal) and isinstance(compiled.inner, MLPFinal)
+    np.testing.assert_allclose(compiled.values(X), first, rtol=1e-12)
 
 
 def test_mlp_saves_loads_and_serves_the_same_answers(iris_workspace: tuple[Path, pd.DataFrame]) -> None:
@@ -72,7 +76,7 @@ def test_mlp_saves_loads_and_serves_the_same_answers(iris_workspace: tuple[Path,
     assert loaded.model.names_ == ["mlp"]
     rows = frame.drop(columns="species").head(20)
     expected = loaded.model.predict_proba(rows)
-    assert loaded.compiled is not None, loaded.fast_path
+    assert loaded.compiled is not None and loaded.fast_path.startswith("compiled"), loaded.fast_path
     _labels, proba = loaded.compiled.predict(rows.to_dict("records"), len(rows))
     np.testing.assert_allclose(proba, expected, rtol=1e-9, atol=1e-12)
 
@@ -92,24 +96,14 @@ def test_duplicated_rows_equal_a_weight_of_two() -> None:
         assert np.abs(weighted.predict_values(X) - plain.predict_values(X)).max() > 1e-3
 
 
-@pytest.fixture(scope="module")
-def weighted_runs(wine: pd.DataFrame) -> tuple[Any, Any, np.ndarray]:
+def test_a_weighted_train_weighs_its_scores_and_leaves_out_knn(wine: pd.DataFrame) -> None:
     binary = wine.assign(kind=(wine["kind"] == "b").map({True: "b", False: "other"}))
     weights = np.where(binary["alcohol"] > binary["alcohol"].median(), 4.0, 0.5)
-    plain = train(binary, "kind", register=False, families=("linear",), **_FAST)
     weighted = train(binary, "kind", register=False, families=("linear", "knn"), sample_weight=weights, **_FAST)
-    return plain, weighted, weights
-
-
-def test_a_weighted_train_weighs_fits_and_scores_and_leaves_out_knn(
-    weighted_runs: tuple[Any, Any, np.ndarray],
-) -> None:
-    plain, weighted, weights = weighted_runs
     assert "knn" not in set(weighted.leaderboard()["name"])
     assert any(n.startswith("left out knn: sample weights were given") for n in weighted.outcome.notes)
     rows = weighted.outcome.holdout_frame
     assert "__sample_weight__" not in weighted.outcome.features and "__sample_weight__" not in rows.columns
-    assert np.abs(weighted.model.predict_proba(rows) - plain.model.predict_proba(rows)).max() > 1e-3
     # the holdout score is the weighted one, on the registered model's holdout predictions
     held = weighted.outcome.evaluation
     expected = roc_auc_score(weighted.outcome.holdout_y, held.holdout_prediction[:, 1], sample_weight=weights[rows.index])
@@ -118,7 +112,7 @@ def test_a_weighted_train_weighs_fits_and_scores_and_leaves_out_knn(
     assert held.metrics["holdout_roc_auc"] != pytest.approx(unweighted)
 
 
-def test_the_estimator_honours_sample_weight(wine: pd.DataFrame) -> None:
+def test_a_weighted_fit_differs_from_an_unweighted_one(wine: pd.DataFrame) -> None:
     X, y = wine.drop(columns="kind"), wine["kind"]
     weights = np.where(y == "c", 5.0, 1.0)
     options = {"deterministic": True, "n_trials": 0, "families": ("linear",), "holdout": 0.0}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mlpilot.runtime._compile_catboost import CatBoostTrees
+from mlpilot.runtime._compile_mlp import MLPForward
 from mlpilot.runtime._compile_steps import CompileError, RejectedInput
 
 logger = logging.getLogger(__name__)
@@ -210,6 +211,17 @@ class CatBoostFinal(Final):
         return self.trees.values(X)
 
 
+class MLPFinal(Final):
+    """scikit-learn's ``MLPClassifier`` / ``MLPRegressor`` through its weight matrices as numpy (`MLPForward`)."""
+
+    def __init__(self, estimator: Any, *, classifier: bool) -> None:
+        self.forward = MLPForward(estimator, classifier=classifier)
+        self.n_features = self.forward.n_features
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        return self.forward.values(X)
+
+
 class EstimatorFinal(Final):
     """Any other estimator, called on the encoded matrix (skipping only the frame work)."""
 
@@ -312,8 +324,6 @@ def _catboost(estimator: Any, classifier: bool) -> Final:
 
 
 def _mlp(estimator: Any, classifier: bool) -> Final:
-    from mlpilot.runtime._compile_mlp import MLPFinal
-
     return MLPFinal(estimator, classifier=classifier)
 
 

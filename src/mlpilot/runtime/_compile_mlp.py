@@ -1,6 +1,6 @@
 """The compiled MLP: scikit-learn's multi-layer perceptron as numpy matrix products and activations.
 
-`MLPFinal` computes what ``MLPClassifier.predict_proba`` / ``MLPRegressor.predict``
+`MLPForward` computes what ``MLPClassifier.predict_proba`` / ``MLPRegressor.predict``
 compute on the encoded matrix (the same forward pass: each hidden layer's
 affine map and activation, then the output activation), without the input
 checks that dominate a one-row call. Like every compiled form it is verified
@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from mlpilot.runtime._compile_final import Final
 from mlpilot.runtime._compile_steps import CompileError, RejectedInput
 
 
@@ -28,8 +27,8 @@ def _activations() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     return {"relu": _relu, "tanh": np.tanh, "logistic": expit, "identity": lambda x: x}
 
 
-class MLPFinal(Final):
-    """An ``MLPClassifier`` / ``MLPRegressor`` through its weight matrices."""
+class MLPForward:
+    """An ``MLPClassifier`` / ``MLPRegressor``'s forward pass through its weight matrices."""
 
     def __init__(self, estimator: Any, *, classifier: bool) -> None:
         from sklearn.utils.extmath import softmax
