@@ -36,10 +36,10 @@ def iris_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.D
     X, y = load_iris(return_X_y=True, as_frame=True)
     frame = X.assign(species=y.map({0: "setosa", 1: "versicolor", 2: "virginica"}))
     root = tmp_path_factory.mktemp("ws")
-    small = [{"name": "mlp", "family": "mlp", "params": {"hidden": 16, "layers": 1, "n_estimators": 15}}]
+    small = [{"name": "mlp", "family": "mlp", "params": {"hidden": 16, "layers": 1, "n_estimators": 8}}]
     with pytest.MonkeyPatch.context() as patch:  # a small network: the artifact and runtime paths are the same
         patch.setattr(search_module, "load_portfolio", lambda task: [dict(e) for e in small])
-        train(frame, "species", name="iris", workspace=Workspace.open(root), families=("mlp",), **_FAST)
+        train(frame, "species", name="iris", workspace=Workspace.open(root), families=("mlp",), holdout=0.0, **_FAST)
     return root, frame
 
 
