@@ -64,8 +64,10 @@ def run_mlpilot(spec: Spec, train: pd.DataFrame, test: pd.DataFrame, budget: flo
         classes = [str(c) for c in model.classes_]
     size = len(dumps(model)[0])
     stack = run.outcome.card.get("stacking")
-    detail = run.outcome.evaluation.champion + (f" ({stack['winner']} won: stack {stack['stack_cv']:.5g} vs greedy "
-                                                f"{stack['greedy_cv']:.5g} out of fold)" if stack else "")
+    members = " + ".join(f"{w:.2f}×{n}" for n, w in zip(model.names_, model.weights_, strict=True))
+    detail = f"{run.outcome.evaluation.champion}: {members}" + (
+        f" ({stack['winner']} won: stack {stack['stack_cv']:.5g} vs greedy {stack['greedy_cv']:.5g} out of fold)"
+        if stack else "")
     return {"fit": fit, "predict": predict, "size": size, "pred": pred, "classes": classes, "detail": detail}
 
 

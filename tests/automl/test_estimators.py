@@ -10,9 +10,7 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mlpilot.automl import AutoClassifier, AutoRegressor, _estimators
-from mlpilot.exceptions import MlpilotWarning
 
-# sample_weight is accepted and checked; unequal weights are ignored with a warning (not supported yet).
 # A fast configuration: no clock (so checks are reproducible), one cheap family.
 _FAST = {"deterministic": True, "n_trials": 0, "families": ("linear",), "holdout": 0.0}
 
@@ -20,9 +18,11 @@ _FAST = {"deterministic": True, "n_trials": 0, "families": ("linear",), "holdout
 _EXPECTED_FAILURES = {
     "check_estimators_nan_inf": "missing values are valid input by design (native handling)",
     "check_dtype_object": "object columns are categorical features by design",
-    "check_sample_weight_equivalence_on_dense_data": "sample weights are not supported yet",
-    "check_sample_weight_equivalence_on_sparse_data": "sample weights are not supported yet",
-    "check_sample_weights_invariance": "sample weights are not supported yet",
+    # weights are honoured by every fit and score, but the folds and holdout split rows: a row of weight 2
+    # is not two rows in two folds, nor a row of weight 0 a row left out (tested per family instead)
+    "check_sample_weight_equivalence_on_dense_data": "a weight of 2 is not a repeated row to the folds",
+    "check_sample_weight_equivalence_on_sparse_data": "a weight of 2 is not a repeated row to the folds",
+    "check_sample_weights_invariance": "a weight of 0 is not a removed row to the folds",
     # as scikit-learn's own TunedThresholdClassifierCV: predict is not argmax(predict_proba)
     "check_classifiers_train": "binary labels are at the decision threshold chosen on out-of-fold rows, not at 0.5",
 }
@@ -37,10 +37,7 @@ def _expected(estimator: object) -> dict[str, str]:
     expected_failed_checks=_expected,
 )
 def test_sklearn_compatible(estimator: object, check: object) -> None:
-    with warnings.catch_warnings():  # the checks that pass weights see the warning tested below
-        warnings.filterwarnings("ignore", "Auto(Classifier|Regressor) does not support sample_weight",
-                                MlpilotWarning)
-        check(estimator)  # type: ignore[operator]
+    check(estimator)  # type: ignore[operator]
 
 
 def test_get_set_params_and_clone() -> None:
@@ -75,18 +72,6 @@ def _classes_table(n_classes: int, per_class: int) -> tuple[np.ndarray, np.ndarr
     y = np.repeat(np.arange(n_classes), per_class)
     X = np.column_stack([y + rng.normal(0, 1.0, len(y)), rng.normal(size=len(y))])  # no leak
     return X, y
-
-
-@pytest.mark.parametrize("Estimator", [AutoClassifier, AutoRegressor])
-def test_unequal_sample_weight_is_refused_with_a_warning(Estimator: Any) -> None:
-    X, y = _classes_table(2, 30)
-    weights = np.where(y == 1, 3.0, 1.0)
-    with pytest.warns(MlpilotWarning, match=rf"{Estimator.__name__} does not support sample_weight yet: "
-                      "the weights were ignored"):
-        weighted = Estimator(**_FAST).fit(X, y, sample_weight=weights)
-    plain = Estimator(**_FAST).fit(X, y)
-    # ignored means exactly that: the same model as without weights
-    np.testing.assert_array_equal(weighted.predict(X), plain.predict(X))
 
 
 def test_equal_sample_weight_is_honoured_without_a_warning() -> None:

@@ -52,6 +52,7 @@ class TrainConfig(BaseModel):
     random_state: Annotated[int, Field(ge=0, validation_alias=AliasChoices("random_state", "seed"))] = 0
     holdout: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.2
     time_split: str | None = None  # a time column: the holdout is its latest rows
+    weight_column: str | None = None  # a column of per-row weights (then not a feature)
     n_folds: Annotated[int, Field(ge=2, le=20)] | None = None
     deterministic: bool = False
     n_trials: Annotated[int, Field(ge=0)] = 10

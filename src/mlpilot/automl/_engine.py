@@ -138,6 +138,28 @@ def _time_holdout(frame: pd.DataFrame, column: str, fraction: float) -> tuple[np
     return np.setdiff1d(idx, hold), hold
 
 
+def row_weights(frame: pd.DataFrame, column: str, target: str) -> np.ndarray:
+    """The per-row weights in ``column``: finite, non-negative numbers, not all zero.
+
+    Raises a `DataError` naming the column (and the first bad row) otherwise.
+    """
+    if column == target:
+        raise InvalidParameterError(f"The weight column {column!r} is the target; pass the column of row weights.")
+    if column not in frame.columns:
+        raise ColumnNotFoundError(column, [str(c) for c in frame.columns], what="weight column")
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+    if len(bad):
+        raise DataError(
+            f"The weight column {column!r} has {len(bad)} value(s) that are not finite non-negative numbers "
+            f"(first at row {int(bad[0])}: {frame[column].iloc[bad[0]]}). Weights must be numbers >= 0; "
+            "fix or drop those rows."
+        )
+    if not values.any():
+        raise DataError(f"Every weight in the column {column!r} is zero; at least one row must count.")
+    return values
+
+
 def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[pd.DataFrame, str]:
     """Check the target, drop rows where it is missing and decide the task."""
     if target not in frame.columns or frame[target].notna().sum() >= MIN_ROWS:
@@ -219,8 +241,18 @@ def fit_tabular(
     check_threshold_task(config, task, target)
     metric = get_metric(config.metric or default_metric(task), task)
     frame = frame.reset_index(drop=True)
-    if schema is None or schema.target != target:
-        schema = infer_schema(frame, target=target)
+    row_weight = None
+    if config.weight_column is not None:  # the weights, then the frame without them: they are not a feature
+        row_weight = row_weights(frame, config.weight_column, target)
+        frame = frame.drop(columns=[config.weight_column])
+        notes.append(
+            f"rows weighted by {config.weight_column!r} (from {row_weight.min():.4g} to {row_weight.max():.4g}, "
+            f"mean {row_weight.mean():.4g}): every fit, the cross-validation and holdout scores and the ensemble's weights "
+            "count each row by its weight"
+        )
+    if schema is None or schema.target != target or (
+            config.weight_column is not None and config.weight_column in schema.names):
+        schema = infer_schema(frame, target=target)  # (the weights are no column of the model's)
     features = [f for f in schema.feature_names if f in frame.columns]
     empty = [c.name for c in schema.excluded if c.n_unique == 0]
     if empty:
@@ -254,6 +286,11 @@ def fit_tabular(
     roles = _roles(schema, frame, features)
     y, encoding = encode_target(frame[target], task)
     n_classes = len(encoding.classes)
+    if row_weight is not None and task != "regression" and len(np.unique(y[row_weight > 0])) < 2:
+        raise TargetError(
+            f"Only one class of the target {target!r} has rows with a weight above zero in {config.weight_column!r}; "
+            "a classifier needs rows of at least two classes that count. Give rows of another class a positive weight."
+        )
     X = frame[features]
     fraction = config.holdout
     if fraction > 0 and (len(y) < MIN_HOLDOUT_ROWS or (task != "regression" and np.bincount(y).min() < 3)):
@@ -293,6 +330,7 @@ def fit_tabular(
     result = run_search(
         X.iloc[dev], y[dev], task=task, metric=metric, roles=roles, n_classes=n_classes,
         holdout=X.iloc[hold] if len(hold) else None, config=search_config, on_progress=on_progress,
+        sample_weight=None if row_weight is None else row_weight[dev],
     )
     notes.extend(result.notes)
     timings["search"] = time.perf_counter() - t0
@@ -304,6 +342,7 @@ def fit_tabular(
     members, names, weights, refit_notes = fit_final(
         X.iloc[fit_rows], y[fit_rows], result, task=task, roles=roles, n_classes=n_classes,
         seed=config.seed, n_jobs=config.n_jobs, deterministic=not clock, budget=plan.refit,
+        sample_weight=None if row_weight is None else row_weight[fit_rows],
     )
     notes.extend(refit_notes)
     seen: set[int] = set()
@@ -312,7 +351,8 @@ def fit_tabular(
             seen.add(id(pre))
             notes.extend(f"features: {d}" for d in getattr(pre, "decisions_", []) if f"features: {d}" not in notes)
     if set(names) != set(result.weights):
-        result = result.with_weights(dict(zip(names, weights, strict=True)), y[dev], metric)
+        result = result.with_weights(dict(zip(names, weights, strict=True)), y[dev],
+                                     metric if row_weight is None else metric.weighted(row_weight[dev]))
     threshold = _choose_threshold(result, y[dev], config, notes) if task == "binary" else None
     model = TabularEnsemble(
         task=task, members=members, weights=weights, names=names,
@@ -333,7 +373,8 @@ def fit_tabular(
             f"{max(plan.evaluate.left(), 0.0):.2f}s left for evaluation, {plan.metric_seconds * 1e3:.2f} ms "
             "per metric call on the holdout"
         )
-    evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task, metric=metric,
+    evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task,
+                                 metric=metric if row_weight is None else metric.weighted(row_weight[hold]),
                                  random_state=config.random_state, n_boot=n_boot, n_boot_others=n_boot_others,
                                  threshold=None if threshold is None else threshold.threshold)
     timings["evaluate"] = time.perf_counter() - t0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import warnings
 from typing import Any
 
 import numpy as np
@@ -20,9 +19,10 @@ from sklearn.utils.validation import (
 
 from mlpilot.automl._config import make_config
 from mlpilot.automl._engine import fit_tabular
-from mlpilot.exceptions import MlpilotWarning, TargetError
+from mlpilot.exceptions import TargetError
 
 _TARGET = "__target__"
+_WEIGHT = "__sample_weight__"
 
 
 class _AutoBase(BaseEstimator):
@@ -83,17 +83,13 @@ class _AutoBase(BaseEstimator):
             raise ValueError(f"X has {len(frame)} rows but y has {len(target)} values; pass one target per row.")
         if target.dtype.kind in "fc":
             assert_all_finite(target, input_name="y")
+        weights = None
         if sample_weight is not None:
             weights = _check_sample_weight(sample_weight, frame)
             if not np.any(weights):
                 raise ValueError("Sample weights must contain at least one non-zero number.")
-            if not np.all(weights == weights[0]):  # equal weights are the same as none
-                warnings.warn(
-                    f"{type(self).__name__} does not support sample_weight yet: the weights were ignored "
-                    "and every row counts once. Pass sample_weight=None, or repeat rows to weight them.",
-                    MlpilotWarning,
-                    stacklevel=3,
-                )
+            if np.all(weights == weights[0]):
+                weights = None  # equal weights are the same as none
         if task is None:
             check_classification_targets(target)
             n_classes = pd.Series(target).dropna().nunique()
@@ -111,12 +107,15 @@ class _AutoBase(BaseEstimator):
             except (TypeError, ValueError) as exc:
                 raise TargetError("AutoRegressor needs a numeric y; got non-numeric values.") from exc
         data = frame.assign(**{_TARGET: target})
+        if weights is not None:
+            data[_WEIGHT] = weights
         seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
         config = make_config(
             time_budget=self.time_budget, metric=self.metric, task=task, random_state=int(seed), holdout=self.holdout,
             n_folds=self.n_folds, families=self.families, deterministic=self.deterministic,
             n_trials=self.n_trials, drop_leaks=self.drop_leaks, refit_full=self.refit_full,
             max_predict_ms=self.max_predict_ms, n_jobs=self.n_jobs, report=False,
+            weight_column=None if weights is None else _WEIGHT,
             **self._threshold_options(),
         )
         outcome = fit_tabular(data, _TARGET, config)
@@ -215,10 +214,7 @@ class AutoClassifier(ClassifierMixin, _AutoBase):
         return {"threshold_metric": self.threshold_metric, "threshold": self.threshold}
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> AutoClassifier:
-        """Search, ensemble and evaluate on ``X, y``.
-
-        ``sample_weight`` is not supported yet: unequal weights are ignored with a `MlpilotWarning`.
-        """
+        """Search, ensemble and evaluate on ``X, y``, rows weighted by ``sample_weight`` (see `mlpilot.train`)."""
         self._fit(X, y, None, sample_weight)
         self.classes_ = self.model_.classes_
         return self
@@ -249,10 +245,7 @@ class AutoRegressor(RegressorMixin, _AutoBase):
     """
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> AutoRegressor:
-        """Search, ensemble and evaluate on ``X, y``.
-
-        ``sample_weight`` is not supported yet: unequal weights are ignored with a `MlpilotWarning`.
-        """
+        """Search, ensemble and evaluate on ``X, y``, rows weighted by ``sample_weight`` (see `mlpilot.train`)."""
         self._fit(X, y, "regression", sample_weight)
         return self
 

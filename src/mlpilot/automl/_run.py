@@ -18,7 +18,13 @@ from mlpilot._types import PathLike
 from mlpilot._workspace import Workspace
 from mlpilot.automl._config import TrainConfig, make_config
 from mlpilot.automl._datasets import record_snapshot
-from mlpilot.automl._engine import FitOutcome, check_threshold_task, fit_tabular, prepare_target
+from mlpilot.automl._engine import (
+    FitOutcome,
+    check_threshold_task,
+    fit_tabular,
+    prepare_target,
+    row_weights,
+)
 from mlpilot.automl._promote import (
     ROWS_FILE,
     Challenger,
@@ -161,6 +167,26 @@ def _check_arguments(config: TrainConfig, target: Any, name: str) -> None:
         raise InvalidParameterError(" ".join(problems))
 
 
+#: The column `train` keeps ``sample_weight=`` in, beside the data's own.
+WEIGHT_COLUMN = "__sample_weight__"
+
+
+def _with_weights(data: Any, sample_weight: Any, weight_column: str | None) -> tuple[pd.DataFrame, str]:
+    """``data`` with ``sample_weight`` as its `WEIGHT_COLUMN`, and that column's name."""
+    if weight_column is not None:
+        raise InvalidParameterError("train() got both sample_weight= and weight_column=; pass one of them.")
+    if not isinstance(data, pd.DataFrame):
+        raise InvalidParameterError(
+            "sample_weight= needs the data as a pandas DataFrame (one weight per row); for a file or a "
+            "database table, name a column of weights with weight_column= (CLI: --weight-column)."
+        )
+    weights = np.asarray(sample_weight).ravel()
+    if len(weights) != len(data):
+        raise InvalidParameterError(f"sample_weight has {len(weights)} values but the data has {len(data)} rows; "
+                                    "pass one weight per row.")
+    return data.assign(**{WEIGHT_COLUMN: weights}), WEIGHT_COLUMN
+
+
 def _check_data(frame: pd.DataFrame, schema: Any, target: str, config: TrainConfig) -> pd.DataFrame:
     """Check the target and the arguments against the data before the run starts.
 
@@ -179,6 +205,8 @@ def _check_data(frame: pd.DataFrame, schema: Any, target: str, config: TrainConf
     if config.metric is not None:
         get_metric(config.metric, task)
     check_threshold_task(config, task, target)
+    if config.weight_column is not None:  # refused before the run starts, as the engine would refuse it
+        row_weights(frame.reset_index(drop=True).iloc[labelled.index], config.weight_column, target)
     if config.families is not None:
         has_text = any(c.role == "text" for c in schema.columns) if schema is not None else True
         usable = [f for f in config.families
@@ -248,6 +276,8 @@ def train(
     threshold_metric: str | None = None,
     threshold: float | None = None,
     stacking: str = "auto",
+    weight_column: str | None = None,
+    sample_weight: Any = None,
 ) -> TrainingRun:
     """Train the best model mlpilot can find for ``target`` within ``time_budget``.
 
@@ -314,6 +344,13 @@ def train(
         where its nested out-of-fold score beats it: ``auto`` in timed runs,
         ``on`` in deterministic ones too, ``force`` registers it even where it
         loses (the decision says so), ``off`` never. See docs/stacking.md.
+    weight_column : str, optional
+        A column of per-row weights (numbers >= 0), which is then not a
+        feature: every model's fit, the cross-validation and holdout scores
+        and the ensemble's weights count each row by its weight; kNN, which
+        cannot weight rows, is left out. See docs/neural.md.
+    sample_weight : array-like, optional
+        The weights themselves, one per row of ``data`` (a DataFrame), instead of a column.
 
     Returns
     -------
@@ -327,6 +364,8 @@ def train(
         When no model could be trained.
     """
     start = time.perf_counter()
+    if sample_weight is not None:
+        data, weight_column = _with_weights(data, sample_weight, weight_column)
     if seed is not None:
         if random_state is not None:
             raise InvalidParameterError(
@@ -342,6 +381,7 @@ def train(
         deterministic=deterministic, n_trials=n_trials, drop_leaks=drop_leaks,
         families=tuple(families) if families is not None else None, report=report,
         max_predict_ms=max_predict_ms, threshold_metric=threshold_metric, threshold=threshold, stacking=stacking,
+        weight_column=weight_column,
     )
     model_name = name or _default_name(data, target)
     _check_arguments(config, target, model_name)

@@ -122,6 +122,7 @@ def train_command(
     seed: SeedOption = None,
     holdout: Annotated[float, typer.Option("--holdout", help="Share of rows held out for evaluation.")] = 0.2,
     time_split: Annotated[str | None, typer.Option("--time-split", help="Time column: hold out its latest rows instead of random ones.")] = None,
+    weight_column: Annotated[str | None, typer.Option("--weight-column", help="Column of row weights (numbers >= 0); not a feature.")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Fixed work (trials) instead of wall time: reproducible scores.")] = False,
     n_trials: Annotated[int, typer.Option("--n-trials", help="Tuner trials with --deterministic.")] = 10,
     drop_leaks: Annotated[bool, typer.Option("--drop-leaks", help="Drop columns that leak the target.")] = False,
@@ -159,7 +160,8 @@ def train_command(
     with warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
         warnings.simplefilter("always", MlpilotWarning)
         run = train(data, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
-                    workspace=ws, holdout=holdout, time_split=time_split, deterministic=deterministic, n_trials=n_trials,
+                    workspace=ws, holdout=holdout, time_split=time_split, weight_column=weight_column,
+                    deterministic=deterministic, n_trials=n_trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
                     threshold_metric=threshold_metric, threshold=threshold, stacking=stacking,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)

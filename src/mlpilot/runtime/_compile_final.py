@@ -25,6 +25,7 @@ import numpy as np
 from mlpilot.runtime._compile_catboost import CatBoostTrees
 from mlpilot.runtime._compile_forest import FLAT_ROWS, ForestTrees
 from mlpilot.runtime._compile_knn import KNNSearch, TiedNeighbours
+from mlpilot.runtime._compile_mlp import MLPForward
 from mlpilot.runtime._compile_steps import CompileError, RejectedInput
 from mlpilot.runtime._compile_xgboost import XGBoostTrees
 
@@ -271,6 +272,17 @@ class KNNFinal(Final):
         return np.asarray(self.estimator.predict(X), dtype=float).ravel()
 
 
+class MLPFinal(Final):
+    """scikit-learn's ``MLPClassifier`` / ``MLPRegressor`` through its weight matrices as numpy (`MLPForward`)."""
+
+    def __init__(self, estimator: Any, *, classifier: bool) -> None:
+        self.forward = MLPForward(estimator, classifier=classifier)
+        self.n_features = self.forward.n_features
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        return self.forward.values(X)
+
+
 class EstimatorFinal(Final):
     """Any other estimator, called on the encoded matrix (skipping only the frame work)."""
 
@@ -392,6 +404,10 @@ def _knn_regressor(estimator: Any, classifier: bool) -> Final:
     return EstimatorFinal(estimator, classifier=True) if classifier else KNNFinal(estimator, classifier=False)
 
 
+def _mlp(estimator: Any, classifier: bool) -> Final:
+    return MLPFinal(estimator, classifier=classifier)
+
+
 def _loaded_optional_finals() -> None:
     """Compilers for optional libraries, registered once the library is imported (by loading a model)."""
     catboost = sys.modules.get("catboost")
@@ -415,6 +431,7 @@ def _builtin_finals() -> None:
     )
     from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     from mlpilot.search import Learner
 
@@ -430,6 +447,8 @@ def _builtin_finals() -> None:
     _FINALS.setdefault(KNeighborsClassifier, _knn_classifier)
     _FINALS.setdefault(KNeighborsRegressor, _knn_regressor)
     _FINALS.setdefault(Learner, _learner)
+    _FINALS.setdefault(MLPClassifier, _mlp)
+    _FINALS.setdefault(MLPRegressor, _mlp)
 
 
 def compile_final(estimator: Any, *, classifier: bool) -> Final:

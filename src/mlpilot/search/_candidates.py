@@ -330,14 +330,20 @@ class CandidateRunner:
         Called with a progress dict before each candidate.
     probes : dict, optional
         Preprocessing cost probes already measured (see `PreparedFolds`).
+    sample_weight : ndarray, optional
+        Each row's weight: every fold's fit weighs its rows by it (the scores
+        by ``metric``, weighted by the caller); families that cannot weight
+        rows are not `allowed`.
     """
 
     def __init__(self, X: pd.DataFrame, y: np.ndarray, *, task: str, metric: Metric, roles: dict[str, str],
                  n_classes: int, holdout: pd.DataFrame | None, config: SearchConfig,
                  folds: list[tuple[np.ndarray, np.ndarray]], start: float,
                  on_progress: Callable[[dict[str, Any]], None] | None = None,
-                 probes: dict[tuple[str, bool], tuple[float, float]] | None = None) -> None:
+                 probes: dict[tuple[str, bool], tuple[float, float]] | None = None,
+                 sample_weight: np.ndarray | None = None) -> None:
         self.X, self.y, self.task, self.metric, self.n_classes = X, y, task, metric, n_classes
+        self.sample_weight = sample_weight
         self.config, self.start, self.on_progress = config, start, on_progress
         self.budget = budget = config.budget
         self.clock = clock = budget.timed
@@ -412,6 +418,8 @@ class CandidateRunner:
         if self.config.families is not None and family not in self.config.families and family != "dummy":
             return False
         if self.task not in fam.tasks or not fam.installed:
+            return False
+        if self.sample_weight is not None and not fam.weighted:
             return False
         return not (fam.text_only and not self.has_text)
 
@@ -509,7 +517,9 @@ class CandidateRunner:
                     n_classes=self.n_classes, random_state=self.config.seed, n_jobs=self.threads,
                     deterministic=not self.clock,
                 )
-                learner.fit(Xtr, self.y[tr], X_val=Xva, y_val=self.y[va], stop_at=stop_at, clock=self.timer)
+                weights = None if self.sample_weight is None else self.sample_weight[tr]
+                learner.fit(Xtr, self.y[tr], X_val=Xva, y_val=self.y[va], stop_at=stop_at, clock=self.timer,
+                            sample_weight=weights)
                 t_predict = self.timer()
                 values = learner.predict_values(Xva)
                 predict_seconds = self.timer() - t_predict
@@ -563,7 +573,7 @@ class CandidateRunner:
             result.work_seconds += seconds
         result.oof = oof
         result.holdout = None if hold_sum is None else hold_sum / self.n_folds
-        result.fold_scores = [self.metric.score(self.y[va], oof[va]) for _tr, va in self.folds]
+        result.fold_scores = [self.metric.on(va).score(self.y[va], oof[va]) for _tr, va in self.folds]
         if family != "dummy":
             self.unit_seconds.append(result.fit_seconds / fam.cost)
         if self.clock:

@@ -83,6 +83,7 @@ class Family(TuneFamily):
     boosted: bool = False
     interruptible: bool = False
     requires: str | None = None  # an optional package (and its extra) the family needs
+    weighted: bool = True  # whether its fit honours sample weights (the search refuses it with weights if not)
 
     def search_space(self) -> dict[str, tuple[Any, ...]]:
         return self.space
@@ -90,12 +91,14 @@ class Family(TuneFamily):
     # -- fitting ----------------------------------------------------------------
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
         """Fit the library model on ``X, y`` and set ``learner.estimator_`` and ``learner.n_iterations_``.
 
         ``params`` (a copy, the family may pop from it) are the learner's
         hyperparameters; ``X_val, y_val`` the early-stopping set (or None);
-        ``expired`` the fit's deadline (None: none), asked after each boosting round.
+        ``expired`` the fit's deadline (None: none), asked after each boosting round;
+        ``sample_weight`` each training row's weight (None: every row counts once),
+        given only to a family that declares ``weighted``.
         """
         raise NotImplementedError
 
@@ -161,11 +164,11 @@ class Dummy(Family):
     cost: float = 0.01
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
         from sklearn.dummy import DummyClassifier, DummyRegressor
 
         model = DummyClassifier(strategy="prior") if learner.classifier else DummyRegressor()
-        learner.estimator_ = model.fit(np.zeros((X.shape[0], 1)), y)
+        learner.estimator_ = model.fit(np.zeros((X.shape[0], 1)), y, sample_weight=sample_weight)
         learner.n_iterations_ = 0
 
     def library_input(self, learner: Learner, X: Any) -> Any:
@@ -204,7 +207,7 @@ class LightGBM(Family):
     })
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
         import lightgbm
 
         rounds = _rounds(params, X_val)
@@ -230,7 +233,7 @@ class LightGBM(Family):
         if X_val is not None:
             callbacks.append(lightgbm.early_stopping(_EARLY_STOP, verbose=False))
             fit_kw["eval_set"] = [(X_val, y_val)]
-        model.fit(X, y, callbacks=callbacks, **fit_kw)
+        model.fit(X, y, sample_weight=sample_weight, callbacks=callbacks, **fit_kw)
         learner.estimator_ = model
         best = model.best_iteration_ or model.booster_.current_iteration()
         learner.n_iterations_ = int(best)
@@ -279,7 +282,7 @@ class CatBoost(Family):
         return pd.DataFrame(columns, index=pd.RangeIndex(matrix.shape[0]))
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
         import catboost
 
         rounds = _rounds(params, X_val)
@@ -305,7 +308,7 @@ class CatBoost(Family):
                 early_stopping_rounds=_EARLY_STOP,
                 use_best_model=True,
             )
-        model.fit(self.library_input(learner, X), y, **fit_kw)
+        model.fit(self.library_input(learner, X), y, sample_weight=sample_weight, **fit_kw)
         learner.estimator_ = model
         learner.n_iterations_ = int(model.tree_count_)
 
@@ -360,7 +363,7 @@ class XGBoost(Family):
     })
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
         import xgboost
 
         rounds = _rounds(params, X_val)
@@ -393,7 +396,7 @@ class XGBoost(Family):
         if X_val is not None and X_val.shape[0]:
             model.set_params(early_stopping_rounds=_EARLY_STOP)
             fit_kw["eval_set"] = [(X_val, y_val)]
-        model.fit(X, y, **fit_kw)
+        model.fit(X, y, sample_weight=sample_weight, **fit_kw)
         model.set_params(callbacks=None)  # the deadline is for fitting only; the artifact keeps no callback
         learner.estimator_ = model
         best = getattr(model, "best_iteration", None)
@@ -416,7 +419,7 @@ class HistGradientBoosting(Family):
     boosted: bool = True
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         n_features = X.shape[1]
@@ -437,7 +440,7 @@ class HistGradientBoosting(Family):
         }
         base.update(params)
         cls = HistGradientBoostingRegressor if learner.task == "regression" else HistGradientBoostingClassifier
-        model = cls(**base).fit(_dense(X), y)
+        model = cls(**base).fit(_dense(X), y, sample_weight=sample_weight)
         learner.estimator_ = model
         learner.n_iterations_ = int(model.n_iter_)
 
@@ -472,7 +475,7 @@ class _Forest(Family):
     extra: bool = False
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
         from sklearn import ensemble
 
         n = X.shape[0]
@@ -488,7 +491,7 @@ class _Forest(Family):
             (True, True): ensemble.ExtraTreesRegressor, (True, False): ensemble.ExtraTreesClassifier,
             (False, True): ensemble.RandomForestRegressor, (False, False): ensemble.RandomForestClassifier,
         }[(self.extra, learner.task == "regression")]
-        learner.estimator_ = cls(**base).fit(_dense(X), y)
+        learner.estimator_ = cls(**base).fit(_dense(X), y, sample_weight=sample_weight)
         learner.n_iterations_ = int(base["n_estimators"])
 
     def predict(self, learner: Learner, X: Any, n_jobs: int | None) -> np.ndarray:
@@ -527,14 +530,14 @@ class Linear(Family):
     cost: float = 0.3
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
         from sklearn.linear_model import LogisticRegression, Ridge
 
         if learner.classifier:
             model: Any = LogisticRegression(C=params.get("C", 1.0), max_iter=300)
         else:
             model = Ridge(alpha=params.get("alpha", 1.0))
-        learner.estimator_ = model.fit(X, y)
+        learner.estimator_ = model.fit(X, y, sample_weight=sample_weight)
         learner.n_iterations_ = 0
 
     def prediction_parts(self, learner: Learner) -> PredictionParts:
@@ -548,9 +551,10 @@ class KNN(Family):
     name: str = "knn"
     encoding: str = "onehot"
     cost: float = 0.5
+    weighted: bool = False  # scikit-learn's neighbours take no sample weights
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
         k = min(int(params.get("n_neighbors", 15)), max(1, X.shape[0] - 1))
@@ -573,11 +577,111 @@ class NaiveBayes(Family):
     text_only: bool = True
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
         from sklearn.naive_bayes import ComplementNB
 
-        learner.estimator_ = ComplementNB(alpha=params.get("alpha", 0.3)).fit(X, y)
+        learner.estimator_ = ComplementNB(alpha=params.get("alpha", 0.3)).fit(X, y, sample_weight=sample_weight)
         learner.n_iterations_ = 0
+
+
+# The MLP's early stopping: the share of its training rows it validates on (at least
+# `_MLP_MIN_VALIDATION` rows, else it runs its epochs out), and the epochs without a better
+# validation loss after which it stops and keeps its best weights (the epochs at most).
+_MLP_VALIDATION = 0.1
+_MLP_MIN_VALIDATION = 20
+_MLP_PATIENCE = 10
+_MLP_TOLERANCE = 0.01  # the least relative fall of the validation loss that counts as better
+_MLP_EPOCHS = 100
+
+
+@dataclass(frozen=True)
+class MLP(Family):
+    """A multi-layer perceptron (scikit-learn's, Adam) on one-hot, scaled features: the neural family.
+
+    Trained epoch by epoch (``partial_fit``): after each one the deadline is
+    asked and the loss on a seeded `_MLP_VALIDATION` share of the training rows
+    is measured; it stops `_MLP_PATIENCE` epochs after the best one and keeps
+    that epoch's weights. A regression target is standardised for training and
+    the output layer rescaled afterwards, so the library model predicts in the
+    target's own units (the runtime compiles it like any scikit-learn model).
+    """
+
+    name: str = "mlp"
+    encoding: str = "onehot"
+    cost: float = 3.0
+    interruptible: bool = True
+    space: dict[str, tuple[Any, ...]] = field(default_factory=lambda: {
+        "hidden": ("cat", (64, 128, 256)),
+        "layers": ("int", 1, 3, False),
+        "alpha": ("float", 1e-6, 1e-2, True),
+        "learning_rate_init": ("float", 3e-4, 1e-2, True),
+    })
+
+    def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
+            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+        import copy
+
+        from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+        n = X.shape[0]
+        rng = np.random.default_rng(learner.random_state)
+        n_val = int(n * _MLP_VALIDATION)
+        order = rng.permutation(n)
+        val, train = (order[:n_val], order[n_val:]) if n_val >= _MLP_MIN_VALIDATION else (order[:0], order)
+        hidden = int(params.get("hidden", 128))
+        model: Any = (MLPClassifier if learner.classifier else MLPRegressor)(
+            hidden_layer_sizes=(hidden,) * int(params.get("layers", 2)),
+            alpha=float(params.get("alpha", 1e-4)),
+            learning_rate_init=float(params.get("learning_rate_init", 1e-3)),
+            batch_size=min(256, max(len(train), 1)),
+            random_state=learner.random_state,
+        )
+        target = np.asarray(y, dtype=float if not learner.classifier else y.dtype)
+        center, scale = 0.0, 1.0
+        if not learner.classifier:
+            center, scale = float(target[train].mean()), float(target[train].std()) or 1.0
+            target = (target - center) / scale
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        classes = np.unique(y) if learner.classifier else None
+        epochs = int(params.get("n_estimators", _MLP_EPOCHS))
+        best: tuple[float, int, Any] = (np.inf, 0, None)
+        X_train, y_train, w_train = X[train], target[train], None if weights is None else weights[train]
+        X_check, y_check, w_check = X[val], target[val], None if weights is None else weights[val]
+        kwargs: dict[str, Any] = {"classes": classes} if learner.classifier else {}
+        epoch = 0
+        with quiet():
+            while epoch < epochs:
+                epoch += 1
+                model.partial_fit(X_train, y_train, sample_weight=w_train, **kwargs)
+                if len(val):
+                    loss = self._loss(model, X_check, y_check, w_check, classifier=learner.classifier)
+                    if loss < best[0] * (1.0 - _MLP_TOLERANCE):
+                        best = (loss, epoch, copy.deepcopy((model.coefs_, model.intercepts_)))
+                    elif epoch - best[1] >= _MLP_PATIENCE:
+                        break
+                if expired is not None and expired():
+                    break
+        if best[2] is not None:
+            model.coefs_, model.intercepts_ = best[2]
+        if not learner.classifier:  # the output layer predicts the target's own units (identity output)
+            model.coefs_[-1] = model.coefs_[-1] * scale
+            model.intercepts_[-1] = model.intercepts_[-1] * scale + center
+        learner.estimator_ = model
+        learner.n_iterations_ = int(best[1] or epoch)
+
+    @staticmethod
+    def _loss(model: Any, X: Any, y: np.ndarray, weights: np.ndarray | None, *, classifier: bool) -> float:
+        """The validation loss early stopping reads: log loss (classes) or squared error (scaled target)."""
+        if classifier:
+            proba = np.clip(model.predict_proba(X), 1e-15, 1.0)
+            column = np.searchsorted(model.classes_, y)
+            losses = -np.log(proba[np.arange(len(y)), column])
+        else:
+            losses = (model.predict(X) - y) ** 2
+        return float(np.average(losses, weights=weights))
+
+    def prediction_parts(self, learner: Learner) -> PredictionParts:
+        return PredictionParts(learner.estimator_, self._codes(learner), int(learner.n_classes))
 
 
 #: The tabular families by name, in the order the search lists them.
@@ -585,6 +689,6 @@ FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
         Dummy(), LightGBM(), CatBoost(), XGBoost(), HistGradientBoosting(), ExtraTrees(), RandomForest(),
-        Linear(), KNN(), NaiveBayes(),
+        Linear(), KNN(), NaiveBayes(), MLP(),
     )
 }

@@ -89,20 +89,30 @@ class Learner(BaseEstimator):
         y_val: np.ndarray | None = None,
         stop_at: float | None = None,
         clock: Clock = time.perf_counter,
+        sample_weight: np.ndarray | None = None,
     ) -> Learner:
-        """Fit on ``X, y``; early-stop on ``X_val, y_val`` if given; stop at ``stop_at``.
+        """Fit on ``X, y`` (rows weighted by ``sample_weight``); early-stop on ``X_val, y_val`` if given; stop at ``stop_at``.
 
         ``stop_at`` is a reading of ``clock`` (the run's budget clock): a boosted
         fit ends after the first round that finishes at or past it. Other
-        families cannot be interrupted and ignore it.
+        families cannot be interrupted and ignore it. ``sample_weight``: one
+        non-negative weight per row of ``X`` (refused for a family that does
+        not declare ``weighted``, kNN).
         """
         if self.family not in FAMILIES:
             raise InvalidParameterError(
                 f"Unknown model family {self.family!r}. Accepted: {', '.join(FAMILIES)}."
             )
+        family = FAMILIES[self.family]
+        if sample_weight is not None and not family.weighted:
+            raise InvalidParameterError(
+                f"The model family {self.family!r} cannot weight rows; leave it out of the families, "
+                "or train without sample weights."
+            )
         params = dict(self.params or {})
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         with quiet(self.n_jobs):
-            FAMILIES[self.family].fit(self, X, np.asarray(y), X_val, y_val, params, _expiry(stop_at, clock))
+            family.fit(self, X, np.asarray(y), X_val, y_val, params, _expiry(stop_at, clock), sample_weight=weights)
         return self
 
     @property

@@ -200,7 +200,7 @@ class SearchResult:
         hold = None
         if self.ensemble_holdout is not None:
             hold = np.asarray(sum(w * self.candidate(n).holdout for n, w in kept.items()))  # type: ignore[operator,misc]
-        scores = [metric.score(y[va], oof[va]) for _tr, va in self.folds]
+        scores = [metric.on(va).score(y[va], oof[va]) for _tr, va in self.folds]
         return replace(self, weights=kept, ensemble_oof=oof, ensemble_holdout=hold, ensemble_fold_scores=scores,
                        stack=stack)
 
@@ -299,6 +299,7 @@ def run_search(
     holdout: pd.DataFrame | None,
     config: SearchConfig,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> SearchResult:
     """Cross-validate the portfolio, tune within the budget and pick ensemble weights.
 
@@ -313,6 +314,10 @@ def run_search(
     holdout : DataFrame or None
         Rows the search predicts but never scores.
     config : SearchConfig
+    sample_weight : ndarray, optional
+        Each development row's weight: the folds' fits, their scores, the
+        ensemble's weights and its scores weigh the rows by it; families that
+        cannot weight rows (kNN) are left out, with a note.
 
     Returns
     -------
@@ -334,10 +339,18 @@ def run_search(
         n_folds = text_folds(X, y, roles, n_folds, encoding="onehot" if first_text else "ordinal",
                              holdout=holdout, config=config, probes=probes, notes=early_notes)
     folds = make_folds(y, task, n_folds, config.seed)
+    if sample_weight is not None:
+        metric = metric.weighted(sample_weight)
     runner = CandidateRunner(X, y, task=task, metric=metric, roles=roles, n_classes=n_classes, holdout=holdout,
-                             config=config, folds=folds, start=start, on_progress=on_progress, probes=probes)
+                             config=config, folds=folds, start=start, on_progress=on_progress, probes=probes,
+                             sample_weight=sample_weight)
     candidates, notes, refused = runner.candidates, runner.notes, runner.refused
     notes.extend(early_notes)
+    if sample_weight is not None:
+        unweighted = [f for f, fam in FAMILIES.items() if not fam.weighted
+                      and (config.families is None or f in config.families)]
+        if unweighted:
+            notes.append(f"left out {', '.join(unweighted)}: sample weights were given and they cannot weight rows")
     evaluate, keep, allowed = runner.evaluate, runner.keep, runner.allowed
 
     # 1. dummy baseline, then the portfolio in order
@@ -463,8 +476,9 @@ def fit_final(
     n_jobs: int,
     deterministic: bool,
     budget: Budget | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[list[tuple[Any, Any]], list[str], list[float], list[str]]:
-    """Refit the ensemble members on ``X, y``; return members, names, weights, notes.
+    """Refit the ensemble members on ``X, y`` (rows weighted by ``sample_weight``); return members, names, weights, notes.
 
     Members are refit in order of weight; a member after the first whose
     expected refit time (from its cross-validation) does not fit what is left
@@ -520,7 +534,7 @@ def fit_final(
             categorical_indices=tuple(pre.categorical_indices_), n_classes=n_classes,
             random_state=seed, n_jobs=n_jobs, deterministic=deterministic,
         )
-        learner.fit(Xt, y, stop_at=stop_at, clock=budget.clock)
+        learner.fit(Xt, y, stop_at=stop_at, clock=budget.clock, sample_weight=sample_weight)
         planned = params.get("n_estimators")
         if stop_at is not None and planned and learner.n_iterations_ < planned and budget.clock() >= stop_at:
             notes.append(

@@ -117,7 +117,7 @@ def select_ensemble(
             weights_arr = faster
     best_single = int(np.argmax([c.cv_mean for c in usable]))
     blend = sum(w * usable[i].oof for i, w in enumerate(weights_arr) if w > 0)  # type: ignore[operator]
-    blend_cv = float(np.mean([metric.score(y[va], np.asarray(blend)[va]) for _tr, va in folds]))
+    blend_cv = float(np.mean([metric.on(va).score(y[va], np.asarray(blend)[va]) for _tr, va in folds]))
     if blend_cv < usable[best_single].cv_mean:
         # the blend wins on pooled out-of-fold rows but not fold by fold: keep the single model
         weights_arr = np.zeros(len(usable))
@@ -127,7 +127,7 @@ def select_ensemble(
     ens_hold = None
     if with_holdout:
         ens_hold = sum(w * usable[i].holdout for i, w in enumerate(weights_arr) if w > 0)  # type: ignore[operator]
-    ens_fold_scores = [metric.score(y[va], np.asarray(ens_oof)[va]) for _tr, va in folds]
+    ens_fold_scores = [metric.on(va).score(y[va], np.asarray(ens_oof)[va]) for _tr, va in folds]
     ensemble_seconds = time.perf_counter() - t_ensemble
     return EnsembleChoice(weights, np.asarray(ens_oof), None if ens_hold is None else np.asarray(ens_hold),
                           ens_fold_scores, ensemble_seconds)

@@ -244,7 +244,7 @@ def _stack_over(names: list[str], candidates: dict[str, CandidateResult], y: np.
     stacker = fit_stacker(task, names, oofs, y, n_classes=n_classes, seed=seed)
     holds = [candidates[n].holdout for n in names]
     hold = None if any(h is None for h in holds) else stacker.combine([np.asarray(h) for h in holds])
-    scores = [] if oof is None else [metric.score(y[va], oof[va]) for _tr, va in folds]
+    scores = [] if oof is None else [metric.on(va).score(y[va], oof[va]) for _tr, va in folds]
     return oof, hold, stacker, scores
 
 

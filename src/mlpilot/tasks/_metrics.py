@@ -6,12 +6,15 @@ probabilities of shape ``(n, k)`` for classifiers, values for regression.
 Label metrics (accuracy, balanced accuracy, F1) score the labels the model
 serves: `labels_at` the metric's decision threshold (`Metric.at`), the class of
 highest probability when it has none (models saved before thresholds).
+A metric bound to per-row weights (`Metric.weighted`) weighs each row by
+them; `Metric.on` gives the same metric on a subset of those rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -36,11 +39,20 @@ class Metric:
         Whether a larger value is better.
     func : callable
         ``func(y_encoded, prediction) -> float``; for label metrics
-        ``func(y_encoded, labels, n_classes) -> float``.
+        ``func(y_encoded, labels, n_classes) -> float``. The built-in metrics also
+        take per-row weights as a last argument.
     labels : bool
         Scores class labels, taken from the probabilities at `threshold`.
     threshold : float or None
         A binary model's decision threshold (None: the class of highest probability).
+    sample_weight : ndarray or None
+        The weight of each row the metric is called on (None: every row counts once).
+
+    Examples
+    --------
+    >>> m = get_metric("mae").weighted(np.array([1.0, 3.0]))
+    >>> m(np.array([0.0, 0.0]), np.array([1.0, 2.0])), m.on(np.array([0]))(np.array([0.0]), np.array([1.0]))
+    (1.75, 1.0)
     """
 
     name: str
@@ -49,17 +61,31 @@ class Metric:
     func: Callable[..., float]
     labels: bool = False
     threshold: float | None = None
+    sample_weight: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __call__(self, y: np.ndarray, prediction: np.ndarray) -> float:
-        prediction = np.asarray(prediction)
+        y, prediction = np.asarray(y), np.asarray(prediction)
+        weights = self.sample_weight
+        if weights is not None and len(weights) != len(y):
+            raise ValueError(f"the metric {self.name} is weighted for {len(weights)} rows, got {len(y)}")
         if self.labels:
             codes = labels_at(np.arange(prediction.shape[1]), prediction, self.threshold)
-            return float(self.func(np.asarray(y), codes, prediction.shape[1]))
-        return float(self.func(np.asarray(y), prediction))
+            args: tuple[Any, ...] = (y, codes, prediction.shape[1])
+        else:
+            args = (y, prediction)
+        return float(self.func(*args) if weights is None else self.func(*args, weights))
 
     def at(self, threshold: float | None) -> Metric:
         """This metric for a model labelling at ``threshold`` (a no-op for metrics of probabilities or values)."""
         return replace(self, threshold=threshold) if self.labels else self
+
+    def weighted(self, sample_weight: Any) -> Metric:
+        """This metric with each row weighted by ``sample_weight`` (None: unweighted)."""
+        return replace(self, sample_weight=None if sample_weight is None else np.asarray(sample_weight, dtype=float))
+
+    def on(self, rows: Any) -> Metric:
+        """This metric for the subset ``rows`` (positions or a mask) of the rows it is weighted for."""
+        return self if self.sample_weight is None else replace(self, sample_weight=self.sample_weight[rows])
 
     def decided(self, proba: np.ndarray, threshold: float | None) -> np.ndarray:
         """What this metric should see of a model labelling at ``threshold``, for comparing models at one threshold.
@@ -84,35 +110,59 @@ class Metric:
         return a > b if self.greater_is_better else a < b
 
 
-def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
+Weights = np.ndarray | None
+
+
+def _roc_auc(y: np.ndarray, proba: np.ndarray, w: Weights = None) -> float:
     if len(np.unique(y)) < 2:
         return float("nan")
     if proba.shape[1] == 2:
-        return float(skm.roc_auc_score(y, proba[:, 1]))
+        return float(skm.roc_auc_score(y, proba[:, 1], sample_weight=w))
     present = np.unique(y)
     if len(present) < proba.shape[1]:
         return float("nan")
     p = np.clip(proba, _EPS, 1)
-    return float(skm.roc_auc_score(y, p / p.sum(axis=1, keepdims=True), multi_class="ovr", average="macro"))
+    return float(skm.roc_auc_score(y, p / p.sum(axis=1, keepdims=True), multi_class="ovr", average="macro",
+                                   sample_weight=w))
 
 
-def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+def _log_loss(y: np.ndarray, proba: np.ndarray, w: Weights = None) -> float:
     p = np.clip(proba, _EPS, 1.0)
     p = p / p.sum(axis=1, keepdims=True)
-    return float(-np.mean(np.log(p[np.arange(len(y)), y.astype(int)])))
+    return float(-np.average(np.log(p[np.arange(len(y)), y.astype(int)]), weights=w))
 
 
-def _f1(y: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
+def _accuracy(y: np.ndarray, labels: np.ndarray, n_classes: int, w: Weights = None) -> float:
+    return float(np.average(labels == y, weights=w))
+
+
+def _balanced_accuracy(y: np.ndarray, labels: np.ndarray, n_classes: int, w: Weights = None) -> float:
+    return float(skm.balanced_accuracy_score(y, labels, sample_weight=w))
+
+
+def _f1(y: np.ndarray, labels: np.ndarray, n_classes: int, w: Weights = None) -> float:
     average = "binary" if n_classes == 2 else "macro"
-    return float(skm.f1_score(y, labels, average=average, zero_division=0))
+    return float(skm.f1_score(y, labels, average=average, zero_division=0, sample_weight=w))
 
 
-def _rmse(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((y.astype(float) - pred.astype(float)) ** 2)))
+def _brier(y: np.ndarray, proba: np.ndarray, w: Weights = None) -> float:
+    return float(np.average((proba[:, 1] - y) ** 2, weights=w))
 
 
-def _mape(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(skm.mean_absolute_percentage_error(y, pred))
+def _rmse(y: np.ndarray, pred: np.ndarray, w: Weights = None) -> float:
+    return float(np.sqrt(np.average((y.astype(float) - pred.astype(float)) ** 2, weights=w)))
+
+
+def _mae(y: np.ndarray, pred: np.ndarray, w: Weights = None) -> float:
+    return float(np.average(np.abs(y - pred), weights=w))
+
+
+def _r2(y: np.ndarray, pred: np.ndarray, w: Weights = None) -> float:
+    return float(skm.r2_score(y, pred, sample_weight=w))
+
+
+def _mape(y: np.ndarray, pred: np.ndarray, w: Weights = None) -> float:
+    return float(skm.mean_absolute_percentage_error(y, pred, sample_weight=w))
 
 
 _CLS = ("binary", "multiclass")
@@ -121,14 +171,13 @@ METRICS: dict[str, Metric] = {
     for m in (
         Metric("roc_auc", _CLS, True, _roc_auc),
         Metric("log_loss", _CLS, False, _log_loss),
-        Metric("accuracy", _CLS, True, lambda y, labels, k: float(np.mean(labels == y)), labels=True),
-        Metric("balanced_accuracy", _CLS, True,
-               lambda y, labels, k: float(skm.balanced_accuracy_score(y, labels)), labels=True),
+        Metric("accuracy", _CLS, True, _accuracy, labels=True),
+        Metric("balanced_accuracy", _CLS, True, _balanced_accuracy, labels=True),
         Metric("f1", _CLS, True, _f1, labels=True),
-        Metric("brier", ("binary",), False, lambda y, p: float(np.mean((p[:, 1] - y) ** 2))),
+        Metric("brier", ("binary",), False, _brier),
         Metric("rmse", ("regression",), False, _rmse),
-        Metric("mae", ("regression",), False, lambda y, p: float(np.mean(np.abs(y - p)))),
-        Metric("r2", ("regression",), True, lambda y, p: float(skm.r2_score(y, p))),
+        Metric("mae", ("regression",), False, _mae),
+        Metric("r2", ("regression",), True, _r2),
         Metric("mape", ("regression",), False, _mape),
     )
 }

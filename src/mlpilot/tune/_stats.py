@@ -31,9 +31,32 @@ def _fast_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def _weighted_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> float:
+    """ROC AUC with row weights: the weighted share of (positive, negative) pairs ordered right, ties half."""
+    values, group = np.unique(score, return_inverse=True)
+    pos = np.bincount(group, weights=np.where(y == 1, weights, 0.0), minlength=len(values))
+    neg = np.bincount(group, weights=np.where(y == 1, 0.0, weights), minlength=len(values))
+    total_pos, total_neg = pos.sum(), neg.sum()
+    if total_pos <= 0 or total_neg <= 0:
+        return float("nan")
+    below = np.cumsum(neg) - neg  # negative weight scored strictly lower than each group
+    return float(np.sum(pos * (below + 0.5 * neg)) / (total_pos * total_neg))
+
+
 def metric_value(metric: Metric, y: np.ndarray, pred: np.ndarray) -> float:
-    """``metric(y, pred)``, with a rank-based ROC AUC for two-column probabilities (bootstrap speed)."""
+    """``metric(y, pred)``, with a rank-based ROC AUC for two-column probabilities (bootstrap speed).
+
+    Examples
+    --------
+    >>> from mlpilot.tasks import get_metric
+    >>> y, p = np.array([0, 1, 0, 1]), np.array([[0.9, 0.1], [0.6, 0.4], [0.65, 0.35], [0.2, 0.8]])
+    >>> w = np.array([1.0, 2.0, 3.0, 1.0])
+    >>> metric_value(get_metric("roc_auc").weighted(w), y, p) == get_metric("roc_auc").weighted(w)(y, p)
+    True
+    """
     if metric.name == "roc_auc" and pred.ndim == 2 and pred.shape[1] == 2:
+        if metric.sample_weight is not None:
+            return _weighted_auc(y, pred[:, 1], metric.sample_weight)
         return _fast_auc(y, pred[:, 1])
     return metric(y, pred)
 
@@ -92,7 +115,7 @@ def bootstrap_ci(
     values = []
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
-        v = metric_value(metric, y[idx], pred[idx])
+        v = metric_value(metric.on(idx), y[idx], pred[idx])  # a weighted metric's weights go with their rows
         if np.isfinite(v):
             values.append(v)
     if not values:
@@ -194,7 +217,8 @@ def _resampled_differences(
     diffs = []
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
-        d = sign * (metric_value(metric, y[idx], pred_a[idx]) - metric_value(metric, y[idx], pred_b[idx]))
+        resampled = metric.on(idx)
+        d = sign * (metric_value(resampled, y[idx], pred_a[idx]) - metric_value(resampled, y[idx], pred_b[idx]))
         if np.isfinite(d):
             diffs.append(d)
     return observed, np.asarray(diffs)
