@@ -12,9 +12,11 @@ Only this package imports pyspark, and only once a function here is called:
 - `plan_training`: the driver sample (sized to its memory) and the cluster holdout
   behind ``mlpilot.train(spark_df, target=...)``.
 - `SparkExecutor`: the ``mlpilot.tune`` executor seam (``map``, ``n_workers``), one task per item.
+- `fit_als`: Spark ALS as a recommender family (factors exported to a local `mlpilot.recommend.ALS`).
 - `snapshot_spark`: a content fingerprint and the Parquet dataset in the workspace.
 """
 
+from mlpilot.spark._als import fit_als
 from mlpilot.spark._executor import SparkExecutor
 from mlpilot.spark._profile import SparkProfile, profile_spark
 from mlpilot.spark._score import BatchScoring, predict_spark, scored_frame
@@ -38,6 +40,7 @@ __all__ = [
     "SparkTraining",
     "describe",
     "fingerprint",
+    "fit_als",
     "get_session",
     "is_spark_frame",
     "plan_training",
