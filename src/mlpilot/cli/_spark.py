@@ -1,4 +1,4 @@
-"""``--engine spark`` of ``predict``, ``profile`` and ``train``: the commands' Spark branches.
+"""``--engine spark`` of ``predict``, ``profile``, ``train``, ``monitor`` and ``recommend train``: the commands' Spark branches.
 
 Each reads the source with `mlpilot.spark.read_spark` (lazily: nothing is collected)
 on the session of ``--spark-master`` and calls the library; the printed results match
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlpilot.cli._common import check_output_path, console, open_registry, print_json
 
 if TYPE_CHECKING:
     from mlpilot.data import Profile
+    from mlpilot.monitor import MonitorReport
 
 
 def _check_output(path: str, option: str) -> None:
@@ -84,3 +85,26 @@ def read_on_spark(source: str, *, table: str | None, query: str | None, master: 
     from mlpilot.spark import get_session, read_spark
 
     return read_spark(source, spark=get_session(master), table=table, query=query)
+
+
+def monitor_on_spark(name: str, source: str | None, *, table: str | None, query: str | None, master: str | None,
+                     **options: Any) -> MonitorReport:
+    """``mlpilot monitor NAME --engine spark``: the live window counted on the cluster, the local report.
+
+    ``source`` defaults to the workspace's prediction log of ``name`` (compacted to Parquet first).
+    """
+    from mlpilot.monitor import compact_prediction_log, predictions_dir
+    from mlpilot.spark import get_session, monitor_spark
+    from mlpilot.spark._monitor import read_log
+
+    if source is None:
+        from mlpilot.exceptions import EmptyDataError
+
+        compact_prediction_log(options["workspace"], name)
+        folder = predictions_dir(options["workspace"]) / name
+        if not any(folder.glob("date=*/*.parquet")):
+            raise EmptyDataError(f"No compacted prediction log of {name!r} in {folder}; serve the model (its "
+                                 "traffic is logged) or pass --source with the live window.")
+        source = str(folder)
+    frame = read_log(source, spark=get_session(master), table=table, query=query)
+    return monitor_spark(name, frame, **options)

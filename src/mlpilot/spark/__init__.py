@@ -11,6 +11,7 @@ Only this package imports pyspark, and only once a function here is called:
 - `profile_spark`: the `mlpilot.data.Profile` of a table from Spark aggregates.
 - `plan_training`: the driver sample (sized to its memory) and the cluster holdout
   behind ``mlpilot.train(spark_df, target=...)``.
+- `monitor_spark`: the local monitor's report on a live window read as a Spark table.
 - `SparkExecutor`: the ``mlpilot.tune`` executor seam (``map``, ``n_workers``), one task per item.
 - `fit_als`: Spark ALS as a recommender family (factors exported to a local `mlpilot.recommend.ALS`).
 - `snapshot_spark`: a content fingerprint and the Parquet dataset in the workspace.
@@ -18,6 +19,7 @@ Only this package imports pyspark, and only once a function here is called:
 
 from mlpilot.spark._als import fit_als
 from mlpilot.spark._executor import SparkExecutor
+from mlpilot.spark._monitor import monitor_spark
 from mlpilot.spark._profile import SparkProfile, profile_spark
 from mlpilot.spark._score import BatchScoring, predict_spark, scored_frame
 from mlpilot.spark._session import (
@@ -43,6 +45,7 @@ __all__ = [
     "fit_als",
     "get_session",
     "is_spark_frame",
+    "monitor_spark",
     "plan_training",
     "predict_spark",
     "profile_spark",
