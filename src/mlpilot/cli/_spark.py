@@ -27,7 +27,7 @@ def _check_output(path: str, option: str) -> None:
 def predict_on_spark(name: str, source: str, output: str, *, rejects: str | None, table: str | None,
                      query: str | None, workspace: Path | None, master: str | None) -> None:
     """``mlpilot predict NAME SOURCE --engine spark``: score on the cluster, bad rows to the rejects output."""
-    from mlpilot.spark import get_session, predict_spark, read_spark
+    from mlpilot.spark import get_session, predict_spark, read_spark, recommend_spark
 
     _check_output(output, "--output")
     if rejects is not None:
@@ -36,9 +36,19 @@ def predict_on_spark(name: str, source: str, output: str, *, rejects: str | None
     try:
         mv = registry.get_version(name)
         frame = read_spark(source, spark=get_session(master), table=table, query=query)
-        result = predict_spark(registry, mv, frame, output, rejects=rejects)
+        if mv.kind == "recommender":
+            ranked = recommend_spark(registry, mv, frame, output)
+        else:
+            result = predict_spark(registry, mv, frame, output, rejects=rejects)
     finally:
         registry.close()
+    if mv.kind == "recommender":
+        console.print(f"Wrote the top {ranked.k} items of {ranked.n_users:,} users ({ranked.n_rows:,} rows) from "
+                      f"{mv.ref} to {ranked.output}", highlight=False)
+        if ranked.n_fallback:
+            console.print(f"[yellow]![/] {ranked.n_fallback:,} user(s) unknown to {mv.ref} got the most popular "
+                          "items (as `recommend` gives them on one machine)", highlight=False)
+        return
     console.print(f"Wrote {result.n_scored:,} predictions from {mv.ref} to {result.output}", highlight=False)
     if result.rejects is not None:
         console.print(f"[yellow]![/] {result.n_rejected:,} rows failed validation and were written, with "

@@ -8,6 +8,7 @@ Only this package imports pyspark, and only once a function here is called:
 - `read_spark`: Parquet/CSV/JSON files and folders, JDBC, catalog tables, a Spark DataFrame.
 - `predict_spark`: batch scoring with the runtime's `score_frame` in ``mapInPandas``;
   bad rows go to a rejects output.
+- `recommend_spark`: a recommender's top-k for every user of a table (unknown users: most popular).
 - `profile_spark`: the `mlpilot.data.Profile` of a table from Spark aggregates.
 - `plan_training`: the driver sample (sized to its memory) and the cluster holdout
   behind ``mlpilot.train(spark_df, target=...)``.
@@ -21,7 +22,13 @@ from mlpilot.spark._als import fit_als
 from mlpilot.spark._executor import SparkExecutor
 from mlpilot.spark._monitor import monitor_spark
 from mlpilot.spark._profile import SparkProfile, profile_spark
-from mlpilot.spark._score import BatchScoring, predict_spark, scored_frame
+from mlpilot.spark._score import (
+    BatchRecommendations,
+    BatchScoring,
+    predict_spark,
+    recommend_spark,
+    scored_frame,
+)
 from mlpilot.spark._session import (
     DEFAULT_MASTER,
     SparkJobError,
@@ -35,6 +42,7 @@ from mlpilot.spark._train import SparkTraining, plan_training
 
 __all__ = [
     "DEFAULT_MASTER",
+    "BatchRecommendations",
     "BatchScoring",
     "SparkExecutor",
     "SparkJobError",
@@ -50,6 +58,7 @@ __all__ = [
     "predict_spark",
     "profile_spark",
     "read_spark",
+    "recommend_spark",
     "require_pyspark",
     "scored_frame",
     "snapshot_spark",

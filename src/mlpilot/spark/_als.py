@@ -81,7 +81,8 @@ def _interactions(frame: DataFrame, columns: list[str]) -> pd.DataFrame:
             "The interaction table has no rows: there is nothing to learn from. Check the source "
             "(the path, the --table or --query) and run again."
         )
-    return rows
+    # a table's row order depends on its partitioning: sorted, the same rows give the same split and model
+    return rows.sort_values(columns, kind="stable").reset_index(drop=True)
 
 
 def _matrix_frame(spark: SparkSession, X: sp.csr_matrix) -> DataFrame:
