@@ -39,7 +39,7 @@ def trained(spark: Any, ratings: pd.DataFrame, tmp_path_factory: pytest.TempPath
     frame = read = spark.createDataFrame(ratings).repartition(3)
     assert read.rdd.getNumPartitions() == 3
     model = mlpilot.recommend.train(frame, **COLUMNS, max_trials=2, refit=False, name="movies", workspace=root,
-                                    model_params={"spark_als": {"iterations": 3}})
+                                    model_params={"spark_als": {"iterations": 3, "rank": 8}})
     return root, model
 
 
@@ -50,12 +50,14 @@ def test_spark_als_registers_a_recommender_scored_by_the_local_metric_code(
     try:
         mv = registry.get_version(model.registered_version_)
         served = registry.load_model(mv)  # what `mlpilot serve` loads: plain numpy, no Spark
+        events = registry.list_events(name="movies", kind="spark_als.search")
     finally:
         registry.close()
     assert mv.kind == "recommender" and "champion" in mv.aliases and mv.info["champion_reason"]
     searched = mv.info["protocol"]["spark_als"]
     assert len(searched["trials"]) == 2 and searched["chosen"] in [
         {k: t[k] for k in ("rank", "regParam", "alpha")} for t in searched["trials"]]
+    assert [e["payload"]["version"] for e in events] == [mv.version]  # the search's evidence, as an event
     assert isinstance(served.model_, ALS) and served.model_.item_factors_.shape == (
         len(served.items_), searched["chosen"]["rank"])
     # the same split (of the rows in id order), the same full-ranking evaluation of the served factors

@@ -219,8 +219,17 @@ def _train_on_spark(source: Any, config: RecommendConfig, ws: Workspace | None, 
         description = "Spark DataFrame" if is_spark_frame(source) else describe(source)
         snapshot = snapshot_spark(frame, ws, source=description)
         say("registering")
-        fit.model.registered_version_ = _register(fit, name, ws, SimpleNamespace(snapshot=snapshot, schema=None),
-                                                  description, time.perf_counter() - started)
+        ref = _register(fit, name, ws, SimpleNamespace(snapshot=snapshot, schema=None), description,
+                        time.perf_counter() - started)
+        fit.model.registered_version_ = ref
+        from mlpilot.registry import Registry
+
+        registry = Registry(ws)
+        try:  # the grid search is a decision mlpilot took: its evidence, beside the promotion's
+            registry.log_event("spark_als.search", name, {"version": registry.get_version(ref).version,
+                                                          **fit.model.protocol_["spark_als"]})
+        finally:
+            registry.close()
     return fit.model
 
 

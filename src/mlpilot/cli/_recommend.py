@@ -44,6 +44,10 @@ def _recommend_group(workspace: WorkspaceOption = None) -> None:
 NameOption = Annotated[str, typer.Option("--name", "-n", help="Registered model name.")]
 
 
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value:g}" for key, value in sorted(params.items()))
+
+
 def _fmt(value: Any) -> str:
     return fmt_score(value) if isinstance(value, float) else str(value)
 
@@ -133,6 +137,12 @@ def train_command(
             f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}], p={test['p_value']:.3g}",
             highlight=False,
         )
+    searched = model.protocol_.get("spark_als")
+    if searched:
+        best = max(searched["trials"], key=lambda t: t[f"validation_ndcg@{k}"])
+        console.print(f"Spark ALS: {len(searched['trials'])} of {searched['grid_size']} grid points tried "
+                      f"({searched['iterations']} iterations); chosen {_params(searched['chosen'])}, "
+                      f"validation NDCG@{k} {best[f'validation_ndcg@{k}']:.4f}", highlight=False)
     report = getattr(model, "data_report_", {})
     if report.get("n_duplicates"):
         console.print(f"{report['n_duplicates']} duplicated interactions were aggregated.", highlight=False)
