@@ -14,6 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -28,6 +29,7 @@ from mlpilot.automl._promote import (
     challenge_ranking,
     training_record,
 )
+from mlpilot.exceptions import InvalidParameterError
 from mlpilot.recommend._fit import RecommendConfig, RecommenderFit, fit_recommender
 from mlpilot.recommend._recommender import RecommenderModel
 from mlpilot.tune import Executor
@@ -61,6 +63,8 @@ def train_recommender(
     random_state: int = 0,
     progress: Callable[[str], None] | None = None,
     executor: Executor | None = None,
+    engine: str = "local",
+    spark_master: str | None = None,
 ) -> RecommenderModel:
     """Train, evaluate and register a recommender from an interaction table.
 
@@ -130,6 +134,14 @@ def train_recommender(
     executor : Executor, optional
         Runs the families' tuning side by side (default: one `mlpilot.tune.LocalExecutor`
         thread; `mlpilot.spark.SparkExecutor` runs them on a cluster).
+    engine : {"local", "spark"}
+        ``"spark"`` (the default for a Spark DataFrame ``source``): Spark ALS
+        (`mlpilot.spark.fit_als`), factorised on the cluster, tuned over a small
+        grid, evaluated with the same full-ranking protocol, registered and
+        challenged like any recommender. ``families``, ``items`` and
+        ``predict_ratings`` are local-only.
+    spark_master : str, optional
+        The cluster for ``engine="spark"`` (default ``MLPILOT_SPARK_MASTER`` or ``local[*]``).
 
     Returns
     -------
@@ -156,6 +168,13 @@ def train_recommender(
     )
     config.check()
     ws = Workspace.resolve(workspace) if register else None
+    if engine not in ("local", "spark"):
+        raise InvalidParameterError(f"The 'engine' parameter must be 'local' or 'spark'. Got {engine!r}.")
+    from mlpilot.spark import is_spark_frame  # pyspark itself is imported only when used
+
+    if engine == "spark" or is_spark_frame(source):
+        return _train_on_spark(source, config, ws, name or "recommender", spark_master, say, started,
+                               local_only={"items": items, "predict_ratings": predict_ratings or None})
     say("reading data")
     frame, dataset, source_desc = _read(source, ws)
     metadata = None
@@ -172,6 +191,46 @@ def train_recommender(
             fit, name or "recommender", ws, dataset, source_desc, time.perf_counter() - started
         )
     return recommender
+
+
+def _train_on_spark(source: Any, config: RecommendConfig, ws: Workspace | None, name: str, master: str | None,
+                    say: Callable[[str], None], started: float, *, local_only: dict[str, Any]) -> RecommenderModel:
+    """``engine="spark"``: Spark ALS on the cluster, then the same registration and challenge as the local path."""
+    from mlpilot.spark import (
+        describe,
+        fit_als,
+        get_session,
+        is_spark_frame,
+        read_spark,
+        snapshot_spark,
+    )
+
+    given = [key for key, value in local_only.items() if value is not None]
+    if config.families is not None and tuple(config.families) != ("spark_als",):
+        given.append("families")
+    if given:
+        raise InvalidParameterError(
+            f"{', '.join(given)} are not available with engine='spark' (Spark ALS only); leave them out."
+        )
+    frame = source if is_spark_frame(source) else read_spark(source, spark=get_session(master))
+    fit = fit_als(frame, config, progress=say)
+    if ws is not None:
+        say("snapshotting the interactions")
+        description = "Spark DataFrame" if is_spark_frame(source) else describe(source)
+        snapshot = snapshot_spark(frame, ws, source=description)
+        say("registering")
+        ref = _register(fit, name, ws, SimpleNamespace(snapshot=snapshot, schema=None), description,
+                        time.perf_counter() - started)
+        fit.model.registered_version_ = ref
+        from mlpilot.registry import Registry
+
+        registry = Registry(ws)
+        try:  # the grid search is a decision mlpilot took: its evidence, beside the promotion's
+            registry.log_event("spark_als.search", name, {"version": registry.get_version(ref).version,
+                                                          **fit.model.protocol_["spark_als"]})
+        finally:
+            registry.close()
+    return fit.model
 
 
 def _read(source: Any, ws: Workspace | None) -> tuple[pd.DataFrame, Any, str]:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from mlpilot.cli._common import WorkspaceOption, check_output_path, console, open_workspace
+from mlpilot.cli._common import (
+    EngineOption,
+    QueryOption,
+    SparkMasterOption,
+    TableOption,
+    WorkspaceOption,
+    check_output_path,
+    console,
+    open_workspace,
+    use_spark,
+)
 
 
 def _fmt(value: float | None) -> str:
@@ -27,13 +37,26 @@ def monitor_command(
     html: Annotated[Path | None, typer.Option("--html", help="Write an HTML report with plots to this file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
     workspace: WorkspaceOption = None,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = None,
+    source: Annotated[str | None, typer.Option(
+        "--source", help="With --engine spark: the live window as any table Spark reads (logged predictions: "
+        "a Parquet folder, JDBC, a catalog table). Default: the workspace's log of NAME.")] = None,
+    source_table: TableOption = None,
+    query: QueryOption = None,
 ) -> None:
     """Check NAME's logged traffic against its training snapshot: drift per feature, predictions, performance."""
     from mlpilot.monitor import monitor
 
     check_output_path(html, "--html")
-    report = monitor(name, workspace=open_workspace(workspace), since=since, until=until, window=window,
-                     version=version)
+    options: dict[str, Any] = {"workspace": open_workspace(workspace), "since": since, "until": until, "window": window,
+               "version": version}
+    if use_spark(engine):
+        from mlpilot.cli._spark import monitor_on_spark
+
+        report = monitor_on_spark(name, source, table=source_table, query=query, master=spark_master, **options)
+    else:
+        report = monitor(name, **options)
     if html is not None:
         from mlpilot.monitor._html import render_html
 

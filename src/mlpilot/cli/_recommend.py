@@ -11,9 +11,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import (
+    EngineOption,
     JsonOption,
     RandomStateOption,
     SeedOption,
+    SparkMasterOption,
     TimeBudgetOption,
     WorkspaceOption,
     budget_seconds,
@@ -24,6 +26,7 @@ from mlpilot.cli._common import (
     print_json,
     random_state_of,
     set_group_workspace,
+    use_spark,
 )
 
 recommend_app = typer.Typer(
@@ -39,6 +42,10 @@ def _recommend_group(workspace: WorkspaceOption = None) -> None:
 
 
 NameOption = Annotated[str, typer.Option("--name", "-n", help="Registered model name.")]
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value:g}" for key, value in sorted(params.items()))
 
 
 def _fmt(value: Any) -> str:
@@ -84,8 +91,13 @@ def train_command(
     seed: SeedOption = None,
     name: Annotated[str, typer.Option("--name", "-n", help="Registered model name.")] = "recommender",
     workspace: WorkspaceOption = None,
+    engine: EngineOption = "local",
+    spark_master: SparkMasterOption = None,
 ) -> None:
-    """Train recommenders on interactions, evaluate them with full ranking, register the best."""
+    """Train recommenders on interactions, evaluate them with full ranking, register the best.
+
+    With --engine spark: Spark ALS on the cluster (tuned over a small grid), the same evaluation and registry.
+    """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from mlpilot.exceptions import MlpilotWarning
@@ -112,6 +124,7 @@ def train_command(
             feedback=feedback, threshold=thr, time_budget=budget_seconds(time_budget), split=split,
             max_trials=max_trials, name=name, workspace=open_workspace(workspace), random_state=random_state,
             progress=lambda message: progress.update(task, description=message),
+            engine="spark" if use_spark(engine) else "local", spark_master=spark_master,
         )
     for warning in caught:
         if issubclass(warning.category, MlpilotWarning):
@@ -124,6 +137,12 @@ def train_command(
             f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}], p={test['p_value']:.3g}",
             highlight=False,
         )
+    searched = model.protocol_.get("spark_als")
+    if searched:
+        best = max(searched["trials"], key=lambda t: t[f"validation_ndcg@{k}"])
+        console.print(f"Spark ALS: {len(searched['trials'])} of {searched['grid_size']} grid points tried "
+                      f"({searched['iterations']} iterations); chosen {_params(searched['chosen'])}, "
+                      f"validation NDCG@{k} {best[f'validation_ndcg@{k}']:.4f}", highlight=False)
     report = getattr(model, "data_report_", {})
     if report.get("n_duplicates"):
         console.print(f"{report['n_duplicates']} duplicated interactions were aggregated.", highlight=False)

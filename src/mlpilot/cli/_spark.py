@@ -1,4 +1,4 @@
-"""``--engine spark`` of ``predict``, ``profile`` and ``train``: the commands' Spark branches.
+"""``--engine spark`` of ``predict``, ``profile``, ``train``, ``monitor`` and ``recommend train``: the commands' Spark branches.
 
 Each reads the source with `mlpilot.spark.read_spark` (lazily: nothing is collected)
 on the session of ``--spark-master`` and calls the library; the printed results match
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlpilot.cli._common import check_output_path, console, open_registry, print_json
 
 if TYPE_CHECKING:
     from mlpilot.data import Profile
+    from mlpilot.monitor import MonitorReport
 
 
 def _check_output(path: str, option: str) -> None:
@@ -26,7 +27,7 @@ def _check_output(path: str, option: str) -> None:
 def predict_on_spark(name: str, source: str, output: str, *, rejects: str | None, table: str | None,
                      query: str | None, workspace: Path | None, master: str | None) -> None:
     """``mlpilot predict NAME SOURCE --engine spark``: score on the cluster, bad rows to the rejects output."""
-    from mlpilot.spark import get_session, predict_spark, read_spark
+    from mlpilot.spark import get_session, predict_spark, read_spark, recommend_spark
 
     _check_output(output, "--output")
     if rejects is not None:
@@ -35,9 +36,19 @@ def predict_on_spark(name: str, source: str, output: str, *, rejects: str | None
     try:
         mv = registry.get_version(name)
         frame = read_spark(source, spark=get_session(master), table=table, query=query)
-        result = predict_spark(registry, mv, frame, output, rejects=rejects)
+        if mv.kind == "recommender":
+            ranked = recommend_spark(registry, mv, frame, output)
+        else:
+            result = predict_spark(registry, mv, frame, output, rejects=rejects)
     finally:
         registry.close()
+    if mv.kind == "recommender":
+        console.print(f"Wrote the top {ranked.k} items of {ranked.n_users:,} users ({ranked.n_rows:,} rows) from "
+                      f"{mv.ref} to {ranked.output}", highlight=False)
+        if ranked.n_fallback:
+            console.print(f"[yellow]![/] {ranked.n_fallback:,} user(s) unknown to {mv.ref} got the most popular "
+                          "items (as `recommend` gives them on one machine)", highlight=False)
+        return
     console.print(f"Wrote {result.n_scored:,} predictions from {mv.ref} to {result.output}", highlight=False)
     if result.rejects is not None:
         console.print(f"[yellow]![/] {result.n_rejected:,} rows failed validation and were written, with "
@@ -84,3 +95,26 @@ def read_on_spark(source: str, *, table: str | None, query: str | None, master: 
     from mlpilot.spark import get_session, read_spark
 
     return read_spark(source, spark=get_session(master), table=table, query=query)
+
+
+def monitor_on_spark(name: str, source: str | None, *, table: str | None, query: str | None, master: str | None,
+                     **options: Any) -> MonitorReport:
+    """``mlpilot monitor NAME --engine spark``: the live window counted on the cluster, the local report.
+
+    ``source`` defaults to the workspace's prediction log of ``name`` (compacted to Parquet first).
+    """
+    from mlpilot.monitor import compact_prediction_log, predictions_dir
+    from mlpilot.spark import get_session, monitor_spark
+    from mlpilot.spark._monitor import read_log
+
+    if source is None:
+        from mlpilot.exceptions import EmptyDataError
+
+        compact_prediction_log(options["workspace"], name)
+        folder = predictions_dir(options["workspace"]) / name
+        if not any(folder.glob("date=*/*.parquet")):
+            raise EmptyDataError(f"No compacted prediction log of {name!r} in {folder}; serve the model (its "
+                                 "traffic is logged) or pass --source with the live window.")
+        source = str(folder)
+    frame = read_log(source, spark=get_session(master), table=table, query=query)
+    return monitor_spark(name, frame, **options)

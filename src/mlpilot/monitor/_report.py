@@ -11,6 +11,7 @@ Prometheus gauges and the autopilot all read it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -238,6 +239,33 @@ class _Window:
             if len(hits):
                 self.labelled.append(hits)
 
+    def merge(self, other: _Window) -> None:
+        """Add ``other``'s counts (a window of the same reference read elsewhere, e.g. one Spark partition).
+
+        Every piece is a sum, a minimum, a union or a bottom-k, so the merged window
+        is the one a single reader would have built, whatever the split.
+        """
+        self.rows += other.rows
+        self.others += other.others
+        if other.first is not None:
+            self.first = other.first if self.first is None else min(self.first, other.first)
+        self.columns |= other.columns
+        for mine, theirs in (("summary", other.summary), ("prediction", other.prediction)):
+            if theirs is not None:
+                current = getattr(self, mine)
+                setattr(self, mine, theirs if current is None else current.merge(theirs))
+        for key, n in other.quality.items():
+            self.quality[key] = self.quality.get(key, 0) + n
+        self.flagged += other.flagged
+        for period, n in other.periods.items():
+            self.periods[period] = self.periods.get(period, 0) + n
+        self.lacks_proba |= other.lacks_proba
+        self.kept.extend(other.kept)
+        self.kept_rows += other.kept_rows
+        if self.kept_rows > 2 * self.max_kept:
+            self._shrink()
+        self.labelled.extend(other.labelled)
+
     def _keep(self, live: pd.DataFrame, proba: np.ndarray) -> None:
         keys = pd.util.hash_pandas_object(live[["request_id", "row"]], index=False).to_numpy()
         kept = pd.DataFrame(proba, columns=[f"p{j}" for j in range(proba.shape[1])])
@@ -369,6 +397,7 @@ def monitor(
     random_state: int = 0,
     now: datetime | None = None,
     chunk_rows: int | None = 1_000_000,
+    fill: Callable[[_Window], None] | None = None,
 ) -> MonitorReport:
     """Check the served version of ``name`` on its logged traffic against its training snapshot.
 
@@ -401,6 +430,10 @@ def monitor(
         Read the log in chunks of this many rows, each binned and merged, so
         a window of any size fits in bounded memory; ``None`` reads the
         window as one frame (the same report).
+    fill : callable, optional
+        Reads the live window into the (empty) window it is given, instead of
+        the workspace's prediction log: `mlpilot.spark.monitor_spark` fills it
+        from a Spark table, one merged window per partition (``chunk_rows`` is then unused).
 
     Returns
     -------
@@ -440,10 +473,13 @@ def monitor(
     ref_values, role = _prediction_column(ref, ref.predictions, ref.proba)
     prediction_profile = build_profile(pd.DataFrame({_PREDICTION: ref_values}), {_PREDICTION: role})
     live = _Window(ref, profile, prediction_profile, mv.version, start, end, step, labels)
-    chunks = ([read_prediction_log(ws, name)] if chunk_rows is None
-              else iter_prediction_log(ws, name, since=start, chunk_rows=chunk_rows))
-    for chunk in chunks:
-        live.add(chunk)
+    if fill is not None:
+        fill(live)
+    else:
+        chunks = ([read_prediction_log(ws, name)] if chunk_rows is None
+                  else iter_prediction_log(ws, name, since=start, chunk_rows=chunk_rows))
+        for chunk in chunks:
+            live.add(chunk)
     span = f"since {start.isoformat()}" if start is not None else "in the whole log"
     if not live.rows:
         extra = f" ({live.others} row(s) of other versions)" if live.others else ""

@@ -8,16 +8,27 @@ Only this package imports pyspark, and only once a function here is called:
 - `read_spark`: Parquet/CSV/JSON files and folders, JDBC, catalog tables, a Spark DataFrame.
 - `predict_spark`: batch scoring with the runtime's `score_frame` in ``mapInPandas``;
   bad rows go to a rejects output.
+- `recommend_spark`: a recommender's top-k for every user of a table (unknown users: most popular).
 - `profile_spark`: the `mlpilot.data.Profile` of a table from Spark aggregates.
 - `plan_training`: the driver sample (sized to its memory) and the cluster holdout
   behind ``mlpilot.train(spark_df, target=...)``.
+- `monitor_spark`: the local monitor's report on a live window read as a Spark table.
 - `SparkExecutor`: the ``mlpilot.tune`` executor seam (``map``, ``n_workers``), one task per item.
+- `fit_als`: Spark ALS as a recommender family (factors exported to a local `mlpilot.recommend.ALS`).
 - `snapshot_spark`: a content fingerprint and the Parquet dataset in the workspace.
 """
 
+from mlpilot.spark._als import fit_als
 from mlpilot.spark._executor import SparkExecutor
+from mlpilot.spark._monitor import monitor_spark
 from mlpilot.spark._profile import SparkProfile, profile_spark
-from mlpilot.spark._score import BatchScoring, predict_spark, scored_frame
+from mlpilot.spark._score import (
+    BatchRecommendations,
+    BatchScoring,
+    predict_spark,
+    recommend_spark,
+    scored_frame,
+)
 from mlpilot.spark._session import (
     DEFAULT_MASTER,
     SparkJobError,
@@ -31,6 +42,7 @@ from mlpilot.spark._train import SparkTraining, plan_training
 
 __all__ = [
     "DEFAULT_MASTER",
+    "BatchRecommendations",
     "BatchScoring",
     "SparkExecutor",
     "SparkJobError",
@@ -38,12 +50,15 @@ __all__ = [
     "SparkTraining",
     "describe",
     "fingerprint",
+    "fit_als",
     "get_session",
     "is_spark_frame",
+    "monitor_spark",
     "plan_training",
     "predict_spark",
     "profile_spark",
     "read_spark",
+    "recommend_spark",
     "require_pyspark",
     "scored_frame",
     "snapshot_spark",

@@ -265,4 +265,84 @@ def _check_columns(mv: ModelVersion, frame: DataFrame) -> None:
         ])
 
 
-__all__ = ["ERROR_COLUMN", "BatchScoring", "OutputColumns", "predict_spark", "score_batch", "scored_frame"]
+@dataclass(frozen=True)
+class BatchRecommendations:
+    """What `recommend_spark` did: users ranked for, those unknown to the model (most-popular fallback), rows written."""
+
+    n_users: int
+    n_fallback: int
+    n_rows: int
+    k: int
+    output: str
+
+
+_FALLBACK = "__mlpilot_fallback__"
+
+
+def _id_type(values: np.ndarray) -> Any:
+    from pyspark.sql import types as T
+
+    kind = np.asarray(values).dtype.kind
+    return T.LongType() if kind in "iub" else T.DoubleType() if kind == "f" else T.StringType()
+
+
+def recommend_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, output: str,
+                    *, k: int | None = None) -> BatchRecommendations:
+    """Top-``k`` items for every distinct user of ``frame`` with the recommender ``mv``, written to ``output``.
+
+    The columns are `RecommenderModel.recommend`'s (``user``, ``item``, ``score``,
+    ``rank``), one row per user and rank. Users the model never saw get the most
+    popular items, as on one machine; they are counted (``n_fallback``). The model
+    is broadcast once and loaded once per Python worker, as for `predict_spark`.
+
+    Raises
+    ------
+    ColumnNotFoundError
+        When ``frame`` lacks the model's user column (checked before any job).
+    """
+    require_pyspark()
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from mlpilot.exceptions import ColumnNotFoundError
+
+    model = load_version(registry, mv, fast_path=False).model  # the registry checks the hash here
+    user_col = str(model.user_col)
+    if user_col not in frame.columns:
+        raise ColumnNotFoundError(user_col, list(frame.columns), what=f"user column of {mv.ref}")
+    top = int(k if k is not None else model.protocol_.get("k", 10))
+    artifact = frame.sparkSession.sparkContext.broadcast(registry.read_file(mv, None))
+    user_type = next(f.dataType for f in frame.schema.fields if f.name == user_col)
+    schema = T.StructType([T.StructField("user", user_type, True), T.StructField("item", _id_type(model.items_), True),
+                           T.StructField("score", T.DoubleType(), True), T.StructField("rank", T.LongType(), True),
+                           T.StructField(_FALLBACK, T.BooleanType(), True)])
+
+    def rank_partition(batches: Any) -> Any:
+        loaded = _worker_model(mv, artifact).model
+        for batch in batches:
+            users = batch[user_col].tolist()
+            ranked = loaded.recommend(users, k=top)
+            fallback = {_key_of(u) for u in ranked.attrs.get("fallback_users", [])}
+            ranked[_FALLBACK] = [_key_of(u) in fallback for u in ranked["user"]]
+            yield ranked
+
+    users = frame.select(F.col(f"`{user_col}`")).where(F.col(f"`{user_col}`").isNotNull()).distinct()
+    with quiet():
+        ranked = users.mapInPandas(rank_partition, schema).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        with spark_job(f"ranked items for the users with {mv.ref}"), quiet():
+            _writer(ranked.drop(_FALLBACK), output).save(output)
+            counts = ranked.groupBy(_FALLBACK).agg(F.countDistinct("user").alias("users"), F.count("*").alias("rows"))
+            by_kind = {bool(r[_FALLBACK]): (int(r["users"]), int(r["rows"])) for r in counts.collect()}
+    finally:
+        ranked.unpersist()
+    known, unknown = by_kind.get(False, (0, 0)), by_kind.get(True, (0, 0))
+    return BatchRecommendations(known[0] + unknown[0], unknown[0], known[1] + unknown[1], top, output)
+
+
+def _key_of(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+__all__ = ["ERROR_COLUMN", "BatchRecommendations", "BatchScoring", "OutputColumns", "predict_spark", "recommend_spark", "score_batch", "scored_frame"]
