@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -389,11 +390,26 @@ def measure(servers: list[Server], fitted: dict[str, Any], rounds: int, duration
     return results
 
 
-def soak_test(server: Server, seconds: float) -> dict[str, Any]:
+def soak_test(server: Server, seconds: float, every: float = 10.0) -> dict[str, Any]:
+    """The concurrency-64 soak, with the server's RSS sampled every ``every`` seconds (warm-up or steady growth)."""
     rss_before = tree_rss(server.proc.pid)
-    result: dict[str, Any] = run_load(server.predict_url, server.bodies["one"], 64, seconds)
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(every):
+            samples.append(tree_rss(server.proc.pid) / 2**20)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result: dict[str, Any] = run_load(server.predict_url, server.bodies["one"], 64, seconds)
+    finally:
+        done.set()
+        sampler.join()
     result["rss_before_mb"] = rss_before / 2**20
     result["rss_after_mb"] = tree_rss(server.proc.pid) / 2**20
+    result["rss_samples_mb"] = samples
     return result
 
 
@@ -467,6 +483,10 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         lines.append(f"- soak {args.soak:.0f} s at concurrency 64: {soak['requests']} requests, {soak['errors']} errors, "
                      f"RSS {soak['rss_before_mb']:.0f} -> {soak['rss_after_mb']:.0f} MB ({growth:+.1%}; target 0 errors, < 10%): "
                      f"{'met' if soak['errors'] == 0 and growth < 0.10 else 'MISSED'}")
+        samples = soak.get("rss_samples_mb") or []
+        if len(samples) >= 2:  # growth after the first interval: a warm-up to concurrency 64 is not a leak
+            lines.append(f"  - RSS every 10 s: {', '.join(f'{v:.0f}' for v in samples)} MB; after the first interval "
+                         f"{soak['rss_after_mb'] / samples[0] - 1:+.1%}")
     return "\n".join(lines) + "\n"
 
 

@@ -68,7 +68,7 @@ def test_a_member_dropped_at_refit_is_not_scored() -> None:
     spent = Budget(10.0, 0.0, lambda: 10.0)  # nothing left: only the heaviest member is refit
     members, names, weights, notes = fit_final(
         frame.iloc[:160], y[:160], result, task="binary", roles=column_roles(frame), n_classes=2,  # type: ignore[arg-type]
-        seed=0, n_jobs=1, deterministic=False, budget=spent,
+        random_state=0, n_jobs=1, deterministic=False, budget=spent,
     )
     top = max(result.weights, key=result.weights.get)  # type: ignore[attr-defined]
     assert names == [top] and weights == [1.0] and len(members) == 1
@@ -95,7 +95,7 @@ def test_a_boosted_refit_stops_at_its_deadline_and_says_so() -> None:
     spent = Budget(10.0, 0.0, lambda: 10.0)
     members, names, _, notes = fit_final(
         frame.iloc[:160], y[:160], result, task="binary", roles=column_roles(frame), n_classes=2,  # type: ignore[arg-type]
-        seed=0, n_jobs=1, deterministic=False, budget=spent,
+        random_state=0, n_jobs=1, deterministic=False, budget=spent,
     )
     planned = best.refit_params()["n_estimators"]
     learner = members[0][1]
@@ -105,6 +105,6 @@ def test_a_boosted_refit_stops_at_its_deadline_and_says_so() -> None:
     # without a clock the same refit runs every round
     members, _, _, notes = fit_final(
         frame.iloc[:160], y[:160], result, task="binary", roles=column_roles(frame), n_classes=2,  # type: ignore[arg-type]
-        seed=0, n_jobs=1, deterministic=True,
+        random_state=0, n_jobs=1, deterministic=True,
     )
     assert members[0][1].n_iterations_ > learner.n_iterations_ and notes == []

@@ -87,7 +87,7 @@ def test_text_preprocessing_is_probed_charged_and_capped(reviews: tuple[pd.DataF
     assert result.refit_reserve >= result.preprocess_refit[("onehot", False)]
     # the refit uses the plan the folds were scored with
     members, _, _, _ = fit_final(X.iloc[:240], y[:240], result, task="binary", roles={"review": "text"},
-                                 n_classes=2, seed=0, n_jobs=1, deterministic=False, budget=budget)
+                                 n_classes=2, random_state=0, n_jobs=1, deterministic=False, budget=budget)
     assert {pre.text_features for pre, _ in members} == {cheap}
     assert clock.fits[-1] == (240, cheap)
 

@@ -126,7 +126,7 @@ def test_deterministic_search_is_reproducible_and_ensembles() -> None:
     assert names[0] == "dummy" and "lightgbm_tuned_2" in names
     assert first.ensemble_holdout.shape == (40, 2)  # type: ignore[attr-defined]
     members, member_names, weights, _ = fit_final(
-        frame, y, first, task="binary", roles=column_roles(frame), n_classes=2, seed=0, n_jobs=1,  # type: ignore[arg-type]
+        frame, y, first, task="binary", roles=column_roles(frame), n_classes=2, random_state=0, n_jobs=1,  # type: ignore[arg-type]
         deterministic=True,
     )
     model = TabularEnsemble(task="binary", members=members, weights=weights, names=member_names,

@@ -52,7 +52,7 @@ def _stack(y: np.ndarray, cands: list[CandidateResult], folds: list[tuple[np.nda
     choice = select_ensemble(usable, cands, y, metric, folds, with_holdout=True, budget=budget, metric_seconds=[],
                              refit_reserve=lambda: 0.0, predict_limit=None, notes=[])
     stack = consider_stack(usable, cands, choice, y, metric, folds, task="regression", n_classes=1, mode=mode,
-                           budget=budget, keep=lambda: 0.0, refit_share=1.25, predict_limit=None, seed=0,
+                           budget=budget, keep=lambda: 0.0, refit_share=1.25, predict_limit=None, random_state=0,
                            notes=notes if notes is not None else [])
     return choice, stack
 
@@ -60,16 +60,16 @@ def _stack(y: np.ndarray, cands: list[CandidateResult], folds: list[tuple[np.nda
 def test_the_stacks_out_of_fold_predictions_never_see_their_own_fold() -> None:
     y, cands, folds = _regression_case(2.0)
     values = [np.asarray(c.oof) for c in cands[1:]]
-    nested = nested_oof("regression", ["linear", "knn"], values, y, folds, n_classes=1, seed=0)
+    nested = nested_oof("regression", ["linear", "knn"], values, y, folds, n_classes=1, random_state=0)
     assert nested is not None
     _tr, va = folds[0]
     changed = y.copy()
     changed[va] += 10.0  # another target on fold 0's rows: fold 0's stack predictions must not move
-    again = nested_oof("regression", ["linear", "knn"], values, changed, folds, n_classes=1, seed=0)
+    again = nested_oof("regression", ["linear", "knn"], values, changed, folds, n_classes=1, random_state=0)
     assert again is not None
     np.testing.assert_array_equal(again[va], nested[va])
     assert not np.allclose(again[folds[1][1]], nested[folds[1][1]])  # the other folds' stackers were fit on them
-    in_sample = fit_stacker("regression", ["linear", "knn"], values, changed, n_classes=1, seed=0).combine(values)
+    in_sample = fit_stacker("regression", ["linear", "knn"], values, changed, n_classes=1, random_state=0).combine(values)
     assert not np.allclose(in_sample[va], nested[va])  # a stacker fit on all rows would have seen them
 
 
@@ -205,7 +205,7 @@ def test_a_stack_the_refit_cut_is_refit_over_the_members_left() -> None:
     two = result.with_weights({"linear": 0.5, "knn": 0.5}, y, metric)
     assert two.stacked and two.stack is not None and sorted(two.stack.names) == ["knn", "linear"]
     values = [np.asarray(result.candidate(n).oof) for n in two.stack.names]
-    expected = nested_oof("regression", two.stack.names, values, y, folds, n_classes=1, seed=0)
+    expected = nested_oof("regression", two.stack.names, values, y, folds, n_classes=1, random_state=0)
     np.testing.assert_array_equal(two.ensemble_oof, expected)
     one = result.with_weights({"linear": 1.0}, y, metric)  # one member left: it is the model
     assert not one.stacked and one.weights == {"linear": 1.0}

@@ -71,7 +71,7 @@ def compare_versions(
         Rows to compare on, with the target column; default: the rows of both
         versions' datasets.
     policy : PromotionPolicy, optional
-        Its ``min_unseen_rows``, ``alpha``, ``n_boot`` and ``seed`` set the test.
+        Its ``min_unseen_rows``, ``alpha``, ``n_boot`` and ``random_state`` set the test.
 
     Returns
     -------
@@ -126,7 +126,7 @@ def compare_versions(
     pred_b = metric.decided(_champion_prediction(model_b, view, positions), getattr(model_b, "threshold_", None))
     score_a, score_b = metric(y, pred_a), metric(y, pred_b)
     n_boot = policy.n_boot if len(y) <= 5000 else max(100, policy.n_boot // 5)
-    test = paired_bootstrap(y, pred_b, pred_a, metric, n_boot=n_boot, random_state=policy.seed, alpha=policy.alpha)
+    test = paired_bootstrap(y, pred_b, pred_a, metric, n_boot=n_boot, random_state=policy.random_state, alpha=policy.alpha)
     evidence = {
         "metric": metric.name, "a": score_a, "b": score_b, "n_rows": len(positions), "n_candidates": len(rows),
         "method": test.method, "difference": test.difference, "p_value": test.p_value,

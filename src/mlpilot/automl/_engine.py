@@ -98,14 +98,14 @@ def _roles(schema: Schema, frame: pd.DataFrame, features: list[str]) -> dict[str
     return roles
 
 
-def _holdout_split(y: np.ndarray, task: str, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _holdout_split(y: np.ndarray, task: str, fraction: float, random_state: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
     if fraction <= 0:
         return idx, idx[:0]
     stratify = y if task != "regression" else None
-    dev, hold = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
+    dev, hold = train_test_split(idx, test_size=fraction, random_state=random_state, stratify=stratify)
     return np.sort(dev), np.sort(hold)
 
 
@@ -300,7 +300,7 @@ def fit_tabular(
         dev, hold = _time_holdout(frame, config.time_split, fraction)
         notes.append(f"The holdout is the latest {len(hold)} rows by {config.time_split!r} (time split).")
     else:
-        dev, hold = _holdout_split(y, task, fraction, config.seed)
+        dev, hold = _holdout_split(y, task, fraction, config.random_state)
     timings["prepare"] = time.perf_counter() - start
 
     # the budget: every phase's deadline is the run's, less what the phases after it expect to take
@@ -318,7 +318,7 @@ def fit_tabular(
         n_trials=config.n_trials,
         n_folds=config.n_folds,
         families=config.families,
-        seed=config.seed,
+        random_state=config.random_state,
         n_jobs=config.n_jobs,
         memory_limit=memory_limit,
         predict_limit=None if config.max_predict_ms is None else config.max_predict_ms / 1e6,
@@ -341,7 +341,7 @@ def fit_tabular(
     fit_rows = np.arange(len(y)) if config.refit_full else dev
     members, names, weights, refit_notes = fit_final(
         X.iloc[fit_rows], y[fit_rows], result, task=task, roles=roles, n_classes=n_classes,
-        seed=config.seed, n_jobs=config.n_jobs, deterministic=not clock, budget=plan.refit,
+        random_state=config.random_state, n_jobs=config.n_jobs, deterministic=not clock, budget=plan.refit,
         sample_weight=None if row_weight is None else row_weight[fit_rows],
     )
     notes.extend(refit_notes)
@@ -423,7 +423,7 @@ def fit_tabular(
     card = model_card(
         evaluation, task=task, target=target, n_rows=len(y), n_holdout=len(hold), n_folds=len(result.folds),
         features=features, class_counts=class_counts, time_budget=config.time_budget if clock else None,
-        seed=config.seed, notes=_card_notes(notes, result), dataset_id=dataset_id, refit_full=config.refit_full,
+        seed=config.random_state, notes=_card_notes(notes, result), dataset_id=dataset_id, refit_full=config.refit_full,
     )
     card["importance"] = [{"column": c, "mean": m, "std": s} for c, m, s in evaluation.importance]
     if result.stack is not None:  # the decision between the stack and the greedy ensemble, with both scores

@@ -34,7 +34,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -43,6 +43,7 @@ import pandas as pd
 from mlpilot.evaluate import bootstrap_ci, one_sided_bootstrap, paired_bootstrap
 from mlpilot.exceptions import ArtifactIntegrityError, ModelNotFoundError
 from mlpilot.tasks import Metric, get_metric
+from mlpilot.tune._stats import _resolve_seed
 
 if TYPE_CHECKING:
     from mlpilot.automl._engine import FitOutcome
@@ -195,7 +196,8 @@ class PromotionPolicy:
         point estimate wins, and the test says how sure that is.
     n_boot : int
         Bootstrap resamples of the paired test (a fifth of them beyond 5,000 rows).
-    seed : int
+    random_state : int
+        Seed of the bootstrap resamples.
     mode : {"best", "superiority", "non_inferiority"}
         ``"best"``: the point estimate decides (``train``, ``recommend``).
         ``"superiority"``: a one-sided paired bootstrap must find the challenger
@@ -212,18 +214,24 @@ class PromotionPolicy:
         (measured on the shared rows, preprocessing included).
     max_artifact_mb : float, optional
         Guardrail: largest serialised model, in MiB.
+    seed : int, optional
+        Deprecated former name of ``random_state`` (warns with a `FutureWarning`).
     """
 
     min_unseen_rows: int = 30
     alpha: float = 0.05
     require_significant: bool = False
     n_boot: int = 1000
-    seed: int = 0
+    random_state: int = 0
     mode: Literal["best", "superiority", "non_inferiority"] = "best"
     margin: float = 0.0
     calibration_tolerance: float | None = None
     max_predict_ms: float | None = None
     max_artifact_mb: float | None = None
+    seed: InitVar[int | None] = None
+
+    def __post_init__(self, seed: int | None) -> None:
+        object.__setattr__(self, "random_state", _resolve_seed(self.random_state, seed, "PromotionPolicy"))
 
     def decide(self, challenger: Challenger, champion: Champion | None) -> Decision:
         """Apply the policy (see the module docstring)."""
@@ -288,7 +296,7 @@ class PromotionPolicy:
         n_boot = self.n_boot if len(y) <= 5000 else max(100, self.n_boot // 5)
         if self.mode != "best":
             return self._one_sided(challenger, champion, metric, unseen, old_pred, n_boot, unit, measure, thresholds)
-        test = paired_bootstrap(y, new_scored, old_scored, metric, n_boot=n_boot, random_state=self.seed,
+        test = paired_bootstrap(y, new_scored, old_scored, metric, n_boot=n_boot, random_state=self.random_state,
                                 alpha=self.alpha)
         n, n_hold = len(unseen), len(np.asarray(challenger.holdout_y))
         significance = "significant" if test.significant else "not significant"
@@ -350,9 +358,9 @@ class PromotionPolicy:
         new, old = metric(y, new_scored), metric(y, old_scored)
         bound = 0.0 if self.mode == "superiority" else -abs(self.margin)
         test, lower = one_sided_bootstrap(y, new_scored, old_scored, metric, bound=bound, n_boot=n_boot,
-                                          random_state=self.seed, alpha=self.alpha)
-        ci_new = bootstrap_ci(y, new_scored, metric, n_boot=n_boot, random_state=self.seed)
-        ci_old = bootstrap_ci(y, old_scored, metric, n_boot=n_boot, random_state=self.seed)
+                                          random_state=self.random_state, alpha=self.alpha)
+        ci_new = bootstrap_ci(y, new_scored, metric, n_boot=n_boot, random_state=self.random_state)
+        ci_old = bootstrap_ci(y, old_scored, metric, n_boot=n_boot, random_state=self.random_state)
         v = f"v{champion.version}"
         evidence: dict[str, Any] = {
             "rule": self.mode, "metric": metric.name, "challenger": new, "champion": old,

@@ -95,7 +95,7 @@ def fresh_positions(frame: pd.DataFrame, versions: list[ModelVersion], registry:
 
 
 def live_check(registry: Registry, name: str, frame: pd.DataFrame, new: ModelVersion, old: ModelVersion, *,
-               min_rows: int = 30, n_boot: int = 500, seed: int = 0) -> dict[str, Any]:
+               min_rows: int = 30, n_boot: int = 500, random_state: int = 0) -> dict[str, Any]:
     """Score the new and the old champion on the same fresh labelled rows; say whether to roll back.
 
     Returns the evidence: ``rows``, ``metric``, both scores, the old one's 95%
@@ -123,12 +123,12 @@ def live_check(registry: Registry, name: str, frame: pd.DataFrame, new: ModelVer
     features = rows.drop(columns=[target])
     task = str(new.info.get("task") or "regression")
     preds = [predict_in_order(registry.load_model(mv), features, task, list(classes or [])) for mv in (new, old)]
-    return _verdict(metric, y, preds[0], preds[1], new, old, "fresh labelled rows", n_boot=n_boot, seed=seed)
+    return _verdict(metric, y, preds[0], preds[1], new, old, "fresh labelled rows", n_boot=n_boot, random_state=random_state)
 
 
 def logged_live_check(registry: Registry, name: str, new: ModelVersion, old: ModelVersion, *,
                       since: str | None = None, min_rows: int = 30, n_boot: int = 500,
-                      seed: int = 0) -> dict[str, Any] | None:
+                      random_state: int = 0) -> dict[str, Any] | None:
     """Check the new champion on its own logged live predictions whose labels have come back.
 
     The rows are the new champion's logged predictions (``source`` api or
@@ -180,7 +180,7 @@ def logged_live_check(registry: Registry, name: str, new: ModelVersion, old: Mod
                               f"v{new.version}'s live rows; no live check on the log"}
         old_pred[rest] = _score_logged(registry, old, paired.loc[rest, features], task, classes)
     evidence = _verdict(get_metric(str(metric_name)), y, new_pred, old_pred, new, old, "labelled live rows",
-                        n_boot=n_boot, seed=seed)
+                        n_boot=n_boot, random_state=random_state)
     return {**evidence, "source": "prediction log", "since": since, "old_from_shadow": int(from_shadow.sum()),
             "old_rescored": int(rest.sum())}
 
@@ -199,7 +199,7 @@ def _score_logged(registry: Registry, mv: ModelVersion, rows: pd.DataFrame, task
 
 
 def _verdict(metric: Metric, y: np.ndarray, new_pred: np.ndarray, old_pred: np.ndarray, new: ModelVersion,
-             old: ModelVersion, unit: str, *, n_boot: int, seed: int) -> dict[str, Any]:
+             old: ModelVersion, unit: str, *, n_boot: int, random_state: int) -> dict[str, Any]:
     """Roll back when the new champion's score falls outside the old one's 95% interval, on the worse side.
 
     Label metrics score each version's labels at its own decision threshold.
@@ -210,7 +210,7 @@ def _verdict(metric: Metric, y: np.ndarray, new_pred: np.ndarray, old_pred: np.n
     new_pred, old_pred = metric.decided(new_pred, version_threshold(new)), metric.decided(old_pred, version_threshold(old))
 
     new_score, old_score = metric(y, new_pred), metric(y, old_pred)
-    low, high = bootstrap_ci(y, old_pred, metric, n_boot=n_boot, random_state=seed)
+    low, high = bootstrap_ci(y, old_pred, metric, n_boot=n_boot, random_state=random_state)
     bound = low if metric.greater_is_better else high
     worse = new_score < bound if metric.greater_is_better else new_score > bound
     word = "below" if metric.greater_is_better else "above"

@@ -169,7 +169,7 @@ class _Step:
         decaying = any(s.kind == "decay" for s in fired)
         policy = PromotionPolicy(
             mode="non_inferiority" if decaying else "superiority", margin=config.margin, alpha=config.alpha,
-            seed=config.random_state, calibration_tolerance=config.calibration_tolerance,
+            random_state=config.random_state, calibration_tolerance=config.calibration_tolerance,
             max_predict_ms=config.max_predict_ms, max_artifact_mb=config.max_artifact_mb,
         )
         started = _at(self.clock)
@@ -317,13 +317,13 @@ class _Step:
         except ModelNotFoundError:
             return None
         logged = logged_live_check(self.registry, self.name, champion, old, since=last.get("at"),
-                                   min_rows=self.config.min_new_rows, seed=self.config.random_state)
+                                   min_rows=self.config.min_new_rows, random_state=self.config.random_state)
         if logged is not None and "metric" in logged:
             check = logged  # the live traffic's own labelled predictions come first
             self.registry.log_event("live_check", self.name, check)
         else:
             check = live_check(self.registry, self.name, frame, champion, old, min_rows=self.config.min_new_rows,
-                               seed=self.config.random_state)
+                               random_state=self.config.random_state)
             if logged is not None:
                 check["prediction_log"] = logged
         self.evidence["live_check"] = check
@@ -354,7 +354,7 @@ class _Step:
             self.notes.append(f"shadow v{challenger.version} scored {scored} new live row(s); waiting for labels")
             return None
         config = self.config
-        policy = PromotionPolicy(mode="superiority", margin=config.margin, alpha=config.alpha, seed=config.random_state,
+        policy = PromotionPolicy(mode="superiority", margin=config.margin, alpha=config.alpha, random_state=config.random_state,
                                  calibration_tolerance=config.calibration_tolerance)
         decision = shadow_compare(self.registry, self.name, champion, challenger, labels, policy)
         self.evidence["shadow"].update(decision.evidence)

@@ -34,8 +34,16 @@ from sklearn.utils.validation import check_is_fitted
 
 from mlpilot.exceptions import DataError, InvalidParameterError
 from mlpilot.features._dates import date_parts, fit_date_parts
+from mlpilot.features._parts import (
+    LookupPart,
+    MissingPart,
+    NumberPart,
+    OneHotPart,
+    Part,
+    PreprocessorParts,
+)
 from mlpilot.features._target import encode as target_encode
-from mlpilot.features._target import fit_target_encoder
+from mlpilot.features._target import encoding_tables, fit_target_encoder
 from mlpilot.features._target import output_names as target_output_names
 from mlpilot.features._text import SHORT_TEXT, TextEncoder, string_array, vocabulary_terms
 
@@ -370,6 +378,47 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     def _scaled(self, name: str, values: np.ndarray) -> np.ndarray:
         mean, std = self.scales_[name]
         return (np.where(np.isnan(values), self.medians_[name], values) - mean) / std
+
+    def compiled_parts(self) -> PreprocessorParts:
+        """The output columns as plain parts, in output order, for the model runtime's compiler.
+
+        This is the preprocessor's compiler hook (as `Learner.prediction_parts`
+        is a learner's): the compiler builds its row-by-row form from these
+        parts only. Date and text columns, and the text features of a
+        categorical column, are not expressed as parts: ``unsupported`` names
+        the first one (see `mlpilot.features._parts`).
+        """
+        check_is_fitted(self, "columns_")
+        onehot = self.encoding == "onehot"
+        target_encoders = getattr(self, "target_encoders_", {})  # absent from models saved before it
+        parts: list[Part] = []
+        for col in self.columns_:
+            role = self.roles_[col]
+            if role == "numeric":
+                if onehot:
+                    mean, std = self.scales_[col]
+                    parts.append(NumberPart(col, fill=float(self.medians_[col]), centre=float(mean), scale=float(std)))
+                else:
+                    parts.append(NumberPart(col))
+            elif role == "categorical":
+                categories = list(self.categories_[col])
+                if onehot:
+                    parts.append(OneHotPart(col, {c: i for i, c in enumerate(categories)}, len(categories)))
+                    continue
+                if col in self.text_models_:
+                    return PreprocessorParts(n_outputs=self.n_features_out_,
+                                             unsupported=f"text features of categorical column {col!r}")
+                codes = {c: float(i) for i, c in enumerate(categories)}
+                parts.append(LookupPart(col, codes, missing=float("nan"), unseen=float(len(categories))))
+                if col in target_encoders:
+                    tables, missing, unseen = encoding_tables(target_encoders[col])
+                    parts.extend(LookupPart(col, table, missing=m, unseen=u)
+                                 for table, m, u in zip(tables, missing, unseen, strict=True))
+            else:
+                return PreprocessorParts(n_outputs=self.n_features_out_, unsupported=f"{role} column {col!r}")
+        if onehot:
+            parts.extend(MissingPart(c) for c in self.indicators_)
+        return PreprocessorParts(parts, self.n_features_out_)
 
     def output_sources(self) -> list[str]:
         """The input column each output column of `transform` comes from, in output order.

@@ -33,25 +33,25 @@ def target_type(y: np.ndarray) -> str:
     return "binary" if len(np.unique(y)) <= 2 else "multiclass"
 
 
-def inner_splitter(y: np.ndarray, kind: str, seed: int) -> Any:
+def inner_splitter(y: np.ndarray, kind: str, random_state: int) -> Any:
     """`INNER_FOLDS` shuffled folds over ``y`` (stratified for classes when every class allows it)."""
     n_splits = max(2, min(INNER_FOLDS, len(y)))
     if kind != "continuous":
         counts = np.bincount(np.unique(y, return_inverse=True)[1])
         if counts.min() >= n_splits:
-            return StratifiedKFold(n_splits, shuffle=True, random_state=seed)
-    return KFold(n_splits, shuffle=True, random_state=seed)
+            return StratifiedKFold(n_splits, shuffle=True, random_state=random_state)
+    return KFold(n_splits, shuffle=True, random_state=random_state)
 
 
 def cross_fit(
-    fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], y: np.ndarray, kind: str, seed: int
+    fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], y: np.ndarray, kind: str, random_state: int
 ) -> np.ndarray:
     """Out-of-fold predictions: ``fit_predict(train_rows, predict_rows)`` over `inner_splitter`'s folds.
 
     ``fit_predict`` fits on ``train_rows`` and returns a 2-D array for ``predict_rows``.
     """
     out: np.ndarray | None = None
-    for train_rows, predict_rows in inner_splitter(y, kind, seed).split(np.zeros(len(y)), y):
+    for train_rows, predict_rows in inner_splitter(y, kind, random_state).split(np.zeros(len(y)), y):
         values = fit_predict(train_rows, predict_rows)
         if out is None:
             out = np.zeros((len(y), values.shape[1]))

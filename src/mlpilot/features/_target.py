@@ -18,12 +18,12 @@ import numpy as np
 from mlpilot.features._supervised import inner_splitter, target_type
 
 
-def fit_target_encoder(values: np.ndarray, y: np.ndarray, seed: int) -> tuple[Any, np.ndarray]:
+def fit_target_encoder(values: np.ndarray, y: np.ndarray, random_state: int) -> tuple[Any, np.ndarray]:
     """A fitted ``TargetEncoder`` for one column of strings (None: missing) and its cross-fitted values."""
     from sklearn.preprocessing import TargetEncoder
 
     kind = target_type(y)
-    encoder = TargetEncoder(target_type=kind, cv=inner_splitter(y, kind, seed))
+    encoder = TargetEncoder(target_type=kind, cv=inner_splitter(y, kind, random_state))
     out = encoder.fit_transform(values.reshape(-1, 1), y)
     return encoder, np.asarray(out, dtype=float)
 

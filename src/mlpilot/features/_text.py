@@ -48,14 +48,14 @@ def text_statistics(docs: list[str]) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def _linear_model(kind: str, seed: int) -> Any:
+def _linear_model(kind: str, random_state: int) -> Any:
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.multiclass import OneVsRestClassifier
 
     if kind == "continuous":
         return Ridge(alpha=1.0 / LINEAR_C)
     # the dual problem: far faster when the n-grams outnumber the rows, as they do
-    binary = LogisticRegression(C=LINEAR_C, solver="liblinear", dual=True, max_iter=1000, random_state=seed)
+    binary = LogisticRegression(C=LINEAR_C, solver="liblinear", dual=True, max_iter=1000, random_state=random_state)
     return binary if kind == "binary" else OneVsRestClassifier(binary)
 
 

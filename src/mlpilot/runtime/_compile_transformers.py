@@ -4,7 +4,7 @@ Supported: scikit-learn's ``ColumnTransformer`` (and ``Pipeline`` inside it)
 over ``SimpleImputer``, ``StandardScaler``, ``MinMaxScaler``, ``MaxAbsScaler``,
 ``RobustScaler``, ``OneHotEncoder``, ``OrdinalEncoder`` and passthrough, and
 mlpilot's ``TabularPreprocessor`` for numeric and categorical columns (with their
-target encoding). Anything
+target encoding), through the parts it declares (``compiled_parts``). Anything
 else raises `CompileError` and the model is served by its general path.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mlpilot.data import Schema
+from mlpilot.features._parts import MissingPart, NumberPart, OneHotPart, Part
 from mlpilot.runtime._compile_steps import (
     Add,
     AsText,
@@ -281,56 +282,38 @@ def compile_column_transformer(transformer: Any, schema: Schema) -> list[Chain]:
     return out
 
 
-def _target_encoded(pre: Any, col: str, raw: Chain) -> list[Chain]:
-    """The mean-target columns of a categorical (a lookup each); text features of it do not compile."""
-    if col in pre.text_models_:
-        raise CompileError(f"TabularPreprocessor text features of categorical column {col!r}")
-    encoder = getattr(pre, "target_encoders_", {}).get(col)
-    if encoder is None:
-        return []
-    from mlpilot.features._target import encoding_tables
-
-    tables, missing, unseen = encoding_tables(encoder)
-    return [raw.then((Lookup(table, m, u),)) for table, m, u in zip(tables, missing, unseen, strict=True)]
+def _part_chain(part: Part, schema: Schema) -> Chain:
+    """The chain of one of a preprocessor's declared parts (`mlpilot.features._parts`)."""
+    chain = source_chain(schema, part.column)  # the column must be an input of the schema
+    if isinstance(part, NumberPart | MissingPart):
+        if not is_numeric(chain):
+            raise CompileError(f"numeric column {part.column!r} holds text in the schema")
+        if isinstance(part, MissingPart):
+            return chain.then((), MissingIndicator())
+        steps: list[Step] = [InfToNaN()] if part.inf_missing else []
+        if part.fill is not None:
+            steps.append(FillNaN(part.fill))
+        if part.centre != 0.0 or part.fill is not None:
+            steps.append(Subtract(part.centre))
+        if part.scale != 1.0 or part.fill is not None:
+            steps.append(Divide(part.scale))
+        return chain.then(tuple(steps))
+    if schema[part.column].dtype not in ("string", "boolean"):
+        # an integer column read as text gives '3' or '3.0' depending on the other rows
+        raise CompileError(f"categorical column {part.column!r} is a {schema[part.column].dtype} column")
+    raw = Chain(part.column, (AsText(),), Writer())
+    if isinstance(part, OneHotPart):
+        return raw.then((), OneHot(dict(part.positions), part.width, missing=None, reject_unknown=False))
+    return raw.then((Lookup(dict(part.table), part.missing, part.unseen),))
 
 
 def compile_tabular_preprocessor(pre: Any, schema: Schema) -> list[Chain]:
-    """Chains in the output order of mlpilot's `TabularPreprocessor` (numeric and categorical roles)."""
-    onehot = pre.encoding == "onehot"
-    out: list[Chain] = []
-    for col in pre.columns_:
-        role = pre.roles_[col]
-        if role == "numeric":
-            chain = source_chain(schema, col)
-            if not is_numeric(chain):
-                raise CompileError(f"numeric column {col!r} holds text in the schema")
-            chain = chain.then((InfToNaN(),))
-            if onehot:
-                mean, std = pre.scales_[col]
-                chain = chain.then((FillNaN(float(pre.medians_[col])), Subtract(float(mean)), Divide(float(std))))
-            out.append(chain)
-        elif role == "categorical":
-            source_chain(schema, col)  # the column must be an input of the schema
-            if schema[col].dtype not in ("string", "boolean"):
-                # an integer column read as text gives '3' or '3.0' depending on the other rows
-                raise CompileError(f"categorical column {col!r} is a {schema[col].dtype} column")
-            raw = Chain(col, (AsText(),), Writer())
-            categories = list(pre.categories_[col])
-            if onehot:
-                positions = {c: i for i, c in enumerate(categories)}
-                out.append(raw.then((), OneHot(positions, len(categories), missing=None, reject_unknown=False)))
-            else:
-                codes = {c: float(i) for i, c in enumerate(categories)}
-                other = float(len(categories))
-                out.append(raw.then((Lookup(codes, float("nan"), other),)))
-                out.extend(_target_encoded(pre, col, raw))
-        else:
-            raise CompileError(f"TabularPreprocessor {role} column {col!r}")
-    if onehot:
-        for col in pre.indicators_:
-            chain = source_chain(schema, col)
-            out.append(chain.then((), MissingIndicator()))
+    """Chains in the output order of mlpilot's `TabularPreprocessor`, from its `compiled_parts` hook only."""
+    declared = pre.compiled_parts()
+    if declared.unsupported is not None:
+        raise CompileError(f"TabularPreprocessor {declared.unsupported}")
+    out = [_part_chain(part, schema) for part in declared.parts]
     width = sum(c.writer.width for c in out)
-    if width != pre.n_features_out_:
-        raise CompileError(f"TabularPreprocessor has {pre.n_features_out_} outputs, compiled {width}")
+    if width != declared.n_outputs:
+        raise CompileError(f"TabularPreprocessor has {declared.n_outputs} outputs, compiled {width}")
     return out

@@ -105,9 +105,9 @@ def _random(col: ColumnSchema, probes: list[Any], rng: np.random.Generator, *, c
     return categories[int(rng.integers(len(categories)))]
 
 
-def sample_rows(schema: Schema, probes: Mapping[str, list[Any]], *, n_random: int = 48, seed: int = 0) -> list[SampleRow]:
+def sample_rows(schema: Schema, probes: Mapping[str, list[Any]], *, n_random: int = 48, random_state: int = 0) -> list[SampleRow]:
     """Rows that exercise every column of ``schema`` one at a time, then all at once."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     features = schema.features
     base = {c.name: _typical(c, probes.get(c.name, [])) for c in features}
     rows = [SampleRow(base, "a typical row")]
@@ -231,11 +231,11 @@ class _Check:
         return None
 
 
-def verify(compiled: CompiledModel, loaded: LoadedModel, *, n_random: int = 48, seed: int = 0) -> str | None:
+def verify(compiled: CompiledModel, loaded: LoadedModel, *, n_random: int = 48, random_state: int = 0) -> str | None:
     """``None`` when ``compiled`` agrees with ``loaded``'s general path on synthesised rows, else why not."""
     if loaded.schema is None:
         return "the model has no input schema to synthesise rows from"
-    rows = sample_rows(loaded.schema, compiled.probe_values(), n_random=n_random, seed=seed)
+    rows = sample_rows(loaded.schema, compiled.probe_values(), n_random=n_random, random_state=random_state)
     check = _Check(compiled, loaded, rows)
     try:
         return check.run(list(range(len(rows))))

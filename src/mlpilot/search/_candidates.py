@@ -136,11 +136,11 @@ def has_text_features(X: pd.DataFrame, roles: dict[str, str]) -> bool:
 
 
 def probe_preprocessing(X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, *, encoding: str, roles: dict[str, str],
-                        plan: dict[str, int], seed: int, timer: Callable[[], float], threads: int) -> tuple[float, float]:
+                        plan: dict[str, int], random_state: int, timer: Callable[[], float], threads: int) -> tuple[float, float]:
     """Seconds per row to fit (with the target) and to transform, measured on ``rows`` on ``timer``."""
     with quiet(threads):
         t0 = timer()
-        pre = TabularPreprocessor(encoding=encoding, roles=roles, random_state=seed, **plan)
+        pre = TabularPreprocessor(encoding=encoding, roles=roles, random_state=random_state, **plan)
         pre.fit_transform(X.iloc[rows], y[rows])
         t1 = timer()
         pre.transform(X.iloc[rows])
@@ -148,9 +148,9 @@ def probe_preprocessing(X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, *, enc
     return (t1 - t0) / len(rows), (t2 - t1) / len(rows)
 
 
-def probe_rows(n_rows: int, seed: int) -> np.ndarray:
+def probe_rows(n_rows: int, random_state: int) -> np.ndarray:
     """The seeded sample of `PROBE_ROWS` row positions (of ``n_rows``) a cost probe fits on."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     return np.sort(rng.choice(n_rows, size=min(n_rows, PROBE_ROWS), replace=False))
 
 
@@ -171,11 +171,11 @@ class PreparedFolds:
     """
 
     def __init__(self, X: pd.DataFrame, y: np.ndarray, holdout: pd.DataFrame | None, roles: dict[str, str],
-                 folds: list[tuple[np.ndarray, np.ndarray]], seed: int, *, budget: Budget | None = None,
+                 folds: list[tuple[np.ndarray, np.ndarray]], random_state: int, *, budget: Budget | None = None,
                  timer: Callable[[], float] = time.perf_counter, threads: int = 1, refit_share: float = 1.0,
                  notes: list[str] | None = None, probes: dict[tuple[str, bool], tuple[float, float]] | None = None,
                  ) -> None:
-        self.X, self.y, self.holdout, self.roles, self.folds, self.seed = X, y, holdout, roles, folds, seed
+        self.X, self.y, self.holdout, self.roles, self.folds, self.random_state = X, y, holdout, roles, folds, random_state
         self.budget = budget or Budget(None)
         self.timer, self.threads, self.refit_share = timer, threads, refit_share
         self.notes = notes if notes is not None else []
@@ -196,7 +196,7 @@ class PreparedFolds:
         return self.key(encoding, text_only) in self._cache
 
     def _preprocessor(self, encoding: str, text_only: bool, plan: dict[str, int]) -> TabularPreprocessor:
-        return TabularPreprocessor(encoding=encoding, roles=self.roles_for(text_only), random_state=self.seed, **plan)
+        return TabularPreprocessor(encoding=encoding, roles=self.roles_for(text_only), random_state=self.random_state, **plan)
 
     def cost(self, encoding: str, text_only: bool, keep: float = 0.0) -> float:
         """Expected seconds to preprocess this encoding's folds and its refit (0 once done or untimed).
@@ -230,10 +230,10 @@ class PreparedFolds:
             self.plans[key] = dict(PREPROCESS_PLANS[0])  # numbers, dates and categories cost little
             return
         allowed = self.budget.cap(PREPROCESS_SHARE, keep=keep)
-        rows = probe_rows(len(self.y), self.seed)
+        rows = probe_rows(len(self.y), self.random_state)
         if key not in self.probes:
             self.probes[key] = probe_preprocessing(self.X, self.y, rows, encoding=encoding, roles=roles,
-                                                   plan=PREPROCESS_PLANS[0], seed=self.seed, timer=self.timer,
+                                                   plan=PREPROCESS_PLANS[0], random_state=self.random_state, timer=self.timer,
                                                    threads=self.threads)
         n_predict = sum(len(va) for _, va in self.folds) + len(self.folds) * (
             0 if self.holdout is None else len(self.holdout))
@@ -247,7 +247,7 @@ class PreparedFolds:
         if rich > allowed:  # the small plan, probed in turn
             plan = PREPROCESS_PLANS[-1]
             cost = expected(probe_preprocessing(self.X, self.y, rows, encoding=encoding, roles=roles, plan=plan,
-                                                seed=self.seed, timer=self.timer, threads=self.threads))
+                                                random_state=self.random_state, timer=self.timer, threads=self.threads))
             described = ", ".join(f"{k}={v}" for k, v in PREPROCESS_PLANS[0].items())
             self.notes.append(
                 f"preprocessing ({encoding} encoding) with {described} is expected to take {rich:.2f}s for "
@@ -361,7 +361,7 @@ class CandidateRunner:
         self.unit_seconds: list[float] = []  # observed seconds per unit of family cost
         # OpenMP threads cost more than they give on small tables (and on busy machines)
         self.threads = 1 if len(y) * max(X.shape[1], 1) < 1_000_000 else config.n_jobs
-        self.prepared = PreparedFolds(X, y, holdout, roles, self.folds, config.seed, budget=budget, timer=self.timer,
+        self.prepared = PreparedFolds(X, y, holdout, roles, self.folds, config.random_state, budget=budget, timer=self.timer,
                                       threads=self.threads, refit_share=config.refit_share, notes=self.notes,
                                       probes=probes)
         self.big = len(y) * max(n_classes if task == "multiclass" else 1, 1) > 100_000
@@ -514,7 +514,7 @@ class CandidateRunner:
                 started = self.timer()
                 learner = Learner(
                     family=family, task=self.task, params=params, categorical_indices=cats,
-                    n_classes=self.n_classes, random_state=self.config.seed, n_jobs=self.threads,
+                    n_classes=self.n_classes, random_state=self.config.random_state, n_jobs=self.threads,
                     deterministic=not self.clock,
                 )
                 weights = None if self.sample_weight is None else self.sample_weight[tr]

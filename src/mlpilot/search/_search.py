@@ -18,7 +18,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -49,6 +49,7 @@ from mlpilot.tune._budget import (
     UNINTERRUPTIBLE_SHARE,
 )
 from mlpilot.tune._executor import Executor, quiet
+from mlpilot.tune._stats import _resolve_seed
 from mlpilot.tune._tuner import Tuner
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,8 @@ class SearchConfig:
         Cross-validation folds; chosen from the data size when None.
     families : tuple of str or None
         Families allowed (all when None).
-    seed : int
+    random_state : int
+        Seed of the folds, the tuner and the models.
     n_jobs : int
         Threads of the default local executor (folds fitted side by side on small tables).
     executor : Executor or None
@@ -106,19 +108,25 @@ class SearchConfig:
         Size of the final refit data relative to the development rows.
     stacking : {"auto", "on", "force", "off"}
         Whether a stack (`mlpilot.search._stack`) is tried beside the greedy ensemble.
+    seed : int, optional
+        Deprecated former name of ``random_state`` (warns with a `FutureWarning`).
     """
 
     budget: Budget = field(default_factory=lambda: Budget(None))
     n_trials: int = 10
     n_folds: int | None = None
     families: tuple[str, ...] | None = None
-    seed: int = 0
+    random_state: int = 0
     n_jobs: int = 2
     executor: Executor | None = field(default=None, compare=False)
     memory_limit: int | None = None
     predict_limit: float | None = None
     refit_share: float = 1.25
     stacking: str = "auto"
+    seed: InitVar[int | None] = None
+
+    def __post_init__(self, seed: int | None) -> None:
+        object.__setattr__(self, "random_state", _resolve_seed(self.random_state, seed, "SearchConfig"))
 
 
 @dataclass
@@ -249,9 +257,9 @@ def text_folds(X: pd.DataFrame, y: np.ndarray, roles: dict[str, str], n_folds: i
     the full count's projection does not fit.
     """
     budget = config.budget
-    rows = probe_rows(len(y), config.seed)
+    rows = probe_rows(len(y), config.random_state)
     fit_row, transform_row = probes[(encoding, False)] = probe_preprocessing(
-        X, y, rows, encoding=encoding, roles=roles, plan=PREPROCESS_PLANS[0], seed=config.seed, timer=budget.clock,
+        X, y, rows, encoding=encoding, roles=roles, plan=PREPROCESS_PLANS[0], random_state=config.random_state, timer=budget.clock,
         threads=1)
     n_hold = 0 if holdout is None else len(holdout)
 
@@ -279,12 +287,15 @@ def choose_n_folds(n_rows: int, y: np.ndarray, task: str, requested: int | None)
     return max(2, min(k, n_rows // 2))
 
 
-def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def make_folds(y: np.ndarray, task: str, n_folds: int, random_state: int = 0, *,
+               seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled (stratified for classification) cross-validation folds; ``seed``: deprecated name of ``random_state``."""
+    random_state = _resolve_seed(random_state, seed, "make_folds")
     splitter: Any
     if task == "regression":
-        splitter = KFold(n_folds, shuffle=True, random_state=seed)
+        splitter = KFold(n_folds, shuffle=True, random_state=random_state)
     else:
-        splitter = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+        splitter = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
     return [(tr, va) for tr, va in splitter.split(np.zeros(len(y)), y)]
 
 
@@ -338,7 +349,7 @@ def run_search(
     if clock and config.n_folds is None and has_text_features(X, roles):
         n_folds = text_folds(X, y, roles, n_folds, encoding="onehot" if first_text else "ordinal",
                              holdout=holdout, config=config, probes=probes, notes=early_notes)
-    folds = make_folds(y, task, n_folds, config.seed)
+    folds = make_folds(y, task, n_folds, config.random_state)
     if sample_weight is not None:
         metric = metric.weighted(sample_weight)
     runner = CandidateRunner(X, y, task=task, metric=metric, roles=roles, n_classes=n_classes, holdout=holdout,
@@ -382,7 +393,7 @@ def run_search(
     if boosted:
         best_family = max(boosted, key=lambda c: c.cv_mean).family
         space = FAMILIES[best_family].search_space()
-        tuner = Tuner(space, random_state=config.seed)
+        tuner = Tuner(space, random_state=config.random_state)
         trial_no = 0
         while True:
             if clock:
@@ -440,7 +451,7 @@ def run_search(
     # 5. a stack over the best candidates, registered only where it beats the greedy ensemble out of fold
     stack = consider_stack(usable, candidates, choice, y, metric, folds, task=task, n_classes=n_classes,
                            mode=config.stacking, budget=budget, keep=runner.refit_reserve,
-                           refit_share=config.refit_share, predict_limit=config.predict_limit, seed=config.seed,
+                           refit_share=config.refit_share, predict_limit=config.predict_limit, random_state=config.random_state,
                            notes=notes)
     if stack is not None and stack.chosen:
         choice = replace(choice, weights=stack.stacker.importance(), oof=stack.oof, holdout=stack.holdout,
@@ -472,11 +483,12 @@ def fit_final(
     task: str,
     roles: dict[str, str],
     n_classes: int,
-    seed: int,
+    random_state: int = 0,
     n_jobs: int,
     deterministic: bool,
     budget: Budget | None = None,
     sample_weight: np.ndarray | None = None,
+    seed: int | None = None,
 ) -> tuple[list[tuple[Any, Any]], list[str], list[float], list[str]]:
     """Refit the ensemble members on ``X, y`` (rows weighted by ``sample_weight``); return members, names, weights, notes.
 
@@ -484,7 +496,9 @@ def fit_final(
     expected refit time (from its cross-validation) does not fit what is left
     of ``budget`` is not started: it is dropped and the weights renormalised.
     Re-score the search with `SearchResult.with_weights` before reporting.
+    ``seed`` is the deprecated former name of ``random_state``.
     """
+    random_state = _resolve_seed(random_state, seed, "fit_final")
     budget = budget or Budget(None)
     notes: list[str] = []
     n_jobs = 1 if len(y) * max(X.shape[1], 1) < 1_000_000 else n_jobs
@@ -515,7 +529,7 @@ def fit_final(
         if key not in shared:
             sub_roles = {c: r for c, r in roles.items() if r == "text"} if text_only else roles
             # the plan the folds were scored with (fewer text features when the budget asked for it)
-            pre = TabularPreprocessor(encoding=fam.encoding, roles=sub_roles, random_state=seed,
+            pre = TabularPreprocessor(encoding=fam.encoding, roles=sub_roles, random_state=random_state,
                                       **result.preprocess.get(key, {}))
             with quiet(n_jobs):
                 shared[key] = (pre, pre.fit_transform(X, y))
@@ -532,7 +546,7 @@ def fit_final(
         learner = Learner(
             family=cand.family, task=task, params=params,
             categorical_indices=tuple(pre.categorical_indices_), n_classes=n_classes,
-            random_state=seed, n_jobs=n_jobs, deterministic=deterministic,
+            random_state=random_state, n_jobs=n_jobs, deterministic=deterministic,
         )
         learner.fit(Xt, y, stop_at=stop_at, clock=budget.clock, sample_weight=sample_weight)
         planned = params.get("n_estimators")

@@ -125,7 +125,7 @@ class LinearStacker:
 
 
 def fit_stacker(task: str, names: list[str], values: list[np.ndarray], y: np.ndarray, *, n_classes: int,
-                seed: int) -> LinearStacker:
+                random_state: int) -> LinearStacker:
     """Fit the level-2 layer on the members' ``values`` (their out-of-fold predictions) and ``y``.
 
     Deterministic: the same inputs give the same coefficients (lbfgs, NNLS).
@@ -142,13 +142,13 @@ def fit_stacker(task: str, names: list[str], values: list[np.ndarray], y: np.nda
     from sklearn.linear_model import LogisticRegression
 
     with quiet(1):
-        clf = LogisticRegression(C=STACK_C, max_iter=1000, random_state=seed).fit(Z, y)
+        clf = LogisticRegression(C=STACK_C, max_iter=1000, random_state=random_state).fit(Z, y)
     return LinearStacker(task, names, clf.coef_, clf.intercept_, n_classes=n_classes,
                          classes=np.asarray(clf.classes_, dtype=np.int64))
 
 
 def nested_oof(task: str, names: list[str], values: list[np.ndarray], y: np.ndarray,
-               folds: list[tuple[np.ndarray, np.ndarray]], *, n_classes: int, seed: int,
+               folds: list[tuple[np.ndarray, np.ndarray]], *, n_classes: int, random_state: int,
                on_fold: Callable[[int], bool] | None = None) -> np.ndarray | None:
     """The stack's out-of-fold predictions: for each fold, a stacker fitted on the other folds' rows.
 
@@ -157,7 +157,7 @@ def nested_oof(task: str, names: list[str], values: list[np.ndarray], y: np.ndar
     """
     out: np.ndarray | None = None
     for i, (tr, va) in enumerate(folds):
-        stacker = fit_stacker(task, names, [v[tr] for v in values], y[tr], n_classes=n_classes, seed=seed)
+        stacker = fit_stacker(task, names, [v[tr] for v in values], y[tr], n_classes=n_classes, random_state=random_state)
         pred = stacker.combine([v[va] for v in values])
         if out is None:
             out = np.zeros((len(y), *pred.shape[1:]))
@@ -189,7 +189,7 @@ class StackChoice:
     decision: str
     greedy_fold_scores: list[float]
     greedy_holdout: np.ndarray | None
-    seed: int = 0
+    random_state: int = 0
 
     def to_dict(self, metric: Metric) -> dict[str, Any]:
         """The decision's evidence, in the metric's own sign (the registry event, the model card)."""
@@ -207,7 +207,7 @@ class StackChoice:
         """This stack over ``names`` only (the refit dropped a member): the layer refit, rescored out of fold."""
         kept = [n for n in self.names if n in names]
         oof, hold, stacker, scores = _stack_over(kept, candidates, y, folds, metric, task=self.stacker.task,
-                                                 n_classes=self.stacker.n_classes, seed=self.seed)
+                                                 n_classes=self.stacker.n_classes, random_state=self.random_state)
         assert oof is not None
         return replace(self, names=kept, stacker=stacker, oof=oof, holdout=hold, fold_scores=scores,
                        stack_cv=float(np.mean(scores)))
@@ -236,12 +236,12 @@ def stack_members(usable: list[CandidateResult], greedy: dict[str, float], *,
 
 
 def _stack_over(names: list[str], candidates: dict[str, CandidateResult], y: np.ndarray,
-                folds: list[tuple[np.ndarray, np.ndarray]], metric: Metric, *, task: str, n_classes: int, seed: int,
+                folds: list[tuple[np.ndarray, np.ndarray]], metric: Metric, *, task: str, n_classes: int, random_state: int,
                 on_fold: Callable[[int], bool] | None = None,
                 ) -> tuple[np.ndarray | None, np.ndarray | None, LinearStacker, list[float]]:
     oofs = [np.asarray(candidates[n].oof) for n in names]
-    oof = nested_oof(task, names, oofs, y, folds, n_classes=n_classes, seed=seed, on_fold=on_fold)
-    stacker = fit_stacker(task, names, oofs, y, n_classes=n_classes, seed=seed)
+    oof = nested_oof(task, names, oofs, y, folds, n_classes=n_classes, random_state=random_state, on_fold=on_fold)
+    stacker = fit_stacker(task, names, oofs, y, n_classes=n_classes, random_state=random_state)
     holds = [candidates[n].holdout for n in names]
     hold = None if any(h is None for h in holds) else stacker.combine([np.asarray(h) for h in holds])
     scores = [] if oof is None else [metric.on(va).score(y[va], oof[va]) for _tr, va in folds]
@@ -251,7 +251,7 @@ def _stack_over(names: list[str], candidates: dict[str, CandidateResult], y: np.
 def consider_stack(usable: list[CandidateResult], candidates: list[CandidateResult], choice: EnsembleChoice,
                    y: np.ndarray, metric: Metric, folds: list[tuple[np.ndarray, np.ndarray]], *, task: str,
                    n_classes: int, mode: str, budget: Budget, keep: Callable[[], float], refit_share: float,
-                   predict_limit: float | None, seed: int, notes: list[str]) -> StackChoice | None:
+                   predict_limit: float | None, random_state: int, notes: list[str]) -> StackChoice | None:
     """Try a stack over the best candidates; chosen only where it beats the greedy ensemble out of fold.
 
     ``choice`` is the greedy ensemble (`select_ensemble`). The stack is tried
@@ -303,7 +303,7 @@ def consider_stack(usable: list[CandidateResult], candidates: list[CandidateResu
         return False
 
     oof, hold, stacker, scores = _stack_over(names, by_name, y, folds, metric, task=task, n_classes=n_classes,
-                                             seed=seed, on_fold=on_fold)
+                                             random_state=random_state, on_fold=on_fold)
     if oof is None:
         notes.extend(skipped)
         return None
@@ -327,5 +327,5 @@ def consider_stack(usable: list[CandidateResult], candidates: list[CandidateResu
     return StackChoice(names=names, stacker=stacker, oof=oof, holdout=hold, fold_scores=scores, greedy_cv=greedy_cv,
                        stack_cv=stack_cv, margin=margin, chosen=chosen, forced=chosen and not won, seconds=seconds,
                        decision=decision, greedy_fold_scores=list(choice.fold_scores), greedy_holdout=choice.holdout,
-                       seed=seed)
+                       random_state=random_state)
 
