@@ -70,7 +70,7 @@ bench-monitor: $(STAMP)
 	$(PY) bench/monitor/drift.py
 
 bench-monitor-log: $(STAMP)
-	$(PY) bench/monitor/log.py
+	$(PY) bench/monitor/log.py --output bench/results/monitor-log.md
 
 bench-loop: $(STAMP)
 	$(PY) bench/monitor/loop.py

@@ -14,8 +14,9 @@ subprocess, so its peak RSS is its own:
   - mlpilot monitor over the whole window (1M-row chunks, binned and merged),
     against a model trained on the table after the write
 
-Writes bench/results/monitor-log.md.
-Run: make bench-monitor-log   (or: python bench/monitor/log.py --rows 10000000)
+Prints the markdown table; ``--output`` also writes it (``make bench-monitor-log`` writes
+bench/results/monitor-log.md), so a trial run leaves the recorded results as they were.
+Run: make bench-monitor-log   (or: python bench/monitor/log.py --rows 100000)
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE.parent / "results" / "monitor-log.md"
 FEATURES = ["total_day_minutes", "state", "number_customer_service_calls"]
 REQUEST_ROWS = 1000
 
@@ -149,6 +149,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--before-rows", type=int, default=1_000_000,
                         help="Rows of the JSON-lines log read the old way.")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="Also write the table here, e.g. bench/results/monitor-log.md (default: print only).")
     opts = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as big, tempfile.TemporaryDirectory() as small:
@@ -195,9 +197,11 @@ def main() -> None:
         "",
         f"Command: `python bench/monitor/log.py --rows {opts.rows} --before-rows {opts.before_rows}`",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if opts.output is not None:
+        opts.output.parent.mkdir(parents=True, exist_ok=True)
+        opts.output.write_text("\n".join(lines) + "\n")
+        print(f"written to {opts.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -132,6 +132,7 @@ def test_every_phase_gets_its_deadline_from_one_budget(small_churn: pd.DataFrame
     outcome = fit_tabular(small_churn, "churn", config, budget_clock=clock, on_progress=clock.on_progress)
     deadlines = outcome.deadlines
     assert list(deadlines) == ["search", "refit", "evaluate", "report", "register"]
+    assert outcome.card["protocol"]["budget"] == "time budget 60s"
     # no report and nothing measured to keep back: the search may run until registration's reserve
     register = 60 - slack(60)
     search = register - register_seconds(len(small_churn) * len(outcome.features))
@@ -165,6 +166,7 @@ def test_deterministic_training_records_no_deadlines(small_churn: pd.DataFrame) 
 
     outcome = fit_tabular(small_churn, "churn", make_config(**FAST), budget_clock=clock)
     assert outcome.deadlines == {} and outcome.card["protocol"]["time_budget_seconds"] is None
+    assert outcome.card["protocol"]["budget"] == "0 tuner trials after the portfolio, no time limit"
 
 
 def test_scores_are_those_of_the_members_registered(small_churn: pd.DataFrame) -> None:

@@ -186,6 +186,55 @@ def test_labels_fed_back_to_a_server_roll_a_worse_champion_back_on_its_own_live_
     assert [e["payload"]["rows"] for e in events if e["kind"] == "live_check"] == [130]
 
 
+def _serve_logged(workspace: Workspace, registry: Registry, version: int, live: pd.DataFrame,
+                  starts: range) -> None:
+    """``version`` answers ten live rows a request (from each of ``starts``), logged as serve logs them."""
+    from mlpilot.monitor import PredictionLog
+    from mlpilot.runtime import load_version, score_frame
+
+    loaded = load_version(registry, registry.get_version(f"bc:{version}"))
+    writer = PredictionLog(workspace).start()
+    try:
+        for start in starts:
+            scored = score_frame(loaded, live.drop(columns=["target"]).iloc[start:start + 10].reset_index(drop=True))
+            writer.log("bc", version, scored.inputs, scored.predictions, 1.0, probabilities=scored.probabilities,
+                       request_ids=f"r{start}")
+    finally:
+        writer.close()
+
+
+def test_the_logged_live_check_reads_the_old_champion_from_its_shadow_log(
+        cancer: pd.DataFrame, weak: Path, tmp_path: Path) -> None:
+    from mlpilot.autopilot._rollback import logged_live_check
+    from mlpilot.autopilot._shadow import shadow_score
+    from mlpilot.monitor import record_feedback
+
+    path = tmp_path / "data.parquet"
+    cancer.iloc[:350].to_parquet(path)
+    workspace = _copy(weak, tmp_path)
+    assert watch("bc", path, workspace=workspace, **FAST).champion == 2
+    live = cancer.iloc[350:480].reset_index(drop=True)
+    registry = Registry(workspace)
+    try:
+        new, old = registry.get_version("bc:2"), registry.get_version("bc:1")
+        _serve_logged(workspace, registry, 2, live, range(0, 60, 10))
+        assert shadow_score(registry, "bc", old, champion=2)[0] == 60  # v1 shadows the first six requests
+        _serve_logged(workspace, registry, 2, live, range(60, 130, 10))
+        labels = pd.DataFrame({"request_id": [f"r{i - i % 10}" for i in range(130)], "row": [i % 10 for i in range(130)],
+                               "label": 1 - live["target"]})  # the world flips: labels inverted
+        assert record_feedback(workspace, "bc", labels, registry=registry).accepted == 130
+        mixed = logged_live_check(registry, "bc", new, old)
+        assert mixed is not None and (mixed["old_from_shadow"], mixed["old_rescored"]) == (60, 70), mixed
+        shadow_score(registry, "bc", old, champion=2)  # and the rest: every old prediction is now read from the log
+        shadowed = logged_live_check(registry, "bc", new, old)
+    finally:
+        registry.close()
+    assert shadowed is not None and (shadowed["old_from_shadow"], shadowed["old_rescored"]) == (130, 0), shadowed
+    # v1's logged shadow predictions score as its rescored ones do, paired with v2's rows by (request_id, row)
+    assert shadowed["old"] == pytest.approx(mixed["old"], abs=1e-9) and shadowed["new"] == mixed["new"]
+    assert shadowed["rows"] == 130 and shadowed["rollback"] and shadowed["new"] < shadowed["old_interval"][0]
+
+
 def test_parquet_folder_that_grows(cancer: pd.DataFrame, strong: Path, tmp_path: Path) -> None:
     workspace = _copy(strong, tmp_path)
     folder = tmp_path / "parts"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from mlpilot.cli import app
@@ -19,21 +21,37 @@ def flat(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-@pytest.fixture
-def churn_csv(tmp_path: Path, churn: pd.DataFrame) -> Path:
-    path = tmp_path / "churn.csv"
+@pytest.fixture(scope="module")
+def churn_csv(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> Path:
+    path = tmp_path_factory.mktemp("data") / "churn.csv"
     churn.sample(600, random_state=1).to_csv(path, index=False)
     return path
 
 
-def test_train_leaderboard_predict(churn_csv: Path, tmp_path: Path) -> None:
-    ws = str(tmp_path / "ws")
-    report = tmp_path / "report.html"
-    result = runner.invoke(app, ["train", str(churn_csv), "--target", "churn", "-w", ws, *FAST, "--report", str(report)])
+@pytest.fixture(scope="module")
+def trained(churn_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    """A workspace where ``mlpilot train`` registered churn:1, with the run's output (one training per module)."""
+    root = tmp_path_factory.mktemp("trained")
+    report = root / "report.html"
+    with pytest.MonkeyPatch.context() as mp:  # what the per-test _isolated_env does, before it runs
+        for key in ("MLPILOT_DB_URL", "MLPILOT_API_KEY"):
+            mp.delenv(key, raising=False)
+        mp.setenv("MLPILOT_HOME", str(root / "default-workspace"))
+        result = runner.invoke(app, ["train", str(churn_csv), "--target", "churn", "-w", str(root / "ws"), *FAST,
+                                     "--report", str(report)])
     assert result.exit_code == 0, result.output
+    return root, result
+
+
+def test_train_leaderboard_predict(churn_csv: Path, trained: tuple[Path, Result], tmp_path: Path) -> None:
+    root, result = trained
+    ws, report = str(root / "ws"), root / "report.html"
     out = flat(result.output)
     assert "Registered churn:1 as champion" in out and "vs dummy" in out and "Holdout roc_auc" in out
+    # a deterministic run is bounded by its trials: no time budget is shown, in the CLI or the report
+    assert "(0 tuner trials after the portfolio, no time limit)" in out and "budget 60s" not in out
     assert report.read_text().startswith("<!doctype html>")
+    assert "<li>budget: 0 tuner trials after the portfolio, no time limit</li>" in report.read_text()
 
     board = runner.invoke(app, ["leaderboard", "churn", "-w", ws])
     assert board.exit_code == 0, board.output
@@ -47,10 +65,10 @@ def test_train_leaderboard_predict(churn_csv: Path, tmp_path: Path) -> None:
     assert {"prediction", "probability_no", "probability_yes"} <= set(frame.columns) and len(frame) == 600
 
 
-def test_second_worse_model_is_a_candidate_and_the_cli_says_why(churn_csv: Path, tmp_path: Path) -> None:
-    ws = str(tmp_path / "ws")
-    first = runner.invoke(app, ["train", str(churn_csv), "-t", "churn", "-w", ws, *FAST])
-    assert first.exit_code == 0, first.output
+def test_second_worse_model_is_a_candidate_and_the_cli_says_why(
+        churn_csv: Path, trained: tuple[Path, Result], tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(trained[0] / "ws", ws)  # churn:1, trained by the CLI (this test adds a version)
     # a weaker family on the same data and holdout
     from mlpilot.automl import train
     from mlpilot.registry import Workspace

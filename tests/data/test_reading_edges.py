@@ -6,6 +6,7 @@ import bz2
 import gzip
 import lzma
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,9 @@ def _zstd(data: bytes) -> bytes:
     return bytes(sink.getvalue())
 
 
-COMPRESSORS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress, ".zst": _zstd}
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    ".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress, ".zst": _zstd,
+}
 
 
 @pytest.mark.parametrize("suffix", sorted(COMPRESSORS))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +19,7 @@ def reviews() -> pd.DataFrame:
     return frame[["review", "score"]].iloc[:400].reset_index(drop=True)
 
 
-def _text(**kw: int) -> TabularPreprocessor:
+def _text(**kw: Any) -> TabularPreprocessor:
     return TabularPreprocessor(roles={"review": "text"}, text_features=3000, text_components=5, **kw)
 
 
@@ -91,7 +93,7 @@ def test_target_encoding_by_task(kind: str, width: int) -> None:
 
 
 def test_dates_parts_reference_and_flags() -> None:
-    days = pd.Series(pd.to_datetime(["2024-01-06", "2024-01-08", "2024-12-31", None]))
+    days = pd.to_datetime(pd.Series(["2024-01-06", "2024-01-08", "2024-12-31", None]))
     reference, parts = fit_date_parts(days)
     assert "hour" not in parts and "weekend" in parts  # no time of day in these dates
     out = date_parts(days, reference, parts)

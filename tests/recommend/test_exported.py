@@ -20,6 +20,7 @@ def test_recency_weights_favour_the_latest_interactions() -> None:
     df = pd.DataFrame({"u": [1, 1, 1, 1, 2], "i": [1, 2, 3, 4, 1], "t": [40, 10, 30, 20, 5], "r": [5.0, 4, 2, 4, 4]})
     data = prepare_interactions(df, user="u", item="i", rating="r", timestamp="t")
     w = recency_weights(data, 0.5)
+    assert data.timestamp is not None
     by_time = dict(zip(data.timestamp.tolist(), w.tolist(), strict=True))
     assert by_time[40] == 1.0 and by_time[5] == 1.0
     assert by_time[40] > by_time[30] > by_time[20] > by_time[10]

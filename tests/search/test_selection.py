@@ -32,7 +32,8 @@ def test_a_redundant_member_is_pruned_and_a_blend_of_independent_models_kept() -
                              predict_limit=None, notes=notes)
     assert abs(sum(choice.weights.values()) - 1.0) < 1e-9 and len(choice.weights) <= 2
     assert not {"lightgbm", "lightgbm_tuned_1"} <= set(choice.weights)  # the twin is redundant
-    expected = sum(w * next(c for c in usable if c.name == n).oof for n, w in choice.weights.items())
+    oofs = {c.name: np.asarray(c.oof) for c in usable}
+    expected = np.sum([w * oofs[n] for n, w in choice.weights.items()], axis=0)
     np.testing.assert_allclose(choice.oof, expected)
     assert choice.holdout is not None and choice.holdout.shape == (10,)
     # independent errors: the blend beats either model on every fold

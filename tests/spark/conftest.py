@@ -24,6 +24,8 @@ def spark() -> Iterator[Any]:
         if not Path("/usr/share/java/postgresql.jar").exists() and _M2_JARS:
             mp.setenv("MLPILOT_SPARK_JARS", str(_M2_JARS[-1]))
         session = get_session("local[2]", app_name="mlpilot-tests")
+    # the tests' tables are small: one shuffle partition per core, not get_session's eight (fewer tiny tasks)
+    session.conf.set("spark.sql.shuffle.partitions", "2")
     yield session
     session.stop()
 

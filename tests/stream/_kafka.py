@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 
 def create_topics(brokers: str, *names: str, partitions: int = 1) -> None:
@@ -47,7 +48,9 @@ class TopicReader:
         while True:
             for msg in self.consumer.consume(1000, 0.1):
                 if msg.error() is None:
-                    self.records.append(json.loads(msg.value()))
+                    value = msg.value()
+                    assert value is not None, "a record without a value"
+                    self.records.append(json.loads(value))
                     key = msg.key()
                     self.keys.append(key.decode() if key is not None else None)
             if len(self.records) >= n or time.monotonic() > deadline:

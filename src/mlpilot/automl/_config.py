@@ -73,6 +73,25 @@ class TrainConfig(BaseModel):
         """The former name of `random_state` (read-only)."""
         return self.random_state
 
+    @property
+    def budget_description(self) -> str:
+        """What bounds the run, as the CLI, the model card and the report say it.
+
+        A deterministic run is bounded by its work (the portfolio, then ``n_trials``
+        tuner trials), never by the clock; any other run by its time budget.
+
+        Examples
+        --------
+        >>> TrainConfig(deterministic=True, n_trials=6).budget_description
+        '6 tuner trials after the portfolio, no time limit'
+        >>> TrainConfig(time_budget="2m").budget_description
+        'time budget 120s'
+        """
+        if self.deterministic:
+            trials = "1 tuner trial" if self.n_trials == 1 else f"{self.n_trials} tuner trials"
+            return f"{trials} after the portfolio, no time limit"
+        return f"time budget {self.time_budget:g}s"
+
     @field_validator("time_budget", mode="before")
     @classmethod
     def _budget(cls, value: Any) -> float:

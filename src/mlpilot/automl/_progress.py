@@ -8,9 +8,10 @@ from typing import Any
 class SearchProgress:
     """Context manager yielding a callback that updates a rich progress bar on stderr."""
 
-    def __init__(self, budget: float, *, deterministic: bool = False) -> None:
+    def __init__(self, budget: float, *, deterministic: bool = False, n_trials: int = 0) -> None:
         self.budget = budget
         self.deterministic = deterministic
+        self.n_trials = n_trials
 
     def __enter__(self) -> Any:
         from rich.console import Console
@@ -28,7 +29,8 @@ class SearchProgress:
             transient=True,
         )
         self._progress.start()
-        budget = "trials" if self.deterministic else f"{self.budget:.0f}s"
+        # a deterministic search is bounded by its trials, not by the clock
+        budget = f"no time limit, {self.n_trials} tuner trials" if self.deterministic else f"{self.budget:.0f}s"
         self._task = self._progress.add_task(
             "search", total=None if self.deterministic else self.budget,
             budget=budget, trials=0, best="—", current="",

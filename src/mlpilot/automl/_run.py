@@ -508,4 +508,4 @@ def _progress(config: TrainConfig) -> Any:
         return _NullProgress()
     from mlpilot.automl._progress import SearchProgress
 
-    return SearchProgress(config.time_budget, deterministic=config.deterministic)
+    return SearchProgress(config.time_budget, deterministic=config.deterministic, n_trials=config.n_trials)

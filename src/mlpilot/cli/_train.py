@@ -193,7 +193,7 @@ def train_command(
         console.print(escape(out.card["stacking"]["decision"]), highlight=False)
     verdict = "[bold green]champion[/]" if run.champion else "[yellow]candidate[/]"
     console.print(f"Registered [bold]{run.name}:{run.version}[/] as {verdict}: {run.champion_reason}", highlight=False)
-    console.print(f"Finished in {run.timings.get('total', 0):.1f}s (budget {run.config.time_budget:.0f}s)", highlight=False)
+    console.print(f"Finished in {run.timings.get('total', 0):.1f}s ({run.config.budget_description})", highlight=False)
     if report is not None:
         run.report(report)
         console.print(f"Report written to {report}", highlight=False)

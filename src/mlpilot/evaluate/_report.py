@@ -26,8 +26,13 @@ def model_card(
     notes: list[str],
     dataset_id: str | None = None,
     refit_full: bool = True,
+    budget: str,
 ) -> dict[str, Any]:
-    """A JSON-ready model card: data, task, protocol, scores with intervals, limitations."""
+    """A JSON-ready model card: data, task, protocol, scores with intervals, limitations.
+
+    ``budget`` says what bounded the run (``TrainConfig.budget_description``);
+    ``time_budget`` is its seconds, None when no clock bounded it.
+    """
     limitations: list[str] = []
     if class_counts:
         counts = np.array(list(class_counts.values()), dtype=float)
@@ -66,6 +71,7 @@ def model_card(
                 "members refit on all rows; scores are the cross-validation fold models' of the same members"
                 if refit_full else "members fit on the development rows"
             ),
+            "budget": budget,
             "time_budget_seconds": time_budget,
             "seed": seed,
         },
