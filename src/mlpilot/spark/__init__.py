@@ -9,13 +9,15 @@ Only this package imports pyspark, and only once a function here is called:
 - `predict_spark`: batch scoring with the runtime's `score_frame` in ``mapInPandas``;
   bad rows go to a rejects output.
 - `profile_spark`: the `mlpilot.data.Profile` of a table from Spark aggregates.
-- `plan_training`: the driver sample (sized to its memory) and the cluster holdout
-  behind ``mlpilot.train(spark_df, target=...)``.
+- `plan_training`: the driver sample (sized to its memory, `driver_budget_bytes`,
+  ``MLPILOT_SPARK_DRIVER_MEMORY``) and the cluster holdout behind
+  ``mlpilot.train(spark_df, target=...)``; the final fit with ``xgboost.spark`` when
+  the training part does not fit the driver (`mlpilot.spark._fit`).
 - `SparkExecutor`: the ``mlpilot.tune`` executor seam (``map``, ``n_workers``), one task per item.
 - `snapshot_spark`: a content fingerprint and the Parquet dataset in the workspace.
 """
 
-from mlpilot.spark._executor import SparkExecutor
+from mlpilot.spark._executor import SparkExecutor, driver_only
 from mlpilot.spark._profile import SparkProfile, profile_spark
 from mlpilot.spark._score import BatchScoring, predict_spark, scored_frame
 from mlpilot.spark._session import (
@@ -27,19 +29,29 @@ from mlpilot.spark._session import (
 )
 from mlpilot.spark._snapshot import fingerprint, snapshot_spark
 from mlpilot.spark._sources import describe, read_spark
-from mlpilot.spark._train import SparkTraining, plan_training
+from mlpilot.spark._train import (
+    DRIVER_MEMORY_ENV,
+    SparkTraining,
+    driver_budget_bytes,
+    parse_bytes,
+    plan_training,
+)
 
 __all__ = [
     "DEFAULT_MASTER",
+    "DRIVER_MEMORY_ENV",
     "BatchScoring",
     "SparkExecutor",
     "SparkJobError",
     "SparkProfile",
     "SparkTraining",
     "describe",
+    "driver_budget_bytes",
+    "driver_only",
     "fingerprint",
     "get_session",
     "is_spark_frame",
+    "parse_bytes",
     "plan_training",
     "predict_spark",
     "profile_spark",
