@@ -39,6 +39,9 @@ class SparkExecutor:
     [1, 4, 9]
     """
 
+    #: Items run in the cluster's tasks, not on this machine's cores (a search hands them over on any table).
+    remote = True
+
     def __init__(self, spark: SparkSession | None = None, *, n_workers: int | None = None) -> None:
         require_pyspark("SparkExecutor")
         from mlpilot.spark._session import get_session

@@ -144,6 +144,7 @@ def _learner(booster: Any, task: str, n_classes: int, params: dict[str, Any], ca
     from mlpilot.search import Learner
 
     booster.set_attr(scikit_learn=None)  # xgboost.spark's own metadata; the plain wrapper reads the booster
+    booster.feature_names, booster.feature_types = None, None  # it predicts the preprocessor's matrix, as a local fit
     estimator = xgboost.XGBRegressor() if task == "regression" else xgboost.XGBClassifier()
     estimator.load_model(bytearray(booster.save_raw("json")))
     learner = Learner(family="xgboost", task=task, params=params, categorical_indices=categorical,
