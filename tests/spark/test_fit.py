@@ -13,7 +13,7 @@ import mlpilot
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_frame
-from mlpilot.spark import DRIVER_MEMORY_ENV, driver_budget_bytes, parse_bytes
+from mlpilot.spark import DRIVER_MEMORY_ENV, SparkExecutor, driver_budget_bytes, parse_bytes
 from mlpilot.tune import LocalExecutor
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
@@ -21,9 +21,9 @@ FAST = {"deterministic": True, "report": False}
 
 
 def test_the_search_on_spark_tasks_scores_as_on_local_threads(spark: Any, churn_rows: pd.DataFrame) -> None:
-    frame = spark.createDataFrame(churn_rows.head(600)).repartition(2)
     kw = {**FAST, "n_trials": 0, "families": ("linear",), "register": False}
-    on_spark = mlpilot.train(frame, "churn", **kw)  # type: ignore[arg-type]
+    frame = churn_rows.head(600)
+    on_spark = mlpilot.train(frame, "churn", executor=SparkExecutor(spark), **kw)  # type: ignore[arg-type]
     local = mlpilot.train(frame, "churn", executor=LocalExecutor(2), **kw)  # type: ignore[arg-type]
 
     def scores(run: Any) -> list[tuple[str, Any, Any]]:
@@ -31,11 +31,6 @@ def test_the_search_on_spark_tasks_scores_as_on_local_threads(spark: Any, churn_
 
     assert len(scores(on_spark)) == 2 and scores(on_spark) == scores(local)  # linear and the dummy baseline
     assert on_spark.metrics == local.metrics
-    spark_info = on_spark.outcome.card["data"]["spark"]
-    assert spark_info["executor"] == {"executor": "spark", "n_workers": 2, "master": "local[2]"}
-    assert spark_info["final_fit"]["where"] == "driver" and spark_info["budget"]["fits_driver"]
-    assert {r["executor"] for r in on_spark.outcome.evaluation.leaderboard} == {"spark (2 workers)"}
-    assert local.outcome.card["data"]["spark"]["executor"] == {"executor": "LocalExecutor", "n_workers": 2}
 
 
 def test_a_table_past_the_driver_budget_is_fitted_with_xgboost_spark_and_served_without_it(
@@ -46,6 +41,9 @@ def test_a_table_past_the_driver_budget_is_fitted_with_xgboost_spark_and_served_
                         n_trials=0, families=("xgboost",), **FAST)  # type: ignore[arg-type]
     info = run.outcome.card["data"]["spark"]
     assert info["budget"]["fits_driver"] is False and info["sample_rows"] < info["train_rows"]
+    # a Spark table's search runs on the table's session, the choice recorded on the card and the leaderboard
+    assert info["executor"] == {"executor": "spark", "n_workers": 2, "master": "local[2]"}
+    assert {r["executor"] for r in run.outcome.evaluation.leaderboard} == {"spark (2 workers)"}
     fit = info["final_fit"]
     assert (fit["where"], fit["learner"], fit["from_candidate"]) == ("cluster", "xgboost.spark SparkXGBClassifier",
                                                                     "xgboost")
@@ -74,7 +72,7 @@ def test_a_table_past_the_driver_budget_is_fitted_with_xgboost_spark_and_served_
 def test_the_driver_memory_override_is_parsed_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse_bytes("1500m") == 1500 << 20 and parse_bytes("2g") == 2 << 30
     monkeypatch.setenv(DRIVER_MEMORY_ENV, "3g")
-    assert driver_budget_bytes() == (3 << 30) - (700 << 20)
+    assert driver_budget_bytes() == (3 << 30) - (800 << 20)
     monkeypatch.setenv(DRIVER_MEMORY_ENV, "lots")
     with pytest.raises(InvalidParameterError, match=r"MLPILOT_SPARK_DRIVER_MEMORY='lots' .*'1500m', '4g'"):
         driver_budget_bytes()

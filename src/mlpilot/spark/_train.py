@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from mlpilot.tune import Executor
 
 #: Bytes of driver memory the engine needs per byte of the sample's pandas frame (the frame, its
-#: preprocessed copies, the folds and the learners' own matrices): measured with
-#: bench/spark/run.py (peak driver RSS against the sample it drew: 3.4 GB over a 179 MB sample at
-#: 1e6 rows, about 17.5x; see docs/spark.md).
+#: preprocessed copies, the folds and the learners' own matrices), measured with bench/spark/run.py:
+#: 3.4 GB of driver RSS over a 91 MB sample (800,000 rows at 114 B) at 1e6 rows, 812 MB over 9 MB at
+#: 1e5, about 29x above the driver's base; 32 keeps a margin (see docs/spark.md).
 _WORKING_FACTOR = 32
 #: What the driver holds besides the sample (Python, the libraries, py4j, Arrow buffers), from the bench.
 _DRIVER_BASE = 800 << 20
