@@ -113,12 +113,12 @@ class SparkTraining:
     @property
     def note(self) -> str:
         fit = self.decisions.get("final_fit", {})
-        where = (f"the final model is {fit['learner']} on all {self.n_train:,} training rows"
-                 if fit.get("where") == "cluster" else "so did the final fit")
+        used = (f"the search used {self.method}; the final model is {fit['learner']} on all {self.n_train:,} "
+                "training rows" if fit.get("where") == "cluster" else f"the search and the final fit used {self.method}")
         executor = self.decisions.get("executor", {})
         spread = (f" The candidate fits ran as Spark tasks ({executor.get('n_workers')} at once)."
                   if executor.get("executor") == "spark" else "")
-        return (f"Spark engine: the search used {self.method}; {where}.{spread} The full holdout is "
+        return (f"Spark engine: {used}.{spread} The full holdout is "
                 f"{self.n_rows - self.n_train:,} rows kept on the cluster.")
 
     def dataset(self, local: Dataset) -> Dataset:
