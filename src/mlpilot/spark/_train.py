@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     from mlpilot.tune import Executor
 
 #: Bytes of driver memory the engine needs per byte of the sample's pandas frame (the frame, its
-#: preprocessed copies, the folds and the learners' own matrices), measured with bench/spark/run.py:
-#: 3.4 GB of driver RSS over a 91 MB sample (800,000 rows at 114 B) at 1e6 rows, 812 MB over 9 MB at
-#: 1e5, about 29x above the driver's base; 32 keeps a margin (see docs/spark.md).
-_WORKING_FACTOR = 32
+#: preprocessed copies, the folds, the learners' own matrices and the search's work items pickled for
+#: Spark tasks), measured with bench/spark/run.py: about 29x above the driver's base with the search on
+#: the driver (3.4 GB over 91 MB at 1e6 rows), about 45x with it on Spark tasks (2.6 GB over 41 MB).
+_WORKING_FACTOR = 48
 #: What the driver holds besides the sample (Python, the libraries, py4j, Arrow buffers), from the bench.
 _DRIVER_BASE = 800 << 20
 #: The driver's default memory limit: the sample is sized so that the driver stays under it.
