@@ -63,6 +63,12 @@ def make_table(n_rows: int, folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+#: Prints the registered version's Spark section of the model card (sample, budget, final fit).
+_CARD = ("import json, sys; from mlpilot.registry import Registry, Workspace; "
+         "r = Registry(Workspace.open(sys.argv[1])); "
+         "print(json.dumps(r.get_version('flights').info['model_card'].get('data', {}).get('spark'), default=str))")
+
+
 def run(cmd: list[str], env: dict[str, str]) -> dict[str, float | int | str]:
     """Run ``cmd``; its wall time, exit code and peak RSS (driver process, whole tree) sampled every 0.2 s."""
     start = time.perf_counter()
@@ -157,6 +163,8 @@ def main() -> None:
     parser.add_argument("--budget", default="60")
     parser.add_argument("--recommend", action="store_true", help="Run only the recommender row.")
     parser.add_argument("--out", default=str(ROOT / "bench/results/spark.md"))
+    parser.add_argument("--engines", default="local,spark", help="which engines to run (comma-separated)")
+    parser.add_argument("--steps", default="profile,train,predict", help="which steps to run (comma-separated)")
     args = parser.parse_args()
     mlpilot = [sys.executable, "-m", "mlpilot"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MLPILOT_SPARK_MASTER": "local[2]"}
@@ -166,7 +174,7 @@ def main() -> None:
     results = []
     for n in (int(float(s)) for s in args.sizes.split(",")):
         table = make_table(n, WORK / f"flights-{n}")
-        for engine in ("local", "spark"):
+        for engine in args.engines.split(","):
             ws = WORK / f"ws-{n}-{engine}"
             shutil.rmtree(ws, ignore_errors=True)
             out = WORK / f"pred-{n}-{engine}" / ("scored.parquet" if engine == "spark" else "scored.csv")
@@ -186,6 +194,8 @@ def main() -> None:
                 for cmd in steps.values():
                     cmd[cmd.index(source)] = str(single)
             for step, cmd in steps.items():
+                if step not in args.steps.split(","):
+                    continue
                 r = run(cmd, env)
                 auc = None
                 if step == "train" and r["rc"] == 0:
@@ -194,6 +204,13 @@ def main() -> None:
                         text=True, env=env, cwd=ROOT).stdout or "{}")
                     metrics = info.get("metrics", {})
                     auc = metrics.get("holdout_full_roc_auc", metrics.get("holdout_roc_auc"))
+                    spark_info = json.loads(subprocess.run(
+                        [sys.executable, "-c", _CARD, str(ws)], capture_output=True, text=True, env=env,
+                        cwd=ROOT).stdout or "null")
+                    if spark_info:  # the driver sample and the final-fit decision, with their evidence
+                        r["spark"] = {k: spark_info.get(k) for k in ("sample_rows", "train_rows", "budget",
+                                                                      "final_fit", "full_fit_vs_sample_fit")}
+                        print(json.dumps(r["spark"], default=str), flush=True)
                 results.append({"rows": n, "engine": engine, "step": step, "auc": auc, **r})
                 print(f"{n:>9,} {engine:5} {step:8} rc={r['rc']} {r['wall_s']:7.1f}s driver {r['driver_mb']:7.0f} MB "
                       f"tree {r['tree_mb']:7.0f} MB auc={auc}", flush=True)

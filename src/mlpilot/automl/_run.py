@@ -399,6 +399,7 @@ def train(
 
         spark = plan_training(data, target, workspace=ws, holdout=config.holdout, random_state=config.random_state)
         data = spark.sample
+        executor = spark.search_executor(executor)  # candidate fits as Spark tasks
     dataset = load_dataset(data, target=target, workspace=ws, table=table, query=query,
                            snapshot=register and spark is None)
     dataset = spark.dataset(dataset) if spark is not None else dataset
@@ -406,9 +407,10 @@ def train(
     if not register or ws is None:
         with _progress(config) as on_progress:
             outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
-                                  title=f"mlpilot: {model_name}", on_progress=on_progress, executor=executor)
+                                  title=f"mlpilot: {model_name}", on_progress=_on_driver(on_progress, spark),
+                                  executor=executor)
         if spark is not None:
-            spark.evaluate(outcome)
+            spark.finish(outcome)
         return TrainingRun(model_name, outcome, config, timings=outcome.timings)
     registry = Registry(ws)
     try:
@@ -422,9 +424,9 @@ def train(
             with _progress(config) as on_progress:
                 outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
                                       title=f"mlpilot: {model_name}", dataset_id=dataset_id,
-                                      on_progress=on_progress, executor=executor)
+                                      on_progress=_on_driver(on_progress, spark), executor=executor)
             if spark is not None:
-                spark.evaluate(outcome)
+                spark.finish(outcome)
             t0 = time.perf_counter()
             fit_rows, holdout_rows = _training_rows(dataset.frame, labelled, outcome, config)
             decision = challenge(registry, model_name, Challenger.from_outcome(outcome, holdout_rows), policy)
@@ -466,6 +468,8 @@ def train(
                 registry.log_event("threshold", model_name, {"version": mv.version, **info["threshold"]})
             if info["stacking"] is not None:  # ... and the stack against the greedy ensemble
                 registry.log_event("stacking", model_name, {"version": mv.version, **info["stacking"]})
+            if spark is not None:  # where the search ran and where the final model was fitted, with the evidence
+                registry.log_event("spark_training", model_name, _json_ready({"version": mv.version, **spark.decisions}))
             timings = {**outcome.timings, "register": time.perf_counter() - t0,
                        "total": time.perf_counter() - start}
             registry.finish_run(run_id, metrics=metrics, timings=timings)
@@ -491,6 +495,15 @@ def load(ref: str, *, workspace: Any = None) -> Any:
         return registry.load_model(ref)
     finally:
         registry.close()
+
+
+def _on_driver(on_progress: Any, spark: Any) -> Any:
+    """The progress callback; on Spark, one that Spark tasks carry (in the search's state) but never call."""
+    if spark is None:
+        return on_progress
+    from mlpilot.spark import driver_only
+
+    return driver_only(on_progress)
 
 
 class _NullProgress:

@@ -437,8 +437,11 @@ class CandidateRunner:
         })
 
     def fold_workers(self, family: str) -> int:
-        if self.threads > 1 or self.executor.n_workers < 2 or self.n_folds < 2 or family == "dummy":
+        remote = getattr(self.executor, "remote", False)  # a cluster's tasks do not share this machine's cores
+        if (self.threads > 1 and not remote) or self.executor.n_workers < 2 or self.n_folds < 2 or family == "dummy":
             return 1
+        if remote:
+            return min(self.executor.n_workers, self.n_folds)
         workers = min(self.executor.n_workers, self.n_folds)
         need = estimated_bytes(family, len(self.y), self.X.shape[1], self.n_classes) * workers
         if self.config.memory_limit is not None and need > self.config.memory_limit:

@@ -10,8 +10,10 @@ Only this package imports pyspark, and only once a function here is called:
   bad rows go to a rejects output.
 - `recommend_spark`: a recommender's top-k for every user of a table (unknown users: most popular).
 - `profile_spark`: the `mlpilot.data.Profile` of a table from Spark aggregates.
-- `plan_training`: the driver sample (sized to its memory) and the cluster holdout
-  behind ``mlpilot.train(spark_df, target=...)``.
+- `plan_training`: the driver sample (sized to its memory, `driver_budget_bytes`,
+  ``MLPILOT_SPARK_DRIVER_MEMORY``) and the cluster holdout behind
+  ``mlpilot.train(spark_df, target=...)``; the final fit with ``xgboost.spark`` when
+  the training part does not fit the driver (`mlpilot.spark._fit`).
 - `monitor_spark`: the local monitor's report on a live window read as a Spark table.
 - `SparkExecutor`: the ``mlpilot.tune`` executor seam (``map``, ``n_workers``), one task per item.
 - `fit_als`: Spark ALS as a recommender family (factors exported to a local `mlpilot.recommend.ALS`).
@@ -19,7 +21,7 @@ Only this package imports pyspark, and only once a function here is called:
 """
 
 from mlpilot.spark._als import fit_als
-from mlpilot.spark._executor import SparkExecutor
+from mlpilot.spark._executor import SparkExecutor, driver_only
 from mlpilot.spark._monitor import monitor_spark
 from mlpilot.spark._profile import SparkProfile, profile_spark
 from mlpilot.spark._score import (
@@ -38,10 +40,17 @@ from mlpilot.spark._session import (
 )
 from mlpilot.spark._snapshot import fingerprint, snapshot_spark
 from mlpilot.spark._sources import describe, read_spark
-from mlpilot.spark._train import SparkTraining, plan_training
+from mlpilot.spark._train import (
+    DRIVER_MEMORY_ENV,
+    SparkTraining,
+    driver_budget_bytes,
+    parse_bytes,
+    plan_training,
+)
 
 __all__ = [
     "DEFAULT_MASTER",
+    "DRIVER_MEMORY_ENV",
     "BatchRecommendations",
     "BatchScoring",
     "SparkExecutor",
@@ -49,11 +58,14 @@ __all__ = [
     "SparkProfile",
     "SparkTraining",
     "describe",
+    "driver_budget_bytes",
+    "driver_only",
     "fingerprint",
     "fit_als",
     "get_session",
     "is_spark_frame",
     "monitor_spark",
+    "parse_bytes",
     "plan_training",
     "predict_spark",
     "profile_spark",

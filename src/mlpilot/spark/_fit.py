@@ -1,0 +1,159 @@
+"""The final fit on the whole training part, on the cluster, when it does not fit the driver.
+
+The search ran on the driver's sample; its best boosted candidate's hyper-parameters
+(XGBoost's as they are, LightGBM's, CatBoost's and scikit-learn's histogram boosting's
+mapped to XGBoost's names) are refitted with ``xgboost.spark`` on every training row:
+
+1. the preprocessor (the ordinal encoding the ensemble's tree members use, else a new
+   one fitted on the sample) turns each partition into the learner's matrix with
+   ``mapInPandas``, so the learner sees the features the served pipeline produces;
+2. ``SparkXGBClassifier``/``SparkXGBRegressor`` trains over the cluster's partitions;
+3. its booster becomes an ordinary mlpilot XGBoost `Learner` behind that preprocessor,
+   in a one-member `TabularEnsemble`: the registered model needs no Spark to serve.
+
+Category codes are numeric features to the distributed learner (XGBoost's native
+categorical splits are not used on the cluster).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from mlpilot.spark._session import quiet, require_pyspark, spark_job
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+#: Families whose best candidate's hyper-parameters carry over to XGBoost.
+BOOSTED = ("xgboost", "lightgbm", "catboost", "hist_gradient_boosting")
+#: Hyper-parameter names of the boosted families, as XGBoost calls them (None: not carried over).
+_RENAMES: dict[str, str | None] = {
+    "num_leaves": "max_leaves", "max_leaf_nodes": "max_leaves", "min_child_samples": None,
+    "min_samples_leaf": None, "feature_fraction": "colsample_bytree", "bagging_fraction": "subsample",
+    "lambda_l2": "reg_lambda", "l2_regularization": "reg_lambda", "l2_leaf_reg": "reg_lambda",
+    "lambda_l1": "reg_alpha", "depth": "max_depth", "iterations": "n_estimators", "max_iter": "n_estimators",
+    "learning_rate": "learning_rate", "n_estimators": "n_estimators", "max_depth": "max_depth",
+    "min_child_weight": "min_child_weight", "subsample": "subsample", "colsample_bytree": "colsample_bytree",
+    "reg_lambda": "reg_lambda", "reg_alpha": "reg_alpha", "max_bin": "max_bin",
+}
+_DEFAULTS: dict[str, Any] = {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6}
+
+
+def xgboost_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A boosted candidate's hyper-parameters under XGBoost's names; those without a counterpart are left out.
+
+    Examples
+    --------
+    >>> xgboost_params("lightgbm", {"num_leaves": 31, "learning_rate": 0.1, "n_estimators": 120})
+    {'n_estimators': 120, 'learning_rate': 0.1, 'max_depth': 0, 'max_leaves': 31, 'grow_policy': 'lossguide'}
+    """
+    out = dict(_DEFAULTS)
+    for key, value in params.items():
+        name = _RENAMES.get(key)
+        if name is not None and value is not None:
+            out[name] = value
+    if "max_leaves" in out and family != "xgboost":  # leaf-wise growth, as LightGBM's trees grow
+        out.setdefault("grow_policy", "lossguide")
+        out["max_depth"] = 0 if "max_depth" not in params or params["max_depth"] in (None, -1) else out["max_depth"]
+    return out
+
+
+def best_boosted(search: Any) -> Any:
+    """The search's best usable boosted candidate (by cross-validated score), or None."""
+    boosted = [c for c in search.candidates if c.usable and c.family in BOOSTED]
+    return max(boosted, key=lambda c: c.cv_mean, default=None)
+
+
+def fit_on_cluster(train: DataFrame, sample: pd.DataFrame, outcome: Any, *, target: str, n_workers: int,
+                   random_state: int) -> tuple[Any, dict[str, Any]] | None:
+    """A one-member `TabularEnsemble` fitted with ``xgboost.spark`` on ``train``, and its decision record.
+
+    ``sample`` is the driver's sample (it fits the preprocessor when the ensemble has
+    no ordinal one). None when the search has no boosted candidate to take the
+    hyper-parameters from (the sample-fit model stays).
+
+    Raises
+    ------
+    SparkJobError
+        When the transform or the distributed fit fails on an executor.
+    """
+    require_pyspark("The distributed final fit")
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from mlpilot.features import TabularPreprocessor
+    from mlpilot.search import TabularEnsemble
+
+    cand = best_boosted(outcome.search)
+    if cand is None:
+        return None
+    model, features, task = outcome.model, list(outcome.features), outcome.task
+    classes = list(outcome.encoding.classes) if task != "regression" else []
+    index = {str(c): float(i) for i, c in enumerate(classes)}
+
+    def encoded(frame: pd.DataFrame) -> np.ndarray:
+        label = frame[target].astype(str).map(index) if task != "regression" else pd.to_numeric(frame[target])
+        return np.asarray(label, dtype=float)
+
+    pre = next((p for p, _ in model.members_ if p.encoding == "ordinal"), None)
+    if pre is None:  # no tree member: the ordinal encoding, fitted on the driver sample
+        known = sample[sample[target].notna() & (task == "regression" or sample[target].astype(str).isin(index))]
+        pre = TabularPreprocessor(encoding="ordinal", roles=model.members_[0][0].roles, random_state=random_state)
+        y = encoded(known)
+        pre.fit(known[features], y.astype(np.int64) if task != "regression" else y)
+    width = int(np.asarray(pre.transform(sample.head(1)[features])).shape[1])
+    names = [f"f{i}" for i in range(width)]
+    schema = T.StructType([T.StructField(n, T.DoubleType()) for n in [*names, "label"]])
+
+    def transform(batches: Any) -> Any:
+        for batch in batches:
+            Xt = np.asarray(pre.transform(batch[features]), dtype=float)
+            out = pd.DataFrame(Xt, columns=names)
+            out["label"] = encoded(batch)
+            yield out
+
+    labelled = train.where(F.col(f"`{target}`").isNotNull())
+    if task != "regression":
+        labelled = labelled.where(F.col(f"`{target}`").cast("string").isin(list(index)))
+    params = xgboost_params(cand.family, cand.refit_params())
+    from xgboost.spark import SparkXGBClassifier, SparkXGBRegressor
+
+    cls = SparkXGBRegressor if task == "regression" else SparkXGBClassifier
+    learner_spark = cls(features_col=names, label_col="label", num_workers=max(1, n_workers),
+                        tree_method="hist", random_state=random_state, verbosity=0, verbose=False, **params)
+    with spark_job("fitted the final model on the cluster (xgboost.spark)"), quiet():
+        matrix = labelled.select(*[F.col(f"`{c}`") for c in [*features, target]]).mapInPandas(transform, schema)
+        booster = learner_spark.fit(matrix).get_booster()
+    learner = _learner(booster, task, len(classes), params, tuple(pre.categorical_indices_), random_state)
+    full = TabularEnsemble(task=task, members=[(pre, learner)], weights=[1.0], names=[f"{cand.name}_spark"],
+                           classes=classes or None, feature_names=features, n_jobs=model.n_jobs,
+                           threshold=model.threshold).fit()
+    record = {"learner": "xgboost.spark " + cls.__name__, "from_candidate": cand.name, "family": cand.family,
+              "params": params, "num_workers": max(1, n_workers), "rounds": learner.n_iterations_}
+    return full, record
+
+
+def _learner(booster: Any, task: str, n_classes: int, params: dict[str, Any], categorical: tuple[int, ...],
+             random_state: int) -> Any:
+    """An mlpilot XGBoost `Learner` around ``booster`` (its scikit-learn wrapper, as a local fit leaves it)."""
+    import xgboost
+
+    from mlpilot.search import Learner
+
+    booster.set_attr(scikit_learn=None)  # xgboost.spark's own metadata; the plain wrapper reads the booster
+    booster.feature_names, booster.feature_types = None, None  # it predicts the preprocessor's matrix, as a local fit
+    estimator = xgboost.XGBRegressor() if task == "regression" else xgboost.XGBClassifier()
+    estimator.load_model(bytearray(booster.save_raw("json")))
+    learner = Learner(family="xgboost", task=task, params=params, categorical_indices=categorical,
+                      n_classes=max(n_classes, 2), random_state=random_state, n_jobs=1, deterministic=True)
+    learner.estimator_ = estimator
+    if task != "regression":
+        learner.xgb_classes_ = np.arange(n_classes)
+    learner.n_iterations_ = int(booster.num_boosted_rounds())
+    return learner
+
+
+__all__ = ["BOOSTED", "best_boosted", "fit_on_cluster", "xgboost_params"]

@@ -1,0 +1,78 @@
+"""Training from Spark past the driver: the search's fits as Spark tasks, the final fit with xgboost.spark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlpilot
+from mlpilot.exceptions import InvalidParameterError
+from mlpilot.registry import Registry, Workspace
+from mlpilot.runtime import load_version, score_frame
+from mlpilot.spark import DRIVER_MEMORY_ENV, SparkExecutor, driver_budget_bytes, parse_bytes
+from mlpilot.tune import LocalExecutor
+
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+FAST = {"deterministic": True, "report": False}
+
+
+def test_the_search_on_spark_tasks_scores_as_on_local_threads(spark: Any, churn_rows: pd.DataFrame) -> None:
+    kw = {**FAST, "n_trials": 0, "families": ("linear",), "register": False}
+    frame = churn_rows.head(600)
+    on_spark = mlpilot.train(frame, "churn", executor=SparkExecutor(spark), **kw)  # type: ignore[arg-type]
+    local = mlpilot.train(frame, "churn", executor=LocalExecutor(2), **kw)  # type: ignore[arg-type]
+
+    def scores(run: Any) -> list[tuple[str, Any, Any]]:
+        return [(r["name"], r.get("cv_roc_auc"), r.get("holdout_roc_auc")) for r in run.outcome.evaluation.leaderboard]
+
+    assert len(scores(on_spark)) == 2 and scores(on_spark) == scores(local)  # linear and the dummy baseline
+    assert on_spark.metrics == local.metrics
+
+
+def test_a_table_past_the_driver_budget_is_fitted_with_xgboost_spark_and_served_without_it(
+    spark: Any, churn_rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(DRIVER_MEMORY_ENV, "1m")  # the sample is the least there is (500 rows)
+    run = mlpilot.train(spark.createDataFrame(churn_rows).repartition(3), "churn", name="big", workspace=tmp_path,
+                        n_trials=0, families=("xgboost",), **FAST)  # type: ignore[arg-type]
+    info = run.outcome.card["data"]["spark"]
+    assert info["budget"]["fits_driver"] is False and info["sample_rows"] < info["train_rows"]
+    # a Spark table's search runs on the table's session, the choice recorded on the card and the leaderboard
+    assert info["executor"] == {"executor": "spark", "n_workers": 2, "master": "local[2]"}
+    assert {r["executor"] for r in run.outcome.evaluation.leaderboard} == {"spark (2 workers)"}
+    fit = info["final_fit"]
+    assert (fit["where"], fit["learner"], fit["from_candidate"]) == ("cluster", "xgboost.spark SparkXGBClassifier",
+                                                                    "xgboost")
+    test = info["full_fit_vs_sample_fit"]
+    assert set(test) >= {"sample_fit_roc_auc", "difference", "p_value"}
+    assert run.metrics["holdout_full_roc_auc"] - test["sample_fit_roc_auc"] == pytest.approx(test["difference"])
+    registry = Registry(Workspace.open(tmp_path))
+    try:
+        mv = registry.get_version("big")
+        assert mv.info["members"] == {"xgboost_spark": 1.0}
+        events = registry.list_events(name="big", kind="spark_training")
+        assert [e["payload"]["final_fit"]["where"] for e in events] == ["cluster"]
+        served = load_version(registry, mv)  # the plain runtime: no Spark
+    finally:
+        registry.close()
+    holdout = churn_rows.drop(columns=["churn"])
+    pre, learner = run.model.members_[0]
+    import xgboost
+
+    booster = learner.estimator_.get_booster()
+    expected = booster.predict(xgboost.DMatrix(np.asarray(pre.transform(holdout), dtype=float)))
+    got = score_frame(served, holdout).frame["probability_yes"].to_numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-6)  # the runtime rounds probabilities to 6 places
+
+
+def test_the_driver_memory_override_is_parsed_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_bytes("1500m") == 1500 << 20 and parse_bytes("2g") == 2 << 30
+    monkeypatch.setenv(DRIVER_MEMORY_ENV, "3g")
+    assert driver_budget_bytes() == (3 << 30) - (800 << 20)
+    monkeypatch.setenv(DRIVER_MEMORY_ENV, "lots")
+    with pytest.raises(InvalidParameterError, match=r"MLPILOT_SPARK_DRIVER_MEMORY='lots' .*'1500m', '4g'"):
+        driver_budget_bytes()
