@@ -128,7 +128,8 @@ def test_every_phase_gets_its_deadline_from_one_budget(small_churn: pd.DataFrame
     # a fake clock: 8 s pass as each candidate starts and no other time passes, whatever the
     # machine's speed (every decision reads this clock: fits, predictions and metric calls cost 0 s)
     clock = ProgressClock(step=8.0)
-    config = make_config(time_budget=60, families=("lightgbm", "linear"), report=False)
+    # stacking off: its 5% reserve of the search is tested on a fake clock in tests/search/test_stack.py
+    config = make_config(time_budget=60, families=("lightgbm", "linear"), report=False, stacking="off")
     outcome = fit_tabular(small_churn, "churn", config, budget_clock=clock, on_progress=clock.on_progress)
     deadlines = outcome.deadlines
     assert list(deadlines) == ["search", "refit", "evaluate", "report", "register"]
@@ -172,7 +173,7 @@ def test_deterministic_training_records_no_deadlines(small_churn: pd.DataFrame) 
 def test_scores_are_those_of_the_members_registered(small_churn: pd.DataFrame) -> None:
     # the issue: a member dropped at refit "to keep the time budget" while the two-member score was advertised
     clock = ProgressClock({"ensemble": 1e6}, step=10.0)  # the search ends with no time left for any refit
-    config = make_config(time_budget=120, families=("lightgbm", "linear", "knn"), n_folds=3)
+    config = make_config(time_budget=120, families=("lightgbm", "linear", "knn"), n_folds=3, stacking="off")
     outcome = fit_tabular(small_churn, "churn", config, budget_clock=clock, on_progress=clock.on_progress)
     # the fake clock alone decides the search: 11 candidates begun 10 s apart before its deadline, the 12th refused
     statuses = [(c.name, c.status) for c in outcome.search.candidates]

