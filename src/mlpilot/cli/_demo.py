@@ -34,7 +34,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 300.0) -> None:
+    """Wait for ``/readyz``; a loaded machine can take a minute or more to load and verify the model."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -47,7 +48,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"the server at {url} was not ready after {timeout:.0f} s")
+    raise RuntimeError(f"the server at {url} was not ready after {timeout:.0f} s; run `mlpilot serve` yourself and read its log for the cause")
 
 
 def demo_command(
