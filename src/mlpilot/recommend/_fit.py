@@ -181,6 +181,24 @@ class RecommendConfig:
         check_arguments(split=self.split, k=self.k)
 
 
+def split_for_evaluation(data: Interactions, *, split: str, timestamp: str | None, test_size: float,
+                         random_state: int) -> tuple[str, Interactions, Interactions]:
+    """The split method (``auto``: temporal with a timestamp, else random), the training and the test interactions.
+
+    Raises `DataError` when the test part holds no positive interaction, since nothing could be evaluated.
+    """
+    method = split if split != "auto" else ("temporal" if timestamp is not None else "random")
+    train_mask, test_mask = split_interactions(data, method=method, test_size=test_size, random_state=random_state)
+    train, test = data.subset(train_mask), data.subset(test_mask)
+    if not test.positive.any():
+        raise DataError(
+            f"The test split holds no positive interaction ({len(data)} interactions, "
+            f"{int(data.positive.sum())} positives); there is too little data to evaluate. Add data, "
+            "lower the positive threshold or raise test_size."
+        )
+    return method, train, test
+
+
 def fit_recommender(
     frame: pd.DataFrame,
     config: RecommendConfig,
@@ -216,15 +234,8 @@ def fit_recommender(
         metadata = align_item_ids(metadata, item, data.items)
         titles = _titles(metadata, item, title)
         content = item_content(metadata, item)
-    method = split if split != "auto" else ("temporal" if timestamp is not None else "random")
-    train_mask, test_mask = split_interactions(data, method=method, test_size=test_size, random_state=random_state)
-    train_data, test_data = data.subset(train_mask), data.subset(test_mask)
-    if not test_data.positive.any():
-        raise DataError(
-            f"The test split holds no positive interaction ({len(data)} interactions, "
-            f"{int(data.positive.sum())} positives); there is too little data to evaluate. Add data, "
-            "lower the positive threshold or raise test_size."
-        )
+    method, train_data, test_data = split_for_evaluation(data, split=split, timestamp=timestamp,
+                                                         test_size=test_size, random_state=random_state)
     result = search(
         train_data,
         split=method,

@@ -24,20 +24,21 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mlpilot.exceptions import ColumnNotFoundError, DataError, EmptyDataError, InvalidParameterError
+from mlpilot.exceptions import ColumnNotFoundError, EmptyDataError, InvalidParameterError
 from mlpilot.recommend._data import Interactions, prepare_interactions
 from mlpilot.recommend._fit import (
     RecommendConfig,
     RecommenderFit,
     build_leaderboard,
     evaluate_models,
+    split_for_evaluation,
 )
 from mlpilot.recommend._inputs import input_matrix, scoring_matrix, seen_matrix
 from mlpilot.recommend._metrics import evaluate_scores
 from mlpilot.recommend._models import ALS, BaseRecommender, MostPopular
 from mlpilot.recommend._recommender import RecommenderModel
 from mlpilot.recommend._search import SearchResult, describe_params
-from mlpilot.recommend._split import split_interactions, validation_folds
+from mlpilot.recommend._split import validation_folds
 from mlpilot.recommend._tuning import TuningResult
 from mlpilot.spark._session import quiet, require_pyspark, spark_job
 from mlpilot.tune import Budget
@@ -192,16 +193,8 @@ def fit_als(frame: DataFrame, config: RecommendConfig, *, progress: Callable[[st
     rows = _interactions(frame, columns)
     data = prepare_interactions(rows, user=config.user, item=config.item, rating=config.rating,
                                 timestamp=config.timestamp, feedback=config.feedback, threshold=config.threshold)
-    method = config.split if config.split != "auto" else ("temporal" if config.timestamp is not None else "random")
-    train_mask, test_mask = split_interactions(data, method=method, test_size=config.test_size,
-                                               random_state=config.random_state)
-    train, test = data.subset(train_mask), data.subset(test_mask)
-    if not test.positive.any():
-        raise DataError(
-            f"The test split holds no positive interaction ({len(data)} interactions, "
-            f"{int(data.positive.sum())} positives); there is too little data to evaluate. Add data, "
-            "lower the positive threshold or raise test_size."
-        )
+    method, train, test = split_for_evaluation(data, split=config.split, timestamp=config.timestamp,
+                                               test_size=config.test_size, random_state=config.random_state)
     fold_fit, fold_val = validation_folds(train, method=method, n_folds=1, random_state=config.random_state + 1)[0]
     spark = frame.sparkSession
     trials, iterations = search_grid(spark, train.subset(fold_fit), train.subset(fold_val), config,
