@@ -368,12 +368,17 @@ def _lightgbm(estimator: Any, classifier: bool) -> Final:
     return LightGBMFinal(estimator, classifier=classifier)
 
 
-def _linear_classifier(estimator: Any, classifier: bool) -> Final:
-    return LinearFinal(estimator, classifier=True) if classifier else EstimatorFinal(estimator, classifier=False)
+def _for_task(compiled: Callable[..., Final], *, classifier: bool) -> FinalCompiler:
+    """A compiler that uses ``compiled`` when the server's answer matches the estimator's kind (``classifier``).
 
+    A classifier served as a regressor, or the reverse, is scored by the estimator itself.
+    """
+    def compiler(estimator: Any, as_classifier: bool) -> Final:
+        if as_classifier == classifier:
+            return compiled(estimator, classifier=classifier)
+        return EstimatorFinal(estimator, classifier=as_classifier)
 
-def _linear_regressor(estimator: Any, classifier: bool) -> Final:
-    return EstimatorFinal(estimator, classifier=True) if classifier else LinearFinal(estimator, classifier=False)
+    return compiler
 
 
 def _learner(learner: Any, classifier: bool) -> Final:
@@ -388,20 +393,6 @@ def _xgboost(estimator: Any, classifier: bool) -> Final:
     return XGBoostFinal(estimator, classifier=classifier)
 
 
-def _forest_classifier(estimator: Any, classifier: bool) -> Final:
-    return ForestFinal(estimator, classifier=True) if classifier else EstimatorFinal(estimator, classifier=False)
-
-
-def _forest_regressor(estimator: Any, classifier: bool) -> Final:
-    return EstimatorFinal(estimator, classifier=True) if classifier else ForestFinal(estimator, classifier=False)
-
-
-def _knn_classifier(estimator: Any, classifier: bool) -> Final:
-    return KNNFinal(estimator, classifier=True) if classifier else EstimatorFinal(estimator, classifier=False)
-
-
-def _knn_regressor(estimator: Any, classifier: bool) -> Final:
-    return EstimatorFinal(estimator, classifier=True) if classifier else KNNFinal(estimator, classifier=False)
 
 
 def _mlp(estimator: Any, classifier: bool) -> Final:
@@ -437,15 +428,15 @@ def _builtin_finals() -> None:
 
     _FINALS.setdefault(LGBMClassifier, _lightgbm)
     _FINALS.setdefault(LGBMRegressor, _lightgbm)
-    _FINALS.setdefault(LogisticRegression, _linear_classifier)
+    _FINALS.setdefault(LogisticRegression, _for_task(LinearFinal, classifier=True))
     for cls in (LinearRegression, Ridge, Lasso, ElasticNet):
-        _FINALS.setdefault(cls, _linear_regressor)
+        _FINALS.setdefault(cls, _for_task(LinearFinal, classifier=False))
     for cls in (RandomForestClassifier, ExtraTreesClassifier):
-        _FINALS.setdefault(cls, _forest_classifier)
+        _FINALS.setdefault(cls, _for_task(ForestFinal, classifier=True))
     for cls in (RandomForestRegressor, ExtraTreesRegressor):
-        _FINALS.setdefault(cls, _forest_regressor)
-    _FINALS.setdefault(KNeighborsClassifier, _knn_classifier)
-    _FINALS.setdefault(KNeighborsRegressor, _knn_regressor)
+        _FINALS.setdefault(cls, _for_task(ForestFinal, classifier=False))
+    _FINALS.setdefault(KNeighborsClassifier, _for_task(KNNFinal, classifier=True))
+    _FINALS.setdefault(KNeighborsRegressor, _for_task(KNNFinal, classifier=False))
     _FINALS.setdefault(Learner, _learner)
     _FINALS.setdefault(MLPClassifier, _mlp)
     _FINALS.setdefault(MLPRegressor, _mlp)
