@@ -16,8 +16,9 @@ size (1, 100, 1,000) start a real `mlpilot stream` process and measure
 - end-to-end latency p50/p99 (produce time to output consumed, one clock, the
   benchmark's) at a steady rate well under that maximum.
 
-Last, a steady run at half the measured maximum (Kafka, batch 1,000) checks
-that every message gets its output (none lost) and samples the consumer's RSS.
+Last, a steady run on each broker at half its measured maximum (batch 1,000)
+checks that every acknowledged message has its output (none lost) and samples
+the consumer's RSS and lag.
 Results go to bench/results/stream.md. There is no peer system for this: the
 in-process runtime is the comparison the targets are stated against.
 """
@@ -151,10 +152,10 @@ class KafkaSide:
         for future in admin.create_topics(
                 [NewTopic(t, 1, 1) for t in (self.input, self.output, f"{self.input}.dlq")]).values():
             future.result(10)
-        self.producer = Producer({"bootstrap.servers": brokers, "linger.ms": linger_ms,
+        self.producer = Producer({"bootstrap.servers": brokers, "linger.ms": linger_ms, "socket.nagle.disable": True,
                                   "queue.buffering.max.messages": 1_000_000})
         self.reader = Consumer({"bootstrap.servers": brokers, "group.id": f"bench-{name}",
-                                "fetch.wait.max.ms": FETCH_WAIT_MS})
+                                "fetch.wait.max.ms": FETCH_WAIT_MS, "socket.nagle.disable": True})
         self.reader.assign([TopicPartition(self.output, 0, OFFSET_BEGINNING)])
 
     def send(self, key: str, value: bytes) -> None:
@@ -357,6 +358,48 @@ def rss_mb(pid: int) -> float:
     return psutil.Process(pid).memory_info().rss / 1e6
 
 
+def acknowledged(transport: str, brokers: str, side: Any) -> int:
+    """How many input messages the group acknowledged (Kafka: committed offset; Redis: read and not pending)."""
+    if transport == "kafka":
+        return committed_offset(brokers, "mlpilot-stream-churn", side.input)
+    info = next(g for g in side.client.xinfo_groups(side.input) if g["name"] == b"mlpilot-stream-churn")
+    return int(info["entries-read"]) - int(info["pending"])
+
+
+def steady_run(workspace: Path, data: list[dict[str, Any]], transport: str, brokers: str, rate: float,
+               seconds: float) -> dict[str, Any]:
+    """Produce at ``rate`` for ``seconds`` to a batch-1,000 consumer: loss, duplicates, lag and RSS over time."""
+    # The Kafka producer batches for 5 ms, as producers at thousands of messages/s do (with linger.ms 0
+    # every message is a record batch of its own on the broker).
+    side = KafkaSide(brokers, f"{transport}-steady", linger_ms=5) if transport == "kafka" else \
+        RedisSide(brokers, f"{transport}-steady")
+    consumer = start_consumer(workspace, transport, brokers, side, 1000)
+    samples: list[tuple[float, float, int]] = []
+    measure = Measure()
+    try:
+        warm_up(side, data, transport)
+        t0 = time.perf_counter()
+
+        def sample() -> None:  # RSS, and how many sent messages have no output yet (the lag)
+            samples.append((time.perf_counter() - t0, rss_mb(consumer.pid), len(measure.sent) - len(measure.got)))
+
+        measure = paced(side, data, transport, rate, seconds, "steady", sample=sample, measure=measure)
+        sample()
+    finally:
+        code = stop(consumer)
+    # The stopped consumer's last batch was sent before its acknowledgement: read what is left, then compare
+    # with what the group acknowledged. Every acknowledged message must have its output (zero loss);
+    # messages past it are not lost, only not yet scored (a restart scores them).
+    drain(side, measure, lambda: False, 5)
+    done = acknowledged(transport, brokers, side) - 1  # the first input was the warm-up message
+    side.close()
+    lost = sum(1 for i in range(max(0, done)) if f"steady-{i}" not in measure.got)
+    p50, p99 = latencies(measure)
+    return {"transport": transport, "rate": rate, "seconds": seconds, "sent": len(measure.sent), "lost": lost,
+            "committed": done, "backlog": len(measure.sent) - max(0, done), "duplicates": measure.duplicates,
+            "p50_ms": p50, "p99_ms": p99, "rss": samples, "exit": code}
+
+
 # -- the run -------------------------------------------------------------------------------
 
 
@@ -405,38 +448,11 @@ def main() -> None:
                        "latency_rate": pace, "p50_ms": p50, "p99_ms": p99, "exit": code}
                 table.append(row)
                 print(json.dumps(row), flush=True)
-        best_kafka = next(r for r in table if r["transport"] == "kafka" and r["batch"] == 1000)
-        # The steady producer batches for 5 ms, as producers at thousands of messages/s do (with linger.ms 0
-        # every message is a record batch of its own on the broker).
-        side = KafkaSide(brokers["kafka"][1], "kafka-steady", linger_ms=5)
-        consumer = start_consumer(workspace, "kafka", brokers["kafka"][1], side, 1000)
-        samples: list[tuple[float, float, int]] = []
-        try:
-            warm_up(side, data, "kafka")
-            t0 = time.perf_counter()
-            rate = best_kafka["rows_per_s"] / 2
-            measure = Measure()
-
-            def sample() -> None:  # RSS, and how many sent messages have no output yet (the lag)
-                samples.append((time.perf_counter() - t0, rss_mb(consumer.pid), len(measure.sent) - len(measure.got)))
-
-            measure = paced(side, data, "kafka", rate, steady_seconds, "steady", sample=sample, measure=measure)
-            sample()
-        finally:
-            code = stop(consumer)
-        # The stopped consumer's last batch was produced before its commit: read what is left, then compare
-        # with the group's committed offset. Every committed message must have its output (zero loss);
-        # messages past the commit are not lost, only not yet scored (a restart scores them).
-        drain(side, measure, lambda: False, 5)
-        side.close()
-        done = committed_offset(brokers["kafka"][1], "mlpilot-stream-churn", side.input)
-        lost = sum(1 for i in range(max(0, done - 1)) if f"steady-{i}" not in measure.got)  # offset 0: warm-up
-        backlog = len(measure.sent) - max(0, done - 1)
-        p50, p99 = latencies(measure)
-        steady = {"rate": rate, "seconds": steady_seconds, "sent": len(measure.sent), "lost": lost,
-                  "committed": done - 1, "backlog": backlog,
-                  "duplicates": measure.duplicates, "p50_ms": p50, "p99_ms": p99, "rss": samples, "exit": code}
-        print(json.dumps(steady), flush=True)
+        for transport, (_proc, address) in brokers.items():
+            best = next(r for r in table if r["transport"] == transport and r["batch"] == 1000)
+            steady[transport] = steady_run(workspace, data, transport, address, best["rows_per_s"] / 2,
+                                           steady_seconds)
+            print(json.dumps({k: v for k, v in steady[transport].items() if k != "rss"}), flush=True)
     finally:
         for proc, _ in brokers.values():
             proc.send_signal(signal.SIGINT if proc is brokers["kafka"][0] else signal.SIGTERM)
@@ -481,26 +497,28 @@ def write(table: list[dict[str, Any]], steady: dict[str, Any], floor: float, fas
                  f"Redis {r1000['ratio']:.2f}× — {met(k1000['ratio'] >= 0.5)} / {met(r1000['ratio'] >= 0.5)}")
     lines.append(f"- batch 1 p50 end-to-end < 10 ms: Kafka {k1['p50_ms']:.2f} ms, Redis {r1['p50_ms']:.2f} ms — "
                  f"{met(k1['p50_ms'] < 10)} / {met(r1['p50_ms'] < 10)}")
-    if steady:
-        rss = steady["rss"]
+    for transport, run in steady.items():
+        rss = run["rss"]
         first, last = rss[0][1], rss[-1][1]
         growth = (last - first) / first * 100
         # Keeping up: at no sample were more than 2 s of input without an output.
         behind = max(b for _t, _m, b in rss)
-        kept_up = behind <= 2 * steady["rate"]
-        lines.append(f"- steady {steady['seconds']:.0f} s on Kafka (producer linger.ms 5) at {steady['rate']:,.0f} msgs/s "
+        kept_up = behind <= 2 * run["rate"]
+        producer = " (producer linger.ms 5)" if transport == "kafka" else ""
+        lines.append(f"- steady {run['seconds']:.0f} s on {transport}{producer} at {run['rate']:,.0f} msgs/s "
                      "(half the batch-1,000 "
-                     f"maximum): {steady['sent']:,} sent, {steady['committed']:,} scored and committed, "
-                     f"{steady['lost']} of those without an output (lost), {steady['backlog']:,} still "
-                     f"uncommitted at the stop (not lost: a restart scores them), {steady['duplicates']} duplicates, "
-                     f"latency p50 {steady['p50_ms']:.1f} ms / p99 {steady['p99_ms']:.1f} ms; RSS {first:.0f} → "
-                     f"{last:.0f} MB ({growth:+.1f}%) — {met(steady['lost'] == 0)} (zero loss), "
+                     f"maximum): {run['sent']:,} sent, {run['committed']:,} scored and acknowledged, "
+                     f"{run['lost']} of those without an output (lost), {run['backlog']:,} still "
+                     f"unacknowledged at the stop (not lost: a restart scores them), {run['duplicates']} duplicates, "
+                     f"latency p50 {run['p50_ms']:.1f} ms / p99 {run['p99_ms']:.1f} ms; RSS {first:.0f} → "
+                     f"{last:.0f} MB ({growth:+.1f}%) — {met(run['lost'] == 0)} (zero loss), "
                      f"{met(abs(growth) < 10)} (flat RSS, < 10%); at most {behind:,} messages without an output "
                      f"at a sample — {met(kept_up)} (keeps up: under 2 s of input behind)")
-        lines += ["", "The consumer over the steady run (lag: messages sent that have no output yet):", "",
-                  "| s | RSS MB | lag |", "|---:|---:|---:|"]
-        lines += [f"| {t:.0f} | {m:.0f} | {b:,} |" for t, m, b in rss]
-    codes = {r["exit"] for r in table} | ({steady["exit"]} if steady else set())
+    for transport, run in steady.items():
+        lines += ["", f"The {transport} consumer over the steady run (lag: messages sent that have no output yet):",
+                  "", "| s | RSS MB | lag |", "|---:|---:|---:|"]
+        lines += [f"| {t:.0f} | {m:.0f} | {b:,} |" for t, m, b in run["rss"]]
+    codes = {r["exit"] for r in table} | {run["exit"] for run in steady.values()}
     lines += ["", f"Every consumer was stopped with SIGTERM; exit codes: {sorted(codes)}.", ""]
     RESULTS.write_text("\n".join(lines))
     print(f"wrote {RESULTS}")

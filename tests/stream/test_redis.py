@@ -112,3 +112,30 @@ def test_entries_of_a_dead_consumer_are_taken_over(
                                                                    client.xrange(source))
     assert client.xinfo_groups(source)[0]["pending"] == 0
     dead.close()
+
+
+def test_records_are_appended_in_order_across_script_calls_and_a_refusal_acknowledges_nothing(
+    client: redis.Redis, redis_brokers: str,
+) -> None:
+    from mlpilot.exceptions import SourceConnectionError
+    from mlpilot.stream._redis import _CHUNK
+    from mlpilot.stream._transport import Record
+
+    source, sink = topic(), topic()
+    transport = RedisTransport(redis_brokers, source, sink, f"{source}.dlq", f"g-{source}")
+    try:
+        n = _CHUNK + 7  # two script calls on the output stream
+        transport.confirm(transport.send([Record(str(i), b'{"i": %d}' % i) for i in range(n)],
+                                         [Record("d", b'{"dead": true}')]))
+        assert [json.loads(f[b"data"])["i"] for _, f in client.xrange(sink)] == list(range(n))
+        assert client.xlen(f"{source}.dlq") == 1
+        client.xadd(source, {"data": b"{}"})
+        taken = wait_for(lambda: transport.poll(5, 0.5), what="the input entry")
+        client.delete(sink)
+        client.set(sink, "not a stream")  # XADD to it is refused (WRONGTYPE)
+        delivery = transport.send([Record(m.key, b"{}") for m in taken], [])
+        with pytest.raises(SourceConnectionError, match="WRONGTYPE"):
+            transport.confirm(delivery)
+        assert client.xpending(source, f"g-{source}")["pending"] == 1  # not acknowledged: consumed again
+    finally:
+        transport.close()

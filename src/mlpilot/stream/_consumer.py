@@ -12,7 +12,9 @@ their way to the broker while batch k+1 is collected and scored.
    acknowledge that batch's inputs (commit offsets / ``XACK``), and hand its
    predictions to the prediction log's writer thread (``source="stream"``, one
    request id per row);
-5. send this batch's records (not waiting for the broker), and go to 1.
+5. send this batch's records (not waiting for the broker), and go to 1; a
+   transport whose send already has the broker's answer (Redis: the script's
+   reply) has the batch finished (4) at once, before the next wait.
 
 An input is acknowledged only after everything it produced was confirmed: a
 kill repeats at most the batches whose records were sent but not yet
@@ -158,6 +160,9 @@ class StreamConsumer:
                     in_flight = None
                 if scored is not None:
                     in_flight = self._send(messages, *scored)
+                    if in_flight.delivery.pending == 0:  # confirmed by the send itself (Redis): finish it now,
+                        self._finish(in_flight)  # not when the next message has arrived and waits on it
+                        in_flight = None
                 else:
                     self._update_lag()
         finally:

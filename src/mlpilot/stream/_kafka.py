@@ -30,10 +30,13 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     # A fetch returns within 10 ms when nothing arrives (librdkafka waits up to 500 ms by default, and
     # brokers that do not answer a fetch as soon as data comes hold a lone message that long).
     "fetch.wait.max.ms": 10,
+    # Small requests leave at once (TCP_NODELAY): with Nagle on, a commit or lag query queued behind a
+    # fetch the broker holds waits for the peer's delayed ACK.
+    "socket.nagle.disable": True,
 }
 #: Producer settings unless the caller overrides them (``linger.ms`` 0: a lone output leaves at once;
 #: a batch's records still travel together, as they are all queued before the sender thread wakes).
-PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger.ms": 0}
+PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger.ms": 0, "socket.nagle.disable": True}
 _PRODUCER_KEYS = frozenset({"acks", "linger.ms", "compression.type", "batch.size", "message.max.bytes",
                             "enable.idempotence", "retries", "delivery.timeout.ms"})
 
