@@ -212,3 +212,50 @@ def test_one_duration_grammar_for_keep_window_and_budgets() -> None:
             parse_duration(bad)
     with pytest.raises(InvalidParameterError, match="--keep must be positive"):
         parse_keep("0h")
+
+
+def test_compaction_holds_records_in_chunks_and_types_columns_as_one_pass(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store, "CHUNK_RECORDS", 3)
+    log = PredictionLog(workspace, flush_interval=0.01, clock=lambda: 1767268800.0).start()  # 2026-01-01
+    inputs: list[dict[str, Any]] = (
+        [{"x": i, "c": "a", "t": "s"} for i in range(3)]              # chunk 1: x int, c str, t str
+        + [{"x": i + 0.5, "c": "b", "t": 7} for i in range(3)]        # chunk 2: x float, t int (mixed: JSON)
+        + [{"x": None, "c": "c", "t": "s", "z": True} for _ in range(2)]  # chunk 3: x null, z appears
+    )
+    for i, row in enumerate(inputs):
+        log.log("m", 1, [row], [f"p{i % 2}"], 1.0, request_ids=f"r{i}")
+    log.close(compact=False)
+    one_pass = read_prediction_log(workspace, "m")  # the open segment is read in one records_table call
+    assert compact_prediction_log(workspace, "m").compacted == 1
+    chunked = read_prediction_log(workspace, "m")
+    pd.testing.assert_frame_equal(chunked, one_pass, check_dtype=False)
+    assert chunked["x"].tolist()[:4] == [0.0, 1.0, 2.0, 0.5] and chunked["t"].tolist()[2:4] == ["s", 7]
+    assert chunked["z"].tolist()[-3:] == [None, True, True]
+
+
+def test_compaction_memory_does_not_grow_with_the_segment(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A segment of many one-row requests: compaction holds one chunk of records, not the whole part."""
+    monkeypatch.setattr(store, "CHUNK_RECORDS", 200)
+    n = 8 * store.CHUNK_RECORDS
+    log = PredictionLog(workspace, flush_interval=0.01, max_queue=n + 1, batch_size=n).start()
+    row = {f"f{j}": float(j) for j in range(12)} | {"c": "category"}
+    for i in range(n):
+        log.log("m", 1, [row], ["yes"], 1.0, request_ids=f"r{i}")
+    log.close(compact=False)
+    segment = next(predictions_dir(workspace, "m").glob("*.jsonl"))
+    with open(segment, encoding="utf-8") as fh:
+        tracemalloc.start()
+        records = [r for r in store.read_records(fh) if r is not None]
+        _, all_at_once = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    del records
+    tracemalloc.start()
+    try:
+        assert compact_segment(segment) == 0
+        _, chunked = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(read_prediction_log(workspace, "m")) == n
+    assert chunked < all_at_once / 2, f"compaction peak {chunked / 1e6:.1f} MB vs {all_at_once / 1e6:.1f} MB of records"

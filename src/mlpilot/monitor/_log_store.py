@@ -53,8 +53,12 @@ LOG_COLUMNS = (
     "warnings",
     "source",
 )
-#: Rows per Parquet part written by compaction (bounds its memory).
+#: Rows per Parquet part written by compaction.
 PART_ROWS = 100_000
+#: Records (requests) held as Python objects at once by compaction: they are turned into a
+#: columnar Arrow chunk every this many, so its memory stays small while a part fills (a 32 MB
+#: segment of single-row requests held as records took ~200 MB, which the process kept).
+CHUNK_RECORDS = 2_048
 _JSON_FIELD = {b"mlpilot": b"json"}
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
@@ -191,14 +195,71 @@ def batch_frame(batch: Any) -> pd.DataFrame:
     return frame
 
 
-def _write_part(directory: Path, day: str, stem: str, k: int, records: list[dict[str, Any]]) -> None:
+class _Part:
+    """The records of one Parquet part being filled, held as Arrow chunks of `CHUNK_RECORDS` records."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._chunks: list[Any] = []
+        self._records: list[dict[str, Any]] = []
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._records.append(record)
+        self.rows += int(record["n_rows"])
+        if len(self._records) >= CHUNK_RECORDS:
+            self._chunks.append(records_table(self._records))
+            self._records = []
+
+    def tables(self) -> list[Any]:
+        if self._records:
+            self._chunks.append(records_table(self._records))
+            self._records = []
+        return self._chunks
+
+
+def concat_chunks(tables: Sequence[Any]) -> Any:
+    """One Arrow table from chunks that `records_table` built separately.
+
+    Equal schemas (the usual case) are concatenated as they are. Otherwise
+    each column is unified the way `records_table` would have typed it in one
+    go: missing in a chunk → nulls, integers beside floats → float64, any
+    other disagreement → JSON text (marked, so that `batch_frame` decodes it).
+    """
+    import pyarrow as pa
+
+    first = tables[0]
+    if all(t.schema.equals(first.schema, check_metadata=True) for t in tables[1:]):
+        return pa.concat_tables(tables) if len(tables) > 1 else first
+    names = list(dict.fromkeys(name for t in tables for name in t.column_names))
+    fields, columns = [], []
+    for name in names:
+        pieces = [t.column(name).combine_chunks() if name in t.column_names else pa.nulls(t.num_rows)
+                  for t in tables]
+        marked = [name in t.column_names and t.schema.field(name).metadata == _JSON_FIELD for t in tables]
+        kinds = {p.type for p, m in zip(pieces, marked, strict=True) if not m and p.type != pa.null()}
+        if not any(marked) and len(kinds) <= 1:
+            kind = kinds.pop() if kinds else pa.null()
+        elif not any(marked) and all(pa.types.is_integer(k) or pa.types.is_floating(k) for k in kinds):
+            kind = pa.float64()
+        else:
+            pieces = [p if m else pa.array([json.dumps(v, default=str) for v in p.to_pylist()], type=pa.string())
+                      for p, m in zip(pieces, marked, strict=True)]
+            fields.append(pa.field(name, pa.string(), metadata=_JSON_FIELD))
+            columns.append(pa.chunked_array(pieces, type=pa.string()))
+            continue
+        fields.append(pa.field(name, kind))
+        columns.append(pa.chunked_array([p.cast(kind) for p in pieces], type=kind))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _write_part(directory: Path, day: str, stem: str, k: int, tables: list[Any]) -> None:
     import pyarrow.parquet as pq
 
     partition = directory / f"date={day}"
     partition.mkdir(exist_ok=True)
     target = partition / f"{stem}.{k:04d}.parquet"
     tmp = partition / f".{target.name}.tmp"
-    table = records_table(records)
+    table = concat_chunks(tables)
     with open(tmp, "wb") as fh:
         pq.write_table(table, fh, compression="zstd")
         fh.flush()
@@ -222,25 +283,23 @@ def compact_segment(path: Path, part_rows: int = PART_ROWS) -> int | None:
             return None
         if not path.exists():  # compacted between our open and our lock
             return None
-        buffers: dict[str, list[dict[str, Any]]] = {}
-        counts: dict[str, int] = {}
-        parts: dict[str, int] = {}
+        parts: dict[str, _Part] = {}
+        written: dict[str, int] = {}
         corrupt = 0
         for record in read_records(fh):
             if record is None:
                 corrupt += 1
                 continue
             day = _record_day(record)
-            buffer = buffers.setdefault(day, [])
-            buffer.append(record)
-            counts[day] = counts.get(day, 0) + int(record["n_rows"])
-            if counts[day] >= part_rows:
-                _write_part(path.parent, day, path.stem, parts.get(day, 0), buffer)
-                parts[day] = parts.get(day, 0) + 1
-                buffers[day], counts[day] = [], 0
-        for day, buffer in buffers.items():
-            if buffer:
-                _write_part(path.parent, day, path.stem, parts.get(day, 0), buffer)
+            part = parts.setdefault(day, _Part())
+            part.add(record)
+            if part.rows >= part_rows:
+                _write_part(path.parent, day, path.stem, written.get(day, 0), part.tables())
+                written[day] = written.get(day, 0) + 1
+                parts[day] = _Part()
+        for day, part in parts.items():
+            if part.rows:
+                _write_part(path.parent, day, path.stem, written.get(day, 0), part.tables())
         path.unlink()
         fsync_dir(path.parent)
     if corrupt:
