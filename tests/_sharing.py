@@ -83,11 +83,11 @@ def _group_shared(items: list[pytest.Item]) -> None:
         members.setdefault(find(key), set()).add(key)
     for item, keys in uses:
         component = sorted(members[find(keys[0])])
-        explicit = [key.removeprefix("group::") for key in component if key.startswith("group::")]
-        if len(explicit) > 1:
-            raise pytest.UsageError(f"{item.nodeid}: once-per-run fixtures join the xdist groups {explicit}; "
+        named = [key.removeprefix("group::") for key in component if key.startswith("group::")]
+        if len(named) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: once-per-run fixtures join the xdist groups {named}; "
                                     "give their tests one group name")
-        item.add_marker(pytest.mark.xdist_group(explicit[0] if explicit else component[0]))
+        item.add_marker(pytest.mark.xdist_group(named[0] if named else component[0]))
 
 
 def _suffix_group_names(items: list[pytest.Item]) -> None:
