@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 
 from mlpilot.registry import Registry, Workspace
 
-pytest_plugins = ["tests._postgres"]
+pytest_plugins = ["tests._postgres", "tests._sharing"]
 
 # No per-example deadline: on a busy CI machine an example may take seconds; what the
 # property tests check is behaviour, never speed.

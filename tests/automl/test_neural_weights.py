@@ -21,6 +21,7 @@ from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version
 from mlpilot.runtime._compile_final import LearnerFinal, MLPFinal, compile_final
 from mlpilot.search import Learner
+from tests._sharing import once_per_run
 
 _FAST: dict[str, Any] = {"deterministic": True, "n_trials": 0, "report": False}
 
@@ -32,6 +33,7 @@ def wine() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def iris_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     X, y = load_iris(return_X_y=True, as_frame=True)
     frame = X.assign(species=y.map({0: "setosa", 1: "versicolor", 2: "virginica"}))

@@ -24,6 +24,7 @@ from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_compiled, score_frame
 from mlpilot.serve import ServeSettings, create_app
 from mlpilot.stream import Limits, Message, score_messages
+from tests._sharing import once_per_run
 from tests.serve.conftest import TestClient
 
 runner = CliRunner()
@@ -37,6 +38,7 @@ def table(churn: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def trained(tmp_path_factory: pytest.TempPathFactory, table: pd.DataFrame) -> tuple[TrainingRun, Path]:
     root = tmp_path_factory.mktemp("threshold")
     with config_context(show_progress=False):

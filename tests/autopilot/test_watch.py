@@ -19,6 +19,7 @@ from mlpilot.automl import train
 from mlpilot.autopilot import WatchConfig, run_step, watch
 from mlpilot.cli._app import app as app_cli
 from mlpilot.registry import Registry, Workspace
+from tests._sharing import once_per_run
 
 FAST: dict[str, Any] = {"deterministic": True, "n_trials": 0, "families": ("linear",)}
 
@@ -34,6 +35,7 @@ def cancer() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def strong(cancer: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace whose v1 was trained by a first watch step on the first 200 rows (copied by each test)."""
     root = tmp_path_factory.mktemp("strong") / "ws"
@@ -42,6 +44,7 @@ def strong(cancer: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def weak(cancer: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace whose v1 knows one weak feature of the first 150 rows: a model on every feature is better."""
     root = tmp_path_factory.mktemp("weak") / "ws"

@@ -12,6 +12,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from mlpilot.cli import app
+from tests._sharing import once_per_run
 
 runner = CliRunner()
 FAST = ["--deterministic", "--n-trials", "0", "--families", "lightgbm,linear"]
@@ -29,6 +30,7 @@ def churn_csv(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> 
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def trained(churn_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
     """A workspace where ``mlpilot train`` registered churn:1, with the run's output (one training per module)."""
     root = tmp_path_factory.mktemp("trained")

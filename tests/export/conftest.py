@@ -13,6 +13,7 @@ from mlpilot.data import infer_schema
 from mlpilot.features import TabularPreprocessor
 from mlpilot.registry import Registry, Workspace
 from mlpilot.search import Learner, TabularEnsemble
+from tests._sharing import once_per_run
 
 CLASSES = ["no", "yes"]
 
@@ -41,6 +42,7 @@ def churn_rows(churn: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+@once_per_run
 def export_registry(tmp_path_factory: pytest.TempPathFactory, churn_rows: pd.DataFrame) -> Iterator[Registry]:
     """``churn`` (LightGBM + linear ensemble at a decision threshold of 0.3, as `train` makes binary
     models, champion), ``churn_knn`` and a recommender ``rec``."""

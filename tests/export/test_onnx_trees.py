@@ -13,10 +13,12 @@ from mlpilot.data import Schema, infer_schema
 from mlpilot.export import export_model
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_frame
+from tests._sharing import once_per_run
 from tests.export.conftest import ensemble
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def tree_registry(tmp_path_factory: pytest.TempPathFactory, churn_rows: pd.DataFrame) -> Iterator[Registry]:
     """``trees``: CatBoost + XGBoost + linear at a threshold of 0.35 (the demo champion is CatBoost + linear)."""
     schema = infer_schema(churn_rows, target="churn")

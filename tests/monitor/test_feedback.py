@@ -23,6 +23,7 @@ from mlpilot.monitor import (
     record_feedback,
 )
 from mlpilot.registry import Registry, Workspace
+from tests._sharing import once_per_run
 from tests.serve.conftest import fit_churn_pipeline, free_port, register_churn
 
 
@@ -32,6 +33,7 @@ def _serve(root: Path, port: int) -> None:
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def served(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> dict[str, object]:
     """A real ``mlpilot serve`` given traffic, then killed with SIGKILL; what it answered."""
     root = tmp_path_factory.mktemp("served") / "ws"

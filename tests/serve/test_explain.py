@@ -20,6 +20,7 @@ from mlpilot.features._preprocess import column_roles
 from mlpilot.registry import Registry, Workspace
 from mlpilot.search import Learner, TabularEnsemble
 from mlpilot.serve import ServeSettings, create_app
+from tests._sharing import once_per_run
 from tests.serve.conftest import running_server
 
 _PARAMS = {"lightgbm": {"n_estimators": 30}, "catboost": {"n_estimators": 30, "depth": 4},
@@ -57,6 +58,7 @@ def tables(churn: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def champions(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     churn = _champions(tables["churn"], "churn", "binary", {
         "lgbm": {"lightgbm": 1.0}, "cat": {"catboost": 1.0}, "linear": {"linear": 1.0},

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from mlpilot.cli import app as cli_app
 from mlpilot.registry import Registry, Workspace
 from mlpilot.serve import ServeSettings, create_app
+from tests._sharing import once_per_run
 from tests.monitor.test_report import N_TRAIN, register_with_snapshot
 from tests.serve.conftest import running_server
 from tests.serve.test_ui_pages import browser  # noqa: F401  (the shared Chromium fixture)
@@ -24,6 +25,7 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def served(tmp_path_factory: pytest.TempPathFactory, churn: pd.DataFrame) -> Iterator[tuple[str, Path]]:
     """A server with a churn champion that has answered 1,500 requests' worth of drifted rows."""
     frame = churn.drop(columns=["rownames"]).sample(frac=1.0, random_state=1).reset_index(drop=True)

@@ -20,6 +20,7 @@ from sklearn.pipeline import make_pipeline
 from mlpilot.data import infer_schema
 from mlpilot.registry import Registry, Workspace
 from mlpilot.serve import ServeSettings, create_app
+from tests._sharing import once_per_run
 from tests.serve.conftest import TestClient, fit_churn_pipeline, register_churn, running_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -35,6 +36,7 @@ def diabetes() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def registry(tmp_path_factory: pytest.TempPathFactory, churn_frame: pd.DataFrame, diabetes: pd.DataFrame) -> Registry:
     reg = Registry(Workspace.open(tmp_path_factory.mktemp("ui-pages")))
     mv = register_churn(reg, churn_frame, fit_churn_pipeline(churn_frame.head(600)), aliases=())
@@ -113,6 +115,7 @@ def test_regression_outputs_are_rounded_and_empty_fields_named(client: TestClien
 
 
 @pytest.fixture(scope="module")
+@once_per_run
 def browser() -> Iterator[Any]:
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
         if os.environ.get("CI"):
