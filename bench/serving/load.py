@@ -74,7 +74,18 @@ def profile(work: Path, name: str) -> dict[str, Any]:
     model = timed("read + unpickle (skops)", lambda: registry.load_model(mv))
     plain = _loaded(model, mv, 0.0, fast_path=False)
     assert plain.schema is not None
-    compiled = timed("compile", lambda: compile_model(model, plain.schema, with_proba=plain.classes is not None))
+    from mlpilot.runtime._compile_steps import CompileError
+
+    try:
+        compiled = timed("compile", lambda: compile_model(model, plain.schema, with_proba=plain.classes is not None))
+    except CompileError as exc:  # served by the library: nothing to verify
+        loaded = timed("load_version (as the server loads it)", lambda: _load_again(registry, mv))
+        registry.close()
+        phases.setdefault("compile", (0.0, 0.0))
+        phases.setdefault("verify", (0.0, 0.0))
+        return {"name": name, "members": _members(model), "rows": 0, "problem": str(exc),
+                "fast_path": loaded.fast_path, "phases": phases, "calls": {"general": 0, "fast": 0, "one": 0},
+                "spent": {}}
     rows = _verify.sample_rows(plain.schema, compiled.probe_values())
     calls = {"general": 0, "fast": 0, "one": 0}
     check_cls = _verify._Check

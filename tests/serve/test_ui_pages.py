@@ -78,7 +78,7 @@ def test_model_page_headline_card_plots_and_history(client: TestClient) -> None:
     assert "<th>name</th>" in card and "<td>logistic_regression</td>" in card
     assert "<dt>random state</dt><dd>7</dd>" in card and "seed" not in card  # an old card reads in the new layout
     api = client.get("/v1/models/churn").json()
-    assert api["model_card"]["protocol"] == {"budget": "time budget 60s", "random_state": 7}
+    assert api["selected"]["model_card"]["protocol"] == {"budget": "time budget 60s", "random_state": 7}
     assert "<figcaption>ROC curve</figcaption>" in _section(text, "evaluation")
     board = _section(text, "leaderboard")
     assert "<th>model</th>" in board and "<th>roc auc</th>" in board and "<td>0.83</td>" in board
