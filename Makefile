@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-tabular-neural bench-stacking bench-serving bench-serving-compiled bench-recsys bench-monitor bench-monitor-log bench-loop bench-spark bench-stream bench clean
+.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-tabular-neural bench-stacking bench-serving bench-serving-compiled bench-serving-load bench-recsys bench-monitor bench-monitor-log bench-loop bench-spark bench-stream bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -62,6 +62,9 @@ bench-serving: $(STAMP)
 
 bench-serving-compiled: $(STAMP)
 	$(PY) bench/serving/compiled.py
+
+bench-serving-load: $(STAMP)
+	$(PY) bench/serving/load.py
 
 bench-recsys: $(STAMP)
 	$(PY) bench/recsys/run.py

@@ -168,6 +168,7 @@ def test_deterministic_training_records_no_deadlines(small_churn: pd.DataFrame) 
     outcome = fit_tabular(small_churn, "churn", make_config(**FAST), budget_clock=clock)
     assert outcome.deadlines == {} and outcome.card["protocol"]["time_budget_seconds"] is None
     assert outcome.card["protocol"]["budget"] == "0 tuner trials after the portfolio, no time limit"
+    assert outcome.card["protocol"]["random_state"] == 0 and "seed" not in outcome.card["protocol"]
 
 
 def test_scores_are_those_of_the_members_registered(small_churn: pd.DataFrame) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -91,7 +92,8 @@ def test_models_list_and_show(tmp_path: Path) -> None:
     reg = Registry(Workspace.open(tmp_path))
     model = DummyClassifier().fit([[0], [1]], [0, 1])
     reg.register_model("churn", model, kind="tabular", metrics={"holdout_roc_auc": 0.91}, headline_metric="holdout_roc_auc")
-    reg.register_model("churn", model, kind="tabular", metrics={"holdout_roc_auc": 0.93}, headline_metric="holdout_roc_auc", aliases=("champion",))
+    reg.register_model("churn", model, kind="tabular", metrics={"holdout_roc_auc": 0.93}, headline_metric="holdout_roc_auc", aliases=("champion",),
+                       info={"champion_reason": "beat v1", "threshold": {"value": 0.4}})
     listing = runner.invoke(app, ["models", "-w", str(tmp_path)])
     assert listing.exit_code == 0, listing.output
     assert re.search(r"churn\s+│\s+tabular\s+│\s+2\s+│\s+2\s+│\s+champion→2\s+│\s+holdout_roc_auc\s+│\s+0\.9300", listing.stdout)
@@ -99,7 +101,10 @@ def test_models_list_and_show(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert "churn:1 (tabular)" in flat(shown.stdout) and "0.9100" in shown.stdout
     as_json = runner.invoke(app, ["models", "show", "churn@champion", "--json", "-w", str(tmp_path)])
-    assert '"version": 2' in as_json.stdout
+    record = json.loads(as_json.stdout)
+    assert record["version"] == 2 and record["artifact_format"] in flat(runner.invoke(
+        app, ["models", "show", "churn:2", "-w", str(tmp_path)]).stdout)
+    assert record["info"]["threshold"] == {"value": 0.4} and record["info"]["champion_reason"] == "beat v1"
 
 
 def test_column_names_with_spaces_are_stripped_and_said(tmp_path: Path) -> None:

@@ -56,6 +56,17 @@ def test_recommend_train_bad_column_is_a_clean_error(ratings_csv: Path, tmp_path
     assert "Traceback" not in result.output
 
 
+def test_recommend_train_reads_a_parquet_folder_as_train_does(ratings_csv: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ratings"
+    folder.mkdir()
+    pd.read_csv(ratings_csv).to_parquet(folder / "part-0.parquet")
+    result = runner.invoke(app, [  # the folder is read: the error is about the column, not the source
+        "recommend", "train", str(folder), "--user", "user", "--item", "movieId", "--workspace", str(tmp_path / "ws"),
+    ])
+    assert result.exit_code == 2
+    assert "Did you mean 'userId'" in result.output and "directory" not in result.output
+
+
 def test_recommend_show_k_out_of_range(tmp_path: Path) -> None:
     result = runner.invoke(app, ["recommend", "show", "1", "-k", "0", "--workspace", str(tmp_path)])
     assert result.exit_code == 2

@@ -89,6 +89,10 @@ def test_errors_are_clean(tmp_path: Path, churn_csv: Path) -> None:
     assert budget.exit_code == 2 and "duration such as" in flat(budget.output)
     limit = runner.invoke(app, ["train", str(churn_csv), "--target", "churn", "-w", ws, "--max-predict-ms", "-5"])
     assert limit.exit_code == 2 and "max_predict_ms: Input should be greater than 0" in flat(limit.output)
+    for command in (["train", str(churn_csv), "--target", "churn"], ["watch", "churn", "--source", str(churn_csv), "--once"]):
+        trials = runner.invoke(app, [*command, "-w", ws, "--n-trials", "3"])
+        assert trials.exit_code == 2, trials.output  # refused, not silently ignored
+        assert "--n-trials 3 bounds only a --deterministic run" in flat(trials.output)
     missing = runner.invoke(app, ["leaderboard", "nope", "-w", ws])
     assert missing.exit_code == 2
     none = runner.invoke(app, ["leaderboard", "-w", ws])

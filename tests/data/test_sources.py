@@ -124,6 +124,25 @@ def test_duplicate_column_names(tmp_path: Path) -> None:
         read_source(pd.DataFrame([[1, 2]], columns=["x", "x"]))
 
 
+def test_a_folder_of_parquet_files_is_one_source(tmp_path: Path, iris: pd.DataFrame) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    iris.iloc[100:].to_parquet(folder / "part-1.parquet")  # with its pandas index 100..149
+    iris.iloc[:100].set_index(iris.index[:100] * 2).to_parquet(folder / "part-0.parquet")
+    iris.iloc[:0].to_parquet(folder / "part-2.parquet", index=False)  # an empty part is fine
+    (folder / "_SUCCESS").write_text("")
+    read = read_source(folder)
+    pd.testing.assert_frame_equal(read, iris.reset_index(drop=True), check_dtype=False)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(EmptyDataError, match=r"has no \.parquet files"):
+        read_source(empty)
+    pd.DataFrame({"Species": [1.5]}).to_parquet(folder / "part-3.parquet")
+    with pytest.raises(SourceFormatError, match="do not share one schema"):
+        read_source(folder)
+
+
 def test_corrupt_parquet(tmp_path: Path) -> None:
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(SourceFormatError, match="not a valid Parquet file"):

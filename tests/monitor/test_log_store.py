@@ -68,6 +68,25 @@ def test_compaction_writes_daily_parts_and_reads_the_same_rows(workspace: Worksp
         read_prediction_log(workspace, "m", since="last tuesday")
 
 
+def test_parts_store_microsecond_times_and_old_nanosecond_parts_still_read(workspace: Workspace) -> None:
+    segment = _segment(workspace, "m", ["2026-01-01", "2026-01-02", "2026-01-03"])
+    compact_prediction_log(workspace, "m")
+    parts = sorted(segment.parent.glob("date=*/*.parquet"))
+    # microseconds: a Parquet TIMESTAMP(MICROS) that Spark reads without spark.sql.legacy.parquet.nanosAsLong
+    assert {pq.read_schema(p).field("timestamp").type for p in parts} == {pa.timestamp("us", tz="UTC")}
+    new = read_prediction_log(workspace, "m")
+    old = parts[1]  # the middle day rewritten as an older mlpilot wrote it, in nanoseconds
+    table = pq.read_table(old)
+    stamps = table.column("timestamp").cast(pa.timestamp("ns", tz="UTC"))
+    pq.write_table(table.set_column(0, pa.field("timestamp", stamps.type), stamps), old)
+    assert pq.read_schema(old).field("timestamp").type == pa.timestamp("ns", tz="UTC")
+    mixed = read_prediction_log(workspace, "m")
+    assert str(mixed["timestamp"].dtype) == "datetime64[ns, UTC]"
+    pd.testing.assert_frame_equal(mixed, new)
+    window = read_prediction_log(workspace, "m", since="2026-01-02", until="2026-01-02T12:00:01+00:00")
+    assert set(window["request_id"]) == {"req-1"}  # the filter, pushed down, compares across both units
+
+
 def test_an_open_segment_is_left_to_its_writer(workspace: Workspace) -> None:
     log = PredictionLog(workspace, flush_interval=0.01).start()
     log.log("m", 1, [{"x": 1.0}], ["a"], 1.0)

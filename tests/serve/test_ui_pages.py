@@ -27,7 +27,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--headless"]
 CARD = {"intended_use": "Churn scoring for tests.", "evaluation": {"protocol": "holdout 20%", "metric": "roc_auc"},
-        "candidates": [{"name": "logistic_regression", "cv": 0.9}, {"name": "dummy", "cv": 0.5}]}
+        "candidates": [{"name": "logistic_regression", "cv": 0.9}, {"name": "dummy", "cv": 0.5}],
+        "protocol": {"budget": "time budget 60s", "seed": 7}}  # a card stored before seed became random_state
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,9 @@ def test_model_page_headline_card_plots_and_history(client: TestClient) -> None:
     assert "{" not in card and "Churn scoring for tests." in card
     assert re.search(r"<h3>Evaluation</h3>\s*<dl><dt>protocol</dt><dd>holdout 20%</dd>", card)
     assert "<th>name</th>" in card and "<td>logistic_regression</td>" in card
+    assert "<dt>random state</dt><dd>7</dd>" in card and "seed" not in card  # an old card reads in the new layout
+    api = client.get("/v1/models/churn").json()
+    assert api["selected"]["model_card"]["protocol"] == {"budget": "time budget 60s", "random_state": 7}
     assert "<figcaption>ROC curve</figcaption>" in _section(text, "evaluation")
     board = _section(text, "leaderboard")
     assert "<th>model</th>" in board and "<th>roc auc</th>" in board and "<td>0.83</td>" in board

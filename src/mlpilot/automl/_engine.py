@@ -423,7 +423,7 @@ def fit_tabular(
     card = model_card(
         evaluation, task=task, target=target, n_rows=len(y), n_holdout=len(hold), n_folds=len(result.folds),
         features=features, class_counts=class_counts, time_budget=config.time_budget if clock else None,
-        seed=config.random_state, notes=_card_notes(notes, result), dataset_id=dataset_id, refit_full=config.refit_full,
+        random_state=config.random_state, notes=_card_notes(notes, result), dataset_id=dataset_id, refit_full=config.refit_full,
         budget=config.budget_description,
     )
     card["importance"] = [{"column": c, "mean": m, "std": s} for c, m, s in evaluation.importance]

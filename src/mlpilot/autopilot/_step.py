@@ -249,17 +249,7 @@ class _Step:
     def _read(self, target: str) -> Dataset:
         from mlpilot.automl import load_and_record
 
-        source = self.source
-        if isinstance(source, str | Path) and Path(source).is_dir():
-            import pyarrow.parquet as pq
-
-            files = sorted(Path(source).glob("*.parquet"))
-            if not files:
-                from mlpilot.exceptions import EmptyDataError
-
-                raise EmptyDataError(f"The folder {source} has no .parquet files; put the data there as Parquet.")
-            source = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
-        return load_and_record(source, target=target, workspace=self.registry.workspace, table=self.table,
+        return load_and_record(self.source, target=target, workspace=self.registry.workspace, table=self.table,
                                query=self.query, registry=self.registry)
 
     def _triggers(self, dataset: Dataset, champion: ModelVersion | None) -> list[Signal]:

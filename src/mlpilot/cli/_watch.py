@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from mlpilot.cli._common import QueryOption, TableOption, WorkspaceOption, console, open_workspace
+from mlpilot.cli._common import (
+    NTrialsOption,
+    QueryOption,
+    TableOption,
+    WorkspaceOption,
+    console,
+    open_workspace,
+    trials_of,
+)
 
 _STYLE = {"promoted": "bold green", "kept": "yellow", "no_retrain": "dim", "rolled_back": "bold magenta",
           "failed": "bold red"}
@@ -27,7 +35,7 @@ def watch_command(
     max_predict_ms: Annotated[float | None, typer.Option("--max-predict-ms", help="Guardrail: most ms per 1,000 rows for a new champion.")] = None,
     max_artifact_mb: Annotated[float | None, typer.Option("--max-artifact-mb", help="Guardrail: largest artifact for a new champion, MiB.")] = None,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="Fixed work (trials) instead of wall time.")] = False,
-    n_trials: Annotated[int, typer.Option("--n-trials", help="Tuner trials with --deterministic.")] = 10,
+    n_trials: NTrialsOption = None,
     families: Annotated[str | None, typer.Option("--families", help="Comma-separated model families.")] = None,
     random_state: Annotated[int, typer.Option("--random-state", help="Seed of every random choice.")] = 0,
     time_column: Annotated[str | None, typer.Option("--time-column", help="Judge a retrain on the newest fresh rows, after its training cut on this column.")] = None,
@@ -47,7 +55,7 @@ def watch_command(
     config = make_watch_config(
         target=target, on=on or ["new-data"], every=every, time_budget=time_budget, margin=margin, alpha=alpha,
         min_new_rows=min_new_rows, max_predict_ms=max_predict_ms, max_artifact_mb=max_artifact_mb,
-        deterministic=deterministic, n_trials=n_trials, random_state=random_state, shadow=shadow, time_column=time_column,
+        deterministic=deterministic, n_trials=trials_of(n_trials, deterministic), random_state=random_state, shadow=shadow, time_column=time_column,
         families=tuple(f.strip() for f in families.split(",") if f.strip()) if families else None,
     )
 

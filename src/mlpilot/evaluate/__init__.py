@@ -7,7 +7,7 @@ from mlpilot.evaluate._evaluation import (
     permutation_importance,
 )
 from mlpilot.evaluate._plots import classification_plots, importance_plot, regression_plots
-from mlpilot.evaluate._report import model_card, render_report
+from mlpilot.evaluate._report import model_card, read_card, render_report
 from mlpilot.evaluate._stats import (
     PairedTest,
     bootstrap_ci,
@@ -35,6 +35,7 @@ __all__ = [
     "paired_test",
     "paired_verdict",
     "permutation_importance",
+    "read_card",
     "regression_plots",
     "render_report",
 ]

@@ -22,7 +22,7 @@ def model_card(
     features: list[str],
     class_counts: dict[str, int] | None,
     time_budget: float | None,
-    seed: int,
+    random_state: int,
     notes: list[str],
     dataset_id: str | None = None,
     refit_full: bool = True,
@@ -73,13 +73,34 @@ def model_card(
             ),
             "budget": budget,
             "time_budget_seconds": time_budget,
-            "seed": seed,
+            "random_state": random_state,
         },
         "champion": evaluation.champion,
         "scores": evaluation.metrics,
         "tests": evaluation.tests,
         "limitations": limitations,
     }
+
+
+def read_card(card: Any) -> dict[str, Any] | None:
+    """A stored model card in the current layout, or None when ``card`` is not one.
+
+    Cards stored before the rename name the protocol's seed ``seed``; it is read as
+    ``random_state`` (the stored card is left as it is).
+
+    Examples
+    --------
+    >>> read_card({"protocol": {"seed": 3, "budget": "60s"}})["protocol"]
+    {'budget': '60s', 'random_state': 3}
+    """
+    if not isinstance(card, dict):
+        return None
+    protocol = card.get("protocol")
+    if not isinstance(protocol, dict) or "seed" not in protocol:
+        return card
+    renamed = {k: v for k, v in protocol.items() if k != "seed"}
+    renamed.setdefault("random_state", protocol["seed"])
+    return {**card, "protocol": renamed}
 
 
 def _fmt(value: Any) -> str:

@@ -107,7 +107,8 @@ def records_table(records: Sequence[dict[str, Any]]) -> Any:
     counts = np.array([int(r["n_rows"]) for r in records], dtype=np.int64)
     stamps = pd.to_datetime([str(r.get("timestamp")) for r in records], utc=True, format="ISO8601")
     columns: dict[str, Any] = {
-        "timestamp": pa.array(np.repeat(stamps.as_unit("ns").asi8, counts), type=pa.timestamp("ns", tz="UTC")),
+        # microseconds, which every Parquet reader (Spark included) reads as timestamps; nanoseconds it cannot
+        "timestamp": pa.array(np.repeat(stamps.as_unit("us").asi8, counts), type=pa.timestamp("us", tz="UTC")),
         "model": np.repeat(np.array([r.get("model") for r in records], dtype=object), counts),
         "version": pa.array(np.repeat(np.array([r.get("version") for r in records], dtype=np.int64), counts)),
     }
@@ -187,8 +188,14 @@ def _arrow_column(name: str, values: Any) -> tuple[Any, Any]:
 
 
 def batch_frame(batch: Any) -> pd.DataFrame:
-    """An Arrow table or batch as pandas, the JSON-marked columns decoded back to their values."""
+    """An Arrow table or batch as pandas, the JSON-marked columns decoded back to their values.
+
+    ``timestamp`` is UTC nanoseconds whatever the part stores (microseconds since the log
+    was made readable by Spark, nanoseconds in older logs), so parts of both ages concatenate.
+    """
     frame = batch.to_pandas()
+    if "timestamp" in frame.columns:
+        frame["timestamp"] = frame["timestamp"].astype("datetime64[ns, UTC]")
     for field in batch.schema:
         if field.metadata == _JSON_FIELD:
             frame[field.name] = pd.Series([json.loads(v) for v in frame[field.name]], index=frame.index, dtype=object)
@@ -377,7 +384,7 @@ class LogFilter:
         import pyarrow.dataset as ds
 
         expression = None
-        stamp = pa.timestamp("ns", tz="UTC")
+        stamp = pa.timestamp("ns", tz="UTC")  # compared with a part's own unit (us now, ns in older logs)
         terms = []
         if self.since is not None:
             terms.append(ds.field("timestamp") >= pa.scalar(self.since.to_pydatetime(), type=stamp))

@@ -43,8 +43,10 @@ class CompiledModel:
     """
 
     description = ""
-    #: Small requests are scored on the event loop (every part is fast); otherwise in micro-batches.
+    #: Every part is fast (no library call): small requests may be scored on the event loop.
     inline = True
+    #: Rows a request may have to be scored on the event loop, measured at load (`mlpilot.runtime._dispatch`).
+    inline_rows = 0
 
     def predict(self, table: Table, n_rows: int) -> Prediction:
         raise NotImplementedError

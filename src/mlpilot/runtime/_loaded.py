@@ -10,6 +10,7 @@ from mlpilot.data import Schema
 from mlpilot.exceptions import ArtifactIntegrityError
 from mlpilot.registry import ModelVersion, Registry
 from mlpilot.runtime._validator import SchemaValidator
+from mlpilot.runtime._verified import VerificationRecords
 from mlpilot.runtime._verify import with_fast_path
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
     compiled: CompiledModel | None = None
     fast_path: str = "off"
+    #: Which requests the compiled model scores on the event loop, and the load-time measurement behind it.
+    dispatch: str = "scored in worker threads"
     #: Recognises clean requests of this schema (None: every request gets the full check).
     validator: SchemaValidator | None = None
 
@@ -64,11 +67,14 @@ def load_version(registry: Registry, mv: ModelVersion, *, fast_path: bool = True
     """Load ``mv`` (hash-checked by the registry) and precompute what requests need.
 
     With ``fast_path``, also compile the model for small requests and verify
-    the compiled form against the model (see `mlpilot.runtime._verify`).
+    the compiled form against the model (see `mlpilot.runtime._verify`); the
+    outcome is kept in the workspace (`mlpilot.runtime._verified`), so loading
+    the same artifact again, with the same libraries and code, does not verify again.
     """
     start = time.perf_counter()
     model = registry.load_model(mv)
-    return _loaded(model, mv, time.perf_counter() - start, fast_path=fast_path)
+    records = VerificationRecords.of_workspace(registry.workspace.root)
+    return _loaded(model, mv, time.perf_counter() - start, fast_path=fast_path, records=records)
 
 
 def load_artifact(mv: ModelVersion, *, fast_path: bool = True) -> LoadedModel:
@@ -95,7 +101,8 @@ def load_artifact(mv: ModelVersion, *, fast_path: bool = True) -> LoadedModel:
     return _loaded(loads(data, mv.artifact_format), mv, time.perf_counter() - start, fast_path=fast_path)
 
 
-def _loaded(model: Any, mv: ModelVersion, seconds: float, *, fast_path: bool) -> LoadedModel:
+def _loaded(model: Any, mv: ModelVersion, seconds: float, *, fast_path: bool,
+            records: VerificationRecords | None = None) -> LoadedModel:
     schema = Schema.from_dict(mv.schema) if mv.schema else None
     classes = getattr(model, "classes_", None)
     if classes is None and mv.info.get("classes") is not None:
@@ -114,7 +121,7 @@ def _loaded(model: Any, mv: ModelVersion, seconds: float, *, fast_path: bool) ->
     )
     if not fast_path or mv.kind == "recommender" or not callable(getattr(model, "predict", None)):
         return loaded
-    return with_fast_path(loaded)
+    return with_fast_path(loaded, records)
 
 
 def _split_pipeline(model: Any) -> tuple[Any, Any] | None:

@@ -6,10 +6,14 @@ maximum, a value beyond its range, missing, each category and an unseen one,
 then random rows. Both paths score them, in one batch (the vectorised
 encoders) and row by row (the scalar ones). They must agree on every label,
 on every probability or value to 1e-9 relative, and on which rows they refuse.
+Row by row, a member the library scores (not compiled) is not asked again for
+a row it scored in the batch (`_Remembered`): the compiled parts are checked
+on every row, the library once.
 """
 
 from __future__ import annotations
 
+import copy as _copy
 import dataclasses
 import logging
 import math
@@ -21,10 +25,13 @@ import numpy as np
 import pandas as pd
 
 from mlpilot.data import ColumnSchema, Schema
-from mlpilot.runtime._compile import CompiledModel, compile_model
+from mlpilot.runtime._compile import CompiledModel, EnsembleModel, PipelineModel, compile_model
+from mlpilot.runtime._compile_final import Final
 from mlpilot.runtime._compile_steps import CompileError
+from mlpilot.runtime._dispatch import inline_rows
 from mlpilot.runtime._inputs import convert_columns
 from mlpilot.runtime._score import _plain, predict_frame
+from mlpilot.runtime._verified import VerificationRecords, Verified
 
 if TYPE_CHECKING:
     from mlpilot.runtime._loaded import LoadedModel
@@ -156,10 +163,51 @@ def _difference(compiled: Outcome, general: Outcome, rows: list[SampleRow]) -> s
     return None
 
 
+class _Remembered(Final):
+    """A library-backed final step that answers a matrix row it has scored before from memory.
+
+    The library's value for a row does not depend on the other rows of its batch, so the
+    row-by-row checks need not call it again on a row the batch check gave it: only the
+    compiled parts (encoders, compiled finals) are what those checks are about. A row it has
+    not seen (the one-row encoders gave other numbers than the batch ones) goes to the library.
+    """
+
+    def __init__(self, final: Final) -> None:
+        self.final = final
+        self.n_features = final.n_features
+        self.fast = final.fast
+        self.seen: dict[bytes, np.ndarray] = {}
+
+    def values(self, X: np.ndarray) -> np.ndarray:
+        keys = [row.tobytes() for row in np.ascontiguousarray(X, dtype=np.float64)]
+        if keys and all(k in self.seen for k in keys):
+            return np.stack([self.seen[k] for k in keys])
+        out = self.final.values(X)
+        if out.shape[0] == len(keys):
+            self.seen.update(zip(keys, np.asarray(out), strict=True))
+        return out
+
+    def one(self, row: list[float]) -> list[float] | None:
+        return self.final.one(row)
+
+
+def _remembering(compiled: CompiledModel) -> CompiledModel:
+    """A shallow copy of ``compiled`` whose library-backed final steps are `_Remembered` (for verification only)."""
+    if isinstance(compiled, PipelineModel) and not compiled.final.fast:
+        copy = _copy.copy(compiled)
+        copy.final = _Remembered(compiled.final)
+        return copy
+    if isinstance(compiled, EnsembleModel) and not compiled.inline:
+        ensemble = _copy.copy(compiled)
+        ensemble.members = [(i, final if final.fast else _Remembered(final), w) for i, final, w in compiled.members]
+        return ensemble
+    return compiled
+
+
 class _Check:
     def __init__(self, compiled: CompiledModel, loaded: LoadedModel, rows: list[SampleRow]) -> None:
         assert loaded.schema is not None
-        self.compiled = compiled
+        self.compiled = _remembering(compiled)
         self.loaded = loaded
         self.schema = loaded.schema
         self.rows = rows
@@ -243,8 +291,42 @@ def verify(compiled: CompiledModel, loaded: LoadedModel, *, n_random: int = 48, 
         return f"verification failed: {type(exc).__name__}: {str(exc)[:200]}"
 
 
-def with_fast_path(loaded: LoadedModel) -> LoadedModel:
-    """``loaded`` with its compiled model attached when one compiles and verifies; the reason otherwise."""
+_FINGERPRINT_ROWS = 8
+
+
+def fingerprint(compiled: CompiledModel, loaded: LoadedModel) -> str:
+    """A hash of what ``compiled`` gives on the first sample rows (a verification record's check)."""
+    import hashlib
+
+    assert loaded.schema is not None
+    rows = sample_rows(loaded.schema, compiled.probe_values(), n_random=0)[:_FINGERPRINT_ROWS]
+    names = list(loaded.schema.feature_names)
+    labels, proba = compiled.predict({name: [r.values[name] for r in rows] for name in names}, len(rows))
+    digest = hashlib.sha256(repr(_plain(labels)).encode())
+    if proba is not None:
+        digest.update(np.ascontiguousarray(proba, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def _recorded(records: VerificationRecords | None, compiled: CompiledModel,
+              loaded: LoadedModel) -> tuple[Verified | None, str | None]:
+    """The usable record of this artifact's verification (or None), and the compiled path's fingerprint."""
+    if records is None or not loaded.version.sha256:
+        return None, None
+    try:
+        mark = fingerprint(compiled, loaded)
+    except Exception:  # rows the compiled path refuses: no record, the verification says why
+        return None, None
+    found = records.get(loaded.version.sha256)
+    return (found if found is not None and found.fingerprint == mark else None), mark
+
+
+def with_fast_path(loaded: LoadedModel, records: VerificationRecords | None = None) -> LoadedModel:
+    """``loaded`` with its compiled model attached when one compiles and verifies; the reason otherwise.
+
+    With ``records``, a verification recorded for this artifact under today's libraries and code,
+    whose compiled path still gives the recorded fingerprint, is used instead of verifying again.
+    """
     ref = loaded.version.ref
     if loaded.schema is None:
         return dataclasses.replace(loaded, fast_path="not compiled: the model has no input schema")
@@ -257,10 +339,22 @@ def with_fast_path(loaded: LoadedModel) -> LoadedModel:
     except Exception as exc:
         logger.warning("%s is served by its general path: compiling it failed", ref, exc_info=True)
         return dataclasses.replace(loaded, fast_path=f"not compiled: {type(exc).__name__}")
-    problem = verify(compiled, loaded)
-    seconds = time.perf_counter() - start
+    recorded, mark = _recorded(records, compiled, loaded)
+    if recorded is not None:
+        problem = recorded.problem
+        seconds = time.perf_counter() - start
+        logger.info("%s: verification recorded %s reused (%.2f s then)", ref,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(recorded.at)), recorded.seconds)
+    else:
+        problem = verify(compiled, loaded)
+        seconds = time.perf_counter() - start
+        if records is not None and mark is not None:
+            records.put(loaded.version.sha256, problem, seconds, mark)
     if problem is not None:
         logger.warning("%s is served by its general path: its compiled form disagrees with it (%s)", ref, problem)
         return dataclasses.replace(loaded, fast_path=f"refused at load: {problem}")
-    logger.info("%s: compiled fast path verified in %.2f s (%s)", ref, seconds, compiled.description)
-    return dataclasses.replace(loaded, compiled=compiled, fast_path=f"compiled: {compiled.description}")
+    rows = sample_rows(loaded.schema, compiled.probe_values(), n_random=0)[:_FINGERPRINT_ROWS]
+    compiled.inline_rows, dispatch = inline_rows(compiled, [row.values for row in rows])
+    logger.info("%s: compiled fast path verified in %.2f s (%s); %s", ref, seconds, compiled.description, dispatch)
+    return dataclasses.replace(loaded, compiled=compiled, fast_path=f"compiled: {compiled.description}",
+                               dispatch=dispatch)

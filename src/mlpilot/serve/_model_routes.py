@@ -40,6 +40,7 @@ def version_dict(mv: ModelVersion, *, full: bool = False) -> dict[str, Any]:
     if full:
         info = mv.info
         from mlpilot.data import Schema
+        from mlpilot.evaluate import read_card
 
         schema = Schema.from_dict(mv.schema) if mv.schema else None
         out.update(
@@ -48,7 +49,7 @@ def version_dict(mv: ModelVersion, *, full: bool = False) -> dict[str, Any]:
             target=info.get("target") or (schema.target if schema else None),
             classes=info.get("classes"),
             features=[feature_dict(c) for c in schema.features] if schema else None,
-            model_card=info.get("model_card"),
+            model_card=read_card(info.get("model_card")),
             leaderboard=info.get("leaderboard"),
             files=sorted(mv.files),
             environment=mv.environment,
@@ -107,4 +108,5 @@ async def get_model(
     loaded = next((lm for lm in [*models.loaded(), *models.pinned()]
                    if lm.name == name and lm.version.version == detail["selected"]["version"]), None)
     detail["selected"]["fast_path"] = loaded.fast_path if loaded is not None else None
+    detail["selected"]["dispatch"] = loaded.dispatch if loaded is not None else None
     return detail

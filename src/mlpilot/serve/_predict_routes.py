@@ -97,12 +97,11 @@ EXPLAIN_PARAMETER: dict[str, Any] = {
 }
 
 # Bodies up to this size are parsed on the event loop (tens of microseconds); a
-# compiled model of fast parts (`CompiledModel.inline`) scores them there too
-# (tens of microseconds more, less than a hop to a worker thread); other models
-# micro-batch them with concurrent requests. Larger bodies go to a thread whole.
+# compiled model scores them there too when they have at most its measured
+# `CompiledModel.inline_rows` (what fits a quarter millisecond, `mlpilot.runtime._dispatch`);
+# other requests are micro-batched with concurrent ones in a worker thread.
+# Larger bodies go to a thread whole.
 _INLINE_BYTES = 16 * 1024
-# Rows a compiled model scores on the event loop at most (more go to a thread).
-_INLINE_ROWS = 64
 # One encoder for every answer (``json.dumps`` with options builds a new one per call).
 _ENCODER = json.JSONEncoder(allow_nan=False)
 
@@ -139,7 +138,7 @@ async def predict(request: Request) -> Response:
             prepared = prepare(loaded, parse_json(body), settings.max_rows)
             compiled = loaded.compiled
             scored = None
-            if compiled is not None and compiled.inline and prepared.n_rows <= _INLINE_ROWS:
+            if compiled is not None and prepared.n_rows <= compiled.inline_rows:
                 scored = score_compiled(loaded, prepared.table, prepared.n_rows)
             if scored is not None:
                 predictions, probabilities = scored

@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from mlpilot.data import ColumnSchema, Problem
+from mlpilot.evaluate import read_card
 from mlpilot.exceptions import (
     InvalidParameterError,
     MlpilotError,
@@ -159,7 +160,7 @@ def _page_context(registry: Registry, mv: ModelVersion) -> dict[str, Any]:
     files = sorted(mv.files)
     info = mv.info
     profile = info.get("profile") if isinstance(info.get("profile"), dict) else None
-    card = info.get("model_card") if isinstance(info.get("model_card"), dict) else None
+    card = read_card(info.get("model_card"))
     metrics = _metrics(mv)
     return {
         "mv": mv,
