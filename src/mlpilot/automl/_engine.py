@@ -84,6 +84,7 @@ class FitOutcome:
     timings: dict[str, float]
     holdout_frame: pd.DataFrame | None
     holdout_y: np.ndarray | None = field(default=None, repr=False)
+    holdout_weight: np.ndarray | None = field(default=None, repr=False)  # the holdout rows' weights (weighted runs)
     deadlines: dict[str, float] = field(default_factory=dict)  # phase -> seconds from the start (clock mode)
 
 
@@ -353,7 +354,8 @@ def fit_tabular(
     if set(names) != set(result.weights):
         result = result.with_weights(dict(zip(names, weights, strict=True)), y[dev],
                                      metric if row_weight is None else metric.weighted(row_weight[dev]))
-    threshold = _choose_threshold(result, y[dev], config, notes) if task == "binary" else None
+    threshold = _choose_threshold(result, y[dev], config, notes,
+                                  None if row_weight is None else row_weight[dev]) if task == "binary" else None
     model = TabularEnsemble(
         task=task, members=members, weights=weights, names=names,
         classes=list(encoding.classes) if task != "regression" else None, feature_names=features,
@@ -401,7 +403,8 @@ def fit_tabular(
 
             limit = None if not clock else plan.report.cap(IMPORTANCE_SHARE)
             evaluation.importance = permutation_importance(
-                predict_values, holdout_frame, y_hold, metric, features,
+                predict_values, holdout_frame, y_hold,
+                metric if row_weight is None else metric.weighted(row_weight[hold]), features,
                 random_state=config.random_state, time_limit=limit, n_repeats=2, max_rows=500, clock=total.clock,
             )
             if len(evaluation.importance) < len(features):
@@ -439,23 +442,26 @@ def fit_tabular(
         features=features, evaluation=evaluation, search=result, card=card, plots=plots,
         report_html=report_html, notes=notes, leaks=leaks, timings=timings,
         holdout_frame=holdout_frame, holdout_y=y[hold] if len(hold) else None, deadlines=plan.deadlines(),
+        holdout_weight=None if row_weight is None or not len(hold) else row_weight[hold],
     )
 
 
-def _choose_threshold(result: SearchResult, y_dev: np.ndarray, config: TrainConfig, notes: list[str]) -> ThresholdChoice:
+def _choose_threshold(result: SearchResult, y_dev: np.ndarray, config: TrainConfig, notes: list[str],
+                      sample_weight: np.ndarray | None = None) -> ThresholdChoice:
     """The binary model's decision threshold, chosen on the registered ensemble's out-of-fold probabilities.
 
-    Never on the holdout, which stays a test. A note gives the rule's measure at
-    the threshold and at 0.5; a precision or recall target no threshold reaches
-    is also a warning.
+    Never on the holdout, which stays a test. Rows count by ``sample_weight``
+    when the run is weighted. A note gives the rule's measure at the threshold
+    and at 0.5; a precision or recall target no threshold reaches is also a warning.
     """
     rule = config.threshold_rule
-    choice = choose_threshold(y_dev, np.asarray(result.ensemble_oof)[:, 1], rule)
+    choice = choose_threshold(y_dev, np.asarray(result.ensemble_oof)[:, 1], rule, sample_weight=sample_weight)
     measure = rule.measure
     how = "fixed by the user" if rule.kind == "fixed" else f"chosen for {rule.describe()}"
+    weighted = "" if sample_weight is None else " (weighted)"
     notes.append(
         f"decision threshold {choice.threshold:.4g} ({how}): {measure} {choice.at_threshold[measure]:.4g} on the "
-        f"{choice.n_rows} out-of-fold rows, against {choice.at_half[measure]:.4g} at 0.5"
+        f"{choice.n_rows} out-of-fold rows{weighted}, against {choice.at_half[measure]:.4g} at 0.5"
     )
     if not choice.reached:
         warnings.warn(f"Decision threshold: {choice.note}.", MlpilotWarning, stacklevel=3)

@@ -230,12 +230,14 @@ def permutation_importance(
     Stops early (returning the columns done so far) when ``time_limit`` seconds
     pass on ``clock`` (the run's budget clock; not read without a limit).
     ``random_state`` seeds the row sample and the shuffles (``seed``: its deprecated former name).
+    A weighted ``metric`` (`Metric.weighted`, one weight per row of ``frame``)
+    counts each row by its weight, on the sampled rows too.
     """
     start = clock() if time_limit is not None else 0.0
     rng = np.random.default_rng(_resolve_seed(random_state, seed, "permutation_importance"))
     if len(frame) > max_rows:
         idx = rng.choice(len(frame), max_rows, replace=False)
-        frame, y = frame.iloc[idx], y[idx]
+        frame, y, metric = frame.iloc[idx], y[idx], metric.on(idx)
     frame = frame.reset_index(drop=True)
     base = metric.score(y, predict(frame))
     out: list[tuple[str, float, float]] = []
