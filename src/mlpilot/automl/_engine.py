@@ -54,6 +54,7 @@ from mlpilot.tasks import (
 )
 from mlpilot.tune import Budget, Clock, Executor, bootstrap_rounds, register_seconds, slack
 from mlpilot.tune._budget import EVALUATE_SHARE, IMPORTANCE_SHARE, REPORT_SECONDS, REPORT_SHARE
+from mlpilot.tune._stats import MIN_BOOT_ROUNDS
 
 logger = logging.getLogger(__name__)
 
@@ -375,10 +376,17 @@ def fit_tabular(
             f"{max(plan.evaluate.left(), 0.0):.2f}s left for evaluation, {plan.metric_seconds * 1e3:.2f} ms "
             "per metric call on the holdout"
         )
+    stop = _DeadlineStop(plan.evaluate) if clock else None
     evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task,
                                  metric=metric if row_weight is None else metric.weighted(row_weight[hold]),
                                  random_state=config.random_state, n_boot=n_boot, n_boot_others=n_boot_others,
-                                 threshold=None if threshold is None else threshold.threshold)
+                                 threshold=None if threshold is None else threshold.threshold, stop=stop)
+    if stop is not None and stop.cut:
+        notes.append(
+            f"bootstrap resampling stopped at the evaluation's deadline: {stop.cut} interval(s) or test(s) kept "
+            f"the resamples they had (at least {MIN_BOOT_ROUNDS}); the metric calls took longer than the "
+            f"{plan.metric_seconds * 1e3:.2f} ms each measured before the evaluation (a busy machine)"
+        )
     timings["evaluate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -499,6 +507,20 @@ def _card_notes(notes: list[str], result: SearchResult) -> list[str]:
         else:
             out.append(note)
     return out
+
+
+class _DeadlineStop:
+    """A bootstrap's ``stop``: True once ``budget``'s deadline has passed; counts the resamplings it cut."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.cut = 0
+
+    def __call__(self) -> bool:
+        if self.budget.left() > 0:
+            return False
+        self.cut += 1  # asked again only by the next bootstrap: one per interval or test cut
+        return True
 
 
 @dataclass(frozen=True)
