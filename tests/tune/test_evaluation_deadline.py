@@ -1,5 +1,6 @@
-"""The evaluation's bootstraps stop at the evaluation's deadline (a fake clock), and registration's libraries
-are loaded before the budget is planned, so their import is time already spent, not an overrun."""
+"""The evaluation's bootstraps stop at the evaluation's deadline (a fake clock), and the libraries of
+registration and of the plots are loaded before the budget is planned, so their import is time already
+spent, not an overrun."""
 
 from __future__ import annotations
 
@@ -68,14 +69,23 @@ def test_registration_libraries_are_loaded_before_the_budget_is_planned(monkeypa
         order.append("fit")
         raise RuntimeError("stop here")
 
-    loaded = _run._load_saving_libraries
-    monkeypatch.setattr(_run, "_load_saving_libraries", lambda: (loaded(), order.append("saving libraries")))
+    loaded = _run._load_later_libraries
+
+    def load(*, saving: bool, plots: bool) -> None:
+        loaded(saving=saving, plots=plots)
+        order.append(f"saving {saving}, plots {plots}")
+
+    monkeypatch.setattr(_run, "_load_later_libraries", load)
     monkeypatch.setattr(_run, "fit_tabular", planned)
     frame = pd.DataFrame({"x": np.arange(60.0), "y": np.arange(60.0) % 2})
     with pytest.raises(RuntimeError, match="stop here"):
         _run.train(frame, "y", time_budget=30, workspace=tmp_path, report=False)
-    assert order == ["saving libraries", "fit"] and "skops.io" in sys.modules
+    assert order == ["saving True, plots False", "fit"] and "skops.io" in sys.modules
     order.clear()
-    with pytest.raises(RuntimeError, match="stop here"):  # nothing to save: nothing imported ahead
-        _run.train(frame, "y", time_budget=30, register=False, report=False)
+    with pytest.raises(RuntimeError, match="stop here"):  # nothing to save, plots to draw
+        _run.train(frame, "y", time_budget=30, register=False)
+    assert order == ["saving False, plots True", "fit"] and "matplotlib.figure" in sys.modules
+    order.clear()
+    with pytest.raises(RuntimeError, match="stop here"):  # no clock: no deadline to protect
+        _run.train(frame, "y", deterministic=True, register=False, report=False)
     assert order == ["fit"]
