@@ -89,3 +89,19 @@ def test_registration_libraries_are_loaded_before_the_budget_is_planned(monkeypa
     with pytest.raises(RuntimeError, match="stop here"):  # no clock: no deadline to protect
         _run.train(frame, "y", deterministic=True, register=False, report=False)
     assert order == ["fit"]
+
+
+def test_the_plots_stop_at_the_reports_deadline() -> None:
+    from mlpilot.evaluate import classification_plots, regression_plots
+
+    now = [0.0]
+    report = Budget.start_now(1.0, clock=lambda: now[0])
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    proba = np.column_stack([1 - (p := rng.random(200)), p])
+    assert list(regression_plots(proba[:, 1], p, stop=_DeadlineStop(report))) == [
+        "residuals.png", "predicted_vs_actual.png"]  # time left: all of them
+    now[0] = 2.0  # the deadline has passed: the first plot, then no more
+    stop = _DeadlineStop(report)
+    assert list(classification_plots(y, proba, ["a", "b"], stop=stop)) == ["roc.png"] and stop.cut == 1
+    assert list(regression_plots(proba[:, 1], p, stop=_DeadlineStop(report))) == ["residuals.png"]

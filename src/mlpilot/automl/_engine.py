@@ -400,11 +400,15 @@ def fit_tabular(
                 f"{max(plan.report.left(), 0.0):.2f}s left for the report, they take about {REPORT_SECONDS:g}s"
             )
         else:
+            drawing = _DeadlineStop(plan.report) if clock else None
             if task == "regression":
-                plots.update(regression_plots(y_hold, evaluation.holdout_prediction))
+                plots.update(regression_plots(y_hold, evaluation.holdout_prediction, stop=drawing))
             else:
                 plots.update(classification_plots(y_hold, evaluation.holdout_prediction,
-                                                  [str(c) for c in encoding.classes]))
+                                                  [str(c) for c in encoding.classes], stop=drawing))
+            if drawing is not None and drawing.cut:
+                notes.append(f"plots stopped after {len(plots)} to keep the time budget: the report's deadline "
+                             f"passed while they were drawn (about {REPORT_SECONDS:g}s expected for all of them)")
 
             def predict_values(f: pd.DataFrame) -> np.ndarray:
                 return model.predict_proba(f) if task != "regression" else model.predict(f)
@@ -421,7 +425,7 @@ def fit_tabular(
                     f"it may use {IMPORTANCE_SHARE:.0%} of the {max(plan.report.left(), 0.0) / IMPORTANCE_SHARE:.2f}s "
                     "that were left for the report"
                 )
-            if evaluation.importance:
+            if evaluation.importance and not (drawing is not None and drawing()):  # its plot while time is left
                 plots["importance.png"] = importance_plot(evaluation.importance)
                 notes_pi = "measured on the holdout rows with the final model"
                 if config.refit_full:
