@@ -136,7 +136,7 @@ def test_compiled_knn_finds_the_library_neighbours(loader: object, task: str) ->
         np.testing.assert_allclose(final.values(rows), learner.predict_values(rows), rtol=0, atol=1e-9)
 
 
-def test_knn_leaves_ties_and_brute_force_searches_to_the_library() -> None:
+def test_knn_leaves_ties_to_the_library() -> None:
     X, y = load_wine(return_X_y=True)
     X = (X - X.mean(axis=0)) / X.std(axis=0)
     twice = np.vstack([X, X])  # every neighbour has a twin: the k-th and the next always tie
@@ -146,10 +146,6 @@ def test_knn_leaves_ties_and_brute_force_searches_to_the_library() -> None:
     with pytest.raises(TiedNeighbours):
         final.inner.search.values(X[:3])
     np.testing.assert_array_equal(final.values(X[:3]), learner.predict_values(X[:3]))  # the library's pick
-    wide = np.hstack([X, X])  # 26 features: scikit-learn searches by brute force
-    brute = _fit("knn", "multiclass", wide, y)
-    with pytest.raises(CompileError, match="kNN searched by brute"):
-        LearnerFinal(brute)
 
 
 def test_a_registered_ensemble_of_the_new_families_is_verified_at_load(tmp_path: Path) -> None:

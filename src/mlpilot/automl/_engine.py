@@ -54,6 +54,7 @@ from mlpilot.tasks import (
 )
 from mlpilot.tune import Budget, Clock, Executor, bootstrap_rounds, register_seconds, slack
 from mlpilot.tune._budget import EVALUATE_SHARE, IMPORTANCE_SHARE, REPORT_SECONDS, REPORT_SHARE
+from mlpilot.tune._stats import MIN_BOOT_ROUNDS
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ class FitOutcome:
     timings: dict[str, float]
     holdout_frame: pd.DataFrame | None
     holdout_y: np.ndarray | None = field(default=None, repr=False)
+    holdout_weight: np.ndarray | None = field(default=None, repr=False)  # the holdout rows' weights (weighted runs)
     deadlines: dict[str, float] = field(default_factory=dict)  # phase -> seconds from the start (clock mode)
 
 
@@ -353,7 +355,8 @@ def fit_tabular(
     if set(names) != set(result.weights):
         result = result.with_weights(dict(zip(names, weights, strict=True)), y[dev],
                                      metric if row_weight is None else metric.weighted(row_weight[dev]))
-    threshold = _choose_threshold(result, y[dev], config, notes) if task == "binary" else None
+    threshold = _choose_threshold(result, y[dev], config, notes,
+                                  None if row_weight is None else row_weight[dev]) if task == "binary" else None
     model = TabularEnsemble(
         task=task, members=members, weights=weights, names=names,
         classes=list(encoding.classes) if task != "regression" else None, feature_names=features,
@@ -373,10 +376,17 @@ def fit_tabular(
             f"{max(plan.evaluate.left(), 0.0):.2f}s left for evaluation, {plan.metric_seconds * 1e3:.2f} ms "
             "per metric call on the holdout"
         )
+    stop = _DeadlineStop(plan.evaluate) if clock else None
     evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task,
                                  metric=metric if row_weight is None else metric.weighted(row_weight[hold]),
                                  random_state=config.random_state, n_boot=n_boot, n_boot_others=n_boot_others,
-                                 threshold=None if threshold is None else threshold.threshold)
+                                 threshold=None if threshold is None else threshold.threshold, stop=stop)
+    if stop is not None and stop.cut:
+        notes.append(
+            f"bootstrap resampling stopped at the evaluation's deadline: {stop.cut} interval(s) or test(s) kept "
+            f"the resamples they had (at least {MIN_BOOT_ROUNDS}); the metric calls took longer than the "
+            f"{plan.metric_seconds * 1e3:.2f} ms each measured before the evaluation (a busy machine)"
+        )
     timings["evaluate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -390,18 +400,23 @@ def fit_tabular(
                 f"{max(plan.report.left(), 0.0):.2f}s left for the report, they take about {REPORT_SECONDS:g}s"
             )
         else:
+            drawing = _DeadlineStop(plan.report) if clock else None
             if task == "regression":
-                plots.update(regression_plots(y_hold, evaluation.holdout_prediction))
+                plots.update(regression_plots(y_hold, evaluation.holdout_prediction, stop=drawing))
             else:
                 plots.update(classification_plots(y_hold, evaluation.holdout_prediction,
-                                                  [str(c) for c in encoding.classes]))
+                                                  [str(c) for c in encoding.classes], stop=drawing))
+            if drawing is not None and drawing.cut:
+                notes.append(f"plots stopped after {len(plots)} to keep the time budget: the report's deadline "
+                             f"passed while they were drawn (about {REPORT_SECONDS:g}s expected for all of them)")
 
             def predict_values(f: pd.DataFrame) -> np.ndarray:
                 return model.predict_proba(f) if task != "regression" else model.predict(f)
 
             limit = None if not clock else plan.report.cap(IMPORTANCE_SHARE)
             evaluation.importance = permutation_importance(
-                predict_values, holdout_frame, y_hold, metric, features,
+                predict_values, holdout_frame, y_hold,
+                metric if row_weight is None else metric.weighted(row_weight[hold]), features,
                 random_state=config.random_state, time_limit=limit, n_repeats=2, max_rows=500, clock=total.clock,
             )
             if len(evaluation.importance) < len(features):
@@ -410,7 +425,7 @@ def fit_tabular(
                     f"it may use {IMPORTANCE_SHARE:.0%} of the {max(plan.report.left(), 0.0) / IMPORTANCE_SHARE:.2f}s "
                     "that were left for the report"
                 )
-            if evaluation.importance:
+            if evaluation.importance and not (drawing is not None and drawing()):  # its plot while time is left
                 plots["importance.png"] = importance_plot(evaluation.importance)
                 notes_pi = "measured on the holdout rows with the final model"
                 if config.refit_full:
@@ -439,23 +454,26 @@ def fit_tabular(
         features=features, evaluation=evaluation, search=result, card=card, plots=plots,
         report_html=report_html, notes=notes, leaks=leaks, timings=timings,
         holdout_frame=holdout_frame, holdout_y=y[hold] if len(hold) else None, deadlines=plan.deadlines(),
+        holdout_weight=None if row_weight is None or not len(hold) else row_weight[hold],
     )
 
 
-def _choose_threshold(result: SearchResult, y_dev: np.ndarray, config: TrainConfig, notes: list[str]) -> ThresholdChoice:
+def _choose_threshold(result: SearchResult, y_dev: np.ndarray, config: TrainConfig, notes: list[str],
+                      sample_weight: np.ndarray | None = None) -> ThresholdChoice:
     """The binary model's decision threshold, chosen on the registered ensemble's out-of-fold probabilities.
 
-    Never on the holdout, which stays a test. A note gives the rule's measure at
-    the threshold and at 0.5; a precision or recall target no threshold reaches
-    is also a warning.
+    Never on the holdout, which stays a test. Rows count by ``sample_weight``
+    when the run is weighted. A note gives the rule's measure at the threshold
+    and at 0.5; a precision or recall target no threshold reaches is also a warning.
     """
     rule = config.threshold_rule
-    choice = choose_threshold(y_dev, np.asarray(result.ensemble_oof)[:, 1], rule)
+    choice = choose_threshold(y_dev, np.asarray(result.ensemble_oof)[:, 1], rule, sample_weight=sample_weight)
     measure = rule.measure
     how = "fixed by the user" if rule.kind == "fixed" else f"chosen for {rule.describe()}"
+    weighted = "" if sample_weight is None else " (weighted)"
     notes.append(
         f"decision threshold {choice.threshold:.4g} ({how}): {measure} {choice.at_threshold[measure]:.4g} on the "
-        f"{choice.n_rows} out-of-fold rows, against {choice.at_half[measure]:.4g} at 0.5"
+        f"{choice.n_rows} out-of-fold rows{weighted}, against {choice.at_half[measure]:.4g} at 0.5"
     )
     if not choice.reached:
         warnings.warn(f"Decision threshold: {choice.note}.", MlpilotWarning, stacklevel=3)
@@ -493,6 +511,20 @@ def _card_notes(notes: list[str], result: SearchResult) -> list[str]:
         else:
             out.append(note)
     return out
+
+
+class _DeadlineStop:
+    """A bootstrap's ``stop``: True once ``budget``'s deadline has passed; counts the resamplings it cut."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.cut = 0
+
+    def __call__(self) -> bool:
+        if self.budget.left() > 0:
+            return False
+        self.cut += 1  # asked again only by the next bootstrap: one per interval or test cut
+        return True
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,9 @@ class Challenger:
 
     ``holdout_rows`` are the raw rows (every column, target included) the
     holdout was made of; ``holdout_y`` their encoded target and
-    ``holdout_prediction`` the prediction of models fitted without them.
+    ``holdout_prediction`` the prediction of models fitted without them;
+    ``holdout_weight`` their row weights when the run was weighted (the
+    paired test then counts each row by its weight, as the holdout score does).
     """
 
     task: str
@@ -124,6 +126,7 @@ class Challenger:
     holdout_y: np.ndarray | None = field(default=None, repr=False)
     holdout_prediction: np.ndarray | None = field(default=None, repr=False)
     model: Any = field(default=None, repr=False)
+    holdout_weight: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_outcome(cls, outcome: FitOutcome, holdout_rows: pd.DataFrame | None) -> Challenger:
@@ -133,6 +136,7 @@ class Challenger:
             classes=list(outcome.encoding.classes), scores=dict(evaluation.metrics),
             holdout_rows=holdout_rows, holdout_y=outcome.holdout_y,
             holdout_prediction=evaluation.holdout_prediction, model=outcome.model,
+            holdout_weight=outcome.holdout_weight,
         )
 
 
@@ -255,7 +259,9 @@ class PromotionPolicy:
                      "error": type(exc).__name__},
                 )
             thresholds = (getattr(challenger.model, "threshold_", None), getattr(old_model, "threshold_", None))
-            decision = self._on_shared_rows(challenger, champion, metric, unseen, old_pred, thresholds=thresholds)
+            shared = metric if challenger.holdout_weight is None else metric.weighted(
+                np.asarray(challenger.holdout_weight)[unseen])  # the rows count as in the holdout score
+            decision = self._on_shared_rows(challenger, champion, shared, unseen, old_pred, thresholds=thresholds)
             if decision is not None:
                 return decision
             why_not = "the metric is undefined on the holdout rows unseen by both (a single class?)"
@@ -307,7 +313,7 @@ class PromotionPolicy:
             "champion_version": champion.version, "n_rows": n, "n_holdout": n_hold, "test": test.method,
             "difference": test.difference, "p_value": test.p_value, "significant": test.significant,
             "alpha": self.alpha, "n_boot": n_boot, "require_significant": self.require_significant,
-            "unit": unit,
+            "unit": unit, "weighted": metric.sample_weight is not None,
         }
         v = f"v{champion.version}"
         if self.require_significant:
@@ -369,7 +375,7 @@ class PromotionPolicy:
             "n_holdout": len(np.asarray(challenger.holdout_y)), "test": test.method,
             "difference": test.difference, "lower_bound": lower, "p_value": test.p_value,
             "significant": test.significant, "alpha": self.alpha, "margin": abs(self.margin),
-            "n_boot": n_boot, "unit": unit,
+            "n_boot": n_boot, "unit": unit, "weighted": metric.sample_weight is not None,
         }
         claim = "better than" if self.mode == "superiority" else f"no worse (within {abs(self.margin):g}) than"
         stats = (f"{test.method} on {len(unseen)} {unit} unseen by both: difference {test.difference:+.4f}, "

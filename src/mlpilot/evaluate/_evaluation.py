@@ -62,6 +62,7 @@ def evaluate_search(
     n_boot_others: int = 100,
     seed: int | None = None,
     threshold: float | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Evaluation:
     """Build the leaderboard and the champion's tests from a `SearchResult`.
 
@@ -75,6 +76,9 @@ def evaluate_search(
     holdout label metrics (accuracy, F1, ...) score the labels it serves at it, and
     the other candidates, which have none, label at 0.5. Cross-validated scores stay
     at 0.5: the threshold is chosen on those out-of-fold predictions.
+    ``stop`` (the time budget) is asked by every bootstrap between resamples: once
+    it says True, each interval and test keeps the resamples it has (at least
+    `mlpilot.tune._stats.MIN_BOOT_ROUNDS`).
     """
     seed = _resolve_seed(random_state, seed, "evaluate_search")
     n = len(y_dev)
@@ -104,7 +108,7 @@ def evaluate_search(
         }
         if holdout is not None and y_holdout is not None and len(y_holdout):
             entry[f"holdout_{metric.name}"] = scored(y_holdout, holdout)
-            lo, hi = bootstrap_ci(y_holdout, holdout, scored, n_boot=boot, random_state=seed)
+            lo, hi = bootstrap_ci(y_holdout, holdout, scored, n_boot=boot, random_state=seed, stop=stop)
             entry["holdout_ci"] = [lo, hi]
         return entry
 
@@ -153,7 +157,7 @@ def evaluate_search(
         if champ_hold is not None and other.holdout is not None and y_holdout is not None:
             entry["holdout"] = paired_bootstrap(  # each model's labels at its own threshold
                 y_holdout, metric.decided(champ_hold, threshold), metric.decided(other.holdout, None), metric,
-                n_boot=n_boot, random_state=seed,
+                n_boot=n_boot, random_state=seed, stop=stop,
             ).to_dict()
         entry["significant"], entry["verdict"] = paired_verdict(entry)
         tests[label] = entry
@@ -230,12 +234,14 @@ def permutation_importance(
     Stops early (returning the columns done so far) when ``time_limit`` seconds
     pass on ``clock`` (the run's budget clock; not read without a limit).
     ``random_state`` seeds the row sample and the shuffles (``seed``: its deprecated former name).
+    A weighted ``metric`` (`Metric.weighted`, one weight per row of ``frame``)
+    counts each row by its weight, on the sampled rows too.
     """
     start = clock() if time_limit is not None else 0.0
     rng = np.random.default_rng(_resolve_seed(random_state, seed, "permutation_importance"))
     if len(frame) > max_rows:
         idx = rng.choice(len(frame), max_rows, replace=False)
-        frame, y = frame.iloc[idx], y[idx]
+        frame, y, metric = frame.iloc[idx], y[idx], metric.on(idx)
     frame = frame.reset_index(drop=True)
     base = metric.score(y, predict(frame))
     out: list[tuple[str, float, float]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,8 +26,17 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def classification_plots(y: np.ndarray, proba: np.ndarray, classes: list[str]) -> dict[str, bytes]:
-    """ROC and precision-recall curves, confusion matrix and calibration curve."""
+def _stopped(stop: Callable[[], bool] | None) -> bool:
+    return stop is not None and stop()
+
+
+def classification_plots(y: np.ndarray, proba: np.ndarray, classes: list[str], *,
+                         stop: Callable[[], bool] | None = None) -> dict[str, bytes]:
+    """ROC and precision-recall curves, confusion matrix and calibration curve.
+
+    ``stop`` (the time budget) is asked before each plot after the first: True
+    returns the plots drawn so far.
+    """
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import auc, confusion_matrix, precision_recall_curve, roc_curve
 
@@ -42,6 +52,8 @@ def classification_plots(y: np.ndarray, proba: np.ndarray, classes: list[str]) -
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC curve (holdout)")
     ax.legend(loc="lower right", fontsize=7)
     plots["roc.png"] = _png(fig)
+    if _stopped(stop):
+        return plots
     fig, ax = _figure()
     for c in positives:
         if (y == c).any():
@@ -50,6 +62,8 @@ def classification_plots(y: np.ndarray, proba: np.ndarray, classes: list[str]) -
     ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall curve (holdout)")
     ax.legend(loc="lower left", fontsize=7)
     plots["pr.png"] = _png(fig)
+    if _stopped(stop):
+        return plots
     fig, ax = _figure()
     matrix = confusion_matrix(y, proba.argmax(axis=1), labels=list(range(k)))
     ax.imshow(matrix, cmap="Blues")
@@ -61,6 +75,8 @@ def classification_plots(y: np.ndarray, proba: np.ndarray, classes: list[str]) -
     ax.set_yticks(range(k), labels, fontsize=7)
     ax.set(xlabel="Predicted", ylabel="Actual", title="Confusion matrix (holdout)")
     plots["confusion.png"] = _png(fig)
+    if _stopped(stop):
+        return plots
     fig, ax = _figure()
     for c in positives[:4]:
         if (y == c).any() and (y != c).any():
@@ -73,13 +89,15 @@ def classification_plots(y: np.ndarray, proba: np.ndarray, classes: list[str]) -
     return plots
 
 
-def regression_plots(y: np.ndarray, pred: np.ndarray) -> dict[str, bytes]:
-    """Residuals against predictions, and predicted against actual."""
+def regression_plots(y: np.ndarray, pred: np.ndarray, *, stop: Callable[[], bool] | None = None) -> dict[str, bytes]:
+    """Residuals against predictions, and predicted against actual (``stop``: as in `classification_plots`)."""
     fig, ax = _figure()
     ax.scatter(pred, y - pred, s=6, alpha=0.5)
     ax.axhline(0, color="grey", linestyle="--")
     ax.set(xlabel="Predicted", ylabel="Residual (actual − predicted)", title="Residuals (holdout)")
     plots = {"residuals.png": _png(fig)}
+    if _stopped(stop):
+        return plots
     fig, ax = _figure()
     ax.scatter(y, pred, s=6, alpha=0.5)
     lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))

@@ -522,7 +522,7 @@ class CandidateRunner:
                 )
                 weights = None if self.sample_weight is None else self.sample_weight[tr]
                 learner.fit(Xtr, self.y[tr], X_val=Xva, y_val=self.y[va], stop_at=stop_at, clock=self.timer,
-                            sample_weight=weights)
+                            sample_weight=weights, val_weight=None if self.sample_weight is None else self.sample_weight[va])
                 t_predict = self.timer()
                 values = learner.predict_values(Xva)
                 predict_seconds = self.timer() - t_predict

@@ -91,14 +91,16 @@ class Family(TuneFamily):
     # -- fitting ----------------------------------------------------------------
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         """Fit the library model on ``X, y`` and set ``learner.estimator_`` and ``learner.n_iterations_``.
 
         ``params`` (a copy, the family may pop from it) are the learner's
         hyperparameters; ``X_val, y_val`` the early-stopping set (or None);
         ``expired`` the fit's deadline (None: none), asked after each boosting round;
         ``sample_weight`` each training row's weight (None: every row counts once),
-        given only to a family that declares ``weighted``.
+        given only to a family that declares ``weighted``; ``val_weight`` the
+        early-stopping rows' weights (the boosted families score their rounds with them).
         """
         raise NotImplementedError
 
@@ -164,7 +166,8 @@ class Dummy(Family):
     cost: float = 0.01
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         from sklearn.dummy import DummyClassifier, DummyRegressor
 
         model = DummyClassifier(strategy="prior") if learner.classifier else DummyRegressor()
@@ -207,7 +210,8 @@ class LightGBM(Family):
     })
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         import lightgbm
 
         rounds = _rounds(params, X_val)
@@ -233,6 +237,8 @@ class LightGBM(Family):
         if X_val is not None:
             callbacks.append(lightgbm.early_stopping(_EARLY_STOP, verbose=False))
             fit_kw["eval_set"] = [(X_val, y_val)]
+            if val_weight is not None:
+                fit_kw["eval_sample_weight"] = [val_weight]
         model.fit(X, y, sample_weight=sample_weight, callbacks=callbacks, **fit_kw)
         learner.estimator_ = model
         best = model.best_iteration_ or model.booster_.current_iteration()
@@ -282,7 +288,8 @@ class CatBoost(Family):
         return pd.DataFrame(columns, index=pd.RangeIndex(matrix.shape[0]))
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         import catboost
 
         rounds = _rounds(params, X_val)
@@ -303,8 +310,10 @@ class CatBoost(Family):
         model = cls(**base)
         fit_kw: dict[str, Any] = {"callbacks": [_CatBoostDeadline(expired)]}
         if X_val is not None:
+            eval_X = self.library_input(learner, X_val)
             fit_kw.update(
-                eval_set=(self.library_input(learner, X_val), y_val),
+                eval_set=(eval_X, y_val) if val_weight is None else catboost.Pool(
+                    eval_X, y_val, weight=val_weight, cat_features=base["cat_features"]),
                 early_stopping_rounds=_EARLY_STOP,
                 use_best_model=True,
             )
@@ -363,7 +372,8 @@ class XGBoost(Family):
     })
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         import xgboost
 
         rounds = _rounds(params, X_val)
@@ -391,11 +401,14 @@ class XGBoost(Family):
             if X_val is not None:
                 known = np.isin(y_val, learner.xgb_classes_)
                 X_val, y_val = X_val[known], np.searchsorted(learner.xgb_classes_, y_val[known])
+                val_weight = None if val_weight is None else val_weight[known]
         else:
             model = xgboost.XGBRegressor(**base)
         if X_val is not None and X_val.shape[0]:
             model.set_params(early_stopping_rounds=_EARLY_STOP)
             fit_kw["eval_set"] = [(X_val, y_val)]
+            if val_weight is not None:
+                fit_kw["sample_weight_eval_set"] = [val_weight]
         model.fit(X, y, sample_weight=sample_weight, **fit_kw)
         model.set_params(callbacks=None)  # the deadline is for fitting only; the artifact keeps no callback
         learner.estimator_ = model
@@ -419,7 +432,8 @@ class HistGradientBoosting(Family):
     boosted: bool = True
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         n_features = X.shape[1]
@@ -475,7 +489,8 @@ class _Forest(Family):
     extra: bool = False
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         from sklearn import ensemble
 
         n = X.shape[0]
@@ -530,7 +545,8 @@ class Linear(Family):
     cost: float = 0.3
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         from sklearn.linear_model import LogisticRegression, Ridge
 
         if learner.classifier:
@@ -554,7 +570,8 @@ class KNN(Family):
     weighted: bool = False  # scikit-learn's neighbours take no sample weights
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
         k = min(int(params.get("n_neighbors", 15)), max(1, X.shape[0] - 1))
@@ -577,7 +594,8 @@ class NaiveBayes(Family):
     text_only: bool = True
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         from sklearn.naive_bayes import ComplementNB
 
         learner.estimator_ = ComplementNB(alpha=params.get("alpha", 0.3)).fit(X, y, sample_weight=sample_weight)
@@ -618,7 +636,8 @@ class MLP(Family):
     })
 
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
-            expired: Deadline | None, sample_weight: np.ndarray | None = None) -> None:
+            expired: Deadline | None, sample_weight: np.ndarray | None = None,
+            val_weight: np.ndarray | None = None) -> None:
         import copy
 
         from sklearn.neural_network import MLPClassifier, MLPRegressor

@@ -90,6 +90,7 @@ class Learner(BaseEstimator):
         stop_at: float | None = None,
         clock: Clock = time.perf_counter,
         sample_weight: np.ndarray | None = None,
+        val_weight: np.ndarray | None = None,
     ) -> Learner:
         """Fit on ``X, y`` (rows weighted by ``sample_weight``); early-stop on ``X_val, y_val`` if given; stop at ``stop_at``.
 
@@ -97,7 +98,8 @@ class Learner(BaseEstimator):
         fit ends after the first round that finishes at or past it. Other
         families cannot be interrupted and ignore it. ``sample_weight``: one
         non-negative weight per row of ``X`` (refused for a family that does
-        not declare ``weighted``, kNN).
+        not declare ``weighted``, kNN); ``val_weight`` the weights of the
+        ``X_val`` rows, which the boosted families' early stopping scores with.
         """
         if self.family not in FAMILIES:
             raise InvalidParameterError(
@@ -112,7 +114,8 @@ class Learner(BaseEstimator):
         params = dict(self.params or {})
         weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         with quiet(self.n_jobs):
-            family.fit(self, X, np.asarray(y), X_val, y_val, params, _expiry(stop_at, clock), sample_weight=weights)
+            family.fit(self, X, np.asarray(y), X_val, y_val, params, _expiry(stop_at, clock), sample_weight=weights,
+                       val_weight=None if val_weight is None else np.asarray(val_weight, dtype=float))
         return self
 
     @property

@@ -125,9 +125,10 @@ class LinearStacker:
 
 
 def fit_stacker(task: str, names: list[str], values: list[np.ndarray], y: np.ndarray, *, n_classes: int,
-                random_state: int) -> LinearStacker:
+                random_state: int, sample_weight: np.ndarray | None = None) -> LinearStacker:
     """Fit the level-2 layer on the members' ``values`` (their out-of-fold predictions) and ``y``.
 
+    Rows count by ``sample_weight`` when given (a weighted run), as in the members' fits.
     Deterministic: the same inputs give the same coefficients (lbfgs, NNLS).
     One BLAS thread: the problem is small, and a pool of threads on a busy
     machine made each lbfgs step cost 14 ms instead of microseconds.
@@ -137,27 +138,31 @@ def fit_stacker(task: str, names: list[str], values: list[np.ndarray], y: np.nda
         from sklearn.linear_model import LinearRegression
 
         with quiet(1):
-            reg = LinearRegression(positive=True).fit(Z, y.astype(float))
+            reg = LinearRegression(positive=True).fit(Z, y.astype(float), sample_weight=sample_weight)
         return LinearStacker(task, names, reg.coef_, np.asarray(reg.intercept_))
     from sklearn.linear_model import LogisticRegression
 
     with quiet(1):
-        clf = LogisticRegression(C=STACK_C, max_iter=1000, random_state=random_state).fit(Z, y)
+        clf = LogisticRegression(C=STACK_C, max_iter=1000, random_state=random_state).fit(
+            Z, y, sample_weight=sample_weight)
     return LinearStacker(task, names, clf.coef_, clf.intercept_, n_classes=n_classes,
                          classes=np.asarray(clf.classes_, dtype=np.int64))
 
 
 def nested_oof(task: str, names: list[str], values: list[np.ndarray], y: np.ndarray,
                folds: list[tuple[np.ndarray, np.ndarray]], *, n_classes: int, random_state: int,
-               on_fold: Callable[[int], bool] | None = None) -> np.ndarray | None:
+               on_fold: Callable[[int], bool] | None = None,
+               sample_weight: np.ndarray | None = None) -> np.ndarray | None:
     """The stack's out-of-fold predictions: for each fold, a stacker fitted on the other folds' rows.
 
     ``on_fold(i)`` is asked after fold ``i``; when it returns False the work
-    stops and None is returned (the budget ran out).
+    stops and None is returned (the budget ran out). ``sample_weight``: each
+    row's weight in the stackers' fits.
     """
     out: np.ndarray | None = None
     for i, (tr, va) in enumerate(folds):
-        stacker = fit_stacker(task, names, [v[tr] for v in values], y[tr], n_classes=n_classes, random_state=random_state)
+        stacker = fit_stacker(task, names, [v[tr] for v in values], y[tr], n_classes=n_classes, random_state=random_state,
+                              sample_weight=None if sample_weight is None else sample_weight[tr])
         pred = stacker.combine([v[va] for v in values])
         if out is None:
             out = np.zeros((len(y), *pred.shape[1:]))
@@ -240,8 +245,10 @@ def _stack_over(names: list[str], candidates: dict[str, CandidateResult], y: np.
                 on_fold: Callable[[int], bool] | None = None,
                 ) -> tuple[np.ndarray | None, np.ndarray | None, LinearStacker, list[float]]:
     oofs = [np.asarray(candidates[n].oof) for n in names]
-    oof = nested_oof(task, names, oofs, y, folds, n_classes=n_classes, random_state=random_state, on_fold=on_fold)
-    stacker = fit_stacker(task, names, oofs, y, n_classes=n_classes, random_state=random_state)
+    weights = metric.sample_weight  # a weighted run's metric carries the rows' weights: the stacker fits with them
+    oof = nested_oof(task, names, oofs, y, folds, n_classes=n_classes, random_state=random_state, on_fold=on_fold,
+                     sample_weight=weights)
+    stacker = fit_stacker(task, names, oofs, y, n_classes=n_classes, random_state=random_state, sample_weight=weights)
     holds = [candidates[n].holdout for n in names]
     hold = None if any(h is None for h in holds) else stacker.combine([np.asarray(h) for h in holds])
     scores = [] if oof is None else [metric.on(va).score(y[va], oof[va]) for _tr, va in folds]

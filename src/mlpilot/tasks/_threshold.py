@@ -120,27 +120,33 @@ class ThresholdChoice:
                 "oof": {"n_rows": self.n_rows, "at_threshold": self.at_threshold, "at_0.5": self.at_half}}
 
 
-def _counts(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """True and false positives at each threshold (positive where ``p >= t``)."""
-    order = np.sort(p)
-    n = len(p)
-    positives = np.sort(p[y == 1])
-    above = n - np.searchsorted(order, thresholds, side="left")
-    tp = len(positives) - np.searchsorted(positives, thresholds, side="left")
-    return tp.astype(float), (above - tp).astype(float)
+def _counts(y: np.ndarray, p: np.ndarray, thresholds: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weight of true and of false positives at each threshold (positive where ``p >= t``)."""
+    order = np.argsort(p, kind="stable")
+    ranked = p[order]
+    total = np.concatenate([[0.0], np.cumsum(w[order])])
+    positive = np.concatenate([[0.0], np.cumsum(np.where(y[order] == 1, w[order], 0.0))])
+    below = np.searchsorted(ranked, thresholds, side="left")  # rows under each threshold
+    tp = positive[-1] - positive[below]
+    return tp, (total[-1] - total[below]) - tp
 
 
-def _measures(tp: np.ndarray, fp: np.ndarray, n_pos: int, n_neg: int, rule: ThresholdRule) -> dict[str, np.ndarray]:
+def _ratio(top: np.ndarray | float, bottom: np.ndarray | float) -> np.ndarray:
+    """``top / bottom``, 0 where ``bottom`` is 0."""
+    top, bottom = np.broadcast_arrays(np.asarray(top, dtype=float), np.asarray(bottom, dtype=float))
+    return np.divide(top, bottom, out=np.zeros(top.shape), where=bottom > 0)
+
+
+def _measures(tp: np.ndarray, fp: np.ndarray, n_pos: float, n_neg: float, rule: ThresholdRule) -> dict[str, np.ndarray]:
     fn = n_pos - tp
     tn = n_neg - fp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
-        recall = tp / max(n_pos, 1)
-        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-        balanced = (recall + tn / max(n_neg, 1)) / 2
+    precision = _ratio(tp, tp + fp)
+    recall = _ratio(tp, n_pos)
+    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    balanced = (recall + _ratio(tn, n_neg)) / 2
     out = {"precision": precision, "recall": recall, "f1": f1, "balanced_accuracy": balanced}
     if rule.kind == "cost":
-        out["cost_per_row"] = (float(rule.value or 0) * fn + fp) / max(n_pos + n_neg, 1)
+        out["cost_per_row"] = _ratio(float(rule.value or 0) * fn + fp, n_pos + n_neg)
     return out
 
 
@@ -149,11 +155,14 @@ def _at(measures: dict[str, np.ndarray], i: int, rule: ThresholdRule) -> dict[st
     return {k: round(float(measures[k][i]), 6) for k in keys}
 
 
-def choose_threshold(y: Any, p: Any, rule: ThresholdRule) -> ThresholdChoice:
+def choose_threshold(y: Any, p: Any, rule: ThresholdRule, *, sample_weight: Any = None) -> ThresholdChoice:
     """The threshold ``rule`` prefers for labels ``y`` (0/1) and positive-class probabilities ``p``.
 
     Candidates are 0 (every row positive) and the midpoints between
     neighbouring distinct values of ``p``; ties go to the highest candidate.
+    With ``sample_weight`` every count (true and false positives, the cost)
+    is a sum of the rows' weights, as the weighted metrics count them, and
+    rows of weight zero are left out.
     A precision or recall target no candidate reaches gives the candidate
     closest to it, with ``reached=False``. Deterministic: the same rows give
     the same threshold.
@@ -170,13 +179,21 @@ def choose_threshold(y: Any, p: Any, rule: ThresholdRule) -> ThresholdChoice:
     p = np.asarray(p, dtype=float)
     if len(y) != len(p) or not len(y):
         raise InvalidParameterError(f"choose_threshold needs one probability per label; got {len(p)} and {len(y)}.")
-    n_pos = int((y == 1).sum())
-    n_neg = len(y) - n_pos
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    if len(w) != len(y):
+        raise InvalidParameterError(f"choose_threshold needs one weight per label; got {len(w)} and {len(y)}.")
+    if sample_weight is not None:  # a row of weight zero is a row left out: its probability is no candidate
+        counted = w > 0
+        if not counted.any():
+            raise InvalidParameterError("choose_threshold got only rows of weight zero; at least one row must count.")
+        y, p, w = y[counted], p[counted], w[counted]
+    n_pos = float(w[y == 1].sum())
+    n_neg = float(w.sum()) - n_pos
     values = np.unique(p)
     candidates = np.concatenate([[0.0], (values[:-1] + values[1:]) / 2])[::-1]  # highest first
     if rule.kind == "fixed":
         candidates = np.array([float(rule.value or 0.5)])
-    tp, fp = _counts(y, p, np.concatenate([candidates, [0.5]]))
+    tp, fp = _counts(y, p, np.concatenate([candidates, [0.5]]), w)
     measures = _measures(tp, fp, n_pos, n_neg, rule)
     half = len(candidates)
     chosen = {k: v[:half] for k, v in measures.items()}

@@ -10,6 +10,7 @@ here, so one comparison has one rule wherever it is made.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,9 +70,18 @@ def _resolve_seed(random_state: int, seed: int | None, where: str) -> int:
     return seed
 
 
+#: Resamples a bootstrap always makes, even once its ``stop`` says the time is up: an interval or
+#: test from fewer is noise (each resample is one metric call, a millisecond on most holdouts).
+MIN_BOOT_ROUNDS = 20
+
+
+def _stopped(stop: Callable[[], bool] | None, done: int) -> bool:
+    return stop is not None and done >= MIN_BOOT_ROUNDS and stop()
+
+
 def bootstrap_ci(
     y: np.ndarray, pred: np.ndarray | None = None, metric: Metric | None = None, *, n_boot: int = 1000,
-    level: float = 0.95, random_state: int = 0, seed: int | None = None,
+    level: float = 0.95, random_state: int = 0, seed: int | None = None, stop: Callable[[], bool] | None = None,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval over rows, of per-row values or of a metric of predictions.
 
@@ -95,6 +105,10 @@ def bootstrap_ci(
         Seed of the resampling: the same inputs and seed give the same interval.
     seed : int, optional
         Deprecated former name of ``random_state`` (a FutureWarning; removed in 0.4).
+    stop : callable, optional
+        Asked before each resample after the first `MIN_BOOT_ROUNDS` (metric
+        form): True ends the resampling there (the time budget is spent), and
+        the interval is that of the resamples made.
 
     Examples
     --------
@@ -113,7 +127,9 @@ def bootstrap_ci(
         return _mean_interval(np.asarray(y, dtype=np.float64), rng, n_boot, level)
     n = len(y)
     values = []
-    for _ in range(n_boot):
+    for done in range(n_boot):
+        if _stopped(stop, done):
+            break
         idx = rng.integers(0, n, n)
         v = metric_value(metric.on(idx), y[idx], pred[idx])  # a weighted metric's weights go with their rows
         if np.isfinite(v):
@@ -191,15 +207,16 @@ class PairedTest:
 def paired_bootstrap(
     y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metric: Metric, *,
     n_boot: int = 1000, random_state: int = 0, alpha: float = 0.05, seed: int | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> PairedTest:
     """Two-sided paired bootstrap of the score difference A − B on the same rows.
 
     ``metric`` is signed so that a positive difference means A is better,
     also for lower-is-better metrics; ``seed`` is the deprecated former name
-    of ``random_state``.
+    of ``random_state``; ``stop`` ends the resampling early as in `bootstrap_ci`.
     """
     observed, arr = _resampled_differences(
-        y, pred_a, pred_b, metric, n_boot, _resolve_seed(random_state, seed, "paired_bootstrap"))
+        y, pred_a, pred_b, metric, n_boot, _resolve_seed(random_state, seed, "paired_bootstrap"), stop)
     if arr.size == 0:
         return PairedTest("paired bootstrap (holdout)", observed, float("nan"), False)
     p = min(1.0, 2.0 * min(float(np.mean(arr <= 0)), float(np.mean(arr >= 0))))
@@ -208,6 +225,7 @@ def paired_bootstrap(
 
 def _resampled_differences(
     y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, metric: Metric, n_boot: int, random_state: int,
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[float, np.ndarray]:
     """The observed difference A − B (positive: A is better) and its finite bootstrap resamples."""
     rng = np.random.default_rng(random_state)
@@ -215,7 +233,9 @@ def _resampled_differences(
     sign = 1.0 if metric.greater_is_better else -1.0
     observed = sign * (metric_value(metric, y, pred_a) - metric_value(metric, y, pred_b))
     diffs = []
-    for _ in range(n_boot):
+    for done in range(n_boot):
+        if _stopped(stop, done):
+            break
         idx = rng.integers(0, n, n)
         resampled = metric.on(idx)
         d = sign * (metric_value(resampled, y[idx], pred_a[idx]) - metric_value(resampled, y[idx], pred_b[idx]))
