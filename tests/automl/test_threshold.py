@@ -212,14 +212,14 @@ def test_a_threshold_for_a_task_that_is_not_binary_is_refused(tmp_path: Path, ta
 
 
 def test_the_autopilot_retrains_with_the_champions_rule(trained: tuple[TrainingRun, Path], registry: Registry) -> None:
-    from mlpilot.autopilot._step import _threshold_options
+    from mlpilot.autopilot._step import trained_options
 
     run, _root = trained
-    assert _threshold_options(registry.get_version("churn@champion")) == {}  # the default rule stays the default
+    assert trained_options(registry.get_version("churn@champion")) == {}  # the default rule stays the default
     mv = registry.register_model("churn_cost", run.model, kind="tabular", metrics={},
                                  info={"task": "binary", "config": {**run.config.model_dump(mode="json"),
                                                                     "threshold_metric": "cost:5"}})
-    assert _threshold_options(mv) == {"threshold_metric": "cost:5"}
+    assert trained_options(mv) == {"threshold_metric": "cost:5"}
 
 
 def test_holdout_label_metrics_and_the_monitor_use_the_stored_threshold(

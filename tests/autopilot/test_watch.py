@@ -422,3 +422,21 @@ def test_a_decaying_champion_triggers_a_retrain_under_the_non_inferiority_rule(
     assert "the actual live metric 0.9000 is below the holdout's interval bound 0.9800" in step.reason
     # retrained on the rows it already had: nothing is unseen by both, so no paired test and the champion stays
     assert step.decision == "kept" and step.champion == 1 and step.evidence["rule"] == "no_shared_rows"
+
+
+def test_a_retrain_keeps_the_champions_metric_and_weight_column(cancer: pd.DataFrame, tmp_path: Path) -> None:
+    workspace = Workspace.open(tmp_path / "ws")
+    weighted = cancer.assign(w=1.0 + cancer["mean_radius"] / cancer["mean_radius"].max())
+    train(weighted.iloc[:200], "target", name="bc", workspace=workspace, metric="log_loss", weight_column="w",
+          report=False, **FAST)
+    step = watch("bc", weighted.iloc[:400], workspace=workspace, **FAST)
+    assert step.challenger == 2, step.reason
+    registry = Registry(workspace)
+    try:
+        challenger = registry.get_version("bc:2")
+    finally:
+        registry.close()
+    config = challenger.info["config"]
+    assert config["metric"] == "log_loss" and config["weight_column"] == "w"
+    assert "w" not in challenger.info["features"]  # the weights stayed weights, not a feature
+    assert step.evidence["metric"] == "log_loss"  # both models were judged by the champion's metric

@@ -177,7 +177,7 @@ class _Step:
         self.registry.set_watch_state(self.name, self.owner, self.state)
         options: dict[str, Any] = {"time_budget": config.time_budget, "deterministic": config.deterministic,
                                    "n_trials": config.n_trials, "families": config.families,
-                                   "random_state": config.random_state, **_threshold_options(champion)}
+                                   "random_state": config.random_state, **trained_options(champion)}
         why = "; ".join(s.reason for s in fired)
         try:
             split = self._time_split(frame, champion)
@@ -408,7 +408,21 @@ class _Step:
         return result
 
 
-def _threshold_options(champion: ModelVersion | None) -> dict[str, Any]:
-    """The champion's decision-threshold rule (``threshold_metric`` or ``threshold``), kept for its retrain."""
+#: What the champion was trained to be, kept by its retrains: the metric (the promotion test scores both
+#: models by the challenger's), the weight column (else it would become a feature), the leak rule, the
+#: holdout and the decision-threshold rule. The watch's own options set only the work (budget, trials,
+#: families, seed).
+KEPT_FROM_CHAMPION = ("metric", "weight_column", "drop_leaks", "holdout", "time_split", "threshold_metric",
+                      "threshold")
+
+
+def trained_options(champion: ModelVersion | None) -> dict[str, Any]:
+    """The `mlpilot.train` options of ``champion``'s own training that its retrain keeps (`KEPT_FROM_CHAMPION`).
+
+    Only those set away from `TrainConfig`'s defaults: a champion trained with the defaults gives ``{}``.
+    """
+    from mlpilot.automl import TrainConfig
+
     trained = (champion.info.get("config") or {}) if champion is not None else {}
-    return {k: trained[k] for k in ("threshold_metric", "threshold") if trained.get(k) is not None}
+    defaults = TrainConfig().model_dump(mode="json")
+    return {k: trained[k] for k in KEPT_FROM_CHAMPION if trained.get(k) is not None and trained[k] != defaults[k]}
