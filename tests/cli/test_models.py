@@ -121,3 +121,14 @@ def test_delete_sweeps_what_a_crash_left(workspace: Path) -> None:
     reg.delete_version("cancer:1")
     assert not leftover.exists() and not mv.directory.exists()
     assert reg.get_version("cancer:2").artifact_path.exists()
+
+
+def test_history_says_who_moved_an_alias_from_where_and_why(workspace: Path) -> None:
+    moved = runner.invoke(app, ["models", "promote", "cancer", "1", "--reason", "v2 overfits", "-w", str(workspace)])
+    assert moved.exit_code == 0, moved.output
+    history = runner.invoke(app, ["models", "history", "cancer", "--json", "-w", str(workspace)])
+    move = [e for e in json.loads(history.stdout) if e["kind"] == "alias_set"][-1]
+    assert (move["alias"], move["from_version"], move["version"]) == ("champion", 2, 1)
+    assert move["by"].startswith("mlpilot promote (user ") and move["reason"] == "v2 overfits"
+    table = runner.invoke(app, ["models", "history", "cancer", "-w", str(workspace)], env={"COLUMNS": "200"})
+    assert "champion: v2 → v1 by mlpilot promote" in table.output and "v2 overfits" in table.output

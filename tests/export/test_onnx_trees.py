@@ -11,10 +11,10 @@ import pytest
 
 from mlpilot.data import Schema, infer_schema
 from mlpilot.export import export_model
+from mlpilot.export._onnx import ATOL
 from mlpilot.registry import Registry, Workspace
-from mlpilot.runtime import load_version, score_frame
 from tests._sharing import once_per_run
-from tests.export.conftest import ensemble
+from tests.export.conftest import ensemble, onnx_outputs, runtime_outputs
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,6 @@ def tree_registry(tmp_path_factory: pytest.TempPathFactory, churn_rows: pd.DataF
 
 def test_catboost_and_xgboost_members_export_and_predict_what_the_runtime_does(
         tree_registry: Registry, churn: pd.DataFrame, tmp_path: Path) -> None:
-    import onnxruntime as ort
-
-    from mlpilot.export._onnx import ATOL, feeds
-
     name = "trees"
     result = export_model(tree_registry, name, "onnx", tmp_path / name)
     assert result.details["verified_rows"] > 100
@@ -47,12 +43,10 @@ def test_catboost_and_xgboost_members_export_and_predict_what_the_runtime_does(
     frame.loc[::7, "total_day_minutes"] = np.nan
     frame.loc[::5, "state"] = None  # missing categories reach the CTR tables' missing state
     frame.loc[3::9, "area_code"] = "area_code_999"  # and an unseen one
-    mv = tree_registry.get_version(name)
-    want = score_frame(load_version(tree_registry, mv, fast_path=False), frame).frame.iloc[:, frame.shape[1]:]
-    session = ort.InferenceSession(str(tmp_path / name / "model.onnx"), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    labels, proba = session.run(["label", "probabilities"], feeds(rows, Schema.from_dict(mv.schema or {}), names))
+    schema = Schema.from_dict(tree_registry.get_version(name).schema or {})
+    want = runtime_outputs(tree_registry, name, frame)
+    got = onnx_outputs(tmp_path / name / "model.onnx", frame, schema)
+    labels, proba = got["label"], got["probabilities"]
     np.testing.assert_allclose(proba, want[["probability_no", "probability_yes"]].to_numpy(), rtol=0, atol=ATOL)
     assert list(labels) == list(want["prediction"]) and len(set(labels)) == 2
     between = (proba[:, 1] >= 0.35) & (proba[:, 1] < 0.5)

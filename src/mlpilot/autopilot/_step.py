@@ -205,7 +205,8 @@ class _Step:
             return self._finish(StepResult("promoted", outcome.version, outcome.version,
                                            self._say(f"retrained ({why}); {outcome.reason}"), self.evidence))
         if config.shadow:
-            self.registry.set_alias(self.name, "challenger", outcome.version)
+            self.registry.set_alias(self.name, "challenger", outcome.version, by="mlpilot watch",
+                                    reason="retrained; scores live traffic in shadow")
             self.state["shadow"] = {"version": outcome.version, "champion": old, "cursor": None}
             self.notes.append(f"v{outcome.version} now scores live traffic in shadow")
         return self._finish(StepResult("kept", old, outcome.version,
@@ -234,7 +235,7 @@ class _Step:
         challenger = self.registry.get_version(f"{self.name}:{outcome.version}")
         decision = judge_on_window(self.registry, challenger, champion, frame.iloc[window], policy)
         if decision.promote:
-            self.registry.set_alias(self.name, "champion", outcome.version)
+            self.registry.set_alias(self.name, "champion", outcome.version, by="mlpilot watch", reason=decision.reason)
         return Retrained(outcome.version, decision.promote, decision.reason, {**json_ready(decision.evidence),
                          "window": {**self.evidence.get("window", {}), **cut}}, outcome.run_id)
 
@@ -351,7 +352,8 @@ class _Step:
         if not decision.promote:
             self.notes.append(f"shadow v{challenger.version}: {decision.reason}")
             return None
-        self.registry.set_alias(self.name, "champion", challenger.version)
+        self.registry.set_alias(self.name, "champion", challenger.version, by="mlpilot watch (shadow)",
+                                reason=decision.reason)
         self.registry.delete_alias(self.name, "challenger")
         self.state["shadow"] = None
         self.state["last_promotion"] = {"version": challenger.version, "previous": champion.version,

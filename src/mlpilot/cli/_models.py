@@ -255,7 +255,9 @@ def model_history(
         if e["kind"] == "model_registered":
             what = f"v{p.get('version')} registered" + (f" as {', '.join(p['aliases'])}" if p.get("aliases") else "")
         elif e["kind"] == "alias_set":
-            what = f"{p.get('alias')} → v{p.get('version')}"
+            start = f"v{p['from_version']} → " if p.get("from_version") is not None else ""
+            what = f"{p.get('alias')}: {start}v{p.get('version')}"
+            what += "".join(f"{sep}{p[k]}" for k, sep in (("by", " by "), ("reason", ": ")) if p.get(k))
         elif e["kind"] in ("promotion", "rollback"):
             start = f"v{p['from_version']}" if p.get("from_version") is not None else "none"
             what = f"{start} → v{p.get('to_version')}: {p.get('reason', '')}"

@@ -122,12 +122,16 @@ def promote(
     name: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[int, typer.Argument(help="Version to promote.", min=1)],
     alias: Annotated[str, typer.Option(help="Alias to move.")] = "champion",
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the history).")] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Point NAME's alias (champion by default) at VERSION; running servers swap to it."""
+    import getpass
+
     registry = open_registry(workspace)
     previous = registry.get_aliases(name).get(alias)
-    registry.set_alias(name, alias, version)
+    registry.set_alias(name, alias, version, by=f"mlpilot promote (user {getpass.getuser()})",
+                       reason=reason or "moved by hand")
     was = f" (was version {previous})" if previous is not None else ""
     console.print(f"{name}@{alias} -> version {version}{was}")
 

@@ -108,7 +108,7 @@ class _Splits:
         self.tables: dict[tuple[_Input, ...], list[tuple[int, int]]] = {}
         self.float_of: dict[tuple[int, int], int] = {}
         for t, tree in enumerate(data.get("oblivious_trees", [])):
-            for k, split in enumerate(tree.get("splits", [])):
+            for k, split in enumerate(tree.get("splits") or []):  # a stump's is null
                 kind = split.get("split_type")
                 if kind == "FloatFeature":
                     f = floats_info[int(split["float_feature_index"])]
@@ -203,7 +203,7 @@ def _leaf_sum(g: _Graph, trees: list[dict[str, Any]], splits: str, column_of: di
     by_depth: dict[int, list[int]] = {}
     constant = np.zeros(dimension)
     for t, tree in enumerate(trees):
-        depth = len(tree.get("splits", []))
+        depth = len(tree.get("splits") or [])
         if depth == 0:  # stumps without a split add their one leaf to every row
             constant += np.asarray(tree["leaf_values"], dtype=float).reshape(dimension)
         else:

@@ -639,13 +639,21 @@ class Registry:
 
     # -- aliases ------------------------------------------------------------------
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
-        """Point ``name@alias`` at ``version`` (which must exist)."""
+    def set_alias(self, name: str, alias: str, version: int, *, by: str | None = None,
+                  reason: str | None = None) -> None:
+        """Point ``name@alias`` at ``version`` (which must exist).
+
+        The ``alias_set`` event records the version it pointed at before (``from_version``),
+        who or what moved it (``by``) and why (``reason``), for ``mlpilot models history``.
+        """
         check_alias(alias)
         self.get_version(f"{name}:{version}")
+        previous = self.get_aliases(name).get(alias)
+        payload: dict[str, Any] = {"alias": alias, "version": version, "from_version": previous}
+        payload.update({k: v for k, v in (("by", by), ("reason", reason)) if v is not None})
         with self.engine.begin() as conn:
             self._set_alias(conn, name, alias, version)
-            self._event(conn, "alias_set", name, {"alias": alias, "version": version})
+            self._event(conn, "alias_set", name, payload)
 
     def delete_alias(self, name: str, alias: str) -> None:
         with self.engine.begin() as conn:

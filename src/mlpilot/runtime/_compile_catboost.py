@@ -91,7 +91,7 @@ class CatBoostTrees:
         groups: dict[int, tuple[list[list[int]], list[list[float]], list[list[bool]], list[np.ndarray]]] = {}
         for tree in data.get("oblivious_trees", []):
             features, borders, nan_true = [], [], []
-            for split in tree.get("splits", []):
+            for split in tree.get("splits") or []:  # a stump's is null
                 if split.get("split_type") != "FloatFeature":
                     raise CompileError(f"a CatBoost split on a {split.get('split_type')} (categorical statistics)")
                 info = floats[split["float_feature_index"]]

@@ -48,7 +48,7 @@ def explain_frame(loaded: LoadedModel, frame: pd.DataFrame) -> Explanation:
         f"Model {loaded.version.ref} ({type(model).__name__}"
         f"{' ending in ' + type(loaded.steps[1]).__name__ if loaded.steps else ''}) has no explanation method: "
         "explanations cover models trained by mlpilot (LightGBM, XGBoost, CatBoost, random forests, extra trees, "
-        "linear and their ensembles) "
+        "histogram gradient boosting, linear, naive Bayes and their ensembles) "
         "and scikit-learn pipelines of a ColumnTransformer and a linear model. Predict without explain=true."
     )
 

@@ -3,11 +3,13 @@
 Each member explains itself in its own raw output space with the method its
 library provides (LightGBM ``pred_contrib``, XGBoost ``pred_contribs``,
 CatBoost ``ShapValues``, exact ``coef * x`` terms for linear models, Saabas path
-attributions for scikit-learn forests); the
+attributions for scikit-learn forests and histogram gradient boosting, exact
+per-feature log-likelihood terms for naive Bayes); the
 contributions of its transformed features are summed back to the input column
 they came from (one-hot columns, text components, date parts, target
 encodings), which keeps them additive. The ensemble then combines its members
-(see `explain_ensemble`). Families without such a method are refused.
+(see `explain_ensemble`). Families without such a method are refused with the
+reason (`REFUSALS`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ METHODS = {
     "catboost": "catboost ShapValues (TreeSHAP)",
     "random_forest": "random forest path attribution (Saabas: each split's change in node value, averaged over trees)",
     "extra_trees": "extra trees path attribution (Saabas: each split's change in node value, averaged over trees)",
+    "hist_gradient_boosting": "histogram gradient boosting path attribution (Saabas: each split's change in "
+                              "node value, summed over trees; a node's value is its training rows' mean leaf value)",
     "linear": "linear terms coef * x (numeric columns standardised to their training mean)",
+    "naive_bayes": "naive Bayes log-likelihood terms x * log P(feature | class) (exact: the class scores are their "
+                   "sum)",
     "dummy": "constant model (every contribution is zero)",
 }
 
@@ -102,11 +108,22 @@ class _Member:
     link: str  # how raw maps to what the ensemble averages: identity, logistic or softmax
 
 
+#: Why a family has no per-row explanation (families not named: no method known here).
+REFUSALS = {
+    "knn": "a k-nearest-neighbours prediction is a distance-weighted vote of the training rows closest to the row; "
+           "changing one column can change which rows those are, so the prediction is not a sum of per-column "
+           "terms and any split between columns would be made up",
+    "mlp": "a neural network's output is not a sum of per-column terms; an additive split would need sampling "
+           "approximations (KernelSHAP), which mlpilot does not run at prediction time",
+}
+
+
 def unsupported(family: str) -> InvalidParameterError:
-    """The refusal for a family with no per-row explanation method."""
+    """The refusal for a family with no per-row explanation method, with the reason."""
+    reason = REFUSALS.get(family, "neither mlpilot nor a library it depends on computes additive per-row "
+                                  "contributions for it")
     return InvalidParameterError(
-        f"Explanations are not available for the {family!r} model family: neither mlpilot nor a library it "
-        f"depends on computes additive per-row contributions for it. Explainable families: "
+        f"Explanations are not available for the {family!r} model family: {reason}. Explainable families: "
         f"{', '.join(METHODS)}; train with families limited to them (e.g. --families lightgbm,linear) "
         "to explain predictions."
     )
@@ -217,6 +234,89 @@ def _forest_member(learner: Any, X: Any, mapping: sp.csr_matrix) -> _Member:
     return _Member((phi.reshape(n * k, -1) @ mapping).reshape(n, k, -1), base, raw, "identity")
 
 
+def _hgb_leaf_credit(nodes: np.ndarray, p: int) -> tuple[np.ndarray, float]:
+    """Per node of one histogram-boosting tree: the credit per feature on the path from the root, and the root value.
+
+    A leaf's value is what the tree adds; an inner node's is the mean leaf value of
+    its training rows (the counts), so the root value plus the path's credits is the leaf value.
+    """
+    count = np.maximum(nodes["count"].astype(float), 1.0)
+    value = nodes["value"].astype(float)
+    left, right = nodes["left"].astype(int), nodes["right"].astype(int)
+    inner = np.flatnonzero(~nodes["is_leaf"].astype(bool))
+    for node in inner[::-1]:  # children follow their parent (depth-first order): bottom-up
+        a, b = left[node], right[node]
+        value[node] = (count[a] * value[a] + count[b] * value[b]) / (count[a] + count[b])
+    credit = np.zeros((len(nodes), p))
+    for node in inner:  # top-down
+        for child in (left[node], right[node]):
+            credit[child] = credit[node]
+            credit[child, int(nodes["feature_idx"][node])] += value[child] - value[node]
+    return credit, float(value[0])
+
+
+def hist_boosting_attributions(model: Any, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact additive contributions of a fitted scikit-learn histogram gradient boosting model (Saabas).
+
+    Each tree's leaf for a row is found by scikit-learn's own traversal (a copy of the
+    tree whose leaves hold their index), so missing values and category splits go
+    where they go when predicting (after the model's own re-coding of categories); the
+    path's changes in node value are credited to the features split on
+    (`_hgb_leaf_credit`). Base (the baseline plus every root value) plus contributions
+    is the model's raw output (``decision_function``): log-odds (binary), class scores
+    (multiclass) or the prediction (regression).
+
+    Returns contributions ``(n, k, p)``, base values and raw outputs ``(n, k)``.
+    """
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    matrix = np.ascontiguousarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
+    n, p = matrix.shape
+    try:
+        predictors, mapper = model._predictors, model._bin_mapper
+        baseline = np.asarray(model._baseline_prediction, dtype=float).reshape(-1)
+    except AttributeError as exc:  # scikit-learn's internals moved
+        raise InvalidParameterError(f"This scikit-learn's histogram gradient boosting cannot be explained ({exc}).") \
+            from None
+    known, index = mapper.make_known_categories_bitsets()
+    order = np.arange(p)  # the trees' feature j is input column order[j]
+    if getattr(model, "_preprocessor", None) is not None:  # categories re-coded, and put first
+        pre = model._preprocessor
+        for name, _, selected in pre.transformers_:
+            columns = np.arange(p)[np.asarray(selected)] if len(np.atleast_1d(selected)) else []
+            order[pre.output_indices_[name]] = columns
+        matrix = np.ascontiguousarray(pre.transform(matrix), dtype=np.float64)
+    k = len(baseline)
+    phi = np.zeros((n, k, p))
+    base = np.broadcast_to(baseline, (n, k)).copy()
+    for iteration in predictors:
+        for j, tree in enumerate(iteration):
+            credit, root = _hgb_leaf_credit(tree.nodes, p)
+            nodes = tree.nodes.copy()
+            nodes["value"] = np.arange(len(nodes))
+            leaves = TreePredictor(nodes, tree.binned_left_cat_bitsets, tree.raw_left_cat_bitsets).predict(
+                matrix, known, index, 1).astype(int)
+            phi[:, j, order] += credit[leaves]
+            base[:, j] += root
+    return phi, base, base + phi.sum(axis=2)
+
+
+def _hgb_member(learner: Any, X: Any, mapping: sp.csr_matrix) -> _Member:
+    phi, base, raw = hist_boosting_attributions(learner.estimator_, X)
+    n, k, _ = phi.shape
+    return _Member((phi.reshape(n * k, -1) @ mapping).reshape(n, k, -1), base, raw, _link(learner))
+
+
+def _naive_bayes_member(learner: Any, X: Any, mapping: sp.csr_matrix) -> _Member:
+    """ComplementNB's class scores are ``X @ feature_log_prob_.T``: exact terms per feature, no base.
+
+    Binary: the log-odds, the positive class's terms less the negative's.
+    """
+    log_prob = np.asarray(learner.estimator_.feature_log_prob_, dtype=float)
+    coef = log_prob[1:] - log_prob[:1] if learner.task == "binary" else log_prob
+    return _Member(*additive_terms(coef, np.zeros(len(coef)), X, mapping), _link(learner))
+
+
 def linear_terms(model: Any, X: Any, mapping: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact terms ``coef * x`` of a fitted linear model on its input ``X``, summed by ``mapping``.
 
@@ -224,9 +324,15 @@ def linear_terms(model: Any, X: Any, mapping: sp.csr_matrix) -> tuple[np.ndarray
     decision function ``(n, k)``: one output for binary and regression, one per
     class for multiclass.
     """
+    return additive_terms(model.coef_, model.intercept_, X, mapping)
+
+
+def additive_terms(coef: Any, intercept: Any, X: Any,
+                   mapping: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Terms ``coef * x`` per output (rows of ``coef``) summed by ``mapping``, the intercept as base (`linear_terms`)."""
     n = X.shape[0]
-    coef = np.atleast_2d(np.asarray(model.coef_, dtype=float))
-    intercept = np.atleast_1d(np.asarray(model.intercept_, dtype=float))
+    coef = np.atleast_2d(np.asarray(coef, dtype=float))
+    intercept = np.atleast_1d(np.asarray(intercept, dtype=float))
     if sp.issparse(X):
         matrix = sp.csr_matrix(X)
         phi = np.stack([sp.csr_matrix(matrix.multiply(c) @ mapping).toarray() for c in coef], axis=1)
@@ -267,6 +373,10 @@ def explain_member(learner: Any, X: Any, mapping: sp.csr_matrix) -> _Member:
         return _dummy_member(learner, X, mapping)
     if family in ("random_forest", "extra_trees"):
         return _forest_member(learner, X, mapping)
+    if family == "hist_gradient_boosting":
+        return _hgb_member(learner, X, mapping)
+    if family == "naive_bayes":
+        return _naive_bayes_member(learner, X, mapping)
     return _tree_member(learner, X, mapping)
 
 
@@ -353,5 +463,5 @@ def explain_ensemble(model: Any, frame: pd.DataFrame) -> Explanation:
     return Explanation(phi_p, base_p, out_p, columns, outputs, "probability", method, False)
 
 
-__all__ = ["METHODS", "Explanation", "column_map", "explain_ensemble", "explain_member", "linear_terms",
-           "path_attributions", "unsupported"]
+__all__ = ["METHODS", "REFUSALS", "Explanation", "additive_terms", "column_map", "explain_ensemble",
+           "explain_member", "hist_boosting_attributions", "linear_terms", "path_attributions", "unsupported"]
