@@ -296,6 +296,10 @@ def learn(results: list[dict[str, Any]], entries: list[dict[str, Any]], size: in
     """The new portfolio for one task kind, from the selection tables' results."""
     from mlpilot.search._portfolio import normalised_errors, select_portfolio
 
+    if not results:  # nothing to learn from: the previous entries stay, marked
+        return [{"name": e["name"], "family": e["family"], "params": e["params"],
+                 "added": "kept: no selection table of this kind was cross-validated", "origin": e["origin"]}
+                for e in entries if e["origin"] == "current portfolio"]
     names = [e["name"] for e in entries]
     errors = np.array([[r["errors"].get(n, np.nan) for n in names] for r in results])
     baseline = np.array([r["errors"]["dummy"] for r in results])
@@ -303,8 +307,9 @@ def learn(results: list[dict[str, Any]], entries: list[dict[str, Any]], size: in
     reference = names[0]  # the first LightGBM configuration of the current portfolio
     relative = np.array([[r["seconds"].get(n, np.nan) / max(r["seconds"][reference], 1e-3) for n in names]
                          for r in results])
-    cost = np.nanmedian(np.where(np.isfinite(errors), relative, np.nan), axis=0, keepdims=False) \
-        if ran.any() else np.zeros(len(names))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a configuration no table ran has no median
+        cost = np.nanmedian(np.where(np.isfinite(errors), relative, np.nan), axis=0)
     per_1000 = np.array([[r["seconds"].get(n, np.nan) / (r["rows"] / 1000) for n in names] for r in results])
     evaluated = [j for j in range(len(names)) if ran[j]]
     scaled = normalised_errors(errors[:, evaluated], baseline)
@@ -416,9 +421,10 @@ def held_out(tables: list[Table], portfolios: dict[str, dict[str, Any]], max_row
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", choices=("all", "cv", "old"), default="all",
+    parser.add_argument("--phase", choices=("all", "cv", "old", "select"), default="all",
                         help="cv: only cross-validate the selection tables; old: only score the old portfolio on the "
-                             "held-out tables (both resume from their caches); all: everything, then select and compare")
+                             "held-out tables (both resume from their caches); select: cross-validate, select and "
+                             "write the candidate file without the held-out check; all: everything")
     parser.add_argument("--n-select", type=int, default=12, help="selection tables (half classification)")
     parser.add_argument("--n-holdout", type=int, default=6, help="held-out tables for the old/new check")
     parser.add_argument("--max-rows", type=int, default=600, help="rows sampled from each table at most")
@@ -493,6 +499,13 @@ def main() -> None:
         },
         **learned,
     }
+    candidate_path = args.output.with_suffix(".json")
+    if args.phase == "select":  # no check: the candidate file only, never the package's portfolio
+        new["provenance"]["held_out_check"] = None
+        _write_report(args.output, select, holdout, learned, [], None, command)
+        _save(candidate_path, new)
+        print(f"wrote {candidate_path} (not checked on the held-out tables)", flush=True)
+        return
     rows = held_out(holdout, {"old": old, "new": new}, args.max_rows, test_cache)
     rescaled = _rescaled(rows, ["old", "new"])
     better = rescaled["new"] <= rescaled["old"]
@@ -500,7 +513,6 @@ def main() -> None:
                                            "tables": {r["table"]: {"metric": r["metric"], "old": r["old"], "new": r["new"]}
                                                       for r in rows}}
     _write_report(args.output, select, holdout, learned, rows, rescaled, command)
-    candidate_path = args.output.with_suffix(".json")
     _save(candidate_path, new)
     print(f"mean rescaled held-out error: old {rescaled['old']:.3f}, new {rescaled['new']:.3f}", flush=True)
     if args.write and better:
@@ -511,7 +523,7 @@ def main() -> None:
 
 
 def _write_report(path: Path, select: list[Table], holdout: list[Table], learned: dict[str, list[dict[str, Any]]],
-                  rows: list[dict[str, Any]], rescaled: dict[str, float], command: str) -> None:
+                  rows: list[dict[str, Any]], rescaled: dict[str, float] | None, command: str) -> None:
     lines = [
         "# Portfolio learned zero-shot (bench/tabular/portfolio.py)", "",
         f"Command: `{command}`, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC. The machine was shared "
@@ -527,6 +539,12 @@ def _write_report(path: Path, select: list[Table], holdout: list[Table], learned
             lines.append(f"| {i} | {e['name']} | {e['family']} | {e['added']} | {e.get('mean_normalised_error', '')} "
                          f"| {e.get('portfolio_error_after', '')} | {e.get('expected_cost', '')} |")
         lines.append("")
+    if rescaled is None:
+        lines += ["## Old against new portfolio on the held-out tables", "",
+                  "Not run (`--phase select`): this portfolio is a candidate, not checked.", ""]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines))
+        return
     lines += ["## Old against new portfolio on the held-out tables", "",
               "`mlpilot.train(train, target, deterministic=True, n_trials=0)` on a seeded 75/25 split; test score "
               "(ROC AUC: higher is better; log loss, RMSE: lower).", "",
