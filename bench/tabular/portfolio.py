@@ -502,7 +502,7 @@ def main() -> None:
     candidate_path = args.output.with_suffix(".json")
     if args.phase == "select":  # no check: the candidate file only, never the package's portfolio
         new["provenance"]["held_out_check"] = None
-        _write_report(args.output, select, holdout, learned, [], None, command)
+        _write_report(args.output, select, holdout, learned, [], None, command, not_run)
         _save(candidate_path, new)
         print(f"wrote {candidate_path} (not checked on the held-out tables)", flush=True)
         return
@@ -512,7 +512,7 @@ def main() -> None:
     new["provenance"]["held_out_check"] = {"mean_rescaled_test_error": rescaled, "not_worse": bool(better),
                                            "tables": {r["table"]: {"metric": r["metric"], "old": r["old"], "new": r["new"]}
                                                       for r in rows}}
-    _write_report(args.output, select, holdout, learned, rows, rescaled, command)
+    _write_report(args.output, select, holdout, learned, rows, rescaled, command, not_run)
     _save(candidate_path, new)
     print(f"mean rescaled held-out error: old {rescaled['old']:.3f}, new {rescaled['new']:.3f}", flush=True)
     if args.write and better:
@@ -523,7 +523,8 @@ def main() -> None:
 
 
 def _write_report(path: Path, select: list[Table], holdout: list[Table], learned: dict[str, list[dict[str, Any]]],
-                  rows: list[dict[str, Any]], rescaled: dict[str, float] | None, command: str) -> None:
+                  rows: list[dict[str, Any]], rescaled: dict[str, float] | None, command: str,
+                  not_run: list[str]) -> None:
     lines = [
         "# Portfolio learned zero-shot (bench/tabular/portfolio.py)", "",
         f"Command: `{command}`, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC. The machine was shared "
@@ -532,6 +533,9 @@ def _write_report(path: Path, select: list[Table], holdout: list[Table], learned
         f"Selection tables ({len(select)}): " + ", ".join(f"`{t.key}` [{t.target}, {t.task}]" for t in select), "",
         f"Held-out tables ({len(holdout)}): " + ", ".join(f"`{t.key}` [{t.target}, {t.task}]" for t in holdout), "",
     ]
+    if not_run:
+        lines += [f"Planned selection tables not cross-validated ({len(not_run)}, `--cached-only`): "
+                  + ", ".join(f"`{k}`" for k in not_run), ""]
     for kind, entries in learned.items():
         lines += [f"## {kind}", "", "| # | name | family | added | mean rescaled error | portfolio after | cost × lightgbm |",
                   "|---|---|---|---|---|---|---|"]
