@@ -15,17 +15,27 @@ pyspark = pytest.importorskip("pyspark")
 _M2_JARS = sorted(Path.home().glob(".m2/repository/org/postgresql/postgresql/*/postgresql-*.jar"))
 
 
+#: Settings for the tests' small tables: one shuffle partition per core, not get_session's eight (fewer tiny
+#: tasks). Measured and left out: C1-only JIT, serial GC, no whole-stage code generation and no adaptive
+#: planning made the SQL steps of a profile-like probe slower, not faster (970 s against 726 s at nice 19).
+TEST_CONFIG = {"spark.sql.shuffle.partitions": "2"}
+#: The two xdist groups of the Spark tests, each on its own worker with its own session (one JVM each): the
+#: tests around the shared `spark_train` workspace, and the rest (ALS, the cluster fit, the executor, errors).
+GROUP_TRAIN, GROUP_FIT = "spark", "spark-fit"
+
+
 @pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """The tests' one session on ``local[2]``, with a PostgreSQL JDBC driver when one is on the machine."""
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The tests' one session on ``local[2]`` (one per xdist worker), with a PostgreSQL JDBC driver when one is
+    on the machine and its catalog's tables in a temporary folder."""
     from mlpilot.spark import get_session
 
+    config = {**TEST_CONFIG, "spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("warehouse"))}
     with pytest.MonkeyPatch.context() as mp:
         if not Path("/usr/share/java/postgresql.jar").exists() and _M2_JARS:
             mp.setenv("MLPILOT_SPARK_JARS", str(_M2_JARS[-1]))
-        session = get_session("local[2]", app_name="mlpilot-tests")
-    # the tests' tables are small: one shuffle partition per core, not get_session's eight (fewer tiny tasks)
-    session.conf.set("spark.sql.shuffle.partitions", "2")
+        session = get_session("local[2]", app_name="mlpilot-tests", config=config)
+    assert session.conf.get("spark.sql.shuffle.partitions") == "2"  # the settings reached the new session
     yield session
     session.stop()
 
@@ -52,14 +62,25 @@ def churn_parquet(churn_rows: pd.DataFrame, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def churn_workspace(churn_rows: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace with a model mlpilot trained on the churn rows (deterministic, one family)."""
-    import mlpilot
+def spark_train(spark: Any, churn_parquet: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``mlpilot train --engine spark`` on the churn dataset (deterministic, one family): the workspace and the
+    command's output. The CLI test checks the run; the scoring and monitoring tests use its model."""
+    from typer.testing import CliRunner
+
+    from mlpilot.cli import app
 
     root = tmp_path_factory.mktemp("ws")
-    mlpilot.train(churn_rows, "churn", name="churn", workspace=root, deterministic=True, n_trials=0,
-                  families=("linear",), report=False)
-    return root
+    result = CliRunner().invoke(app, ["train", str(churn_parquet), "--target", "churn", "--engine", "spark",
+                                      "--name", "churn", "--deterministic", "--n-trials", "0", "--families",
+                                      "linear", "--driver-memory", "8g", "-w", str(root)])
+    assert result.exit_code == 0, result.output
+    return root, result.output
+
+
+@pytest.fixture(scope="session")
+def churn_workspace(spark_train: tuple[Path, str]) -> Path:
+    """A workspace with the model ``churn`` that mlpilot trained on the churn rows on Spark."""
+    return spark_train[0]
 
 
 @pytest.fixture(autouse=True)

@@ -16,9 +16,9 @@ from mlpilot.cli import app
 from mlpilot.recommend import ALS, prepare_interactions, split_interactions
 from mlpilot.recommend._fit import evaluate_models
 from mlpilot.registry import Registry, Workspace
-from tests.spark.conftest import write_parts
+from tests.spark.conftest import GROUP_FIT, write_parts
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group(GROUP_FIT)]
 runner = CliRunner()
 COLUMNS = {"user": "userId", "item": "movieId", "rating": "rating"}
 

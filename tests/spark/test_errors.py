@@ -15,8 +15,9 @@ from mlpilot.cli import app
 from mlpilot.exceptions import InvalidParameterError, SourceConnectionError, SourceNotFoundError
 from mlpilot.registry import Registry, Workspace
 from mlpilot.spark import SparkJobError, get_session, read_spark
+from tests.spark.conftest import GROUP_FIT
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group(GROUP_FIT)]
 runner = CliRunner()
 
 

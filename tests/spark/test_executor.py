@@ -12,8 +12,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
 from mlpilot.spark import SparkExecutor, SparkJobError
+from tests.spark.conftest import GROUP_FIT
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group(GROUP_FIT)]
 
 
 def test_fold_fits_run_as_spark_tasks_and_come_back_in_order(spark: Any) -> None:
@@ -43,3 +44,21 @@ def test_a_failing_item_is_a_spark_job_error_naming_it(spark: Any) -> None:
 
     with pytest.raises(SparkJobError, match="trial 3 diverged"):
         SparkExecutor(spark).map(check, range(5))
+
+
+def test_a_large_array_is_broadcast_once_and_not_pickled_with_each_call(spark: Any) -> None:
+    import gc
+
+    arrays = {"big": np.arange(300_000, dtype=np.float64), "small": np.ones(10)}  # 2.4 MB: past the threshold
+    executor = SparkExecutor(spark, n_workers=2)
+
+    def part_sum(i: int) -> float:
+        return float(arrays["big"][i::7].sum() + arrays["small"].sum())
+
+    assert executor.map(part_sum, range(4)) == [part_sum(i) for i in range(4)]
+    assert executor.broadcasts == 1 and executor.last_payload_bytes < 100_000  # the big array itself stayed out
+    assert executor.map(lambda i: float(arrays["big"][i]), range(3)) == [0.0, 1.0, 2.0]
+    assert executor.broadcasts == 1  # the same array: the same broadcast variable
+    arrays.clear()
+    gc.collect()
+    assert executor.broadcasts == 0  # freed on the driver: forgotten (and destroyed on the cluster)

@@ -8,29 +8,42 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 import mlpilot
+from mlpilot.cli import app
 from mlpilot.exceptions import InvalidParameterError
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_frame
-from mlpilot.spark import DRIVER_MEMORY_ENV, SparkExecutor, driver_budget_bytes, parse_bytes
+from mlpilot.spark import (
+    DRIVER_MEMORY_ENV,
+    SparkExecutor,
+    driver_budget_bytes,
+    driver_memory,
+    parse_bytes,
+)
 from mlpilot.tune import LocalExecutor
+from tests.spark.conftest import GROUP_FIT
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group(GROUP_FIT)]
 FAST = {"deterministic": True, "report": False}
 
 
-def test_the_search_on_spark_tasks_scores_as_on_local_threads(spark: Any, churn_rows: pd.DataFrame) -> None:
+def test_the_search_on_spark_tasks_scores_as_on_local_threads(spark: Any, churn_rows: pd.DataFrame,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     kw = {**FAST, "n_trials": 0, "families": ("linear",), "register": False}
     frame = churn_rows.head(600)
-    on_spark = mlpilot.train(frame, "churn", executor=SparkExecutor(spark), **kw)  # type: ignore[arg-type]
+    # the tiny table's fold matrices are broadcast as a big table's are (past 16 kB, not 1 MB)
+    monkeypatch.setattr("mlpilot.spark._executor.BROADCAST_BYTES", 16 << 10)
+    executor = SparkExecutor(spark)
+    on_spark = mlpilot.train(frame, "churn", executor=executor, **kw)  # type: ignore[arg-type]
     local = mlpilot.train(frame, "churn", executor=LocalExecutor(2), **kw)  # type: ignore[arg-type]
 
     def scores(run: Any) -> list[tuple[str, Any, Any]]:
         return [(r["name"], r.get("cv_roc_auc"), r.get("holdout_roc_auc")) for r in run.outcome.evaluation.leaderboard]
 
     assert len(scores(on_spark)) == 2 and scores(on_spark) == scores(local)  # linear and the dummy baseline
-    assert on_spark.metrics == local.metrics
+    assert on_spark.metrics == local.metrics  # with its fold matrices read from broadcast variables in the tasks
 
 
 def test_a_table_past_the_driver_budget_is_fitted_with_xgboost_spark_and_served_without_it(
@@ -69,10 +82,18 @@ def test_a_table_past_the_driver_budget_is_fitted_with_xgboost_spark_and_served_
     np.testing.assert_allclose(got, expected, atol=1e-6)  # the runtime rounds probabilities to 6 places
 
 
-def test_the_driver_memory_override_is_parsed_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_driver_memory_override_is_parsed_and_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert parse_bytes("1500m") == 1500 << 20 and parse_bytes("2g") == 2 << 30
     monkeypatch.setenv(DRIVER_MEMORY_ENV, "3g")
+    assert driver_budget_bytes() == (3 << 30) - (800 << 20)
+    with driver_memory("1500m"):  # what `train --driver-memory` sets: over the environment, for this block
+        assert driver_budget_bytes() == (1500 << 20) - (800 << 20)
     assert driver_budget_bytes() == (3 << 30) - (800 << 20)
     monkeypatch.setenv(DRIVER_MEMORY_ENV, "lots")
     with pytest.raises(InvalidParameterError, match=r"MLPILOT_SPARK_DRIVER_MEMORY='lots' .*'1500m', '4g'"):
         driver_budget_bytes()
+    # the CLI refuses a bad size before it reads the source or starts Spark (the source does not exist)
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "absent.parquet"), "--target", "y", "--engine", "spark",
+                                      "--driver-memory", "0g", "-w", str(tmp_path / "ws")])
+    assert result.exit_code == 2, result.output
+    assert "--driver-memory '0g' is not a memory size" in result.output and "absent" not in result.output

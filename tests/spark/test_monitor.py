@@ -16,8 +16,9 @@ from mlpilot.registry import Registry, Workspace
 from mlpilot.spark import monitor_spark
 from mlpilot.spark._monitor import read_log
 from tests.monitor.test_report import log_traffic
+from tests.spark.conftest import GROUP_TRAIN
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group(GROUP_TRAIN)]
 runner = CliRunner()
 
 

@@ -15,8 +15,9 @@ from mlpilot.data import infer_schema, profile, read_snapshot
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_frame
 from mlpilot.spark import fingerprint, plan_training, read_spark
+from tests.spark.conftest import GROUP_TRAIN
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group(GROUP_TRAIN)]
 runner = CliRunner()
 
 
@@ -43,19 +44,17 @@ def test_the_driver_sample_is_stratified_and_says_how_it_was_drawn(spark: Any, c
 
 
 def test_cli_train_on_spark_registers_a_version_served_without_spark(
-    spark: Any, churn_parquet: Path, churn_rows: pd.DataFrame, tmp_path: Path,
+    spark_train: tuple[Path, str], churn_rows: pd.DataFrame,
 ) -> None:
-    ws = tmp_path / "ws"
-    result = runner.invoke(app, ["train", str(churn_parquet), "--target", "churn", "--engine", "spark", "--name",
-                                 "churn_spark", "--deterministic", "--n-trials", "0", "--families", "linear",
-                                 "-w", str(ws)])
-    assert result.exit_code == 0, result.output
-    assert "Spark engine: the search and the final fit used all" in result.output
+    ws, output = spark_train  # `mlpilot train --engine spark --driver-memory 8g ...` (the session fixture)
+    assert "Spark engine: the search and the final fit used all" in output
     registry = Registry(Workspace.open(ws))
     try:
-        mv = registry.get_version("churn_spark")
+        mv = registry.get_version("churn")
         spark_info = mv.info["model_card"]["data"]["spark"]
         assert spark_info["rows"] == 1200 and spark_info["holdout_evaluated_rows"] == 1200 - spark_info["train_rows"]
+        budget = spark_info["budget"]  # the sample's budget is what --driver-memory gave, less the driver's base
+        assert budget["driver_memory_option"] == "8g" and budget["budget_bytes"] == (8 << 30) - (800 << 20)
         low, high = mv.metrics["holdout_full_roc_auc_ci"]
         assert low <= mv.metrics["holdout_full_roc_auc"] <= high
         assert all(row["sample"] == spark_info["sample"] for row in mv.info["leaderboard"])

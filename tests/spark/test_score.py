@@ -11,12 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from mlpilot.cli import app
-from mlpilot.exceptions import SchemaValidationError
+from mlpilot.exceptions import InvalidParameterError, SchemaValidationError
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_frame
 from mlpilot.spark import predict_spark, read_spark
+from tests.spark.conftest import GROUP_TRAIN
 
-pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group(GROUP_TRAIN)]
 runner = CliRunner()
 
 
@@ -78,3 +79,32 @@ def test_a_missing_feature_column_is_refused_before_any_job(
     with pytest.raises(SchemaValidationError, match="'total_day_minutes' is missing"):
         predict_spark(registry, registry.get_version("churn"), frame, str(tmp_path / "out.parquet"))
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_scores_go_to_a_catalog_table_never_over_an_existing_one_unasked(
+    spark: Any, churn_parquet: Path, churn_rows: pd.DataFrame, churn_workspace: Path, registry: Registry,
+) -> None:
+    mv = registry.get_version("churn")
+    rows = churn_rows.head(200)
+    result = predict_spark(registry, mv, spark.createDataFrame(rows), output_table="default.churn_scores")
+    assert (result.output, result.n_scored, result.rejects) == ("table default.churn_scores", 200, None)
+    written = spark.table("default.churn_scores").toPandas()
+    local = score_frame(load_version(registry, mv, fast_path=False), rows).frame
+    assert list(written.columns) == list(local.columns)
+    np.testing.assert_allclose(np.sort(written["probability_yes"]), np.sort(local["probability_yes"]), rtol=1e-9)
+    cli = ["predict", "churn", str(churn_parquet), "--engine", "spark", "--output-table", "default.churn_scores",
+           "-w", str(churn_workspace)]
+    refused = runner.invoke(app, cli)  # an existing table: refused before any job, left as it was
+    assert refused.exit_code == 2, refused.output
+    assert "default.churn_scores already exists; pass --overwrite" in refused.output
+    assert spark.table("default.churn_scores").count() == 200
+    replaced = runner.invoke(app, [*cli, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert f"Wrote {len(churn_rows):,} predictions from churn:1 to table default.churn_scores" in replaced.output
+    assert spark.table("default.churn_scores").count() == len(churn_rows)
+    with pytest.raises(InvalidParameterError, match=r"database 'nowhere' of the output table nowhere\.scores"):
+        predict_spark(registry, mv, spark.createDataFrame(rows), output_table="nowhere.scores")
+    with pytest.raises(InvalidParameterError, match="is not a catalog table name"):
+        predict_spark(registry, mv, spark.createDataFrame(rows), output_table="scores; DROP TABLE x")
+    local_engine = runner.invoke(app, [*cli[:3], "--output-table", "default.other", "-w", str(churn_workspace)])
+    assert local_engine.exit_code == 2 and "add --engine spark" in local_engine.output

@@ -142,6 +142,11 @@ EngineOption = Annotated[str, typer.Option(
 SparkMasterOption = Annotated[str | None, typer.Option(
     "--spark-master", envvar="MLPILOT_SPARK_MASTER", show_default=False,
     help="Spark master for --engine spark: local[*] (default), local[N], spark://HOST:PORT, yarn, k8s://URL.")]
+DriverMemoryOption = Annotated[str | None, typer.Option(
+    "--driver-memory", envvar="MLPILOT_SPARK_DRIVER_MEMORY", show_default=False,
+    help="With --engine spark: the memory the driver may use for the search's sample, as Spark writes sizes "
+         "(1500m, 4g); default the smaller of 2g and half the free memory. Past it, the sample shrinks and the "
+         "final model is fitted on the cluster.")]
 
 
 def use_spark(engine: str) -> bool:

@@ -25,21 +25,28 @@ def _check_output(path: str, option: str) -> None:
 
 
 def predict_on_spark(name: str, source: str, output: str, *, rejects: str | None, table: str | None,
-                     query: str | None, workspace: Path | None, master: str | None) -> None:
-    """``mlpilot predict NAME SOURCE --engine spark``: score on the cluster, bad rows to the rejects output."""
+                     query: str | None, workspace: Path | None, master: str | None,
+                     output_table: str | None = None, overwrite: bool = False) -> None:
+    """``mlpilot predict NAME SOURCE --engine spark``: score on the cluster, bad rows to the rejects output.
+
+    With ``output_table`` the scores go to that catalog table (``saveAsTable``) instead of ``output``.
+    """
     from mlpilot.spark import get_session, predict_spark, read_spark, recommend_spark
 
-    _check_output(output, "--output")
+    if output_table is None:
+        _check_output(output, "--output")
     if rejects is not None:
         _check_output(rejects, "--rejects")
+    path = None if output_table is not None else output
     registry = open_registry(workspace)
     try:
         mv = registry.get_version(name)
         frame = read_spark(source, spark=get_session(master), table=table, query=query)
         if mv.kind == "recommender":
-            ranked = recommend_spark(registry, mv, frame, output)
+            ranked = recommend_spark(registry, mv, frame, path, output_table=output_table, overwrite=overwrite)
         else:
-            result = predict_spark(registry, mv, frame, output, rejects=rejects)
+            result = predict_spark(registry, mv, frame, path, rejects=rejects, output_table=output_table,
+                                   overwrite=overwrite)
     finally:
         registry.close()
     if mv.kind == "recommender":

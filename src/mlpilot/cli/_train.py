@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlpilot.cli._common import (
+    DriverMemoryOption,
     EngineOption,
     JsonOption,
     NTrialsOption,
@@ -140,8 +141,10 @@ def train_command(
     as_json: JsonOption = False,
     engine: EngineOption = "local",
     spark_master: SparkMasterOption = None,
+    driver_memory: DriverMemoryOption = None,
 ) -> None:
     """Train the best model for TARGET within the time budget, evaluate it and register it."""
+    import contextlib
     import warnings
 
     from mlpilot import config_context
@@ -156,11 +159,17 @@ def train_command(
     trials = trials_of(n_trials, deterministic)
     ws = open_workspace(workspace)
     data: Any = source
+    memory: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if use_spark(engine):
         from mlpilot.cli._spark import read_on_spark
+        from mlpilot.spark import driver_memory as spark_driver_memory
+        from mlpilot.spark import parse_bytes
 
+        if driver_memory is not None:
+            parse_bytes(driver_memory, what="--driver-memory")  # a bad size is refused before Spark starts
+        memory = spark_driver_memory(driver_memory)
         data, table, query = read_on_spark(source, table=table, query=query, master=spark_master), None, None
-    with warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
+    with memory, warnings.catch_warnings(record=True) as caught, config_context(show_progress=True):
         warnings.simplefilter("always", MlpilotWarning)
         run = train(data, target, name=name, time_budget=time_budget, metric=metric, task=task, random_state=random_state,
                     workspace=ws, holdout=holdout, time_split=time_split, weight_column=weight_column,
@@ -247,13 +256,18 @@ def predict_command(
     engine: EngineOption = "local",
     spark_master: SparkMasterOption = None,
     rejects: Annotated[str | None, typer.Option("--rejects", help="With --engine spark: where rows that fail validation go (default OUTPUT.rejects).")] = None,
+    output_table: Annotated[str | None, typer.Option("--output-table", help="With --engine spark: write the scores to this catalog table (db.name), not to --output; rejects go to the table <name>_rejects unless --rejects is a path.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="With --output-table: replace the table when it exists (refused otherwise).")] = False,
 ) -> None:
     """Score SOURCE with a registered model and write the predictions (and class probabilities) to CSV."""
     if use_spark(engine):
         from mlpilot.cli._spark import predict_on_spark
 
         return predict_on_spark(name, source, str(output), rejects=rejects, table=table, query=query,
-                                workspace=workspace, master=spark_master)
+                                workspace=workspace, master=spark_master, output_table=output_table,
+                                overwrite=overwrite)
+    if output_table is not None:
+        raise InvalidParameterError("--output-table writes a Spark catalog table: add --engine spark, or use --output.")
     check_output_path(output, "--output")
 
     from mlpilot.data import read_source

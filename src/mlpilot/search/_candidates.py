@@ -511,24 +511,26 @@ class CandidateRunner:
         t0 = self.timer()
         oof = np.zeros((len(self.y), self.n_classes)) if self.task != "regression" else np.zeros(len(self.y))
         try:
+            # what a fold's fit reads, bound here: the closure a remote executor ships carries these, not the runner
+            folds, y, sample_weight, timer = self.folds, self.y, self.sample_weight, self.timer
+            task, n_classes, seed, threads, timed = self.task, self.n_classes, self.config.random_state, self.threads, self.clock
 
             def fit_fold(i: int, stop_at: float | None) -> tuple[np.ndarray, np.ndarray | None, float, int, float, bool]:
-                (tr, va), (Xtr, Xva, Xho, cats) = self.folds[i], folds_data[i]
-                started = self.timer()
+                (tr, va), (Xtr, Xva, Xho, cats) = folds[i], folds_data[i]
+                started = timer()
                 learner = Learner(
-                    family=family, task=self.task, params=params, categorical_indices=cats,
-                    n_classes=self.n_classes, random_state=self.config.random_state, n_jobs=self.threads,
-                    deterministic=not self.clock,
+                    family=family, task=task, params=params, categorical_indices=cats,
+                    n_classes=n_classes, random_state=seed, n_jobs=threads, deterministic=not timed,
                 )
-                weights = None if self.sample_weight is None else self.sample_weight[tr]
-                learner.fit(Xtr, self.y[tr], X_val=Xva, y_val=self.y[va], stop_at=stop_at, clock=self.timer,
-                            sample_weight=weights, val_weight=None if self.sample_weight is None else self.sample_weight[va])
-                t_predict = self.timer()
+                weights = None if sample_weight is None else sample_weight[tr]
+                learner.fit(Xtr, y[tr], X_val=Xva, y_val=y[va], stop_at=stop_at, clock=timer,
+                            sample_weight=weights, val_weight=None if sample_weight is None else sample_weight[va])
+                t_predict = timer()
                 values = learner.predict_values(Xva)
-                predict_seconds = self.timer() - t_predict
+                predict_seconds = timer() - t_predict
                 held = None if Xho is None else learner.predict_values(Xho)
                 cut = stop_at is not None and t_predict >= stop_at
-                return values, held, predict_seconds, learner.n_iterations_, self.timer() - started, cut
+                return values, held, predict_seconds, learner.n_iterations_, timer() - started, cut
 
             # folds run side by side on small tables, where each model uses one thread; a family
             # that cannot be interrupted first runs one fold alone, to project the whole cost

@@ -11,7 +11,7 @@ Only this package imports pyspark, and only once a function here is called:
 - `recommend_spark`: a recommender's top-k for every user of a table (unknown users: most popular).
 - `profile_spark`: the `mlpilot.data.Profile` of a table from Spark aggregates.
 - `plan_training`: the driver sample (sized to its memory, `driver_budget_bytes`,
-  ``MLPILOT_SPARK_DRIVER_MEMORY``) and the cluster holdout behind
+  ``MLPILOT_SPARK_DRIVER_MEMORY``, `driver_memory`) and the cluster holdout behind
   ``mlpilot.train(spark_df, target=...)``; the final fit with ``xgboost.spark`` when
   the training part does not fit the driver (`mlpilot.spark._fit`).
 - `monitor_spark`: the local monitor's report on a live window read as a Spark table.
@@ -44,6 +44,7 @@ from mlpilot.spark._train import (
     DRIVER_MEMORY_ENV,
     SparkTraining,
     driver_budget_bytes,
+    driver_memory,
     parse_bytes,
     plan_training,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "SparkTraining",
     "describe",
     "driver_budget_bytes",
+    "driver_memory",
     "driver_only",
     "fingerprint",
     "fit_als",

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mlpilot.exceptions import ArtifactIntegrityError, DataError, SchemaValidationError
+from mlpilot.exceptions import (
+    ArtifactIntegrityError,
+    DataError,
+    InvalidParameterError,
+    SchemaValidationError,
+)
 from mlpilot.runtime import load_version, score_frame
 from mlpilot.runtime._frames import PREDICTION_COLUMN, PROBABILITY_PREFIX, WARNINGS_COLUMN
 from mlpilot.spark._session import quiet, require_pyspark, spark_job
@@ -206,24 +211,35 @@ def scored_frame(registry: Registry, mv: ModelVersion, frame: DataFrame) -> Data
         return frame.mapInPandas(score_partition, schema)
 
 
-def predict_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, output: str,
-                  *, rejects: str | None = None) -> BatchScoring:
+def predict_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, output: str | None = None,
+                  *, rejects: str | None = None, output_table: str | None = None,
+                  overwrite: bool = False) -> BatchScoring:
     """Score ``frame`` with ``mv`` on the cluster; write the scored rows to ``output`` and bad rows to ``rejects``.
 
     Parameters
     ----------
-    output : str
+    output : str, optional
         A path (folder) Spark writes: Parquet, or CSV/JSON when it ends in ``.csv``/``.json``.
         The input columns, then ``prediction``, ``probability_<class>`` and ``warnings``.
     rejects : str, optional
-        Where rows that fail validation go (the input columns and ``error``);
-        default ``output`` with ``.rejects`` appended. Written only when there are any.
+        Where rows that fail validation go (the input columns and ``error``); default
+        ``output`` with ``.rejects`` appended, or the table ``<output_table>_rejects``.
+        Written only when there are any.
+    output_table : str, optional
+        Instead of ``output``: a catalog table (``db.name`` or ``name``) written with
+        ``saveAsTable`` (Parquet).
+    overwrite : bool
+        Replace ``output_table`` (and its rejects table) when it exists; without it an
+        existing table is refused before any job.
 
     Raises
     ------
     SchemaValidationError
         When the table itself does not fit the model (a feature column is missing):
         checked before any job runs.
+    InvalidParameterError
+        Neither or both of ``output`` and ``output_table``; a table name that is not one,
+        in a database that does not exist, or that exists without ``overwrite``.
     SparkJobError
         When the job fails on the cluster.
     """
@@ -231,22 +247,57 @@ def predict_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, output
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
+    if (output is None) == (output_table is None):
+        raise InvalidParameterError("Give exactly one of output (a path) or output_table (a catalog table).")
     _check_columns(mv, frame)
+    rejects_table = output_table is not None and rejects is None  # a rejects path given stays a path
+    if output_table is not None:
+        rejects = rejects or f"{output_table}_rejects"
+        for name in (output_table, rejects) if rejects_table else (output_table,):
+            check_table(frame.sparkSession, name, overwrite=overwrite)
+    else:
+        assert output is not None
+        rejects = rejects or output.rstrip("/") + ".rejects"
     scored = scored_frame(registry, mv, frame).persist(StorageLevel.MEMORY_AND_DISK)
-    rejects = rejects or output.rstrip("/") + ".rejects"
+
+    def save(part: DataFrame, where: str, as_table: bool) -> None:
+        if as_table:
+            part.write.mode("overwrite").format("parquet").saveAsTable(where)
+        else:
+            _writer(part, where).save(where)
+
     try:
         with spark_job(f"scored the rows with {mv.ref}"), quiet():
             good = scored.filter(F.col(_INTERNAL_ERROR).isNull()).drop(_INTERNAL_ERROR)
-            _writer(good, output).save(output)
+            save(good, output_table or str(output), output_table is not None)
             bad = scored.filter(F.col(_INTERNAL_ERROR).isNotNull())
             n_bad = bad.count()
             n_good = scored.count() - n_bad
             if n_bad:
                 keep = [c for c in frame.columns] + [_INTERNAL_ERROR]
-                _writer(bad.select(*keep).withColumnRenamed(_INTERNAL_ERROR, ERROR_COLUMN), rejects).save(rejects)
+                save(bad.select(*keep).withColumnRenamed(_INTERNAL_ERROR, ERROR_COLUMN), rejects, rejects_table)
     finally:
         scored.unpersist()
-    return BatchScoring(n_good, n_bad, output, rejects if n_bad else None)
+    where = f"table {output_table}" if output_table is not None else str(output)
+    return BatchScoring(n_good, n_bad, where, (f"table {rejects}" if rejects_table else rejects) if n_bad else None)
+
+
+_TABLE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*){0,2}")
+
+
+def check_table(spark: Any, name: str, *, overwrite: bool) -> None:
+    """Refuse, before any job, a catalog table ``name`` that cannot be written (or exists, without ``overwrite``)."""
+    if not _TABLE_NAME.fullmatch(name):
+        raise InvalidParameterError(
+            f"{name!r} is not a catalog table name; write it as db.name or name (letters, digits and _).")
+    database = name.rpartition(".")[0]
+    if database and not spark.catalog.databaseExists(database):
+        raise InvalidParameterError(
+            f"The database {database!r} of the output table {name} does not exist; create it "
+            f"(CREATE DATABASE {database}) or name a table in an existing one.")
+    if spark.catalog.tableExists(name) and not overwrite:
+        raise InvalidParameterError(
+            f"The table {name} already exists; pass --overwrite (overwrite=True) to replace it, or name another.")
 
 
 def _check_columns(mv: ModelVersion, frame: DataFrame) -> None:
@@ -286,8 +337,9 @@ def _id_type(values: np.ndarray) -> Any:
     return T.LongType() if kind in "iub" else T.DoubleType() if kind == "f" else T.StringType()
 
 
-def recommend_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, output: str,
-                    *, k: int | None = None) -> BatchRecommendations:
+def recommend_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, output: str | None = None,
+                    *, k: int | None = None, output_table: str | None = None,
+                    overwrite: bool = False) -> BatchRecommendations:
     """Top-``k`` items for every distinct user of ``frame`` with the recommender ``mv``, written to ``output``.
 
     The columns are `RecommenderModel.recommend`'s (``user``, ``item``, ``score``,
@@ -295,10 +347,14 @@ def recommend_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, outp
     popular items, as on one machine; they are counted (``n_fallback``). The model
     is broadcast once and loaded once per Python worker, as for `predict_spark`.
 
+    ``output_table`` writes a catalog table instead of the ``output`` path, as `predict_spark`.
+
     Raises
     ------
     ColumnNotFoundError
         When ``frame`` lacks the model's user column (checked before any job).
+    InvalidParameterError
+        As `predict_spark`, for the output.
     """
     require_pyspark()
     from pyspark import StorageLevel
@@ -307,10 +363,14 @@ def recommend_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, outp
 
     from mlpilot.exceptions import ColumnNotFoundError
 
+    if (output is None) == (output_table is None):
+        raise InvalidParameterError("Give exactly one of output (a path) or output_table (a catalog table).")
     model = load_version(registry, mv, fast_path=False).model  # the registry checks the hash here
     user_col = str(model.user_col)
     if user_col not in frame.columns:
         raise ColumnNotFoundError(user_col, list(frame.columns), what=f"user column of {mv.ref}")
+    if output_table is not None:
+        check_table(frame.sparkSession, output_table, overwrite=overwrite)
     top = int(k if k is not None else model.protocol_.get("k", 10))
     artifact = frame.sparkSession.sparkContext.broadcast(registry.read_file(mv, None))
     user_type = next(f.dataType for f in frame.schema.fields if f.name == user_col)
@@ -332,17 +392,22 @@ def recommend_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, outp
         ranked = users.mapInPandas(rank_partition, schema).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         with spark_job(f"ranked items for the users with {mv.ref}"), quiet():
-            _writer(ranked.drop(_FALLBACK), output).save(output)
+            if output_table is not None:
+                ranked.drop(_FALLBACK).write.mode("overwrite").format("parquet").saveAsTable(output_table)
+            else:
+                _writer(ranked.drop(_FALLBACK), str(output)).save(output)
             counts = ranked.groupBy(_FALLBACK).agg(F.countDistinct("user").alias("users"), F.count("*").alias("rows"))
             by_kind = {bool(r[_FALLBACK]): (int(r["users"]), int(r["rows"])) for r in counts.collect()}
     finally:
         ranked.unpersist()
     known, unknown = by_kind.get(False, (0, 0)), by_kind.get(True, (0, 0))
-    return BatchRecommendations(known[0] + unknown[0], unknown[0], known[1] + unknown[1], top, output)
+    where = f"table {output_table}" if output_table is not None else str(output)
+    return BatchRecommendations(known[0] + unknown[0], unknown[0], known[1] + unknown[1], top, where)
 
 
 def _key_of(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-__all__ = ["ERROR_COLUMN", "BatchRecommendations", "BatchScoring", "OutputColumns", "predict_spark", "recommend_spark", "score_batch", "scored_frame"]
+__all__ = ["ERROR_COLUMN", "BatchRecommendations", "BatchScoring", "OutputColumns", "check_table", "predict_spark",
+           "recommend_spark", "score_batch", "scored_frame"]

@@ -13,7 +13,7 @@ import re
 import socket
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,7 +84,8 @@ def jdbc_jars() -> list[str]:
     return [*extra, *(str(p) for p in _JDBC_JARS if p.exists())]
 
 
-def get_session(master: str | None = None, *, app_name: str = "mlpilot") -> SparkSession:
+def get_session(master: str | None = None, *, app_name: str = "mlpilot",
+                config: Mapping[str, str] | None = None) -> SparkSession:
     """The active SparkSession, or a new one on ``master`` (default ``local[*]``).
 
     Parameters
@@ -93,6 +94,9 @@ def get_session(master: str | None = None, *, app_name: str = "mlpilot") -> Spar
         ``local[*]``, ``local[N]``, ``spark://HOST:PORT``, ``yarn`` or ``k8s://...``. The
         CLI passes ``--spark-master`` / ``MLPILOT_SPARK_MASTER``; an active session is
         reused as it is.
+    config : mapping, optional
+        Spark settings for a new session, over mlpilot's defaults (``spark.sql.warehouse.dir``,
+        ``spark.driver.extraJavaOptions``, ...); an active session keeps its own.
 
     Raises
     ------
@@ -127,6 +131,8 @@ def get_session(master: str | None = None, *, app_name: str = "mlpilot") -> Spar
     jars = jdbc_jars()
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
+    for key, value in (config or {}).items():
+        builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
     except Exception as exc:

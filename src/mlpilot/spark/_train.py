@@ -17,8 +17,11 @@ the leaderboard rows, the model card, the notes and a ``spark_training`` event.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -55,24 +58,53 @@ _MIN_CLASS_ROWS = 50
 _MIN_SAMPLE_ROWS = 500
 
 
-def driver_budget_bytes() -> int:
-    """Driver memory for the sample's working set: the limit (``MLPILOT_SPARK_DRIVER_MEMORY``, else the
-    smaller of 2 GiB and half the memory available now) less the driver's fixed cost.
+#: The driver memory limit the caller set for this context (``mlpilot train --driver-memory``), over the env.
+_DRIVER_MEMORY: ContextVar[str | None] = ContextVar("mlpilot_spark_driver_memory", default=None)
+
+
+@contextlib.contextmanager
+def driver_memory(value: str | None) -> Iterator[None]:
+    """Within the block, the driver memory limit is ``value`` (as ``MLPILOT_SPARK_DRIVER_MEMORY``; None: unchanged).
 
     Raises
     ------
     InvalidParameterError
-        When the variable is not a size (``"1500m"``, ``"4g"``, bytes).
+        When ``value`` is not a size, before the block runs.
+    """
+    if value is None:
+        yield
+        return
+    parse_bytes(value, what="--driver-memory")
+    token = _DRIVER_MEMORY.set(value)
+    try:
+        yield
+    finally:
+        _DRIVER_MEMORY.reset(token)
+
+
+def driver_budget_bytes() -> int:
+    """Driver memory for the sample's working set: the limit (`driver_memory`, else
+    ``MLPILOT_SPARK_DRIVER_MEMORY``, else the smaller of 2 GiB and half the memory
+    available now) less the driver's fixed cost.
+
+    Raises
+    ------
+    InvalidParameterError
+        When the limit is not a size (``"1500m"``, ``"4g"``, bytes).
     """
     import psutil
 
-    text = os.environ.get(DRIVER_MEMORY_ENV, "").strip()
-    limit = parse_bytes(text) if text else int(min(psutil.virtual_memory().available // 2, _DRIVER_LIMIT))
+    given = _DRIVER_MEMORY.get()
+    text = given if given is not None else os.environ.get(DRIVER_MEMORY_ENV, "").strip()
+    what = "--driver-memory" if given is not None else DRIVER_MEMORY_ENV
+    limit = parse_bytes(text, what=what) if text else int(min(psutil.virtual_memory().available // 2, _DRIVER_LIMIT))
     return max(limit - _DRIVER_BASE, 1 << 20)
 
 
-def parse_bytes(text: str) -> int:
+def parse_bytes(text: str, *, what: str = DRIVER_MEMORY_ENV) -> int:
     """``"1500m"``, ``"4g"``, ``"512k"`` or a number of bytes, as Spark's ``--driver-memory`` takes them.
+
+    ``what`` names the setting in the error (the environment variable or the CLI option).
 
     Examples
     --------
@@ -80,9 +112,10 @@ def parse_bytes(text: str) -> int:
     (1572864000, 2147483648, 4096)
     """
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)b?", text.strip().lower())
-    if match is None:
+    if match is None or float(match.group(1)) <= 0:
+        shown = f"{what} {text!r}" if what.startswith("--") else f"{what}={text!r}"
         raise InvalidParameterError(
-            f"{DRIVER_MEMORY_ENV}={text!r} is not a memory size; write it as Spark's --driver-memory does: "
+            f"{shown} is not a memory size; write it as Spark's --driver-memory does: "
             "'1500m', '4g' or a number of bytes.")
     return int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " "))
 
@@ -301,7 +334,8 @@ def plan_training(frame: DataFrame, target: str, *, workspace: Workspace | None,
         evidence = {"train_rows": n_train, "bytes_per_row": round(per_row, 1), "working_factor": _WORKING_FACTOR,
                     "estimated_bytes": int(n_train * per_row * _WORKING_FACTOR), "budget_bytes": budget,
                     "sample_rows_limit": limit, "fits_driver": n_train <= limit,
-                    "driver_memory_env": os.environ.get(DRIVER_MEMORY_ENV)}
+                    "driver_memory_env": os.environ.get(DRIVER_MEMORY_ENV),
+                    "driver_memory_option": _DRIVER_MEMORY.get()}
         classes = [c for c in counts if c is not None]
         with quiet():
             if n_train <= limit:
@@ -325,5 +359,5 @@ def _looks_continuous(values: list[Any]) -> bool:
     return any(isinstance(v, float) and not float(v).is_integer() for v in values)
 
 
-__all__ = ["DRIVER_MEMORY_ENV", "MAX_EVAL_ROWS", "SparkTraining", "driver_budget_bytes", "parse_bytes",
-           "plan_training"]
+__all__ = ["DRIVER_MEMORY_ENV", "MAX_EVAL_ROWS", "SparkTraining", "driver_budget_bytes", "driver_memory",
+           "parse_bytes", "plan_training"]
