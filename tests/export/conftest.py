@@ -22,13 +22,14 @@ CLASSES = ["no", "yes"]
 
 def ensemble(X: pd.DataFrame, y: np.ndarray, roles: dict[str, str], families: tuple[str, ...],
              threshold: float | None = None, *, task: str = "binary",
-             classes: list[Any] | None = CLASSES) -> TabularEnsemble:
+             classes: list[Any] | None = CLASSES,
+             params: dict[str, dict[str, Any]] | None = None) -> TabularEnsemble:
     """Members fitted in deterministic mode on ``X, y`` (class codes, or values for regression), weighted."""
     members = []
     encodings = {"lightgbm": "ordinal", "catboost": "ordinal", "xgboost": "ordinal", "linear": "onehot",
                  "knn": "onehot"}
     params = {"lightgbm": {"n_estimators": 30, "num_leaves": 15}, "catboost": {"n_estimators": 40, "depth": 4},
-              "xgboost": {"n_estimators": 30, "max_depth": 4}, "linear": {}, "knn": {}}
+              "xgboost": {"n_estimators": 30, "max_depth": 4}, "linear": {}, "knn": {}} | (params or {})
     for family in families:
         pre = TabularPreprocessor(encoding=encodings[family], roles=roles, random_state=0)
         Xt = pre.fit_transform(X, y)

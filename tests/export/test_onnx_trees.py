@@ -51,3 +51,31 @@ def test_catboost_and_xgboost_members_export_and_predict_what_the_runtime_does(
     assert list(labels) == list(want["prediction"]) and len(set(labels)) == 2
     between = (proba[:, 1] >= 0.35) & (proba[:, 1] < 0.5)
     assert between.any() and set(labels[between]) == {"yes"}  # labelled at the model's threshold
+
+
+def test_a_catboost_member_with_split_less_trees_exports(churn_rows: pd.DataFrame, tmp_path: Path) -> None:
+    """Deep trees on few rows (``catboost_deep``'s settings on 300 churn rows) leave some trees without a
+    split, which CatBoost stores as ``"splits": null``: the export once failed on them."""
+    import json
+
+    rows = churn_rows.iloc[:300]
+    schema = infer_schema(rows, target="churn")
+    X, y = rows.drop(columns=["churn"]), (rows["churn"] == "yes").to_numpy(dtype=int)
+    deep = {"catboost": {"n_estimators": 300, "depth": 8, "learning_rate": 0.05, "l2_leaf_reg": 5.0}}
+    model = ensemble(X, y, {c.name: c.role for c in schema.features}, ("catboost",), params=deep)
+    booster = model.members[0][1].estimator_
+    booster.save_model(str(tmp_path / "cb.json"), format="json")
+    trees = json.loads((tmp_path / "cb.json").read_text())["oblivious_trees"]
+    assert any(not tree.get("splits") for tree in trees), "the premise: some trees have no split"
+    registry = Registry(Workspace.open(tmp_path / "ws"))
+    registry.register_model("deep", model, kind="tabular", schema=schema.to_dict(), metrics={"accuracy": 0.9},
+                            headline_metric="accuracy", info={"task": "binary", "target": "churn",
+                                                              "classes": ["no", "yes"]}, aliases=("champion",))
+    result = export_model(registry, "deep", "onnx", tmp_path / "deep")
+    assert result.details["verified_rows"] > 100
+    frame = X.iloc[:50].reset_index(drop=True)
+    want = runtime_outputs(registry, "deep", frame)
+    got = onnx_outputs(tmp_path / "deep" / "model.onnx", frame, Schema.from_dict(schema.to_dict()))
+    np.testing.assert_allclose(got["probabilities"], want[["probability_no", "probability_yes"]].to_numpy(),
+                               rtol=0, atol=ATOL)
+    registry.close()
