@@ -132,3 +132,18 @@ def test_history_says_who_moved_an_alias_from_where_and_why(workspace: Path) -> 
     assert move["by"].startswith("mlpilot promote (user ") and move["reason"] == "v2 overfits"
     table = runner.invoke(app, ["models", "history", "cancer", "-w", str(workspace)], env={"COLUMNS": "200"})
     assert "champion: v2 → v1 by mlpilot promote" in table.output and "v2 overfits" in table.output
+
+
+def test_a_version_registered_as_champion_records_what_it_replaced_who_and_why(
+        workspace: Path, cancer: pd.DataFrame) -> None:
+    reg = Registry(Workspace.open(workspace))
+    _register(reg, cancer, slice(0, 300), DecisionTreeClassifier(max_depth=3, random_state=0), aliases=("champion",),
+              by="mlpilot train", reason="beats v2 on rows neither saw")
+    reg.close()
+    history = runner.invoke(app, ["models", "history", "cancer", "--json", "-w", str(workspace)])
+    first, _, third = [e for e in json.loads(history.stdout) if e["kind"] == "model_registered"]
+    assert first["aliases"] == [] and "from_versions" not in first
+    assert third["from_versions"] == {"champion": 2}
+    assert (third["by"], third["reason"]) == ("mlpilot train", "beats v2 on rows neither saw")
+    table = runner.invoke(app, ["models", "history", "cancer", "-w", str(workspace)], env={"COLUMNS": "200"})
+    assert "v3 registered as champion (champion was v2) by mlpilot train: beats v2 on rows neither saw" in table.output

@@ -283,7 +283,8 @@ def _register(fit: RecommenderFit, name: str, ws: Workspace, dataset: Any, sourc
                     "promotion": decision.evidence,
                     "training_rows": rows_info,
                 },
-                aliases=("champion",) if decision.promote else (),
+                aliases=("champion",) if decision.promote else (), by="mlpilot recommend train",
+                reason=decision.reason,
             )
         except BaseException as exc:
             registry.finish_run(run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])

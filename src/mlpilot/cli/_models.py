@@ -254,6 +254,9 @@ def model_history(
         p = e["payload"]
         if e["kind"] == "model_registered":
             what = f"v{p.get('version')} registered" + (f" as {', '.join(p['aliases'])}" if p.get("aliases") else "")
+            moved = [f"{a} was v{v}" for a, v in (p.get("from_versions") or {}).items() if v is not None]
+            what += f" ({', '.join(moved)})" if moved else ""
+            what += "".join(f"{sep}{p[k]}" for k, sep in (("by", " by "), ("reason", ": ")) if p.get(k))
         elif e["kind"] == "alias_set":
             start = f"v{p['from_version']} → " if p.get("from_version") is not None else ""
             what = f"{p.get('alias')}: {start}v{p.get('version')}"

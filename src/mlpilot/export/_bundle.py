@@ -57,7 +57,8 @@ def write_bundle(registry: Registry, mv: ModelVersion, model: Any, directory: Pa
             mv.name, model, kind=mv.kind, metrics=mv.metrics,
             headline_metric=mv.headline_metric, schema=mv.schema, files=files,
             info={**mv.info, "exported_from": {"ref": mv.ref, "sha256": mv.sha256}},
-            artifact_format=mv.artifact_format, aliases=("champion",))
+            artifact_format=mv.artifact_format, aliases=("champion",),
+            by="mlpilot export --format bundle", reason=f"the bundled version ({mv.ref})")
     finally:
         target.close()
     record = version_record(mv, str(copy.artifact_path.relative_to(directory)))

@@ -28,7 +28,7 @@ from mlpilot.exceptions import (
     RegistryError,
     SourceConnectionError,
 )
-from mlpilot.registry import _artifacts
+from mlpilot.registry import _artifacts, _tables
 from mlpilot.registry._ref import ModelRef, check_alias, check_name
 from mlpilot.registry._tables import (
     aliases,
@@ -329,6 +329,8 @@ class Registry:
         info: Mapping[str, Any] | None = None,
         artifact_format: str = "auto",
         aliases: tuple[str, ...] = (),
+        by: str | None = None,
+        reason: str | None = None,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name``.
 
@@ -353,6 +355,10 @@ class Registry:
             Extra files (report, plots, leaderboard) stored beside the artifact.
         aliases : tuple of str
             Aliases to point at the new version in the same transaction.
+        by, reason : str, optional
+            Who or what moved ``aliases`` and why; the ``model_registered`` event records them
+            with the version each alias pointed at before (``from_versions``), for
+            ``mlpilot models history``.
 
         Returns
         -------
@@ -415,9 +421,15 @@ class Registry:
                         ).scalar()
                         version = max(int(latest or 0), self._last_deleted(conn, name)) + 1
                         conn.execute(model_versions.insert().values(version=version, **row))
+                        before = {r["alias"]: r["version"] for r in conn.execute(
+                            sa.select(_tables.aliases).where(_tables.aliases.c.name == name)).mappings()}
                         for alias in aliases:
                             self._set_alias(conn, name, alias, version)
-                        self._event(conn, "model_registered", name, {"version": version, "aliases": list(aliases)})
+                        payload: dict[str, Any] = {"version": version, "aliases": list(aliases)}
+                        if aliases:
+                            payload["from_versions"] = {alias: before.get(alias) for alias in aliases}
+                            payload.update({k: v for k, v in (("by", by), ("reason", reason)) if v is not None})
+                        self._event(conn, "model_registered", name, payload)
                     break
                 except IntegrityError:
                     continue  # another writer took this version number; try the next
