@@ -73,7 +73,8 @@ def load_version(registry: Registry, mv: ModelVersion, *, fast_path: bool = True
     """
     start = time.perf_counter()
     model = registry.load_model(mv)
-    records = VerificationRecords.of_workspace(registry.workspace.root)
+    # only a compiled fast path is verified, so only then is the workspace's record of it read
+    records = VerificationRecords.of_workspace(registry.workspace.root) if fast_path else None
     return _loaded(model, mv, time.perf_counter() - start, fast_path=fast_path, records=records)
 
 
