@@ -93,12 +93,17 @@ def test_redis_kill_9_then_restart_loses_nothing(
     group = f"g-{source}"
     host, port = redis_brokers.split(":")
     client = redis.Redis(host=host, port=int(port))
-    ids = [client.xadd(source, {"data": json.dumps(churn_rows[i])}).decode() for i in range(100)]
+    ids = [client.xadd(source, {"data": json.dumps(churn_rows[i])}).decode() for i in range(200)]
+    # small batches, so that the kill lands while most of the input is still to come: a batch is
+    # acknowledged as soon as its outputs are confirmed, so one big batch could be all done and acked
     killed = _stream_process(stream_workspace, "--transport", "redis", "--brokers", redis_brokers,
-                             "--input", source, "--output", sink, "--group", group)
+                             "--input", source, "--output", sink, "--group", group, "--batch", str(BATCH))
     _kill_when(killed, lambda: client.xlen(sink) >= 10)
     ids += [client.xadd(source, {"data": json.dumps(churn_rows[i])}).decode() for i in range(30)]
-    # The killed consumer's entries stay pending in the group: the restarted one (another name) claims them.
+    # The kill may land between a batch's XACK and the next read; a reader that took entries and died
+    # before acknowledging them (what a kill mid-batch leaves) makes sure some are pending in the group.
+    client.xreadgroup(group, "killed-mid-batch", {source: ">"}, count=BATCH)
+    # The dead consumers' entries stay pending: the restarted one (another name) claims them.
     assert int(client.xpending(source, group)["pending"]) > 0
 
     config = stream_config(name="churn", brokers=redis_brokers, input=source, output=sink, group=group,
@@ -108,8 +113,10 @@ def test_redis_kill_9_then_restart_loses_nothing(
     def answered() -> set[str]:
         return {json.loads(fields[b"data"])["request_id"] for _id, fields in client.xrange(sink)}
 
-    stats = _run_until_sigterm(StreamConsumer(config, make_transport(config), Registry(stream_workspace)),
-                               lambda: wanted <= answered())
+    def done() -> bool:  # every entry answered, and the claimed ones acknowledged too
+        return wanted <= answered() and int(client.xpending(source, group)["pending"]) == 0
+
+    stats = _run_until_sigterm(StreamConsumer(config, make_transport(config), Registry(stream_workspace)), done)
     outputs = [json.loads(fields[b"data"]) for _id, fields in client.xrange(sink)]
     request_ids = [o["request_id"] for o in outputs]
     assert wanted <= set(request_ids)
