@@ -377,8 +377,9 @@ def fit_tabular(
             "per metric call on the holdout"
         )
     stop = _DeadlineStop(plan.evaluate) if clock else None
+    hold_metric = metric if row_weight is None else metric.weighted(row_weight[hold])  # holdout rows, weighted
     evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task,
-                                 metric=metric if row_weight is None else metric.weighted(row_weight[hold]),
+                                 metric=hold_metric,
                                  random_state=config.random_state, n_boot=n_boot, n_boot_others=n_boot_others,
                                  threshold=None if threshold is None else threshold.threshold, stop=stop)
     if stop is not None and stop.cut:
@@ -415,8 +416,7 @@ def fit_tabular(
 
             limit = None if not clock else plan.report.cap(IMPORTANCE_SHARE)
             evaluation.importance = permutation_importance(
-                predict_values, holdout_frame, y_hold,
-                metric if row_weight is None else metric.weighted(row_weight[hold]), features,
+                predict_values, holdout_frame, y_hold, hold_metric, features,
                 random_state=config.random_state, time_limit=limit, n_repeats=2, max_rows=500, clock=total.clock,
             )
             if len(evaluation.importance) < len(features):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -236,6 +236,11 @@ def rollback_model(
 _HISTORY_KINDS = ("model_registered", "alias_set", "promotion", "rollback", "watch.step", "retrain.failed")
 
 
+def _by_and_why(payload: dict[str, Any]) -> str:
+    """`` by WHO: WHY`` of an alias move's event (either part left out when it was not recorded)."""
+    return "".join(f"{sep}{payload[k]}" for k, sep in (("by", " by "), ("reason", ": ")) if payload.get(k))
+
+
 def model_history(
     name: Annotated[str, typer.Argument(help="Model name.")],
     workspace: WorkspaceOption = None,
@@ -255,12 +260,10 @@ def model_history(
         if e["kind"] == "model_registered":
             what = f"v{p.get('version')} registered" + (f" as {', '.join(p['aliases'])}" if p.get("aliases") else "")
             moved = [f"{a} was v{v}" for a, v in (p.get("from_versions") or {}).items() if v is not None]
-            what += f" ({', '.join(moved)})" if moved else ""
-            what += "".join(f"{sep}{p[k]}" for k, sep in (("by", " by "), ("reason", ": ")) if p.get(k))
+            what += (f" ({', '.join(moved)})" if moved else "") + _by_and_why(p)
         elif e["kind"] == "alias_set":
             start = f"v{p['from_version']} → " if p.get("from_version") is not None else ""
-            what = f"{p.get('alias')}: {start}v{p.get('version')}"
-            what += "".join(f"{sep}{p[k]}" for k, sep in (("by", " by "), ("reason", ": ")) if p.get(k))
+            what = f"{p.get('alias')}: {start}v{p.get('version')}" + _by_and_why(p)
         elif e["kind"] in ("promotion", "rollback"):
             start = f"v{p['from_version']}" if p.get("from_version") is not None else "none"
             what = f"{start} → v{p.get('to_version')}: {p.get('reason', '')}"

@@ -393,8 +393,6 @@ def _xgboost(estimator: Any, classifier: bool) -> Final:
     return XGBoostFinal(estimator, classifier=classifier)
 
 
-
-
 def _mlp(estimator: Any, classifier: bool) -> Final:
     return MLPFinal(estimator, classifier=classifier)
 

@@ -294,12 +294,17 @@ def verify(compiled: CompiledModel, loaded: LoadedModel, *, n_random: int = 48, 
 _FINGERPRINT_ROWS = 8
 
 
+def _first_rows(compiled: CompiledModel, schema: Schema) -> list[SampleRow]:
+    """The first, fixed sample rows (no random ones): the fingerprint's rows and the dispatch timing's."""
+    return sample_rows(schema, compiled.probe_values(), n_random=0)[:_FINGERPRINT_ROWS]
+
+
 def fingerprint(compiled: CompiledModel, loaded: LoadedModel) -> str:
     """A hash of what ``compiled`` gives on the first sample rows (a verification record's check)."""
     import hashlib
 
     assert loaded.schema is not None
-    rows = sample_rows(loaded.schema, compiled.probe_values(), n_random=0)[:_FINGERPRINT_ROWS]
+    rows = _first_rows(compiled, loaded.schema)
     names = list(loaded.schema.feature_names)
     labels, proba = compiled.predict({name: [r.values[name] for r in rows] for name in names}, len(rows))
     digest = hashlib.sha256(repr(_plain(labels)).encode())
@@ -353,8 +358,7 @@ def with_fast_path(loaded: LoadedModel, records: VerificationRecords | None = No
     if problem is not None:
         logger.warning("%s is served by its general path: its compiled form disagrees with it (%s)", ref, problem)
         return dataclasses.replace(loaded, fast_path=f"refused at load: {problem}")
-    rows = sample_rows(loaded.schema, compiled.probe_values(), n_random=0)[:_FINGERPRINT_ROWS]
-    compiled.inline_rows, dispatch = inline_rows(compiled, [row.values for row in rows])
+    compiled.inline_rows, dispatch = inline_rows(compiled, [row.values for row in _first_rows(compiled, loaded.schema)])
     logger.info("%s: compiled fast path verified in %.2f s (%s); %s", ref, seconds, compiled.description, dispatch)
     return dataclasses.replace(loaded, compiled=compiled, fast_path=f"compiled: {compiled.description}",
                                dispatch=dispatch)

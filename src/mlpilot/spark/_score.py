@@ -259,27 +259,28 @@ def predict_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, output
         assert output is not None
         rejects = rejects or output.rstrip("/") + ".rejects"
     scored = scored_frame(registry, mv, frame).persist(StorageLevel.MEMORY_AND_DISK)
-
-    def save(part: DataFrame, where: str, as_table: bool) -> None:
-        if as_table:
-            part.write.mode("overwrite").format("parquet").saveAsTable(where)
-        else:
-            _writer(part, where).save(where)
-
     try:
         with spark_job(f"scored the rows with {mv.ref}"), quiet():
             good = scored.filter(F.col(_INTERNAL_ERROR).isNull()).drop(_INTERNAL_ERROR)
-            save(good, output_table or str(output), output_table is not None)
+            _save(good, output_table or str(output), as_table=output_table is not None)
             bad = scored.filter(F.col(_INTERNAL_ERROR).isNotNull())
             n_bad = bad.count()
             n_good = scored.count() - n_bad
             if n_bad:
                 keep = [c for c in frame.columns] + [_INTERNAL_ERROR]
-                save(bad.select(*keep).withColumnRenamed(_INTERNAL_ERROR, ERROR_COLUMN), rejects, rejects_table)
+                _save(bad.select(*keep).withColumnRenamed(_INTERNAL_ERROR, ERROR_COLUMN), rejects, as_table=rejects_table)
     finally:
         scored.unpersist()
     where = f"table {output_table}" if output_table is not None else str(output)
     return BatchScoring(n_good, n_bad, where, (f"table {rejects}" if rejects_table else rejects) if n_bad else None)
+
+
+def _save(part: DataFrame, where: str, *, as_table: bool) -> None:
+    """Write ``part`` to the catalog table ``where`` (Parquet, replacing it: `check_table` ran first) or the path."""
+    if as_table:
+        part.write.mode("overwrite").format("parquet").saveAsTable(where)
+    else:
+        _writer(part, where).save(where)
 
 
 _TABLE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*){0,2}")
@@ -392,10 +393,7 @@ def recommend_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, outp
         ranked = users.mapInPandas(rank_partition, schema).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         with spark_job(f"ranked items for the users with {mv.ref}"), quiet():
-            if output_table is not None:
-                ranked.drop(_FALLBACK).write.mode("overwrite").format("parquet").saveAsTable(output_table)
-            else:
-                _writer(ranked.drop(_FALLBACK), str(output)).save(output)
+            _save(ranked.drop(_FALLBACK), output_table or str(output), as_table=output_table is not None)
             counts = ranked.groupBy(_FALLBACK).agg(F.countDistinct("user").alias("users"), F.count("*").alias("rows"))
             by_kind = {bool(r[_FALLBACK]): (int(r["users"]), int(r["rows"])) for r in counts.collect()}
     finally:
