@@ -67,6 +67,8 @@ class TrainConfig(BaseModel):
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None  # binary tasks: a fixed threshold
     # a stack beside the greedy ensemble: auto (timed runs), on, force (registered even if it loses), off
     stacking: Literal["auto", "on", "force", "off"] = "auto"
+    # which level-2 layers a stack tries: both (chosen out of fold), the linear one, the feature stack
+    stack_layer: Literal["auto", "linear", "features"] = "auto"
 
     @property
     def seed(self) -> int:

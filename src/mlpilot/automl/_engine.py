@@ -327,6 +327,7 @@ def fit_tabular(
         refit_share=len(y) / max(len(dev), 1) if config.refit_full else 1.0,
         executor=executor,
         stacking=config.stacking,
+        stack_layer=config.stack_layer,
     )
     t0 = time.perf_counter()
     result = run_search(

@@ -296,6 +296,7 @@ def train(
     threshold_metric: str | None = None,
     threshold: float | None = None,
     stacking: str = "auto",
+    stack_layer: str = "auto",
     weight_column: str | None = None,
     sample_weight: Any = None,
 ) -> TrainingRun:
@@ -364,6 +365,12 @@ def train(
         where its nested out-of-fold score beats it: ``auto`` in timed runs,
         ``on`` in deterministic ones too, ``force`` registers it even where it
         loses (the decision says so), ``off`` never. See docs/stacking.md.
+    stack_layer : {"auto", "linear", "features"}
+        The stack's level-2 layers: ``auto`` tries the linear layer and the
+        feature stack (a small LightGBM over the members' outputs and the
+        original encoded features, boosting from the linear layer) and keeps
+        the better out of fold (the feature stack must beat the linear one by
+        the margin too); ``linear`` or ``features`` tries that one only.
     weight_column : str, optional
         A column of per-row weights (numbers >= 0), which is then not a
         feature: every model's fit, the cross-validation and holdout scores
@@ -401,7 +408,7 @@ def train(
         deterministic=deterministic, n_trials=n_trials, drop_leaks=drop_leaks,
         families=tuple(families) if families is not None else None, report=report,
         max_predict_ms=max_predict_ms, threshold_metric=threshold_metric, threshold=threshold, stacking=stacking,
-        weight_column=weight_column,
+        stack_layer=stack_layer, weight_column=weight_column,
     )
     model_name = name or _default_name(data, target)
     _check_arguments(config, target, model_name)

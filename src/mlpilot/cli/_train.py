@@ -134,6 +134,7 @@ def train_command(
     threshold_metric: Annotated[str | None, typer.Option("--threshold-metric", help="Binary: what the decision threshold is chosen for on out-of-fold rows: f1 (default), balanced_accuracy, cost:5 (a false negative costs 5 false positives), precision>=0.9, recall>=0.8.")] = None,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Binary: a fixed decision threshold in (0, 1) instead of a chosen one.")] = None,
     stacking: Annotated[str, typer.Option("--stacking", help="auto (timed runs), on, force or off: a level-2 linear model over the best candidates, registered only when it beats the greedy ensemble out of fold (force: always).")] = "auto",
+    stack_layer: Annotated[str, typer.Option("--stack-layer", help="auto, linear or features: the stack's level-2 layers (features: a small LightGBM over the members' outputs and the encoded features); auto tries both and keeps the better out of fold.")] = "auto",
     report: Annotated[Path | None, typer.Option("--report", help="Also write the HTML report here.")] = None,
     table: TableOption = None,
     query: QueryOption = None,
@@ -154,7 +155,8 @@ def train_command(
 
     check_output_path(report, "--report")
     budget_seconds(time_budget)  # a bad budget is refused before any data is read
-    make_config(threshold_metric=threshold_metric, threshold=threshold, stacking=stacking)  # so are bad threshold/stacking options
+    make_config(threshold_metric=threshold_metric, threshold=threshold, stacking=stacking,
+                stack_layer=stack_layer)  # so are bad threshold/stacking options
     random_state = random_state_of(random_state, seed)
     trials = trials_of(n_trials, deterministic)
     ws = open_workspace(workspace)
@@ -175,7 +177,7 @@ def train_command(
                     workspace=ws, holdout=holdout, time_split=time_split, weight_column=weight_column,
                     deterministic=deterministic, n_trials=trials,
                     drop_leaks=drop_leaks, table=table, query=query, max_predict_ms=max_predict_ms,
-                    threshold_metric=threshold_metric, threshold=threshold, stacking=stacking,
+                    threshold_metric=threshold_metric, threshold=threshold, stacking=stacking, stack_layer=stack_layer,
                     families=[f.strip() for f in families.split(",") if f.strip()] if families else None)
     notes = [f"{w.category.__name__}: {w.message}" for w in caught if issubclass(w.category, MlpilotWarning)]
     out = run.outcome

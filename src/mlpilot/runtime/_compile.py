@@ -117,14 +117,16 @@ class EnsembleModel(CompiledModel):
 
     def __init__(self, encoders: list[FeatureEncoder], members: list[tuple[int, Final, float]],
                  *, outputs: Callable[[np.ndarray], Prediction], description: str = "",
-                 combine: Callable[[list[np.ndarray]], np.ndarray] | None = None, stacked: bool = False) -> None:
+                 combine: Callable[..., np.ndarray] | None = None, stacked: bool = False,
+                 inline_combine: bool = True) -> None:
         self._encoders = encoders
         self.members = members
         self.outputs = outputs
-        self.combine = combine
+        self.combine = combine  # (values, inputs): each member's values and encoded matrix, in member order
         self.stacked = stacked  # a level-2 layer, not the weighted sum, combines the members
         self.description = description
-        self.inline = all(final.fast for _index, final, _weight in members)
+        # a feature stack's trees are LightGBM's own predict: not for the event loop
+        self.inline = inline_combine and all(final.fast for _index, final, _weight in members)
 
     def encoders(self) -> list[FeatureEncoder]:
         return list(self._encoders)
@@ -134,7 +136,8 @@ class EnsembleModel(CompiledModel):
         if self.combine is not None:
             if not self.members:
                 raise CompileError("an ensemble without members")
-            return self.outputs(self.combine([final.values(matrices[index]) for index, final, _w in self.members]))
+            return self.outputs(self.combine([final.values(matrices[index]) for index, final, _w in self.members],
+                                             [matrices[index] for index, _final, _w in self.members]))
         total: np.ndarray | None = None
         for index, final, weight in self.members:
             values = final.values(matrices[index]) * weight
@@ -257,8 +260,25 @@ def _compile_ensemble(model: Any, schema: Schema, with_proba: bool) -> EnsembleM
         _check_width(final, encoders[index_of[id(pre)]])
         members.append((index_of[id(pre)], final, weight))
     families = ", ".join(f"{learner.family}" for _pre, learner in model.members_)
-    stacked = getattr(model, "stacker_", None) is not None
+    stacker: Any = getattr(model, "stacker_", None)
+    stacked = stacker is not None
     description = (f"{'stack' if stacked else 'ensemble'} of {len(members)} ({families}) over "
                    f"{len(encoders)} encoder(s)")
+    combine = getattr(model, "combine", None)
+    inline_combine = True
+    member = getattr(stacker, "feature_member", None)
+    if member is not None:  # a feature stack: its trees as numpy, where they compile
+        from mlpilot.runtime._compile_stack import CompiledFeatureStacker
+
+        try:
+            layer = CompiledFeatureStacker(stacker)
+        except CompileError as exc:  # the members stay compiled; the trees are LightGBM's own predict
+            inline_combine = False
+            description += (f"; level-2 LightGBM over {member}'s encoded features, evaluated by "
+                            f"LightGBM (not compiled: {exc})")
+        else:
+            combine = functools.partial(model.combine, layer=layer)
+            description += (f"; level-2 LightGBM ({len(layer.trees.roots)} trees) over {member}'s "
+                            "encoded features, compiled")
     return EnsembleModel(encoders, members, outputs=model.outputs, description=description,
-                         combine=getattr(model, "combine", None), stacked=stacked)
+                         combine=combine, stacked=stacked, inline_combine=inline_combine)

@@ -208,10 +208,11 @@ class TabularEnsemble(BaseEstimator):
         Binary tasks: `predict` gives the second class where its probability
         is at least this (None: the class of highest probability, as models
         saved before thresholds do).
-    stacker : LinearStacker, optional
-        A level-2 linear layer over the members' values (`mlpilot.search._stack`)
-        that replaces the weighted sum; ``weights`` are then each member's
-        share of its coefficients (shown, not used to predict).
+    stacker : LinearStacker or FeatureStacker, optional
+        A level-2 layer over the members' values (`mlpilot.search._stack`)
+        that replaces the weighted sum: linear, or a feature stack that also
+        reads one member's encoded features; ``weights`` are then each
+        member's share of its linear coefficients (shown, not used to predict).
 
     Attributes
     ----------
@@ -286,21 +287,34 @@ class TabularEnsemble(BaseEstimator):
         check_is_fitted(self, "members_")
         frame = self._frame(X)
         values = []
+        inputs = []
         transformed: dict[int, Any] = {}  # members share fitted preprocessors
         for pre, learner in self.members_:
             if id(pre) not in transformed:
                 transformed[id(pre)] = pre.transform(frame)
+            inputs.append(transformed[id(pre)])
             values.append(learner.predict_values(transformed[id(pre)], n_jobs=self.n_jobs))
-        return self.combine(values)
+        return self.combine(values, inputs)
 
-    def combine(self, values: list[np.ndarray]) -> np.ndarray:
+    def combine(self, values: list[np.ndarray], inputs: list[Any] | None = None, *, layer: Any = None) -> np.ndarray:
         """The ensemble's total from each member's values (in `members_` order): what `outputs` takes.
 
         The weighted sum, or the stacker's layer; the model runtime's compiler
         calls it on the values it computes for each member, so the rule lives here only.
+        ``inputs``: each member's encoded input matrix (in `members_` order),
+        which a feature stack reads (its ``feature_member``'s); a linear layer
+        and the weighted sum do not. ``layer``: what computes the stacker's
+        ``combine`` instead of it (the runtime's compiled feature stack).
         """
         if self.stacker_ is not None:
-            return np.asarray(self.stacker_.combine([values[i] for i in self.stack_order_]))
+            ordered = [values[i] for i in self.stack_order_]
+            member = getattr(self.stacker_, "feature_member", None)
+            layer = layer if layer is not None else self.stacker_
+            if member is None:
+                return np.asarray(layer.combine(ordered))
+            if inputs is None:
+                raise ValueError(f"this stack reads the encoded features of member {member}: pass each member's inputs")
+            return np.asarray(layer.combine(ordered, inputs[self.names_.index(member)]))
         total: np.ndarray | None = None
         for value, weight in zip(values, self.weights_, strict=True):
             term = value * weight

@@ -39,7 +39,7 @@ from mlpilot.search._candidates import (
 )
 from mlpilot.search._learners import FAMILIES, Learner
 from mlpilot.search._selection import PRUNE_TOLERANCE, SPEED_FLOOR, SPEED_TOLERANCE, select_ensemble
-from mlpilot.search._stack import StackChoice, consider_stack
+from mlpilot.search._stack import FEATURE_MAX_COLUMNS, StackChoice, StackFeatures, consider_stack
 from mlpilot.tasks import Metric
 from mlpilot.tune import Budget
 from mlpilot.tune._budget import (
@@ -108,6 +108,9 @@ class SearchConfig:
         Size of the final refit data relative to the development rows.
     stacking : {"auto", "on", "force", "off"}
         Whether a stack (`mlpilot.search._stack`) is tried beside the greedy ensemble.
+    stack_layer : {"auto", "linear", "features"}
+        Which level-2 layers the stack tries: both (chosen by their nested
+        out-of-fold scores), the linear layer, or the feature stack only.
     seed : int, optional
         Deprecated former name of ``random_state`` (warns with a `FutureWarning`).
     """
@@ -123,6 +126,7 @@ class SearchConfig:
     predict_limit: float | None = None
     refit_share: float = 1.25
     stacking: str = "auto"
+    stack_layer: str = "auto"
     seed: InitVar[int | None] = None
 
     def __post_init__(self, seed: int | None) -> None:
@@ -452,7 +456,8 @@ def run_search(
     stack = consider_stack(usable, candidates, choice, y, metric, folds, task=task, n_classes=n_classes,
                            mode=config.stacking, budget=budget, keep=runner.refit_reserve,
                            refit_share=config.refit_share, predict_limit=config.predict_limit, random_state=config.random_state,
-                           notes=notes)
+                           notes=notes, layer=config.stack_layer,
+                           features=lambda members: stack_features(runner, members, len(y)))
     if stack is not None and stack.chosen:
         choice = replace(choice, weights=stack.stacker.importance(), oof=stack.oof, holdout=stack.holdout,
                          fold_scores=stack.fold_scores)
@@ -473,6 +478,47 @@ def run_search(
         preprocess=dict(runner.prepared.plans),
         preprocess_refit={key: runner.prepared.refit_seconds(*key) for key in runner.prepared.fit_seconds},
     )
+
+
+def stack_features(runner: CandidateRunner, members: list[CandidateResult], n_rows: int) -> StackFeatures | str:
+    """The encoded features the feature stack reads: a member's folds' validation matrices, out of fold.
+
+    The member is the first (in the stack's order) whose encoding covers the
+    whole table (not a text-only one), preferring the ordinal encoding (a
+    column per feature, what trees read best); its folds' preprocessed
+    matrices are already cached, so nothing is encoded again. Returns why
+    not, as a sentence, when no member's features can be used (sparse, wider
+    than `FEATURE_MAX_COLUMNS`).
+    """
+    import scipy.sparse as sp
+
+    whole = [c for c in members if not runner.prepared.key(FAMILIES[c.family].encoding, FAMILIES[c.family].text_only)[1]]
+    whole.sort(key=lambda c: FAMILIES[c.family].encoding != "ordinal")  # stable: the stack's order otherwise
+    reasons = []
+    for c in whole:
+        fam = FAMILIES[c.family]
+        if not runner.prepared.has(fam.encoding, fam.text_only):
+            reasons.append(f"{c.name}'s folds were not preprocessed")
+            continue
+        prepared = runner.prepared.get(fam.encoding, fam.text_only)
+        matrices = [p[1] for p in prepared]
+        if any(sp.issparse(m) for m in matrices):
+            reasons.append(f"{c.name}'s {fam.encoding} encoding is sparse")
+            continue
+        widths = {np.asarray(m).shape[1] for m in matrices}
+        if len(widths) != 1 or next(iter(widths)) > FEATURE_MAX_COLUMNS:
+            reasons.append(f"{c.name}'s {fam.encoding} encoding has {sorted(widths)} columns "
+                           f"(one width, at most {FEATURE_MAX_COLUMNS}, is needed)")
+            continue
+        oof = np.zeros((n_rows, next(iter(widths))))
+        for (_tr, va), m in zip(runner.folds, matrices, strict=True):
+            oof[va] = np.asarray(m, dtype=float)
+        holds = [p[2] for p in prepared]
+        holdout = None if any(h is None or sp.issparse(h) for h in holds) else [np.asarray(h, dtype=float) for h in holds]
+        return StackFeatures(member=c.name, oof=oof, holdout=holdout)
+    if not whole:
+        return "every member reads text-only features"
+    return "; ".join(reasons)
 
 
 def fit_final(
