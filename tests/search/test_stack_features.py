@@ -18,7 +18,13 @@ from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_compiled, score_frame
 from mlpilot.search import CandidateResult, SearchConfig, SearchResult, make_folds, run_search
 from mlpilot.search._selection import select_ensemble
-from mlpilot.search._stack import FeatureStacker, StackFeatures, consider_stack, fit_feature_stacker, nested_feature_oof
+from mlpilot.search._stack import (
+    FeatureStacker,
+    StackFeatures,
+    consider_stack,
+    fit_feature_stacker,
+    nested_feature_oof,
+)
 from mlpilot.tasks import encode_target, get_metric
 from mlpilot.tune import Budget
 from tests._sharing import once_per_run
@@ -247,3 +253,36 @@ def test_bad_stack_layers_are_refused(tmp_path: Path) -> None:
                                       "--stack-layer", "trees"])
     assert result.exit_code != 0 and "stack_layer" in result.output
     assert not (tmp_path / "ws").exists() or not list((tmp_path / "ws").rglob("*.joblib"))
+
+
+def test_a_feature_stack_the_budget_has_no_room_for_is_a_note() -> None:
+    y, values, features, folds = _halves()
+    cands = _members(y, values, folds)
+    metric = get_metric("rmse")
+    budget = Budget(10.0, start=0.0, clock=lambda: 7.0)  # 3 s left, 5 s kept for the refit
+    choice = select_ensemble(cands[1:], cands, y, metric, folds, with_holdout=False, budget=Budget(None),
+                             metric_seconds=[], refit_reserve=lambda: 0.0, predict_limit=None, notes=[])
+    notes: list[str] = []
+    stack = consider_stack(cands[1:], cands, choice, y, metric, folds, task="regression", n_classes=1, mode="auto",
+                           budget=budget, keep=lambda: 5.0, refit_share=1.25, predict_limit=None, random_state=0,
+                           notes=notes, layer="features",
+                           features=lambda members: StackFeatures(member="linear", oof=features, holdout=None))
+    assert stack is None
+    assert notes[-1].startswith("feature stack not tried to keep the time budget: 0.00s left after 5.00s kept")
+
+
+def test_trees_the_fast_path_does_not_know_are_refused_at_compile_time() -> None:
+    import lightgbm
+
+    from mlpilot.runtime._compile_stack import CompiledFeatureStacker
+    from mlpilot.runtime._compile_steps import CompileError
+
+    y, values, features, _folds = _halves()
+    stacker = fit_feature_stacker("regression", ["a", "b"], values, features, y, n_classes=1, random_state=0,
+                                  feature_member="a")
+    M = np.hstack([np.column_stack(values), features])
+    M[::3, 2] = 0.0  # zeros taken as missing: a rule the numpy trees do not follow
+    stacker.booster = lightgbm.train({"objective": "regression", "zero_as_missing": True, "verbosity": -1,
+                                      "num_threads": 1, "min_data_in_leaf": 5}, lightgbm.Dataset(M, y), 5)
+    with pytest.raises(CompileError, match="zero as missing"):
+        CompiledFeatureStacker(stacker)
