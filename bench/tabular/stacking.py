@@ -29,14 +29,14 @@ from worker import timed
 FAMILIES = ("lightgbm", "linear", "knn", "extra_trees")
 
 
-def run(key: str, stacking: str, n_trials: int, layer: str = "auto") -> dict:
+def run(key: str, stacking: str, n_trials: int, layer: str = "auto", families: tuple[str, ...] = FAMILIES) -> dict:
     import mlpilot
 
     spec = BY_KEY[key]
     train, test = load(spec)
     t0 = time.perf_counter()
     out = mlpilot.train(train, spec.target, task=spec.task, metric=spec.metric, register=False, report=False,
-                        deterministic=True, n_trials=n_trials, families=FAMILIES, stacking=stacking,
+                        deterministic=True, n_trials=n_trials, families=families, stacking=stacking,
                         stack_layer=layer)
     fit = time.perf_counter() - t0
     X = test.drop(columns=[spec.target])
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-trials", type=int, default=0)
     parser.add_argument("--layers", default="linear,features",
                         help="stack layers forced, one run each, beside the greedy ensemble (stacking off)")
+    parser.add_argument("--families", default=",".join(FAMILIES), help="the search's families (the stack's members)")
     parser.add_argument("--output", type=Path, default=Path("bench/results/tabular-stacking-deterministic.json"))
     parser.add_argument("--table", type=Path, default=None, help="also write a markdown table here")
     args = parser.parse_args(argv)
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for key in [d for d in args.datasets.split(",") if d]:
         for stacking, layer in [("off", "auto"), *(("force", x) for x in layers)]:
-            result = run(key, stacking, args.n_trials, layer)
+            result = run(key, stacking, args.n_trials, layer, tuple(f for f in args.families.split(",") if f))
             results.append(result)
             print(json.dumps({k: v for k, v in result.items() if k != "decision"}), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
