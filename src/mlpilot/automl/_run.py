@@ -360,8 +360,8 @@ def train(
     threshold : float, optional
         Binary tasks: a fixed decision threshold in (0, 1) instead of a chosen one.
     stacking : {"auto", "on", "force", "off"}
-        A stack (a level-2 linear model over the best candidates' out-of-fold
-        predictions) is tried beside the greedy ensemble and registered only
+        A stack (a level-2 model over the best candidates' out-of-fold
+        predictions, see ``stack_layer``) is tried beside the greedy ensemble and registered only
         where its nested out-of-fold score beats it: ``auto`` in timed runs,
         ``on`` in deterministic ones too, ``force`` registers it even where it
         loses (the decision says so), ``off`` never. See docs/stacking.md.

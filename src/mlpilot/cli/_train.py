@@ -133,7 +133,7 @@ def train_command(
     max_predict_ms: Annotated[float | None, typer.Option("--max-predict-ms", help="Most ms per 1,000 rows the ensemble's models may take to predict (measured in cross-validation).")] = None,
     threshold_metric: Annotated[str | None, typer.Option("--threshold-metric", help="Binary: what the decision threshold is chosen for on out-of-fold rows: f1 (default), balanced_accuracy, cost:5 (a false negative costs 5 false positives), precision>=0.9, recall>=0.8.")] = None,
     threshold: Annotated[float | None, typer.Option("--threshold", help="Binary: a fixed decision threshold in (0, 1) instead of a chosen one.")] = None,
-    stacking: Annotated[str, typer.Option("--stacking", help="auto (timed runs), on, force or off: a level-2 linear model over the best candidates, registered only when it beats the greedy ensemble out of fold (force: always).")] = "auto",
+    stacking: Annotated[str, typer.Option("--stacking", help="auto (timed runs), on, force or off: a level-2 model over the best candidates (see --stack-layer), registered only when it beats the greedy ensemble out of fold (force: always).")] = "auto",
     stack_layer: Annotated[str, typer.Option("--stack-layer", help="auto, linear or features: the stack's level-2 layers (features: a small LightGBM over the members' outputs and the encoded features); auto tries both and keeps the better out of fold.")] = "auto",
     report: Annotated[Path | None, typer.Option("--report", help="Also write the HTML report here.")] = None,
     table: TableOption = None,
