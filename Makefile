@@ -37,8 +37,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-# Three workers on two cores: many tests wait on a subprocess, a server, Spark or a broker, and a
-# third worker fills those waits (on a busy 2-core machine the suite took 1,013 s with two workers).
+# Four workers on two cores: many tests wait on a subprocess, a server, Spark or a broker, and the
+# extra workers fill those waits (on a busy 2-core machine the suite took 1,013 s with two workers).
 pytest: $(STAMP) system-deps
 	$(PY) -m pytest -n 4 --dist loadgroup
 

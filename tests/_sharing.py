@@ -8,6 +8,11 @@ that uses it to one worker, by giving those tests one ``xdist_group``. Tests tha
 two such fixtures, or such a fixture and an explicit ``xdist_group`` mark, all go to the
 same group (the explicit mark's name wins, so ``tests/spark``'s group stays one group).
 
+Under ``--dist loadgroup`` the work units are also queued longest first (`_long_units_first`):
+the units with Spark tests (each group a chain of minutes on one worker, its JVM started once),
+then those with ``slow`` tests, then the rest by their number of tests, as xdist orders them. A
+long chain queued behind hundreds of short tests would start late and end the run last.
+
 Without xdist (or with another ``--dist``) the marks change nothing.
 """
 
@@ -21,6 +26,9 @@ import pytest
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MARK = "_mlpilot_once_per_run"
+#: Marks whose work units are queued first, in this order: a Spark group runs for minutes on one worker,
+#: a ``slow`` end-to-end test for a minute or more on its own.
+_LONG_MARKS = ("spark", "slow")
 
 
 def once_per_run(fixture_function: F) -> F:
@@ -103,13 +111,37 @@ def _suffix_group_names(items: list[pytest.Item]) -> None:
             item._id = type(item._id).parse(f"{item.nodeid}@{'_'.join(sorted(groups))}")
 
 
+def _long_units_first(items: list[pytest.Item]) -> None:
+    """Order ``items`` by work unit (an ``xdist_group``, else the test alone): those with Spark tests first,
+    then those with slow tests, then by the unit's number of tests; stable, so each unit keeps its order."""
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        groups = _explicit_groups(item)
+        units.setdefault("@" + "_".join(sorted(groups)) if groups else item.nodeid, []).append(item)
+
+    def rank(members: list[pytest.Item]) -> tuple[int, ...]:
+        long = [any(item.get_closest_marker(mark) is not None for item in members) for mark in _LONG_MARKS]
+        return (*(-int(flag) for flag in long), -len(members))
+
+    items[:] = [item for members in sorted(units.values(), key=rank) for item in members]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On xdist's controller under ``--dist loadgroup``: queue the units in the workers' collection order
+    (`_long_units_first`), not re-sorted by their number of tests."""
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") == "loadgroup":
+        config.option.loadscopereorder = False
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
-    """Group the tests of each once-per-run fixture, before xdist reads the groups; mend their node ids after."""
+    """Group the tests of each once-per-run fixture, before xdist reads the groups; mend their node ids and
+    queue the long units first after."""
     xdist = config.pluginmanager.hasplugin("xdist")
     if xdist:
         _group_shared(items)
     result = yield
     if xdist and getattr(config.option, "loadgroup", False):
         _suffix_group_names(items)
+        _long_units_first(items)
     return result

@@ -29,6 +29,7 @@ def _post(url: str, body: dict[str, object]) -> dict[str, object]:
         return json.loads(response.read())  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow  # a fresh virtual environment, an install and a server: its group is queued early (tests/_sharing.py)
 @pytest.mark.timeout(240)
 def test_bundle_installs_in_a_fresh_venv_and_serves(export_registry: Registry, churn_rows: pd.DataFrame,
                                                     tmp_path: Path) -> None:
