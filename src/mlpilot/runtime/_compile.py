@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 
 from mlpilot.data import Schema
-from mlpilot.runtime._compile_final import Final, compile_final, is_argmax_classifier
-from mlpilot.runtime._compile_steps import Chain, CompileError, FeatureEncoder, Table
+from mlpilot.runtime._compile_final import (
+    ONE_BLAS_THREAD,
+    SINGLE_THREAD_ROWS,
+    Final,
+    compile_final,
+    is_argmax_classifier,
+)
+from mlpilot.runtime._compile_steps import Chain, CompileError, FeatureEncoder, Table, shared_table
 from mlpilot.runtime._compile_transformers import (
     compile_column_transformer,
     compile_tabular_preprocessor,
@@ -104,7 +110,11 @@ class PipelineModel(CompiledModel):
 
     def predict(self, table: Table, n_rows: int) -> Prediction:
         X = self.encoder.transform(table, n_rows)
-        values = self.final.values(X)
+        if n_rows <= SINGLE_THREAD_ROWS:
+            with ONE_BLAS_THREAD:
+                values = self.final.values(X)
+        else:
+            values = self.final.values(X)
         if self.classes is None:
             return values, None
         if self.labels_from is not None:
@@ -127,12 +137,21 @@ class EnsembleModel(CompiledModel):
         self.description = description
         # a feature stack's trees are LightGBM's own predict: not for the event loop
         self.inline = inline_combine and all(final.fast for _index, final, _weight in members)
+        self.sources = tuple(dict.fromkeys(source for encoder in encoders for source in encoder.sources))
 
     def encoders(self) -> list[FeatureEncoder]:
         return list(self._encoders)
 
     def predict(self, table: Table, n_rows: int) -> Prediction:
+        if len(self._encoders) > 1:
+            table = shared_table(table, n_rows, self.sources)
         matrices = [encoder.transform(table, n_rows) for encoder in self._encoders]
+        if n_rows <= SINGLE_THREAD_ROWS:
+            with ONE_BLAS_THREAD:
+                return self._combined(matrices)
+        return self._combined(matrices)
+
+    def _combined(self, matrices: list[np.ndarray]) -> Prediction:
         if self.combine is not None:
             if not self.members:
                 raise CompileError("an ensemble without members")
@@ -238,6 +257,7 @@ def compile_model(model: Any, schema: Schema, *, with_proba: bool) -> CompiledMo
     else:
         encoder, last = _frame_encoder(model, schema), model
     final = compile_final(last, classifier=with_proba)
+    final.bind(encoder)
     _check_width(final, encoder)
     classes = _classes(last) if with_proba else None
     argmax = is_argmax_classifier(last)
@@ -257,6 +277,7 @@ def _compile_ensemble(model: Any, schema: Schema, with_proba: bool) -> EnsembleM
             index_of[id(pre)] = len(encoders)
             encoders.append(_head_encoder([pre], schema))
         final = compile_final(learner, classifier=with_proba)
+        final.bind(encoders[index_of[id(pre)]])
         _check_width(final, encoders[index_of[id(pre)]])
         members.append((index_of[id(pre)], final, weight))
     families = ", ".join(f"{learner.family}" for _pre, learner in model.members_)

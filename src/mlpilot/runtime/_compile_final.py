@@ -26,7 +26,7 @@ from mlpilot.runtime._compile_catboost import CatBoostTrees
 from mlpilot.runtime._compile_forest import FLAT_ROWS, ForestTrees
 from mlpilot.runtime._compile_knn import KNNSearch, TiedNeighbours
 from mlpilot.runtime._compile_mlp import MLPForward
-from mlpilot.runtime._compile_steps import CompileError, RejectedInput
+from mlpilot.runtime._compile_steps import CompileError, FeatureEncoder, RejectedInput
 from mlpilot.runtime._compile_xgboost import XGBoostTrees
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,43 @@ def is_argmax_classifier(estimator: Any) -> bool:
 SINGLE_THREAD_ROWS = 2_000
 
 
+@functools.cache
+def _blas_pools() -> tuple[tuple[Any, int], ...]:
+    """The multi-threaded BLAS libraries loaded now (numpy's OpenBLAS), with their thread counts."""
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        found = ThreadpoolController().select(user_api="blas").lib_controllers
+        return tuple((lib, int(lib.num_threads)) for lib in found if int(lib.num_threads) > 1)
+    except Exception:  # threadpoolctl (scikit-learn's dependency) missing or unable: leave BLAS as it is
+        return ()
+
+
+class OneBlasThread:
+    """Matrix products on one BLAS thread while in this context (then the library's count again).
+
+    Like LightGBM's OpenMP team (`SINGLE_THREAD_ROWS`), OpenBLAS's threads cost more than they
+    save on the products of a request (tens to hundreds of rows times a few hundred weights), and
+    on a busy machine far more: its waiting threads spin (a 64-row MLP layer took 5 ms instead of
+    0.08 ms under load). Concurrent requests already use the cores. The count is the process's
+    (OpenBLAS has no per-thread setting): a request that ends restores the count read at load,
+    never one another request set.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        for lib, _count in _blas_pools():
+            lib.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        for lib, count in _blas_pools():
+            lib.set_num_threads(count)
+
+
+ONE_BLAS_THREAD = OneBlasThread()
+
+
 class Final:
     """Probabilities ``(n, n_classes)`` for classifiers, values ``(n,)`` for regressors."""
 
@@ -81,6 +118,13 @@ class Final:
 
     def one(self, row: list[float]) -> list[float] | None:
         """`values` of one row as plain floats, exactly; ``None`` where only `values` can."""
+        return None
+
+    def bind(self, encoder: FeatureEncoder) -> None:
+        """Finish compiling with the encoder in front of it (a CatBoost model tables its categorical splits).
+
+        Raises `CompileError` where the compiled form cannot serve behind ``encoder``.
+        """
         return None
 
 
@@ -206,12 +250,20 @@ class LinearFinal(Final):
 
 
 class CatBoostFinal(Final):
-    """CatBoost through its oblivious trees as numpy (`CatBoostTrees`); float-feature splits only."""
+    """CatBoost through its oblivious trees as numpy (`CatBoostTrees`).
+
+    Categorical splits (one-hot, CTR) are tables built by `bind` from the encoder's category codes;
+    until then (``tabled`` says why) the model has no compiled values.
+    """
 
     def __init__(self, estimator: Any, *, classifier: bool) -> None:
         self.trees = CatBoostTrees(estimator, classifier=classifier)
         names = getattr(estimator, "feature_names_", None)
         self.n_features = len(names) if names else None
+        self.tabled = self.trees.tabled
+
+    def bind(self, encoder: FeatureEncoder) -> None:
+        self.trees.bind(encoder)
 
     def values(self, X: np.ndarray) -> np.ndarray:
         return self.trees.values(X)
@@ -319,6 +371,8 @@ class LearnerFinal(Final):
         self.n_classes = int(parts.n_classes)
         self.codes = parts.classes
         self.inner: Final | None = None
+        # compiled, but needing its encoder (`bind`) first: a CatBoost model's categorical splits
+        self.pending: Final | None = None
         if parts.estimator is not None:
             try:
                 self.inner = compile_final(parts.estimator, classifier=self.classifier)
@@ -326,12 +380,35 @@ class LearnerFinal(Final):
                 if parts.small_batch is None:
                     raise
                 logger.debug("%s served by the library: %s", type(parts.estimator).__name__, exc)
+        if self.inner is not None and getattr(self.inner, "tabled", None) is not None:
+            self.pending, self.inner = self.inner, None
+        self.hook_small_batch = parts.small_batch
         self.small_batch = parts.small_batch if self.inner is None else None
         self.learner = learner
         self.n_features = self.inner.n_features if self.inner is not None else None
         self.fast = self.inner is not None or self.small_batch is not None
+        self.identity = self.codes is not None and list(self.codes) == list(range(self.n_classes))
+
+    def bind(self, encoder: FeatureEncoder) -> None:
+        if self.inner is not None:
+            self.inner.bind(encoder)
+            return
+        if self.pending is None:
+            return
+        try:
+            self.pending.bind(encoder)
+        except CompileError as exc:
+            if self.hook_small_batch is None:
+                raise
+            logger.debug("%s served by the library: %s", type(self.learner).__name__, exc)
+            return
+        self.inner, self.pending, self.small_batch = self.pending, None, None
+        self.n_features = self.inner.n_features
+        self.fast = True
 
     def _spread(self, proba: np.ndarray) -> np.ndarray:
+        if self.identity and proba.shape[1] == self.n_classes:
+            return proba
         full = np.zeros((proba.shape[0], self.n_classes))
         full[:, self.codes] = proba
         return full

@@ -51,7 +51,8 @@ class MLPForward:
         layer = np.asarray(X, dtype=float)
         last = len(self.coefs) - 1
         for i, (coef, intercept) in enumerate(zip(self.coefs, self.intercepts, strict=True)):
-            layer = layer @ coef + intercept
+            layer = layer @ coef  # scikit-learn's order: the product, then the intercept added in place
+            layer += intercept
             if i < last:
                 layer = self.hidden(layer)
         layer = np.asarray(self.output(layer), dtype=float)
@@ -59,5 +60,8 @@ class MLPForward:
             return layer.reshape(-1)
         if layer.shape[1] == 1:  # two classes: the second one's probability
             prob = layer.reshape(-1)
-            return np.stack([1 - prob, prob], axis=1)
+            out = np.empty((prob.shape[0], 2))
+            np.subtract(1.0, prob, out=out[:, 0])
+            out[:, 1] = prob
+            return out
         return layer

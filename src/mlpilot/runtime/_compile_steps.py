@@ -11,6 +11,7 @@ batches; verification at load time runs both against the real pipeline.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -157,8 +158,15 @@ class AsText(Step):
     def one(self, value: Any) -> Any:
         return None if is_missing(value) else value if isinstance(value, str) else str(value)
 
-    def many(self, values: Any) -> np.ndarray:
-        return np.array([self.one(v) for v in values], dtype=object)
+    def many(self, values: Any) -> Any:
+        if set(map(type, values)) <= _TEXT:  # what JSON text brings: nothing to convert
+            return values
+        one = self.one
+        return [one(v) for v in values]
+
+
+_ABSENT = object()
+_TEXT = {str}
 
 
 @dataclass(frozen=True)
@@ -186,7 +194,15 @@ class Lookup(Step):
         return code
 
     def many(self, values: Any) -> np.ndarray:
-        return np.array([self.one(v) for v in values], dtype=float)
+        get = self.codes.get
+        try:
+            codes = [get(v, _ABSENT) for v in values]
+        except TypeError:  # an unhashable value: `one` says what it is
+            codes = [_ABSENT] * len(values)
+        if _ABSENT in codes:  # missing and unknown values (or codes that are None): the scalar rules
+            one = self.one
+            codes = [one(v) if c is _ABSENT or c is None else c for v, c in zip(values, codes, strict=True)]
+        return np.array(codes, dtype=float)
 
 
 # -- writers: the end of a chain, placing its value(s) in the output row ----------------
@@ -255,10 +271,36 @@ class OneHot(Writer):
             row[offset + position] = 1.0
 
     def many(self, values: Any, out: np.ndarray, offset: int) -> None:
-        for i, value in enumerate(values):
-            position = self.position(value)
-            if position is not None:
-                out[i, offset + position] = 1.0
+        get = self.positions.get
+        found: list[Any]
+        try:
+            found = [get(v, _ABSENT) for v in values]
+        except TypeError:  # an unhashable value: `position` says what it is
+            found = [_ABSENT] * len(values)
+        if _ABSENT in found:  # missing and unknown values: the scalar rules
+            position = self.position
+            found = [position(v) if p is _ABSENT else p for v, p in zip(values, found, strict=True)]
+        hits = [(i, offset + p) for i, p in enumerate(found) if p is not None and p >= 0]
+        if hits:
+            rows, columns = zip(*hits, strict=True)
+            out[list(rows), list(columns)] = 1.0
+
+
+def columns_of(rows: list[dict[str, Any]], sources: Sequence[str]) -> dict[str, Sequence[Any]]:
+    """Row dicts as a mapping of each of ``sources`` to its values (one C-level pass per row)."""
+    if not sources:
+        return {}
+    if len(sources) == 1:
+        return {sources[0]: [r[sources[0]] for r in rows]}
+    pick = operator.itemgetter(*sources)
+    return dict(zip(sources, zip(*map(pick, rows), strict=True), strict=True)) if rows else {s: [] for s in sources}
+
+
+def shared_table(table: Table, n_rows: int, sources: Sequence[str]) -> Table:
+    """``table`` as several encoders read it: row dicts of a batch turned into columns once, for all of them."""
+    if n_rows <= _SCALAR_ROWS or not isinstance(table, list):
+        return table
+    return columns_of(table, sources)
 
 
 @dataclass
@@ -326,11 +368,7 @@ class FeatureEncoder:
             rows = table if isinstance(table, list) else [
                 {source: table[source][i] for source in self.sources} for i in range(n_rows)]
             return np.array([self.row(r) for r in rows], dtype=float).reshape(n_rows, self.width)
-        columns: Mapping[str, Sequence[Any]]
-        if isinstance(table, list):
-            columns = {source: [r[source] for r in table] for source in self.sources}
-        else:
-            columns = table
+        columns = table if not isinstance(table, list) else columns_of(table, self.sources)
         out = np.zeros((n_rows, self.width))
         for chain in self.chains:
             values: Any = columns[chain.source]
