@@ -57,6 +57,12 @@ SCENARIOS: dict[str, tuple[str | None, str]] = {
 }
 
 
+def _load() -> str:
+    """The load average (1, 5, 15 min) and the cores, for the results' header."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f} (1, 5, 15 min) on {os.cpu_count()} cores"
+
+
 def reference_table(rows: int = REFERENCE_ROWS) -> pd.DataFrame:
     """The reference: a seeded sample of ``rows`` flights, or all of them when ``rows`` is 0.
 
@@ -165,9 +171,8 @@ def write_markdown(table: dict[tuple[str, int, str], dict[str, float]], sizes: l
         f"{', '.join(f'{r} windows of {s:,} rows' for s, r in zip(sizes, reps, strict=True))} per scenario; "
         f"{wall / 60:.0f} min in all.",
         "",
-        "**The machine was shared and busy when this ran** (2 cores, seven other engineers' builds and tests; load "
-        "average 10–16), so the times are inflated for both tools alike; compare them side by side, not with "
-        "other machines.",
+        f"Load average when this was written: {_load()}; on a busy machine the times are inflated for both tools "
+        "alike: compare them side by side, not with other machines.",
         "",
         "False alarms: the share of columns flagged in no-drift windows (and, for mlpilot, the share of windows "
         "with any flagged column). Power: the share of windows whose injected column is flagged. Time: the "

@@ -133,6 +133,12 @@ print(json.dumps(RESULT))
 """
 
 
+def _load() -> str:
+    """The load average (1, 5, 15 min) and the cores, for the results' header."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f} (1, 5, 15 min) on {os.cpu_count()} cores"
+
+
 def run_phase(name: str, work: str, rows: int) -> dict[str, float]:
     args = json.dumps({"code": PHASES[name], "work": work, "rows": rows})
     out = subprocess.run([sys.executable, "-c", _RUNNER, args], check=True, capture_output=True, text=True,
@@ -174,8 +180,8 @@ def main() -> None:
         "# Prediction log: write and read a window", "",
         f"{opts.rows:,} logged rows (real mlc_churn features, requests of {REQUEST_ROWS:,} rows, ten days), "
         f"each phase in a fresh process; peak RSS is the process's. {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}. The machine was shared with seven other engineers and busy "
-        "(load average well above its 2 cores) while this ran: times are pessimistic, memory is not affected.",
+        f"Python {platform.python_version()}. Load average when this was written: {_load()}; on a busy machine "
+        "times are pessimistic, memory is not affected.",
         "",
         "| phase | rows | seconds | rows/s | peak RSS (MB) |",
         "|---|---:|---:|---:|---:|",

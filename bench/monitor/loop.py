@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -41,6 +42,12 @@ import pandas as pd
 FEATURES = ["month", "day", "weekday", "sched_dep_time", "sched_arr_time", "hour", "minute", "carrier", "origin",
             "dest", "distance"]
 LAG_DAYS = 7
+
+
+def _load() -> str:
+    """The load average (1, 5, 15 min) and the cores, for the results' header."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f} (1, 5, 15 min) on {os.cpu_count()} cores"
 
 
 def load_flights(fraction: float, seed: int) -> pd.DataFrame:
@@ -191,8 +198,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"then each month is live traffic, labels arrive {LAG_DAYS} days after the flight. Each train "
         f"({describe(trainer)}). ROC AUC per month with its 95% bootstrap interval (200 resamples).{complete}",
         "",
-        "The machine was shared with seven other engineers' work (2 busy cores) when this ran: compute times "
-        "are indicative only.",
+        f"Load average when this was written: {_load()}; compute times depend on the machine's load "
+        "(in deterministic mode the models and scores do not).",
         "",
         "| month | rows | static | watch | decision | oracle |",
         "|---|---:|---|---|---|---|",

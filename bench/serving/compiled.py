@@ -16,6 +16,7 @@ conversion) and of the compiled one (JSON-like row dicts in, probabilities out).
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import sys
@@ -35,6 +36,12 @@ TABLES = [
     ("modeldata/concrete", "compressive_strength", "regression", ("xgboost", "random_forest", "knn")),
     ("palmerpenguins/penguins", "species", "multiclass", ("xgboost", "extra_trees", "knn")),
 ]
+
+
+def _load() -> str:
+    """The load average (1, 5, 15 min) and the cores, for the results' header."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f} (1, 5, 15 min) on {os.cpu_count()} cores"
 
 
 def cpu_ms(call: Any, min_seconds: float) -> float:
@@ -111,8 +118,8 @@ def write(results: list[dict[str, Any]]) -> None:
         "# Compiled fast path per model family (CPU ms per call)",
         "",
         f"`python bench/serving/compiled.py` on {platform.machine()}, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. **The machine was shared and busy** "
-        "(2 cores, seven other engineers' builds and tests): times are CPU time "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average when this was written: {_load()}. "
+        "Times are CPU time "
         "(`time.process_time` over at least 0.5 s of calls), which other load disturbs less than wall time, "
         "but caches and frequency still suffer; read the ratios, not the absolute numbers.",
         "",
