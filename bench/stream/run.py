@@ -634,8 +634,8 @@ def main() -> None:
                 table.append(row)
                 print(json.dumps(row), flush=True)
         for transport, (_proc, address) in brokers.items():
-            best = next(r for r in table if r["transport"] == transport and r["batch"] == 1000)
-            steady[transport] = steady_run(workspace, data, transport, address, best["rows_per_s"] / 2,
+            widest = next(r for r in table if r["transport"] == transport and r["batch"] == 1000)
+            steady[transport] = steady_run(workspace, data, transport, address, widest["rows_per_s"] / 2,
                                            steady_seconds)
             print(json.dumps({k: v for k, v in steady[transport].items() if k != "rss"}), flush=True)
     finally:
