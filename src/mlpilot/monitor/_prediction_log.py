@@ -4,8 +4,9 @@
 queue drops the record and counts it). A writer thread takes records in
 batches and appends them as JSON lines to a segment file under
 ``workspace.logs_dir / "predictions" / <model>``: one line per request, with
-the inputs column by column (a 1,000-row batch costs one ``json.dumps`` of a
-few lists, not 1,000 of dicts). Each process writes its own segments and holds
+the inputs column by column (a 1,000-row batch costs one ``orjson.dumps`` of a
+few lists, not 1,000 of dicts; ``json.dumps`` where orjson is not installed, or
+for what orjson refuses). Each process writes its own segments and holds
 a lock on the open one, so several server workers never interleave lines. A
 crash can at worst leave a truncated last line, which readers skip and count.
 
@@ -50,6 +51,11 @@ from mlpilot.monitor._log_store import (
     read_frames,
 )
 
+try:  # the fast encoder where installed (``mlpilot[stream]`` brings it); the standard library otherwise
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
 
 _SEGMENT_BYTES = 32 * 1024 * 1024
@@ -90,15 +96,24 @@ def _column(values: Any) -> list[Any]:
     return [_clean(v) if not isinstance(v, str) else v for v in values]
 
 
-def _columns(inputs: Any) -> dict[str, list[Any]]:
+def _columns(inputs: Any, column: Callable[[Any], Any] = _column) -> dict[str, Any]:
     if isinstance(inputs, pd.DataFrame):
         return {str(c): _column(inputs[c]) for c in inputs.columns}
     if isinstance(inputs, Mapping):
-        return {str(k): _column(v) for k, v in inputs.items()}
+        return {str(k): column(v) for k, v in inputs.items()}
+    rows = inputs if isinstance(inputs, list) else list(inputs)
+    first = rows[0].keys() if rows else {}.keys()
+    if all(row.keys() == first for row in rows):  # the usual case: every row has the same fields
+        return {str(k): column([row[k] for row in rows]) for k in first}
     names: dict[str, None] = {}
-    for row in inputs:
+    for row in rows:
         names.update(dict.fromkeys(row))
-    return {str(k): _column([row.get(k) for row in inputs]) for k in names}
+    return {str(k): column([row.get(k) for row in rows]) for k in names}
+
+
+def _as_is(values: Any) -> Any:
+    """A column as orjson takes it: a list as it is (orjson writes NaN and infinities as null), else `_column`."""
+    return values if type(values) is list else _column(values)
 
 
 @dataclass
@@ -347,6 +362,15 @@ class PredictionLog:
             self.written += rows[model]
 
     def _line(self, entry: _Entry) -> str:
+        if _orjson is not None:  # ~8x faster on a 1,000-row batch; what it refuses takes the json path
+            try:
+                return _orjson.dumps(self._record(entry, _as_is), default=_json_default,
+                                     option=_orjson.OPT_SERIALIZE_NUMPY | _orjson.OPT_APPEND_NEWLINE).decode()
+            except TypeError:  # an int beyond 64 bits, a non-str key, a lone surrogate, ...
+                pass
+        return json.dumps(self._record(entry, _column), default=_json_default, allow_nan=False) + "\n"
+
+    def _record(self, entry: _Entry, column: Callable[[Any], Any]) -> dict[str, Any]:
         record = {
             "timestamp": datetime.fromtimestamp(entry.timestamp, UTC).isoformat(),
             "model": entry.model,
@@ -357,7 +381,7 @@ class PredictionLog:
             "latency_ms": round(entry.latency_ms, 3),
             "predictions": _column(entry.outputs),
             "probabilities": list(entry.probabilities) if entry.probabilities is not None else None,
-            "inputs": _columns(entry.inputs),
+            "inputs": _columns(entry.inputs, column),
         }
         if entry.warnings is not None:
             record["warnings"] = list(entry.warnings)
@@ -365,7 +389,7 @@ class PredictionLog:
             record["request_ids"] = [str(r) for r in entry.request_ids]
         if entry.first_row:
             record["first_row"] = entry.first_row
-        return json.dumps(record, default=_json_default, allow_nan=False) + "\n"
+        return record
 
     def _rotate_idle(self) -> None:
         """Close the segments older than ``segment_seconds`` so that their rows get compacted."""

@@ -36,7 +36,10 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 }
 #: Producer settings unless the caller overrides them (``linger.ms`` 0: a lone output leaves at once;
 #: a batch's records still travel together, as they are all queued before the sender thread wakes).
-PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger.ms": 0, "socket.nagle.disable": True}
+#: ``delivery.report.only.error``: librdkafka reports only the records it could not deliver, so a batch
+#: costs no Python callback per record; `KafkaTransport.confirm` waits for the queue to empty instead.
+PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger.ms": 0, "socket.nagle.disable": True,
+                                     "delivery.report.only.error": True}
 _PRODUCER_KEYS = frozenset({"acks", "linger.ms", "compression.type", "batch.size", "message.max.bytes",
                             "enable.idempotence", "retries", "delivery.timeout.ms"})
 
@@ -84,7 +87,10 @@ class KafkaTransport:
         consumer_conf = {"bootstrap.servers": brokers, "group.id": group, **CONSUMER_DEFAULTS,
                          **{k: v for k, v in extra.items() if k not in _PRODUCER_KEYS},
                          "on_commit": _committed}
-        producer_conf = {"bootstrap.servers": brokers, **PRODUCER_DEFAULTS, **shared, **producer_extra}
+        producer_conf = {"bootstrap.servers": brokers, **PRODUCER_DEFAULTS, **shared, **producer_extra,
+                         "on_delivery": self._delivered}
+        #: The batch whose records are on their way (one at a time: `confirm` comes before the next `send`).
+        self._delivery = Delivery()
         try:
             self._consumer = kafka.Consumer(consumer_conf, logger=logger)
             self._producer = kafka.Producer(producer_conf, logger=logger)
@@ -122,38 +128,45 @@ class KafkaTransport:
         raw = [first]
         if max_messages > 1:
             raw.extend(self._consumer.consume(max_messages - 1, 0))
-        out = []
+        out: list[Message] = []
+        append, new, topic = out.append, tuple.__new__, self.input  # the one topic subscribed to
         for msg in raw:
             error = msg.error()
             if error is not None:
                 if error.code() != self._kafka.KafkaError._PARTITION_EOF:
                     logger.warning("kafka consumer: %s", error)
                 continue
-            key = msg.key()
-            out.append(Message(
-                key=key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
-                value=msg.value(),
-                request_id=f"{msg.topic()}:{msg.partition()}:{msg.offset()}",
-                handle=(msg.topic(), msg.partition(), msg.offset()),
-            ))
+            key, partition, offset = msg.key(), msg.partition(), msg.offset()
+            # key, value, request id, handle; made in C (tuple.__new__), not by Message's own __new__
+            append(new(Message, (key.decode("utf-8", "replace") if isinstance(key, bytes) else key, msg.value(),
+                                 f"{topic}:{partition}:{offset}", (topic, partition, offset))))
         return out
 
+    def _delivered(self, err: Any, _msg: Any) -> None:
+        """The producer's delivery report: with ``delivery.report.only.error`` only refusals come here."""
+        if err is not None:
+            self._delivery.failures.append(str(err))
+
     def send(self, outputs: list[Record], dead_letters: list[Record]) -> Delivery:
-        delivery = Delivery(len(outputs) + len(dead_letters))
-        produce, report = self._producer.produce, delivery.report
+        """Queue the batch's records (no callback per record); `confirm` waits until the queue is empty.
+
+        The consumer confirms a batch before it sends the next, so the queue holds one batch's records.
+        """
+        delivery = self._delivery = Delivery(len(outputs) + len(dead_letters))
+        produce = self._producer.produce
         for topic, (key, value) in addressed(outputs, dead_letters, self.output, self.dlq):
             try:
-                produce(topic, value, key, on_delivery=report)
+                produce(topic, value, key)
             except BufferError:  # the local queue is full: let deliveries drain it, then queue the record
-                self._queue_when_room(topic, value, key, report)
+                self._queue_when_room(topic, value, key)
         self._producer.poll(0)
         return delivery
 
-    def _queue_when_room(self, topic: str, value: bytes, key: str | None, report: Any) -> None:
+    def _queue_when_room(self, topic: str, value: bytes, key: str | None) -> None:
         while True:
             self._producer.poll(0.05)
             try:
-                self._producer.produce(topic, value, key, on_delivery=report)
+                self._producer.produce(topic, value, key)
                 return
             except BufferError:
                 continue
@@ -164,7 +177,8 @@ class KafkaTransport:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            self._producer.poll(min(left, 0.1))
+            # the records not yet delivered, or delivered with a report still to serve (refusals only)
+            delivery.pending = self._producer.flush(min(left, 0.1))
         if delivery.pending or delivery.failures:
             raise SourceConnectionError(
                 f"Kafka did not confirm {delivery.pending + len(delivery.failures)} record(s) within "

@@ -44,8 +44,9 @@ class Record(NamedTuple):
 class Delivery:
     """The records of one batch handed to the broker, and what the broker has said of them so far.
 
-    A transport counts ``pending`` down as confirmations come (`report`, the
-    Kafka producer's delivery callback) and notes each refusal in ``failures``.
+    ``pending`` is how many are not yet confirmed (Kafka: the producer's queue
+    length, read as it drains; Redis: 0 at once, the script's reply being the
+    confirmation); each refusal is noted in ``failures``.
     """
 
     __slots__ = ("failures", "pending")
@@ -53,11 +54,6 @@ class Delivery:
     def __init__(self, pending: int = 0) -> None:
         self.pending = pending
         self.failures: list[str] = []
-
-    def report(self, err: Any, _msg: Any = None) -> None:
-        self.pending -= 1
-        if err is not None:
-            self.failures.append(str(err))
 
 
 def addressed(outputs: list[Record], dead_letters: list[Record], output: str,
