@@ -17,15 +17,14 @@ The graph then indexes the leaves of every tree of one depth at once, like
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from onnx import TensorProto
 
 from mlpilot.exceptions import ExportError
-from mlpilot.runtime._compile_catboost import _export
-from mlpilot.runtime._compile_steps import FeatureEncoder, Lookup
+from mlpilot.runtime._compile_catboost import _export, _Input, _Plan
+from mlpilot.runtime._compile_steps import CompileError, FeatureEncoder
 
 if TYPE_CHECKING:
     from mlpilot.export._onnx import _Graph
@@ -36,102 +35,21 @@ _CLASSIFIER_LOSSES = ("Logloss", "CrossEntropy", "MultiClass")
 _REGRESSION_LOSSES = ("RMSE", "MAE", "Quantile", "MAPE", "Huber", "Lq", "Expectile")
 
 
-@dataclass(frozen=True)
-class _Input:
-    """One input of a tabled split: a category column (its codes) or a number (its borders)."""
-
-    column: int
-    categorical: bool
-    points: tuple[float, ...]  # sorted codes, or sorted borders
-
-    @property
-    def representatives(self) -> np.ndarray:
-        """One value per state: NaN, then each code / each interval's upper end and one above the last."""
-        if self.categorical:
-            return np.array([np.nan, *self.points])
-        above = np.nextafter(np.float32(self.points[-1]), np.float32(np.inf))
-        return np.array([np.nan, *self.points, float(above)])
-
-
-def _category_codes(encoder: FeatureEncoder, column: int) -> tuple[float, ...]:
-    """The codes the preprocessing can write into ``column`` (its Lookup's values, missing and unknown codes)."""
-    for chain in encoder.chains:
-        if chain.offset == column and chain.writer.width == 1:
-            lookups = [s for s in chain.steps if isinstance(s, Lookup)]
-            if not lookups:
-                break
-            step = lookups[-1]
-            codes = {float(v) for v in step.codes.values()}
-            codes |= {float(v) for v in (step.missing, step.unknown) if v is not None}
-            if any(c != c for c in codes):
-                codes = {c for c in codes if c == c}
-            return tuple(sorted(codes))
-    raise ExportError(f"CatBoost's categorical input {column} is not a coded category column")
-
-
-def _ctr_inputs(ctr: dict[str, Any], cats: dict[int, int], floats: dict[int, int],
-                encoder: FeatureEncoder) -> tuple[_Input, ...]:
-    borders: dict[int, set[float]] = {}
-    columns: list[int] = []
-    for element in ctr["elements"]:
-        kind = element["combination_element"]
-        if kind in ("cat_feature_value", "cat_feature_exact_value"):
-            columns.append(cats[int(element["cat_feature_index"])])
-        elif kind == "float_feature":
-            column = floats[int(element["float_feature_index"])]
-            borders.setdefault(column, set()).add(float(element["border"]))
-        else:
-            raise ExportError(f"a CatBoost CTR over a {kind!r}")
-    inputs = [_Input(c, True, _category_codes(encoder, c)) for c in dict.fromkeys(columns)]
-    inputs += [_Input(c, False, tuple(sorted(b))) for c, b in sorted(borders.items())]
-    return tuple(inputs)
-
-
-class _Splits:
-    """Every split of the model, as a column of one ``[N, splits]`` 0/1 matrix.
+class _Splits(_Plan):
+    """Every split of the model, as a column of one ``[N, splits]`` 0/1 matrix (the runtime's plan of them).
 
     Float splits (``float``: ``(column, border, NaN answer) -> column``) come first; the other
     splits are grouped by the inputs they depend on (``tables``: ``inputs -> [(tree, position)]``),
     each group answered by one table.
     """
 
-    def __init__(self, data: dict[str, Any], encoder: FeatureEncoder) -> None:
-        info = data["features_info"]
-        floats_info = {int(f["feature_index"]): f for f in info.get("float_features", [])}
-        floats = {k: int(f["flat_feature_index"]) for k, f in floats_info.items()}
-        self.cats = {int(f["feature_index"]): int(f["flat_feature_index"]) for f in info.get("categorical_features", [])}
-        # split_index numbers float borders, then one-hot values, then every CTR border, in that order
-        first_ctr = (sum(len(f.get("borders", [])) for f in info.get("float_features", []))
-                     + sum(len(f.get("values", [])) for f in info.get("categorical_features", [])))
-        ctr_of = [(c, float(b)) for c in info.get("ctrs", []) for b in c["borders"]]
-        self.floats: dict[tuple[int, float, bool], int] = {}
-        self.tables: dict[tuple[_Input, ...], list[tuple[int, int]]] = {}
-        self.float_of: dict[tuple[int, int], int] = {}
-        for t, tree in enumerate(data.get("oblivious_trees", [])):
-            for k, split in enumerate(tree.get("splits") or []):  # a stump's is null
-                kind = split.get("split_type")
-                if kind == "FloatFeature":
-                    f = floats_info[int(split["float_feature_index"])]
-                    key = (int(f["flat_feature_index"]), float(split["border"]),
-                           f.get("nan_value_treatment") == "AsTrue")
-                    self.float_of[t, k] = self.floats.setdefault(key, len(self.floats))
-                elif kind == "OneHotFeature":
-                    column = self.cats[int(split["cat_feature_index"])]
-                    self._table((_Input(column, True, _category_codes(encoder, column)),), t, k)
-                elif kind == "OnlineCtr":
-                    ctr, border = ctr_of[int(split["split_index"]) - first_ctr]
-                    if border != float(split["border"]):
-                        raise ExportError("CatBoost's CTR splits are not numbered as expected")
-                    self._table(_ctr_inputs(ctr, self.cats, floats, encoder), t, k)
-                else:
-                    raise ExportError(f"a CatBoost split of type {kind!r} has no ONNX form here")
+    max_table = MAX_TABLE
 
-    def _table(self, inputs: tuple[_Input, ...], tree: int, position: int) -> None:
-        size = int(np.prod([len(i.representatives) for i in inputs]))
-        if size > MAX_TABLE:
-            raise ExportError(f"a CatBoost split over {len(inputs)} inputs would need a table of {size:,} "
-                              f"entries (at most {MAX_TABLE:,})")
-        self.tables.setdefault(inputs, []).append((tree, position))
+    def __init__(self, data: dict[str, Any], encoder: FeatureEncoder) -> None:
+        try:
+            super().__init__(data, encoder)
+        except CompileError as exc:
+            raise ExportError(f"{exc}: no ONNX form here") from exc
 
     def matrix(self, g: _Graph, x32: str, learner: Any, width: int) -> tuple[str, dict[tuple[int, int], int]]:
         """The ``[N, splits]`` answers (double 0/1) and the column of each ``(tree, position)``."""

@@ -91,6 +91,9 @@ class _Plan:
     splits are grouped by the inputs they depend on (``tables``: ``inputs -> [(tree, position)]``).
     """
 
+    #: The largest table of one split (product of its inputs' states).
+    max_table = MAX_TABLE
+
     def __init__(self, data: dict[str, Any], encoder: FeatureEncoder | None) -> None:
         info = data["features_info"]
         floats_info = {int(f["feature_index"]): f for f in info.get("float_features", [])}
@@ -129,9 +132,9 @@ class _Plan:
 
     def _table(self, inputs: tuple[_Input, ...], tree: int, position: int) -> None:
         size = int(np.prod([len(i.representatives) for i in inputs]))
-        if size > MAX_TABLE:
+        if size > self.max_table:
             raise CompileError(f"a CatBoost split over {len(inputs)} inputs would need a table of {size:,} "
-                               f"entries (at most {MAX_TABLE:,})")
+                               f"entries (at most {self.max_table:,})")
         self.tables.setdefault(inputs, []).append((tree, position))
 
 
