@@ -12,14 +12,14 @@ from mlpilot._config import config_context
 from mlpilot.automl import TrainingRun, train
 from mlpilot.data import read_source
 from mlpilot.exceptions import InvalidParameterError
-from mlpilot.registry import Registry, Workspace
-from mlpilot.runtime import load_version, score_compiled, score_frame
+from mlpilot.registry import Workspace
 from mlpilot.search import CandidateResult, SearchConfig, SearchResult, make_folds, run_search
 from mlpilot.search._selection import select_ensemble
 from mlpilot.search._stack import STACK_SHARE, consider_stack, fit_stacker, nested_oof
 from mlpilot.tasks import encode_target, get_metric
 from mlpilot.tune import Budget
 from tests._sharing import once_per_run
+from tests.search._served import assert_served_alike, load_stacked
 
 FAST = {"deterministic": True, "n_trials": 0, "families": ("linear", "knn"), "report": False}
 
@@ -140,21 +140,10 @@ def test_a_forced_stack_is_registered_served_alike_and_its_decision_recorded(
     assert board["ensemble"]["cv_roc_auc"] == pytest.approx(section["stack_cv"])
     assert board["greedy_ensemble"]["cv_roc_auc"] == pytest.approx(section["greedy_cv"])
     rows = frame.drop(columns=["type"]).sample(60, random_state=1)
-    registry = Registry(Workspace.open(root))
-    try:
-        events = registry.list_events(name="pima", kind="stacking")
-        assert len(events) == 1 and events[0]["payload"]["winner"] == "stack"
-        loaded = load_version(registry, registry.get_version("pima:1"))
-    finally:
-        registry.close()
+    events, loaded = load_stacked(root, "pima")
+    assert len(events) == 1 and events[0]["payload"]["winner"] == "stack"
     assert loaded.compiled is not None and loaded.compiled.stacked  # type: ignore[attr-defined]
-    expected = model.predict(rows)
-    proba = model.predict_proba(rows)
-    general = score_frame(loaded, rows)
-    assert general.predictions == expected.tolist()
-    fast = score_compiled(loaded, rows.to_dict("records"), len(rows))
-    assert fast is not None and fast[0] == expected.tolist()
-    np.testing.assert_allclose(np.asarray(fast[1]), proba, atol=1e-6)  # the compiled path's rounding
+    assert_served_alike(loaded, model, rows)
     with pytest.raises(InvalidParameterError, match="stacked ensemble"):
         model.explain(rows.head(2))
 

@@ -14,8 +14,8 @@ from mlpilot.automl import TrainingRun, train
 from mlpilot.cli import app
 from mlpilot.data import read_source
 from mlpilot.exceptions import InvalidParameterError
-from mlpilot.registry import Registry, Workspace
-from mlpilot.runtime import load_version, score_compiled, score_frame
+from mlpilot.registry import Workspace
+from mlpilot.runtime import score_compiled
 from mlpilot.search import CandidateResult, SearchConfig, SearchResult, make_folds, run_search
 from mlpilot.search._selection import select_ensemble
 from mlpilot.search._stack import (
@@ -28,6 +28,7 @@ from mlpilot.search._stack import (
 from mlpilot.tasks import encode_target, get_metric
 from mlpilot.tune import Budget
 from tests._sharing import once_per_run
+from tests.search._served import assert_served_alike, load_stacked
 
 FAST = {"deterministic": True, "n_trials": 0, "families": ("linear", "knn"), "report": False}
 
@@ -222,25 +223,14 @@ def test_a_feature_stack_is_registered_served_alike_on_both_paths(
     assert section["layer"] == "features" and list(section["layers"]) == ["features"]
     assert "LightGBM" in section["stacker"] and section["winner"] == "stack"
     rows = frame.drop(columns=["type"]).sample(60, random_state=1)
-    registry = Registry(Workspace.open(root))
-    try:
-        events = registry.list_events(name="pima", kind="stacking")
-        assert len(events) == 1 and events[0]["payload"]["layer"] == "features"
-        loaded = load_version(registry, registry.get_version("pima:1"))
-    finally:
-        registry.close()
+    events, loaded = load_stacked(root, "pima")
+    assert len(events) == 1 and events[0]["payload"]["layer"] == "features"
     compiled = loaded.compiled
     assert compiled is not None and compiled.stacked  # type: ignore[attr-defined]
     assert "level-2 LightGBM" in compiled.description and "encoded features, compiled" in compiled.description
-    expected = model.predict(rows)
-    proba = model.predict_proba(rows)
-    general = score_frame(loaded, rows)
-    assert general.predictions == expected.tolist()
-    fast = score_compiled(loaded, rows.to_dict("records"), len(rows))
-    assert fast is not None and fast[0] == expected.tolist()
-    np.testing.assert_allclose(np.asarray(fast[1]), proba, atol=1e-6)
+    assert_served_alike(loaded, model, rows)
     one = score_compiled(loaded, rows.head(1).to_dict("records"), 1)
-    assert one is not None and one[0] == expected[:1].tolist()
+    assert one is not None and one[0] == model.predict(rows.head(1)).tolist()
 
 
 def test_bad_stack_layers_are_refused(tmp_path: Path) -> None:
