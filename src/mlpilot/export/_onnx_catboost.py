@@ -23,7 +23,7 @@ import numpy as np
 from onnx import TensorProto
 
 from mlpilot.exceptions import ExportError
-from mlpilot.runtime._compile_catboost import _export, _Input, _Plan
+from mlpilot.runtime._compile_catboost import _export, _Input, _Plan, _probe
 from mlpilot.runtime._compile_steps import CompileError, FeatureEncoder
 
 if TYPE_CHECKING:
@@ -65,7 +65,10 @@ class _Splits(_Plan):
         offset = len(self.floats)
         categorical = sorted(self.cats.values())
         for inputs, splits in self.tables.items():
-            leaves = _probe(learner, inputs, width, categorical)
+            try:
+                leaves = _probe(learner.estimator_, inputs, width, categorical)
+            except CompileError as exc:
+                raise ExportError(f"{exc}: no ONNX form here") from exc
             table = np.column_stack([(leaves[:, t] >> k) & 1 for t, k in splits]).astype(float)
             blocks.append(g.op("Gather", [g.const(table), _table_index(g, x32, inputs)], axis=0))
             column_of.update({split: offset + j for j, split in enumerate(splits)})
@@ -73,22 +76,6 @@ class _Splits(_Plan):
         if not blocks:  # only stumps: no split is asked
             return g.const(np.zeros((1, 0))), column_of
         return (blocks[0] if len(blocks) == 1 else g.op("Concat", blocks, axis=1)), column_of
-
-
-def _probe(learner: Any, inputs: tuple[_Input, ...], width: int, categorical: list[int]) -> np.ndarray:
-    """CatBoost's leaf of every tree ``(states, trees)`` on one probe row per combination of ``inputs``' states."""
-    from catboost import Pool
-
-    from mlpilot.search import FAMILIES
-
-    grids = np.indices([len(i.representatives) for i in inputs]).reshape(len(inputs), -1)
-    matrix = np.zeros((grids.shape[1], width))
-    matrix[:, categorical] = np.nan
-    for inp, states in zip(inputs, grids, strict=True):
-        matrix[:, inp.column] = inp.representatives[states]
-    frame = FAMILIES["catboost"].library_input(learner, matrix)
-    pool = Pool(frame, cat_features=[str(i) for i in categorical])
-    return np.asarray(learner.estimator_.calc_leaf_indexes(pool), dtype=np.int64)
 
 
 def _state(g: _Graph, x: str, inp: _Input) -> str:
