@@ -173,7 +173,9 @@ class KafkaTransport:
 
     def confirm(self, delivery: Delivery) -> None:
         deadline = time.monotonic() + self.delivery_timeout
-        while delivery.pending > 0 and not delivery.failures:
+        # Wait for every record's outcome, refusals included, so the queue is empty when the next batch is
+        # sent (and a batch that failed is reported whole, not from its first refusal).
+        while delivery.pending > 0:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
