@@ -14,7 +14,7 @@ holds the executors), and the holdout ROC AUC the trained model reports.
     python bench/spark/run.py --steps predict --sizes 1000000 [--model-from WORKSPACE]
     python bench/spark/run.py --recommend [--budget 60]
 
-Writes ``bench/results/spark.md``: a run of every engine and step rewrites its table;
+Writes ``bench/results/spark.md``: a run of every engine and step at 1e5 and 1e6 rows (at least) rewrites its table;
 a run of some engines or steps appends its own dated section (the command, the load
 average before and after each cell) and keeps the rest. ``predict`` without ``train``
 scores one model with both engines (the same model, so the rows/s compare the engines,
@@ -28,6 +28,7 @@ not two searches): the ``flights`` model of ``--model-from``, else one trained o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -76,17 +77,28 @@ _CARD = ("import json, sys; from mlpilot.registry import Registry, Workspace; "
          "print(json.dumps(r.get_version('flights').info['model_card'].get('data', {}).get('spark'), default=str))")
 
 
-def run(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
+def run(cmd: list[str], env: dict[str, str], timeout: float | None = None) -> dict[str, Any]:
     """Run ``cmd``; its wall time, exit code, peak RSS (driver process, whole tree) and CPU seconds of the process
     tree (user + system, each process's last sample: up to 0.2 s of each is missed), sampled every 0.2 s, and the
-    1-minute load average before and after (the machine is shared: a wall time means little without it)."""
+    1-minute load average before and after (the machine is shared: a wall time means little without it).
+
+    Past ``timeout`` seconds the process tree is killed and the exit code is ``"timeout"``."""
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, cwd=ROOT)
     driver = psutil.Process(proc.pid)
     peak_driver = peak_tree = 0
     cpu: dict[int, float] = {}  # each process's latest user+system seconds (the JVM, Spark's Python workers, ...)
+    timed_out = False
     while proc.poll() is None:
+        if timeout is not None and time.perf_counter() - start > timeout:
+            for p in (*driver.children(recursive=True), driver):
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            proc.wait()
+            timed_out = True
+            break
         try:
             rss = driver.memory_info().rss
             children = driver.children(recursive=True)
@@ -99,7 +111,7 @@ def run(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
             pass
         time.sleep(0.2)
     out = proc.stdout.read() if proc.stdout else ""
-    return {"wall_s": time.perf_counter() - start, "rc": proc.returncode, "driver_mb": peak_driver / 2**20,
+    return {"wall_s": time.perf_counter() - start, "rc": "timeout" if timed_out else proc.returncode, "driver_mb": peak_driver / 2**20,
             "tree_mb": peak_tree / 2**20, "output": out[-3000:], "cpu_s": sum(cpu.values()),
             "load": f"{load_before:.1f}-{os.getloadavg()[0]:.1f}"}
 
@@ -209,6 +221,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench/results/spark.md"))
     parser.add_argument("--engines", default="local,spark", help="which engines to run (comma-separated)")
     parser.add_argument("--steps", default="profile,train,predict", help="which steps to run (comma-separated)")
+    parser.add_argument("--cell-timeout", type=float, default=None,
+                        help="seconds after which a cell's process tree is killed (its exit shows 'timeout')")
     parser.add_argument("--model-from", default=None,
                         help="predict without train: the workspace whose 'flights' model both engines score")
     args = parser.parse_args()
@@ -245,7 +259,7 @@ def main() -> None:
             for step, cmd in steps.items():
                 if step not in steps_run:
                     continue
-                r = run(cmd, env)
+                r = run(cmd, env, args.cell_timeout)
                 auc = None
                 if step == "train" and r["rc"] == 0:
                     info = json.loads(subprocess.run(
@@ -265,7 +279,9 @@ def main() -> None:
                       f"tree {r['tree_mb']:7.0f} MB cpu {r['cpu_s']:6.1f}s auc={auc} load {r['load']}", flush=True)
                 if r["rc"] != 0:
                     print(r["output"][-1500:], flush=True)
-    if set(steps_run) >= {"profile", "train", "predict"} and set(engines_run) >= {"local", "spark"}:
+    sizes = {int(float(s)) for s in args.sizes.split(",")}
+    if (set(steps_run) >= {"profile", "train", "predict"} and set(engines_run) >= {"local", "spark"}
+            and sizes >= {100_000, 1_000_000}):
         write_markdown(results, Path(args.out))
     else:
         append_section(results, Path(args.out), scored_model)
