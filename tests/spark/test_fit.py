@@ -60,6 +60,9 @@ def test_a_table_past_the_driver_budget_is_fitted_with_xgboost_spark_and_served_
     fit = info["final_fit"]
     assert (fit["where"], fit["learner"], fit["from_candidate"]) == ("cluster", "xgboost.spark SparkXGBClassifier",
                                                                     "xgboost")
+    stopping = fit["early_stopping"]  # the cluster finds its own rounds: early stopping on held-out training rows
+    assert stopping["rounds_cap"] >= 500 and 1 <= fit["rounds"] <= stopping["rounds_cap"]
+    assert fit["params"]["n_estimators"] == fit["rounds"] == run.model.members_[0][1].n_iterations_
     test = info["full_fit_vs_sample_fit"]
     assert set(test) >= {"sample_fit_roc_auc", "difference", "p_value"}
     assert run.metrics["holdout_full_roc_auc"] - test["sample_fit_roc_auc"] == pytest.approx(test["difference"])
@@ -97,3 +100,30 @@ def test_the_driver_memory_override_is_parsed_and_checked(monkeypatch: pytest.Mo
                                       "--driver-memory", "0g", "-w", str(tmp_path / "ws")])
     assert result.exit_code == 2, result.output
     assert "--driver-memory '0g' is not a memory size" in result.output and "absent" not in result.output
+
+
+def test_a_full_fit_significantly_worse_than_the_sample_fit_is_not_registered(
+    spark: Any, churn: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = churn.drop(columns=["rownames"])  # all 5,000: a holdout large enough for the test to tell
+    monkeypatch.setenv(DRIVER_MEMORY_ENV, "805m")  # a sample of about a quarter of the training rows
+    # the cluster's fit may grow a single tree: far worse than the search's boosted ensemble on the sample
+    monkeypatch.setattr("mlpilot.spark._fit.ROUNDS_FACTOR", 0)
+    monkeypatch.setattr("mlpilot.spark._fit.MIN_ROUNDS_CAP", 1)
+    run = mlpilot.train(spark.createDataFrame(rows).repartition(3), "churn", name="kept", workspace=tmp_path,
+                        n_trials=0, families=("xgboost",), **FAST)  # type: ignore[arg-type]
+    info = run.outcome.card["data"]["spark"]
+    test, fit = info["full_fit_vs_sample_fit"], info["final_fit"]
+    assert test["significant"] and test["difference"] < 0
+    assert (fit["where"], fit["kept"], fit["rounds"]) == ("driver", "sample_fit", 1)
+    assert "sample fit is kept" in fit["reason"]
+    # the registered model and its full-holdout metric are the sample fit's
+    assert run.metrics["holdout_full_roc_auc"] == pytest.approx(test["sample_fit_roc_auc"])
+    registry = Registry(Workspace.open(tmp_path))
+    try:
+        mv = registry.get_version("kept")
+        assert "xgboost_spark" not in mv.info["members"]
+        events = registry.list_events(name="kept", kind="spark_training")
+        assert [e["payload"]["final_fit"]["kept"] for e in events] == ["sample_fit"]
+    finally:
+        registry.close()

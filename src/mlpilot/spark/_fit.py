@@ -7,7 +7,9 @@ mapped to XGBoost's names) are refitted with ``xgboost.spark`` on every training
 1. the preprocessor (the ordinal encoding the ensemble's tree members use, else a new
    one fitted on the sample) turns each partition into the learner's matrix with
    ``mapInPandas``, so the learner sees the features the served pipeline produces;
-2. ``SparkXGBClassifier``/``SparkXGBRegressor`` trains over the cluster's partitions;
+2. ``SparkXGBClassifier``/``SparkXGBRegressor`` trains over the cluster's partitions, its
+   rounds found by early stopping on a seeded 5% of the training rows (the search's rounds
+   were found on the sample, under its deadline), the rounds past the best dropped;
 3. its booster becomes an ordinary mlpilot XGBoost `Learner` behind that preprocessor,
    in a one-member `TabularEnsemble`: the registered model needs no Spark to serve.
 
@@ -40,6 +42,14 @@ _RENAMES: dict[str, str | None] = {
     "reg_lambda": "reg_lambda", "reg_alpha": "reg_alpha", "max_bin": "max_bin",
 }
 _DEFAULTS: dict[str, Any] = {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6}
+#: The cluster's fit stops when the held-out share of the training rows has not improved for this many rounds.
+EARLY_STOPPING_ROUNDS = 20
+#: Share of the training part the cluster's fit holds out for its early stopping (seeded).
+VALIDATION_FRACTION = 0.05
+#: The cluster's rounds cap: this many times the search's rounds, at least `MIN_ROUNDS_CAP`.
+ROUNDS_FACTOR = 4
+MIN_ROUNDS_CAP = 500
+_VALIDATION = "__mlpilot_validation"
 
 
 def xgboost_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -108,31 +118,49 @@ def fit_on_cluster(train: DataFrame, sample: pd.DataFrame, outcome: Any, *, targ
     names = [f"f{i}" for i in range(width)]
     schema = T.StructType([T.StructField(n, T.DoubleType()) for n in [*names, "label"]])
 
+    schema = schema.add(T.StructField(_VALIDATION, T.BooleanType()))
+
     def transform(batches: Any) -> Any:
         for batch in batches:
             Xt = np.asarray(pre.transform(batch[features]), dtype=float)
             out = pd.DataFrame(Xt, columns=names)
             out["label"] = encoded(batch)
+            out[_VALIDATION] = batch[_VALIDATION].to_numpy(dtype=bool)
             yield out
 
     labelled = train.where(F.col(f"`{target}`").isNotNull())
     if task != "regression":
         labelled = labelled.where(F.col(f"`{target}`").cast("string").isin(list(index)))
     params = xgboost_params(cand.family, cand.refit_params())
+    # The search's rounds were found on the sample under its deadline (and a fold cut at the deadline says
+    # nothing of how many rounds suit): the cluster's fit finds its own by early stopping on held-out rows of
+    # the training part, up to a cap well above the search's.
+    searched_rounds = int(params["n_estimators"])
+    params["n_estimators"] = max(ROUNDS_FACTOR * searched_rounds, MIN_ROUNDS_CAP)
     from xgboost.spark import SparkXGBClassifier, SparkXGBRegressor
 
     cls = SparkXGBRegressor if task == "regression" else SparkXGBClassifier
     learner_spark = cls(features_col=names, label_col="label", num_workers=max(1, n_workers),
-                        tree_method="hist", random_state=random_state, verbosity=0, verbose=False, **params)
+                        tree_method="hist", random_state=random_state, verbosity=0, verbose=False,
+                        validation_indicator_col=_VALIDATION, early_stopping_rounds=EARLY_STOPPING_ROUNDS, **params)
     with spark_job("fitted the final model on the cluster (xgboost.spark)"), quiet():
-        matrix = labelled.select(*[F.col(f"`{c}`") for c in [*features, target]]).mapInPandas(transform, schema)
-        booster = learner_spark.fit(matrix).get_booster()
+        rows = labelled.select(*[F.col(f"`{c}`") for c in [*features, target]]).withColumn(
+            _VALIDATION, F.rand(seed=random_state) < VALIDATION_FRACTION)
+        booster = learner_spark.fit(rows.mapInPandas(transform, schema)).get_booster()
+    best = booster.attr("best_iteration")
+    if best is not None and int(best) + 1 < booster.num_boosted_rounds():  # the rounds past the best go
+        booster = booster[: int(best) + 1]
+    params["n_estimators"] = int(booster.num_boosted_rounds())
     learner = _learner(booster, task, len(classes), params, tuple(pre.categorical_indices_), random_state)
     full = TabularEnsemble(task=task, members=[(pre, learner)], weights=[1.0], names=[f"{cand.name}_spark"],
                            classes=classes or None, feature_names=features, n_jobs=model.n_jobs,
                            threshold=model.threshold).fit()
     record = {"learner": "xgboost.spark " + cls.__name__, "from_candidate": cand.name, "family": cand.family,
-              "params": params, "num_workers": max(1, n_workers), "rounds": learner.n_iterations_}
+              "params": params, "num_workers": max(1, n_workers), "rounds": learner.n_iterations_,
+              "early_stopping": {"validation_fraction": VALIDATION_FRACTION, "patience": EARLY_STOPPING_ROUNDS,
+                                 "rounds_cap": max(ROUNDS_FACTOR * searched_rounds, MIN_ROUNDS_CAP),
+                                 "search_rounds": searched_rounds,
+                                 "search_cut_by_deadline": bool(getattr(cand, "cut_by_deadline", False))}}
     return full, record
 
 

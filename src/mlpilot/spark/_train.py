@@ -210,25 +210,37 @@ class SparkTraining:
         extra = ""
         if len(y):
             n_boot = int(max(50, min(1000, 20_000_000 // len(y))))
-            value = metric_value(metric, y, preds[0])
-            low, high = bootstrap_ci(y, preds[0], metric, n_boot=n_boot, random_state=0)
+            chosen = 0
+            if baseline is not None:
+                test = paired_bootstrap(y, preds[0], preds[1], metric, n_boot=max(50, n_boot // 2), random_state=0)
+                before = metric_value(metric, y, preds[1])
+                info["full_fit_vs_sample_fit"] = {f"sample_fit_{metric.name}": before, **test.to_dict()}
+                extra = (f" The sample-fit ensemble scored {before:.4f} on the same rows: the full fit is "
+                         f"{'significantly ' if test.significant else 'not significantly '}"
+                         f"{'better' if test.difference > 0 else 'worse'} (paired bootstrap, p = {test.p_value:.3g})")
+                if test.significant and test.difference < 0:  # more rows made it worse: keep what the search chose
+                    chosen, outcome.model = 1, baseline
+                    self.decisions["final_fit"] = info["final_fit"] = {
+                        **info["final_fit"], "where": "driver", "kept": "sample_fit", "reason": (
+                            f"the full fit on the cluster ({info['final_fit'].get('learner')}) scored significantly "
+                            f"worse on the full holdout than the ensemble fitted on the driver sample "
+                            f"({metric.name} {before:.4f} against {metric_value(metric, y, preds[0]):.4f}, p = "
+                            f"{test.p_value:.3g}): the sample fit is kept")}
+                    extra += "; the sample fit is kept."
+                else:
+                    outcome.evaluation.metrics[f"holdout_full_sample_fit_{metric.name}"] = before
+                    outcome.evaluation.tests["sample_fit"] = {  # as the search's tests: champion minus the other
+                        "against": "the ensemble fitted on the driver sample", "holdout": test.to_dict()}
+                    extra += "."
+            value = metric_value(metric, y, preds[chosen])
+            low, high = bootstrap_ci(y, preds[chosen], metric, n_boot=n_boot, random_state=0)
             info.update({f"holdout_full_{metric.name}": value, "holdout_full_ci": [low, high],
                          "holdout_evaluated_rows": len(y)})
             outcome.evaluation.metrics[f"holdout_full_{metric.name}"] = value
             outcome.evaluation.metrics[f"holdout_full_{metric.name}_ci"] = [low, high]
             outcome.evaluation.metrics["holdout_full_rows"] = len(y)
             extra = (f" On {len(y):,} of them (scored in Spark) {metric.name} = {value:.4f} "
-                     f"(95% CI {low:.4f}–{high:.4f}).")
-            if baseline is not None:
-                before = metric_value(metric, y, preds[1])
-                test = paired_bootstrap(y, preds[0], preds[1], metric, n_boot=max(50, n_boot // 2), random_state=0)
-                info["full_fit_vs_sample_fit"] = {f"sample_fit_{metric.name}": before, **test.to_dict()}
-                outcome.evaluation.metrics[f"holdout_full_sample_fit_{metric.name}"] = before
-                outcome.evaluation.tests["sample_fit"] = {  # as the search's tests: champion minus the other
-                    "against": "the ensemble fitted on the driver sample", "holdout": test.to_dict()}
-                extra += (f" The sample-fit ensemble scored {before:.4f} on the same rows: the full fit is "
-                          f"{'significantly ' if test.significant else 'not significantly '}"
-                          f"{'better' if test.difference > 0 else 'worse'} (paired bootstrap, p = {test.p_value:.3g}).")
+                     f"(95% CI {low:.4f}–{high:.4f}).") + extra
         self.evaluation = info
         outcome.notes.append(self.note + extra)
         outcome.card.setdefault("data", {})["spark"] = info
