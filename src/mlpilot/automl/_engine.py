@@ -37,6 +37,7 @@ from mlpilot.exceptions import (
     DataQualityWarning,
     InvalidParameterError,
     MlpilotWarning,
+    ResourceLimitError,
     TargetError,
 )
 from mlpilot.search import SearchConfig, SearchResult, TabularEnsemble, fit_final, run_search
@@ -199,6 +200,53 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[
     return frame, resolved
 
 
+#: Bytes of memory training on one machine needs per byte of the table's pandas frame (the frame, its
+#: folds and preprocessed copies, the learners' matrices, two candidates at once), measured with
+#: bench/spark/run.py: the local `train` of 1e6 flights rows (a 114 MB frame) peaked at 4.1 GB, about 29x
+#: above the process's base.
+WORKING_FACTOR = 29
+#: Rows of the frame whose deep memory use sizes the whole frame (object columns are costly to measure).
+_SIZE_SAMPLE_ROWS = 10_000
+
+
+def frame_bytes(frame: pd.DataFrame) -> int:
+    """The pandas frame's memory, strings included, estimated from its first rows."""
+    n = min(len(frame), _SIZE_SAMPLE_ROWS)
+    if n == 0:
+        return 0
+    return int(frame.iloc[:n].memory_usage(deep=True, index=False).sum() * len(frame) / n)
+
+
+def check_fits_memory(frame: pd.DataFrame, config: TrainConfig) -> None:
+    """Refuse, before any fit, a table whose training would not fit this machine's memory.
+
+    The need is `WORKING_FACTOR` times the frame's size; the budget is the smaller of
+    ``memory_fraction`` of the RAM and what is free now plus the frame itself (already loaded).
+
+    Raises
+    ------
+    ResourceLimitError
+        With the table's size, the need, the budget and what to do instead.
+    """
+    import psutil
+
+    size = frame_bytes(frame)
+    need = WORKING_FACTOR * size
+    fraction = config.memory_fraction or float(get_config()["memory_fraction"])
+    memory = psutil.virtual_memory()
+    budget = int(min(fraction * memory.total, memory.available + size))
+    if need > budget:
+        gib = 1 << 30
+        raise ResourceLimitError(
+            f"Training on {len(frame):,} rows ({size / gib:.2f} GiB in memory) needs about {need / gib:.1f} GiB on "
+            f"one machine (about {WORKING_FACTOR}x the table), but {budget / gib:.1f} GiB may be used "
+            f"(memory_fraction {fraction:.2g} of {memory.total / gib:.1f} GiB RAM, {memory.available / gib:.1f} GiB "
+            "free now). Train it on Spark (`--engine spark`: the search runs on a sample sized to the driver's memory "
+            "and the final model is fitted on every row on the cluster), or train on a sample of the rows, or raise "
+            "mlpilot.set_config(memory_fraction=...) if the machine has the memory."
+        )
+
+
 def check_threshold_task(config: TrainConfig, task: str, target: str) -> None:
     """Refuse a decision-threshold option for a task that is not binary (before any training)."""
     if task != "binary" and (config.threshold is not None or config.threshold_metric is not None):
@@ -243,6 +291,7 @@ def fit_tabular(
     check_threshold_task(config, task, target)
     metric = get_metric(config.metric or default_metric(task), task)
     frame = frame.reset_index(drop=True)
+    check_fits_memory(frame, config)
     row_weight = None
     if config.weight_column is not None:  # the weights, then the frame without them: they are not a feature
         row_weight = row_weights(frame, config.weight_column, target)
