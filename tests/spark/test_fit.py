@@ -127,3 +127,26 @@ def test_a_full_fit_significantly_worse_than_the_sample_fit_is_not_registered(
         assert [e["payload"]["final_fit"]["kept"] for e in events] == ["sample_fit"]
     finally:
         registry.close()
+
+
+def test_without_a_boosted_candidate_the_cluster_fit_takes_the_fallback_hyper_parameters(
+    spark: Any, churn_rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(DRIVER_MEMORY_ENV, "1m")  # the sample is the least there is (500 rows)
+    monkeypatch.setattr("mlpilot.spark._fit.MIN_ROUNDS_CAP", 40)
+    # only the linear family searched, as when no boosted candidate finishes inside a busy machine's budget
+    run = mlpilot.train(spark.createDataFrame(churn_rows).repartition(3), "churn", name="fallback",
+                        workspace=tmp_path, n_trials=0, families=("linear",), **FAST)  # type: ignore[arg-type]
+    info = run.outcome.card["data"]["spark"]
+    fit = info["final_fit"]
+    assert fit["where"] == "cluster" and fit["from_candidate"] is None and fit["params_from"].startswith("FALLBACK")
+    assert fit["early_stopping"]["rounds_cap"] == 40 and fit["early_stopping"]["search_rounds"] is None
+    assert 1 <= fit["rounds"] <= 40 and fit["params"]["max_depth"] == 6
+    # the holdout compared it with the linear sample fit, and boosting on every row won on churn
+    test = info["full_fit_vs_sample_fit"]
+    assert test["difference"] > 0
+    registry = Registry(Workspace.open(tmp_path))
+    try:
+        assert registry.get_version("fallback").info["members"] == {"xgboost_spark": 1.0}
+    finally:
+        registry.close()

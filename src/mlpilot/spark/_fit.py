@@ -2,7 +2,8 @@
 
 The search ran on the driver's sample; its best boosted candidate's hyper-parameters
 (XGBoost's as they are, LightGBM's, CatBoost's and scikit-learn's histogram boosting's
-mapped to XGBoost's names) are refitted with ``xgboost.spark`` on every training row:
+mapped to XGBoost's names; `FALLBACK` when no boosted candidate finished inside the
+search's budget, as on a busy machine) are refitted with ``xgboost.spark`` on every training row:
 
 1. the preprocessor (the ordinal encoding the ensemble's tree members use, else a new
    one fitted on the sample) turns each partition into the learner's matrix with
@@ -42,6 +43,9 @@ _RENAMES: dict[str, str | None] = {
     "reg_lambda": "reg_lambda", "reg_alpha": "reg_alpha", "max_bin": "max_bin",
 }
 _DEFAULTS: dict[str, Any] = {"n_estimators": 300, "learning_rate": 0.05, "max_depth": 6}
+#: The cluster's hyper-parameters when the search has no boosted candidate (none finished inside its budget):
+#: XGBoost's depth, a slower rate than its 0.3, and rounds by early stopping up to `MIN_ROUNDS_CAP`.
+FALLBACK: dict[str, Any] = {"learning_rate": 0.1, "max_depth": 6}
 #: The cluster's fit stops when the held-out share of the training rows has not improved for this many rounds.
 EARLY_STOPPING_ROUNDS = 20
 #: Share of the training part the cluster's fit holds out for its early stopping (seeded).
@@ -78,12 +82,12 @@ def best_boosted(search: Any) -> Any:
 
 
 def fit_on_cluster(train: DataFrame, sample: pd.DataFrame, outcome: Any, *, target: str, n_workers: int,
-                   random_state: int) -> tuple[Any, dict[str, Any]] | None:
+                   random_state: int) -> tuple[Any, dict[str, Any]]:
     """A one-member `TabularEnsemble` fitted with ``xgboost.spark`` on ``train``, and its decision record.
 
     ``sample`` is the driver's sample (it fits the preprocessor when the ensemble has
-    no ordinal one). None when the search has no boosted candidate to take the
-    hyper-parameters from (the sample-fit model stays).
+    no ordinal one). The hyper-parameters are the search's best boosted candidate's, or
+    `FALLBACK` when it has none (the holdout then decides between this fit and the sample's).
 
     Raises
     ------
@@ -98,8 +102,6 @@ def fit_on_cluster(train: DataFrame, sample: pd.DataFrame, outcome: Any, *, targ
     from mlpilot.search import TabularEnsemble
 
     cand = best_boosted(outcome.search)
-    if cand is None:
-        return None
     model, features, task = outcome.model, list(outcome.features), outcome.task
     classes = list(outcome.encoding.classes) if task != "regression" else []
     index = {str(c): float(i) for i, c in enumerate(classes)}
@@ -131,12 +133,16 @@ def fit_on_cluster(train: DataFrame, sample: pd.DataFrame, outcome: Any, *, targ
     labelled = train.where(F.col(f"`{target}`").isNotNull())
     if task != "regression":
         labelled = labelled.where(F.col(f"`{target}`").cast("string").isin(list(index)))
-    params = xgboost_params(cand.family, cand.refit_params())
     # The search's rounds were found on the sample under its deadline (and a fold cut at the deadline says
     # nothing of how many rounds suit): the cluster's fit finds its own by early stopping on held-out rows of
     # the training part, up to a cap well above the search's.
-    searched_rounds = int(params["n_estimators"])
-    params["n_estimators"] = max(ROUNDS_FACTOR * searched_rounds, MIN_ROUNDS_CAP)
+    if cand is not None:
+        params = xgboost_params(cand.family, cand.refit_params())
+        searched_rounds: int | None = int(params["n_estimators"])
+        params["n_estimators"] = max(ROUNDS_FACTOR * int(params["n_estimators"]), MIN_ROUNDS_CAP)
+    else:
+        params, searched_rounds = {**FALLBACK, "n_estimators": MIN_ROUNDS_CAP}, None
+    rounds_cap = int(params["n_estimators"])
     from xgboost.spark import SparkXGBClassifier, SparkXGBRegressor
 
     cls = SparkXGBRegressor if task == "regression" else SparkXGBClassifier
@@ -152,14 +158,17 @@ def fit_on_cluster(train: DataFrame, sample: pd.DataFrame, outcome: Any, *, targ
         booster = booster[: int(best) + 1]
     params["n_estimators"] = int(booster.num_boosted_rounds())
     learner = _learner(booster, task, len(classes), params, tuple(pre.categorical_indices_), random_state)
-    full = TabularEnsemble(task=task, members=[(pre, learner)], weights=[1.0], names=[f"{cand.name}_spark"],
+    name = cand.name if cand is not None else "xgboost"
+    full = TabularEnsemble(task=task, members=[(pre, learner)], weights=[1.0], names=[f"{name}_spark"],
                            classes=classes or None, feature_names=features, n_jobs=model.n_jobs,
                            threshold=model.threshold).fit()
-    record = {"learner": "xgboost.spark " + cls.__name__, "from_candidate": cand.name, "family": cand.family,
+    record = {"learner": "xgboost.spark " + cls.__name__, "from_candidate": cand.name if cand is not None else None,
+              "family": cand.family if cand is not None else None,
+              "params_from": ("the search's best boosted candidate" if cand is not None else
+                              "FALLBACK: no boosted candidate finished inside the search's budget"),
               "params": params, "num_workers": max(1, n_workers), "rounds": learner.n_iterations_,
               "early_stopping": {"validation_fraction": VALIDATION_FRACTION, "patience": EARLY_STOPPING_ROUNDS,
-                                 "rounds_cap": max(ROUNDS_FACTOR * searched_rounds, MIN_ROUNDS_CAP),
-                                 "search_rounds": searched_rounds,
+                                 "rounds_cap": rounds_cap, "search_rounds": searched_rounds,
                                  "search_cut_by_deadline": bool(getattr(cand, "cut_by_deadline", False))}}
     return full, record
 
@@ -184,4 +193,4 @@ def _learner(booster: Any, task: str, n_classes: int, params: dict[str, Any], ca
     return learner
 
 
-__all__ = ["BOOSTED", "best_boosted", "fit_on_cluster", "xgboost_params"]
+__all__ = ["BOOSTED", "FALLBACK", "best_boosted", "fit_on_cluster", "xgboost_params"]

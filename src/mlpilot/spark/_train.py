@@ -176,17 +176,12 @@ class SparkTraining:
 
             n_workers = int(self.decisions.get("executor", {}).get("n_workers") or
                             self.holdout.sparkSession.sparkContext.defaultParallelism)
-            fitted = fit_on_cluster(self.train, self.sample, outcome, target=self.target, n_workers=n_workers,
-                                    random_state=self.random_state)
-            if fitted is None:
-                self.decisions["final_fit"] = {"where": "driver", "reason": (
-                    "the training part does not fit the driver, but the search has no boosted candidate whose "
-                    "hyper-parameters xgboost.spark could take: the final model is the sample fit")}
-            else:
-                sample_model, (outcome.model, record) = outcome.model, fitted
-                self.decisions["final_fit"] = {"where": "cluster", **record, "reason": (
-                    f"the {self.n_train:,} training rows do not fit the driver's memory budget "
-                    f"({self.decisions.get('budget', {}).get('sample_rows_limit', 0):,} rows)")}
+            sample_model = outcome.model
+            outcome.model, record = fit_on_cluster(self.train, self.sample, outcome, target=self.target,
+                                                   n_workers=n_workers, random_state=self.random_state)
+            self.decisions["final_fit"] = {"where": "cluster", **record, "reason": (
+                f"the {self.n_train:,} training rows do not fit the driver's memory budget "
+                f"({self.decisions.get('budget', {}).get('sample_rows_limit', 0):,} rows)")}
         else:
             self.decisions["final_fit"] = {"where": "driver", "reason": (
                 "the training part fits the driver's memory budget" if self.fits_driver else
