@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mlpilot.exceptions import DataError, MlpilotError
+from mlpilot.runtime._blas import one_blas_thread
 from mlpilot.runtime._compile_final import SINGLE_THREAD_ROWS, is_argmax_classifier
 from mlpilot.runtime._compile_steps import Table
 from mlpilot.tasks import labels_at
@@ -65,6 +66,8 @@ def predict_frame(loaded: LoadedModel, frame: pd.DataFrame) -> tuple[Any, np.nda
     """
     model = loaded.model
     head, final = loaded.steps if loaded.steps is not None else (None, model)
+    if len(frame) <= SINGLE_THREAD_ROWS:
+        one_blas_thread()
     if loaded.classes is not None:
         features = head.transform(frame) if head is not None else frame
         proba = np.asarray(final.predict_proba(features, **_predict_kwargs(final, len(frame))), dtype=float)
