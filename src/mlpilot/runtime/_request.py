@@ -45,11 +45,15 @@ class Prepared:
     rows: list[dict[str, Any]] | None
     data: dict[str, Any] | None
     feature_names: tuple[str, ...] = ()
+    #: A clean batch in the rows form, per feature (built once by `SchemaValidator.clean_table`).
+    by_column: dict[str, list[Any]] | None = None
 
     @property
     def table(self) -> Any:
         """The validated values as the compiled model reads them."""
-        return self.columns if self.columns is not None else self.rows
+        if self.columns is not None:
+            return self.columns
+        return self.by_column if self.by_column is not None else self.rows
 
     @property
     def inputs(self) -> Any:
@@ -63,6 +67,8 @@ class Prepared:
     def json_columns(self) -> dict[str, list[Any]]:
         """The validated JSON values of each feature (the compiled model's input, by column)."""
         if self.columns is None:
+            if self.by_column is not None:
+                return self.by_column
             rows = self.rows or []
             return {name: [r[name] for r in rows] for name in self.feature_names}
         return {name: self.columns[name] for name in self.feature_names}
@@ -80,9 +86,10 @@ def prepare(loaded: LoadedModel, payload: Any, max_rows: int) -> Prepared:
     fast = loaded.compiled is not None and validator is not None
     if fast:
         assert validator is not None
-        clean = validator.clean_rows(payload, max_rows)
+        clean = validator.clean_table(payload, max_rows)
         if clean is not None:
-            return Prepared(None, len(clean), [], clean, None, loaded.feature_names)
+            clean_rows, by_column = clean
+            return Prepared(None, len(clean_rows), [], clean_rows, None, loaded.feature_names, by_column)
     columns, n_rows, rows = columns_from_payload(payload, max_rows)
     if fast and validator is not None and validator.is_clean(columns):
         return Prepared(columns, n_rows, [], rows, None, loaded.feature_names)
