@@ -9,7 +9,8 @@ CatBoost, linear and MLP by default: the members of ``make demo``'s mlc_churn
 ensemble), so that a busy machine trains the same model as a quiet one. Then one
 server (`bench/serving/_mlpilot_app.py`, one uvicorn worker) is started and fed
 the same requests, one at a time over one keep-alive connection: 1,000 rows and 1
-row of mlc_churn. The figure is the server process's CPU time (user + system,
+row of mlc_churn, and the single row to the server's constant endpoint (its HTTP
+floor: uvicorn, the middleware, no model). The figure is the server process's CPU time (user + system,
 ``psutil``), divided by the number of requests: the client's own CPU and other
 load on the machine do not count, wall time is not used. The same requests are
 also scored in this process (``runtime.predict_payload``, the validation,
@@ -89,12 +90,15 @@ def server_cpu(work: Path, scenarios: dict[str, bytes], requests: int, rounds: i
             for body in scenarios.values():  # warm up: the model loads on the first request
                 for _ in range(20):
                     client.post(predict, content=body, headers=headers).raise_for_status()
+            floor = f"{url}/bench/constant"  # the same server's HTTP stack answering a constant
+            samples["floor"] = []
             for _ in range(rounds):
-                for name, body in scenarios.items():
-                    n = requests if name == "single" else max(requests // 4, 20)
+                for name, body in [*scenarios.items(), ("floor", scenarios["single"])]:
+                    n = max(requests // 4, 20) if name == "batch1000" else requests
+                    target = floor if name == "floor" else predict
                     before = process.cpu_times()
                     for _ in range(n):
-                        client.post(predict, content=body, headers=headers).raise_for_status()
+                        client.post(target, content=body, headers=headers).raise_for_status()
                     after = process.cpu_times()
                     spent = (after.user - before.user) + (after.system - before.system)
                     samples[name].append(spent / n * 1000)
