@@ -9,6 +9,7 @@ import pandas as pd
 
 from mlpilot.data import Problem
 from mlpilot.exceptions import SchemaValidationError
+from mlpilot.runtime._compile_steps import _SCALAR_ROWS as SCALAR_ROWS
 from mlpilot.runtime._inputs import columns_from_payload, convert_columns
 from mlpilot.runtime._loaded import LoadedModel
 from mlpilot.runtime._quality import input_problems
@@ -53,7 +54,9 @@ class Prepared:
         """The validated values as the compiled model reads them."""
         if self.columns is not None:
             return self.columns
-        return self.by_column if self.by_column is not None else self.rows
+        if self.by_column is not None and self.n_rows > SCALAR_ROWS:  # a few rows: the encoders read row dicts
+            return self.by_column
+        return self.rows
 
     @property
     def inputs(self) -> Any:
