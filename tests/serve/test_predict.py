@@ -206,3 +206,32 @@ def test_models_that_do_not_predict_rows_answer_400(client: TestClient, registry
     assert response.status_code == 400 and "recommend" in response.json()["detail"]
     csv = client.post("/v1/models/recs/predict.csv", content=b"user\n1\n", headers={"content-type": "text/csv"})
     assert csv.status_code == 400
+
+
+class NaNFirstRow:
+    """The churn pipeline, except that the first row's probabilities are NaN (a model gone wrong on a row)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.classes_ = pipeline.classes_
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        proba = np.array(self.pipeline.predict_proba(X), dtype=float)
+        proba[0] = np.nan
+        return proba
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.pipeline.predict(X))
+
+
+def test_a_nan_in_the_answer_is_json_null_not_a_500(
+    client: TestClient, registry: Any, churn_frame: pd.DataFrame, churn_pipeline: Pipeline, rows: list[dict[str, Any]]
+) -> None:
+    from tests.serve.conftest import register_churn
+
+    register_churn(registry, churn_frame, NaNFirstRow(churn_pipeline), name="nan_churn")
+    response = client.post("/v1/models/nan_churn/predict", json={"rows": rows[:3]})
+    assert response.status_code == 200, response.text
+    probabilities = response.json()["probabilities"]
+    assert probabilities[0] == {"no": None, "yes": None}
+    assert all(p is not None for row in probabilities[1:] for p in row.values())

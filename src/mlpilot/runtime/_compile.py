@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from mlpilot.data import Schema
+from mlpilot.runtime._blas import one_blas_thread
 from mlpilot.runtime._compile_final import (
-    ONE_BLAS_THREAD,
     SINGLE_THREAD_ROWS,
     Final,
     compile_final,
@@ -111,10 +111,8 @@ class PipelineModel(CompiledModel):
     def predict(self, table: Table, n_rows: int) -> Prediction:
         X = self.encoder.transform(table, n_rows)
         if n_rows <= SINGLE_THREAD_ROWS:
-            with ONE_BLAS_THREAD:
-                values = self.final.values(X)
-        else:
-            values = self.final.values(X)
+            one_blas_thread()
+        values = self.final.values(X)
         if self.classes is None:
             return values, None
         if self.labels_from is not None:
@@ -147,8 +145,7 @@ class EnsembleModel(CompiledModel):
             table = shared_table(table, n_rows, self.sources)
         matrices = [encoder.transform(table, n_rows) for encoder in self._encoders]
         if n_rows <= SINGLE_THREAD_ROWS:
-            with ONE_BLAS_THREAD:
-                return self._combined(matrices)
+            one_blas_thread()
         return self._combined(matrices)
 
     def _combined(self, matrices: list[np.ndarray]) -> Prediction:

@@ -68,43 +68,6 @@ def is_argmax_classifier(estimator: Any) -> bool:
 SINGLE_THREAD_ROWS = 2_000
 
 
-@functools.cache
-def _blas_pools() -> tuple[tuple[Any, int], ...]:
-    """The multi-threaded BLAS libraries loaded now (numpy's OpenBLAS), with their thread counts."""
-    try:
-        from threadpoolctl import ThreadpoolController
-
-        found = ThreadpoolController().select(user_api="blas").lib_controllers
-        return tuple((lib, int(lib.num_threads)) for lib in found if int(lib.num_threads) > 1)
-    except Exception:  # threadpoolctl (scikit-learn's dependency) missing or unable: leave BLAS as it is
-        return ()
-
-
-class OneBlasThread:
-    """Matrix products on one BLAS thread while in this context (then the library's count again).
-
-    Like LightGBM's OpenMP team (`SINGLE_THREAD_ROWS`), OpenBLAS's threads cost more than they
-    save on the products of a request (tens to hundreds of rows times a few hundred weights), and
-    on a busy machine far more: its waiting threads spin (a 64-row MLP layer took 5 ms instead of
-    0.08 ms under load). Concurrent requests already use the cores. The count is the process's
-    (OpenBLAS has no per-thread setting): a request that ends restores the count read at load,
-    never one another request set.
-    """
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        for lib, _count in _blas_pools():
-            lib.set_num_threads(1)
-
-    def __exit__(self, *exc: object) -> None:
-        for lib, count in _blas_pools():
-            lib.set_num_threads(count)
-
-
-ONE_BLAS_THREAD = OneBlasThread()
-
-
 class Final:
     """Probabilities ``(n, n_classes)`` for classifiers, values ``(n,)`` for regressors."""
 

@@ -21,6 +21,7 @@ from mlpilot.exceptions import (
     ResourceLimitError,
     SchemaValidationError,
 )
+from mlpilot.runtime import _json
 from mlpilot.runtime._quality import check_frame
 
 _SCALARS = (str, int, float, bool, type(None))
@@ -40,6 +41,9 @@ def parse_json(body: bytes) -> Any:
     """Parse strict JSON: no NaN or Infinity, and a clear message with the position."""
     if not body.strip():
         raise InvalidParameterError('The request body is empty; send JSON such as {"rows": [{...}]}.')
+    parsed = _json.loads(body)
+    if parsed is not _json.NOT_PARSED:
+        return parsed
     try:
         text = body.decode("utf-8-sig")
         if text.startswith("\ufeff"):  # what json.loads refuses before decoding

@@ -9,6 +9,7 @@ import pandas as pd
 
 from mlpilot.data import Problem
 from mlpilot.exceptions import SchemaValidationError
+from mlpilot.runtime._compile_steps import _SCALAR_ROWS as SCALAR_ROWS
 from mlpilot.runtime._inputs import columns_from_payload, convert_columns
 from mlpilot.runtime._loaded import LoadedModel
 from mlpilot.runtime._quality import input_problems
@@ -45,11 +46,17 @@ class Prepared:
     rows: list[dict[str, Any]] | None
     data: dict[str, Any] | None
     feature_names: tuple[str, ...] = ()
+    #: A clean batch in the rows form, per feature (built once by `SchemaValidator.clean_table`).
+    by_column: dict[str, list[Any]] | None = None
 
     @property
     def table(self) -> Any:
         """The validated values as the compiled model reads them."""
-        return self.columns if self.columns is not None else self.rows
+        if self.columns is not None:
+            return self.columns
+        if self.by_column is not None and self.n_rows > SCALAR_ROWS:  # a few rows: the encoders read row dicts
+            return self.by_column
+        return self.rows
 
     @property
     def inputs(self) -> Any:
@@ -63,6 +70,8 @@ class Prepared:
     def json_columns(self) -> dict[str, list[Any]]:
         """The validated JSON values of each feature (the compiled model's input, by column)."""
         if self.columns is None:
+            if self.by_column is not None:
+                return self.by_column
             rows = self.rows or []
             return {name: [r[name] for r in rows] for name in self.feature_names}
         return {name: self.columns[name] for name in self.feature_names}
@@ -80,9 +89,10 @@ def prepare(loaded: LoadedModel, payload: Any, max_rows: int) -> Prepared:
     fast = loaded.compiled is not None and validator is not None
     if fast:
         assert validator is not None
-        clean = validator.clean_rows(payload, max_rows)
+        clean = validator.clean_table(payload, max_rows)
         if clean is not None:
-            return Prepared(None, len(clean), [], clean, None, loaded.feature_names)
+            clean_rows, by_column = clean
+            return Prepared(None, len(clean_rows), [], clean_rows, None, loaded.feature_names, by_column)
     columns, n_rows, rows = columns_from_payload(payload, max_rows)
     if fast and validator is not None and validator.is_clean(columns):
         return Prepared(columns, n_rows, [], rows, None, loaded.feature_names)

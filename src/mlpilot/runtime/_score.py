@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 
 from mlpilot.exceptions import DataError, MlpilotError
+from mlpilot.runtime._blas import one_blas_thread
 from mlpilot.runtime._compile_final import SINGLE_THREAD_ROWS, is_argmax_classifier
 from mlpilot.runtime._compile_steps import Table
+from mlpilot.tasks import labels_at
 
 if TYPE_CHECKING:
     from mlpilot.runtime._loaded import LoadedModel
@@ -38,6 +40,19 @@ def _is_lightgbm(estimator: Any) -> bool:
     return lightgbm is not None and isinstance(estimator, lightgbm.LGBMModel)
 
 
+def _thresholded_labels(final: Any, proba: np.ndarray) -> np.ndarray | None:
+    """An mlpilot ensemble's ``predict`` from its ``predict_proba``: `labels_at` its threshold, as it labels.
+
+    ``None`` for any other estimator (its ``predict`` is asked). ``TabularEnsemble.predict``
+    computes these same probabilities before labelling them, so asking it again would run
+    every member and its preprocessing twice.
+    """
+    ensemble = sys.modules.get("mlpilot.search._ensemble")  # an instance exists only once it is imported
+    if ensemble is None or not isinstance(final, ensemble.TabularEnsemble):
+        return None
+    return labels_at(final.classes_, proba, final.threshold_)
+
+
 def _predict_kwargs(final: Any, n_rows: int) -> dict[str, Any]:
     if n_rows <= SINGLE_THREAD_ROWS and _is_lightgbm(final):
         return {"num_threads": 1}
@@ -51,13 +66,16 @@ def predict_frame(loaded: LoadedModel, frame: pd.DataFrame) -> tuple[Any, np.nda
     """
     model = loaded.model
     head, final = loaded.steps if loaded.steps is not None else (None, model)
+    if len(frame) <= SINGLE_THREAD_ROWS:
+        one_blas_thread()
     if loaded.classes is not None:
         features = head.transform(frame) if head is not None else frame
         proba = np.asarray(final.predict_proba(features, **_predict_kwargs(final, len(frame))), dtype=float)
         if is_argmax_classifier(final):
             labels = np.asarray(final.classes_, dtype=object)[np.argmax(proba, axis=1)]
         else:
-            labels = final.predict(features)
+            thresholded = _thresholded_labels(final, proba)
+            labels = thresholded if thresholded is not None else final.predict(features)
         return labels, proba
     if head is not None and _is_lightgbm(final):
         return final.predict(head.transform(frame), **_predict_kwargs(final, len(frame))), None

@@ -27,6 +27,7 @@ from mlpilot.runtime import (
     shape,
 )
 from mlpilot.runtime._explain import explain_flag, explain_payload
+from mlpilot.runtime._json import dumps
 from mlpilot.runtime._quality import flag_counts, row_flags
 from mlpilot.serve._deps import (
     NAME_PARAMETER,
@@ -102,8 +103,6 @@ EXPLAIN_PARAMETER: dict[str, Any] = {
 # other requests are micro-batched with concurrent ones in a worker thread.
 # Larger bodies go to a thread whole.
 _INLINE_BYTES = 16 * 1024
-# One encoder for every answer (``json.dumps`` with options builds a new one per call).
-_ENCODER = json.JSONEncoder(allow_nan=False)
 
 
 @router.post(
@@ -153,14 +152,14 @@ async def predict(request: Request) -> Response:
                 predictions, probabilities = await run_in_threadpool(score_prepared, loaded, prepared)
             answer = shape(loaded, prepared, predictions, probabilities)
             answer["request_id"] = request_id
-            content, inputs, warnings = _ENCODER.encode(answer).encode(), prepared.inputs, prepared.warnings
+            content, inputs, warnings = dumps(answer), prepared.inputs, prepared.warnings
         else:
 
             def work() -> tuple[bytes, Any, list[Any], dict[str, Any], list[Problem]]:
                 payload = explain_payload if explain else predict_payload  # explain: the full pipeline only
                 answer, prepared, predictions = payload(loaded, parse_json(body), settings.max_rows)
                 answer["request_id"] = request_id
-                return _ENCODER.encode(answer).encode(), prepared.inputs, predictions, answer, prepared.warnings
+                return dumps(answer), prepared.inputs, predictions, answer, prepared.warnings
 
             content, inputs, predictions, answer, warnings = await run_in_threadpool(work)
     except SchemaValidationError as exc:
