@@ -164,7 +164,11 @@ def row_weights(frame: pd.DataFrame, column: str, target: str) -> np.ndarray:
 
 
 def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[pd.DataFrame, str]:
-    """Check the target, drop rows where it is missing and decide the task."""
+    """Check the target, drop rows where it is missing and decide the task.
+
+    A classifier's target of whole-number floats (0.0/1.0, as Parquet and CSV give an integer
+    column with a missing value) becomes int64, so its classes are 0 and 1 end to end.
+    """
     if target not in frame.columns or frame[target].notna().sum() >= MIN_ROWS:
         check_target(frame, target)
     cleaned, junk = drop_non_numeric_target(frame[target], task)
@@ -185,6 +189,9 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[
             f"{MIN_ROWS} to train and evaluate a model honestly. Add more rows."
         )
     resolved = detect_task(frame[target].rename(target), task)
+    if resolved != "regression" and _integral_floats(frame[target]):
+        # 0.0/1.0 read from Parquet or CSV (an integer column with a missing value is float): the classes are ints
+        frame = frame.assign(**{target: frame[target].astype(np.int64)})
     if resolved != "regression":
         counts = frame[target].astype(str).value_counts()
         rare = counts[counts < MIN_PER_CLASS]
@@ -198,6 +205,14 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[
                 "or add rows."
             )
     return frame, resolved
+
+
+def _integral_floats(y: pd.Series) -> bool:
+    """Whether ``y`` (no missing values) is floats that are all whole numbers an int64 holds exactly."""
+    if not pd.api.types.is_float_dtype(y.dtype) or not len(y):
+        return False
+    values = y.to_numpy(dtype=float)
+    return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)) and np.abs(values).max() < 2**53)
 
 
 #: Bytes of memory training on one machine needs per byte of the table's pandas frame (the frame, its
@@ -534,17 +549,15 @@ def _choose_threshold(result: SearchResult, y_dev: np.ndarray, config: TrainConf
 def _threshold_card(choice: ThresholdChoice, encoding: TargetEncoding, y_hold: np.ndarray,
                     holdout_prediction: np.ndarray | None) -> dict[str, Any]:
     """The model card's threshold section: the choice, its evidence and the holdout at that threshold and at 0.5."""
-    section = {**choice.to_dict(), "positive_class": _plain_label(encoding.classes[1]),
-               "negative_class": _plain_label(encoding.classes[0])}
+    from mlpilot.registry._labels import recorded_label  # as the registry lists the classes
+
+    section = {**choice.to_dict(), "positive_class": recorded_label(encoding.classes[1]),
+               "negative_class": recorded_label(encoding.classes[0])}
     if holdout_prediction is not None and len(y_hold):
         p_hold = np.asarray(holdout_prediction)[:, 1]
         section["holdout"] = holdout_summary(y_hold, p_hold, choice.threshold)
         section["holdout_at_0.5"] = holdout_summary(y_hold, p_hold, 0.5)
     return section
-
-
-def _plain_label(value: Any) -> Any:
-    return value if isinstance(value, int | float | bool) else str(value)  # as the registry lists the classes
 
 
 def _card_notes(notes: list[str], result: SearchResult) -> list[str]:
