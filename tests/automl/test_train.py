@@ -159,6 +159,18 @@ def test_every_phase_gets_its_deadline_from_one_budget(small_churn: pd.DataFrame
     assert 1.0 - sum(dropped.values()) >= max(dropped.values()) - 0.01  # the kept one had the most weight
     assert set(outcome.search.weights) == set(kept)
     assert outcome.timings.keys() >= {"search", "ensemble", "refit", "evaluate", "report"}
+    # the card's budget evidence: the rule, each phase's deadline and seconds, what ended the search, what was cut
+    budget = outcome.card["budget"]
+    assert budget["rule"] == "time budget 60s" and budget["time_budget_seconds"] == 60
+    assert budget["deadlines"] == deadlines
+    assert budget["seconds"].keys() >= {"prepare", "search", "ensemble", "refit", "evaluate", "report", "total"}
+    assert budget["search"]["candidates"] == 7 and budget["search"]["tuner_trials"] == 2
+    assert budget["search"]["refused"] == ["lightgbm_tuned_3"]
+    assert budget["search"]["ended_by"] == outcome.search.budget_summary()
+    assert f"lightgbm_tuned_3: {note}" in budget["cuts"]["search"]
+    assert budget["cuts"]["refit"] and all(n.endswith("time budget") or "to keep the time budget" in n
+                                           for n in budget["cuts"]["refit"])
+    assert set(_kept_and_dropped(budget["cuts"]["refit"])) == set(dropped)
 
 
 def test_deterministic_training_records_no_deadlines(small_churn: pd.DataFrame) -> None:
@@ -169,6 +181,11 @@ def test_deterministic_training_records_no_deadlines(small_churn: pd.DataFrame) 
     assert outcome.deadlines == {} and outcome.card["protocol"]["time_budget_seconds"] is None
     assert outcome.card["protocol"]["budget"] == "0 tuner trials after the portfolio, no time limit"
     assert outcome.card["protocol"]["random_state"] == 0 and "seed" not in outcome.card["protocol"]
+    budget = outcome.card["budget"]
+    assert budget["deadlines"] == {} and budget["time_budget_seconds"] is None
+    assert budget["search"]["ended_by"].startswith("the work, not the clock: the portfolio, then 0 tuner trial(s)")
+    assert budget["search"]["tuner_trials"] == 0 and budget["search"]["refused"] == []
+    assert budget["cuts"] == {"search": [], "refit": [], "evaluate": [], "report": []}
 
 
 def test_scores_are_those_of_the_members_registered(small_churn: pd.DataFrame) -> None:
@@ -192,6 +209,10 @@ def test_scores_are_those_of_the_members_registered(small_churn: pd.DataFrame) -
     np.testing.assert_allclose(outcome.evaluation.holdout_prediction, member.holdout)
     assert any(n.startswith("bootstrap intervals use 50 resamples (others 50)") for n in outcome.notes)
     assert any(n.startswith("plots and permutation importance skipped") for n in outcome.notes)
+    cuts = outcome.card["budget"]["cuts"]  # each phase's cuts on the card, under the phase that made them
+    assert cuts["evaluate"] and all(n.startswith("bootstrap ") for n in cuts["evaluate"])
+    assert cuts["evaluate"][0].startswith("bootstrap intervals use 50 resamples (others 50)")
+    assert len(cuts["report"]) == 1 and cuts["report"][0].startswith("plots and permutation importance skipped")
 
 
 class TickClock:

@@ -54,7 +54,13 @@ from mlpilot.tasks import (
     holdout_summary,
 )
 from mlpilot.tune import Budget, Clock, Executor, bootstrap_rounds, register_seconds, slack
-from mlpilot.tune._budget import EVALUATE_SHARE, IMPORTANCE_SHARE, REPORT_SECONDS, REPORT_SHARE
+from mlpilot.tune._budget import (
+    EVALUATE_SHARE,
+    IMPORTANCE_SHARE,
+    REPORT_SECONDS,
+    REPORT_SHARE,
+    TRIAL_SHARE,
+)
 from mlpilot.tune._stats import MIN_BOOT_ROUNDS
 
 logger = logging.getLogger(__name__)
@@ -164,7 +170,11 @@ def row_weights(frame: pd.DataFrame, column: str, target: str) -> np.ndarray:
 
 
 def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[pd.DataFrame, str]:
-    """Check the target, drop rows where it is missing and decide the task."""
+    """Check the target, drop rows where it is missing and decide the task.
+
+    A classifier's target of whole-number floats (0.0/1.0, as Parquet and CSV give an integer
+    column with a missing value) becomes int64, so its classes are 0 and 1 end to end.
+    """
     if target not in frame.columns or frame[target].notna().sum() >= MIN_ROWS:
         check_target(frame, target)
     cleaned, junk = drop_non_numeric_target(frame[target], task)
@@ -185,6 +195,9 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[
             f"{MIN_ROWS} to train and evaluate a model honestly. Add more rows."
         )
     resolved = detect_task(frame[target].rename(target), task)
+    if resolved != "regression" and _integral_floats(frame[target]):
+        # 0.0/1.0 read from Parquet or CSV (an integer column with a missing value is float): the classes are ints
+        frame = frame.assign(**{target: frame[target].astype(np.int64)})
     if resolved != "regression":
         counts = frame[target].astype(str).value_counts()
         rare = counts[counts < MIN_PER_CLASS]
@@ -198,6 +211,14 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[
                 "or add rows."
             )
     return frame, resolved
+
+
+def _integral_floats(y: pd.Series) -> bool:
+    """Whether ``y`` (no missing values) is floats that are all whole numbers an int64 holds exactly."""
+    if not pd.api.types.is_float_dtype(y.dtype) or not len(y):
+        return False
+    values = y.to_numpy(dtype=float)
+    return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)) and np.abs(values).max() < 2**53)
 
 
 #: Bytes of memory training on one machine needs per byte of the table's pandas frame (the frame, its
@@ -416,6 +437,8 @@ def fit_tabular(
     timings["refit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    cuts: dict[str, list[str]] = {"refit": list(refit_notes)}  # each phase's budget decisions, with their numbers
+    mark = len(notes)  # what the evaluation and the report add to the notes below is a budget decision
     n_boot, n_boot_others = bootstrap_rounds(
         plan.evaluate.left(), plan.metric_seconds, n_candidates=len(result.candidates),
         champion=1000 if len(hold) <= 5000 else 300,
@@ -439,6 +462,7 @@ def fit_tabular(
             f"{plan.metric_seconds * 1e3:.2f} ms each measured before the evaluation (a busy machine)"
         )
     timings["evaluate"] = time.perf_counter() - t0
+    cuts["evaluate"], mark = notes[mark:], len(notes)
 
     t0 = time.perf_counter()
     plots: dict[str, bytes] = {}
@@ -481,6 +505,7 @@ def fit_tabular(
                 if config.refit_full:
                     notes_pi += ", which was refit on them: read it as relative importance"
                 evaluation.metrics["importance_note"] = notes_pi
+    cuts["report"] = notes[mark:]
     class_counts = None
     if task != "regression":
         values, counts = np.unique(y, return_counts=True)
@@ -496,9 +521,11 @@ def fit_tabular(
         card["stacking"] = result.stack.to_dict(metric)
     if threshold is not None:
         card["threshold"] = _threshold_card(threshold, encoding, y[hold], evaluation.holdout_prediction)
+    card["budget"] = _budget_card(config, plan, timings, result, cuts)
     report_html = render_report(title or f"mlpilot model for {target}", evaluation, card, plots)
     timings["report"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
+    card["budget"]["seconds"].update(report=round(timings["report"], 3), total=round(timings["total"], 3))
     return FitOutcome(
         model=model, task=task, metric=metric.name, target=target, encoding=encoding, schema=schema,
         features=features, evaluation=evaluation, search=result, card=card, plots=plots,
@@ -534,8 +561,10 @@ def _choose_threshold(result: SearchResult, y_dev: np.ndarray, config: TrainConf
 def _threshold_card(choice: ThresholdChoice, encoding: TargetEncoding, y_hold: np.ndarray,
                     holdout_prediction: np.ndarray | None) -> dict[str, Any]:
     """The model card's threshold section: the choice, its evidence and the holdout at that threshold and at 0.5."""
-    section = {**choice.to_dict(), "positive_class": _plain_label(encoding.classes[1]),
-               "negative_class": _plain_label(encoding.classes[0])}
+    from mlpilot.registry._labels import recorded_label  # as the registry lists the classes
+
+    section = {**choice.to_dict(), "positive_class": recorded_label(encoding.classes[1]),
+               "negative_class": recorded_label(encoding.classes[0])}
     if holdout_prediction is not None and len(y_hold):
         p_hold = np.asarray(holdout_prediction)[:, 1]
         section["holdout"] = holdout_summary(y_hold, p_hold, choice.threshold)
@@ -543,8 +572,37 @@ def _threshold_card(choice: ThresholdChoice, encoding: TargetEncoding, y_hold: n
     return section
 
 
-def _plain_label(value: Any) -> Any:
-    return value if isinstance(value, int | float | bool) else str(value)  # as the registry lists the classes
+def _budget_card(config: TrainConfig, plan: _PhasePlan, timings: dict[str, float], result: SearchResult,
+                 cuts: dict[str, list[str]]) -> dict[str, Any]:
+    """The model card's budget evidence: what bounded the run, each phase's deadline and seconds, what was cut.
+
+    ``deadlines`` are the seconds from the start by which each phase had to end (none without a
+    clock), ``seconds`` what each took on the real clock (registration is in the run's timings:
+    the card is stored by it). ``search.ended_by`` is the rule that ended the search; ``cuts``
+    holds every decision a phase made to keep the budget, as the notes word them.
+    """
+    tuned = [c for c in result.candidates if "_tuned_" in c.name and c.status != "skipped"]
+    if config.deterministic:
+        ended_by = f"the work, not the clock: the portfolio, then {config.n_trials} tuner trial(s) at most"
+    elif result.refused:
+        ended_by = str(result.budget_summary())
+    elif tuned:
+        ended_by = (f"the deadline: tuning {tuned[0].family} stops once the time left, less what is kept for the "
+                    f"refit and ensemble selection, is under {TRIAL_SHARE:.0%} of its last fit "
+                    f"({len(tuned)} trial(s) run)")
+    else:
+        ended_by = "the portfolio: no boosted family was tuned, and every configuration ran"
+    search_cuts = [n for n in result.notes if n.startswith("tuning ") or "time budget" in n]
+    return {
+        "rule": config.budget_description,
+        "time_budget_seconds": None if config.deterministic else config.time_budget,
+        "deadlines": plan.deadlines(),
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+        "search": {"candidates": sum(c.status != "skipped" for c in result.candidates),
+                   "tuner_trials": len(tuned), "refused": list(result.refused), "ended_by": ended_by,
+                   "refit_reserve_seconds": round(result.refit_reserve, 3)},
+        "cuts": {"search": search_cuts, **cuts},
+    }
 
 
 def _card_notes(notes: list[str], result: SearchResult) -> list[str]:

@@ -603,19 +603,18 @@ def _champion_prediction(model: Any, challenger: Challenger, positions: np.ndarr
 def predict_in_order(model: Any, features: pd.DataFrame, task: str, classes: list[Any]) -> np.ndarray:
     """A model's predictions: values for a regression, else probabilities in the order of ``classes``.
 
-    A class recorded as text (a registry record) matches the model's class of the same text.
+    Classes match by value (a model's 0.0 is the class 0), and a class recorded as text (an older
+    registry record) matches the model's class of the same text.
     """
+    from mlpilot.registry._labels import class_positions
+
     if task == "regression":
         return np.asarray(model.predict(features), dtype=float)
     proba = np.asarray(model.predict_proba(features), dtype=float)
-    order = {c: i for i, c in enumerate(classes)}
-    pred = np.zeros((len(proba), len(order)))
-    for j, c in enumerate(model.classes_):
-        c = c.item() if isinstance(c, np.generic) else c
-        if c in order:
-            pred[:, order[c]] = proba[:, j]
-        elif str(c) in order:
-            pred[:, order[str(c)]] = proba[:, j]
+    pred = np.zeros((len(proba), len(classes)))
+    for j, k in enumerate(class_positions(model.classes_, classes)):
+        if k >= 0:
+            pred[:, k] = proba[:, j]
     return pred
 
 

@@ -418,6 +418,7 @@ def train(
         check_target(data, target)  # a frame in memory: no need to snapshot it to find its columns
     from mlpilot.data import load_dataset
     from mlpilot.registry import Registry
+    from mlpilot.registry._labels import recorded_label
 
     ws = Workspace.resolve(workspace) if register else None
     if not config.deterministic:
@@ -469,7 +470,7 @@ def train(
                 "greater_is_better": evaluation.greater_is_better,
                 "target": target,
                 "features": outcome.features,
-                "classes": [str(c) if not isinstance(c, int | float | bool) else c for c in outcome.encoding.classes]
+                "classes": [recorded_label(c) for c in outcome.encoding.classes]
                 if outcome.task != "regression" else None,
                 "leaderboard": evaluation.leaderboard,
                 "tests": evaluation.tests,

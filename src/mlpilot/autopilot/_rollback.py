@@ -188,14 +188,18 @@ def logged_live_check(registry: Registry, name: str, new: ModelVersion, old: Mod
 def _score_logged(registry: Registry, mv: ModelVersion, rows: pd.DataFrame, task: str,
                   classes: list[Any]) -> np.ndarray:
     """``mv``'s predictions (probabilities in ``classes``' order for a classifier) on logged inputs."""
+    from mlpilot.registry._labels import class_positions
     from mlpilot.runtime import load_version, score_frame
 
     scored = score_frame(load_version(registry, mv, fast_path=False), rows.reset_index(drop=True))
     if task == "regression":
         return np.asarray(scored.predictions, dtype=float)
-    own = [str(c) for c in (mv.info.get("classes") or classes)]
     probabilities = np.asarray(scored.probabilities, dtype=float)
-    return probabilities[:, [own.index(str(c)) for c in classes]]
+    # by value: a version trained on 0.0/1.0 and one trained on 0/1 have the same classes; one it never saw is 0
+    own = class_positions(classes, mv.info.get("classes") or classes)
+    out = np.zeros((len(probabilities), len(classes)))
+    out[:, own >= 0] = probabilities[:, own[own >= 0]]
+    return out
 
 
 def _verdict(metric: Metric, y: np.ndarray, new_pred: np.ndarray, old_pred: np.ndarray, new: ModelVersion,

@@ -100,19 +100,23 @@ def logged_scores(frame: pd.DataFrame, task: str, classes: list[Any], *, suffix:
     if task == "regression":
         return (frame["label"].to_numpy(dtype=float), frame["prediction" + suffix].to_numpy(dtype=float),
                 np.ones(len(frame), dtype=bool))
-    lookup = {str(c): i for i, c in enumerate(classes)}
-    codes = frame["label"].map(lambda v: lookup.get(str(v), -1)).to_numpy()
+    from mlpilot.registry._labels import class_positions
+
+    codes = class_positions(frame["label"], classes)  # by value: a label 1.0 is the class 1
     known = codes >= 0
     return codes[known].astype(int), _probabilities(frame["probabilities" + suffix][known], classes), known
 
 
 def _probabilities(values: pd.Series, classes: list[Any]) -> np.ndarray:
     """Logged probabilities (a list in class order, or a mapping of class to probability) as an array."""
+    from mlpilot.registry._labels import class_positions
+
     out = np.zeros((len(values), len(classes)))
     for i, entry in enumerate(values):
-        if isinstance(entry, dict):
-            for j, c in enumerate(classes):
-                out[i, j] = float(entry.get(str(c), entry.get(c)) or 0.0)
+        if isinstance(entry, dict):  # keyed by the text of the logging version's classes ("0.0" for 0.0)
+            keys = list(entry)
+            for j, k in enumerate(class_positions(classes, keys)):
+                out[i, j] = float(entry[keys[k]] or 0.0) if k >= 0 else 0.0
         elif entry is not None:
             out[i, : len(entry)] = np.asarray(entry, dtype=float)
     return out

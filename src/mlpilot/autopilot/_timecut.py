@@ -51,8 +51,9 @@ def encode_target(values: pd.Series, classes: list[Any] | None) -> tuple[np.ndar
     """The rows whose label is a known class (a mask) and their codes; every row and its value for a regression."""
     if not classes:
         return np.ones(len(values), dtype=bool), values.to_numpy(dtype=float)
-    lookup = {str(c): i for i, c in enumerate(classes)}
-    codes = np.asarray([lookup.get(str(v), -1) for v in values])
+    from mlpilot.registry._labels import class_positions
+
+    codes = class_positions(values, classes)  # by value: a label 1.0 is the class 1
     return codes >= 0, codes[codes >= 0].astype(int)
 
 

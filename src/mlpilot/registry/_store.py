@@ -29,6 +29,7 @@ from mlpilot.exceptions import (
     SourceConnectionError,
 )
 from mlpilot.registry import _artifacts, _tables
+from mlpilot.registry._labels import recorded_label
 from mlpilot.registry._ref import ModelRef, check_alias, check_name
 from mlpilot.registry._tables import (
     aliases,
@@ -145,6 +146,14 @@ class ModelSummary:
     headline_metric: str | None
     headline_value: float | None
     n_archived: int = 0
+
+
+def _recorded_info(info: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``info`` as the version keeps it: its ``classes`` as JSON holds them (numpy scalars as Python ones)."""
+    out = dict(info or {})
+    if out.get("classes") is not None:
+        out["classes"] = [recorded_label(c) for c in out["classes"]]
+    return out
 
 
 class Registry:
@@ -407,7 +416,7 @@ class Registry:
             "headline_value": headline_value,
             "schema": dict(schema) if schema is not None else None,
             "environment": environment(),
-            "info": dict(info or {}),
+            "info": _recorded_info(info),
             "created_at": _now(),
         }
         try:

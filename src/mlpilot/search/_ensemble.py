@@ -14,6 +14,20 @@ from mlpilot.exceptions import NotFittedError
 from mlpilot.tasks import Metric, labels_at
 
 
+def _label_array(classes: Any) -> np.ndarray:
+    """Class labels as an array of their own kind: bools stay bools, integers are int64, anything else objects.
+
+    ``bool`` is a subclass of ``int``, so bools are told first: a True/False
+    target predicts True/False, not 1/0.
+    """
+    labels = np.asarray(classes, dtype=object)
+    if len(labels) and all(isinstance(c, bool | np.bool_) for c in labels):
+        return labels.astype(bool)
+    if all(isinstance(c, int | np.integer) and not isinstance(c, bool | np.bool_) for c in labels):
+        return labels.astype(np.int64)
+    return labels
+
+
 def caruana_weights(
     predictions: list[np.ndarray], y: np.ndarray, metric: Metric, *, n_rounds: int = 40
 ) -> np.ndarray:
@@ -265,9 +279,7 @@ class TabularEnsemble(BaseEstimator):
         self.names_ = list(self.names or [f"m{i}" for i in range(len(self.members_))])
         self.feature_names_in_ = np.asarray(self.feature_names or [], dtype=object)
         if self.task != "regression":
-            self.classes_ = np.asarray(self.classes, dtype=object)
-            if all(isinstance(c, int | np.integer) for c in self.classes_):
-                self.classes_ = self.classes_.astype(np.int64)
+            self.classes_ = _label_array(self.classes)
         self.threshold_ = float(self.threshold) if self.threshold is not None and self.task == "binary" else None
         self.stacker_ = self.stacker
         if self.stacker_ is not None:

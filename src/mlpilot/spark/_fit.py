@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mlpilot.spark._labels import class_codes, of_known_class
 from mlpilot.spark._session import quiet, require_pyspark, spark_job
 
 if TYPE_CHECKING:
@@ -104,15 +105,15 @@ def fit_on_cluster(train: DataFrame, sample: pd.DataFrame, outcome: Any, *, targ
     cand = best_boosted(outcome.search)
     model, features, task = outcome.model, list(outcome.features), outcome.task
     classes = list(outcome.encoding.classes) if task != "regression" else []
-    index = {str(c): float(i) for i, c in enumerate(classes)}
 
     def encoded(frame: pd.DataFrame) -> np.ndarray:
-        label = frame[target].astype(str).map(index) if task != "regression" else pd.to_numeric(frame[target])
-        return np.asarray(label, dtype=float)
+        if task != "regression":
+            return class_codes(frame[target], classes)
+        return np.asarray(pd.to_numeric(frame[target]), dtype=float)
 
     pre = next((p for p, _ in model.members_ if p.encoding == "ordinal"), None)
     if pre is None:  # no tree member: the ordinal encoding, fitted on the driver sample
-        known = sample[sample[target].notna() & (task == "regression" or sample[target].astype(str).isin(index))]
+        known = sample[sample[target].notna() & (task == "regression" or ~np.isnan(encoded(sample)))]
         pre = TabularPreprocessor(encoding="ordinal", roles=model.members_[0][0].roles, random_state=random_state)
         y = encoded(known)
         pre.fit(known[features], y.astype(np.int64) if task != "regression" else y)
@@ -130,9 +131,8 @@ def fit_on_cluster(train: DataFrame, sample: pd.DataFrame, outcome: Any, *, targ
             out[_VALIDATION] = batch[_VALIDATION].to_numpy(dtype=bool)
             yield out
 
-    labelled = train.where(F.col(f"`{target}`").isNotNull())
-    if task != "regression":
-        labelled = labelled.where(F.col(f"`{target}`").cast("string").isin(list(index)))
+    labelled = train.where(F.col(f"`{target}`").isNotNull()) if task == "regression" else (
+        of_known_class(train, target, classes))
     # The search's rounds were found on the sample under its deadline (and a fold cut at the deadline says
     # nothing of how many rounds suit): the cluster's fit finds its own by early stopping on held-out rows of
     # the training part, up to a cap well above the search's.

@@ -96,9 +96,45 @@ class OutputColumns:
         probabilities = tuple(f"{PROBABILITY_PREFIX}{c}" for c in classes) if classes else ()
         return cls(free(PREDICTION_COLUMN), probabilities, free(WARNINGS_COLUMN))
 
+    @classmethod
+    def for_version(cls, mv: ModelVersion, columns: list[str]) -> OutputColumns | None:
+        """Named from ``mv``'s recorded task and classes, without loading it; None when it records neither."""
+        task, classes = mv.info.get("task"), tuple(mv.info.get("classes") or ())
+        if task is None or (task != "regression" and not classes):
+            return None
+        return cls.for_input(columns, classes if task != "regression" else None)
+
     @property
     def names(self) -> list[str]:
         return [self.prediction, *self.probabilities, self.warnings]
+
+
+def _conform(loaded: LoadedModel, own: OutputColumns, columns: OutputColumns, classes: tuple[Any, ...]) -> Any:
+    """What turns the runtime's frame for ``loaded`` (its columns ``own``) into ``columns``, named from the record.
+
+    A model saved before bool classes were kept (a bool target's ensemble predicting 1/0) names its
+    probability columns and labels after its own classes; they are the recorded classes in the same
+    order, so its columns are renamed and its labels mapped to the recorded ones by position.
+    """
+    if len(own.probabilities) != len(columns.probabilities) or len(classes) != len(columns.probabilities):
+        raise DataError(f"The model of {loaded.version.ref} has the classes {list(loaded.classes or ())}, its version "
+                        f"records {list(classes)}; it cannot be scored on Spark. Register it again.")
+    from mlpilot.registry._labels import class_positions
+
+    renames = dict(zip(own.names, columns.names, strict=True))
+    recorded = np.asarray(classes, dtype=object)
+
+    def conform(out: pd.DataFrame) -> pd.DataFrame:
+        out = out.rename(columns=renames)
+        labels = out[columns.prediction]
+        positions = class_positions(labels, loaded.classes or ())
+        known = labels.notna().to_numpy() & (positions >= 0)
+        values = np.array(labels, dtype=object)  # a copy: the frame's own array may be read-only
+        values[known] = recorded[positions[known]]
+        out[columns.prediction] = values
+        return out
+
+    return conform
 
 
 def _row_errors(loaded: LoadedModel, rows: pd.DataFrame) -> list[str]:
@@ -216,11 +252,14 @@ def scored_frame(registry: Registry, mv: ModelVersion, frame: DataFrame, *, coun
     require_pyspark()
     from pyspark.sql import types as T
 
-    loaded = load_version(registry, mv, fast_path=False)  # the registry checks the hash here
-    data = registry.read_file(mv, None)
-    columns = OutputColumns.for_input(list(frame.columns), loaded.classes)
+    data = registry.read_file(mv, None)  # the registry checks the hash here; the workers load the model
+    columns = OutputColumns.for_version(mv, list(frame.columns))
+    if columns is None:  # a version registered without mlpilot's info: its model names the columns
+        columns = OutputColumns.for_input(list(frame.columns), load_version(registry, mv, fast_path=False).classes)
     classes = tuple(mv.info.get("classes") or ()) or None
     label_type = _spark_type(classes) if mv.info.get("task") != "regression" else T.DoubleType()
+    recorded = classes if mv.info.get("task") not in (None, "regression") else None
+    inputs = list(frame.columns)
     fields = [f for f in frame.schema.fields if f.name not in columns.names]
     fields += [T.StructField(columns.prediction, label_type, True)]
     fields += [T.StructField(name, T.DoubleType(), True) for name in columns.probabilities]
@@ -232,9 +271,12 @@ def scored_frame(registry: Registry, mv: ModelVersion, frame: DataFrame, *, coun
 
     def score_partition(batches: Any) -> Any:
         model = _worker_model(mv, artifact)
+        own = OutputColumns.for_input(inputs, model.classes) if recorded is not None else columns
+        conform = _conform(model, own, columns, recorded) if recorded is not None and own != columns else None
         good = bad = 0
         for batch in batches:
-            out = score_batch(model, batch, columns)
+            out = score_batch(model, batch, own)
+            out = conform(out) if conform is not None else out
             rejected = int(out[_INTERNAL_ERROR].notna().sum())
             good, bad = good + len(out) - rejected, bad + rejected
             yield out[names]

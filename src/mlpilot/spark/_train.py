@@ -30,6 +30,7 @@ import pandas as pd
 
 from mlpilot._workspace import Workspace
 from mlpilot.exceptions import ColumnNotFoundError, EmptyDataError, InvalidParameterError
+from mlpilot.spark._labels import class_codes, of_known_class
 from mlpilot.spark._session import quiet, require_pyspark, spark_job
 from mlpilot.spark._snapshot import snapshot_spark
 from mlpilot.spark._sources import describe
@@ -256,12 +257,10 @@ def _holdout_values(holdout: DataFrame, outcome: Any, target: str,
     features, encoding, task = list(outcome.features), outcome.encoding, outcome.task
     k = len(encoding.classes)
     width = k if task != "regression" else 1
-    index = {str(c): i for i, c in enumerate(encoding.classes)}
     fields = [T.StructField("y", T.DoubleType())] + [
         T.StructField(f"p{m}_{j}", T.DoubleType()) for m in range(len(models)) for j in range(width)]
-    labelled = holdout.where(F.col(f"`{target}`").isNotNull())
-    if task != "regression":
-        labelled = labelled.where(F.col(f"`{target}`").cast("string").isin(list(index)))
+    labelled = holdout.where(F.col(f"`{target}`").isNotNull()) if task == "regression" else (
+        of_known_class(holdout, target, encoding.classes))
 
     def score(batches: Any) -> Any:
         for batch in batches:
@@ -270,7 +269,7 @@ def _holdout_values(holdout: DataFrame, outcome: Any, target: str,
                 out = {"y": pd.to_numeric(batch[target]).astype(float)}
                 out.update({f"p{m}_0": model.predict(X) for m, model in enumerate(models)})
             else:
-                out = {"y": batch[target].astype(str).map(index).astype(float)}
+                out = {"y": class_codes(batch[target], encoding.classes)}
                 for m, model in enumerate(models):
                     proba = model.predict_proba(X)
                     out.update({f"p{m}_{j}": proba[:, j] for j in range(k)})
