@@ -198,3 +198,34 @@ def test_a_full_read_reads_the_next_batch_ahead_and_close_hands_back_what_was_no
         assert [m.value for m in claimed] == [b'{"i": %d}' % i for i in range(20, 25)]
     finally:
         other.close()
+
+
+def test_a_batch_sent_while_reading_ahead_is_confirmed_later_and_a_refusal_still_acknowledges_nothing(
+    client: redis.Redis, redis_brokers: str,
+) -> None:
+    from mlpilot.exceptions import SourceConnectionError
+    from mlpilot.stream._transport import Record
+
+    source, sink = topic(), topic()
+    group = f"g-{source}"
+    for i in range(30):
+        client.xadd(source, {"data": b'{"i": %d}' % i})
+    transport = RedisTransport(redis_brokers, source, sink, f"{source}.dlq", group)
+    try:
+        first = transport.poll(10, 0.5)
+        client.script_flush()  # the server forgot the script: the deferred call runs it again, once
+        delivery = transport.send([Record(m.key, b"{}") for m in first], [], first)
+        assert delivery.pending > 0 and not delivery.acknowledged  # its reply is read by confirm
+        transport.confirm(delivery)
+        assert delivery.pending == 0 and delivery.acknowledged and client.xlen(sink) == 10
+        second = transport.poll(10, 0.5)
+        client.delete(sink)
+        client.set(sink, "not a stream")
+        delivery = transport.send([Record(m.key, b"{}") for m in second], [], second)
+        with pytest.raises(SourceConnectionError, match="WRONGTYPE"):
+            transport.confirm(delivery)
+        assert not delivery.acknowledged
+        pending = {p["message_id"] for p in client.xpending_range(source, group, "-", "+", 100)}
+        assert {m.handle for m in second} <= pending and not {m.handle for m in first} & pending
+    finally:
+        transport.close()

@@ -123,10 +123,13 @@ class RedisTransport:
         self._ahead: Any = None  # the connection whose XREADGROUP reply is awaited (read-ahead), if any
         self._ahead_connection: Any = None
         self._buffer: list[Message] = []  # read ahead, not yet handed out
+        self._send_connection: Any = None  # where a batch's script goes when its reply is read by `confirm`
+        self._deferred: tuple[Delivery, list[Any], int, int] | None = None  # that batch: args, records, ids
         # XREADGROUP's reply as the parser gives it: redis-py's own callback makes a dict of each entry's
         # fields, which `_messages` does not need (one per message, ~1 ms of a 1,000-entry read)
         self._client.set_response_callback("XREADGROUP", _raw)
         try:
+            self._client.script_load(_FINISH)  # registered once: the batches' EVALSHA finds it
             self._client.xgroup_create(input, group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
@@ -249,12 +252,16 @@ class RedisTransport:
                 for chunk in chunks[:-1]:
                     self._call(chunk, [], pipe)
                 for chunk, reply in zip(chunks[:-1], pipe.execute(raise_on_error=False), strict=True):
-                    self._check(chunk, reply, [], delivery)
+                    self._check(len(chunk), reply, 0, delivery)
                 if delivery.failures:
                     return delivery
             chunk = chunks[-1]
-            if chunk or ids:
-                self._check(chunk, self._call(chunk, ids, None), ids, delivery)
+            if (chunk or ids) and (self._ahead is not None or self._buffer):
+                # the input is behind: redis-server runs the script while the next batch is scored, and
+                # `confirm` reads its reply then (at-least-once holds: the script acknowledges after storing)
+                self._send_script(chunk, ids, delivery)
+            elif chunk or ids:
+                self._check(len(chunk), self._call(chunk, ids, None), len(ids), delivery)
                 delivery.acknowledged = bool(ids) and not delivery.failures
         except self._redis.ConnectionError as exc:
             delivery.failures.append(f"the connection was lost: {exc}")
@@ -262,23 +269,60 @@ class RedisTransport:
             delivery.failures.append(str(exc))
         return delivery
 
-    def _call(self, chunk: list[tuple[bool, bytes]], ids: list[Any], pipe: Any) -> Any:
+    def _args(self, chunk: list[tuple[bool, bytes]], ids: list[Any]) -> list[Any]:
         outputs = [value for to_output, value in chunk if to_output]
         dead = [value for to_output, value in chunk if not to_output]
-        return self._finish(keys=[self.output, self.dlq, self.input],
-                            args=[self.group, len(outputs), len(dead), *outputs, *dead, *ids], client=pipe)
+        return [self.group, len(outputs), len(dead), *outputs, *dead, *ids]
 
-    def _check(self, chunk: list[tuple[bool, bytes]], reply: Any, ids: list[Any], delivery: Delivery) -> None:
+    def _call(self, chunk: list[tuple[bool, bytes]], ids: list[Any], pipe: Any) -> Any:
+        return self._finish(keys=[self.output, self.dlq, self.input], args=self._args(chunk, ids), client=pipe)
+
+    def _send_script(self, chunk: list[tuple[bool, bytes]], ids: list[Any], delivery: Delivery) -> None:
+        """Send the batch's script call without reading its reply (`confirm` reads it)."""
+        if self._deferred is not None:  # a batch sent before and not confirmed: its reply comes first
+            self._read_deferred()
+        if self._send_connection is None:
+            self._send_connection = self._client.connection_pool.get_connection()
+        args = self._args(chunk, ids)
+        self._send_connection.send_command("EVALSHA", self._finish.sha, 3, self.output, self.dlq, self.input, *args)
+        delivery.pending = len(chunk) + len(ids)
+        self._deferred = (delivery, args, len(chunk), len(ids))
+
+    def _read_deferred(self) -> None:
+        """Read the reply of the script call `_send_script` sent; note on its delivery what it says."""
+        assert self._deferred is not None
+        delivery, args, n_records, n_ids = self._deferred
+        self._deferred = None
+        delivery.pending = 0
+        try:
+            try:
+                reply = self._send_connection.read_response()
+            except self._redis.exceptions.NoScriptError:  # the server lost the script (restart, SCRIPT FLUSH): run
+                reply = self._finish(keys=[self.output, self.dlq, self.input], args=args)  # nothing ran
+        except self._redis.ConnectionError as exc:
+            self._send_connection.disconnect()
+            delivery.failures.append(f"the connection was lost: {exc}")
+            return
+        except self._redis.ResponseError as exc:
+            delivery.failures.append(str(exc))
+            return
+        self._check(n_records, reply, n_ids, delivery)
+        delivery.acknowledged = bool(n_ids) and not delivery.failures
+
+    @staticmethod
+    def _check(n_records: int, reply: Any, n_ids: int, delivery: Delivery) -> None:
         if isinstance(reply, Exception):
             delivery.failures.append(str(reply))
             return
         appended, dead, acked = (int(v) for v in reply)
-        if appended + dead != len(chunk):
-            delivery.failures.append(f"{appended + dead} of {len(chunk)} records appended")
-        elif acked != len(ids):  # not a failure: entries claimed meanwhile by another consumer are not ours
-            logger.debug("redis: %d of %d inputs acknowledged", acked, len(ids))
+        if appended + dead != n_records:
+            delivery.failures.append(f"{appended + dead} of {n_records} records appended")
+        elif acked != n_ids:  # not a failure: entries claimed meanwhile by another consumer are not ours
+            logger.debug("redis: %d of %d inputs acknowledged", acked, n_ids)
 
     def confirm(self, delivery: Delivery) -> None:
+        if self._deferred is not None and self._deferred[0] is delivery:
+            self._read_deferred()
         if delivery.failures:
             raise SourceConnectionError(
                 f"Redis did not confirm {len(delivery.failures)} record(s) of the batch ({delivery.failures[0]}); "
@@ -304,6 +348,8 @@ class RedisTransport:
     def close(self) -> None:
         """Hand back the entries read ahead and not scored, then close the connections."""
         try:
+            if self._deferred is not None:
+                self._read_deferred()
             if self._ahead is not None:
                 self._buffer.extend(self._ahead_reply())
             if self._buffer:
@@ -312,9 +358,10 @@ class RedisTransport:
         except self._redis.RedisError as exc:  # they stay pending with this consumer: claimed after claim_idle_ms
             logger.warning("redis: could not hand back %d entries read ahead: %s", len(self._buffer), exc)
         self._buffer = []
-        if self._ahead_connection is not None:
-            self._client.connection_pool.release(self._ahead_connection)
-            self._ahead_connection = None
+        for connection in (self._ahead_connection, self._send_connection):
+            if connection is not None:
+                self._client.connection_pool.release(connection)
+        self._ahead_connection = self._send_connection = None
         self._client.close()
 
 
