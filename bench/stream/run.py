@@ -382,13 +382,13 @@ def acknowledged(transport: str, brokers: str, side: Any) -> int:
 
 
 def steady_run(workspace: Path, data: list[dict[str, Any]], transport: str, brokers: str, rate: float,
-               seconds: float) -> dict[str, Any]:
+               seconds: float, src: Path = ROOT / "src") -> dict[str, Any]:
     """Produce at ``rate`` for ``seconds`` to a batch-1,000 consumer: loss, duplicates, lag and RSS over time."""
     # The Kafka producer batches for 5 ms, as producers at thousands of messages/s do (with linger.ms 0
     # every message is a record batch of its own on the broker).
     side = KafkaSide(brokers, f"{transport}-steady", linger_ms=5) if transport == "kafka" else \
         RedisSide(brokers, f"{transport}-steady")
-    consumer = start_consumer(workspace, transport, brokers, side, 1000)
+    consumer = start_consumer(workspace, transport, brokers, side, 1000, src)
     samples: list[tuple[float, float, int]] = []
     measure = Measure()
     try:
@@ -654,6 +654,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="--steady-only: the steady run's length (default 60)")
     parser.add_argument("--transport", choices=("kafka", "redis"), action="append", default=[],
                         help="--steady-only: the brokers (default both)")
+    parser.add_argument("--src", type=Path, default=ROOT / "src",
+                        help="--steady-only: the source tree the consumer runs (default this one's)")
     args = parser.parse_args()
     n_big, n_one, steady_seconds = (5_000, 500, 20.0) if args.quick else (20_000, 1_000, 60.0)
     WORK.mkdir(parents=True, exist_ok=True)
@@ -738,20 +740,20 @@ def steady_only(workspace: Path, data: list[dict[str, Any]], args: argparse.Name
             if rate is None:
                 side: Any = KafkaSide(address, f"{transport}-max") if transport == "kafka" else \
                     RedisSide(address, f"{transport}-max")
-                consumer = start_consumer(workspace, transport, address, side, 1000)
+                consumer = start_consumer(workspace, transport, address, side, 1000, args.src)
                 try:
                     warm_up(side, data, transport)
                     rate = throughput(side, data, transport, n, f"{transport}-max") / 2
                 finally:
                     stop(consumer)
                     side.close()
-            run = steady_run(workspace, data, transport, address, rate, seconds)
+            run = steady_run(workspace, data, transport, address, rate, seconds, args.src)
         finally:
             proc.send_signal(signal.SIGINT if transport == "kafka" else signal.SIGTERM)
             proc.wait(10)
         print(json.dumps({k: v for k, v in run.items() if k != "rss"}), flush=True)
         rss = [m for _t, m, _b in run["rss"]]
-        lines += [f"- {transport}: {run['seconds']:.0f} s at {run['rate']:,.0f} msgs/s, {run['sent']:,} sent; on the "
+        lines += [f"- {transport} (`{args.src}`): {run['seconds']:.0f} s at {run['rate']:,.0f} msgs/s, {run['sent']:,} sent; on the "
                   f"broker {run['broker_answered']:,} with an output, {run['broker_waiting']:,} unread or "
                   f"unacknowledged, **{run['broker_lost']} lost** (the reader saw {run['lost']} acknowledged without "
                   f"an output, {run['duplicates']} duplicates); RSS {rss[0]:.0f} → {rss[-1]:.0f} MB, peak "
