@@ -390,6 +390,7 @@ def steady_run(workspace: Path, data: list[dict[str, Any]], transport: str, brok
         RedisSide(brokers, f"{transport}-steady")
     consumer = start_consumer(workspace, transport, brokers, side, 1000, src)
     samples: list[tuple[float, float, int]] = []
+    unacked: list[int] = []
     measure = Measure()
     try:
         warm_up(side, data, transport)
@@ -397,6 +398,9 @@ def steady_run(workspace: Path, data: list[dict[str, Any]], transport: str, brok
 
         def sample() -> None:  # RSS, and how many sent messages have no output yet (the lag)
             samples.append((time.perf_counter() - t0, rss_mb(consumer.pid), len(measure.sent) - len(measure.got)))
+            # ... and how many the consumer has not acknowledged (the group's lag on the broker: the reader's
+            # lag above also counts outputs stored that the benchmark's own reader has not read yet)
+            unacked.append(len(measure.sent) + 1 - acknowledged(transport, brokers, side))
 
         measure = paced(side, data, transport, rate, seconds, "steady", sample=sample, measure=measure)
         sample()
@@ -415,7 +419,7 @@ def steady_run(workspace: Path, data: list[dict[str, Any]], transport: str, brok
     p50, p99 = latencies(measure)
     return {"transport": transport, "rate": rate, "seconds": seconds, "sent": len(measure.sent), "lost": lost,
             "committed": done, "backlog": len(measure.sent) - max(0, done), "duplicates": measure.duplicates,
-            "p50_ms": p50, "p99_ms": p99, "rss": samples, "exit": code, **on_broker}
+            "p50_ms": p50, "p99_ms": p99, "rss": samples, "unacknowledged": unacked, "exit": code, **on_broker}
 
 
 def broker_loss(transport: str, brokers: str, side: Any, sent: int) -> dict[str, int]:
@@ -717,7 +721,8 @@ def main() -> None:
             widest = next(r for r in table if r["transport"] == transport and r["batch"] == 1000)
             steady[transport] = steady_run(workspace, data, transport, address, widest["rows_per_s"] / 2,
                                            steady_seconds)
-            print(json.dumps({k: v for k, v in steady[transport].items() if k != "rss"}), flush=True)
+            print(json.dumps({k: v for k, v in steady[transport].items() if k not in ("rss", "unacknowledged")}),
+                  flush=True)
     finally:
         for proc, _ in brokers.values():
             proc.send_signal(signal.SIGINT if proc is brokers["kafka"][0] else signal.SIGTERM)
@@ -751,16 +756,19 @@ def steady_only(workspace: Path, data: list[dict[str, Any]], args: argparse.Name
         finally:
             proc.send_signal(signal.SIGINT if transport == "kafka" else signal.SIGTERM)
             proc.wait(10)
-        print(json.dumps({k: v for k, v in run.items() if k != "rss"}), flush=True)
+        print(json.dumps({k: v for k, v in run.items() if k not in ("rss", "unacknowledged")}), flush=True)
         rss = [m for _t, m, _b in run["rss"]]
         lines += [f"- {transport} (`{args.src}`): {run['seconds']:.0f} s at {run['rate']:,.0f} msgs/s, {run['sent']:,} sent; on the "
                   f"broker {run['broker_answered']:,} with an output, {run['broker_waiting']:,} unread or "
                   f"unacknowledged, **{run['broker_lost']} lost** (the reader saw {run['lost']} acknowledged without "
                   f"an output, {run['duplicates']} duplicates); RSS {rss[0]:.0f} → {rss[-1]:.0f} MB, peak "
-                  f"{max(rss):.0f} ({max(rss) - rss[0]:+.0f}); most behind at a sample "
-                  f"{max(b for _t, _m, b in run['rss']):,}; p50 {run['p50_ms']:.0f} ms, p99 {run['p99_ms']:.0f} ms; "
+                  f"{max(rss):.0f} ({max(rss) - rss[0]:+.0f}); most unacknowledged by the consumer at a sample "
+                  f"{max(run['unacknowledged']):,}, most without an output read by the benchmark's reader "
+                  f"{max(b for _t, _m, b in run['rss']):,}; reader latency p50 {run['p50_ms']:.0f} ms, p99 {run['p99_ms']:.0f} ms; "
                   f"exit {run['exit']}; load {os.getloadavg()[0]:.1f} at the end",
-                  "  (s, RSS MB, behind): " + ", ".join(f"{t:.0f} {m:.0f} {b:,}" for t, m, b in run["rss"])]
+                  "  (s, RSS MB, behind the reader, unacknowledged by the consumer): "
+                  + ", ".join(f"{t:.0f} {m:.0f} {b:,} {u:,}" for (t, m, b), u in
+                              zip(run["rss"], run["unacknowledged"], strict=False))]
     with open(args.output, "a", encoding="utf-8") as fh:
         fh.write("\n" + "\n".join(lines) + "\n")
     print(f"appended to {args.output}")
