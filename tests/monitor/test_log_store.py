@@ -278,3 +278,31 @@ def test_compaction_memory_does_not_grow_with_the_segment(
         tracemalloc.stop()
     assert len(read_prediction_log(workspace, "m")) == n
     assert chunked < all_at_once / 2, f"compaction peak {chunked / 1e6:.1f} MB vs {all_at_once / 1e6:.1f} MB of records"
+
+
+def test_compaction_cuts_chunks_by_rows_and_readers_see_every_row(
+        workspace: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream's records hold many rows each: a chunk is cut by rows, long before CHUNK_RECORDS records."""
+    monkeypatch.setattr(store, "CHUNK_ROWS", 120)
+    sizes: list[int] = []
+    records_table = store.records_table
+
+    def spy(records: Any) -> Any:
+        sizes.append(sum(int(r["n_rows"]) for r in records))
+        return records_table(records)
+
+    monkeypatch.setattr(store, "records_table", spy)
+    log = PredictionLog(workspace, flush_interval=0.01).start()
+    n_records, per_record = 10, 50
+    for i in range(n_records):
+        rows = [{"x": i * per_record + j, "c": "a"} for j in range(per_record)]
+        log.log("m", 1, rows, ["yes"] * per_record, 1.0,
+                request_ids=[f"s:{i}:{j}" for j in range(per_record)], source="stream")
+    log.close(compact=False)
+    assert compact_prediction_log(workspace, "m").compacted == 1
+    assert sizes == [150, 150, 150, 50]  # 3 records (150 rows >= 120) per chunk, then the rest
+    frame = read_prediction_log(workspace, "m")
+    assert len(frame) == n_records * per_record
+    assert sorted(frame["x"].tolist()) == list(range(n_records * per_record))
+    assert frame["request_id"].nunique() == n_records * per_record
+    assert len(list(predictions_dir(workspace, "m").glob("date=*/*.parquet"))) == 1  # one part, as before

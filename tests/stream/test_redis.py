@@ -139,3 +139,93 @@ def test_records_are_appended_in_order_across_script_calls_and_a_refusal_acknowl
         assert client.xpending(source, f"g-{source}")["pending"] == 1  # not acknowledged: consumed again
     finally:
         transport.close()
+
+
+def test_one_script_call_appends_then_acknowledges_and_a_refusal_acknowledges_nothing(
+    client: redis.Redis, redis_brokers: str,
+) -> None:
+    from mlpilot.exceptions import SourceConnectionError
+    from mlpilot.stream._transport import Record
+
+    source, sink = topic(), topic()
+    group = f"g-{source}"
+    transport = RedisTransport(redis_brokers, source, sink, f"{source}.dlq", group)
+    try:
+        for i in range(3):
+            client.xadd(source, {"data": b'{"i": %d}' % i})
+        taken = wait_for(lambda: transport.poll(3, 0.5), what="the input entries")
+        delivery = transport.send([Record(m.key, b"{}") for m in taken[:2]], [Record(taken[2].key, b"{}")], taken)
+        transport.confirm(delivery)
+        assert delivery.acknowledged and delivery.pending == 0
+        assert client.xlen(sink) == 2 and client.xlen(f"{source}.dlq") == 1
+        assert client.xpending(source, group)["pending"] == 0  # acknowledged by the same call
+        client.xadd(source, {"data": b"{}"})
+        taken = wait_for(lambda: transport.poll(5, 0.5), what="the next entry")
+        client.delete(sink)
+        client.set(sink, "not a stream")
+        delivery = transport.send([Record(m.key, b"{}") for m in taken], [], taken)
+        assert not delivery.acknowledged
+        with pytest.raises(SourceConnectionError, match="WRONGTYPE"):
+            transport.confirm(delivery)
+        assert client.xpending(source, group)["pending"] == 1  # not acknowledged: consumed again
+    finally:
+        transport.close()
+
+
+def test_a_full_read_reads_the_next_batch_ahead_and_close_hands_back_what_was_not_scored(
+    client: redis.Redis, redis_brokers: str,
+) -> None:
+    from mlpilot.stream._transport import Record
+
+    source, sink = topic(), topic()
+    group = f"g-{source}"
+    for i in range(25):
+        client.xadd(source, {"data": b'{"i": %d}' % i})
+    transport = RedisTransport(redis_brokers, source, sink, f"{source}.dlq", group, claim_idle_ms=60_000)
+    first = transport.poll(10, 0.5)
+    assert len(first) == 10 and transport._ahead is not None  # the input is behind: the next read is on its way
+    assert client.xpending(source, group)["pending"] == 20  # read ahead: pending with this consumer, not acked
+    second = transport.poll(10, 0.5)
+    transport.confirm(transport.send([Record(m.key, b"{}") for m in first + second], [], first + second))
+    assert [m.value for m in first + second] == [b'{"i": %d}' % i for i in range(20)]
+    transport.close()  # the third batch (5 entries) was read ahead and never scored: handed back
+    pending = client.xpending_range(source, group, "-", "+", 10)
+    assert len(pending) == 5 and all(p["time_since_delivered"] >= 60_000 for p in pending)
+    other = RedisTransport(redis_brokers, source, sink, f"{source}.dlq", group, consumer="other",
+                           claim_idle_ms=60_000)
+    try:
+        claimed = other.poll(10, 0.5)  # claimable at once, though the idle time to claim is a minute
+        assert [m.value for m in claimed] == [b'{"i": %d}' % i for i in range(20, 25)]
+    finally:
+        other.close()
+
+
+def test_a_batch_sent_while_reading_ahead_is_confirmed_later_and_a_refusal_still_acknowledges_nothing(
+    client: redis.Redis, redis_brokers: str,
+) -> None:
+    from mlpilot.exceptions import SourceConnectionError
+    from mlpilot.stream._transport import Record
+
+    source, sink = topic(), topic()
+    group = f"g-{source}"
+    for i in range(30):
+        client.xadd(source, {"data": b'{"i": %d}' % i})
+    transport = RedisTransport(redis_brokers, source, sink, f"{source}.dlq", group)
+    try:
+        first = transport.poll(10, 0.5)
+        client.script_flush()  # the server forgot the script: the deferred call runs it again, once
+        delivery = transport.send([Record(m.key, b"{}") for m in first], [], first)
+        assert delivery.pending > 0 and not delivery.acknowledged  # its reply is read by confirm
+        transport.confirm(delivery)
+        assert delivery.pending == 0 and delivery.acknowledged and client.xlen(sink) == 10
+        second = transport.poll(10, 0.5)
+        client.delete(sink)
+        client.set(sink, "not a stream")
+        delivery = transport.send([Record(m.key, b"{}") for m in second], [], second)
+        with pytest.raises(SourceConnectionError, match="WRONGTYPE"):
+            transport.confirm(delivery)
+        assert not delivery.acknowledged
+        pending = {p["message_id"] for p in client.xpending_range(source, group, "-", "+", 100)}
+        assert {m.handle for m in second} <= pending and not {m.handle for m in first} & pending
+    finally:
+        transport.close()

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -59,6 +60,9 @@ PART_ROWS = 100_000
 #: columnar Arrow chunk every this many, so its memory stays small while a part fills (a 32 MB
 #: segment of single-row requests held as records took ~200 MB, which the process kept).
 CHUNK_RECORDS = 2_048
+#: ... and every this many rows, whichever comes first: a stream's record holds a whole batch (1,000
+#: rows), so 2,048 of them were ~2M rows held as Python objects before a chunk was cut.
+CHUNK_ROWS = 10_000
 _JSON_FIELD = {b"mlpilot": b"json"}
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
@@ -203,24 +207,38 @@ def batch_frame(batch: Any) -> pd.DataFrame:
 
 
 class _Part:
-    """The records of one Parquet part being filled, held as Arrow chunks of `CHUNK_RECORDS` records."""
+    """The records of one Parquet part being filled, held as Arrow chunks.
+
+    A chunk is cut every `CHUNK_RECORDS` records or `CHUNK_ROWS` rows, whichever comes first, so the
+    records held as Python objects stay few whether they are single-row requests or 1,000-row batches.
+    """
 
     def __init__(self) -> None:
         self.rows = 0
         self._chunks: list[Any] = []
         self._records: list[dict[str, Any]] = []
+        self._pending_rows = 0
 
     def add(self, record: dict[str, Any]) -> None:
         self._records.append(record)
-        self.rows += int(record["n_rows"])
-        if len(self._records) >= CHUNK_RECORDS:
+        n = int(record["n_rows"])
+        self.rows += n
+        self._pending_rows += n
+        if len(self._records) >= CHUNK_RECORDS or self._pending_rows >= CHUNK_ROWS:
             self._chunks.append(records_table(self._records))
             self._records = []
+            self._pending_rows = 0
+
+    @property
+    def chunks(self) -> int:
+        """Arrow chunks cut so far (the records not yet in one are not counted)."""
+        return len(self._chunks)
 
     def tables(self) -> list[Any]:
         if self._records:
             self._chunks.append(records_table(self._records))
             self._records = []
+            self._pending_rows = 0
         return self._chunks
 
 
@@ -341,7 +359,42 @@ def compact_dirs(directories: Iterable[Path], part_rows: int = PART_ROWS) -> Com
             else:
                 compacted += 1
                 corrupt += lost
+    if compacted:
+        release_memory()
     return CompactionResult(compacted, busy, corrupt)
+
+
+def release_memory() -> None:
+    """Hand the memory a compaction freed back to the system (Arrow's pool and, on glibc, the C heap).
+
+    Without it the freed chunks stay in the allocators' free lists and a long-running writer's RSS
+    only grows: a 60 s stream run at 1,000-row batches peaked +213 MB without it (+70 MB with the
+    chunks cut by rows and this).
+    """
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except (ImportError, AttributeError):  # pragma: no cover - pyarrow < 9
+        pass
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc only (not musl)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _load_libc()
 
 
 def prune_dirs(directories: Iterable[Path], keep: timedelta, now: datetime | None = None) -> list[Path]:

@@ -198,13 +198,14 @@ class StreamConsumer:
         return loaded, score_messages(loaded, messages, self.limits), start
 
     def _send(self, messages: list[Message], loaded: LoadedModel, scored: ScoredBatch, start: float) -> _InFlight:
-        delivery = self.transport.send(scored.outputs, scored.dead_letters)
+        delivery = self.transport.send(scored.outputs, scored.dead_letters, messages)
         return _InFlight(messages, loaded, scored, delivery, start, time.perf_counter() - start)
 
     def _finish(self, batch: _InFlight) -> None:
         """Confirm the batch's records, acknowledge its inputs, log and count it."""
         self.transport.confirm(batch.delivery)
-        self.transport.acknowledge(batch.messages)
+        if not batch.delivery.acknowledged:  # Redis acknowledges with the send's script
+            self.transport.acknowledge(batch.messages)
         loaded, scored = batch.loaded, batch.scored
         version = loaded.version.version
         per_row_ms = batch.work * 1000 / max(1, len(scored.outputs))

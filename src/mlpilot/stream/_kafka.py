@@ -147,10 +147,12 @@ class KafkaTransport:
         if err is not None:
             self._delivery.failures.append(str(err))
 
-    def send(self, outputs: list[Record], dead_letters: list[Record]) -> Delivery:
+    def send(self, outputs: list[Record], dead_letters: list[Record],
+             messages: list[Message] | None = None) -> Delivery:
         """Queue the batch's records (no callback per record); `confirm` waits until the queue is empty.
 
         The consumer confirms a batch before it sends the next, so the queue holds one batch's records.
+        ``messages`` are not acknowledged here (offsets are committed by `acknowledge`, after `confirm`).
         """
         delivery = self._delivery = Delivery(len(outputs) + len(dead_letters))
         produce = self._producer.produce

@@ -1,13 +1,24 @@
-"""The Redis Streams transport: a consumer group over one stream, ``XACK`` after delivery.
+"""The Redis Streams transport: a consumer group over one stream, ``XACK`` with the batch's outputs.
 
 Layout: each input entry has one field ``data`` holding the JSON of a Kafka
 message value; each output entry (stream ``output``) and each dead letter
 (stream ``dlq``, ``INPUT.dlq`` by default) has a field ``data`` with the
-output JSON. Outputs and dead letters of a batch are appended by one server
-script call per stream and 1,000 records (``EVALSHA``: one command and one
-reply, where a pipeline of ``XADD`` costs the client a command and a reply per
-record); its reply is the delivery confirmation, and only then are the inputs
-acknowledged (``XACK``, all ids of the batch in one command).
+output JSON.
+
+A batch is finished by one server script call (``EVALSHA``, the script
+registered once): it appends the outputs and the dead letters (``XADD``) and
+then acknowledges the batch's inputs (``XACK``), so a batch costs one command
+and one reply. The script runs atomically and stops at the first refused
+``XADD``, so the inputs are acknowledged only once every record is stored. A
+batch of more than `_CHUNK` records appends the first chunks in one pipeline
+and sends the acknowledging call only after their replies came back whole.
+
+Read-ahead: when a read filled the batch (the input is behind), the next
+``XREADGROUP`` is sent at once on a connection of its own, and its reply is
+taken by the next `poll`; redis-server answers it while this batch is scored.
+Entries read ahead are pending with this consumer like the batch in hand:
+a SIGKILL leaves them to be claimed; `close` hands back those not scored (they
+become claimable at once).
 
 A consumer that dies leaves its entries pending in the group. Every consumer
 claims entries pending longer than ``claim_idle_ms`` (``XAUTOCLAIM``) before it
@@ -32,8 +43,34 @@ FIELD = "data"
 _FIELD = FIELD.encode()
 #: Records appended per script call (a call holds the server for its length: ~1 µs per record).
 _CHUNK = 1000
-#: Append each argument as an entry of stream KEYS[1] (field ``data``); the reply is how many were appended.
-_APPEND = f"for i = 1, #ARGV do redis.call('XADD', KEYS[1], '*', '{FIELD}', ARGV[i]) end return #ARGV"
+#: Append ARGV[4 .. 3 + n_out] to stream KEYS[1] and the next n_dead to KEYS[2] (field ``data``), then
+#: acknowledge the ids after them in group ARGV[1] of KEYS[3] (``XACK``, 1,000 per call: Lua's ``unpack``
+#: has a stack limit). ARGV[2], ARGV[3]: n_out, n_dead. The reply: {appended, dead-lettered, acknowledged}.
+_FINISH = f"""
+local n_out, n_dead = tonumber(ARGV[2]), tonumber(ARGV[3])
+local last = 3 + n_out + n_dead
+for i = 4, 3 + n_out do redis.call('XADD', KEYS[1], '*', '{FIELD}', ARGV[i]) end
+for i = 4 + n_out, last do redis.call('XADD', KEYS[2], '*', '{FIELD}', ARGV[i]) end
+local acked = 0
+for s = last + 1, #ARGV, 1000 do
+  acked = acked + redis.call('XACK', KEYS[3], ARGV[1], unpack(ARGV, s, math.min(s + 999, #ARGV)))
+end
+return {{n_out, n_dead, acked}}
+"""
+#: Hand entries read ahead and never scored back to the group: those still pending with consumer ARGV[2]
+#: of group ARGV[1] on KEYS[1] are claimed by it with an idle time of ARGV[3] ms, so that any consumer's
+#: next ``XAUTOCLAIM`` takes them (an entry another consumer claimed meanwhile is left alone).
+_RELEASE = """
+local n = 0
+for i = 4, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p == 1 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+"""
 #: Waits shorter than this do not use ``XREADGROUP BLOCK`` (see `RedisTransport.poll`).
 _SHORTEST_BLOCK = 0.15
 
@@ -82,11 +119,17 @@ class RedisTransport:
         self.claim_idle_ms = claim_idle_ms
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
-        self._append = self._client.register_script(_APPEND)  # EVALSHA, loading the script when the server lacks it
+        self._finish = self._client.register_script(_FINISH)  # EVALSHA, loading the script when the server lacks it
+        self._ahead: Any = None  # the connection whose XREADGROUP reply is awaited (read-ahead), if any
+        self._ahead_connection: Any = None
+        self._buffer: list[Message] = []  # read ahead, not yet handed out
+        self._send_connection: Any = None  # where a batch's script goes when its reply is read by `confirm`
+        self._deferred: tuple[Delivery, list[Any], int, int] | None = None  # that batch: args, records, ids
         # XREADGROUP's reply as the parser gives it: redis-py's own callback makes a dict of each entry's
         # fields, which `_messages` does not need (one per message, ~1 ms of a 1,000-entry read)
         self._client.set_response_callback("XREADGROUP", _raw)
         try:
+            self._client.script_load(_FINISH)  # registered once: the batches' EVALSHA finds it
             self._client.xgroup_create(input, group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
@@ -127,23 +170,61 @@ class RedisTransport:
 
     def poll(self, max_messages: int, timeout: float) -> list[Message]:
         try:
-            claimed = self._claim(max_messages)
-            if claimed:
-                return claimed
-            if timeout >= _SHORTEST_BLOCK:
-                return self._read(max_messages, max(1, int(timeout * 1000)))
-            # A shorter BLOCK would end late: redis-server times blocked clients out on its clock tick
-            # (``hz`` 10: every 100 ms), which made a 20 ms --max-wait-ms last ~100 ms. Ask without
-            # blocking instead, every millisecond, until the wait is over.
-            deadline = time.monotonic() + timeout
-            while True:
-                messages = self._read(max_messages, None)
-                left = deadline - time.monotonic()
-                if messages or left <= 0:
-                    return messages
-                time.sleep(min(left, 0.001))
+            messages = self._poll(max_messages, timeout)
+            if len(messages) >= max_messages and not self._buffer and self._ahead is None:
+                self._read_ahead(max_messages)  # the input is behind: its next batch comes while this one is scored
+            return messages
         except self._redis.ConnectionError as exc:
+            self._drop_ahead()
             raise SourceConnectionError(f"Lost the connection to Redis: {exc}") from None
+
+    def _poll(self, max_messages: int, timeout: float) -> list[Message]:
+        if self._buffer:
+            return self._take(max_messages)
+        claimed = self._claim(max_messages)
+        if claimed:
+            return claimed
+        if self._ahead is not None:
+            self._buffer = self._ahead_reply()
+            if self._buffer:
+                return self._take(max_messages)
+        if timeout >= _SHORTEST_BLOCK:
+            return self._read(max_messages, max(1, int(timeout * 1000)))
+        # A shorter BLOCK would end late: redis-server times blocked clients out on its clock tick
+        # (``hz`` 10: every 100 ms), which made a 20 ms --max-wait-ms last ~100 ms. Ask without
+        # blocking instead, every millisecond, until the wait is over.
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = self._read(max_messages, None)
+            left = deadline - time.monotonic()
+            if messages or left <= 0:
+                return messages
+            time.sleep(min(left, 0.001))
+
+    def _take(self, max_messages: int) -> list[Message]:
+        taken, self._buffer = self._buffer[:max_messages], self._buffer[max_messages:]
+        return taken
+
+    def _read_ahead(self, max_messages: int) -> None:
+        """Send the next ``XREADGROUP`` (no ``BLOCK``) without waiting for its reply."""
+        if self._ahead_connection is None:
+            self._ahead_connection = self._client.connection_pool.get_connection()
+        self._ahead_connection.send_command("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", max_messages,
+                                            "STREAMS", self.input, ">")
+        self._ahead = self._ahead_connection
+
+    def _ahead_reply(self) -> list[Message]:
+        connection, self._ahead = self._ahead, None
+        reply = connection.read_response()
+        if not reply:
+            return []
+        return self._messages(next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1])
+
+    def _drop_ahead(self) -> None:
+        """Forget a read-ahead whose connection failed (its entries, if read, stay pending: claimed later)."""
+        if self._ahead_connection is not None:
+            self._ahead_connection.disconnect()
+        self._ahead = None
 
     def _read(self, max_messages: int, block_ms: int | None) -> list[Message]:
         reply = self._client.xreadgroup(self.group, self.consumer, {self.input: ">"}, count=max_messages,
@@ -153,26 +234,95 @@ class RedisTransport:
         # the raw reply (see __init__): {stream: entries} (RESP3) or [[stream, entries]] (RESP2)
         return self._messages(next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1])
 
-    def send(self, outputs: list[Record], dead_letters: list[Record]) -> Delivery:
-        """Append the records (one script call per stream and `_CHUNK` records); the replies are the confirmation."""
+    def send(self, outputs: list[Record], dead_letters: list[Record],
+               messages: list[Message] | None = None) -> Delivery:
+        """Append the records and then acknowledge ``messages``, in one script call per `_CHUNK` records.
+
+        The replies are the confirmation (``delivery.pending`` is 0); ``delivery.acknowledged`` says
+        that ``messages`` were acknowledged too, which happens only if every record was appended.
+        """
         delivery = Delivery()
-        streams: dict[str, list[bytes]] = {}
-        for stream, record in addressed(outputs, dead_letters, self.output, self.dlq):
-            streams.setdefault(stream, []).append(record.value)
+        ids = [m.handle for m in messages] if messages else []
+        records = [(stream == self.output, record.value)
+                   for stream, record in addressed(outputs, dead_letters, self.output, self.dlq)]
+        chunks = [records[start:start + _CHUNK] for start in range(0, len(records), _CHUNK)] or [[]]
         try:
-            for stream, values in streams.items():
-                for start in range(0, len(values), _CHUNK):
-                    chunk = values[start:start + _CHUNK]
-                    appended = int(self._append(keys=[stream], args=chunk))
-                    if appended != len(chunk):
-                        delivery.failures.append(f"{stream}: {appended} of {len(chunk)} records appended")
+            if len(chunks) > 1:  # the first chunks together; the acknowledging one only once they are stored
+                pipe = self._client.pipeline(transaction=False)
+                for chunk in chunks[:-1]:
+                    self._call(chunk, [], pipe)
+                for chunk, reply in zip(chunks[:-1], pipe.execute(raise_on_error=False), strict=True):
+                    self._check(len(chunk), reply, 0, delivery)
+                if delivery.failures:
+                    return delivery
+            chunk = chunks[-1]
+            if (chunk or ids) and (self._ahead is not None or self._buffer):
+                # the input is behind: redis-server runs the script while the next batch is scored, and
+                # `confirm` reads its reply then (at-least-once holds: the script acknowledges after storing)
+                self._send_script(chunk, ids, delivery)
+            elif chunk or ids:
+                self._check(len(chunk), self._call(chunk, ids, None), len(ids), delivery)
+                delivery.acknowledged = bool(ids) and not delivery.failures
         except self._redis.ConnectionError as exc:
             delivery.failures.append(f"the connection was lost: {exc}")
         except self._redis.ResponseError as exc:  # an XADD refused (out of memory, a key of another type, ...)
             delivery.failures.append(str(exc))
         return delivery
 
+    def _args(self, chunk: list[tuple[bool, bytes]], ids: list[Any]) -> list[Any]:
+        outputs = [value for to_output, value in chunk if to_output]
+        dead = [value for to_output, value in chunk if not to_output]
+        return [self.group, len(outputs), len(dead), *outputs, *dead, *ids]
+
+    def _call(self, chunk: list[tuple[bool, bytes]], ids: list[Any], pipe: Any) -> Any:
+        return self._finish(keys=[self.output, self.dlq, self.input], args=self._args(chunk, ids), client=pipe)
+
+    def _send_script(self, chunk: list[tuple[bool, bytes]], ids: list[Any], delivery: Delivery) -> None:
+        """Send the batch's script call without reading its reply (`confirm` reads it)."""
+        if self._deferred is not None:  # a batch sent before and not confirmed: its reply comes first
+            self._read_deferred()
+        if self._send_connection is None:
+            self._send_connection = self._client.connection_pool.get_connection()
+        args = self._args(chunk, ids)
+        self._send_connection.send_command("EVALSHA", self._finish.sha, 3, self.output, self.dlq, self.input, *args)
+        delivery.pending = len(chunk) + len(ids)
+        self._deferred = (delivery, args, len(chunk), len(ids))
+
+    def _read_deferred(self) -> None:
+        """Read the reply of the script call `_send_script` sent; note on its delivery what it says."""
+        assert self._deferred is not None
+        delivery, args, n_records, n_ids = self._deferred
+        self._deferred = None
+        delivery.pending = 0
+        try:
+            try:
+                reply = self._send_connection.read_response()
+            except self._redis.exceptions.NoScriptError:  # the server lost the script (restart, SCRIPT FLUSH): run
+                reply = self._finish(keys=[self.output, self.dlq, self.input], args=args)  # nothing ran
+        except self._redis.ConnectionError as exc:
+            self._send_connection.disconnect()
+            delivery.failures.append(f"the connection was lost: {exc}")
+            return
+        except self._redis.ResponseError as exc:
+            delivery.failures.append(str(exc))
+            return
+        self._check(n_records, reply, n_ids, delivery)
+        delivery.acknowledged = bool(n_ids) and not delivery.failures
+
+    @staticmethod
+    def _check(n_records: int, reply: Any, n_ids: int, delivery: Delivery) -> None:
+        if isinstance(reply, Exception):
+            delivery.failures.append(str(reply))
+            return
+        appended, dead, acked = (int(v) for v in reply)
+        if appended + dead != n_records:
+            delivery.failures.append(f"{appended + dead} of {n_records} records appended")
+        elif acked != n_ids:  # not a failure: entries claimed meanwhile by another consumer are not ours
+            logger.debug("redis: %d of %d inputs acknowledged", acked, n_ids)
+
     def confirm(self, delivery: Delivery) -> None:
+        if self._deferred is not None and self._deferred[0] is delivery:
+            self._read_deferred()
         if delivery.failures:
             raise SourceConnectionError(
                 f"Redis did not confirm {len(delivery.failures)} record(s) of the batch ({delivery.failures[0]}); "
@@ -196,6 +346,22 @@ class RedisTransport:
         return None
 
     def close(self) -> None:
+        """Hand back the entries read ahead and not scored, then close the connections."""
+        try:
+            if self._deferred is not None:
+                self._read_deferred()
+            if self._ahead is not None:
+                self._buffer.extend(self._ahead_reply())
+            if self._buffer:
+                self._client.eval(_RELEASE, 1, self.input, self.group, self.consumer, self.claim_idle_ms,
+                                  *[m.handle for m in self._buffer])
+        except self._redis.RedisError as exc:  # they stay pending with this consumer: claimed after claim_idle_ms
+            logger.warning("redis: could not hand back %d entries read ahead: %s", len(self._buffer), exc)
+        self._buffer = []
+        for connection in (self._ahead_connection, self._send_connection):
+            if connection is not None:
+                self._client.connection_pool.release(connection)
+        self._ahead_connection = self._send_connection = None
         self._client.close()
 
 

@@ -46,14 +46,16 @@ class Delivery:
 
     ``pending`` is how many are not yet confirmed (Kafka: the producer's queue
     length, read as it drains; Redis: 0 at once, the script's reply being the
-    confirmation); each refusal is noted in ``failures``.
+    confirmation); each refusal is noted in ``failures``. ``acknowledged`` is true when the send
+    also acknowledged the batch's inputs, after its records were stored (Redis: the same script).
     """
 
-    __slots__ = ("failures", "pending")
+    __slots__ = ("acknowledged", "failures", "pending")
 
     def __init__(self, pending: int = 0) -> None:
         self.pending = pending
         self.failures: list[str] = []
+        self.acknowledged = False
 
 
 def addressed(outputs: list[Record], dead_letters: list[Record], output: str,
@@ -74,8 +76,13 @@ class Transport(Protocol):
         """Up to ``max_messages`` messages; waits at most ``timeout`` seconds, returns as soon as one is there."""
         ...
 
-    def send(self, outputs: list[Record], dead_letters: list[Record]) -> Delivery:
-        """Hand the records to the broker without waiting for it (the next batch is scored meanwhile)."""
+    def send(self, outputs: list[Record], dead_letters: list[Record],
+             messages: list[Message] | None = None) -> Delivery:
+        """Hand the records to the broker without waiting for it (the next batch is scored meanwhile).
+
+        A transport that can acknowledge ``messages`` in the same step, only once the records are stored,
+        does so and sets ``acknowledged`` on the `Delivery` (Redis); the others leave it to `acknowledge`.
+        """
         ...
 
     def confirm(self, delivery: Delivery) -> None:
