@@ -81,8 +81,16 @@ def test_a_table_past_the_driver_budget_is_fitted_with_xgboost_spark_and_served_
 
     booster = learner.estimator_.get_booster()
     expected = booster.predict(xgboost.DMatrix(np.asarray(pre.transform(holdout), dtype=float)))
-    got = score_frame(served, holdout).frame["probability_yes"].to_numpy()
-    np.testing.assert_allclose(got, expected, atol=1e-6)  # the runtime rounds probabilities to 6 places
+    scored = score_frame(served, holdout).frame
+    np.testing.assert_allclose(scored["probability_yes"].to_numpy(), expected, atol=1e-6)  # rounded to 6 places
+    # the decision threshold is chosen again, by the run's rule (F1), on the cluster fit's early-stopping rows
+    chosen = fit["threshold"]
+    assert chosen["rule"] == "f1" and chosen["n_rows"] > 0 and 0 < chosen["value"] < 1
+    assert chosen["at_threshold"]["f1"] >= chosen["at_0.5"]["f1"]
+    assert run.model.threshold == chosen["value"] == run.outcome.card["threshold"]["value"]
+    assert run.outcome.card["threshold"]["cluster_fit"]["sample_fit_threshold"] == chosen["sample_fit_threshold"]
+    labels = np.where(expected >= chosen["value"], "yes", "no")  # the served labels are at that threshold
+    assert (scored["prediction"].astype(str).to_numpy() == labels).all()
 
 
 def test_the_driver_memory_override_is_parsed_and_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

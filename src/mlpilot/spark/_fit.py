@@ -12,7 +12,11 @@ search's budget, as on a busy machine) are refitted with ``xgboost.spark`` on ev
    rounds found by early stopping on a seeded 5% of the training rows (the search's rounds
    were found on the sample, under its deadline), the rounds past the best dropped;
 3. its booster becomes an ordinary mlpilot XGBoost `Learner` behind that preprocessor,
-   in a one-member `TabularEnsemble`: the registered model needs no Spark to serve.
+   in a one-member `TabularEnsemble`: the registered model needs no Spark to serve;
+4. a binary model's decision threshold is chosen again, by the run's rule, on this fit's
+   own early-stopping rows (the sample ensemble's threshold was chosen for that ensemble's
+   probabilities): the rows' probabilities are counted per class in bins of `THRESHOLD_BIN`
+   on the cluster, and only the counts come to the driver.
 
 Category codes are numeric features to the distributed learner (XGBoost's native
 categorical splits are not used on the cluster).
@@ -55,6 +59,9 @@ VALIDATION_FRACTION = 0.05
 ROUNDS_FACTOR = 4
 MIN_ROUNDS_CAP = 500
 _VALIDATION = "__mlpilot_validation"
+#: Width of the probability bins the cluster fit's threshold is chosen over (the driver sees at most 1/width bins
+#: per class, whatever the rows).
+THRESHOLD_BIN = 1e-4
 
 
 def xgboost_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -157,11 +164,16 @@ def fit_on_cluster(train: DataFrame, sample: pd.DataFrame, outcome: Any, *, targ
     if best is not None and int(best) + 1 < booster.num_boosted_rounds():  # the rounds past the best go
         booster = booster[: int(best) + 1]
     params["n_estimators"] = int(booster.num_boosted_rounds())
+    threshold, threshold_record = model.threshold, None
+    rule = (outcome.card.get("threshold") or {}).get("rule")
+    if task == "binary" and model.threshold is not None and rule and not str(rule).startswith("fixed"):
+        threshold, threshold_record = _validation_threshold(rows, pre, booster, features, target, classes, str(rule))
+        threshold_record["sample_fit_threshold"] = model.threshold
     learner = _learner(booster, task, len(classes), params, tuple(pre.categorical_indices_), random_state)
     name = cand.name if cand is not None else "xgboost"
     full = TabularEnsemble(task=task, members=[(pre, learner)], weights=[1.0], names=[f"{name}_spark"],
                            classes=classes or None, feature_names=features, n_jobs=model.n_jobs,
-                           threshold=model.threshold).fit()
+                           threshold=threshold).fit()
     record = {"learner": "xgboost.spark " + cls.__name__, "from_candidate": cand.name if cand is not None else None,
               "family": cand.family if cand is not None else None,
               "params_from": ("the search's best boosted candidate" if cand is not None else
@@ -170,7 +182,38 @@ def fit_on_cluster(train: DataFrame, sample: pd.DataFrame, outcome: Any, *, targ
               "early_stopping": {"validation_fraction": VALIDATION_FRACTION, "patience": EARLY_STOPPING_ROUNDS,
                                  "rounds_cap": rounds_cap, "search_rounds": searched_rounds,
                                  "search_cut_by_deadline": bool(getattr(cand, "cut_by_deadline", False))}}
+    if threshold_record is not None:
+        record["threshold"] = threshold_record
     return full, record
+
+
+def _validation_threshold(rows: DataFrame, pre: Any, booster: Any, features: list[str], target: str,
+                          classes: list[Any], rule: str) -> tuple[float, dict[str, Any]]:
+    """The threshold ``rule`` picks on the fit's early-stopping rows, from per-class counts of binned probabilities."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from mlpilot.tasks import ThresholdRule, choose_threshold
+
+    def scores(batches: Any) -> Any:
+        for batch in batches:
+            p = booster.inplace_predict(np.asarray(pre.transform(batch[features]), dtype=float))
+            yield pd.DataFrame({"y": class_codes(batch[target], classes),
+                                "bin": np.floor(np.asarray(p, dtype=float) / THRESHOLD_BIN)})
+
+    schema = T.StructType([T.StructField("y", T.DoubleType()), T.StructField("bin", T.DoubleType())])
+    with spark_job("chose the cluster fit's decision threshold on its early-stopping rows"), quiet():
+        counts = (rows.where(F.col(_VALIDATION)).select(*[F.col(f"`{c}`") for c in [*features, target]])
+                  .mapInPandas(scores, schema).groupBy("y", "bin").count().toPandas())
+    counts = counts.sort_values(["y", "bin"], kind="stable")  # the same rows give the same choice
+    p = np.minimum((counts["bin"].to_numpy() + 0.5) * THRESHOLD_BIN, 1.0)
+    choice = choose_threshold(counts["y"].to_numpy(dtype=np.int64), p, ThresholdRule.parse(rule),
+                              sample_weight=counts["count"].to_numpy(dtype=float))
+    n_rows = int(counts["count"].sum())
+    return choice.threshold, {"value": choice.threshold, "rule": rule, "n_rows": n_rows,
+                              "chosen_on": f"the cluster fit's {n_rows:,} early-stopping rows (probabilities in "
+                                           f"bins of {THRESHOLD_BIN:g})", "at_threshold": choice.at_threshold,
+                              "at_0.5": choice.at_half}
 
 
 def _learner(booster: Any, task: str, n_classes: int, params: dict[str, Any], categorical: tuple[int, ...],
@@ -193,4 +236,4 @@ def _learner(booster: Any, task: str, n_classes: int, params: dict[str, Any], ca
     return learner
 
 
-__all__ = ["BOOSTED", "FALLBACK", "best_boosted", "fit_on_cluster", "xgboost_params"]
+__all__ = ["BOOSTED", "FALLBACK", "THRESHOLD_BIN", "best_boosted", "fit_on_cluster", "xgboost_params"]

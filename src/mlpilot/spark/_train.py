@@ -227,6 +227,14 @@ class SparkTraining:
                     outcome.evaluation.metrics[f"holdout_full_sample_fit_{metric.name}"] = before
                     outcome.evaluation.tests["sample_fit"] = {  # as the search's tests: champion minus the other
                         "against": "the ensemble fitted on the driver sample", "holdout": test.to_dict()}
+                    fit_threshold = info["final_fit"].get("threshold")
+                    if fit_threshold is not None and isinstance(outcome.card.get("threshold"), dict):
+                        # the registered model's threshold: chosen again for the cluster fit's probabilities
+                        outcome.card["threshold"] = {**outcome.card["threshold"], "value": fit_threshold["value"],
+                                                     "cluster_fit": fit_threshold}
+                        extra += (f"; its decision threshold is {fit_threshold['value']:.4g}, chosen for "
+                                  f"{fit_threshold['rule']} on {fit_threshold['chosen_on'][4:]} (the sample fit's: "
+                                  f"{fit_threshold['sample_fit_threshold']:.4g})")
                     extra += "."
             value = metric_value(metric, y, preds[chosen])
             low, high = bootstrap_ci(y, preds[chosen], metric, n_boot=n_boot, random_state=0)
