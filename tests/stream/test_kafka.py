@@ -6,6 +6,7 @@ import json
 import signal
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -121,6 +122,13 @@ def test_two_consumers_in_one_group_split_partitions_and_survive_one_stopping(
     reader.close()
 
 
+def _stopped(pid: int) -> bool:
+    """Whether every thread of process ``pid`` is stopped (state T in /proc)."""
+    tasks = Path(f"/proc/{pid}/task")
+    states = [(task / "stat").read_text().rsplit(")", 1)[1].split()[0] for task in tasks.iterdir()]
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
 def test_records_the_broker_never_confirms_fail_the_batch_and_a_later_batch_is_confirmed(
     kafka_brokers: str, churn_rows: list[dict[str, Any]],
 ) -> None:
@@ -135,6 +143,8 @@ def test_records_the_broker_never_confirms_fail_the_batch_and_a_later_batch_is_c
         transport.confirm(transport.send([Record("ok", b'{"i": 0}')], []))  # connected, delivered
         broker.send_signal(signal.SIGSTOP)
         try:
+            # the records go out only once every broker thread is stopped (a thread still running could answer)
+            wait_for(lambda: _stopped(broker.pid), timeout=10, what="the broker's threads to stop")
             delivery = transport.send([Record(str(i), b'{"i": %d}' % i) for i in range(3)], [Record("d", b"{}")])
             with pytest.raises(SourceConnectionError, match=r"did not confirm 4 record\(s\)"):
                 transport.confirm(delivery)
