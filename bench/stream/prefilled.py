@@ -50,12 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     srcs = [*args.src, bench.ROOT / "src"]
     transports = args.transport or ["redis", "kafka"]
-    workspace = bench.WORK / "ws"
-    if not (workspace / "registry.db").exists():
-        print("training with mlpilot train (deterministic) ...", flush=True)
-        bench.train(workspace, 6)
-    data = bench.rows()
-    values = [bench.payload(data[i % len(data)]) for i in range(args.n)]
+    workspace, data, values = bench.prefill_model_and_values(args.n)
     floor, fast_path = bench.in_process(workspace, data, 3.0)
     print(f"in-process floor: {floor:,.0f} rows/s ({1e6 / floor:.1f} ms per 1,000 rows, {fast_path}); "
           f"load {os.getloadavg()[0]:.2f}", flush=True)

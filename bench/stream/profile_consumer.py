@@ -43,12 +43,7 @@ def main() -> None:
     from mlpilot.stream._config import stream_config
     from mlpilot.stream._consumer import StreamConsumer, make_transport
 
-    workspace = bench.WORK / "ws"
-    if not (workspace / "registry.db").exists():
-        print("training with mlpilot train (deterministic) ...", flush=True)
-        bench.train(workspace, 6)
-    data = bench.rows()
-    values = [bench.payload(data[i % len(data)]) for i in range(args.n)]
+    workspace, _rows, values = bench.prefill_model_and_values(args.n)
     proc, address = bench.start_tansu() if args.transport == "kafka" else bench.start_redis()
     tag = f"profile-{args.transport}-{int(time.time())}"
     side = bench.KafkaPrefill(address, tag) if args.transport == "kafka" else bench.RedisPrefill(address, tag)

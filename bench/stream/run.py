@@ -260,6 +260,16 @@ def start_consumer(workspace: Path, transport: str, brokers: str, side: Any, bat
 _PAYLOADS: dict[int, bytes] = {}
 
 
+def prefill_model_and_values(n: int) -> tuple[Path, list[dict[str, Any]], list[bytes]]:
+    """The pre-filled runs' model workspace (trained once, kept), the rows, and ``n`` message values cycling them."""
+    workspace = WORK / "ws"
+    if not (workspace / "registry.db").exists():
+        print("training with mlpilot train (deterministic) ...", flush=True)
+        train(workspace, 6)
+    data = rows()
+    return workspace, data, [payload(data[i % len(data)]) for i in range(n)]
+
+
 def payload(row: dict[str, Any]) -> bytes:
     """The message value of ``row``, encoded once (the benchmark's producer shares the cores with the consumer)."""
     key = id(row)
