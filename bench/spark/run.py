@@ -14,7 +14,7 @@ holds the executors), and the holdout ROC AUC the trained model reports.
     python bench/spark/run.py --steps predict --sizes 1000000 [--model-from WORKSPACE]
     python bench/spark/run.py --recommend [--budget 60]
 
-Writes ``bench/results/spark.md``: a run of every engine and step at 1e5 and 1e6 rows (at least) rewrites its table;
+Writes ``bench/results/spark.md``: a run of every engine and step at 1e5 and 1e6 rows (at least) rewrites its table (and the notes under it, keeping every later section);
 a run of some engines or steps appends its own dated section (the command, the load
 average before and after each cell) and keeps the rest. ``predict`` without ``train``
 scores one model with both engines (the same model, so the rows/s compare the engines,
@@ -332,7 +332,9 @@ def write_markdown(results: list[dict], path: Path) -> None:
         *_table(results),
     ]
     old = path.read_text(encoding="utf-8") if path.exists() else ""
-    kept = old[old.index(RECOMMEND_HEADER):] if RECOMMEND_HEADER in old else ""  # the recommend row's own run
+    # the table and its notes are replaced; every dated section after them (other sizes, the recommend row) is kept
+    first = old.find("\n## ")
+    kept = old[first + 1:] if first >= 0 else ""
     path.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""), encoding="utf-8")
 
 
