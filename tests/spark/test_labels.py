@@ -12,7 +12,7 @@ import pytest
 import mlpilot
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import load_version, score_frame
-from mlpilot.spark import predict_spark
+from mlpilot.spark import DRIVER_MEMORY_ENV, predict_spark
 from mlpilot.spark._labels import class_codes, of_known_class
 from tests.spark.conftest import GROUP_FIT
 
@@ -99,3 +99,28 @@ def _int_class_copy(registry: Registry, mv: Any) -> Any:
     model = registry.load_model(mv)
     model.classes_ = model.classes_.astype(np.int64)
     return registry.register_model(mv.name, model, kind="tabular", schema=mv.schema, info=dict(mv.info))
+
+
+def test_a_bool_target_past_the_driver_budget_is_fitted_on_the_cluster_and_served_as_bools(
+    spark: Any, churn_rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`xgboost.spark` takes numeric labels only: the bool classes are coded for it and come back as bools."""
+    table = churn_rows.assign(churn=churn_rows["churn"] == "yes")
+    monkeypatch.setenv(DRIVER_MEMORY_ENV, "1m")  # the search's sample is the least there is (500 of ~960 rows)
+    run = mlpilot.train(spark.createDataFrame(table).repartition(2), "churn", name="big", workspace=tmp_path,
+                        **{**FAST, "families": ("xgboost",)})  # type: ignore[arg-type]
+    fit = run.outcome.card["data"]["spark"]["final_fit"]
+    assert (fit["where"], fit.get("learner")) == ("cluster", "xgboost.spark SparkXGBClassifier"), fit
+    assert run.model.classes_.tolist() == [False, True] and 0.5 < run.metrics["holdout_full_roc_auc"] <= 1
+    registry = Registry(Workspace.open(tmp_path))
+    try:
+        mv = registry.get_version("big")
+        assert mv.info["classes"] == [False, True]
+        served = score_frame(load_version(registry, mv), table.drop(columns="churn")).frame
+    finally:
+        registry.close()
+    assert served["prediction"].dtype == bool and {"probability_False", "probability_True"} <= set(served.columns)
+    # the labels are the served probabilities at the cluster fit's own threshold
+    threshold = fit["threshold"]["value"]
+    assert served["prediction"].tolist() == (served["probability_True"] >= threshold).tolist()
+    assert (served["prediction"] == table["churn"]).mean() > 0.9  # above the 0.86 of "nobody churns"
