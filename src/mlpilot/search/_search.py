@@ -666,11 +666,10 @@ def _refit_sample(X: pd.DataFrame, y: np.ndarray, result: SearchResult, best: st
     """The refit's rows: all of them when the best member's refit is expected to fit, else the largest sample that does.
 
     The expected time is the member's cross-validated fit and its encoding's
-    preprocessing, per row, times the rows; a sample is expected to take
-    `REFIT_SAMPLE_SHARE` of the refit's time left (`UNINTERRUPTIBLE_SHARE` for
-    a family that cannot be interrupted, whose cost grows faster than its rows),
-    never fewer than `SAMPLE_LEAST_ROWS` rows, drawn as the search's is and
-    noted with its numbers.
+    preprocessing, per row, times the rows (grown as the search's probe
+    measured, for its family); a sample is expected to take
+    `REFIT_SAMPLE_SHARE` of the refit's time left, never fewer than
+    `SAMPLE_LEAST_ROWS` rows, drawn as the search's is and noted with its numbers.
     """
     cand = result.candidate(best)
     n_search = max(len(result.ensemble_oof), 1)
@@ -678,8 +677,7 @@ def _refit_sample(X: pd.DataFrame, y: np.ndarray, result: SearchResult, best: st
     # the preprocessing's expected time was measured for the refit the search planned (its rows or a bit more)
     preprocess = result.preprocess_refit.get(_refit_key(cand.family, roles), 0.0) * len(y) / n_search
     expected = learner + preprocess
-    # a fit that cannot be interrupted may be expected to take less of the time: its cost grows faster than its rows
-    share = REFIT_SAMPLE_SHARE if FAMILIES[cand.family].interruptible else UNINTERRUPTIBLE_SHARE
+    share = REFIT_SAMPLE_SHARE
     allowed = budget.cap(share)
     # the search's probe measured how the fallback family's time grows with the rows: faster than in proportion
     # for a linear model's solver (more iterations on more rows); other families are taken as proportional
