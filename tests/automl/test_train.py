@@ -23,7 +23,7 @@ from mlpilot.registry._artifacts import dumps, loads
 from mlpilot.tasks import get_metric
 from mlpilot.tune import register_seconds, slack
 from tests.search.test_budget_decisions import ProgressClock
-from tests.search.test_sample import PROBE, ProbeClock, _big_table, _ten_times, small_thresholds  # noqa: F401
+from tests.search.test_sample import LEAST, ProbeClock, _big_table, _ten_times, small_thresholds  # noqa: F401
 
 FAST = {"deterministic": True, "n_trials": 0, "families": ("linear",), "report": False}
 
@@ -354,7 +354,7 @@ def test_a_table_too_large_for_the_budget_is_searched_on_a_sample_the_card_shows
     outcome = fit_tabular(table, "label", config, budget_clock=clock, on_progress=clock.on_progress)
     sample = outcome.search.sample
     n_dev = len(table) - len(outcome.holdout_y)  # type: ignore[arg-type]
-    assert sample is not None and sample.n_rows == n_dev and PROBE <= len(sample.rows) < n_dev
+    assert sample is not None and sample.n_rows == n_dev and LEAST <= len(sample.rows) < n_dev
     assert len(outcome.search.ensemble_oof) == len(sample.rows)
     card = outcome.card
     assert card["budget"]["search"]["sample"] == card["data"]["search_sample"] == sample.to_dict()

@@ -24,7 +24,8 @@ from mlpilot.tune._budget import SAMPLE_SHARE
 from tests.search.test_budget_decisions import ProgressClock
 
 N_ROWS = 8000
-PROBE = 40
+PROBE = 80
+LEAST = 40
 
 
 class ProbeClock(ProgressClock):
@@ -57,10 +58,10 @@ class ProbeClock(ProgressClock):
 def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_sample, "SAMPLE_FROM_ROWS", 1000)
     monkeypatch.setattr(_sample, "SAMPLE_PROBE_ROWS", PROBE)
-    monkeypatch.setattr(_sample, "SAMPLE_LEAST_ROWS", PROBE)
+    monkeypatch.setattr(_sample, "SAMPLE_LEAST_ROWS", LEAST)
     import mlpilot.search._search as search_module
 
-    monkeypatch.setattr(search_module, "SAMPLE_LEAST_ROWS", PROBE)
+    monkeypatch.setattr(search_module, "SAMPLE_LEAST_ROWS", LEAST)
 
 
 def _big_table(n: int = N_ROWS) -> tuple[pd.DataFrame, np.ndarray]:
@@ -95,12 +96,12 @@ def test_a_cross_validation_of_ten_times_the_budget_searches_a_recorded_sample(s
     left = 20.0 - 1.25 * _ten_times(20.0) - 0.05 * 20.0
     assert sample.allowed == pytest.approx(SAMPLE_SHARE * left)
     assert len(sample.rows) == sample_size(sample.seconds_per_row, sample.allowed, N_ROWS, n_folds=3,
-                                           refit_share=1.0, probe_rows=PROBE) == 74
-    assert len(result.ensemble_oof) == 74 and sum(len(va) for _, va in result.folds) == 74
+                                           refit_share=1.0, probe_rows=PROBE) == 72
+    assert len(result.ensemble_oof) == 72 and sum(len(va) for _, va in result.folds) == 72
     assert y[sample.rows].mean() == pytest.approx(y.mean(), abs=0.01)  # stratified
-    assert result.notes[0].startswith("the search ran on a sample of 74 of the 8,000 development rows "
+    assert result.notes[0].startswith("the search ran on a sample of 72 of the 8,000 development rows "
                                       "(stratified by class, seed 0)")
-    assert sample.to_dict()["rows"] == 74 and sample.to_dict()["drawn"] == "stratified by class"
+    assert sample.to_dict()["rows"] == 72 and sample.to_dict()["drawn"] == "stratified by class"
     assert np.array_equal(result.rows(N_ROWS), sample.rows)
 
 
@@ -197,3 +198,9 @@ def test_the_refit_sample_grows_the_cost_as_the_probe_measured(small_thresholds:
     # 3 s * 2 ** 0.5 = 4.24 s for every row; 0.5 s fit 8,000 * (0.5 / 4.24) ** (1 / 1.5) = 1,922 rows
     assert note.startswith("the members were refit on a sample of 1,900 of the 8,000 rows")
     assert "expected to take 4.24s" in note and "grown as rows^1.50" in note
+
+
+def test_a_rare_class_keeps_rows_for_the_folds() -> None:
+    y = np.array([0] * 9990 + [1] * 8 + [2] * 2)
+    rows = draw_rows(y, "multiclass", 100, 0)
+    assert np.bincount(y[rows]).tolist()[1:] == [5, 2]  # 5 of the 8, both of the 2 (stratified alone: 0 and 0)

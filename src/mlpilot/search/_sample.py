@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 PROBE_WARM_STEP = 10
 PROBE_SMALL_SHARE = 4
 PROBE_EXPONENT = (1.0, 1.5)
+#: Rows of each class a sample keeps at least (the most folds a search uses).
+SAMPLE_CLASS_LEAST = 5
 
 __all__ = ["SearchSample", "choose_sample", "cv_seconds", "draw_rows", "fallback_family", "fit_seconds", "round_rows",
            "sample_size"]
@@ -88,23 +90,40 @@ class SearchSample:
 def draw_rows(y: np.ndarray, task: str, size: int, random_state: int) -> np.ndarray:
     """``size`` sorted row positions of ``y``, seeded: stratified by class for classification, uniform otherwise.
 
+    A class keeps at least `SAMPLE_CLASS_LEAST` rows (all of them when it has
+    fewer), so the sample may be a few rows larger than ``size``.
+
     Examples
     --------
-    >>> rows = draw_rows(np.array([0] * 90 + [1] * 10), "binary", 20, 0)
-    >>> len(rows), int((rows >= 90).sum())
-    (20, 2)
+    >>> rows = draw_rows(np.array([0] * 80 + [1] * 20), "binary", 50, 0)
+    >>> len(rows), int((rows >= 80).sum())
+    (50, 10)
+    >>> rows = draw_rows(np.array([0] * 995 + [1] * 5), "binary", 100, 0)  # a rare class keeps 5 rows
+    >>> len(rows), int((rows >= 995).sum())
+    (104, 5)
     """
     n = len(y)
     if size >= n:
         return np.arange(n)
-    if task != "regression":
-        from sklearn.model_selection import train_test_split
+    rng = np.random.default_rng(random_state)
+    if task == "regression":
+        return np.sort(rng.choice(n, size=size, replace=False))
+    from sklearn.model_selection import train_test_split
 
-        _, counts = np.unique(y, return_counts=True)
-        if counts.min() >= 2 and size >= len(counts):
-            rows, _ = train_test_split(np.arange(n), train_size=size, random_state=random_state, stratify=y)
-            return np.sort(rows)
-    return np.sort(np.random.default_rng(random_state).choice(n, size=size, replace=False))
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.min() >= 2 and size >= len(classes):
+        rows, _ = train_test_split(np.arange(n), train_size=size, random_state=random_state, stratify=y)
+    else:
+        rows = rng.choice(n, size=size, replace=False)
+    # a rare class keeps rows enough for stratified folds (else it could vanish from the search)
+    extra = []
+    for c, count in zip(classes, counts, strict=True):
+        have = int(np.count_nonzero(y[rows] == c))
+        need = min(int(count), SAMPLE_CLASS_LEAST) - have
+        if need > 0:
+            others = np.setdiff1d(np.flatnonzero(y == c), rows)
+            extra.append(rng.choice(others, size=need, replace=False))
+    return np.sort(np.concatenate([rows, *extra]))
 
 
 def fit_seconds(rows: float, *, seconds_per_row: float, probe_rows: int, exponent: float) -> float:
