@@ -23,6 +23,7 @@ from mlpilot.registry._artifacts import dumps, loads
 from mlpilot.tasks import get_metric
 from mlpilot.tune import register_seconds, slack
 from tests.search.test_budget_decisions import ProgressClock
+from tests.search.test_sample import LEAST, ProbeClock, _big_table, _ten_times, small_thresholds  # noqa: F401
 
 FAST = {"deterministic": True, "n_trials": 0, "families": ("linear",), "report": False}
 
@@ -341,3 +342,42 @@ def test_progress_bar_reports_search_events() -> None:
         update({"elapsed": 2.0, "n_trials": 3, "best_score": None, "current": "linear"})
     with SearchProgress(10.0, deterministic=True) as update:
         update({"elapsed": 1.0, "n_trials": 1, "best_score": 0.5, "best_name": "x", "current": "y"})
+
+
+@pytest.mark.usefixtures("small_thresholds")
+def test_a_table_too_large_for_the_budget_is_searched_on_a_sample_the_card_shows() -> None:
+    # on a fake clock the cost probe says a cross-validation of every development row takes about 10x the budget
+    frame, y = _big_table()
+    table = frame.assign(label=np.where(y == 1, "yes", "no"))
+    clock = ProbeClock(_ten_times(20.0))
+    config = make_config(time_budget=20, families=("lightgbm", "linear"), report=False, stacking="off")
+    outcome = fit_tabular(table, "label", config, budget_clock=clock, on_progress=clock.on_progress)
+    sample = outcome.search.sample
+    n_dev = len(table) - len(outcome.holdout_y)  # type: ignore[arg-type]
+    assert sample is not None and sample.n_rows == n_dev and LEAST <= len(sample.rows) < n_dev
+    assert len(outcome.search.ensemble_oof) == len(sample.rows)
+    card = outcome.card
+    assert card["budget"]["search"]["sample"] == card["data"]["search_sample"] == sample.to_dict()
+    assert card["budget"]["cuts"]["search"][0] == sample.describe()
+    assert f"on a sample of {len(sample.rows):,} of the {n_dev:,} development rows" in card["protocol"]["cross_validation"]
+    assert "holdout_roc_auc" in outcome.evaluation.metrics  # the holdout is scored in full, by the fold models too
+
+    # trial-count mode: the same table, nothing probed or sampled
+    fixed = fit_tabular(table, "label", make_config(**FAST))
+    assert fixed.search.sample is None and len(fixed.search.ensemble_oof) == n_dev
+    assert "search_sample" not in fixed.card["data"] and fixed.card["budget"]["search"]["sample"] is None
+
+
+def test_the_least_evaluation_is_capped_at_a_share_of_the_budget() -> None:
+    from mlpilot.automl._engine import _PhasePlan
+    from mlpilot.tune import Budget
+    from mlpilot.tune._budget import EVALUATE_LEAST_SHARE
+
+    # every reading of this clock is 25 ms after the last: each metric call on the holdout takes 25 ms, so the
+    # least evaluation (1,600 calls) would keep back 40 s of a 60 s budget
+    ticks = iter(np.arange(0.0, 1e6, 0.025))
+    total = Budget.start_now(60.0, clock=lambda: float(next(ticks)))
+    plan = _PhasePlan.for_table(total, get_metric("roc_auc"), np.arange(2000) % 2, "binary", 2, n_cells=1000,
+                                report=False)
+    assert plan.metric_seconds == pytest.approx(0.025)
+    assert plan.evaluate.deadline - plan.refit.deadline == pytest.approx(EVALUATE_LEAST_SHARE * 60)  # 9 s, not 40

@@ -55,6 +55,7 @@ from mlpilot.tasks import (
 )
 from mlpilot.tune import Budget, Clock, Executor, bootstrap_rounds, register_seconds, slack
 from mlpilot.tune._budget import (
+    EVALUATE_LEAST_SHARE,
     EVALUATE_SHARE,
     IMPORTANCE_SHARE,
     REPORT_SECONDS,
@@ -407,6 +408,7 @@ def fit_tabular(
     )
     notes.extend(result.notes)
     timings["search"] = time.perf_counter() - t0
+    searched = dev[result.rows(len(dev))]  # the rows the out-of-fold predictions are for (a sample on a large table)
     timings["ensemble"] = result.ensemble_seconds
 
     # the refit decides the members before anything is scored: what is registered is what was scored
@@ -424,10 +426,10 @@ def fit_tabular(
             seen.add(id(pre))
             notes.extend(f"features: {d}" for d in getattr(pre, "decisions_", []) if f"features: {d}" not in notes)
     if set(names) != set(result.weights):
-        result = result.with_weights(dict(zip(names, weights, strict=True)), y[dev],
-                                     metric if row_weight is None else metric.weighted(row_weight[dev]))
-    threshold = _choose_threshold(result, y[dev], config, notes,
-                                  None if row_weight is None else row_weight[dev]) if task == "binary" else None
+        result = result.with_weights(dict(zip(names, weights, strict=True)), y[searched],
+                                     metric if row_weight is None else metric.weighted(row_weight[searched]))
+    threshold = _choose_threshold(result, y[searched], config, notes,
+                                  None if row_weight is None else row_weight[searched]) if task == "binary" else None
     model = TabularEnsemble(
         task=task, members=members, weights=weights, names=names,
         classes=list(encoding.classes) if task != "regression" else None, feature_names=features,
@@ -451,7 +453,7 @@ def fit_tabular(
         )
     stop = _DeadlineStop(plan.evaluate) if clock else None
     hold_metric = metric if row_weight is None else metric.weighted(row_weight[hold])  # holdout rows, weighted
-    evaluation = evaluate_search(result, y[dev], y[hold] if len(hold) else None, task=task,
+    evaluation = evaluate_search(result, y[searched], y[hold] if len(hold) else None, task=task,
                                  metric=hold_metric,
                                  random_state=config.random_state, n_boot=n_boot, n_boot_others=n_boot_others,
                                  threshold=None if threshold is None else threshold.threshold, stop=stop)
@@ -522,6 +524,11 @@ def fit_tabular(
     if threshold is not None:
         card["threshold"] = _threshold_card(threshold, encoding, y[hold], evaluation.holdout_prediction)
     card["budget"] = _budget_card(config, plan, timings, result, cuts)
+    if result.sample is not None:  # the search's rows, and how they were drawn, beside the data they came from
+        card["data"]["search_sample"] = result.sample.to_dict()
+        card["protocol"]["cross_validation"] += (
+            f" on a sample of {len(result.sample.rows):,} of the {result.sample.n_rows:,} development rows "
+            f"({result.sample.drawn}, seed {result.sample.random_state}) to keep the time budget")
     report_html = render_report(title or f"mlpilot model for {target}", evaluation, card, plots)
     timings["report"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - start
@@ -593,6 +600,8 @@ def _budget_card(config: TrainConfig, plan: _PhasePlan, timings: dict[str, float
     else:
         ended_by = "the portfolio: no boosted family was tuned, and every configuration ran"
     search_cuts = [n for n in result.notes if n.startswith("tuning ") or "time budget" in n]
+    if result.sample is not None:
+        search_cuts.insert(0, result.sample.describe())
     return {
         "rule": config.budget_description,
         "time_budget_seconds": None if config.deterministic else config.time_budget,
@@ -600,7 +609,8 @@ def _budget_card(config: TrainConfig, plan: _PhasePlan, timings: dict[str, float
         "seconds": {k: round(v, 3) for k, v in timings.items()},
         "search": {"candidates": sum(c.status != "skipped" for c in result.candidates),
                    "tuner_trials": len(tuned), "refused": list(result.refused), "ended_by": ended_by,
-                   "refit_reserve_seconds": round(result.refit_reserve, 3)},
+                   "refit_reserve_seconds": round(result.refit_reserve, 3),
+                   "sample": None if result.sample is None else result.sample.to_dict()},
         "cuts": {"search": search_cuts, **cuts},
     }
 
@@ -658,6 +668,7 @@ class _PhasePlan:
         # the least evaluation worth having (200 resamples for the champion, 50 for a dozen
         # others); the search leaves room for the full one when that is a small share of the budget
         least = metric_seconds * (5 * 200 + 50 * 12) if len(y_hold) else 0.0
+        least = min(least, EVALUATE_LEAST_SHARE * seconds)  # a large holdout: fewer resamples, not no model
         full = metric_seconds * (5 * 1000 + 100 * 12) if len(y_hold) else 0.0
         refit = evaluate.until(least)
         search = evaluate.until(min(full, max(least, EVALUATE_SHARE * seconds)))

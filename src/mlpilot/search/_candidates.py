@@ -314,6 +314,18 @@ def refit_seconds(candidate: CandidateResult, n_folds: int, share: float) -> flo
     return per_fold
 
 
+def family_allowed(family: str, config: SearchConfig, task: str, *, weighted: bool, has_text: bool) -> bool:
+    """Whether the search may try ``family``: chosen by the user, fit for the task, installed, able to weight rows."""
+    fam = FAMILIES[family]
+    if config.families is not None and family not in config.families and family != "dummy":
+        return False
+    if task not in fam.tasks or not fam.installed:
+        return False
+    if weighted and not fam.weighted:
+        return False
+    return not (fam.text_only and not has_text)
+
+
 class CandidateRunner:
     """Cross-validates candidates of one search on shared folds, within its budget.
 
@@ -414,14 +426,8 @@ class CandidateRunner:
         return float(np.median(self.unit_seconds)) * fam.cost + preprocess
 
     def allowed(self, family: str) -> bool:
-        fam = FAMILIES[family]
-        if self.config.families is not None and family not in self.config.families and family != "dummy":
-            return False
-        if self.task not in fam.tasks or not fam.installed:
-            return False
-        if self.sample_weight is not None and not fam.weighted:
-            return False
-        return not (fam.text_only and not self.has_text)
+        return family_allowed(family, self.config, self.task, weighted=self.sample_weight is not None,
+                              has_text=self.has_text)
 
     def report(self, current: str) -> None:
         if self.on_progress is None:

@@ -45,6 +45,8 @@ def caruana_weights(
     [0.5, 0.5, 0.0]
     """
     n_models = len(predictions)
+    if n_models == 1:  # nothing to blend: 40 rounds of metric calls on one model's predictions cost time for nothing
+        return np.ones(1)
     counts = np.zeros(n_models)
     scores = [metric.score(y, p) for p in predictions]
     best = int(np.nanargmax(scores))

@@ -32,12 +32,21 @@ from mlpilot.search._candidates import (
     PREPROCESS_PLANS,
     CandidateResult,
     CandidateRunner,
+    family_allowed,
     has_text_features,
     probe_preprocessing,
     probe_rows,
     refit_seconds,
 )
 from mlpilot.search._learners import FAMILIES, Learner
+from mlpilot.search._sample import (
+    SearchSample,
+    choose_sample,
+    draw_rows,
+    fallback_family,
+    fallback_params,
+    round_rows,
+)
 from mlpilot.search._selection import PRUNE_TOLERANCE, SPEED_FLOOR, SPEED_TOLERANCE, select_ensemble
 from mlpilot.search._stack import FEATURE_MAX_COLUMNS, StackChoice, StackFeatures, consider_stack
 from mlpilot.tasks import Metric
@@ -45,6 +54,9 @@ from mlpilot.tune import Budget
 from mlpilot.tune._budget import (
     PREPROCESS_SHARE,
     REFIT_FLOOR_SHARE,
+    REFIT_SAMPLE_SHARE,
+    SAMPLE_LEAST_ROWS,
+    STACK_RESERVE_SHARE,
     TRIAL_SHARE,
     UNINTERRUPTIBLE_SHARE,
 )
@@ -153,6 +165,13 @@ class SearchResult:
     preprocess: dict[tuple[str, bool], dict[str, int]] = field(default_factory=dict)
     preprocess_refit: dict[tuple[str, bool], float] = field(default_factory=dict)
     stack: StackChoice | None = None  # the stack tried beside the greedy ensemble (registered if ``chosen``)
+    # the sample of the development rows the search ran on (None: every row); ``folds``, the out-of-fold
+    # predictions and the ensemble's are over those rows, in their order
+    sample: SearchSample | None = None
+
+    def rows(self, n_rows: int) -> np.ndarray:
+        """Positions among the ``n_rows`` development rows that the out-of-fold predictions are for."""
+        return np.arange(n_rows) if self.sample is None else self.sample.rows
 
     @property
     def stacked(self) -> bool:
@@ -353,6 +372,28 @@ def run_search(
     if clock and config.n_folds is None and has_text_features(X, roles):
         n_folds = text_folds(X, y, roles, n_folds, encoding="onehot" if first_text else "ordinal",
                              holdout=holdout, config=config, probes=probes, notes=early_notes)
+    sample = None
+    if clock:  # a large table: the search runs on a sample when a probe says every row would not fit
+        has_text = any(r == "text" for r in roles.values())
+
+        def probing() -> None:
+            if on_progress is not None:
+                on_progress({"elapsed": time.perf_counter() - start, "n_trials": 0, "best_score": None,
+                             "best_name": None, "current": "cost probe"})
+
+        family = fallback_family(lambda f: family_allowed(f, config, task, weighted=sample_weight is not None,
+                                                          has_text=has_text))
+        sample = choose_sample(
+            X, y, task=task, roles=roles, n_classes=n_classes, n_folds=n_folds, family=family, budget=budget,
+            refit_share=config.refit_share, random_state=config.random_state,
+            threads=1,  # a fit of a few thousand rows; OpenMP threads on a busy machine made it 35x slower
+            keep=0.0 if config.stacking == "off" else STACK_RESERVE_SHARE * (budget.seconds or 0.0),
+            sample_weight=sample_weight, on_probe=probing)
+        if sample is not None:
+            early_notes.insert(0, sample.describe())
+            X, y = X.iloc[sample.rows], y[sample.rows]
+            sample_weight = None if sample_weight is None else sample_weight[sample.rows]
+            n_folds = choose_n_folds(len(y), y, task, n_folds)
     folds = make_folds(y, task, n_folds, config.random_state)
     if sample_weight is not None:
         metric = metric.weighted(sample_weight)
@@ -421,9 +462,9 @@ def run_search(
 
     # 3. a fallback when the budget allowed nothing but the baseline
     if not any(c.usable and c.family != "dummy" for c in candidates):
-        fallback = "linear" if allowed("linear") else next(
-            (f for f in ("lightgbm", "hist_gradient_boosting") if allowed(f)), "lightgbm")
-        params = {"n_estimators": 100, "learning_rate": 0.1} if FAMILIES[fallback].boosted else {}
+        # on a sampled table its cost was probed and the sample sized for it: bounded by the deadline too
+        fallback = fallback_family(allowed)
+        params = fallback_params(fallback)
         message = (
             f"The time budget was too small to cross-validate any model; trained the fastest "
             f"sensible one ({fallback}) instead. Give a larger --time-budget for a better model."
@@ -475,6 +516,7 @@ def run_search(
         ensemble_seconds=choice.seconds,
         refit_reserve=runner.refit_reserve() if clock else 0.0,
         refused=refused,
+        sample=sample,
         preprocess=dict(runner.prepared.plans),
         preprocess_refit={key: runner.prepared.refit_seconds(*key) for key in runner.prepared.fit_seconds},
     )
@@ -554,6 +596,9 @@ def fit_final(
     names: list[str] = []
     weights: list[float] = []
     n_folds = len(result.folds)
+    if budget.timed and order:
+        X, y, sample_weight = _refit_sample(X, y, result, order[0][0], task=task, roles=roles, budget=budget,
+                                            random_state=random_state, sample_weight=sample_weight, notes=notes)
     shared: dict[tuple[str, bool], Any] = {}  # one fitted preprocessor per encoding, shared by members
     for name, weight in order:
         cand = result.candidate(name)
@@ -606,3 +651,51 @@ def fit_final(
         weights.append(weight)
     total = sum(weights)
     return members, names, [w / total for w in weights], notes
+
+
+def _refit_key(family: str, roles: dict[str, str]) -> tuple[str, bool]:
+    fam = FAMILIES[family]
+    has_text = any(r == "text" for r in roles.values())
+    # a text-only encoding of a table with only text columns is the full one (as in the search)
+    return fam.encoding, fam.text_only and has_text and any(r != "text" for r in roles.values())
+
+
+def _refit_sample(X: pd.DataFrame, y: np.ndarray, result: SearchResult, best: str, *, task: str,
+                  roles: dict[str, str], budget: Budget, random_state: int, sample_weight: np.ndarray | None,
+                  notes: list[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
+    """The refit's rows: all of them when the best member's refit is expected to fit, else the largest sample that does.
+
+    The expected time is the member's cross-validated fit and its encoding's
+    preprocessing, per row, times the rows (grown as the search's probe
+    measured, for its family); a sample is expected to take
+    `REFIT_SAMPLE_SHARE` of the refit's time left, never fewer than
+    `SAMPLE_LEAST_ROWS` rows, drawn as the search's is and noted with its numbers.
+    """
+    cand = result.candidate(best)
+    n_search = max(len(result.ensemble_oof), 1)
+    learner = refit_seconds(cand, len(result.folds), len(y) / n_search)
+    # the preprocessing's expected time was measured for the refit the search planned (its rows or a bit more)
+    preprocess = result.preprocess_refit.get(_refit_key(cand.family, roles), 0.0) * len(y) / n_search
+    expected = learner + preprocess
+    share = REFIT_SAMPLE_SHARE
+    allowed = budget.cap(share)
+    # the search's probe measured how the fallback family's time grows with the rows: faster than in proportion
+    # for a linear model's solver (more iterations on more rows); other families are taken as proportional
+    sample = result.sample
+    exponent = sample.exponent if sample is not None and sample.family == cand.family else 1.0
+    expected *= (len(y) / n_search) ** (exponent - 1.0)
+    if expected <= allowed or len(y) <= SAMPLE_LEAST_ROWS:
+        return X, y, sample_weight
+    # expected(rows) = expected * (rows / len(y)) ** exponent: the most rows expected to take ``allowed``
+    size = round_rows(len(y) * (allowed / expected) ** (1.0 / exponent), len(y))
+    if size >= len(y):
+        return X, y, sample_weight
+    rows = draw_rows(y, task, size, random_state)
+    notes.append(
+        f"the members were refit on a sample of {size:,} of the {len(y):,} rows ({'stratified by class' if task != 'regression' else 'uniform'}, "
+        f"seed {random_state}) to keep the time budget: the refit of {best} on every row was expected to take "
+        f"{expected:.2f}s ({learner:.2f}s its fit and {preprocess:.2f}s preprocessing at its cross-validation's cost "
+        f"a row on {n_search:,} rows, grown as rows^{exponent:.2f}), and it may be expected to take {share:.0%} of the "
+        f"{max(budget.left(), 0.0):.2f}s left ({allowed:.2f}s)"
+    )
+    return X.iloc[rows], y[rows], None if sample_weight is None else sample_weight[rows]

@@ -81,6 +81,28 @@ RECOMMEND_TUNING_SHARE = 0.55
 # A fresh selection fold of the recommender search starts only while this many times its
 # expected cost (the last fold's time) fits before the deadline: folds cannot be interrupted.
 SELECTION_FOLD_MARGIN = 1.2
+# Share of the search's time left that one cross-validation of the cheapest sensible family (the
+# one the search falls back to), its refit included, may be expected to take on the search's rows:
+# when a probe fit says all the development rows would take more, the search runs on a seeded
+# sample sized to it (the rest of the time goes to the other candidates, tuning and the ensemble).
+# On 800k flights rows a 60 s train cross-validated a linear model on all of them for 143 s; on the
+# samples, the first LightGBM took about 3x the linear model's time a row and was cut at its deadline
+# with a 25% share (sample of 93k rows; cv AUC 0.919, holdout 0.938) and 15% (190k; 0.926, 0.937).
+SAMPLE_SHARE = 0.1
+# Rows of the probe fit that measures the cheapest family's cost per row (a seeded sample), the
+# development rows from which the probe runs, and the fewest rows a sampled search or refit uses.
+SAMPLE_PROBE_ROWS = 5000
+SAMPLE_FROM_ROWS = 50_000
+SAMPLE_LEAST_ROWS = 5000
+# Share of the refit's time left that a refit on a sample (when all the rows would not fit) may be
+# expected to take: its cost is projected from the cross-validation's, on fewer rows and at another
+# moment of a busy machine (at 80%, a 60 s train's LightGBM refit on 240k of 1e6 flights rows was
+# stopped at its deadline after 13 of its 109 rounds; a linear model's time grows faster than its rows).
+REFIT_SAMPLE_SHARE = 0.5
+# Most of the budget kept back for the least evaluation worth having (200 bootstrap resamples for the
+# champion): on a large holdout its metric calls would take the run (40 s of a 60 s budget on 200k
+# holdout rows); the bootstrap scales its rounds down to what is left, and stops at its deadline.
+EVALUATE_LEAST_SHARE = 0.15
 # Slack kept back from the budget for what no estimate covers (imports, the garbage
 # collector, scheduling on a busy machine): a share of the budget, at least a floor.
 SLACK_SHARE = 0.03
