@@ -11,6 +11,7 @@ it out again. `close` commits the last offsets synchronously.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Mapping
 from itertools import repeat
@@ -20,6 +21,9 @@ from mlpilot.exceptions import SourceConnectionError
 from mlpilot.stream._transport import Delivery, Message, Record, addressed, host_port, import_client
 
 logger = logging.getLogger(__name__)
+
+_HANDLE = operator.itemgetter(3)  # a `Message`'s handle: (topic, partition, offset)
+_PARTITION, _OFFSET = operator.itemgetter(0, 1), operator.itemgetter(2)
 
 #: Consumer settings unless the caller overrides them (``options``).
 CONSUMER_DEFAULTS: dict[str, Any] = {
@@ -196,10 +200,14 @@ class KafkaTransport:
 
     def acknowledge(self, messages: list[Message]) -> None:
         last: dict[tuple[str, int], int] = {}
-        for message in messages:
-            topic, partition, offset = message.handle
-            if offset > last.get((topic, partition), -1):
-                last[(topic, partition)] = offset
+        handles = list(map(_HANDLE, messages))
+        partitions = set(map(_PARTITION, handles))
+        if len(partitions) == 1:  # the usual batch, from one partition: its highest offset, found in C
+            last[partitions.pop()] = max(map(_OFFSET, handles))
+        else:
+            for topic, partition, offset in handles:
+                if offset > last.get((topic, partition), -1):
+                    last[(topic, partition)] = offset
         if not last:
             return
         self._acknowledged.update(last)
