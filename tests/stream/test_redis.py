@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 import redis
+from redis._parsers.encoders import Encoder
 
 from mlpilot.registry import Registry, Workspace
 from mlpilot.stream import RedisTransport
+from mlpilot.stream._redis import _chunks, _pack
 from tests.stream.conftest import Running, topic, wait_for
 
 
@@ -229,3 +231,26 @@ def test_a_batch_sent_while_reading_ahead_is_confirmed_later_and_a_refusal_still
         assert {m.handle for m in second} <= pending and not {m.handle for m in first} & pending
     finally:
         transport.close()
+
+
+@pytest.mark.parametrize("body", [
+    [b'{"key":"1-0"}', b"x\r\ny", b"", b"\x00\xff", b"1796234882157-0"],
+    [],
+])
+def test_a_batch_script_call_is_packed_as_redis_py_packs_it(body: list[bytes]) -> None:
+    head: list[str | int] = ["EVALSHA", "0123abcd", 3, "out", "out.dlq", "ünput", "group", len(body), 0]
+    assert _pack(head, body) == b"".join(redis.connection.PythonRespSerializer(1000, Encoder("utf-8", "strict", False).encode)
+                                         .pack(*head, *body))
+    assert _pack(head, ["text"]) is None  # not bytes: left to redis-py
+
+
+@pytest.mark.parametrize(("n_out", "n_dead"), [(0, 0), (3, 0), (0, 2), (1000, 0), (999, 2), (1000, 1), (2500, 700)])
+def test_records_are_cut_into_script_calls_in_order(n_out: int, n_dead: int) -> None:
+    outputs = [b"o%d" % i for i in range(n_out)]
+    dead = [b"d%d" % i for i in range(n_dead)]
+    chunks = _chunks(outputs, dead)
+    assert len(chunks) == max(1, -(-(n_out + n_dead) // 1000))
+    assert all(len(o) + len(d) <= 1000 for o, d in chunks)
+    assert [v for o, _ in chunks for v in o] == outputs and [v for _, d in chunks for v in d] == dead
+    # each call holds a stretch of the records in order: outputs first, then dead letters
+    assert [v for o, d in chunks for v in [*o, *d]] == [*outputs, *dead]

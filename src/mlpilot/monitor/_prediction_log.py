@@ -62,6 +62,7 @@ _SEGMENT_BYTES = 32 * 1024 * 1024
 _SEGMENT_SECONDS = 600.0
 _RETENTION_SECONDS = 3600.0
 _STOP = object()
+_STR = {str}
 
 
 def _json_default(value: Any) -> Any:
@@ -379,14 +380,15 @@ class PredictionLog:
             "source": entry.source,
             "n_rows": len(entry.outputs),
             "latency_ms": round(entry.latency_ms, 3),
-            "predictions": _column(entry.outputs),
+            "predictions": column(entry.outputs),
             "probabilities": list(entry.probabilities) if entry.probabilities is not None else None,
             "inputs": _columns(entry.inputs, column),
         }
         if entry.warnings is not None:
             record["warnings"] = list(entry.warnings)
         if entry.request_ids is not None and not isinstance(entry.request_ids, str):
-            record["request_ids"] = [str(r) for r in entry.request_ids]
+            ids = entry.request_ids
+            record["request_ids"] = list(ids) if set(map(type, ids)) <= _STR else [str(r) for r in ids]
         if entry.first_row:
             record["first_row"] = entry.first_row
         return record

@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 _IDLE_POLL = 0.2
 # Seconds between two lag queries.
 _LAG_INTERVAL = 1.0
+# The young generation's collection threshold while `run(freeze_gc=True)` (allocations less deallocations).
+_GC_THRESHOLD = 50_000
 
 
 @dataclass(frozen=True)
@@ -128,12 +130,18 @@ class StreamConsumer:
         alive once the model is loaded is moved out of the garbage collector's sight (`gc.freeze`).
         """
         self.model()  # an unknown model fails here, before anything is consumed
+        thresholds = gc.get_threshold()
         if freeze_gc:
             # What is loaded now (the model, the libraries) lives as long as the process: out of the cyclic
             # collector's sight, so that the collections a batch's many small objects set off stay short
             # (a full collection over the model's objects cost ~10 ms per 1,000-row batch).
             gc.collect()
             gc.freeze()
+            # A batch's objects (row dicts, messages, records) are freed by their reference counts, not by the
+            # collector; at the default threshold (700) they still set off ~14 young collections per 1,000-row
+            # batch, each walking the batch in hand: ~2.5 ms of CPU per 1,000 rows. At `_GC_THRESHOLD` a
+            # 20-batch run sees none, and the rare cycle (an exception's traceback) is still collected.
+            gc.set_threshold(_GC_THRESHOLD, *thresholds[1:])
         self.log.start()
         self.models.start(preload=False)
         if self.config.metrics_port is not None:
@@ -147,6 +155,7 @@ class StreamConsumer:
             self.log.close()
             if self.metrics_server is not None:
                 self.metrics_server.close()
+            gc.set_threshold(*thresholds)
         return self.stats()
 
     def _loop(self) -> None:

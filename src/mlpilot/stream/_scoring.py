@@ -16,6 +16,7 @@ the batch.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
@@ -37,6 +38,9 @@ from mlpilot.stream._transport import Message, Record, import_client
 
 #: Dead-letter reasons (the ``reason`` field and the metric's label).
 REASONS = ("oversize", "not_json", "invalid", "schema")
+
+_KEY, _VALUE, _REQUEST_ID = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)  # of a `Message`
+_DICT = {dict}
 
 
 def _orjson() -> Any:
@@ -118,6 +122,9 @@ def _text(value: bytes | None) -> str:
 def decode(messages: list[Message], limits: Limits, batch: ScoredBatch) -> Rows:
     """The rows of each message; messages that cannot be rows go to ``batch``'s dead letters."""
     loads = _orjson().loads
+    rows = _decode_plain(messages, limits, loads)
+    if rows is not None:
+        return rows
     rows = Rows()
     values, owners, indexes = rows.values, rows.messages, rows.indexes
     for message in messages:
@@ -162,6 +169,26 @@ def decode(messages: list[Message], limits: Limits, batch: ScoredBatch) -> Rows:
                        'A message must be a JSON object of feature values (one row), or {"rows": [{...}, ...]}; '
                        f"got a JSON {type(payload).__name__}.", _text(value))
     return rows
+
+
+def _decode_plain(messages: list[Message], limits: Limits, loads: Any) -> Rows | None:
+    """`decode` of the usual batch, in a few C-level passes: every message one JSON object, no ``"rows"``.
+
+    ``None`` when some message is anything else (no value, too large, not JSON, not an object, the
+    ``{"rows": [...]}`` form): `decode` then goes message by message, and only those messages are refused.
+    """
+    if not messages:
+        return Rows()
+    values = list(map(_VALUE, messages))
+    if None in values or max(map(len, values)) > limits.max_message_bytes:
+        return None
+    try:
+        payloads = list(map(loads, values))  # one call per value in C: a refused value stops it, nothing else
+    except ValueError:
+        return None
+    if set(map(type, payloads)) != _DICT or any(map(operator.contains, payloads, repeat("rows"))):
+        return None
+    return Rows(payloads, messages if type(messages) is list else list(messages), [None] * len(payloads))
 
 
 def _dead_row(batch: ScoredBatch, rows: Rows, i: int, exc: MlpilotError, loaded: LoadedModel) -> None:
@@ -265,6 +292,14 @@ def _named(classes: tuple[Any, ...], probabilities: list[list[float]]) -> list[d
     return [{first: a, second: b} for a, b in probabilities]
 
 
+def _log_inputs(prepared: Prepared) -> Any:
+    """What the log records of the rows: a clean batch's columns as validation built them (not its row
+    dicts, which the log's writer would turn into the same columns again), else `Prepared.inputs`."""
+    if prepared.data is None and prepared.columns is None and prepared.by_column is not None:
+        return prepared.by_column
+    return prepared.inputs
+
+
 def _shape(loaded: LoadedModel, rows: Rows, todo: list[int], prepared: Prepared, predictions: list[Any],
            probabilities: list[list[float]] | None, batch: ScoredBatch) -> None:
     """The output records of the scored rows ``todo``, encoded by column; their log entry.
@@ -283,10 +318,14 @@ def _shape(loaded: LoadedModel, rows: Rows, todo: list[int], prepared: Prepared,
         return bytes(orjson.dumps(value, default=str, option=option))
 
     messages, indexes = rows.messages, rows.indexes
-    keys = [messages[i].key for i in todo]
-    places = [indexes[i] for i in todo]
-    request_ids = [messages[i].request_id if index is None else f"{messages[i].request_id}:{index}"
-                   for i, index in zip(todo, places, strict=True)]
+    if len(todo) != len(rows) or todo != list(range(len(rows))):  # some rows were dead-lettered
+        messages, indexes = [messages[i] for i in todo], [indexes[i] for i in todo]
+    keys = list(map(_KEY, messages))
+    places = indexes
+    numbered = indexes.count(None) != len(indexes)  # some rows come from {"rows": [...]} messages
+    request_ids = list(map(_REQUEST_ID, messages))
+    if numbered:
+        request_ids = [rid if index is None else f"{rid}:{index}" for rid, index in zip(request_ids, places, strict=True)]
 
     def constant(*parts: bytes) -> bytes:  # a template's fixed text ('%' doubled: it is a %-format)
         return b"".join(parts).replace(b"%", b"%%")
@@ -301,16 +340,16 @@ def _shape(loaded: LoadedModel, rows: Rows, todo: list[int], prepared: Prepared,
     if probabilities is not None:
         columns += [_fragments(list(column), dumps) for column in zip(*probabilities, strict=True)]
     columns.append(_fragments(flags, dumps) if flags is not None else [b'""'] * len(todo))
-    if all(index is None for index in places):  # one row per message: one template for every record
-        values = [plain % args for args in zip(*columns, strict=True)]
+    if not numbered:  # one row per message: one template for every record, filled in C
+        values = list(map(plain.__mod__, zip(*columns, strict=True)))
     else:  # rows of {"rows": [...]} messages carry their place in it
-        numbered = b'{"key":%b,"request_id":%b' + head + b'%b,"row":%d' + tail
-        values = [plain % args if index is None else numbered % (*args[:3], index, *args[3:])
+        with_row = b'{"key":%b,"request_id":%b' + head + b'%b,"row":%d' + tail
+        values = [plain % args if index is None else with_row % (*args[:3], index, *args[3:])
                   for args, index in zip(zip(*columns, strict=True), places, strict=True)]
     # Records made in C: tuple.__new__, not the named tuple's own (Python) __new__ per record
     batch.outputs.extend(map(tuple.__new__, repeat(Record), zip(keys, values, strict=True)))
     named = _named(classes, probabilities) if classes is not None and probabilities is not None else None
-    batch.log_entries.append(LogEntry(prepared.inputs, list(predictions), named, flags, request_ids))
+    batch.log_entries.append(LogEntry(_log_inputs(prepared), list(predictions), named, flags, request_ids))
     batch.warnings.extend(prepared.warnings)
 
 
