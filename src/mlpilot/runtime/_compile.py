@@ -53,6 +53,9 @@ class CompiledModel:
     inline = True
     #: Rows a request may have to be scored on the event loop, measured at load (`mlpilot.runtime._dispatch`).
     inline_rows = 0
+    #: Batches of at least this many rows are scored by the pipeline, faster there as measured at load
+    #: (`mlpilot.runtime._dispatch.pipeline_rows`; None: every batch the compiled path takes).
+    pipeline_rows: int | None = None
 
     def predict(self, table: Table, n_rows: int) -> Prediction:
         raise NotImplementedError

@@ -117,11 +117,15 @@ def score_compiled(loaded: LoadedModel, table: Table, n_rows: int) -> Scored | N
 
     The compiled path refuses what it cannot encode (a category the encoder
     rejects, a missing value a linear model cannot take); the general path
-    then gives the answer, or the error message, it always gave.
+    then gives the answer, or the error message, it always gave. A batch of
+    at least ``compiled.pipeline_rows`` rows is left to the general path too,
+    which was measured faster at that size when the model loaded.
     """
     compiled = loaded.compiled
     if compiled is None:
         return None
+    if compiled.pipeline_rows is not None and n_rows >= compiled.pipeline_rows:
+        return None  # a batch the pipeline scores faster (measured at load, `LoadedModel.dispatch`)
     try:
         if n_rows == 1 and isinstance(table, list):
             one = compiled.predict_one(table[0])
