@@ -7,7 +7,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlpilot.runtime._compile_steps import OneHot, RejectedInput
+from mlpilot.runtime._compile_steps import (
+    Chain,
+    Divide,
+    FeatureEncoder,
+    FillNaN,
+    InfToNaN,
+    OneHot,
+    RejectedInput,
+    Subtract,
+    ToFloat,
+    Writer,
+)
 
 
 @pytest.mark.parametrize("values", [
@@ -37,3 +48,17 @@ def test_one_hot_many_rejects_unknown_categories_when_asked() -> None:
     writer = OneHot({"a": 0, "b": 1}, 2, missing=None, reject_unknown=True)
     with pytest.raises(RejectedInput, match="unknown category"):
         writer.many(["a", "b", "z", "a", "b"], np.zeros((5, 2)), 0)
+
+
+def test_encoders_of_one_batch_share_the_steps_they_have_in_common() -> None:
+
+    first = FeatureEncoder([Chain("x", (ToFloat(), InfToNaN()), Writer())])
+    second = FeatureEncoder([Chain("x", (ToFloat(), InfToNaN(), FillNaN(0.5), Subtract(1.0), Divide(2.0)), Writer())])
+    columns = {"x": [1.0, None, float("inf"), 4, -2.5, 7]}
+    shared: dict[Any, Any] = {}
+    together = [encoder.transform(columns, 6, shared) for encoder in (first, second)]
+    alone = [encoder.transform(columns, 6) for encoder in (first, second)]
+    for a, b in zip(together, alone, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert ("x", ToFloat(), InfToNaN()) in shared  # cast and cleaned once, for both
+    assert columns["x"][:2] == [1.0, None]  # the request's values are left as they were

@@ -146,7 +146,8 @@ class EnsembleModel(CompiledModel):
     def predict(self, table: Table, n_rows: int) -> Prediction:
         if len(self._encoders) > 1:
             table = shared_table(table, n_rows, self.sources)
-        matrices = [encoder.transform(table, n_rows) for encoder in self._encoders]
+        shared: dict[Any, Any] = {}  # the steps the encoders have in common, computed once
+        matrices = [encoder.transform(table, n_rows, shared) for encoder in self._encoders]
         if n_rows <= SINGLE_THREAD_ROWS:
             one_blas_thread()
         return self._combined(matrices)

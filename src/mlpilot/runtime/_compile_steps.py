@@ -49,6 +49,7 @@ class Step:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
 class ToFloat(Step):
     """Numbers and booleans as float, missing as NaN (what pandas and scikit-learn see)."""
 
@@ -59,6 +60,7 @@ class ToFloat(Step):
         return np.array(values, dtype=float)
 
 
+@dataclass(frozen=True)
 class InfToNaN(Step):
     """mlpilot's preprocessor treats infinities as missing."""
 
@@ -203,6 +205,11 @@ class Lookup(Step):
             one = self.one
             codes = [one(v) if c is _ABSENT or c is None else c for v, c in zip(values, codes, strict=True)]
         return np.array(codes, dtype=float)
+
+
+#: Steps equal by value that never change the values they are given: two encoders'
+#: chains that begin with equal ones can share what those steps give.
+_SHAREABLE = frozenset({ToFloat, InfToNaN, FillNaN, FillMissing, Subtract, Divide, Multiply, Add, Clip, AsText})
 
 
 # -- writers: the end of a chain, placing its value(s) in the output row ----------------
@@ -364,10 +371,12 @@ class FeatureEncoder:
             write(value, row, offset)
         return row
 
-    def transform(self, table: Table, n_rows: int) -> np.ndarray:
+    def transform(self, table: Table, n_rows: int, shared: dict[Any, Any] | None = None) -> np.ndarray:
         """A ``(n_rows, width)`` float64 matrix; raises `RejectedInput` for values it cannot encode.
 
         ``table`` is either a list of row dicts or a mapping of column name to values.
+        ``shared`` keeps, for the encoders of one batch, each column's values after the
+        steps they have in common (the same numbers cast and cleaned once for all).
         """
         if n_rows <= _SCALAR_ROWS:
             rows = table if isinstance(table, list) else [
@@ -377,7 +386,18 @@ class FeatureEncoder:
         out = np.zeros((n_rows, self.width))
         for chain in self.chains:
             values: Any = columns[chain.source]
+            key: tuple[Any, ...] | None = (chain.source,) if shared is not None else None
             for step in chain.steps:
+                if shared is not None and key is not None and type(step) in _SHAREABLE:
+                    key = (*key, step)
+                    found = shared.get(key, _ABSENT)
+                    if found is not _ABSENT:
+                        values = found
+                        continue
+                    values = step.many(values)
+                    shared[key] = values
+                    continue
+                key = None  # a step compared by identity, or one with a table: not shared from here on
                 values = step.many(values)
             chain.writer.many(values, out, chain.offset)
         return out
