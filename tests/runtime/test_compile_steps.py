@@ -13,6 +13,7 @@ from mlpilot.runtime._compile_steps import (
     FeatureEncoder,
     FillNaN,
     InfToNaN,
+    Lookup,
     OneHot,
     RejectedInput,
     Subtract,
@@ -62,3 +63,20 @@ def test_encoders_of_one_batch_share_the_steps_they_have_in_common() -> None:
         np.testing.assert_array_equal(a, b)
     assert ("x", ToFloat(), InfToNaN()) in shared  # cast and cleaned once, for both
     assert columns["x"][:2] == [1.0, None]  # the request's values are left as they were
+
+
+@pytest.mark.parametrize("values", [
+    ["a", "b", "a", "b", "a"],
+    ["a", None, "b", float("nan"), "z"],  # missing and unknown: their codes
+    ["a", "n", "a", "b", "a"],  # a category whose code is NaN
+])
+def test_lookup_many_matches_one_value_at_a_time(values: list[Any]) -> None:
+    lookup = Lookup({"a": 0.0, "b": 1.0, "n": float("nan")}, missing=2.0, unknown=3.0)
+    np.testing.assert_array_equal(lookup.many(values), np.array([lookup.one(v) for v in values], dtype=float))
+
+
+def test_lookup_many_refuses_what_one_refuses() -> None:
+    lookup = Lookup({"a": 0.0}, missing=None, unknown=None)
+    for bad in (None, "z"):
+        with pytest.raises(RejectedInput):
+            lookup.many(["a", "a", bad, "a", "a"])
