@@ -326,6 +326,17 @@ def _recorded(records: VerificationRecords | None, compiled: CompiledModel,
     return (found if found is not None and found.fingerprint == mark else None), mark
 
 
+def _varied_rows(compiled: CompiledModel, schema: Schema, n: int = 64) -> list[SampleRow]:
+    """``n`` random sample rows with every value present and known: a batch's variety, for timing it.
+
+    (Eight rows repeated would flatter a tree walk that meets the same paths again and again.)
+    """
+    rows = sample_rows(schema, compiled.probe_values(), n_random=2 * n)
+    varied = [r for r in rows if r.label.startswith("random row")
+              and all(v is not None and v != UNSEEN for v in r.values.values())]
+    return varied or _first_rows(compiled, schema)
+
+
 def _batch_paths(compiled: CompiledModel, loaded: LoadedModel,
                  rows: list[SampleRow]) -> tuple[Callable[[int], Any], Callable[[int], Any]]:
     """Score ``n`` sample rows (repeated) as a batch request reaches each path: compiled, then the pipeline."""
@@ -383,7 +394,8 @@ def with_fast_path(loaded: LoadedModel, records: VerificationRecords | None = No
         return dataclasses.replace(loaded, fast_path=f"refused at load: {problem}")
     first = _first_rows(compiled, loaded.schema)
     compiled.inline_rows, dispatch = inline_rows(compiled, [row.values for row in first])
-    compiled.pipeline_rows, batches = pipeline_rows(*_batch_paths(compiled, loaded, first), timer=timer)
+    compiled.pipeline_rows, batches = pipeline_rows(*_batch_paths(compiled, loaded, _varied_rows(compiled, loaded.schema)),
+                                                    timer=timer)
     dispatch = f"{dispatch}; {batches}"
     logger.info("%s: compiled fast path verified in %.2f s (%s); %s", ref, seconds, compiled.description, dispatch)
     return dataclasses.replace(loaded, compiled=compiled, fast_path=f"compiled: {compiled.description}",
