@@ -37,3 +37,25 @@ def test_column_check_is_the_value_rule(kind: int, nullable: bool) -> None:
                     column = list(values)
                     assert _clean(column, kind, categories, low, high, nullable) == _reference(
                         column, kind, categories, low, high, nullable), (column, categories, low, high)
+
+
+@pytest.mark.parametrize(("change", "clean"), [
+    (lambda row: row, True),
+    (lambda row: {**row, "extra": 1}, False),  # one field more
+    (lambda row: {k: v for k, v in row.items() if k != "x"}, False),  # one field fewer
+    (lambda row: {"other" if k == "x" else k: v for k, v in row.items()}, False),  # as many fields, one not a feature
+])
+def test_a_batch_is_clean_only_when_every_row_has_exactly_the_features(change: Any, clean: bool) -> None:
+    import pandas as pd
+
+    from mlpilot.data import infer_schema
+    from mlpilot.runtime._validator import SchemaValidator
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0] * 10, "c": ["a", "b", "a"] * 10, "y": [0, 1, 0] * 10})
+    validator = SchemaValidator(infer_schema(frame, target="y"))
+    rows = [{"x": 1.5, "c": "a"} for _ in range(10)]
+    rows[7] = change(rows[7])
+    found = validator.clean_table({"rows": rows}, 100)
+    assert (found is not None) == clean
+    if found is not None:
+        assert found[1] == {"x": [1.5] * 10, "c": ["a"] * 10}

@@ -53,6 +53,9 @@ class CompiledModel:
     inline = True
     #: Rows a request may have to be scored on the event loop, measured at load (`mlpilot.runtime._dispatch`).
     inline_rows = 0
+    #: Batches of at least this many rows are scored by the pipeline, faster there as measured at load
+    #: (`mlpilot.runtime._dispatch.pipeline_rows`; None: every batch the compiled path takes).
+    pipeline_rows: int | None = None
 
     def predict(self, table: Table, n_rows: int) -> Prediction:
         raise NotImplementedError
@@ -143,7 +146,8 @@ class EnsembleModel(CompiledModel):
     def predict(self, table: Table, n_rows: int) -> Prediction:
         if len(self._encoders) > 1:
             table = shared_table(table, n_rows, self.sources)
-        matrices = [encoder.transform(table, n_rows) for encoder in self._encoders]
+        shared: dict[Any, Any] = {}  # the steps the encoders have in common, computed once
+        matrices = [encoder.transform(table, n_rows, shared) for encoder in self._encoders]
         if n_rows <= SINGLE_THREAD_ROWS:
             one_blas_thread()
         return self._combined(matrices)

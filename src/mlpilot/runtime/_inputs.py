@@ -39,7 +39,7 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 def parse_json(body: bytes) -> Any:
     """Parse strict JSON: no NaN or Infinity, and a clear message with the position."""
-    if not body.strip():
+    if not body or body.isspace():  # (strip() would copy the whole body to find out)
         raise InvalidParameterError('The request body is empty; send JSON such as {"rows": [{...}]}.')
     parsed = _json.loads(body)
     if parsed is not _json.NOT_PARSED:

@@ -13,9 +13,7 @@ warnings as always.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Mapping
-from itertools import repeat
 from typing import Any
 
 from mlpilot.data import Schema
@@ -114,9 +112,14 @@ class SchemaValidator:
             if self._rows_may_be_empty and all(v is None for v in row.values()):
                 return None
             return rows, None
-        if set(map(type, rows)) != _DICT or not all(map(operator.eq, map(dict.keys, rows), repeat(self.names))):
+        # every row a dict of exactly the features: as many keys as there are features, and each feature
+        # found (`_columns` raises KeyError otherwise), a tenth of comparing 1,000 key sets
+        if set(map(type, rows)) != _DICT or set(map(len, rows)) != {len(self.names)}:
             return None
-        columns = self._columns(rows)
+        try:
+            columns = self._columns(rows)
+        except KeyError:
+            return None
         for values, (_name, kind, categories, low, high, nullable) in zip(columns.values(), self.checks, strict=True):
             if not _clean(values, kind, categories, low, high, nullable):
                 return None
@@ -125,10 +128,7 @@ class SchemaValidator:
         return rows, columns
 
     def _columns(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        names = [name for name, *_ in self.checks]
-        if len(names) == 1:
-            return {names[0]: [row[names[0]] for row in rows]}
-        return dict(zip(names, map(list, zip(*map(operator.itemgetter(*names), rows), strict=True)), strict=True))
+        return {name: [row[name] for row in rows] for name, *_ in self.checks}
 
     def is_clean(self, columns: Mapping[str, Any]) -> bool:
         """True when ``columns`` holds exactly the features, each a list of valid, known values."""

@@ -28,7 +28,7 @@ from mlpilot.data import ColumnSchema, Schema
 from mlpilot.runtime._compile import CompiledModel, EnsembleModel, PipelineModel, compile_model
 from mlpilot.runtime._compile_final import Final
 from mlpilot.runtime._compile_steps import CompileError
-from mlpilot.runtime._dispatch import inline_rows
+from mlpilot.runtime._dispatch import Timer, inline_rows, pipeline_rows
 from mlpilot.runtime._inputs import convert_columns
 from mlpilot.runtime._score import _plain, predict_frame
 from mlpilot.runtime._verified import VerificationRecords, Verified
@@ -326,11 +326,45 @@ def _recorded(records: VerificationRecords | None, compiled: CompiledModel,
     return (found if found is not None and found.fingerprint == mark else None), mark
 
 
-def with_fast_path(loaded: LoadedModel, records: VerificationRecords | None = None) -> LoadedModel:
+def _varied_rows(compiled: CompiledModel, schema: Schema, n: int = 64) -> list[SampleRow]:
+    """``n`` random sample rows with every value present and known: a batch's variety, for timing it.
+
+    (Eight rows repeated would flatter a tree walk that meets the same paths again and again.)
+    """
+    rows = sample_rows(schema, compiled.probe_values(), n_random=2 * n)
+    varied = [r for r in rows if r.label.startswith("random row")
+              and all(v is not None and v != UNSEEN for v in r.values.values())]
+    return varied or _first_rows(compiled, schema)
+
+
+def _batch_paths(compiled: CompiledModel, loaded: LoadedModel,
+                 rows: list[SampleRow]) -> tuple[Callable[[int], Any], Callable[[int], Any]]:
+    """Score ``n`` sample rows (repeated) as a batch request reaches each path: compiled, then the pipeline."""
+    assert loaded.schema is not None
+    schema = loaded.schema
+    names = list(schema.feature_names)
+
+    def columns(n: int) -> dict[str, list[Any]]:
+        return {name: [rows[i % len(rows)].values[name] for i in range(n)] for name in names}
+
+    def fast(n: int) -> Any:
+        return compiled.predict(columns(n), n)
+
+    def general(n: int) -> Any:
+        data, _warnings = convert_columns(columns(n), schema)
+        return predict_frame(loaded, pd.DataFrame(data, index=pd.RangeIndex(n), copy=False))
+
+    return fast, general
+
+
+def with_fast_path(loaded: LoadedModel, records: VerificationRecords | None = None, *,
+                   timer: Timer | None = None) -> LoadedModel:
     """``loaded`` with its compiled model attached when one compiles and verifies; the reason otherwise.
 
     With ``records``, a verification recorded for this artifact under today's libraries and code,
     whose compiled path still gives the recorded fingerprint, is used instead of verifying again.
+    Which requests go to the event loop, and which batches to the pipeline, is measured each
+    time (`mlpilot.runtime._dispatch`; ``timer`` replaces the clock there).
     """
     ref = loaded.version.ref
     if loaded.schema is None:
@@ -358,7 +392,11 @@ def with_fast_path(loaded: LoadedModel, records: VerificationRecords | None = No
     if problem is not None:
         logger.warning("%s is served by its general path: its compiled form disagrees with it (%s)", ref, problem)
         return dataclasses.replace(loaded, fast_path=f"refused at load: {problem}")
-    compiled.inline_rows, dispatch = inline_rows(compiled, [row.values for row in _first_rows(compiled, loaded.schema)])
+    first = _first_rows(compiled, loaded.schema)
+    compiled.inline_rows, dispatch = inline_rows(compiled, [row.values for row in first])
+    compiled.pipeline_rows, batches = pipeline_rows(*_batch_paths(compiled, loaded, _varied_rows(compiled, loaded.schema)),
+                                                    timer=timer)
+    dispatch = f"{dispatch}; {batches}"
     logger.info("%s: compiled fast path verified in %.2f s (%s); %s", ref, seconds, compiled.description, dispatch)
     return dataclasses.replace(loaded, compiled=compiled, fast_path=f"compiled: {compiled.description}",
                                dispatch=dispatch)
