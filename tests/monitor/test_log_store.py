@@ -306,3 +306,31 @@ def test_compaction_cuts_chunks_by_rows_and_readers_see_every_row(
     assert sorted(frame["x"].tolist()) == list(range(n_records * per_record))
     assert frame["request_id"].nunique() == n_records * per_record
     assert len(list(predictions_dir(workspace, "m").glob("date=*/*.parquet"))) == 1  # one part, as before
+
+
+def test_the_background_compaction_runs_in_a_child_process_and_reads_the_same_rows(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    segment = _segment(workspace, "m", ["2026-01-01", "2026-01-02"])
+    before = read_prediction_log(workspace, "m")
+    log = PredictionLog(workspace)  # compact_in_child by default
+    with monkeypatch.context() as mp:  # this process cannot compact: only a child can have done it
+        mp.setattr("mlpilot.monitor._prediction_log.compact_dirs", _not_here)
+        result = log.compact(in_child=True)
+        assert result.compacted == 1 and log.compacted == 1 and not segment.exists()
+        assert log.compact(in_child=True).compacted == 0  # nothing closed left: no child started
+    pd.testing.assert_frame_equal(before, read_prediction_log(workspace, "m"), check_dtype=False)
+
+
+def test_a_child_that_cannot_run_leaves_the_compaction_to_this_process(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    segment = _segment(workspace, "m", ["2026-01-01"])
+    monkeypatch.setattr("sys.executable", str(workspace.root / "no-such-python"))
+    assert PredictionLog(workspace).compact(in_child=True).compacted == 1 and not segment.exists()
+    assert "compaction process did not finish" in caplog.text
+    assert len(read_prediction_log(workspace, "m")) == 3
+
+
+def _not_here(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("compacted in the parent process")

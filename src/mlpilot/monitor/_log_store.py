@@ -364,6 +364,53 @@ def compact_dirs(directories: Iterable[Path], part_rows: int = PART_ROWS) -> Com
     return CompactionResult(compacted, busy, corrupt)
 
 
+def closed_segments(directories: Iterable[Path]) -> list[Path]:
+    """The segments in ``directories`` that no writer holds now (those a compaction would rewrite)."""
+    closed = []
+    for directory in directories:
+        for path in sorted(directory.glob("*.jsonl")):
+            try:
+                with open(path, "rb") as fh:
+                    if lock_segment(fh, block=False):  # closing the handle releases the lock
+                        closed.append(path)
+            except FileNotFoundError:
+                continue
+    return closed
+
+
+#: Seconds a child compaction may take before it is stopped (its segments stay and are compacted later).
+CHILD_TIMEOUT = 900.0
+#: The child's scheduling priority below its parent's, so serving or streaming keeps the cores first.
+CHILD_NICE = 5
+
+
+def compact_in_child(directories: Sequence[Path], timeout: float = CHILD_TIMEOUT) -> CompactionResult | None:
+    """`compact_dirs` in a child Python process; ``None`` when the child could not run or failed.
+
+    A compaction parses and rewrites up to a segment's 32 MB: in the serving or streaming process it
+    would hold the GIL for that long (and keep the memory it peaked at); in a child the parent's
+    threads keep running and the memory goes back to the system when the child exits.
+    """
+    import subprocess
+
+    import mlpilot
+
+    package_root = str(Path(mlpilot.__file__).resolve().parents[1])  # the child imports this same mlpilot
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+    command = [sys.executable, "-m", "mlpilot.monitor._compactor", *map(str, directories)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("prediction log: the compaction process did not finish (%s); compacting here instead", exc)
+        return None
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        logger.warning("prediction log: the compaction process failed (exit %s): %s; compacting here instead",
+                       done.returncode, done.stderr.strip()[-500:])
+        return None
+    return CompactionResult(**json.loads(lines[-1]))
+
+
 def release_memory() -> None:
     """Hand the memory a compaction freed back to the system (Arrow's pool and, on glibc, the C heap).
 

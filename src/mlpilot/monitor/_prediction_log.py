@@ -10,9 +10,10 @@ for what orjson refuses). Each process writes its own segments and holds
 a lock on the open one, so several server workers never interleave lines. A
 crash can at worst leave a truncated last line, which readers skip and count.
 
-Segments are rotated by size and age; a compactor thread rewrites closed ones
-(and those left by a killed process) as Parquet parts by model and day
-(`mlpilot.monitor._log_store`), and deletes the days older than ``keep``.
+Segments are rotated by size and age; a compactor thread has closed ones (and
+those left by a killed process) rewritten as Parquet parts by model and day
+(`mlpilot.monitor._log_store`), by a child process (`mlpilot.monitor._compactor`,
+so the parsing does not hold this process's GIL), and deletes the days older than ``keep``.
 `read_prediction_log` and `iter_prediction_log` read both, column-wise, with
 the filters pushed down to the Parquet row groups.
 """
@@ -43,7 +44,9 @@ from mlpilot.monitor._log_store import (
     LOG_COLUMNS,
     CompactionResult,
     LogFilter,
+    closed_segments,
     compact_dirs,
+    compact_in_child,
     lock_segment,
     model_dirs,
     parse_keep,
@@ -159,6 +162,9 @@ class PredictionLog:
         A segment is closed (and compacted into Parquet) once it is this large or this old.
     clock : callable, optional
         Seconds since the epoch for each record's timestamp (default `time.time`).
+    compact_in_child : bool
+        The background compaction runs in a child process (default), off this process's GIL and
+        heap; in the compactor thread itself where a child cannot run, or with ``False``.
 
     Examples
     --------
@@ -182,6 +188,7 @@ class PredictionLog:
         segment_bytes: int = _SEGMENT_BYTES,
         segment_seconds: float = _SEGMENT_SECONDS,
         clock: Callable[[], float] = time.time,
+        compact_in_child: bool = True,
     ) -> None:
         self.workspace = workspace
         self.max_queue = max_queue
@@ -191,6 +198,7 @@ class PredictionLog:
         self.segment_bytes = segment_bytes
         self.segment_seconds = segment_seconds
         self.clock = clock
+        self.compact_in_child = compact_in_child
         self.dropped = 0
         self.written = 0
         self.errors = 0
@@ -286,9 +294,20 @@ class PredictionLog:
         if compact:
             self.compact()
 
-    def compact(self) -> CompactionResult:
-        """Compact every closed segment of the log into Parquet now (also those of killed processes)."""
-        result = compact_dirs(model_dirs(predictions_dir(self.workspace), None))
+    def compact(self, *, in_child: bool = False) -> CompactionResult:
+        """Compact every closed segment of the log into Parquet now (also those of killed processes).
+
+        ``in_child``: in a child process (`compact_in_child`) when there is anything to compact, here
+        if the child cannot run.
+        """
+        directories = model_dirs(predictions_dir(self.workspace), None)
+        result = None
+        if in_child:
+            if not closed_segments(directories):
+                return CompactionResult(0, 0, 0)
+            result = compact_in_child(directories)
+        if result is None:
+            result = compact_dirs(directories)
         self.compacted += result.compacted
         self.corrupt_lines += result.corrupt_lines
         return result
@@ -299,7 +318,7 @@ class PredictionLog:
         pruned_at = -math.inf
         while True:
             try:
-                self.compact()
+                self.compact(in_child=self.compact_in_child)
                 if self.keep is not None and time.monotonic() - pruned_at >= _RETENTION_SECONDS:
                     prune_dirs(model_dirs(predictions_dir(self.workspace), None), self.keep)
                     pruned_at = time.monotonic()
