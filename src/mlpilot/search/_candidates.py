@@ -121,6 +121,11 @@ PROBE_ROWS = 400
 Prepared = tuple[Any, Any, Any, tuple[int, ...]]
 
 
+def preprocess_key(encoding: str, text_only: bool, roles: dict[str, str]) -> tuple[str, bool]:
+    """Which preprocessing an encoding is: a text-only encoding of a table with only text columns is the full one."""
+    return encoding, text_only and any(r != "text" for r in roles.values())
+
+
 def has_text_features(X: pd.DataFrame, roles: dict[str, str]) -> bool:
     """Whether these columns get text features: a text column, or a categorical one read as titles."""
     least = TabularPreprocessor().target_encoding_min
@@ -220,8 +225,8 @@ class PreparedFolds:
         return per_fold * n_folds / max(n_folds - 1, 1) * self.refit_share
 
     def key(self, encoding: str, text_only: bool) -> tuple[str, bool]:
-        """The cache key: a text-only encoding of a table with only text columns is the full one."""
-        return encoding, text_only and self.roles_for(True) != self.roles
+        """The cache key (`preprocess_key`)."""
+        return preprocess_key(encoding, text_only, self.roles)
 
     def _choose(self, key: tuple[str, bool], keep: float) -> None:
         encoding, text_only = key

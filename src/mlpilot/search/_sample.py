@@ -47,7 +47,7 @@ PROBE_EXPONENT = (1.0, 1.5)
 #: Rows of each class a sample keeps at least (the most folds a search uses).
 SAMPLE_CLASS_LEAST = 5
 
-__all__ = ["SearchSample", "choose_sample", "cv_seconds", "draw_rows", "fallback_family", "fit_seconds", "round_rows",
+__all__ = ["SearchSample", "choose_sample", "cv_seconds", "draw_rows", "drawn_how", "fallback_family", "fit_seconds", "round_rows",
            "sample_size"]
 
 
@@ -85,6 +85,11 @@ class SearchSample:
                       "seconds_per_row": float(f"{self.seconds_per_row:.4g}"), "exponent": round(self.exponent, 3)},
             "expected_seconds_all_rows": round(self.expected_all, 3), "allowed_seconds": round(self.allowed, 3),
         }
+
+
+def drawn_how(task: str) -> str:
+    """How `draw_rows` draws a sample for ``task``, in words."""
+    return "stratified by class" if task != "regression" else "uniform"
 
 
 def draw_rows(y: np.ndarray, task: str, size: int, random_state: int) -> np.ndarray:
@@ -259,4 +264,4 @@ def choose_sample(X: pd.DataFrame, y: np.ndarray, *, task: str, roles: dict[str,
     rows = draw_rows(y, task, size, random_state)
     return SearchSample(rows=rows, n_rows=n, family=family, probe_rows=len(probe), seconds_per_row=per_row,
                         exponent=exponent, expected_all=expected_all, allowed=allowed,
-                        drawn="stratified by class" if task != "regression" else "uniform", random_state=random_state)
+                        drawn=drawn_how(task), random_state=random_state)

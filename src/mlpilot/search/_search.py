@@ -34,6 +34,7 @@ from mlpilot.search._candidates import (
     CandidateRunner,
     family_allowed,
     has_text_features,
+    preprocess_key,
     probe_preprocessing,
     probe_rows,
     refit_seconds,
@@ -43,6 +44,7 @@ from mlpilot.search._sample import (
     SearchSample,
     choose_sample,
     draw_rows,
+    drawn_how,
     fallback_family,
     fallback_params,
     round_rows,
@@ -653,13 +655,6 @@ def fit_final(
     return members, names, [w / total for w in weights], notes
 
 
-def _refit_key(family: str, roles: dict[str, str]) -> tuple[str, bool]:
-    fam = FAMILIES[family]
-    has_text = any(r == "text" for r in roles.values())
-    # a text-only encoding of a table with only text columns is the full one (as in the search)
-    return fam.encoding, fam.text_only and has_text and any(r != "text" for r in roles.values())
-
-
 def _refit_sample(X: pd.DataFrame, y: np.ndarray, result: SearchResult, best: str, *, task: str,
                   roles: dict[str, str], budget: Budget, random_state: int, sample_weight: np.ndarray | None,
                   notes: list[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray | None]:
@@ -675,7 +670,8 @@ def _refit_sample(X: pd.DataFrame, y: np.ndarray, result: SearchResult, best: st
     n_search = max(len(result.ensemble_oof), 1)
     learner = refit_seconds(cand, len(result.folds), len(y) / n_search)
     # the preprocessing's expected time was measured for the refit the search planned (its rows or a bit more)
-    preprocess = result.preprocess_refit.get(_refit_key(cand.family, roles), 0.0) * len(y) / n_search
+    preprocess = result.preprocess_refit.get(
+        preprocess_key(FAMILIES[cand.family].encoding, FAMILIES[cand.family].text_only, roles), 0.0) * len(y) / n_search
     expected = learner + preprocess
     share = REFIT_SAMPLE_SHARE
     allowed = budget.cap(share)
@@ -692,7 +688,7 @@ def _refit_sample(X: pd.DataFrame, y: np.ndarray, result: SearchResult, best: st
         return X, y, sample_weight
     rows = draw_rows(y, task, size, random_state)
     notes.append(
-        f"the members were refit on a sample of {size:,} of the {len(y):,} rows ({'stratified by class' if task != 'regression' else 'uniform'}, "
+        f"the members were refit on a sample of {size:,} of the {len(y):,} rows ({drawn_how(task)}, "
         f"seed {random_state}) to keep the time budget: the refit of {best} on every row was expected to take "
         f"{expected:.2f}s ({learner:.2f}s its fit and {preprocess:.2f}s preprocessing at its cross-validation's cost "
         f"a row on {n_search:,} rows, grown as rows^{exponent:.2f}), and it may be expected to take {share:.0%} of the "

@@ -321,11 +321,10 @@ def _shape(loaded: LoadedModel, rows: Rows, todo: list[int], prepared: Prepared,
     if len(todo) != len(rows) or todo != list(range(len(rows))):  # some rows were dead-lettered
         messages, indexes = [messages[i] for i in todo], [indexes[i] for i in todo]
     keys = list(map(_KEY, messages))
-    places = indexes
     numbered = indexes.count(None) != len(indexes)  # some rows come from {"rows": [...]} messages
     request_ids = list(map(_REQUEST_ID, messages))
     if numbered:
-        request_ids = [rid if index is None else f"{rid}:{index}" for rid, index in zip(request_ids, places, strict=True)]
+        request_ids = [rid if index is None else f"{rid}:{index}" for rid, index in zip(request_ids, indexes, strict=True)]
 
     def constant(*parts: bytes) -> bytes:  # a template's fixed text ('%' doubled: it is a %-format)
         return b"".join(parts).replace(b"%", b"%%")
@@ -345,7 +344,7 @@ def _shape(loaded: LoadedModel, rows: Rows, todo: list[int], prepared: Prepared,
     else:  # rows of {"rows": [...]} messages carry their place in it
         with_row = b'{"key":%b,"request_id":%b' + head + b'%b,"row":%d' + tail
         values = [plain % args if index is None else with_row % (*args[:3], index, *args[3:])
-                  for args, index in zip(zip(*columns, strict=True), places, strict=True)]
+                  for args, index in zip(zip(*columns, strict=True), indexes, strict=True)]
     # Records made in C: tuple.__new__, not the named tuple's own (Python) __new__ per record
     batch.outputs.extend(map(tuple.__new__, repeat(Record), zip(keys, values, strict=True)))
     named = _named(classes, probabilities) if classes is not None and probabilities is not None else None
