@@ -116,7 +116,7 @@ def run_one(python: str, system: str, dataset: str, budget: float) -> dict:
 def rank(results: list[dict], systems: list[str]) -> dict[str, dict[str, float]]:
     ranks: dict[str, dict[str, float]] = {s: {} for s in systems}
     for spec in DATASETS:
-        rows = [r for r in results if r["dataset"] == spec.key]
+        rows = [r for r in results if r["dataset"] == spec.key and r["system"] in ranks]
         if not rows:
             continue
         ok = sorted((r for r in rows if "score" in r), key=lambda r: r["score"] if LOWER_IS_BETTER[spec.metric] else -r["score"])
@@ -126,6 +126,65 @@ def rank(results: list[dict], systems: list[str]) -> dict[str, dict[str, float]]
             if "score" not in r:
                 ranks[r["system"]][spec.key] = len(systems)
     return ranks
+
+
+def normalised(results: list[dict], systems: list[str]) -> dict[str, dict[str, float]]:
+    """Each system's score per dataset scaled to [0, 1] between the run's worst (0) and best (1); a failure is 0."""
+    scaled: dict[str, dict[str, float]] = {s: {} for s in systems}
+    for spec in DATASETS:
+        rows = [r for r in results if r["dataset"] == spec.key and r["system"] in scaled]
+        scores = [r["score"] for r in rows if "score" in r]
+        if not scores:
+            continue
+        sign = -1.0 if LOWER_IS_BETTER[spec.metric] else 1.0
+        worst, best = min(sign * v for v in scores), max(sign * v for v in scores)
+        for r in rows:
+            value = (sign * r["score"] - worst) / (best - worst) if "score" in r and best > worst else 0.0
+            scaled[r["system"]][spec.key] = 1.0 if "score" in r and best == worst else value
+    return scaled
+
+
+def targets(results: list[dict], systems: list[str], budget: float) -> list[str]:
+    """The issue's targets, computed from this run: rank at the budget, normalised score and predict cost
+    against AutoGluon best_quality at 300 s, every mlpilot fit within budget + 10%."""
+    if "mlpilot" not in systems:
+        return []
+    lines = ["", "## Targets (computed from this run)", ""]
+    peers = [s for s in systems if s not in OWN_BUDGET]
+    ranks = rank(results, peers)
+    mean = {s: sum(v.values()) / len(v) for s, v in ranks.items() if v}
+    if len(peers) > 1:
+        best = min(mean, key=mean.get)
+        others = ", ".join(f"{s} {mean[s]:.2f}" for s in peers if s != "mlpilot" and s in mean)
+        lines.append(f"- Average rank at {budget:g} s among {', '.join(peers)}: mlpilot {mean['mlpilot']:.2f} "
+                     f"({others}): {'met' if best == 'mlpilot' else 'MISSED'}.")
+    reference = next((s for s in systems if s in OWN_BUDGET), None)
+    if reference is not None:
+        scaled = normalised(results, systems)
+        means = {s: sum(v.values()) / len(v) for s, v in scaled.items() if v}
+        lines.append("- Mean normalised score over all systems of the run (per dataset 0 = worst, 1 = best): "
+                     + ", ".join(f"{s} {means[s]:.3f}" for s in systems if s in means)
+                     + f"; mlpilot at {budget:g} s against {reference}: "
+                     + ("met." if means.get("mlpilot", 0.0) >= means.get(reference, 0.0) else "MISSED."))
+        ratios = []
+        for spec in DATASETS:
+            ours = next((r for r in results if r["dataset"] == spec.key and r["system"] == "mlpilot"
+                         and "score" in r), None)
+            theirs = next((r for r in results if r["dataset"] == spec.key and r["system"] == reference
+                           and "score" in r), None)
+            if ours and theirs:
+                ratios.append((spec.key, theirs["predict_ms_per_1000"] / ours["predict_ms_per_1000"]))
+        if ratios:
+            missed = [f"{k} {v:.0f}x" for k, v in ratios if v < 50]
+            lines.append(f"- Predict time per 1,000 rows, {reference} over mlpilot (target >= 50x): "
+                         + ", ".join(f"{k} {v:.0f}x" for k, v in ratios)
+                         + (f": MISSED on {', '.join(missed)}." if missed else ": met on every dataset."))
+    over = [r["dataset"] for r in results if r["system"] == "mlpilot" and (overrun(r, budget) or 0.0) > OVERRUN_LIMIT]
+    fits = [r["fit_seconds"] for r in results if r["system"] == "mlpilot" and "fit_seconds" in r]
+    if fits:
+        lines.append(f"- Every mlpilot fit within {budget:g} s + {OVERRUN_LIMIT:.0%}: longest {max(fits):.1f} s; "
+                     + (f"MISSED on {', '.join(over)}." if over else "met."))
+    return lines
 
 
 def write_markdown(results: list[dict], systems: list[str], budget: float, command: str, path: Path) -> None:
@@ -168,6 +227,7 @@ def write_markdown(results: list[dict], systems: list[str], budget: float, comma
         values = list(ranks[system].values())
         if values:
             lines.append(f"| {system} | {sum(values) / len(values):.2f} | {len(values)} |")
+    lines += targets(results, systems, budget)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
