@@ -126,6 +126,11 @@ def preprocess_key(encoding: str, text_only: bool, roles: dict[str, str]) -> tup
     return encoding, text_only and any(r != "text" for r in roles.values())
 
 
+def text_roles(roles: dict[str, str]) -> dict[str, str]:
+    """The columns a text-only family sees: the text ones."""
+    return {c: r for c, r in roles.items() if r == "text"}
+
+
 def has_text_features(X: pd.DataFrame, roles: dict[str, str]) -> bool:
     """Whether these columns get text features: a text column, or a categorical one read as titles."""
     least = TabularPreprocessor().target_encoding_min
@@ -193,9 +198,7 @@ class PreparedFolds:
         self.probes: dict[tuple[str, bool], tuple[float, float]] = dict(probes or {})
 
     def roles_for(self, text_only: bool) -> dict[str, str]:
-        if not text_only:
-            return self.roles
-        return {c: r for c, r in self.roles.items() if r == "text"}
+        return text_roles(self.roles) if text_only else self.roles
 
     def has(self, encoding: str, text_only: bool) -> bool:
         return self.key(encoding, text_only) in self._cache

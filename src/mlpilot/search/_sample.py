@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from mlpilot.features import TabularPreprocessor
+from mlpilot.search._candidates import text_roles
 from mlpilot.search._learners import FAMILIES, Learner
 from mlpilot.tune import Budget
 from mlpilot.tune._budget import (
@@ -219,7 +220,7 @@ def choose_sample(X: pd.DataFrame, y: np.ndarray, *, task: str, roles: dict[str,
         return None
     probe = draw_rows(y, task, SAMPLE_PROBE_ROWS, random_state)
     fam = FAMILIES[family]
-    sub_roles = {c: r for c, r in roles.items() if r == "text"} if fam.text_only else roles
+    sub_roles = text_roles(roles) if fam.text_only else roles
 
     def fit(rows: np.ndarray) -> None:
         pre = TabularPreprocessor(encoding=fam.encoding, roles=sub_roles, random_state=random_state)

@@ -38,6 +38,7 @@ from mlpilot.search._candidates import (
     probe_preprocessing,
     probe_rows,
     refit_seconds,
+    text_roles,
 )
 from mlpilot.search._learners import FAMILIES, Learner
 from mlpilot.search._sample import (
@@ -620,7 +621,7 @@ def fit_final(
                 )
                 continue
         if key not in shared:
-            sub_roles = {c: r for c, r in roles.items() if r == "text"} if text_only else roles
+            sub_roles = text_roles(roles) if text_only else roles
             # the plan the folds were scored with (fewer text features when the budget asked for it)
             pre = TabularPreprocessor(encoding=fam.encoding, roles=sub_roles, random_state=random_state,
                                       **result.preprocess.get(key, {}))
