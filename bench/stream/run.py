@@ -247,6 +247,10 @@ class RedisSide:
 # -- one consumer process -----------------------------------------------------------------
 
 
+#: More `mlpilot stream` arguments for every consumer started (prefilled.py's ``--pipeline``).
+CONSUMER_ARGS: list[str] = []
+
+
 def start_consumer(workspace: Path, transport: str, brokers: str, side: Any, batch: int,
                    src: Path = ROOT / "src") -> subprocess.Popen[bytes]:
     options = [a for k, v in KAFKA_OPTIONS.items() for a in ("--option", f"{k}={v}")] if transport == "kafka" else []
@@ -256,7 +260,7 @@ def start_consumer(workspace: Path, transport: str, brokers: str, side: Any, bat
         return subprocess.Popen(
             [PY, "-m", "mlpilot", "stream", "churn", "--transport", transport, "--brokers", brokers,
              "--input", side.input, "--output", side.output, "--batch", str(batch), "--max-wait-ms", "20",
-             "-w", str(workspace), *options],
+             "-w", str(workspace), *options, *CONSUMER_ARGS],
             env={**ENV, "PYTHONPATH": str(src)}, stdout=subprocess.DEVNULL, stderr=log,
         )
 

@@ -35,6 +35,8 @@ def stream_command(
                                             show_default=False)] = None,
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus /metrics here.")] = None,
     max_message_bytes: Annotated[int, typer.Option("--max-message-bytes", help="Larger messages are dead-lettered.")] = 1_048_576,
+    pipeline: Annotated[int, typer.Option("--pipeline", help="1: score in the consuming thread; 2: score the "
+                                          "next batch in a second thread while this one is sent.")] = 1,
     option: Annotated[list[str] | None, typer.Option("--option", help="Kafka client setting KEY=VALUE (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final counts as one JSON object.")] = False,
     workspace: WorkspaceOption = None,
@@ -49,7 +51,7 @@ def stream_command(
 
     config = stream_config(name=name, brokers=brokers, input=input, output=output, group=group, batch=batch,
                            max_wait_ms=max_wait_ms, transport=transport, dlq=dlq, metrics_port=metrics_port,
-                           max_message_bytes=max_message_bytes, options=_options(option or []))
+                           max_message_bytes=max_message_bytes, pipeline=pipeline, options=_options(option or []))
     consumer = open_consumer(config, open_workspace(workspace))
     if not as_json:
         where = f", metrics on http://127.0.0.1:{metrics_port}/metrics" if metrics_port is not None else ""

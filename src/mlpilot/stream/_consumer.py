@@ -23,6 +23,18 @@ and their outputs carry the same ``request_id`` the second time. When the input
 is idle the batch in flight is finished at once. SIGTERM and SIGINT set a flag
 read between steps: the batch in hand is finished and acknowledged, then the
 loop ends.
+
+With ``pipeline=2`` (``--pipeline 2``) the scoring of step 3 runs in a second
+thread: batch k+1 is scored (NumPy and the model's predict release the GIL)
+while this thread finishes batch k-1, sends batch k and collects batch k+2.
+Everything else stays in this thread and in this order: batches are sent and
+acknowledged in the order they were collected, batch k-1 is acknowledged
+before batch k is sent (so the bound above on what a kill repeats is
+unchanged), the model is taken for each batch when it is handed to the
+scoring thread (a swap still falls between batches), and a stop finishes the
+batch sent and then the one being scored. A kill also drops the batches
+collected and not yet sent; they were never produced, so they are simply
+consumed again.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +81,29 @@ class _InFlight:
     delivery: Delivery
     start: float  # when its scoring began (perf_counter)
     work: float  # seconds of scoring and sending (the latency logged per row)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A batch scored and not yet sent."""
+
+    messages: list[Message]
+    loaded: LoadedModel
+    scored: ScoredBatch
+    start: float
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """A batch being scored in the pipeline's second thread (``pipeline=2``)."""
+
+    messages: list[Message]
+    loaded: LoadedModel
+    start: float  # when it was handed over (perf_counter): its latency counts the wait for the thread
+    future: Future[ScoredBatch]
+
+    def result(self) -> _Ready:
+        return _Ready(self.messages, self.loaded, self.future.result(), self.start)
 
 
 @dataclass(frozen=True)
@@ -159,6 +195,9 @@ class StreamConsumer:
         return self.stats()
 
     def _loop(self) -> None:
+        if self.config.pipeline == 2:
+            self._loop_pipelined()
+            return
         in_flight: _InFlight | None = None
         try:
             while not self._stop.is_set():
@@ -178,17 +217,65 @@ class StreamConsumer:
             if in_flight is not None:
                 self._finish(in_flight)
 
+    def _loop_pipelined(self) -> None:
+        """``pipeline=2``: batch k+1 is scored in a second thread while batch k is sent and k-1 finished.
+
+        Only the scoring (`score_messages`) leaves this thread, and with it only the batch's messages and the
+        model taken here: the transport, the log and the metrics stay with this thread. Batches are sent and
+        finished in the order they were collected, and batch k-1 is finished (confirmed, then acknowledged)
+        before batch k is sent, so at most one batch's records are ever sent and not yet acknowledged, as
+        with ``pipeline=1``.
+        """
+        in_flight: _InFlight | None = None
+        scoring: _Scoring | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="mlpilot-stream-score") as scorer:
+            try:
+                while not self._stop.is_set():
+                    messages = self._collect(scoring.future if scoring is not None else None)
+                    ready, scoring = (scoring.result() if scoring is not None else None), None
+                    if messages:  # scored in the other thread while `ready` is sent and the batch before finished
+                        loaded = self._take_model()
+                        scoring = _Scoring(messages, loaded, time.perf_counter(),
+                                           scorer.submit(score_messages, loaded, messages, self.limits))
+                    if in_flight is not None:
+                        batch, in_flight = in_flight, None
+                        self._finish(batch)
+                    if ready is not None:
+                        in_flight = self._send(ready.messages, ready.loaded, ready.scored, ready.start)
+                        if in_flight.delivery.pending == 0 or scoring is None:  # confirmed by the send (Redis),
+                            batch, in_flight = in_flight, None  # or nothing else to wait on: finish it now
+                            self._finish(batch)
+                    elif scoring is None:
+                        self._update_lag()
+            except BaseException:
+                # An error: the batch already sent is finished (if it was not the one that failed); the one
+                # being scored is not sent, so its inputs stay unacknowledged and are consumed again.
+                if in_flight is not None:
+                    self._finish(in_flight)
+                raise
+            # Stopped: what is in hand is finished in order, the batch being scored last.
+            if in_flight is not None:
+                self._finish(in_flight)
+            if scoring is not None:
+                ready = scoring.result()
+                self._finish(self._send(ready.messages, ready.loaded, ready.scored, ready.start))
+
     def stats(self) -> StreamStats:
         m = self.metrics
         return StreamStats(m.consumed, m.produced, m.dead_lettered, m.batches, m.swaps, tuple(self._versions))
 
-    def _collect(self) -> list[Message]:
+    def _collect(self, busy: Future[Any] | None = None) -> list[Message]:
+        """The next batch; while ``busy`` (a batch being scored) the wait ends once it is scored.
+
+        With a batch being scored the first poll does not wait, so that a batch the input has no successor for
+        yet is sent as soon as it is scored.
+        """
         size = self.config.batch
-        messages = self.transport.poll(size, _IDLE_POLL)
+        messages = self.transport.poll(size, _IDLE_POLL if busy is None else 0)
         if not messages:
             return messages
         deadline = time.monotonic() + self.config.max_wait_ms / 1000
-        while len(messages) < size and not self._stop.is_set():
+        while len(messages) < size and not self._stop.is_set() and not (busy is not None and busy.done()):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -197,6 +284,11 @@ class StreamConsumer:
 
     def _score(self, messages: list[Message]) -> tuple[LoadedModel, ScoredBatch, float]:
         start = time.perf_counter()
+        loaded = self._take_model()
+        return loaded, score_messages(loaded, messages, self.limits), start
+
+    def _take_model(self) -> LoadedModel:
+        """The model the next batch is scored with (a swap counts here, between batches)."""
         loaded = self.model()
         version = loaded.version.version
         if not self._versions or self._versions[-1] != version:
@@ -204,7 +296,7 @@ class StreamConsumer:
                 self.metrics.swaps += 1
                 logger.info("stream: %s now scores with version %d", loaded.name, version)
             self._versions.append(version)
-        return loaded, score_messages(loaded, messages, self.limits), start
+        return loaded
 
     def _send(self, messages: list[Message], loaded: LoadedModel, scored: ScoredBatch, start: float) -> _InFlight:
         delivery = self.transport.send(scored.outputs, scored.dead_letters, messages)
