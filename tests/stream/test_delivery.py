@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import redis
 
 from mlpilot.registry import Registry, Workspace
@@ -56,8 +57,9 @@ def _run_until_sigterm(consumer: StreamConsumer, done: Callable[[], bool]) -> St
     return stats
 
 
+@pytest.mark.parametrize("pipeline", [1, 2])
 def test_kill_9_then_restart_loses_nothing_and_sigterm_finishes_the_batch(
-    kafka_brokers: str, churn_rows: list[dict[str, Any]], stream_workspace: Workspace,
+    kafka_brokers: str, churn_rows: list[dict[str, Any]], stream_workspace: Workspace, pipeline: int,
 ) -> None:
     source, sink = topic(), topic()
     group = f"g-{source}"
@@ -66,12 +68,12 @@ def test_kill_9_then_restart_loses_nothing_and_sigterm_finishes_the_batch(
     reader = TopicReader(kafka_brokers, sink)
     options = [arg for key, value in KAFKA_OPTIONS.items() for arg in ("--option", f"{key}={value}")]
     killed = _stream_process(stream_workspace, "--brokers", kafka_brokers, "--input", source, "--output", sink,
-                             "--group", group, *options)
+                             "--group", group, "--pipeline", str(pipeline), *options)
     _kill_when(killed, lambda: len(reader.read(0, timeout=0.2)) >= 20)
     produce(kafka_brokers, source, [(f"b{i}", json.dumps(churn_rows[i])) for i in range(100)])
 
     config = stream_config(name="churn", brokers=kafka_brokers, input=source, output=sink, group=group,
-                           batch=BATCH, max_wait_ms=5, options=KAFKA_OPTIONS)
+                           batch=BATCH, max_wait_ms=5, pipeline=pipeline, options=KAFKA_OPTIONS)
     wanted = {f"{source}:0:{offset}" for offset in range(300)}
     stats = _run_until_sigterm(StreamConsumer(config, make_transport(config), Registry(stream_workspace)),
                                lambda: wanted <= {r["request_id"] for r in reader.read(0, timeout=0.2)})
@@ -86,8 +88,9 @@ def test_kill_9_then_restart_loses_nothing_and_sigterm_finishes_the_batch(
     reader.close()
 
 
+@pytest.mark.parametrize("pipeline", [1, 2])
 def test_redis_kill_9_then_restart_loses_nothing(
-    redis_brokers: str, churn_rows: list[dict[str, Any]], stream_workspace: Workspace,
+    redis_brokers: str, churn_rows: list[dict[str, Any]], stream_workspace: Workspace, pipeline: int,
 ) -> None:
     source, sink = topic(), topic()
     group = f"g-{source}"
@@ -97,7 +100,8 @@ def test_redis_kill_9_then_restart_loses_nothing(
     # small batches, so that the kill lands while most of the input is still to come: a batch is
     # acknowledged as soon as its outputs are confirmed, so one big batch could be all done and acked
     killed = _stream_process(stream_workspace, "--transport", "redis", "--brokers", redis_brokers,
-                             "--input", source, "--output", sink, "--group", group, "--batch", str(BATCH))
+                             "--input", source, "--output", sink, "--group", group, "--batch", str(BATCH),
+                             "--pipeline", str(pipeline))
     _kill_when(killed, lambda: client.xlen(sink) >= 10)
     ids += [client.xadd(source, {"data": json.dumps(churn_rows[i])}).decode() for i in range(30)]
     # The kill may land between a batch's XACK and the next read; a reader that took entries and died
@@ -107,7 +111,8 @@ def test_redis_kill_9_then_restart_loses_nothing(
     assert int(client.xpending(source, group)["pending"]) > 0
 
     config = stream_config(name="churn", brokers=redis_brokers, input=source, output=sink, group=group,
-                           transport="redis", batch=BATCH, max_wait_ms=5, claim_idle_ms=200)
+                           transport="redis", batch=BATCH, max_wait_ms=5, claim_idle_ms=200,
+                           pipeline=pipeline)
     wanted = {f"{source}:{i}" for i in ids}
 
     def answered() -> set[str]:

@@ -28,9 +28,10 @@ def _expected(workspace: Workspace, rows: list[dict[str, Any]]) -> list[Any]:
     return score(loaded, pd.DataFrame(rows))[0]
 
 
+@pytest.mark.parametrize("pipeline", [1, 2])
 def test_round_trip_dead_letters_log_and_metrics(
     kafka_brokers: str, start_consumer: Callable[..., Running], churn_rows: list[dict[str, Any]],
-    stream_workspace: Workspace,
+    stream_workspace: Workspace, pipeline: int,
 ) -> None:
     source, sink = topic(), topic()
     create_topics(kafka_brokers, source, sink, f"{source}.dlq")
@@ -48,7 +49,7 @@ def test_round_trip_dead_letters_log_and_metrics(
     ])
     port = free_port()
     running = start_consumer(brokers=kafka_brokers, input=source, output=sink, batch=100, max_wait_ms=50,
-                             metrics_port=port, max_message_bytes=4096)
+                             metrics_port=port, max_message_bytes=4096, pipeline=pipeline)
     out = TopicReader(kafka_brokers, sink)
     dlq = TopicReader(kafka_brokers, f"{source}.dlq")
     outputs = out.read(7)

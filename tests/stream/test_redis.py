@@ -31,15 +31,17 @@ def _read(client: redis.Redis, stream: str, n: int) -> list[tuple[str, dict[str,
     return [(i.decode(), json.loads(f[b"data"])) for i, f in wait_for(entries, what=f"{n} entries on {stream}")]
 
 
+@pytest.mark.parametrize("pipeline", [1, 2])
 def test_round_trip_layout_and_dead_letters(
     client: redis.Redis, redis_brokers: str, start_consumer: Callable[..., Running], churn_rows: list[dict[str, Any]],
+    pipeline: int,
 ) -> None:
     source, sink = topic(), topic()
     ids = [client.xadd(source, {"data": json.dumps(r)}).decode() for r in churn_rows[:3]]
     bad = client.xadd(source, {"data": "[1, 2"}).decode()
     missing = client.xadd(source, {"data": json.dumps({"state": "KS"})}).decode()
     no_data = client.xadd(source, {"row": json.dumps(churn_rows[0])}).decode()
-    running = start_consumer(transport="redis", brokers=redis_brokers, input=source, output=sink)
+    running = start_consumer(transport="redis", brokers=redis_brokers, input=source, output=sink, pipeline=pipeline)
     outputs = _read(client, sink, 3)
     dead = {d["key"]: d for _, d in _read(client, f"{source}.dlq", 3)}
     stats = running.stop()
@@ -69,14 +71,15 @@ def test_micro_batches_by_size_then_by_wait(
     assert running.consumer.metrics.render().count("mlpilot_stream_batch_duration_seconds_count 3") == 1
 
 
+@pytest.mark.parametrize("pipeline", [1, 2])
 def test_hot_swap_between_batches_when_champion_moves(
     client: redis.Redis, redis_brokers: str, start_consumer: Callable[..., Running], churn_rows: list[dict[str, Any]],
-    stream_workspace: Workspace,
+    stream_workspace: Workspace, pipeline: int,
 ) -> None:
     source, sink = topic(), topic()
     registry = Registry(stream_workspace)
     running = start_consumer(transport="redis", brokers=redis_brokers, input=source, output=sink,
-                             poll_interval=0.05)
+                             poll_interval=0.05, pipeline=pipeline)
     try:
         for r in churn_rows[:5]:
             client.xadd(source, {"data": json.dumps(r)})
