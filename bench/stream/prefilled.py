@@ -3,6 +3,7 @@
     python bench/stream/prefilled.py                       # both brokers, batch 1,000, 20,000 messages
     python bench/stream/prefilled.py --src /tmp/old/src    # also time another source tree, back to back
     python bench/stream/prefilled.py --pipeline 1 --pipeline 2   # each `--pipeline`, alternating
+    python bench/stream/prefilled.py --args "" --args "--option linger.ms=2"   # other consumer arguments
 
 `run.py` times the consumer while the benchmark's own producer and reader run
 beside it on the same cores. Here nothing else runs while the consumer works:
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import sys
 import time
@@ -50,6 +52,8 @@ def main() -> None:
     parser.add_argument("--transport", choices=("kafka", "redis"), action="append", default=[])
     parser.add_argument("--pipeline", type=int, choices=(1, 2), action="append", default=[],
                         help="the consumer's --pipeline (repeatable: each runs in turn; default: not passed)")
+    parser.add_argument("--args", action="append", default=[],
+                        help='more consumer arguments, such as "--option linger.ms=2" (repeatable: each in turn)')
     args = parser.parse_args()
     srcs = [*args.src, bench.ROOT / "src"]
     transports = args.transport or ["redis", "kafka"]
@@ -61,8 +65,10 @@ def main() -> None:
     try:
         for r in range(args.rounds):
             for transport in transports:
-                for k, (src, pipeline) in enumerate((s, p) for s in srcs for p in (args.pipeline or [None])):
-                    bench.CONSUMER_ARGS[:] = [] if pipeline is None else ["--pipeline", str(pipeline)]
+                runs = [(s, p, a) for s in srcs for p in (args.pipeline or [None]) for a in (args.args or [""])]
+                for k, (src, pipeline, extra) in enumerate(runs):
+                    bench.CONSUMER_ARGS[:] = [*([] if pipeline is None else ["--pipeline", str(pipeline)]),
+                                              *shlex.split(extra)]
                     # a fresh Tansu each time: its memory storage gets slower (and busier) as it fills
                     proc, address = bench.start_tansu() if transport == "kafka" else redis
                     try:
@@ -72,7 +78,7 @@ def main() -> None:
                         if transport == "kafka":
                             proc.send_signal(signal.SIGINT)
                             proc.wait(10)
-                    print(f"{transport:5} src={src} pipeline={pipeline or '-'}  {row['rows_per_s']:8,.0f} rows/s  consumer "
+                    print(f"{transport:5} src={src} pipeline={pipeline or '-'} {extra!r}  {row['rows_per_s']:8,.0f} rows/s  consumer "
                           f"{row['consumer_cpu_ms_per_1000']:5.1f} ms CPU/1,000 rows  broker "
                           f"{row['broker_cpu_ms_per_1000']:5.1f}  watcher {row['watcher_cpu_ms']:.0f} ms  "
                           f"producer {row['producer_rows_per_s']:,.0f} rows/s  load {os.getloadavg()[0]:.2f}  "
