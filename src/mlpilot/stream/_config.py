@@ -18,8 +18,9 @@ class StreamConfig(BaseModel):
     ``dlq`` defaults to ``INPUT.dlq`` and ``group`` to ``mlpilot-stream-NAME``.
     ``options`` are client settings passed through (librdkafka keys for Kafka).
     ``claim_idle_ms`` (Redis) is how long an entry stays with a dead consumer
-    before another member of the group takes it over. ``pipeline`` 2 scores
-    each batch in a second thread while the one before is sent (1: one thread).
+    before another member of the group takes it over. ``pipeline`` 2 (the
+    default) scores each batch in a second thread while the one before is
+    sent; 1 does everything in the consuming thread.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,7 +40,7 @@ class StreamConfig(BaseModel):
     max_rows_per_message: Annotated[int, Field(ge=1)] = 10_000
     poll_interval: Annotated[float, Field(gt=0)] = 1.0
     claim_idle_ms: Annotated[int, Field(ge=1)] = 30_000
-    pipeline: Literal[1, 2] = 1
+    pipeline: Literal[1, 2] = 2
     options: dict[str, Any] = Field(default_factory=dict)
 
     @property

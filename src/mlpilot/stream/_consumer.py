@@ -1,7 +1,9 @@
 """The micro-batching loop: consume, score with the champion, produce, confirm, acknowledge.
 
-One thread does the work, as a two-stage pipeline: batch k's records are on
-their way to the broker while batch k+1 is collected and scored.
+With ``pipeline=1`` one thread does the work, as a two-stage pipeline: batch
+k's records are on their way to the broker while batch k+1 is collected and
+scored (``pipeline=2``, the default, moves the scoring to a second thread: see
+the end).
 
 1. collect up to ``batch`` messages, waiting at most ``max_wait_ms`` after the
    first one arrived (size or wait, whichever comes first);
