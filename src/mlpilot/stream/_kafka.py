@@ -39,13 +39,11 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     # fetch the broker holds waits for the peer's delayed ACK.
     "socket.nagle.disable": True,
 }
-#: Producer settings unless the caller overrides them. ``linger.ms`` 2: while the next batch is scored
-#: (``pipeline=2``) a batch's records wait up to 2 ms to travel in fewer, larger requests (Tansu's CPU per
-#: 1,000 rows fell from ~7 to ~3.5 ms); a lone output does not wait, as `KafkaTransport.confirm` flushes,
-#: which sends at once (batch-1 p50 unchanged: 5.6-6.2 ms with it, 5.6-5.9 ms with 0, under load).
+#: Producer settings unless the caller overrides them (``linger.ms`` 0: a lone output leaves at once;
+#: a batch's records still travel together, as they are all queued before the sender thread wakes).
 #: ``delivery.report.only.error``: librdkafka reports only the records it could not deliver, so a batch
 #: costs no Python callback per record; `KafkaTransport.confirm` waits for the queue to empty instead.
-PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger.ms": 2, "socket.nagle.disable": True,
+PRODUCER_DEFAULTS: dict[str, Any] = {"acks": "all", "linger.ms": 0, "socket.nagle.disable": True,
                                      "delivery.report.only.error": True}
 _PRODUCER_KEYS = frozenset({"acks", "linger.ms", "compression.type", "batch.size", "message.max.bytes",
                             "enable.idempotence", "retries", "delivery.timeout.ms"})
