@@ -107,7 +107,7 @@ class _Scoring:
 
     messages: list[Message]
     loaded: LoadedModel
-    start: float  # when it was handed over (perf_counter): its latency counts the wait for the thread
+    start: float  # when it was handed to the scoring thread, idle then (perf_counter): its scoring began
     future: Future[ScoredBatch]
 
     def result(self) -> _Ready:
