@@ -33,6 +33,8 @@ def test_settings_are_checked_before_connecting() -> None:
         stream_config(name="churn", brokers="h:1", input="in", output="in")
     with pytest.raises(InvalidParameterError, match="transport"):
         stream_config(name="churn", brokers="h:1", input="in", output="out", transport="nats")
+    with pytest.raises(InvalidParameterError, match="pipeline"):
+        stream_config(name="churn", brokers="h:1", input="in", output="out", pipeline=3)
 
 
 def test_unknown_model_fails_before_the_broker(stream_workspace: Workspace) -> None:

@@ -59,7 +59,8 @@ def stream(
     options : mapping, optional
         Client settings passed to librdkafka (``session.timeout.ms``, ``security.protocol``, ...).
     **settings
-        Other `StreamConfig` fields (``max_message_bytes``, ``poll_interval``, ``claim_idle_ms``, ...).
+        Other `StreamConfig` fields (``max_message_bytes``, ``poll_interval``, ``claim_idle_ms``,
+        ``pipeline``: 2, the default, scores each batch in a second thread while the one before is sent).
 
     Returns
     -------
