@@ -30,11 +30,12 @@ size (1, 100, 1,000) start a real `mlpilot stream` process and measure
   producer and reader too, which share the cores with the consumer.
 
 Last, a steady run on each broker at half its measured maximum (batch 1,000)
-checks that every acknowledged message has its output (none lost) and samples
-the consumer's RSS and lag. Loss is also counted on the broker after the stop:
-every input must have an output stored on the output stream/topic or still be
-unread/unacknowledged (a restart scores it); what the benchmark's reader saw
-is not the measure.
+samples the consumer's RSS and lag (inputs not yet acknowledged) while the
+producer only produces, then counts on the broker after the stop: every input
+must have an output stored on the output stream/topic or still be
+unread/unacknowledged (a restart scores it); duplicates are outputs of one
+input beyond the first; latency is from the input's time stamp on the broker to
+its output's.
 Results go to bench/results/stream.md (or ``--output``). There is no peer system for this: the
 in-process runtime is the comparison the targets are stated against.
 """
@@ -72,6 +73,13 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 # batch-1 consumer fell behind 100 msgs/s.
 FETCH_WAIT_MS = 5
 KAFKA_OPTIONS = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "fetch.wait.max.ms": str(FETCH_WAIT_MS)}
+# The steady run's consumer and the readers that count on the broker after a run wait up to 50 ms: with 5 ms,
+# under a backlog of ~100k small records Tansu 0.6's memory storage answered fetches empty (it took longer
+# than the wait to find the records), and the consumer stalled with 190k inputs behind for a whole minute
+# while Tansu ran at ~90% CPU (seen at 20k msgs/s; at 10 and 25 ms it caught up only after the producer
+# stopped; at 50 ms it kept up, at most 17k behind). A Kafka broker answers a fetch as soon as it has
+# records, so mlpilot's default (10 ms) stays; latency under load is what the steady run measures.
+BACKLOG_FETCH_WAIT_MS = 50
 
 
 def free_port() -> int:
@@ -197,6 +205,10 @@ class KafkaSide:
         got = [first, *self.reader.consume(10_000, 0)]
         return [m.key().decode() for m in got if m.error() is None]
 
+    def stop_reading(self) -> None:
+        """No more outputs read: an assigned reader would keep fetching the output in the background."""
+        self.reader.unassign()
+
     def close(self) -> None:
         self.producer.flush(10)
         self.reader.close()
@@ -239,6 +251,9 @@ class RedisSide:
                 keys.append(self.keys.get(json.loads(fields[b"data"])["key"], "?"))
         return keys
 
+    def stop_reading(self) -> None:
+        pass
+
     def close(self) -> None:
         self.flush()
         self.client.close()
@@ -252,8 +267,9 @@ CONSUMER_ARGS: list[str] = []
 
 
 def start_consumer(workspace: Path, transport: str, brokers: str, side: Any, batch: int,
-                   src: Path = ROOT / "src") -> subprocess.Popen[bytes]:
-    options = [a for k, v in KAFKA_OPTIONS.items() for a in ("--option", f"{k}={v}")] if transport == "kafka" else []
+                   src: Path = ROOT / "src", fetch_wait_ms: int = FETCH_WAIT_MS) -> subprocess.Popen[bytes]:
+    kafka = {**KAFKA_OPTIONS, "fetch.wait.max.ms": str(fetch_wait_ms)}
+    options = [a for k, v in kafka.items() for a in ("--option", f"{k}={v}")] if transport == "kafka" else []
     # stderr to a file (kept for reading after the run): a pipe nobody reads would block the consumer's
     # logging once 64 KB filled it.
     with open(WORK / f"{side.input}.stderr.log", "wb") as log:
@@ -291,6 +307,7 @@ class Measure:
     sent: dict[str, float] = field(default_factory=dict)
     got: dict[str, float] = field(default_factory=dict)
     duplicates: int = 0
+    produced_s: float = 0.0  # first send to last
 
 
 def receive(side: Any, measure: Measure, timeout: float) -> None:
@@ -334,28 +351,40 @@ def throughput(side: Any, data: list[dict[str, Any]], transport: str, n: int, ta
 
 
 def paced(side: Any, data: list[dict[str, Any]], transport: str, rate: float, seconds: float, tag: str,
-          sample: Callable[[], None] | None = None, measure: Measure | None = None) -> Measure:
-    """Produce at ``rate`` messages/s for ``seconds``, reading outputs as they come."""
+          sample: Callable[[], None] | None = None, measure: Measure | None = None, read: bool = True) -> Measure:
+    """Produce at ``rate`` messages/s for ``seconds``, reading outputs as they come (``read``) or not at all.
+
+    Without ``read`` the producer only produces (the steady run counts and times the outputs on the broker
+    afterwards: a reader in this process competed with the producer for its time, and at thousands of
+    messages/s the producer fell behind and read nothing until the end); what is buffered is sent before
+    each wait, so record batches form only when the producer is behind.
+    """
     measure = measure if measure is not None else Measure()
     n = int(rate * seconds)
     start = time.perf_counter()
     next_sample = start
     for i in range(n):
         due = start + i / rate
-        while (now := time.perf_counter()) < due:
-            receive(side, measure, due - now)  # read outputs while waiting for the next send
+        if read:
+            while (now := time.perf_counter()) < due:
+                receive(side, measure, due - now)  # read outputs while waiting for the next send
+        elif (now := time.perf_counter()) < due:
+            side.flush()
+            time.sleep(due - now)
         key = f"{tag}-{i}"
         side.send(key, payload(data[i % len(data)]))
         measure.sent[key] = time.perf_counter()
-        if transport == "redis" or rate < 2000:
+        if read and (transport == "redis" or rate < 2000):
             side.flush()
         if sample is not None and now >= next_sample:
             sample()
             next_sample = now + 5
+    measure.produced_s = time.perf_counter() - start
     if sample is not None:  # at the end of the produce phase, before the outputs are drained
         sample()
     side.flush()
-    drain(side, measure, lambda: len(measure.got) >= n, 120)
+    if read:
+        drain(side, measure, lambda: len(measure.got) >= n, 120)
     return measure
 
 
@@ -401,72 +430,93 @@ def acknowledged(transport: str, brokers: str, side: Any) -> int:
 
 def steady_run(workspace: Path, data: list[dict[str, Any]], transport: str, brokers: str, rate: float,
                seconds: float, src: Path = ROOT / "src") -> dict[str, Any]:
-    """Produce at ``rate`` for ``seconds`` to a batch-1,000 consumer: loss, duplicates, lag and RSS over time."""
+    """Produce at ``rate`` for ``seconds`` to a batch-1,000 consumer: loss, duplicates, lag and RSS over time.
+
+    Everything is counted on the broker: the lag at each sample is the inputs the consumer has not
+    acknowledged yet (it acknowledges a batch only once its outputs are confirmed, so this bounds the
+    inputs without an output), and after the stop every input is looked up among the outputs; latency is
+    an input's time stamp on the broker to its output's (Redis: the entry ids' milliseconds; Kafka: the
+    producers' create times).
+    """
     # The Kafka producer batches for 5 ms, as producers at thousands of messages/s do (with linger.ms 0
     # every message is a record batch of its own on the broker).
     side = KafkaSide(brokers, f"{transport}-steady", linger_ms=5) if transport == "kafka" else \
         RedisSide(brokers, f"{transport}-steady")
-    consumer = start_consumer(workspace, transport, brokers, side, 1000, src)
+    consumer = start_consumer(workspace, transport, brokers, side, 1000, src, fetch_wait_ms=BACKLOG_FETCH_WAIT_MS)
     samples: list[tuple[float, float, int]] = []
-    unacked: list[int] = []
     measure = Measure()
     try:
         warm_up(side, data, transport)
+        side.stop_reading()
         t0 = time.perf_counter()
 
-        def sample() -> None:  # RSS, and how many sent messages have no output yet (the lag)
-            samples.append((time.perf_counter() - t0, rss_mb(consumer.pid), len(measure.sent) - len(measure.got)))
-            # ... and how many the consumer has not acknowledged (the group's lag on the broker: the reader's
-            # lag above also counts outputs stored that the benchmark's own reader has not read yet)
-            unacked.append(len(measure.sent) + 1 - acknowledged(transport, brokers, side))
+        def sample() -> None:  # RSS, and how many sent messages the consumer has not acknowledged (the lag)
+            sent = len(measure.sent) + 1  # + the warm-up
+            samples.append((time.perf_counter() - t0, rss_mb(consumer.pid),
+                            sent - acknowledged(transport, brokers, side)))
 
-        measure = paced(side, data, transport, rate, seconds, "steady", sample=sample, measure=measure)
+        measure = paced(side, data, transport, rate, seconds, "steady", sample=sample, measure=measure, read=False)
+        sample()
+        # the backlog, if any, is scored before the stop (up to 60 s more)
+        until = time.monotonic() + 60
+        while acknowledged(transport, brokers, side) < len(measure.sent) + 1 and time.monotonic() < until:
+            time.sleep(0.2)
         sample()
     finally:
         code = stop(consumer)
-    # The stopped consumer's last batch was sent before its acknowledgement: read what is left, then compare
-    # with what the group acknowledged. Every acknowledged message must have its output (zero loss);
-    # messages past it are not lost, only not yet scored (a restart scores them).
-    drain(side, measure, lambda: False, 5)
     done = acknowledged(transport, brokers, side) - 1  # the first input was the warm-up message
-    # The same, counted on the broker rather than by what the benchmark's reader saw: every input has an
-    # output stored on the output stream/topic, or is still unread/unacknowledged (a restart scores it).
     on_broker = broker_loss(transport, brokers, side, len(measure.sent) + 1)  # + the warm-up
     side.close()
-    lost = sum(1 for i in range(max(0, done)) if f"steady-{i}" not in measure.got)
-    p50, p99 = latencies(measure)
-    return {"transport": transport, "rate": rate, "seconds": seconds, "sent": len(measure.sent), "lost": lost,
-            "committed": done, "backlog": len(measure.sent) - max(0, done), "duplicates": measure.duplicates,
-            "p50_ms": p50, "p99_ms": p99, "rss": samples, "unacknowledged": unacked, "exit": code, **on_broker}
+    return {"transport": transport, "rate": rate, "seconds": seconds, "sent": len(measure.sent),
+            "produced_rate": len(measure.sent) / measure.produced_s, "committed": done,
+            "backlog": len(measure.sent) - max(0, done), "rss": samples, "exit": code, **on_broker}
 
 
-def broker_loss(transport: str, brokers: str, side: Any, sent: int) -> dict[str, int]:
-    """What the broker holds after the stop: inputs with an output, inputs unread or unacknowledged, the rest (lost).
+def broker_loss(transport: str, brokers: str, side: Any, sent: int) -> dict[str, Any]:
+    """What the broker holds after the stop: inputs with an output, inputs unread or unacknowledged, the rest (lost);
+    outputs beyond the first of an input (duplicates) and each input's latency, its time stamp to its output's.
 
-    Redis: the outputs' keys are their inputs' entry ids (``XRANGE`` of the output); an input is unread past
-    the group's last-delivered id and unacknowledged while pending. Kafka: the input topic read up to the
-    group's committed offset (every input past it is unacknowledged), its keys against the output topic's.
+    Redis: the outputs' keys are their inputs' entry ids (``XRANGE`` of the output), whose first part is the
+    time the broker appended it in ms; an input is unread past the group's last-delivered id and
+    unacknowledged while pending. Kafka: the input topic read up to the group's committed offset (every input
+    past it is unacknowledged), its keys and create times against the output topic's.
     """
     if transport == "redis":
-        inputs = [i.decode() for i, _ in _xrange_all(side.client, side.input)]
-        answered = {json.loads(f[b"data"])["key"] for _, f in _xrange_all(side.client, side.output)}
+        inputs = {i.decode(): _entry_id(i)[0] for i, _ in _xrange_all(side.client, side.input)}
+        outputs = [(json.loads(f[b"data"])["key"], _entry_id(i)[0]) for i, f in _xrange_all(side.client, side.output)]
         group = next(g for g in side.client.xinfo_groups(side.input) if g["name"] == b"mlpilot-stream-churn")
         last = _entry_id(group["last-delivered-id"])
         pending = {p["message_id"].decode() for p in
                    side.client.xpending_range(side.input, "mlpilot-stream-churn", "-", "+", len(inputs) + 1)}
+        answered = _first_times(outputs)
         waiting = [i for i in inputs if i not in answered and (i in pending or _entry_id(i) > last)]
         lost = [i for i in inputs if i not in answered and i not in waiting]
-        return {"broker_inputs": len(inputs), "broker_answered": len(inputs) - len(waiting) - len(lost),
-                "broker_waiting": len(waiting), "broker_lost": len(lost)}
-    committed = max(0, committed_offset(brokers, "mlpilot-stream-churn", side.input))
-    inputs = _topic_keys(brokers, side.input, committed)
-    answered = set(_topic_keys(brokers, side.output, None))
-    lost = [k for k in inputs if k not in answered]
-    # Tansu can fail to hand back a long topic of small record batches at all (see above): what could not be
-    # read back is not counted as answered nor lost, but reported
-    return {"broker_inputs": sent, "broker_answered": len(inputs) - len(lost),
-            "broker_waiting": max(0, sent - committed), "broker_lost": len(lost),
-            "broker_uncounted": committed - len(inputs)}
+        counts = {"broker_inputs": len(inputs), "broker_answered": len(inputs) - len(waiting) - len(lost),
+                  "broker_waiting": len(waiting), "broker_lost": len(lost)}
+    else:
+        committed = max(0, committed_offset(brokers, "mlpilot-stream-churn", side.input))
+        inputs = dict(_topic_keys(brokers, side.input, committed))
+        outputs = _topic_keys(brokers, side.output, None)
+        answered = _first_times(outputs)
+        lost = [k for k in inputs if k not in answered]
+        # Tansu can fail to hand back a long topic of small record batches at all (see above): what could not
+        # be read back is not counted as answered nor lost, but reported
+        counts = {"broker_inputs": sent, "broker_answered": len(inputs) - len(lost),
+                  "broker_waiting": max(0, sent - committed), "broker_lost": len(lost),
+                  "broker_uncounted": committed - len(inputs)}
+    ms = sorted(answered[k] - t for k, t in inputs.items() if k in answered)
+    counts["duplicates"] = len(outputs) - len(answered)
+    counts["p50_ms"] = statistics.median(ms) if ms else float("nan")
+    counts["p99_ms"] = ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else float("nan")
+    return counts
+
+
+def _first_times(outputs: list[tuple[str, int]]) -> dict[str, int]:
+    """Each key's first output time (ms)."""
+    first: dict[str, int] = {}
+    for key, ms in outputs:
+        first.setdefault(key, ms)
+    return first
 
 
 def _entry_id(text: bytes | str) -> tuple[int, int]:
@@ -484,20 +534,21 @@ def _xrange_all(client: Any, stream: str) -> list[Any]:
     return entries
 
 
-def _topic_keys(brokers: str, topic: str, end: int | None, timeout: float = 120) -> list[str]:
-    """The keys of partition 0 of ``topic`` up to offset ``end`` (everything there is, when ``None``)."""
+def _topic_keys(brokers: str, topic: str, end: int | None, timeout: float = 120) -> list[tuple[str, int]]:
+    """The keys of partition 0 of ``topic`` up to offset ``end`` (everything there is, when ``None``),
+    each with its record's time stamp (ms)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     reader = Consumer({"bootstrap.servers": brokers, "group.id": f"bench-count-{topic}", "enable.auto.commit": False,
-                       "fetch.wait.max.ms": FETCH_WAIT_MS})
+                       "fetch.wait.max.ms": BACKLOG_FETCH_WAIT_MS})
     reader.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    keys: list[str] = []
+    keys: list[tuple[str, int]] = []
     deadline, idle = time.monotonic() + timeout, 0
     try:
         while time.monotonic() < deadline and (end is None or len(keys) < end) and idle < 20:
             batch = reader.consume(10_000, 0.5)
             idle = 0 if batch else idle + 1
-            keys += [m.key().decode() for m in batch if m.error() is None and m.key() is not None]
+            keys += [(m.key().decode(), m.timestamp()[1]) for m in batch if m.error() is None and m.key() is not None]
     finally:
         reader.close()
     return keys if end is None else keys[:end]
@@ -742,7 +793,7 @@ def main() -> None:
             widest = next(r for r in table if r["transport"] == transport and r["batch"] == 1000)
             steady[transport] = steady_run(workspace, data, transport, address, widest["rows_per_s"] / 2,
                                            steady_seconds)
-            print(json.dumps({k: v for k, v in steady[transport].items() if k not in ("rss", "unacknowledged")}),
+            print(json.dumps({k: v for k, v in steady[transport].items() if k != "rss"}),
                   flush=True)
     finally:
         for proc, _ in brokers.values():
@@ -777,25 +828,36 @@ def steady_only(workspace: Path, data: list[dict[str, Any]], args: argparse.Name
         finally:
             proc.send_signal(signal.SIGINT if transport == "kafka" else signal.SIGTERM)
             proc.wait(10)
-        print(json.dumps({k: v for k, v in run.items() if k not in ("rss", "unacknowledged")}), flush=True)
-        rss = [m for _t, m, _b in run["rss"]]
-        lines += [f"- {transport} (`{args.src}`): {run['seconds']:.0f} s at {run['rate']:,.0f} msgs/s, {run['sent']:,} sent; on the "
-                  f"broker {run['broker_answered']:,} with an output, {run['broker_waiting']:,} unread or "
-                  f"unacknowledged, **{run['broker_lost']} lost**"
-                  + (f" ({run['broker_uncounted']:,} acknowledged inputs could not be read back to count)"
-                     if run.get("broker_uncounted") else "")
-                  + f" (the reader saw {run['lost']} acknowledged without "
-                  f"an output, {run['duplicates']} duplicates); RSS {rss[0]:.0f} → {rss[-1]:.0f} MB, peak "
-                  f"{max(rss):.0f} ({max(rss) - rss[0]:+.0f}); most unacknowledged by the consumer at a sample "
-                  f"{max(run['unacknowledged']):,}, most without an output read by the benchmark's reader "
-                  f"{max(b for _t, _m, b in run['rss']):,}; reader latency p50 {run['p50_ms']:.0f} ms, p99 {run['p99_ms']:.0f} ms; "
-                  f"exit {run['exit']}; load {os.getloadavg()[0]:.1f} at the end",
-                  "  (s, RSS MB, behind the reader, unacknowledged by the consumer): "
-                  + ", ".join(f"{t:.0f} {m:.0f} {b:,} {u:,}" for (t, m, b), u in
-                              zip(run["rss"], run["unacknowledged"], strict=False))]
+        print(json.dumps({k: v for k, v in run.items() if k != "rss"}), flush=True)
+        lines += [f"- {transport} (`{args.src}`): {steady_line(run)}; exit {run['exit']}; load "
+                  f"{os.getloadavg()[0]:.1f} at the end",
+                  "  (s, RSS MB, unacknowledged): " + ", ".join(f"{t:.0f} {m:.0f} {b:,}" for t, m, b in run["rss"])]
     with open(args.output, "a", encoding="utf-8") as fh:
         fh.write("\n" + "\n".join(lines) + "\n")
     print(f"appended to {args.output}")
+
+
+def steady_line(run: dict[str, Any]) -> str:
+    """A steady run's numbers and its targets (zero loss, flat RSS, keeping up), in one sentence."""
+    met = lambda ok: "met" if ok else "**not met**"  # noqa: E731
+    rss = run["rss"]
+    # Flat means no growth under the steady load: from the first sample 10 s in (the client's queues and
+    # the model's buffers have filled by then; the sample at 0 s is the idle process) to the last.
+    idle, last = rss[0][1], rss[-1][1]
+    first = next((m for t, m, _b in rss if t >= 10), rss[min(1, len(rss) - 1)][1])
+    growth = (last - first) / first * 100
+    behind = max(b for _t, _m, b in rss[:-1])  # the produce phase (the last sample is after the drain)
+    kept_up = behind <= 2 * run["rate"]  # at no sample more than 2 s of input unacknowledged
+    uncounted = (f" ({run['broker_uncounted']:,} acknowledged inputs could not be read back to count)"
+                 if run.get("broker_uncounted") else "")
+    return (f"{run['rate']:,.0f} msgs/s asked, {run['produced_rate']:,.0f} produced, {run['sent']:,} sent; on the "
+            f"broker {run['broker_answered']:,} with an output, {run['broker_waiting']:,} unread or unacknowledged "
+            f"at the stop (not lost: a restart scores them), **{run['broker_lost']} lost**{uncounted}, "
+            f"{run['duplicates']} duplicates; latency (broker time stamps) p50 {run['p50_ms']:.0f} ms, p99 "
+            f"{run['p99_ms']:.0f} ms; RSS idle {idle:.0f} MB, at 10 s {first:.0f} → {last:.0f} MB at the end ({growth:+.1f}%, "
+            f"peak {max(m for _t, m, _b in rss):.0f}); "
+            f"at most {behind:,} inputs unacknowledged at a sample — {met(run['broker_lost'] == 0)} (zero loss), "
+            f"{met(abs(growth) < 10)} (flat RSS, < 10%), {met(kept_up)} (keeps up: under 2 s of input behind)")
 
 
 EARLIER = "## Earlier runs"
@@ -832,7 +894,8 @@ def write(table: list[dict[str, Any]], steady: dict[str, Any], floor: float, fas
         "Debian's redis-server 7. One `mlpilot stream` process, one partition, `--max-wait-ms 20`, "
         f"{' '.join(CONSUMER_ARGS) or '`--pipeline` at its default (2 since issue 14)'}; Kafka consumer "
         f"and reader with `fetch.wait.max.ms={FETCH_WAIT_MS}` (Tansu holds a fetch that long even when data "
-        "arrives; Kafka answers at once).",
+        f"arrives; Kafka answers at once), {BACKLOG_FETCH_WAIT_MS} in the steady run and for counting on the broker "
+        "(with a backlog, Tansu answered short fetches empty and the consumer stalled).",
         "",
         f"In-process runtime (validate + score, 1,000-row batches; the floor): **{floor:,.0f} rows/s** (median of "
         "the measurements taken right before each broker run; each row's ratio is against its own).",
@@ -865,25 +928,12 @@ def write(table: list[dict[str, Any]], steady: dict[str, Any], floor: float, fas
     lines.append(f"- batch 1 p50 end-to-end < 10 ms: Kafka {k1['p50_ms']:.2f} ms, Redis {r1['p50_ms']:.2f} ms — "
                  f"{met(k1['p50_ms'] < 10)} / {met(r1['p50_ms'] < 10)}")
     for transport, run in steady.items():
-        rss = run["rss"]
-        first, last = rss[0][1], rss[-1][1]
-        growth = (last - first) / first * 100
-        # Keeping up: at no sample were more than 2 s of input without an output.
-        behind = max(b for _t, _m, b in rss)
-        kept_up = behind <= 2 * run["rate"]
         producer = " (producer linger.ms 5)" if transport == "kafka" else ""
-        lines.append(f"- steady {run['seconds']:.0f} s on {transport}{producer} at {run['rate']:,.0f} msgs/s "
-                     "(half the batch-1,000 "
-                     f"maximum): {run['sent']:,} sent, {run['committed']:,} scored and acknowledged, "
-                     f"{run['lost']} of those without an output (lost), {run['broker_lost']} lost counted on the broker "
-                     f"(inputs with neither an output stored nor still unread/unacknowledged), {run['backlog']:,} still "
-                     f"unacknowledged at the stop (not lost: a restart scores them), {run['duplicates']} duplicates, "
-                     f"latency p50 {run['p50_ms']:.1f} ms / p99 {run['p99_ms']:.1f} ms; RSS {first:.0f} → "
-                     f"{last:.0f} MB ({growth:+.1f}%) — {met(run['lost'] == 0 and run['broker_lost'] == 0)} (zero loss), "
-                     f"{met(abs(growth) < 10)} (flat RSS, < 10%); at most {behind:,} messages without an output "
-                     f"at a sample — {met(kept_up)} (keeps up: under 2 s of input behind)")
+        lines.append(f"- steady {run['seconds']:.0f} s on {transport}{producer} (half the batch-1,000 maximum): "
+                     + steady_line(run))
     for transport, run in steady.items():
-        lines += ["", f"The {transport} consumer over the steady run (lag: messages sent that have no output yet):",
+        lines += ["", f"The {transport} consumer over the steady run (lag: inputs sent and not yet acknowledged; "
+                  "the last sample is after the backlog was scored or 60 s):",
                   "", "| s | RSS MB | lag |", "|---:|---:|---:|"]
         lines += [f"| {t:.0f} | {m:.0f} | {b:,} |" for t, m, b in run["rss"]]
     codes = {r["exit"] for r in table} | {r["alone_exit"] for r in table} | {run["exit"] for run in steady.values()}
