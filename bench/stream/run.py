@@ -789,10 +789,17 @@ def main() -> None:
                        "alone_exit": alone["exit"]}
                 table.append(row)
                 print(json.dumps(row), flush=True)
-        for transport, (_proc, address) in brokers.items():
+        for transport, (proc, address) in brokers.items():
             widest = next(r for r in table if r["transport"] == transport and r["batch"] == 1000)
-            steady[transport] = steady_run(workspace, data, transport, address, widest["rows_per_s"] / 2,
-                                           steady_seconds)
+            # Kafka: a fresh Tansu, as for the runs alone (the throughput runs filled the first one's memory)
+            fresh, where = start_tansu() if transport == "kafka" else (proc, address)
+            try:
+                steady[transport] = steady_run(workspace, data, transport, where, widest["rows_per_s"] / 2,
+                                               steady_seconds)
+            finally:
+                if fresh is not proc:
+                    fresh.send_signal(signal.SIGINT)
+                    fresh.wait(10)
             print(json.dumps({k: v for k, v in steady[transport].items() if k != "rss"}),
                   flush=True)
     finally:
