@@ -463,6 +463,7 @@ def _builtin_finals() -> None:
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     from mlpilot.search import Learner
+    from mlpilot.search._knn import WeightedKNeighborsClassifier, WeightedKNeighborsRegressor
 
     _FINALS.setdefault(LGBMClassifier, _lightgbm)
     _FINALS.setdefault(LGBMRegressor, _lightgbm)
@@ -475,6 +476,9 @@ def _builtin_finals() -> None:
         _FINALS.setdefault(cls, _for_task(ForestFinal, classifier=False))
     _FINALS.setdefault(KNeighborsClassifier, _for_task(KNNFinal, classifier=True))
     _FINALS.setdefault(KNeighborsRegressor, _for_task(KNNFinal, classifier=False))
+    # kNN fitted with sample weights: its own predict methods on the encoded matrix
+    _FINALS.setdefault(WeightedKNeighborsClassifier, _for_task(EstimatorFinal, classifier=True))
+    _FINALS.setdefault(WeightedKNeighborsRegressor, _for_task(EstimatorFinal, classifier=False))
     _FINALS.setdefault(Learner, _learner)
     _FINALS.setdefault(MLPClassifier, _mlp)
     _FINALS.setdefault(MLPRegressor, _mlp)

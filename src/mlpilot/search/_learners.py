@@ -98,7 +98,7 @@ class Learner(BaseEstimator):
         fit ends after the first round that finishes at or past it. Other
         families cannot be interrupted and ignore it. ``sample_weight``: one
         non-negative weight per row of ``X`` (refused for a family that does
-        not declare ``weighted``, kNN); ``val_weight`` the weights of the
+        not declare ``weighted``; every family does); ``val_weight`` the weights of the
         ``X_val`` rows, which the boosted families' early stopping scores with.
         """
         if self.family not in FAMILIES:

@@ -353,8 +353,8 @@ def run_search(
     config : SearchConfig
     sample_weight : ndarray, optional
         Each development row's weight: the folds' fits, their scores, the
-        ensemble's weights and its scores weigh the rows by it; families that
-        cannot weight rows (kNN) are left out, with a note.
+        ensemble's weights and its scores weigh the rows by it; a family that
+        cannot weight rows (none of the built-in ones) is left out, with a note.
 
     Returns
     -------
