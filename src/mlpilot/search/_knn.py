@@ -48,18 +48,27 @@ def _checked_weights(sample_weight: Any, n: int) -> np.ndarray:
     return weights
 
 
-class WeightedKNeighborsClassifier(KNeighborsClassifier):
-    """`KNeighborsClassifier` with ``weights="distance"`` whose votes are weighted by ``sample_weight``."""
+class _WeightedFit:
+    """The fit both classes share: scikit-learn's, then the rows' weights (all 1 when none are given)."""
 
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> WeightedKNeighborsClassifier:  # type: ignore[override]
+    weights: Any
+    n_samples_fit_: int
+    _y: Any
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+        name = type(self).__name__
         if self.weights != "distance":
-            raise ValueError(f"WeightedKNeighborsClassifier votes by inverse distance (weights='distance'), not {self.weights!r}")
-        super().fit(X, y)
+            raise ValueError(f"{name} votes by inverse distance (weights='distance'), not {self.weights!r}")
+        super().fit(X, y)  # type: ignore[misc]
         n = int(self.n_samples_fit_)
         self.sample_weight_ = np.ones(n) if sample_weight is None else _checked_weights(sample_weight, n)
         if np.asarray(self._y).ndim != 1:
-            raise ValueError("WeightedKNeighborsClassifier takes one target column")
+            raise ValueError(f"{name} takes one target column")
         return self
+
+
+class WeightedKNeighborsClassifier(_WeightedFit, KNeighborsClassifier):
+    """`KNeighborsClassifier` with ``weights="distance"`` whose votes are weighted by ``sample_weight``."""
 
     def predict_proba(self, X: Any) -> np.ndarray:
         distances, neighbours = self.kneighbors(X)
@@ -75,18 +84,8 @@ class WeightedKNeighborsClassifier(KNeighborsClassifier):
         return np.asarray(self.classes_)[np.argmax(self.predict_proba(X), axis=1)]
 
 
-class WeightedKNeighborsRegressor(KNeighborsRegressor):
+class WeightedKNeighborsRegressor(_WeightedFit, KNeighborsRegressor):
     """`KNeighborsRegressor` with ``weights="distance"`` whose average is weighted by ``sample_weight``."""
-
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> WeightedKNeighborsRegressor:  # type: ignore[override]
-        if self.weights != "distance":
-            raise ValueError(f"WeightedKNeighborsRegressor votes by inverse distance (weights='distance'), not {self.weights!r}")
-        super().fit(X, y)
-        n = int(self.n_samples_fit_)
-        self.sample_weight_ = np.ones(n) if sample_weight is None else _checked_weights(sample_weight, n)
-        if np.asarray(self._y).ndim != 1:
-            raise ValueError("WeightedKNeighborsRegressor takes one target column")
-        return self
 
     def predict(self, X: Any) -> np.ndarray:
         distances, neighbours = self.kneighbors(X)
