@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.utils.validation import _check_sample_weight
 
 
 def _votes(distances: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -39,29 +40,19 @@ def _votes(distances: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return votes
 
 
-def _checked_weights(sample_weight: Any, n: int) -> np.ndarray:
-    weights = np.asarray(sample_weight, dtype=float).ravel()
-    if weights.shape[0] != n:
-        raise ValueError(f"sample_weight has {weights.shape[0]} values for {n} rows")
-    if not np.all(np.isfinite(weights)) or (weights < 0).any():
-        raise ValueError("sample_weight must be finite and non-negative")
-    return weights
-
-
 class _WeightedFit:
     """The fit both classes share: scikit-learn's, then the rows' weights (all 1 when none are given)."""
 
     weights: Any
-    n_samples_fit_: int
     _y: Any
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
         name = type(self).__name__
         if self.weights != "distance":
             raise ValueError(f"{name} votes by inverse distance (weights='distance'), not {self.weights!r}")
+        # one finite, non-negative weight per row (all 1 when none are given), as scikit-learn's estimators check
+        self.sample_weight_ = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
         super().fit(X, y)  # type: ignore[misc]
-        n = int(self.n_samples_fit_)
-        self.sample_weight_ = np.ones(n) if sample_weight is None else _checked_weights(sample_weight, n)
         if np.asarray(self._y).ndim != 1:
             raise ValueError(f"{name} takes one target column")
         return self
