@@ -571,21 +571,21 @@ class KNN(Family):
     def fit(self, learner: Learner, X: Any, y: np.ndarray, X_val: Any, y_val: Any, params: dict[str, Any],
             expired: Deadline | None, sample_weight: np.ndarray | None = None,
             val_weight: np.ndarray | None = None) -> None:
+        from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+        from mlpilot.search._knn import WeightedKNeighborsClassifier, WeightedKNeighborsRegressor
+
         k = min(int(params.get("n_neighbors", 15)), max(1, X.shape[0] - 1))
-        if sample_weight is None:  # scikit-learn's own classes: the runtime compiles them
-            from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-
-            cls = KNeighborsRegressor if learner.task == "regression" else KNeighborsClassifier
-            learner.estimator_ = cls(n_neighbors=k, weights="distance", n_jobs=learner.n_jobs).fit(X, y)
-        else:  # scikit-learn's neighbours take no sample weights: each neighbour's vote times its row's weight
-            from mlpilot.search._knn import (
-                WeightedKNeighborsClassifier,
-                WeightedKNeighborsRegressor,
-            )
-
-            weighted = WeightedKNeighborsRegressor if learner.task == "regression" else WeightedKNeighborsClassifier
-            learner.estimator_ = weighted(n_neighbors=k, weights="distance", n_jobs=learner.n_jobs).fit(
-                X, y, sample_weight=sample_weight)
+        regression = learner.task == "regression"
+        # without weights scikit-learn's own classes (the runtime compiles them); with weights each
+        # neighbour's vote times its row's weight (scikit-learn's neighbours take no sample weights)
+        if sample_weight is None:
+            cls: Any = KNeighborsRegressor if regression else KNeighborsClassifier
+            fit_params = {}
+        else:
+            cls = WeightedKNeighborsRegressor if regression else WeightedKNeighborsClassifier
+            fit_params = {"sample_weight": sample_weight}
+        learner.estimator_ = cls(n_neighbors=k, weights="distance", n_jobs=learner.n_jobs).fit(X, y, **fit_params)
         learner.n_iterations_ = 0
 
     def prediction_parts(self, learner: Learner) -> PredictionParts:
