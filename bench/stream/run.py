@@ -43,6 +43,7 @@ in-process runtime is the comparison the targets are stated against.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -54,7 +55,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -156,6 +157,22 @@ def start_tansu() -> tuple[subprocess.Popen[bytes], str]:
                              "--advertised-listener-url", url, "--storage-engine", "memory://tansu/", "--silent"])
     wait_port(port)
     return proc, f"127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def broker_for_run(transport: str, proc: subprocess.Popen[bytes],
+                   address: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """The broker a run uses, and its address: a fresh Tansu for Kafka (its memory storage is slower the more
+    it holds), stopped after the run; the shared ``proc`` at ``address`` for Redis."""
+    if transport != "kafka":
+        yield proc, address
+        return
+    fresh, where = start_tansu()
+    try:
+        yield fresh, where
+    finally:
+        fresh.send_signal(signal.SIGINT)
+        fresh.wait(10)
 
 
 def start_redis() -> tuple[subprocess.Popen[bytes], str]:
@@ -774,14 +791,9 @@ def main() -> None:
                     side.close()
                 # the consumer alone: input filled while it is stopped (a fresh process, same model; for
                 # Kafka a fresh Tansu too, whose memory storage is slower the more it holds)
-                fresh, where = start_tansu() if transport == "kafka" else (proc, address)
-                try:
+                with broker_for_run(transport, proc, address) as (fresh, where):
                     alone = prefilled(workspace, transport, where, fresh.pid, values[:n_one if batch == 1 else n_big],
                                       batch, f"{tag}-pre")
-                finally:
-                    if fresh is not proc:
-                        fresh.send_signal(signal.SIGINT)
-                        fresh.wait(10)
                 row = {"transport": transport, "batch": batch, "rows_per_s": rate, "floor": floor, "ratio": rate / floor,
                        "latency_rate": pace, "p50_ms": p50, "p99_ms": p99, "exit": code,
                        "alone_rows_per_s": alone["rows_per_s"], "alone_ratio": alone["rows_per_s"] / floor,
@@ -792,14 +804,9 @@ def main() -> None:
         for transport, (proc, address) in brokers.items():
             widest = next(r for r in table if r["transport"] == transport and r["batch"] == 1000)
             # Kafka: a fresh Tansu, as for the runs alone (the throughput runs filled the first one's memory)
-            fresh, where = start_tansu() if transport == "kafka" else (proc, address)
-            try:
+            with broker_for_run(transport, proc, address) as (_fresh, where):
                 steady[transport] = steady_run(workspace, data, transport, where, widest["rows_per_s"] / 2,
                                                steady_seconds)
-            finally:
-                if fresh is not proc:
-                    fresh.send_signal(signal.SIGINT)
-                    fresh.wait(10)
             print(json.dumps({k: v for k, v in steady[transport].items() if k != "rss"}),
                   flush=True)
     finally:
