@@ -472,8 +472,8 @@ def steady_run(workspace: Path, data: list[dict[str, Any]], transport: str, brok
             samples.append((time.perf_counter() - t0, rss_mb(consumer.pid),
                             sent - acknowledged(transport, brokers, side)))
 
+        # (paced samples once more at the end of the produce phase)
         measure = paced(side, data, transport, rate, seconds, "steady", sample=sample, measure=measure, read=False)
-        sample()
         # the backlog, if any, is scored before the stop (up to 60 s more)
         until = time.monotonic() + 60
         while acknowledged(transport, brokers, side) < len(measure.sent) + 1 and time.monotonic() < until:
