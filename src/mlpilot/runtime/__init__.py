@@ -14,7 +14,8 @@ score through this package, so they validate and answer alike:
   the one-pass check of clean requests).
 - `score` is the general path (the model's own predict methods on a frame);
   `score_compiled` the fast path for validated JSON values. `predict_payload`
-  validates, scores and shapes one JSON request; `score_frame` a DataFrame and
+  validates, scores and shapes one JSON request (`predict_body` one request
+  body: `prepare_body` parses a clean one without the 19-digit scan); `score_frame` a DataFrame and
   `score_csv` a CSV stream, both with the columns ``prediction``,
   ``probability_<class>`` and ``warnings``.
 
@@ -35,8 +36,10 @@ from mlpilot.runtime._frames import ScoredFrame, score_csv, score_frame
 from mlpilot.runtime._loaded import LoadedModel, load_artifact, load_version
 from mlpilot.runtime._request import (
     Prepared,
+    predict_body,
     predict_payload,
     prepare,
+    prepare_body,
     problem_dict,
     score_prepared,
     shape,
@@ -51,8 +54,10 @@ __all__ = [
     "ScoredFrame",
     "load_artifact",
     "load_version",
+    "predict_body",
     "predict_payload",
     "prepare",
+    "prepare_body",
     "probability_dicts",
     "problem_dict",
     "register_compiler",

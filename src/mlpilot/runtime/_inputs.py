@@ -37,11 +37,14 @@ def _reject_constant(token: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def parse_json(body: bytes) -> Any:
-    """Parse strict JSON: no NaN or Infinity, and a clear message with the position."""
+def parse_json(body: bytes, *, exact: bool = True) -> Any:
+    """Parse strict JSON: no NaN or Infinity, and a clear message with the position.
+
+    ``exact=False``: an integer beyond 64 bits may come back as the nearest float (`_json.loads`).
+    """
     if not body or body.isspace():  # (strip() would copy the whole body to find out)
         raise InvalidParameterError('The request body is empty; send JSON such as {"rows": [{...}]}.')
-    parsed = _json.loads(body)
+    parsed = _json.loads(body, exact=exact)
     if parsed is not _json.NOT_PARSED:
         return parsed
     try:

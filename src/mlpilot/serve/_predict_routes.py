@@ -19,8 +19,9 @@ from mlpilot.exceptions import InvalidParameterError, ResourceLimitError, Schema
 from mlpilot.runtime import (
     LoadedModel,
     ModelCache,
+    predict_body,
     predict_payload,
-    prepare,
+    prepare_body,
     score_compiled,
     score_csv,
     score_prepared,
@@ -134,7 +135,7 @@ async def predict(request: Request) -> Response:
     check_predicts(loaded)
     try:
         if len(body) <= _INLINE_BYTES and loaded.schema is not None and not explain:
-            prepared = prepare(loaded, parse_json(body), settings.max_rows)
+            prepared = prepare_body(loaded, body, settings.max_rows)
             compiled = loaded.compiled
             scored = None
             if compiled is not None and prepared.n_rows <= compiled.inline_rows:
@@ -156,8 +157,10 @@ async def predict(request: Request) -> Response:
         else:
 
             def work() -> tuple[bytes, Any, list[Any], dict[str, Any], list[Problem]]:
-                payload = explain_payload if explain else predict_payload  # explain: the full pipeline only
-                answer, prepared, predictions = payload(loaded, parse_json(body), settings.max_rows)
+                if explain:  # the full pipeline only
+                    answer, prepared, predictions = explain_payload(loaded, parse_json(body), settings.max_rows)
+                else:
+                    answer, prepared, predictions = predict_body(loaded, body, settings.max_rows)
                 answer["request_id"] = request_id
                 return dumps(answer), prepared.inputs, predictions, answer, prepared.warnings
 
