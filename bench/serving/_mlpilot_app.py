@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    app = create_app(ServeSettings(home=args.workspace))
+    app = create_app(ServeSettings(home=args.workspace, tune_gc=True))  # as `mlpilot serve` runs it
 
     @app.post("/bench/constant", include_in_schema=False)
     async def constant(request: Request) -> Response:

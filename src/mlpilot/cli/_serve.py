@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import socket
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
@@ -100,6 +101,8 @@ def serve(
     check_port(host, port)  # before loading anything: a taken port is exit 2, not uvicorn's errno 98
     ws = open_workspace(workspace)
     chosen: dict[str, Any] = {"home": str(ws.root), "host": host, "port": port, "workers": workers}
+    if "MLPILOT_TUNE_GC" not in os.environ:  # each process is the server's alone (runtime/_collector.py)
+        chosen["tune_gc"] = True
     if keep is not None:
         from mlpilot.monitor import parse_keep
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,6 +15,7 @@ from mlpilot._version import __version__
 from mlpilot.monitor import PredictionLog
 from mlpilot.registry import Registry, Workspace
 from mlpilot.runtime import LoadedModel, ModelCache
+from mlpilot.runtime._collector import freeze_loaded, scoring_collector
 from mlpilot.serve._batching import MicroBatcher
 from mlpilot.serve._errors import install_error_handlers
 from mlpilot.serve._metrics import Metrics
@@ -69,6 +70,8 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
 
     def on_load(loaded: LoadedModel) -> None:
         metrics.record_load(loaded.name, loaded.version.version, loaded.load_seconds)
+        if settings.tune_gc:  # the new model's objects out of the collector's sight (runtime/_collector.py)
+            freeze_loaded()
 
     models = ModelCache(
         registry,
@@ -89,14 +92,15 @@ def create_app(settings: ServeSettings | None = None, *, registry: Registry | No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        prediction_log.start()
-        models.start(preload=settings.preload)
-        try:
-            yield
-        finally:
-            await batcher.stop()
-            models.stop()
-            prediction_log.close()
+        with scoring_collector() if settings.tune_gc else nullcontext():
+            prediction_log.start()
+            models.start(preload=settings.preload)
+            try:
+                yield
+            finally:
+                await batcher.stop()
+                models.stop()
+                prediction_log.close()
 
     # The Swagger UI and ReDoc pages come with their scripts (fastapi-offline), so
     # /docs works on a machine without internet access.

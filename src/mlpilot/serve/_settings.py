@@ -43,6 +43,8 @@ class ServeSettings(BaseSettings):
     max_batch_rows: Annotated[int, Field(ge=1)] = 1024
     batch_workers: Annotated[int, Field(ge=1, le=64)] = 2
     fast_path: bool = Field(default=True, description="Compile each model for small requests, verified against it at load.")
+    tune_gc: bool = Field(default=False, description="Freeze the loaded models out of the garbage collector's sight and "
+                          "collect young objects less often (what `mlpilot serve` does: the process is the server's).")
 
     @field_validator("log_keep")
     @classmethod

@@ -41,7 +41,7 @@ consumed again.
 
 from __future__ import annotations
 
-import gc
+import contextlib
 import logging
 import signal
 import threading
@@ -57,6 +57,7 @@ from mlpilot.exceptions import InvalidParameterError
 from mlpilot.monitor import PredictionLog
 from mlpilot.registry import Registry
 from mlpilot.runtime import LoadedModel, ModelCache
+from mlpilot.runtime._collector import freeze_loaded, scoring_collector
 from mlpilot.runtime._quality import flag_counts
 from mlpilot.stream._config import StreamConfig
 from mlpilot.stream._metrics import MetricsServer, StreamMetrics
@@ -75,8 +76,6 @@ _LAG_INTERVAL = 1.0
 # (`KafkaTransport.confirm` flushes, which sends at once): batch-1 p50 6.1-6.7 ms with it, 6.0-6.2 ms
 # without, under load. With ``pipeline=1`` it would wait (8.6-9.2 ms), so there the producer keeps 0.
 _PIPELINED_KAFKA = {"linger.ms": 2}
-# The young generation's collection threshold while `run(freeze_gc=True)` (allocations less deallocations).
-_GC_THRESHOLD = 50_000
 
 
 @dataclass(frozen=True)
@@ -174,32 +173,29 @@ class StreamConsumer:
         alive once the model is loaded is moved out of the garbage collector's sight (`gc.freeze`).
         """
         self.model()  # an unknown model fails here, before anything is consumed
-        thresholds = gc.get_threshold()
-        if freeze_gc:
-            # What is loaded now (the model, the libraries) lives as long as the process: out of the cyclic
-            # collector's sight, so that the collections a batch's many small objects set off stay short
-            # (a full collection over the model's objects cost ~10 ms per 1,000-row batch).
-            gc.collect()
-            gc.freeze()
-            # A batch's objects (row dicts, messages, records) are freed by their reference counts, not by the
-            # collector; at the default threshold (700) they still set off ~14 young collections per 1,000-row
-            # batch, each walking the batch in hand: ~2.5 ms of CPU per 1,000 rows. At `_GC_THRESHOLD` a
-            # 20-batch run sees none, and the rare cycle (an exception's traceback) is still collected.
-            gc.set_threshold(_GC_THRESHOLD, *thresholds[1:])
-        self.log.start()
-        self.models.start(preload=False)
-        if self.config.metrics_port is not None:
-            self.metrics_server = MetricsServer(self.metrics, self.config.metrics_port, self.config.metrics_host)
-        try:
-            with _stop_on_signals(self.stop):
-                self._loop()
-        finally:
-            self.models.stop()
-            self.transport.close()
-            self.log.close()
-            if self.metrics_server is not None:
-                self.metrics_server.close()
-            gc.set_threshold(*thresholds)
+        with scoring_collector() if freeze_gc else contextlib.nullcontext():
+            if freeze_gc:
+                # What is loaded now (the model, the libraries) lives as long as the process: out of the
+                # cyclic collector's sight, so that the collections a batch's many small objects set off stay
+                # short (a full collection over the model's objects cost ~10 ms per 1,000-row batch). At the
+                # default threshold (700) a batch's objects (freed by their reference counts) still set off
+                # ~14 young collections per 1,000-row batch, ~2.5 ms of CPU; `scoring_collector`'s threshold
+                # leaves a 20-batch run with none (`runtime/_collector.py`).
+                freeze_loaded()
+            self.log.start()
+            self.models.start(preload=False)
+            if self.config.metrics_port is not None:
+                self.metrics_server = MetricsServer(self.metrics, self.config.metrics_port,
+                                                    self.config.metrics_host)
+            try:
+                with _stop_on_signals(self.stop):
+                    self._loop()
+            finally:
+                self.models.stop()
+                self.transport.close()
+                self.log.close()
+                if self.metrics_server is not None:
+                    self.metrics_server.close()
         return self.stats()
 
     def _loop(self) -> None:
