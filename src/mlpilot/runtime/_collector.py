@@ -6,7 +6,7 @@ ones per request (row dicts, columns, answers) that their reference counts
 free. At CPython's default thresholds (700 allocations) a 1,000-row request
 sets off several young collections, and every so often a full one walks all
 the long-lived objects: measured on the demo's champion behind `mlpilot serve`,
-about 590 collections per 150 requests of 1,000 rows, 1.8 ms of each
+about 590 collections per 150 requests of 1,000 rows, 1.7 ms of each
 request's CPU (a full collection 150-170 ms), and none with the tuning here.
 
 - `freeze_loaded` moves everything alive now out of the collector's sight
