@@ -107,9 +107,9 @@ def prepare(loaded: LoadedModel, payload: Any, max_rows: int, *, checked: bool =
         clean = _clean(loaded, payload, max_rows)
         if clean is not None:
             return clean
-    fast = loaded.compiled is not None and loaded.validator is not None
     columns, n_rows, rows = columns_from_payload(payload, max_rows)
-    if fast and loaded.validator is not None and loaded.validator.is_clean(columns):
+    validator = loaded.validator
+    if loaded.compiled is not None and validator is not None and validator.is_clean(columns):
         return Prepared(columns, n_rows, [], rows, None, loaded.feature_names)
     data, warnings = convert_columns(columns, loaded.schema)
     if loaded.schema is not None:
