@@ -95,6 +95,7 @@ class FitOutcome:
     holdout_y: np.ndarray | None = field(default=None, repr=False)
     holdout_weight: np.ndarray | None = field(default=None, repr=False)  # the holdout rows' weights (weighted runs)
     deadlines: dict[str, float] = field(default_factory=dict)  # phase -> seconds from the start (clock mode)
+    artifact: tuple[bytes, str] | None = field(default=None, repr=False)  # the model serialised, when asked to
 
 
 def _roles(schema: Schema, frame: pd.DataFrame, features: list[str]) -> dict[str, str]:
@@ -291,6 +292,7 @@ def fit_tabular(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     budget_clock: Clock | None = None,
     executor: Executor | None = None,
+    serialize: Callable[[Any], tuple[bytes, str]] | None = None,
 ) -> FitOutcome:
     """Search, ensemble, refit, evaluate and report on ``frame``; see `mlpilot.train`.
 
@@ -438,8 +440,22 @@ def fit_tabular(
     ).fit()
     timings["refit"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
     cuts: dict[str, list[str]] = {"refit": list(refit_notes)}  # each phase's budget decisions, with their numbers
+    artifact = None
+    if serialize is not None:
+        # saved as soon as it is fitted, on the budget's clock: a large model's save (a forest of deep
+        # trees can take seconds) comes out of the evaluation's and the report's time, not past the deadline
+        t0, saving = time.perf_counter(), total.now()
+        artifact = serialize(model)
+        timings["serialize"] = time.perf_counter() - t0
+        late = -plan.refit.left() if clock else 0.0
+        if late > 0:
+            notes.append(f"saving the model ({len(artifact[0]) / 1e6:.1f} MB, {artifact[1]}) took "
+                         f"{total.now() - saving:.2f}s and ended {late:.2f}s past the refit's deadline: "
+                         "the evaluation and the report had that much less time")
+            cuts["refit"].append(notes[-1])
+
+    t0 = time.perf_counter()
     mark = len(notes)  # what the evaluation and the report add to the notes below is a budget decision
     n_boot, n_boot_others = bootstrap_rounds(
         plan.evaluate.left(), plan.metric_seconds, n_candidates=len(result.candidates),
@@ -538,7 +554,7 @@ def fit_tabular(
         features=features, evaluation=evaluation, search=result, card=card, plots=plots,
         report_html=report_html, notes=notes, leaks=leaks, timings=timings,
         holdout_frame=holdout_frame, holdout_y=y[hold] if len(hold) else None, deadlines=plan.deadlines(),
-        holdout_weight=None if row_weight is None or not len(hold) else row_weight[hold],
+        holdout_weight=None if row_weight is None or not len(hold) else row_weight[hold], artifact=artifact,
     )
 
 

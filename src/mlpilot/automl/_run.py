@@ -418,6 +418,7 @@ def train(
         check_target(data, target)  # a frame in memory: no need to snapshot it to find its columns
     from mlpilot.data import load_dataset
     from mlpilot.registry import Registry
+    from mlpilot.registry._artifacts import dumps as serialize_model
     from mlpilot.registry._labels import recorded_label
 
     ws = Workspace.resolve(workspace) if register else None
@@ -454,7 +455,8 @@ def train(
             with _progress(config) as on_progress:
                 outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
                                       title=f"mlpilot: {model_name}", dataset_id=dataset_id,
-                                      on_progress=_on_driver(on_progress, spark), executor=executor)
+                                      on_progress=_on_driver(on_progress, spark), executor=executor,
+                                      serialize=serialize_model)
             if spark is not None:
                 spark.finish(outcome)
             t0 = time.perf_counter()
@@ -493,6 +495,7 @@ def train(
                 model_name, outcome.model, kind="tabular", metrics=metrics, headline_metric=headline,
                 schema=outcome.schema.to_dict(), dataset_id=dataset_id, run_id=run_id, files=files,
                 info=info, aliases=("champion",) if promote else (), by="mlpilot train", reason=reason,
+                artifact=outcome.artifact,
             )
             if info["threshold"] is not None:  # a decision mlpilot took, with its evidence
                 registry.log_event("threshold", model_name, {"version": mv.version, **info["threshold"]})

@@ -24,6 +24,7 @@ from mlpilot.data._sql import create_engine, safe_url
 from mlpilot.exceptions import (
     ArtifactIntegrityError,
     ConflictError,
+    InvalidParameterError,
     ModelNotFoundError,
     RegistryError,
     SourceConnectionError,
@@ -340,6 +341,7 @@ class Registry:
         aliases: tuple[str, ...] = (),
         by: str | None = None,
         reason: str | None = None,
+        artifact: tuple[bytes, str] | None = None,
     ) -> ModelVersion:
         """Store ``model`` as the next version of ``name``.
 
@@ -368,6 +370,10 @@ class Registry:
             Who or what moved ``aliases`` and why; the ``model_registered`` event records them
             with the version each alias pointed at before (``from_versions``), for
             ``mlpilot models history``.
+        artifact : (bytes, str), optional
+            ``model`` already serialised, as `dumps` returns it (its bytes and format): stored as
+            they are instead of serialising ``model`` again (`mlpilot.train` saves the model as
+            soon as it is fitted, so that the time it takes counts within the budget).
 
         Returns
         -------
@@ -381,7 +387,9 @@ class Registry:
         if headline_metric is not None:
             value = metrics.get(headline_metric)
             headline_value = float(value) if isinstance(value, int | float) else None
-        data, fmt = _artifacts.dumps(model, artifact_format)
+        data, fmt = _artifacts.dumps(model, artifact_format) if artifact is None else artifact
+        if fmt not in _artifacts.FORMATS:
+            raise InvalidParameterError(f"Artifact format must be one of {_artifacts.FORMATS}. Got {fmt!r}.")
         artifact_sha = _artifacts.sha256_bytes(data)
         file_hashes = {fname: _artifacts.sha256_bytes(content) for fname, content in (files or {}).items()}
 

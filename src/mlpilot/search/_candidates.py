@@ -35,6 +35,7 @@ from mlpilot.tune._budget import (
     PREPROCESS_SHARE,
     RESERVE_GAP,
     RUNNER_UP_REFIT_SHARE,
+    SAVE_SECONDS_PER_BYTE,
     STACK_RESERVE_SHARE,
     UNINTERRUPTIBLE_SHARE,
 )
@@ -65,6 +66,7 @@ class CandidateResult:
     predict_rows: int = 0
     cut_by_deadline: bool = False  # a fold's fit was stopped at its deadline, not by early stopping
     workers: int = 1  # folds fitted side by side
+    state_bytes: int = 0  # the largest fold model's large arrays (`Family.state_bytes`): what saving it costs
 
     def fold_seconds(self) -> float:
         """Seconds one fold's fit would take alone, from the cross-validation's schedule.
@@ -322,6 +324,21 @@ def refit_seconds(candidate: CandidateResult, n_folds: int, share: float) -> flo
     return per_fold
 
 
+def save_seconds(candidate: CandidateResult, n_folds: int, share: float) -> float:
+    """Expected seconds to serialise ``candidate`` refit on ``share`` times the development rows.
+
+    From its largest fold model's arrays (`Family.state_bytes`), scaled to the
+    refit's rows; 0 for the families whose models stay small.
+
+    Examples
+    --------
+    >>> c = CandidateResult("extra_trees", "extra_trees", {}, state_bytes=200_000_000)
+    >>> round(save_seconds(c, 5, 1.25), 2)
+    7.81
+    """
+    return candidate.state_bytes * n_folds / max(n_folds - 1, 1) * share * SAVE_SECONDS_PER_BYTE
+
+
 def family_allowed(family: str, config: SearchConfig, task: str, *, weighted: bool, has_text: bool) -> bool:
     """Whether the search may try ``family``: chosen by the user, fit for the task, installed, able to weight rows."""
     fam = FAMILIES[family]
@@ -417,9 +434,11 @@ class CandidateRunner:
         # best model must be refit, later members are dropped by fit_final if time runs out
         learners = sum(refit_seconds(c, self.n_folds, self.config.refit_share) * (1.0 if i == 0 else RUNNER_UP_REFIT_SHARE)
                        for i, c in enumerate(usable))
+        # and saving them once refit: trees grow with the rows (a fold model saw (k-1)/k of them)
+        saves = sum(save_seconds(c, self.n_folds, self.config.refit_share) for c in usable)
         # and the refit's preprocessing, once per encoding (members share it)
         encodings = {self.prepared.key(FAMILIES[c.family].encoding, FAMILIES[c.family].text_only) for c in usable}
-        return learners + sum(self.prepared.refit_seconds(*key) for key in encodings)
+        return learners + saves + sum(self.prepared.refit_seconds(*key) for key in encodings)
 
     def expected_seconds(self, family: str) -> float | None:
         # the family's own last cross-validation here, else the data's measured cost per unit, plus
@@ -529,7 +548,7 @@ class CandidateRunner:
             folds, y, sample_weight, timer = self.folds, self.y, self.sample_weight, self.timer
             task, n_classes, seed, threads, timed = self.task, self.n_classes, self.config.random_state, self.threads, self.clock
 
-            def fit_fold(i: int, stop_at: float | None) -> tuple[np.ndarray, np.ndarray | None, float, int, float, bool]:
+            def fit_fold(i: int, stop_at: float | None) -> tuple[np.ndarray, np.ndarray | None, float, int, float, bool, int]:
                 (tr, va), (Xtr, Xva, Xho, cats) = folds[i], folds_data[i]
                 started = timer()
                 learner = Learner(
@@ -544,7 +563,7 @@ class CandidateRunner:
                 predict_seconds = timer() - t_predict
                 held = None if Xho is None else learner.predict_values(Xho)
                 cut = stop_at is not None and t_predict >= stop_at
-                return values, held, predict_seconds, learner.n_iterations_, timer() - started, cut
+                return values, held, predict_seconds, learner.n_iterations_, timer() - started, cut, learner.state_bytes()
 
             # folds run side by side on small tables, where each model uses one thread; a family
             # that cannot be interrupted first runs one fold alone, to project the whole cost
@@ -555,7 +574,7 @@ class CandidateRunner:
             # fold i's share of the time cap ends with its wave of side-by-side folds
             waves = [0] * first + [first + j // workers for j in range(self.n_folds - first)]
             stop_ats = [None if cap == math.inf else t0 + cap * (w + 1) / (waves[-1] + 1) for w in waves]
-            outputs: list[tuple[np.ndarray, np.ndarray | None, float, int, float, bool]] = []
+            outputs: list[tuple[np.ndarray, np.ndarray | None, float, int, float, bool, int]] = []
             for i in range(self.n_folds if workers == 1 else first):
                 outputs.append(fit_fold(i, stop_ats[i]))
                 if probe and i == 0:
@@ -581,7 +600,8 @@ class CandidateRunner:
             result.fit_seconds = self.timer() - t0
         hold_sum: np.ndarray | None = None
         for i, (_tr, va) in enumerate(self.folds):  # in fold order: the same sums however folds were scheduled
-            values, held, predict_seconds, n_iterations, seconds, cut = outputs[i]
+            values, held, predict_seconds, n_iterations, seconds, cut, state_bytes = outputs[i]
+            result.state_bytes = max(result.state_bytes, state_bytes)
             result.cut_by_deadline |= cut
             oof[va] = values
             if held is not None:

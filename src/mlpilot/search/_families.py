@@ -104,6 +104,14 @@ class Family(TuneFamily):
         """
         raise NotImplementedError
 
+    def state_bytes(self, learner: Learner) -> int:
+        """Bytes of the fitted model's arrays where they can grow large (0: it stays small).
+
+        What saving the model costs grows with them (`mlpilot.tune._budget.SAVE_SECONDS_PER_BYTE`):
+        the search keeps that time back for the registered members.
+        """
+        return 0
+
     # -- prediction -------------------------------------------------------------
 
     def library_input(self, learner: Learner, X: Any) -> Any:
@@ -508,6 +516,12 @@ class _Forest(Family):
         }[(self.extra, learner.task == "regression")]
         learner.estimator_ = cls(**base).fit(_dense(X), y, sample_weight=sample_weight)
         learner.n_iterations_ = int(base["n_estimators"])
+
+    def state_bytes(self, learner: Learner) -> int:
+        # each node: its 64-byte record and its value row (outputs x classes doubles); deep trees
+        # on a few thousand rows make a forest of hundreds of MB
+        return sum(t.tree_.node_count * (64 + 8 * t.tree_.n_outputs * int(t.tree_.max_n_classes))
+                   for t in learner.estimator_.estimators_)
 
     def predict(self, learner: Learner, X: Any, n_jobs: int | None) -> np.ndarray:
         values = _forest_values(learner.estimator_, X, classifier=learner.classifier)

@@ -135,6 +135,11 @@ class Learner(BaseEstimator):
         check_is_fitted(self, "estimator_")
         return FAMILIES[self.family].predict(self, X, n_jobs)
 
+    def state_bytes(self) -> int:
+        """Bytes of the fitted model's large arrays (`Family.state_bytes`; 0 where it stays small)."""
+        check_is_fitted(self, "estimator_")
+        return FAMILIES[self.family].state_bytes(self)
+
     def prediction_parts(self) -> PredictionParts:
         """How this fitted learner predicts, for the model runtime's compiler (`PredictionParts`)."""
         check_is_fitted(self, "estimator_")

@@ -70,6 +70,9 @@ REPORT_SECONDS = 2.0
 REGISTER_SECONDS = 1.5
 # ... and their part proportional to the cells of the table (seconds per cell).
 REGISTER_PER_CELL = 5e-7
+# seconds to serialise (skops, deflate level 1) one byte of a fitted model's large arrays
+# (`Family.state_bytes`): a 112 MB extra-trees forest took 2.8-3.0 s on the 2-core machine
+SAVE_SECONDS_PER_BYTE = 2.5e-8
 # Shares of the budget kept back for permutation importance (beyond the report's fixed
 # cost) and, at most, for the full bootstrap of the evaluation.
 REPORT_SHARE = 0.02
