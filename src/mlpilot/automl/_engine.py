@@ -430,8 +430,8 @@ def fit_tabular(
     if set(names) != set(result.weights):
         result = result.with_weights(dict(zip(names, weights, strict=True)), y[searched],
                                      metric if row_weight is None else metric.weighted(row_weight[searched]))
-    threshold = _choose_threshold(result, y[searched], config, notes,
-                                  None if row_weight is None else row_weight[searched]) if task == "binary" else None
+    threshold = _choose_threshold(result, y[searched], config, notes, None if row_weight is None else row_weight[searched],
+                                  classes=encoding.classes) if task == "binary" else None
     model = TabularEnsemble(
         task=task, members=members, weights=weights, names=names,
         classes=list(encoding.classes) if task != "regression" else None, feature_names=features,
@@ -559,17 +559,22 @@ def fit_tabular(
 
 
 def _choose_threshold(result: SearchResult, y_dev: np.ndarray, config: TrainConfig, notes: list[str],
-                      sample_weight: np.ndarray | None = None) -> ThresholdChoice:
+                      sample_weight: np.ndarray | None = None, *, classes: Any = ("0", "1")) -> ThresholdChoice:
     """The binary model's decision threshold, chosen on the registered ensemble's out-of-fold probabilities.
 
     Never on the holdout, which stays a test. Rows count by ``sample_weight``
     when the run is weighted. A note gives the rule's measure at the threshold
-    and at 0.5; a precision or recall target no threshold reaches is also a warning.
+    and at 0.5 (F1 is the rarer class's: ``classes[0]``'s where the positive class,
+    ``classes[1]``, is the majority); a precision or recall target no threshold reaches is also a warning.
     """
     rule = config.threshold_rule
     choice = choose_threshold(y_dev, np.asarray(result.ensemble_oof)[:, 1], rule, sample_weight=sample_weight)
-    measure = rule.measure
+    measure = choice.measure
     how = "fixed by the user" if rule.kind == "fixed" else f"chosen for {rule.describe()}"
+    if measure == "f1_negative_class":  # the positive class is the majority: F1 is the rarer class's
+        share = 1 - float(np.average(y_dev, weights=sample_weight))
+        how = (f"chosen for f1 of the rarer class, {str(classes[0])!r}: the positive class {str(classes[1])!r} "
+               f"is {1 - share:.0%} of the rows, and its own f1 is highest with every row positive")
     weighted = "" if sample_weight is None else " (weighted)"
     notes.append(
         f"decision threshold {choice.threshold:.4g} ({how}): {measure} {choice.at_threshold[measure]:.4g} on the "
@@ -588,6 +593,9 @@ def _threshold_card(choice: ThresholdChoice, encoding: TargetEncoding, y_hold: n
 
     section = {**choice.to_dict(), "positive_class": recorded_label(encoding.classes[1]),
                "negative_class": recorded_label(encoding.classes[0])}
+    # how the measure is shown: the negative class's F1 by its class's name
+    section["measure_label"] = (f"f1 of {encoding.classes[0]!s}" if choice.measure == "f1_negative_class"
+                                else choice.measure.replace("_", " "))
     if holdout_prediction is not None and len(y_hold):
         p_hold = np.asarray(holdout_prediction)[:, 1]
         section["holdout"] = holdout_summary(y_hold, p_hold, choice.threshold)

@@ -95,7 +95,8 @@ def print_threshold(section: dict[str, Any] | None) -> None:
     how = "fixed by the user" if str(section["rule"]).startswith("fixed") else f"chosen for {section['rule']}"
     console.print(
         f"Decision threshold: [bold]{fmt_score(section['value'])}[/] for {escape(str(section['positive_class']))} ({how}; "
-        f"{measure} {fmt_score(oof['at_threshold'][measure])} on {oof['n_rows']} out-of-fold rows, "
+        f"{escape(str(section.get('measure_label', measure)))} {fmt_score(oof['at_threshold'][measure])} on "
+        f"{oof['n_rows']} out-of-fold rows, "
         f"{fmt_score(oof['at_0.5'][measure])} at 0.5)", highlight=False)
     if section.get("note"):
         console.print(f"[yellow]![/] {escape(section['note'])}", highlight=False)

@@ -130,7 +130,8 @@ def _threshold_html(section: dict[str, Any] | None) -> str:
     measure, oof = section["measure"], section["oof"]
     neg, pos = html.escape(str(section["negative_class"])), html.escape(str(section["positive_class"]))
     text = (f"<p>Labels are <b>{pos}</b> where its probability is at least <b>{_fmt(section['value'])}</b> "
-            f"({html.escape(section['rule'])}; {html.escape(measure)} {_fmt(oof['at_threshold'][measure])} on "
+            f"({html.escape(section['rule'])}; {html.escape(str(section.get('measure_label', measure)))} "
+            f"{_fmt(oof['at_threshold'][measure])} on "
             f"{oof['n_rows']} out-of-fold rows, {_fmt(oof['at_0.5'][measure])} at 0.5).</p>")
     if section.get("note"):
         text += f"<p class='note'>{html.escape(section['note'])}</p>"

@@ -210,7 +210,7 @@ def _validation_threshold(rows: DataFrame, pre: Any, booster: Any, features: lis
     choice = choose_threshold(counts["y"].to_numpy(dtype=np.int64), p, ThresholdRule.parse(rule),
                               sample_weight=counts["count"].to_numpy(dtype=float))
     n_rows = int(counts["count"].sum())
-    return choice.threshold, {"value": choice.threshold, "rule": rule, "n_rows": n_rows,
+    return choice.threshold, {"value": choice.threshold, "rule": rule, "measure": choice.measure, "n_rows": n_rows,
                               "chosen_on": f"the cluster fit's {n_rows:,} early-stopping rows (probabilities in "
                                            f"bins of {THRESHOLD_BIN:g})", "at_threshold": choice.at_threshold,
                               "at_0.5": choice.at_half}

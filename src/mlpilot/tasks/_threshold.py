@@ -112,10 +112,15 @@ class ThresholdChoice:
     at_half: dict[str, float]
     reached: bool = True
     note: str = ""
+    measure: str = ""  # what was optimised (default: the rule's measure; ``f1_negative_class``, see `choose_threshold`)
+
+    def __post_init__(self) -> None:
+        if not self.measure:
+            object.__setattr__(self, "measure", self.rule.measure)
 
     def to_dict(self) -> dict[str, Any]:
         """The choice as the model card and the registry record it (JSON-ready)."""
-        return {"value": self.threshold, "rule": self.rule.describe(), "measure": self.rule.measure,
+        return {"value": self.threshold, "rule": self.rule.describe(), "measure": self.measure,
                 "reached": self.reached, "note": self.note,
                 "oof": {"n_rows": self.n_rows, "at_threshold": self.at_threshold, "at_0.5": self.at_half}}
 
@@ -144,14 +149,15 @@ def _measures(tp: np.ndarray, fp: np.ndarray, n_pos: float, n_neg: float, rule: 
     recall = _ratio(tp, n_pos)
     f1 = _ratio(2 * tp, 2 * tp + fp + fn)
     balanced = (recall + _ratio(tn, n_neg)) / 2
-    out = {"precision": precision, "recall": recall, "f1": f1, "balanced_accuracy": balanced}
+    out = {"precision": precision, "recall": recall, "f1": f1, "balanced_accuracy": balanced,
+           "f1_negative_class": _ratio(2 * tn, 2 * tn + fn + fp)}  # F1 with the labels swapped
     if rule.kind == "cost":
         out["cost_per_row"] = _ratio(float(rule.value or 0) * fn + fp, n_pos + n_neg)
     return out
 
 
-def _at(measures: dict[str, np.ndarray], i: int, rule: ThresholdRule) -> dict[str, float]:
-    keys = dict.fromkeys([rule.measure, "precision", "recall", "f1"])
+def _at(measures: dict[str, np.ndarray], i: int, measure: str) -> dict[str, float]:
+    keys = dict.fromkeys([measure, "precision", "recall", "f1"])
     return {k: round(float(measures[k][i]), 6) for k in keys}
 
 
@@ -163,7 +169,9 @@ def choose_threshold(y: Any, p: Any, rule: ThresholdRule, *, sample_weight: Any 
     With ``sample_weight`` every count (true and false positives, the cost)
     is a sum of the rows' weights, as the weighted metrics count them, and
     rows of weight zero are left out.
-    A precision or recall target no candidate reaches gives the candidate
+    ``f1`` is the F1 of the rarer class: of the negative class (labels
+    swapped, ``measure`` ``f1_negative_class``) where positive rows weigh
+    more than negative ones. A precision or recall target no candidate reaches gives the candidate
     closest to it, with ``reached=False``. Deterministic: the same rows give
     the same threshold.
 
@@ -174,6 +182,9 @@ def choose_threshold(y: Any, p: Any, rule: ThresholdRule, *, sample_weight: Any 
     >>> choice = choose_threshold(y, p, ThresholdRule("f1"))
     >>> round(choice.threshold, 3), choice.at_threshold["f1"], choice.at_half["f1"]
     (0.325, 0.857143, 0.8)
+    >>> majority = choose_threshold(1 - y[:5], 1 - p[:5], ThresholdRule("f1"))  # 3 positives of 5
+    >>> majority.measure, round(majority.threshold, 3), majority.at_threshold["f1_negative_class"]
+    ('f1_negative_class', 0.675, 0.8)
     """
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=float)
@@ -195,6 +206,9 @@ def choose_threshold(y: Any, p: Any, rule: ThresholdRule, *, sample_weight: Any 
         candidates = np.array([float(rule.value or 0.5)])
     tp, fp = _counts(y, p, np.concatenate([candidates, [0.5]]), w)
     measures = _measures(tp, fp, n_pos, n_neg, rule)
+    # F1 is the rarer class's: where the positive class is the majority (``good`` of ``bad``/``good``),
+    # its own F1 is highest with every row positive, and the labels would tell nothing
+    measure = "f1_negative_class" if rule.kind == "f1" and n_pos > n_neg else rule.measure
     half = len(candidates)
     chosen = {k: v[:half] for k, v in measures.items()}
     reached, note = True, ""
@@ -213,10 +227,10 @@ def choose_threshold(y: Any, p: Any, rule: ThresholdRule, *, sample_weight: Any 
             note = (f"no threshold reaches {rule.describe()} on these {len(y)} rows: the highest {target} is "
                     f"{chosen[target][best]:.4g}; the threshold with it was chosen")
     else:
-        best = int(np.argmax(chosen[rule.kind]))
+        best = int(np.argmax(chosen[measure]))
     return ThresholdChoice(
-        threshold=round(float(candidates[best]), 12), rule=rule, n_rows=len(y),
-        at_threshold=_at(measures, best, rule), at_half=_at(measures, half, rule), reached=reached, note=note,
+        threshold=round(float(candidates[best]), 12), rule=rule, n_rows=len(y), measure=measure,
+        at_threshold=_at(measures, best, measure), at_half=_at(measures, half, measure), reached=reached, note=note,
     )
 
 
