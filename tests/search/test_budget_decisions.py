@@ -108,3 +108,36 @@ def test_a_boosted_refit_stops_at_its_deadline_and_says_so() -> None:
         random_state=0, n_jobs=1, deterministic=True,
     )
     assert members[0][1].n_iterations_ > learner.n_iterations_ and notes == []
+
+
+def test_a_fold_that_starts_late_still_gets_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the issue (nycflights13/flights, 330k rows, 60 s): a fold's predictions on a large holdout ran past
+    # the next fold's planned deadline, which then fitted one round: folds of 2,847, 2,999 and 1 rounds,
+    # a cross-validation no better than the dummy's. Here a LightGBM prediction costs 45 s of a fake clock
+    # that stands still while anything else runs (fits included), so only the deadlines decide the rounds.
+    from mlpilot.search import Learner
+
+    frame, y = _table("binary", n=240)
+    clock = ProgressClock()
+    original = Learner.predict_values
+
+    def slow_predict(self: Learner, X: Any, *, n_jobs: int | None = None) -> np.ndarray:
+        if self.family == "lightgbm":
+            clock.now += 45.0
+        return original(self, X, n_jobs=n_jobs)
+
+    monkeypatch.setattr(Learner, "predict_values", slow_predict)
+    result = run_search(
+        frame, y, task="binary", metric=get_metric("roc_auc"), roles=column_roles(frame), n_classes=2,
+        holdout=None, on_progress=clock.on_progress,
+        config=SearchConfig(budget=Budget(100.0, 0.0, clock), families=("lightgbm",), n_folds=3, n_jobs=1,
+                            stacking="off"),
+    )
+    first = result.candidates[1]
+    assert first.name == "lightgbm" and first.workers == 1
+    # the folds run one by one; the cap is 85% of 100 s over 1 + its refit's share (3/2 x 0.7): 63 s, 21 s a fold.
+    # fold 2 starts at 45 s, past its planned end (42 s): it fits until min(45 + 21 s, 100 s less the 45 s a
+    # prediction took) = 55 s, so all its rounds; fold 3 starts at 90 s, when a prediction could no longer
+    # end within the search's time: its planned end (63 s) stands and it fits one round
+    assert first.n_iterations[0] > 5 and first.n_iterations[1] > 5 and first.n_iterations[2] == 1
+    assert first.cut_by_deadline

@@ -548,9 +548,16 @@ class CandidateRunner:
             folds, y, sample_weight, timer = self.folds, self.y, self.sample_weight, self.timer
             task, n_classes, seed, threads, timed = self.task, self.n_classes, self.config.random_state, self.threads, self.clock
 
-            def fit_fold(i: int, stop_at: float | None) -> tuple[np.ndarray, np.ndarray | None, float, int, float, bool, int]:
+            def fit_fold(i: int, stop_at: float | None, share: float = 0.0,
+                         latest: float = math.inf) -> tuple[np.ndarray, np.ndarray | None, float, int, float, bool, int]:
                 (tr, va), (Xtr, Xva, Xho, cats) = folds[i], folds_data[i]
                 started = timer()
+                if stop_at is not None:
+                    # a fold that starts late (the wave before it predicted past its share) still gets a
+                    # wave's share to fit in, up to what the search may use less its predictions (as long
+                    # as the folds' before it): cut to a round or two, it would spoil the cross-validation
+                    # (seen on a 330k-row table: folds of 2,847, 2,999 and 1 rounds)
+                    stop_at = max(stop_at, min(started + share, latest - max(predicted, default=0.0)))
                 learner = Learner(
                     family=family, task=task, params=params, categorical_indices=cats,
                     n_classes=n_classes, random_state=seed, n_jobs=threads, deterministic=not timed,
@@ -562,8 +569,11 @@ class CandidateRunner:
                 values = learner.predict_values(Xva)
                 predict_seconds = timer() - t_predict
                 held = None if Xho is None else learner.predict_values(Xho)
+                predicted.append(timer() - t_predict)
                 cut = stop_at is not None and t_predict >= stop_at
                 return values, held, predict_seconds, learner.n_iterations_, timer() - started, cut, learner.state_bytes()
+
+            predicted: list[float] = []  # each finished fold's seconds predicting (validation and holdout)
 
             # folds run side by side on small tables, where each model uses one thread; a family
             # that cannot be interrupted first runs one fold alone, to project the whole cost
@@ -574,9 +584,11 @@ class CandidateRunner:
             # fold i's share of the time cap ends with its wave of side-by-side folds
             waves = [0] * first + [first + j // workers for j in range(self.n_folds - first)]
             stop_ats = [None if cap == math.inf else t0 + cap * (w + 1) / (waves[-1] + 1) for w in waves]
+            share = 0.0 if cap == math.inf else cap / (waves[-1] + 1)
+            latest = math.inf if cap == math.inf else t0 + self.budget.cap(1.0, keep=self.keep())
             outputs: list[tuple[np.ndarray, np.ndarray | None, float, int, float, bool, int]] = []
             for i in range(self.n_folds if workers == 1 else first):
-                outputs.append(fit_fold(i, stop_ats[i]))
+                outputs.append(fit_fold(i, stop_ats[i], share, latest))
                 if probe and i == 0:
                     projected = (self.timer() - t0) * (waves[-1] + 1)
                     if projected > cap:
@@ -587,7 +599,8 @@ class CandidateRunner:
                         self.notes.append(f"{name}: {result.note}")
                         return result
             if len(outputs) < self.n_folds:
-                outputs += self.executor.map(lambda i: fit_fold(i, stop_ats[i]), list(range(first, self.n_folds)))
+                outputs += self.executor.map(lambda i: fit_fold(i, stop_ats[i], share, latest),
+                                             list(range(first, self.n_folds)))
         except MemoryError:
             result.status, result.note = "skipped", "out of memory"
             self.notes.append(f"{name}: ran out of memory and was skipped")
