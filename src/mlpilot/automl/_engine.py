@@ -171,6 +171,18 @@ def row_weights(frame: pd.DataFrame, column: str, target: str) -> np.ndarray:
     return values
 
 
+def requested_task(config: TrainConfig, y: pd.Series) -> str | None:
+    """The task asked for: ``task``, else regression when the metric is one only regression has
+    and the target ``y`` holds numbers.
+
+    ``--metric mae`` on a count such as 0, 1, 2, 3, 7, 12 asks for numbers, not six classes.
+    """
+    if config.task is not None or config.metric is None:
+        return config.task
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    return "regression" if numeric and get_metric(config.metric).tasks == ("regression",) else None
+
+
 def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[pd.DataFrame, str]:
     """Check the target, drop rows where it is missing and decide the task.
 
@@ -311,7 +323,10 @@ def fit_tabular(
     clock = not config.deterministic
     timings: dict[str, float] = {}
     notes: list[str] = []
-    frame, task = prepare_target(frame, target, config.task)
+    asked = requested_task(config, frame[target]) if target in frame.columns else config.task
+    frame, task = prepare_target(frame, target, asked)
+    if config.task is None and asked is not None:  # a decision from the metric, with its reason
+        notes.append(f"task: regression, as the metric {config.metric!r} scores numbers (pass --task to choose)")
     check_threshold_task(config, task, target)
     metric = get_metric(config.metric or default_metric(task), task)
     frame = frame.reset_index(drop=True)

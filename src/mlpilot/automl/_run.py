@@ -23,6 +23,7 @@ from mlpilot.automl._engine import (
     check_threshold_task,
     fit_tabular,
     prepare_target,
+    requested_task,
     row_weights,
 )
 from mlpilot.automl._promote import (
@@ -221,7 +222,8 @@ def _check_data(frame: pd.DataFrame, schema: Any, target: str, config: TrainConf
     with warnings.catch_warnings():
         # the engine warns about the rows it drops when it drops them; once is enough
         warnings.simplefilter("ignore", DataQualityWarning)
-        labelled, task = prepare_target(frame[[target]].reset_index(drop=True), target, config.task)
+        labelled, task = prepare_target(frame[[target]].reset_index(drop=True), target,
+                                        requested_task(config, frame[target]))
     if config.metric is not None:
         get_metric(config.metric, task)
     check_threshold_task(config, task, target)
