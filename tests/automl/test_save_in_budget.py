@@ -91,6 +91,7 @@ def test_train_registers_the_bytes_saved_within_the_budget(small_churn: pd.DataF
     run = train(small_churn, "churn", name="churn", workspace=workspace, deterministic=True, n_trials=0,
                 families=("linear",), report=False)
     data, fmt = run.outcome.artifact
+    assert run.outcome.saved() == (data, fmt)
     registry = Registry(workspace)
     try:
         mv = registry.get_version(f"churn:{run.version}")
@@ -129,3 +130,13 @@ def test_a_forest_reports_its_size_and_the_search_keeps_time_to_save_it() -> Non
     candidate = CandidateResult("extra_trees", "extra_trees", {}, state_bytes=forest.state_bytes())
     # refit on all development rows (5 folds: a fold model saw 4/5 of them), and 1.25x more with the holdout
     assert save_seconds(candidate, 5, 1.25) == pytest.approx(forest.state_bytes() * 1.25 * 1.25 * SAVE_SECONDS_PER_BYTE)
+
+
+def test_bytes_of_a_model_that_was_replaced_are_not_registered(small_churn: pd.DataFrame) -> None:
+    # a Spark run replaces the engine's model (fitted on the driver's sample) with the cluster's fit:
+    # the bytes saved within the budget are then of another model, and registration serialises the new one
+    config = make_config(deterministic=True, n_trials=0, families=("linear",), report=False)
+    outcome = fit_tabular(small_churn, "churn", config, serialize=dumps)
+    assert outcome.saved() is outcome.artifact is not None
+    outcome.model = loads(*outcome.artifact)  # an equal model, but not the one the bytes were made of
+    assert outcome.saved() is None

@@ -96,6 +96,12 @@ class FitOutcome:
     holdout_weight: np.ndarray | None = field(default=None, repr=False)  # the holdout rows' weights (weighted runs)
     deadlines: dict[str, float] = field(default_factory=dict)  # phase -> seconds from the start (clock mode)
     artifact: tuple[bytes, str] | None = field(default=None, repr=False)  # the model serialised, when asked to
+    artifact_model: Any = field(default=None, repr=False)  # the model those bytes are of
+
+    def saved(self) -> tuple[bytes, str] | None:
+        """The serialised bytes and format of `model`; None if none were made, or made of another model
+        (a Spark run replaces the sample's model with the cluster's fit after the engine returns)."""
+        return self.artifact if self.artifact is not None and self.artifact_model is self.model else None
 
 
 def _roles(schema: Schema, frame: pd.DataFrame, features: list[str]) -> dict[str, str]:
@@ -570,6 +576,7 @@ def fit_tabular(
         report_html=report_html, notes=notes, leaks=leaks, timings=timings,
         holdout_frame=holdout_frame, holdout_y=y[hold] if len(hold) else None, deadlines=plan.deadlines(),
         holdout_weight=None if row_weight is None or not len(hold) else row_weight[hold], artifact=artifact,
+        artifact_model=model if artifact is not None else None,
     )
 
 

@@ -497,7 +497,7 @@ def train(
                 model_name, outcome.model, kind="tabular", metrics=metrics, headline_metric=headline,
                 schema=outcome.schema.to_dict(), dataset_id=dataset_id, run_id=run_id, files=files,
                 info=info, aliases=("champion",) if promote else (), by="mlpilot train", reason=reason,
-                artifact=outcome.artifact,
+                artifact=outcome.saved(),
             )
             if info["threshold"] is not None:  # a decision mlpilot took, with its evidence
                 registry.log_event("threshold", model_name, {"version": mv.version, **info["threshold"]})
