@@ -393,6 +393,9 @@ def test_a_regression_metric_asks_for_regression_on_a_numeric_target() -> None:
     assert run.task == "regression" and run.metric == "mae"
     assert "task: regression, as the metric 'mae' scores numbers (pass --task to choose)" in run.notes
     assert run.model.predict(frame.drop(columns=["affairs"]).head(5)).dtype.kind == "f"
+    # a float target is regression by its values: no note for a decision the metric did not make
+    priced = frame.assign(affairs=frame["affairs"] + 0.5)
+    assert not any(n.startswith("task: ") for n in train(priced, "affairs", metric="mae", register=False, **FAST).notes)  # type: ignore[arg-type]
     # without the metric, or with one classes have, the values are classes as before
     assert train(frame, "affairs", register=False, **FAST).task == "multiclass"  # type: ignore[arg-type]
     assert train(frame, "affairs", metric="log_loss", register=False, **FAST).task == "multiclass"  # type: ignore[arg-type]

@@ -123,21 +123,22 @@ def test_a_fold_that_starts_late_still_gets_its_share(monkeypatch: pytest.Monkey
 
     def slow_predict(self: Learner, X: Any, *, n_jobs: int | None = None) -> np.ndarray:
         if self.family == "lightgbm":
-            clock.now += 45.0
+            clock.now += 36.0
         return original(self, X, n_jobs=n_jobs)
 
     monkeypatch.setattr(Learner, "predict_values", slow_predict)
     result = run_search(
         frame, y, task="binary", metric=get_metric("roc_auc"), roles=column_roles(frame), n_classes=2,
         holdout=None, on_progress=clock.on_progress,
-        config=SearchConfig(budget=Budget(100.0, 0.0, clock), families=("lightgbm",), n_folds=3, n_jobs=1,
+        config=SearchConfig(budget=Budget(100.0, 0.0, clock), families=("lightgbm",), n_folds=5, n_jobs=1,
                             stacking="off"),
     )
     first = result.candidates[1]
     assert first.name == "lightgbm" and first.workers == 1
-    # the folds run one by one; the cap is 85% of 100 s over 1 + its refit's share (3/2 x 0.7): 63 s, 21 s a fold.
-    # fold 2 starts at 45 s, past its planned end (42 s): it fits until min(45 + 21 s, 100 s less the 45 s a
-    # prediction took) = 55 s, so all its rounds; fold 3 starts at 90 s, when a prediction could no longer
-    # end within the search's time: its planned end (63 s) stands and it fits one round
-    assert first.n_iterations[0] > 5 and first.n_iterations[1] > 5 and first.n_iterations[2] == 1
+    # one fold after another. The search may use 100 s; the cap is 85% of that over 1 + its refit's share
+    # (5/4 x 1/5 x 0.7): 72.3 s, 14.5 s a fold. Fold 2 starts at 36 s, past its planned end (28.9 s): it
+    # fits until min(36 + 14.5, 100 - the 36 s a prediction took) = 50.5 s, so all its rounds. Fold 3 starts
+    # at 72 s, already past min(86.5, 64) = 64 s (a prediction begun later could not end within the
+    # search's 100 s): it fits one round, as do the folds after it
+    assert first.n_iterations[0] > 5 and first.n_iterations[1] > 5 and first.n_iterations[2:] == [1, 1, 1]
     assert first.cut_by_deadline

@@ -331,7 +331,8 @@ def fit_tabular(
     notes: list[str] = []
     asked = requested_task(config, frame[target]) if target in frame.columns else config.task
     frame, task = prepare_target(frame, target, asked)
-    if config.task is None and asked is not None:  # a decision from the metric, with its reason
+    if config.task is None and asked is not None and detect_task(frame[target]) != "regression":
+        # a decision from the metric, with its reason (only where the values alone would have said classes)
         notes.append(f"task: regression, as the metric {config.metric!r} scores numbers (pass --task to choose)")
     check_threshold_task(config, task, target)
     metric = get_metric(config.metric or default_metric(task), task)
@@ -469,10 +470,11 @@ def fit_tabular(
         t0, saving = time.perf_counter(), total.now()
         artifact = serialize(model)
         timings["serialize"] = time.perf_counter() - t0
-        late = -plan.refit.left() if clock else 0.0
+        # the part of the save past the refit's deadline (not a refit that ran past it by itself)
+        late = min(-plan.refit.left(), total.now() - saving) if clock else 0.0
         if late > 0:
             notes.append(f"saving the model ({len(artifact[0]) / 1e6:.1f} MB, {artifact[1]}) took "
-                         f"{total.now() - saving:.2f}s and ended {late:.2f}s past the refit's deadline: "
+                         f"{total.now() - saving:.2f}s, {late:.2f}s of it past the refit's deadline: "
                          "the evaluation and the report had that much less time")
             cuts["refit"].append(notes[-1])
 

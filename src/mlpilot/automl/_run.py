@@ -458,7 +458,7 @@ def train(
                 outcome = fit_tabular(dataset.frame, target, config, schema=dataset.schema, start=start,
                                       title=f"mlpilot: {model_name}", dataset_id=dataset_id,
                                       on_progress=_on_driver(on_progress, spark), executor=executor,
-                                      serialize=serialize_model)
+                                      serialize=serialize_model if spark is None else None)
             if spark is not None:
                 spark.finish(outcome)
             t0 = time.perf_counter()
@@ -499,6 +499,7 @@ def train(
                 info=info, aliases=("champion",) if promote else (), by="mlpilot train", reason=reason,
                 artifact=outcome.saved(),
             )
+            outcome.artifact = outcome.artifact_model = None  # the bytes are in the registry now: not kept twice
             if info["threshold"] is not None:  # a decision mlpilot took, with its evidence
                 registry.log_event("threshold", model_name, {"version": mv.version, **info["threshold"]})
             if info["stacking"] is not None:  # ... and the stack against the greedy ensemble

@@ -387,9 +387,12 @@ class Registry:
         if headline_metric is not None:
             value = metrics.get(headline_metric)
             headline_value = float(value) if isinstance(value, int | float) else None
+        if artifact is not None and (artifact[1] not in _artifacts.FORMATS or artifact_format not in ("auto", artifact[1])):
+            raise InvalidParameterError(
+                f"The artifact given is in format {artifact[1]!r}; it must be one of {_artifacts.FORMATS} and agree "
+                f"with artifact_format={artifact_format!r}."
+            )
         data, fmt = _artifacts.dumps(model, artifact_format) if artifact is None else artifact
-        if fmt not in _artifacts.FORMATS:
-            raise InvalidParameterError(f"Artifact format must be one of {_artifacts.FORMATS}. Got {fmt!r}.")
         artifact_sha = _artifacts.sha256_bytes(data)
         file_hashes = {fname: _artifacts.sha256_bytes(content) for fname, content in (files or {}).items()}
 

@@ -585,6 +585,10 @@ class CandidateRunner:
             waves = [0] * first + [first + j // workers for j in range(self.n_folds - first)]
             stop_ats = [None if cap == math.inf else t0 + cap * (w + 1) / (waves[-1] + 1) for w in waves]
             share = 0.0 if cap == math.inf else cap / (waves[-1] + 1)
+            # (all the search may use: not less this candidate's own refit, which fits what is left by
+            # refitting on a sample where it must, while a fold cut to a round spoils the cross-validation
+            # for good (flights, 60 s: with its refit provided for, the late fold fitted 1 round again);
+            # a remote executor's folds do not see each other's predictions: there the bound is this alone)
             latest = math.inf if cap == math.inf else t0 + self.budget.cap(1.0, keep=self.keep())
             outputs: list[tuple[np.ndarray, np.ndarray | None, float, int, float, bool, int]] = []
             for i in range(self.n_folds if workers == 1 else first):
