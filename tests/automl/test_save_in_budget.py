@@ -138,6 +138,13 @@ def test_a_forest_reports_its_size_and_the_search_keeps_time_to_save_it() -> Non
     assert forest.state_bytes() == sum(t.node_count * 72 for t in trees)
     assert forest.state_bytes() == sum(t.__getstate__()["nodes"].nbytes + t.__getstate__()["values"].nbytes
                                        for t in trees)
+    labels = np.digitize(y, [-0.5, 0.5])  # three classes: a value row of three doubles per node
+    classes = Learner(family="random_forest", task="multiclass", n_classes=3, params={"n_estimators": 10},
+                      random_state=0).fit(X, labels)
+    assert classes.state_bytes() == sum(t.tree_.__getstate__()["nodes"].nbytes + t.tree_.__getstate__()["values"].nbytes
+                                        for t in classes.estimator_.estimators_)
+    neighbours = Learner(family="knn", task="regression", params={}, random_state=0).fit(X, y)
+    assert neighbours.state_bytes() >= X.nbytes  # it keeps the training rows
     boosted = Learner(family="lightgbm", task="regression", params={"n_estimators": 20}, random_state=0).fit(X, y)
     assert boosted.state_bytes() == 0  # a booster's model stays small
     candidate = CandidateResult("extra_trees", "extra_trees", {}, state_bytes=forest.state_bytes())

@@ -602,6 +602,13 @@ class KNN(Family):
         learner.estimator_ = cls(n_neighbors=k, weights="distance", n_jobs=learner.n_jobs).fit(X, y, **fit_params)
         learner.n_iterations_ = 0
 
+    def state_bytes(self, learner: Learner) -> int:
+        # the training matrix it keeps (scikit-learn's ``_fit_X``), and its copy in a k-d or ball tree
+        est = learner.estimator_
+        fit_x = est._fit_X
+        data = sum(a.nbytes for a in (fit_x.data, fit_x.indices, fit_x.indptr)) if hasattr(fit_x, "indptr") else fit_x.nbytes
+        return int(data * (2 if getattr(est, "_tree", None) is not None else 1))
+
     def prediction_parts(self, learner: Learner) -> PredictionParts:
         return PredictionParts(learner.estimator_, self._codes(learner), int(learner.n_classes))
 
