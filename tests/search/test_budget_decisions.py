@@ -135,10 +135,10 @@ def test_a_fold_that_starts_late_still_gets_its_share(monkeypatch: pytest.Monkey
     )
     first = result.candidates[1]
     assert first.name == "lightgbm" and first.workers == 1
-    # one fold after another. The search may use 100 s; the cap is 85% of that over 1 + its refit's share
-    # (5/4 x 1/5 x 0.7): 72.3 s, 14.5 s a fold. Fold 2 starts at 36 s, past its planned end (28.9 s): it
-    # fits until min(36 + 14.5, 100 - the 36 s a prediction took) = 50.5 s, so all its rounds. Fold 3 starts
-    # at 72 s, already past min(86.5, 64) = 64 s (a prediction begun later could not end within the
-    # search's 100 s): it fits one round, as do the folds after it
+    # one fold after another. With its own refit provided for (1 + 5/4 x 1/5 x 0.7), the search may give
+    # this candidate 85.1 s; its cap is 85% of that (72.3 s), 14.5 s a fold. Fold 2 starts at 36 s, past its
+    # planned end (28.9 s): it fits until min(36 + 14.5, 85.1 - the 36 s a prediction took) = 49.1 s, so all
+    # its rounds. Fold 3 starts at 72 s, already past that (a prediction begun later could not end within
+    # the 85.1 s): it fits one round, as do the folds after it
     assert first.n_iterations[0] > 5 and first.n_iterations[1] > 5 and first.n_iterations[2:] == [1, 1, 1]
     assert first.cut_by_deadline

@@ -481,8 +481,12 @@ class CandidateRunner:
             return 1  # folds side by side hold their models at once
         return workers
 
-    def cap(self, family: str) -> float:
-        """Seconds the cross-validation of ``family`` may take from now, its own refit provided for."""
+    def cap(self, family: str, share: float | None = None) -> float:
+        """Seconds the cross-validation of ``family`` may take from now, its own refit provided for.
+
+        ``share`` of the time left after the later phases' reserve (default: the family's, by
+        whether it can be interrupted and whether it is the first model).
+        """
         fam = FAMILIES[family]
         # were it to win, its own refit must fit too: one fold alone (the wall time of a wave of
         # side-by-side folds) on the refit's rows, k / (k - 1) times a fold's, times the rows share
@@ -490,10 +494,11 @@ class CandidateRunner:
         own_refit = self.n_folds / ((self.n_folds - 1) * n_waves) * self.config.refit_share
         if fam.boosted:
             own_refit *= BOOSTED_REFIT_CUT  # capped, its folds may be cut at their deadline
-        first_model = not any(c.usable and c.family != "dummy" for c in self.candidates)
-        share = UNINTERRUPTIBLE_SHARE
-        if fam.interruptible:
-            share = FIRST_MODEL_SHARE if first_model else INTERRUPTIBLE_SHARE
+        if share is None:
+            first_model = not any(c.usable and c.family != "dummy" for c in self.candidates)
+            share = UNINTERRUPTIBLE_SHARE
+            if fam.interruptible:
+                share = FIRST_MODEL_SHARE if first_model else INTERRUPTIBLE_SHARE
         return self.budget.cap(share, keep=self.keep()) / (1.0 + own_refit)
 
     def _empty_folds(self) -> list[Prepared]:
@@ -552,12 +557,14 @@ class CandidateRunner:
                          latest: float = math.inf) -> tuple[np.ndarray, np.ndarray | None, float, int, float, bool, int]:
                 (tr, va), (Xtr, Xva, Xho, cats) = folds[i], folds_data[i]
                 started = timer()
-                if stop_at is not None:
+                late = stop_at is not None and started > stop_at
+                if late and stop_at is not None:
                     # a fold that starts late (the wave before it predicted past its share) still gets a
-                    # wave's share to fit in, up to what the search may use less its predictions (as long
-                    # as the folds' before it): cut to a round or two, it would spoil the cross-validation
-                    # (seen on a 330k-row table: folds of 2,847, 2,999 and 1 rounds)
-                    stop_at = max(stop_at, min(started + share, latest - max(predicted, default=0.0)))
+                    # wave's share to fit in, up to what the search may use less its validation predictions
+                    # (as long as the folds' before it); it leaves the holdout to the folds before it, whose
+                    # mean predicts it. Cut to a round or two, it would spoil the cross-validation (seen on a
+                    # 330k-row table: folds of 2,847, 2,999 and 1 rounds)
+                    stop_at = max(stop_at, min(started + share, latest - max(validated, default=0.0)))
                 learner = Learner(
                     family=family, task=task, params=params, categorical_indices=cats,
                     n_classes=n_classes, random_state=seed, n_jobs=threads, deterministic=not timed,
@@ -568,12 +575,12 @@ class CandidateRunner:
                 t_predict = timer()
                 values = learner.predict_values(Xva)
                 predict_seconds = timer() - t_predict
-                held = None if Xho is None else learner.predict_values(Xho)
-                predicted.append(timer() - t_predict)
+                validated.append(predict_seconds)
+                held = None if Xho is None or late else learner.predict_values(Xho)
                 cut = stop_at is not None and t_predict >= stop_at
                 return values, held, predict_seconds, learner.n_iterations_, timer() - started, cut, learner.state_bytes()
 
-            predicted: list[float] = []  # each finished fold's seconds predicting (validation and holdout)
+            validated: list[float] = []  # each finished fold's seconds predicting its validation rows
 
             # folds run side by side on small tables, where each model uses one thread; a family
             # that cannot be interrupted first runs one fold alone, to project the whole cost
@@ -585,11 +592,10 @@ class CandidateRunner:
             waves = [0] * first + [first + j // workers for j in range(self.n_folds - first)]
             stop_ats = [None if cap == math.inf else t0 + cap * (w + 1) / (waves[-1] + 1) for w in waves]
             share = 0.0 if cap == math.inf else cap / (waves[-1] + 1)
-            # (all the search may use: not less this candidate's own refit, which fits what is left by
-            # refitting on a sample where it must, while a fold cut to a round spoils the cross-validation
-            # for good (flights, 60 s: with its refit provided for, the late fold fitted 1 round again);
-            # a remote executor's folds do not see each other's predictions: there the bound is this alone)
-            latest = math.inf if cap == math.inf else t0 + self.budget.cap(1.0, keep=self.keep())
+            # (all the search may use less this candidate's own refit, were it to win: a refit squeezed to a
+            # few rows would undo what the fold gained; a remote executor's folds do not see each other's
+            # predictions: there the bound is this alone)
+            latest = math.inf if cap == math.inf else t0 + self.cap(family, share=1.0)
             outputs: list[tuple[np.ndarray, np.ndarray | None, float, int, float, bool, int]] = []
             for i in range(self.n_folds if workers == 1 else first):
                 outputs.append(fit_fold(i, stop_ats[i], share, latest))
@@ -616,6 +622,7 @@ class CandidateRunner:
         finally:
             result.fit_seconds = self.timer() - t0
         hold_sum: np.ndarray | None = None
+        n_held = 0
         for i, (_tr, va) in enumerate(self.folds):  # in fold order: the same sums however folds were scheduled
             values, held, predict_seconds, n_iterations, seconds, cut, state_bytes = outputs[i]
             result.state_bytes = max(result.state_bytes, state_bytes)
@@ -623,12 +630,13 @@ class CandidateRunner:
             oof[va] = values
             if held is not None:
                 hold_sum = held if hold_sum is None else hold_sum + held
+                n_held += 1
             result.predict_seconds += predict_seconds
             result.predict_rows += len(va)
             result.n_iterations.append(n_iterations)
             result.work_seconds += seconds
         result.oof = oof
-        result.holdout = None if hold_sum is None else hold_sum / self.n_folds
+        result.holdout = None if hold_sum is None else hold_sum / n_held  # a late fold left it to the others
         result.fold_scores = [self.metric.on(va).score(self.y[va], oof[va]) for _tr, va in self.folds]
         if family != "dummy":
             self.unit_seconds.append(result.fit_seconds / fam.cost)
