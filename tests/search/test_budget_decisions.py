@@ -142,3 +142,37 @@ def test_a_fold_that_starts_late_still_gets_its_share(monkeypatch: pytest.Monkey
     # the 85.1 s): it fits one round, as do the folds after it
     assert first.n_iterations[0] > 5 and first.n_iterations[1] > 5 and first.n_iterations[2:] == [1, 1, 1]
     assert first.cut_by_deadline
+
+
+def test_a_late_fold_leaves_the_holdout_to_the_folds_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # as above, with a holdout: each LightGBM prediction costs 20 s of the fake clock, validation rows and
+    # holdout rows alike. A late fold predicts only its validation rows, so more of them fit their rounds.
+    from mlpilot.search import Learner
+
+    frame, y = _table("binary", n=300)
+    clock = ProgressClock()
+    original = Learner.predict_values
+    predicted_rows: list[int] = []
+
+    def slow_predict(self: Learner, X: Any, *, n_jobs: int | None = None) -> np.ndarray:
+        if self.family == "lightgbm":
+            clock.now += 20.0
+            predicted_rows.append(X.shape[0])
+        return original(self, X, n_jobs=n_jobs)
+
+    monkeypatch.setattr(Learner, "predict_values", slow_predict)
+    result = run_search(
+        frame.iloc[:240], y[:240], task="binary", metric=get_metric("roc_auc"), roles=column_roles(frame),
+        n_classes=2, holdout=frame.iloc[240:], on_progress=clock.on_progress,
+        config=SearchConfig(budget=Budget(100.0, 0.0, clock), families=("lightgbm",), n_folds=5, n_jobs=1,
+                            stacking="off"),
+    )
+    first = result.candidates[1]
+    assert first.name == "lightgbm"
+    # fold 1 predicts its 48 validation rows and the 60 holdout rows (40 s); folds 2 and 3 start late (40 s,
+    # 60 s) and fit until min(start + 14.5, 85.1 - 20) s: all their rounds, their validation rows only;
+    # folds 4 and 5 start at 80 and 100 s, past 65.1 s: one round each
+    assert min(first.n_iterations[:3]) > 5 and first.n_iterations[3:] == [1, 1]
+    assert predicted_rows[:6] == [48, 60, 48, 48, 48, 48]
+    # the holdout's prediction is the first fold's alone (the folds that predicted it)
+    assert first.holdout is not None and first.holdout.shape[0] == 60
