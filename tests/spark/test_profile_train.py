@@ -41,6 +41,12 @@ def test_the_driver_sample_is_stratified_and_says_how_it_was_drawn(spark: Any, c
     full = frame.groupBy("churn").count().toPandas().set_index("churn")["count"]
     assert share["yes"] == pytest.approx(full["yes"] / full.sum(), abs=0.08)
     assert plan.n_rows == 1200 and plan.holdout.count() == plan.n_rows - plan.n_train
+    # a regression target of few distinct values (a count) is sampled uniformly, never by its values
+    counted = plan_training(frame, "number_customer_service_calls", workspace=None, holdout=0.2, max_rows=300,
+                            task="regression")
+    assert counted.method.startswith("a uniform sample of") and 200 <= len(counted.sample) <= 450
+    as_classes = plan_training(frame, "number_customer_service_calls", workspace=None, holdout=0.2, max_rows=300)
+    assert "stratified by 'number_customer_service_calls'" in as_classes.method  # no task: its 10 values are classes
 
 
 def test_cli_train_on_spark_registers_a_version_served_without_spark(

@@ -177,15 +177,15 @@ def row_weights(frame: pd.DataFrame, column: str, target: str) -> np.ndarray:
     return values
 
 
-def requested_task(config: TrainConfig, y: pd.Series) -> str | None:
+def requested_task(config: TrainConfig, y: pd.Series | None = None) -> str | None:
     """The task asked for: ``task``, else regression when the metric is one only regression has
-    and the target ``y`` holds numbers.
+    and the target ``y`` holds numbers (not checked without ``y``: a Spark table's target).
 
     ``--metric mae`` on a count such as 0, 1, 2, 3, 7, 12 asks for numbers, not six classes.
     """
     if config.task is not None or config.metric is None:
         return config.task
-    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    numeric = y is None or (pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y))
     return "regression" if numeric and get_metric(config.metric).tasks == ("regression",) else None
 
 

@@ -430,7 +430,8 @@ def train(
     if type(data).__module__.startswith("pyspark."):  # a Spark DataFrame: a driver sample, the holdout on the cluster
         from mlpilot.spark import plan_training
 
-        spark = plan_training(data, target, workspace=ws, holdout=config.holdout, random_state=config.random_state)
+        spark = plan_training(data, target, workspace=ws, holdout=config.holdout, random_state=config.random_state,
+                              task=requested_task(config))
         data = spark.sample
         executor = spark.search_executor(executor)  # candidate fits as Spark tasks
     dataset = load_dataset(data, target=target, workspace=ws, table=table, query=query,

@@ -306,7 +306,7 @@ def _sample_rows(frame: DataFrame, n_rows: int, budget_bytes: int) -> tuple[int,
 
 def plan_training(frame: DataFrame, target: str, *, workspace: Workspace | None, holdout: float = 0.2,
                   random_state: int = 0, max_rows: int | None = None, budget_bytes: int | None = None,
-                  source: Any = None) -> SparkTraining:
+                  source: Any = None, task: str | None = None) -> SparkTraining:
     """Split ``frame`` into a cluster holdout and a driver sample; snapshot it when ``workspace`` is given.
 
     Parameters
@@ -315,6 +315,9 @@ def plan_training(frame: DataFrame, target: str, *, workspace: Workspace | None,
         Most rows in the driver sample (default: what ``budget_bytes`` holds).
     budget_bytes : int, optional
         Driver memory for the search (default `driver_budget_bytes`).
+    task : str, optional
+        The task asked for: a regression target's sample is uniform, never stratified by its values
+        (a count of a few distinct values would otherwise have its rare values oversampled).
 
     Raises
     ------
@@ -354,7 +357,7 @@ def plan_training(frame: DataFrame, target: str, *, workspace: Workspace | None,
         with quiet():
             if n_train <= limit:
                 sample, method = train.toPandas(), f"all {n_train:,} training rows (they fit the driver's memory budget)"
-            elif 1 < len(classes) < 0.05 * n_train and not _looks_continuous(classes):
+            elif task != "regression" and 1 < len(classes) < 0.05 * n_train and not _looks_continuous(classes):
                 fraction = limit / n_train
                 fractions = {c: min(1.0, max(fraction, _MIN_CLASS_ROWS / counts[c])) for c in classes}
                 sample = train.sampleBy(f"`{target}`", fractions, seed=random_state).toPandas()
