@@ -598,7 +598,7 @@ def _choose_threshold(result: SearchResult, y_dev: np.ndarray, config: TrainConf
     if measure == "f1_negative_class":  # the positive class is the majority: F1 is the rarer class's
         share = 1 - float(np.average(y_dev, weights=sample_weight))
         how = (f"chosen for f1 of the rarer class, {str(classes[0])!r}: the positive class {str(classes[1])!r} "
-               f"is {1 - share:.0%} of the rows, and its own f1 is highest with every row positive")
+               f"is {1 - share:.0%} of the rows, and its own f1 drifts towards labelling every row positive")
     weighted = "" if sample_weight is None else " (weighted)"
     notes.append(
         f"decision threshold {choice.threshold:.4g} ({how}): {measure} {choice.at_threshold[measure]:.4g} on the "
