@@ -470,11 +470,12 @@ def fit_tabular(
         t0, saving = time.perf_counter(), total.now()
         artifact = serialize(model)
         timings["serialize"] = time.perf_counter() - t0
+        took = total.now() - saving
         # the part of the save past the refit's deadline (not a refit that ran past it by itself)
-        late = min(-plan.refit.left(), total.now() - saving) if clock else 0.0
+        late = min(-plan.refit.left(), took) if clock else 0.0
         if late > 0:
             notes.append(f"saving the model ({len(artifact[0]) / 1e6:.1f} MB, {artifact[1]}) took "
-                         f"{total.now() - saving:.2f}s, {late:.2f}s of it past the refit's deadline: "
+                         f"{took:.2f}s, {late:.2f}s of it past the refit's deadline: "
                          "the evaluation and the report had that much less time")
             cuts["refit"].append(notes[-1])
 
@@ -596,9 +597,9 @@ def _choose_threshold(result: SearchResult, y_dev: np.ndarray, config: TrainConf
     measure = choice.measure
     how = "fixed by the user" if rule.kind == "fixed" else f"chosen for {rule.describe()}"
     if measure == "f1_negative_class":  # the positive class is the majority: F1 is the rarer class's
-        share = 1 - float(np.average(y_dev, weights=sample_weight))
+        positive = float(np.average(y_dev, weights=sample_weight))
         how = (f"chosen for f1 of the rarer class, {str(classes[0])!r}: the positive class {str(classes[1])!r} "
-               f"is {1 - share:.0%} of the rows, and its own f1 drifts towards labelling every row positive")
+               f"is {positive:.0%} of the rows, and its own f1 drifts towards labelling every row positive")
     weighted = "" if sample_weight is None else " (weighted)"
     notes.append(
         f"decision threshold {choice.threshold:.4g} ({how}): {measure} {choice.at_threshold[measure]:.4g} on the "

@@ -553,14 +553,15 @@ class CandidateRunner:
             folds, y, sample_weight, timer = self.folds, self.y, self.sample_weight, self.timer
             task, n_classes, seed, threads, timed = self.task, self.n_classes, self.config.random_state, self.threads, self.clock
 
-            def fit_fold(i: int, stop_at: float | None, share: float = 0.0,
-                         latest: float = math.inf) -> tuple[np.ndarray, np.ndarray | None, float, int, float, bool, int]:
+            def fit_fold(i: int, stop_at: float | None, share: float,
+                         latest: float) -> tuple[np.ndarray, np.ndarray | None, float, int, float, bool, int]:
                 (tr, va), (Xtr, Xva, Xho, cats) = folds[i], folds_data[i]
                 started = timer()
-                late = stop_at is not None and started > stop_at
-                if late and stop_at is not None:
+                late = False
+                if stop_at is not None and started > stop_at:
+                    late = True
                     # a fold that starts late (the wave before it predicted past its share) still gets a
-                    # wave's share to fit in, up to what the search may use less its validation predictions
+                    # wave's share to fit in, up to what the search may give this candidate less its validation predictions
                     # (as long as the folds' before it); it leaves the holdout to the folds before it, whose
                     # mean predicts it. Cut to a round or two, it would spoil the cross-validation (seen on a
                     # 330k-row table: folds of 2,847, 2,999 and 1 rounds)
