@@ -126,10 +126,11 @@ def _holdout_split(y: np.ndarray, task: str, fraction: float, random_state: int)
     return np.sort(dev), np.sort(hold)
 
 
-def _time_holdout(frame: pd.DataFrame, column: str, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Development and holdout rows where the holdout is the latest ``fraction`` of rows by ``column``.
+def row_times(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Each row's time in ``column`` as a float (NaN where it has none): numbers as they are, dates as nanoseconds.
 
-    Rows without a time stay in development; ties keep the rows' order.
+    Raises a `ColumnNotFoundError` for a column the frame lacks and a `DataError` when fewer than two
+    rows have a readable time.
     """
     from mlpilot.features import as_datetime
 
@@ -141,17 +142,25 @@ def _time_holdout(frame: pd.DataFrame, column: str, fraction: float) -> tuple[np
     else:
         stamps = as_datetime(series)
         times = np.where(stamps.isna(), np.nan, stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)).astype(float)
-    known = np.flatnonzero(np.isfinite(times))
-    if len(known) < 2:
+    if np.isfinite(times).sum() < 2:
         raise DataError(
-            f"The time-split column {column!r} has {len(known)} readable time(s); it needs dates, times or "
-            "numbers to order the rows by. Pick another column, or leave out --time-split."
+            f"The time-split column {column!r} has {int(np.isfinite(times).sum())} readable time(s); it needs dates, "
+            "times or numbers to order the rows by. Pick another column, or leave out --time-split."
         )
-    idx = np.arange(len(frame))
+    return times
+
+
+def _time_holdout(times: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Development and holdout rows where the holdout is the latest ``fraction`` of rows by ``times``.
+
+    Rows without a time stay in development; ties keep the rows' order.
+    """
+    idx = np.arange(len(times))
     if fraction <= 0:
         return idx, idx[:0]
+    known = np.flatnonzero(np.isfinite(times))
     order = known[np.argsort(times[known], kind="stable")]
-    hold = np.sort(order[len(order) - max(1, round(fraction * len(frame))):])
+    hold = np.sort(order[len(order) - max(1, round(fraction * len(times))):])
     return np.setdiff1d(idx, hold), hold
 
 
@@ -393,9 +402,20 @@ def fit_tabular(
     if fraction > 0 and (len(y) < MIN_HOLDOUT_ROWS or (task != "regression" and np.bincount(y).min() < 3)):
         notes.append(f"Too few rows ({len(y)}) for a holdout; scores are cross-validated only.")
         fraction = 0.0
+    times = None
     if config.time_split is not None:
-        dev, hold = _time_holdout(frame, config.time_split, fraction)
-        notes.append(f"The holdout is the latest {len(hold)} rows by {config.time_split!r} (time split).")
+        times = row_times(frame, config.time_split)
+        dev, hold = _time_holdout(times, fraction)
+        missing = [] if task == "regression" else sorted(set(range(n_classes)) - set(np.unique(y[hold]).tolist()))
+        if len(hold) and missing:  # a score needs every class among the rows it scores
+            names = ", ".join(repr(encoding.classes[i]) for i in missing[:5])
+            notes.append(
+                f"No holdout: the latest {len(hold)} rows by {config.time_split!r} have no row of the class(es) {names}, "
+                "and a holdout without every class cannot score the model; scores are cross-validated only."
+            )
+            dev, hold = np.arange(len(y)), np.arange(0)
+        else:
+            notes.append(f"The holdout is the latest {len(hold)} rows by {config.time_split!r} (time split).")
     else:
         dev, hold = _holdout_split(y, task, fraction, config.random_state)
     timings["prepare"] = time.perf_counter() - start
@@ -429,6 +449,7 @@ def fit_tabular(
         X.iloc[dev], y[dev], task=task, metric=metric, roles=roles, n_classes=n_classes,
         holdout=X.iloc[hold] if len(hold) else None, config=search_config, on_progress=on_progress,
         sample_weight=None if row_weight is None else row_weight[dev],
+        time_order=None if times is None else times[dev],
     )
     notes.extend(result.notes)
     timings["search"] = time.perf_counter() - t0

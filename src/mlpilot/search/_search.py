@@ -314,15 +314,41 @@ def choose_n_folds(n_rows: int, y: np.ndarray, task: str, requested: int | None)
 
 
 def make_folds(y: np.ndarray, task: str, n_folds: int, random_state: int = 0, *,
-               seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Shuffled (stratified for classification) cross-validation folds; ``seed``: deprecated name of ``random_state``."""
+               order: np.ndarray | None = None, seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-validation folds: shuffled (stratified for classification), or blocked in time.
+
+    With ``order`` (each row's time; NaN: none, taken as the earliest) every validation fold is one
+    contiguous stretch of time (`time_folds`). ``seed``: deprecated name of ``random_state``.
+    """
     random_state = _resolve_seed(random_state, seed, "make_folds")
+    if order is not None:
+        return time_folds(order, n_folds)
     splitter: Any
     if task == "regression":
         splitter = KFold(n_folds, shuffle=True, random_state=random_state)
     else:
         splitter = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
     return [(tr, va) for tr, va in splitter.split(np.zeros(len(y)), y)]
+
+
+def time_folds(order: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Blocked folds: the rows sorted by ``order`` (stable; NaN first) and cut into ``n_folds`` stretches.
+
+    Each fold validates on one stretch of time and trains on the others, so no row is scored by a
+    model that saw its neighbours in time, while every row still gets an out-of-fold prediction (the
+    ensemble and the stack are chosen on those). Blocked rather than forward-only: the early stretches
+    are predicted by models that saw later rows (a forward-only scheme leaves them without predictions).
+    """
+    times = np.asarray(order, dtype=float)
+    ranked = np.argsort(np.where(np.isnan(times), -np.inf, times), kind="stable")
+    every = np.arange(len(times))
+    return [(np.setdiff1d(every, block), np.sort(block)) for block in np.array_split(ranked, n_folds)]
+
+
+def _classes_in_every_fold(folds: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray) -> bool:
+    """Whether each fold's validation rows (hence each training part) hold every class of ``y``."""
+    n = len(np.unique(y))
+    return all(len(np.unique(y[va])) == n for _tr, va in folds)
 
 
 def run_search(
@@ -337,6 +363,7 @@ def run_search(
     config: SearchConfig,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     sample_weight: np.ndarray | None = None,
+    time_order: np.ndarray | None = None,
 ) -> SearchResult:
     """Cross-validate the portfolio, tune within the budget and pick ensemble weights.
 
@@ -355,6 +382,10 @@ def run_search(
         Each development row's weight: the folds' fits, their scores, the
         ensemble's weights and its scores weigh the rows by it; a family that
         cannot weight rows (none of the built-in ones) is left out, with a note.
+    time_order : ndarray, optional
+        Each development row's time (NaN: none): the folds are then stretches
+        of time (`time_folds`) instead of shuffled, unless a class would be
+        missing from a fold (then stratified, with a note).
 
     Returns
     -------
@@ -396,8 +427,21 @@ def run_search(
             early_notes.insert(0, sample.describe())
             X, y = X.iloc[sample.rows], y[sample.rows]
             sample_weight = None if sample_weight is None else sample_weight[sample.rows]
+            time_order = None if time_order is None else time_order[sample.rows]
             n_folds = choose_n_folds(len(y), y, task, n_folds)
-    folds = make_folds(y, task, n_folds, config.random_state)
+    folds = make_folds(y, task, n_folds, config.random_state, order=time_order)
+    if time_order is not None:
+        if task == "regression" or _classes_in_every_fold(folds, y):
+            early_notes.append(
+                f"cross-validation: {n_folds} folds, each one stretch of time (blocked, not shuffled), so a row is "
+                "never scored by a model that saw its neighbours in time"
+            )
+        else:
+            folds = make_folds(y, task, n_folds, config.random_state)
+            early_notes.append(
+                f"cross-validation: shuffled stratified folds, not stretches of time: some class has no row in one "
+                f"of {n_folds} stretches, so a fold could not score it (the holdout is still the latest rows)"
+            )
     if sample_weight is not None:
         metric = metric.weighted(sample_weight)
     runner = CandidateRunner(X, y, task=task, metric=metric, roles=roles, n_classes=n_classes, holdout=holdout,
