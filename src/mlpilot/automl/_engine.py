@@ -408,9 +408,9 @@ def fit_tabular(
         dev, hold = _time_holdout(times, fraction)
         missing = [] if task == "regression" else sorted(set(range(n_classes)) - set(np.unique(y[hold]).tolist()))
         if len(hold) and missing:  # a score needs every class among the rows it scores
-            names = ", ".join(repr(encoding.classes[i]) for i in missing[:5])
+            absent = ", ".join(repr(encoding.classes[i]) for i in missing[:5])
             notes.append(
-                f"No holdout: the latest {len(hold)} rows by {config.time_split!r} have no row of the class(es) {names}, "
+                f"No holdout: the latest {len(hold)} rows by {config.time_split!r} have no row of the class(es) {absent}, "
                 "and a holdout without every class cannot score the model; scores are cross-validated only."
             )
             dev, hold = np.arange(len(y)), np.arange(0)
