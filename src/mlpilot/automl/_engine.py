@@ -209,9 +209,10 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None, *,
 
     A classifier's target of whole-number floats (0.0/1.0, as Parquet and CSV give an integer
     column with a missing value) becomes int64, so its classes are 0 and 1 end to end. The rows
-    of classes with fewer than `RARE_CLASS_ROWS` rows are dropped when they are few (at most
-    `RARE_DROP_SHARE` of the rows) and two classes remain, with a warning and, in ``notes``, a
-    note; otherwise a class of fewer than `MIN_PER_CLASS` rows is refused.
+    of classes with fewer than `RARE_CLASS_ROWS` rows (or, when those are too many, of those with
+    fewer than `MIN_PER_CLASS`) are dropped when they are few (at most `RARE_DROP_SHARE` of the
+    rows) and two classes remain, with a warning and, in ``notes``, a note; otherwise a class of
+    fewer than `MIN_PER_CLASS` rows is refused.
     """
     if target not in frame.columns or frame[target].notna().sum() >= MIN_ROWS:
         check_target(frame, target)
@@ -240,10 +241,12 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None, *,
         labels = frame[target].astype(str)
         counts = labels.value_counts()
         rare = counts[counts < RARE_CLASS_ROWS]
+        if rare.sum() > RARE_DROP_SHARE * len(frame):  # too many rows of two-row classes: only the one-row ones
+            rare = counts[counts < MIN_PER_CLASS]
         if len(rare) and len(counts) - len(rare) >= 2 and rare.sum() <= RARE_DROP_SHARE * len(frame):
             message = (
                 f"Dropped {int(rare.sum())} row(s): the class(es) of the target {target!r} with fewer than "
-                f"{RARE_CLASS_ROWS} rows, {_listed(rare)} ({rare.sum() / len(frame):.2%} of the rows). Too few to "
+                f"{int(rare.max()) + 1} rows, {_listed(rare)} ({rare.sum() / len(frame):.2%} of the rows). Too few to "
                 "cross-validate or hold out, they would cost every other class its holdout and folds; the model "
                 "never predicts them. Add rows of those classes, or merge them into another, to keep them."
             )
