@@ -65,12 +65,12 @@ def test_a_member_dropped_at_refit_is_not_scored() -> None:
     # the issue: a member dropped to keep the budget while the registry advertised the two-member score
     result, frame, y = _search("binary", families=("lightgbm", "linear", "knn"), n_trials=2, n_folds=3)
     assert len(result.weights) >= 2  # type: ignore[attr-defined]
-    spent = Budget(10.0, 0.0, lambda: 10.0)  # nothing left: only the heaviest member is refit
+    spent = Budget(10.0, 0.0, lambda: 10.0)  # nothing left: only the best member alone is refit
     members, names, weights, notes = fit_final(
         frame.iloc[:160], y[:160], result, task="binary", roles=column_roles(frame), n_classes=2,  # type: ignore[arg-type]
         random_state=0, n_jobs=1, deterministic=False, budget=spent,
     )
-    top = max(result.weights, key=result.weights.get)  # type: ignore[attr-defined]
+    top = max(result.weights, key=lambda name: result.candidate(name).cv_mean)  # type: ignore[attr-defined]
     assert names == [top] and weights == [1.0] and len(members) == 1
     dropped = [n for n in notes if n.startswith("dropped ensemble member")]
     assert all("to keep the time budget: its refit is expected to take" in n for n in dropped)
@@ -84,6 +84,26 @@ def test_a_member_dropped_at_refit_is_not_scored() -> None:
     assert evaluation.champion == top
     assert evaluation.metrics["holdout_roc_auc"] == pytest.approx(metric(y[160:], member.holdout))
 
+
+
+def test_the_member_kept_alone_is_the_best_one_not_the_heaviest() -> None:
+    searched, frame, y = _search("binary", families=("lightgbm", "linear", "knn"), n_trials=0, n_folds=3)
+    by_score = sorted(searched.weights, key=lambda name: searched.candidate(name).cv_mean)  # type: ignore[attr-defined]
+    worst, best = by_score[0], by_score[-1]
+    assert searched.candidate(worst).cv_mean < searched.candidate(best).cv_mean  # type: ignore[attr-defined]
+    result = searched.with_weights({worst: 0.7, best: 0.3}, y[:160], get_metric("roc_auc"))  # type: ignore[attr-defined]
+    spent = Budget(10.0, 0.0, lambda: 10.0)
+    _, names, weights, notes = fit_final(
+        frame.iloc[:160], y[:160], result, task="binary", roles=column_roles(frame), n_classes=2,  # type: ignore[arg-type]
+        random_state=0, n_jobs=1, deterministic=False, budget=spent,
+    )
+    assert names == [best] and weights == [1.0]  # by weight alone, the worse member would have been kept
+    assert notes and notes[-1].startswith(f"dropped ensemble member {worst} (weight 0.70)")
+    _, names, _, _ = fit_final(  # without a clock nothing is dropped and the order stays by weight
+        frame.iloc[:160], y[:160], result, task="binary", roles=column_roles(frame), n_classes=2,  # type: ignore[arg-type]
+        random_state=0, n_jobs=1, deterministic=True,
+    )
+    assert names == [worst, best]
 
 
 def test_a_boosted_refit_stops_at_its_deadline_and_says_so() -> None:

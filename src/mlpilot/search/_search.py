@@ -630,6 +630,8 @@ def fit_final(
     Members are refit in order of weight; a member after the first whose
     expected refit time (from its cross-validation) does not fit what is left
     of ``budget`` is not started: it is dropped and the weights renormalised.
+    With a clock the first is the member of the best cross-validation score
+    (where members may be dropped, the one kept alone is the best single one).
     Re-score the search with `SearchResult.with_weights` before reporting.
     ``seed`` is the deprecated former name of ``random_state``.
     """
@@ -638,6 +640,12 @@ def fit_final(
     notes: list[str] = []
     n_jobs = 1 if len(y) * max(X.shape[1], 1) < 1_000_000 else n_jobs
     order = sorted(result.weights.items(), key=lambda kv: -kv[1])
+    if budget.timed and len(order) > 1:
+        # by weight, the member kept when no other fits could be worse alone than another member
+        # (medicaldata/covid_testing, 20 s: mlp 0.62 + lightgbm 0.38; lightgbm dropped, mlp alone
+        # scored log loss 0.082 on the holdout against lightgbm's 0.062)
+        best = max(order, key=lambda kv: np.nan_to_num(result.candidate(kv[0]).cv_mean, nan=-np.inf))
+        order = [best] + [kv for kv in order if kv is not best]
     has_text = any(r == "text" for r in roles.values())
     members: list[tuple[Any, Any]] = []
     names: list[str] = []
