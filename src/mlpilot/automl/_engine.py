@@ -158,14 +158,20 @@ def row_times(frame: pd.DataFrame, column: str) -> np.ndarray:
 def _time_holdout(times: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Development and holdout rows where the holdout is the latest ``fraction`` of rows by ``times``.
 
-    Rows without a time stay in development; ties keep the rows' order.
+    Rows without a time stay in development. The cut falls between two times: rows of the time
+    it would split (eight states' rows of one quarter) all go to the holdout, unless that would
+    hold out every row or more than twice the share asked, when ties keep the rows' order.
     """
     idx = np.arange(len(times))
     if fraction <= 0:
         return idx, idx[:0]
     known = np.flatnonzero(np.isfinite(times))
     order = known[np.argsort(times[known], kind="stable")]
-    hold = np.sort(order[len(order) - max(1, round(fraction * len(times))):])
+    hold = order[len(order) - max(1, round(fraction * len(times))):]
+    tied = known[times[known] >= times[hold[0]]]
+    if len(tied) < len(known) and len(tied) <= 2 * len(hold):
+        hold = tied
+    hold = np.sort(hold)
     return np.setdiff1d(idx, hold), hold
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from mlpilot.data._profile import Profile
+from mlpilot.data._times import parse_times
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933;padding:0 1rem}
@@ -41,7 +42,7 @@ def _chart(series: pd.Series, role: str, dtype: str) -> str | None:
         if dtype in ("integer", "float") and role == "numeric":
             ax.hist(values.astype(float), bins=30, color="#3e7cb1")
         elif role == "datetime":
-            parsed = pd.to_datetime(values, errors="coerce", format="mixed").dropna()
+            parsed = parse_times(values).dropna()
             if parsed.empty:
                 return None
             ax.hist(parsed, bins=30, color="#3e7cb1")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlpilot.data._times import parse_times
 from mlpilot.exceptions import ColumnNotFoundError, EmptyDataError, TargetError
 
 ROLES = ("numeric", "categorical", "boolean", "datetime", "text", "id", "constant")
@@ -149,7 +150,12 @@ def _sample(series: pd.Series) -> pd.Series:
     return series.iloc[:: len(series) // _SAMPLE_ROWS + 1]
 
 
-_DATE_LIKE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}")
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DATE_LIKE = re.compile(
+    r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}"  # 2024-05-01, 05/01/2024
+    r"|^\s*\d{4}\s*[-/ ]?\s*[QqWw]\d{1,2}\s*$|^\s*\d{4}[-/]\d{1,2}\s*$"  # 1998 Q1, 1991 W06, 2020-01
+    rf"|(?i:\b{_MONTH}\s+(?:\d{{1,2}},?\s+)?\d{{4}}\b|\b\d{{1,2}}\s+{_MONTH}\s+\d{{4}}\b|\b\d{{4}}\s+{_MONTH}(?:\s|$))"
+)  # Jan 1987, January 5, 2020, 5 Jan 2020, 1987 Jan
 _SPACES = re.compile(r"\s+")
 
 
@@ -158,8 +164,7 @@ def _looks_like_datetime(strings: list[str]) -> bool:
     sample = strings[:200]
     if not sample or not sum(1 for v in sample if _DATE_LIKE.search(v)) / len(sample) > 0.9:
         return False
-    parsed = pd.to_datetime(pd.Series(sample), errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() > 0.95)
+    return bool(parse_times(pd.Series(sample, dtype=object)).notna().mean() > 0.95)
 
 
 def _numeric_role(name: str, dtype: str, n_rows: int, n_present: int, n_unique: int, counter: Callable[[], bool]) -> str:
@@ -465,8 +470,7 @@ def _bad_values(series: pd.Series, dtype: str) -> pd.Series:
     if dtype == "datetime":
         if pd.api.types.is_datetime64_any_dtype(series):
             return present & False
-        coerced = pd.to_datetime(series, errors="coerce", format="mixed")
-        return present & coerced.isna()
+        return present & parse_times(series).isna()
     if dtype == "boolean":
         ok_values = {"true", "false", "0", "1", "yes", "no", "t", "f"}
         return present & ~series.astype(str).str.lower().isin(ok_values)

