@@ -49,3 +49,11 @@ def test_a_quarterly_series_trains_with_a_time_split() -> None:
     assert len(held) % 8 == 0  # eight states a quarter
     names = run.model.members_[0][0].get_feature_names_out()
     assert "Date__days" in names and "Date__month_sin" in names
+
+
+def test_times_of_several_offsets_are_read_in_utc() -> None:
+    """pandas refuses a column of mixed offsets unless asked for UTC (errors="coerce" does not help)."""
+    stamps = pd.Series(["2024-05-01T12:00:00+02:00", "2024-05-02T13:00:00Z", "2024-05-03", None])
+    assert as_datetime(stamps).tolist()[:3] == [pd.Timestamp("2024-05-01 10:00"), pd.Timestamp("2024-05-02 13:00"),
+                                                pd.Timestamp("2024-05-03")]
+    assert infer_schema(pd.DataFrame({"at": stamps.fillna("2024-05-04")}))["at"].role == "datetime"

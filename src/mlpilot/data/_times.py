@@ -25,15 +25,17 @@ _PERIOD_HINT = re.compile(r"\d\s*[-/ ]?\s*[QqWw]\d")  # cheap first look: a year
 
 
 def parse_times(values: Any) -> pd.Series:
-    """``values`` (a Series or a sequence) as datetimes; what cannot be read becomes NaT."""
+    """``values`` (a Series or a sequence) as naive datetimes, in UTC for those with an offset or a time
+    zone (strings of several offsets included, which pandas refuses without ``utc=True``); what cannot
+    be read becomes NaT."""
     series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     if pd.api.types.is_datetime64_any_dtype(series):
-        return series
+        return series.dt.tz_convert(None) if getattr(series.dt, "tz", None) is not None else series
     objects = series.astype(object)
     starts = _period_starts(objects)
     if starts is not None:
         objects = objects.where(starts.isna(), starts)
-    return pd.to_datetime(objects, errors="coerce", format="mixed")
+    return pd.to_datetime(objects, errors="coerce", format="mixed", utc=True).dt.tz_convert(None)
 
 
 def _period_starts(objects: pd.Series) -> pd.Series | None:

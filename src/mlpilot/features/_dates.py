@@ -24,14 +24,8 @@ PARTS = ("days", "year", "month", "day", "dow", "dayofyear", "weekend", "month_s
 
 
 def as_datetime(series: pd.Series) -> pd.Series:
-    """``series`` as naive datetimes (UTC for aware ones); unparseable values become NaT."""
-    if pd.api.types.is_datetime64_any_dtype(series):
-        dt = series
-    else:
-        dt = parse_times(series)
-    if getattr(dt.dt, "tz", None) is not None:
-        dt = dt.dt.tz_convert(None)
-    return dt
+    """``series`` as naive datetimes (UTC for aware ones); unparseable values become NaT (`parse_times`)."""
+    return parse_times(series)
 
 
 def _days(dt: pd.Series) -> np.ndarray:

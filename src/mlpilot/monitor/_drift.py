@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlpilot.data._times import parse_times
 from mlpilot.exceptions import InvalidParameterError
 
 #: Roles `build_profile` knows; other roles (id, constant) are not monitored.
@@ -152,9 +153,10 @@ def _num(value: float | None) -> float | None:
 
 
 def _numbers(values: pd.Series, role: str) -> np.ndarray:
-    if role == "datetime":
-        stamps = pd.to_datetime(values, errors="coerce", utc=True)
-        return np.asarray(stamps.astype("int64"), dtype=float) / 1e9
+    if role == "datetime":  # seconds since 1970; NaN where no time reads (not NaT's smallest integer)
+        stamps = parse_times(values)
+        seconds = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
+        return np.where(stamps.isna().to_numpy(), np.nan, seconds)
     return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=float)
 
 
@@ -208,7 +210,7 @@ def build_profile(
         if role in ("numeric", "datetime"):
             x = _numbers(values, role)
             if role == "datetime":
-                stamps = pd.to_datetime(values, errors="coerce", utc=True).dropna()
+                stamps = parse_times(values).dropna()
                 hours = bool(stamps.dt.hour.nunique() > 1)
                 columns.append(ColumnProfile(name, role, hours=hours))
                 continue
@@ -248,7 +250,7 @@ def _column_counts(values: pd.Series, column: ColumnProfile) -> ColumnCounts:
         missing = int((~np.isfinite(x)).sum())
         return ColumnCounts(len(values), missing, {"distribution": _bincount_edges(x, column.edges)})
     if column.role == "datetime":
-        stamps = pd.to_datetime(values, errors="coerce", utc=True)
+        stamps = parse_times(values)
         present = stamps.dropna()
         aspects = {"weekday": np.bincount(present.dt.day_of_week, minlength=7).astype(np.int64)}
         if column.hours:
