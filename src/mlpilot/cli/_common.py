@@ -138,7 +138,7 @@ def set_group_workspace(path: Path | None) -> None:
     """Remember a command group's ``--workspace`` (``mlpilot -w DIR models list``) for this invocation."""
     _group_workspace.set(path)
 EngineOption = Annotated[str, typer.Option(
-    "--engine", help="Where the work runs: 'local' (this machine) or 'spark' (Apache Spark: pip install 'mlpilot[spark]').")]
+    "--engine", help="Where the work runs: 'local' (this machine) or 'spark' (Apache Spark: pip install 'mlpilot\\[spark]').")]
 SparkMasterOption = Annotated[str | None, typer.Option(
     "--spark-master", envvar="MLPILOT_SPARK_MASTER", show_default=False,
     help="Spark master for --engine spark: local[*] (default), local[N], spark://HOST:PORT, yarn, k8s://URL.")]
