@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import re
 from typing import Any
 
 import pandas as pd
@@ -73,6 +74,15 @@ def test_delimiter_encoding_and_bom_are_detected(
     assert list(scored.columns) == list(expected.columns)
     assert scored["prediction"].tolist() == expected["prediction"].tolist()
     assert scored["note"].tolist() == expected["note"].tolist()
+
+
+def test_a_semicolon_upload_with_decimal_commas_scores_as_the_plain_one(client: TestClient, csv_rows: pd.DataFrame) -> None:
+    """A sheet saved in a German or French locale: ';' between fields, '181,5' for numbers (as `train` reads it)."""
+    expected = _scored(client.post("/v1/models/churn/predict.csv", content=csv_rows.to_csv(index=False).encode(), headers=CSV))
+    body = csv_rows.to_csv(index=False, sep=";", decimal=",").encode()
+    assert re.search(rb";\d+,\d+;", body)  # numbers with decimal commas
+    scored = _scored(client.post("/v1/models/churn/predict.csv", content=body, headers=CSV))
+    pd.testing.assert_frame_equal(scored, expected)
 
 
 def test_excel_upload_says_what_is_accepted(client: TestClient, csv_rows: pd.DataFrame) -> None:

@@ -307,7 +307,7 @@ def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) ->
 
 
 # a number written with a decimal comma, and dots between thousands or none: 181,5  -3,25  1.234,5  12
-_DECIMAL_COMMA = r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
+DECIMAL_COMMA = r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
 
 
 def decimal_commas(table: pa.Table, name: str) -> pa.Table:
@@ -329,7 +329,7 @@ def decimal_commas(table: pa.Table, name: str) -> pa.Table:
     for i, column in enumerate(columns):
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or column.null_count == len(column):
             continue
-        if not pc.all(pc.match_substring_regex(column, _DECIMAL_COMMA), skip_nulls=True).as_py():
+        if not pc.all(pc.match_substring_regex(column, DECIMAL_COMMA), skip_nulls=True).as_py():
             continue
         if not pc.any(pc.match_substring(column, ","), skip_nulls=True).as_py():
             continue  # whole numbers with dots: thousands or decimals cannot be told apart

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 import pandas as pd
 
 from mlpilot.data import Problem
-from mlpilot.data._delimited import detect_delimiter, detect_encoding, looks_binary
+from mlpilot.data._delimited import DECIMAL_COMMA, detect_delimiter, detect_encoding, looks_binary
 from mlpilot.exceptions import EmptyDataError, InvalidParameterError, SourceFormatError
 from mlpilot.runtime._inputs import coerce_csv_chunk, csv_dtypes
 from mlpilot.runtime._quality import flag_counts, row_flags
@@ -81,6 +81,29 @@ _ACCEPTED_FILES = (
 _SAMPLE_BYTES = 1 << 16
 
 
+def _decimal_commas(text: str, delimiter: str, schema: Any) -> bool:
+    """Whether the sample's numeric feature columns are written with decimal commas (``181,5``), as
+    `mlpilot train` and `mlpilot predict` read them from a file delimited by anything but commas."""
+    if delimiter == "," or schema is None:
+        return False
+    import csv
+    import re
+
+    rows = list(csv.reader(text.splitlines()[:200], delimiter=delimiter))
+    if len(rows) < 2:
+        return False
+    where = {name: i for i, name in enumerate(rows[0])}
+    pattern = re.compile(DECIMAL_COMMA)
+    for col in schema.features:
+        i = where.get(col.name)
+        if col.dtype not in ("integer", "float") or i is None:
+            continue
+        values = [r[i] for r in rows[1:-1] if i < len(r) and r[i].strip()]  # the last line may be cut
+        if values and all(pattern.match(v) for v in values) and any("," in v for v in values):
+            return True
+    return False
+
+
 def _csv_format(source: IO[bytes]) -> tuple[str, str]:
     """The upload's text encoding and delimiter, detected as `mlpilot train` and `mlpilot predict` do."""
     sample = source.read(_SAMPLE_BYTES)
@@ -112,6 +135,8 @@ def score_csv(
     ``count_input_flags``) are optional.
     """
     encoding, delimiter = _csv_format(source)
+    decimal = _decimal_commas(source.read(_SAMPLE_BYTES).decode(encoding, errors="replace"), delimiter, loaded.schema)
+    source.seek(0)
     fd, out_path = tempfile.mkstemp(prefix="mlpilot-scored-", suffix=".csv")
     n_rows = 0
     warnings: list[Problem] = []
@@ -119,7 +144,8 @@ def score_csv(
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             try:
                 reader = pd.read_csv(source, chunksize=chunk_rows, dtype=csv_dtypes(loaded.schema),
-                                     sep=delimiter, encoding=encoding, encoding_errors="strict")
+                                     sep=delimiter, encoding=encoding, encoding_errors="strict",
+                                     decimal="," if decimal else ".", thousands="." if decimal else None)
                 for chunk in reader:
                     start = time.perf_counter()
                     scored = score_frame(loaded, chunk, offset=n_rows)
