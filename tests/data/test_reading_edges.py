@@ -169,3 +169,14 @@ def test_a_semicolon_file_with_decimal_commas_reads_its_numbers(tmp_path: Path) 
     plain = tmp_path / "churn.csv"  # a comma-delimited file is never read this way
     churn.to_csv(plain, index=False)
     assert read_source(plain)["total_day_minutes"].dtype == np.float64
+
+
+def test_a_delimiter_ending_every_line_adds_no_column(tmp_path: Path, iris: pd.DataFrame) -> None:
+    """Some exports end each line with the delimiter: a column of no name and no value, not a feature."""
+    path = tmp_path / "trailing.csv"
+    path.write_text("\n".join(line + ";" for line in iris.to_csv(index=False, sep=";").splitlines()) + "\n")
+    frame = read_source(path)
+    assert list(frame.columns) == list(iris.columns)
+    named = tmp_path / "named.csv"  # a column with a value somewhere is kept, name or not
+    named.write_text("a,\n1,\n2,x\n")
+    assert read_source(named).shape == (2, 2)

@@ -303,6 +303,9 @@ def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) ->
         raise EmptyDataError(
             f"{name} has a header ({', '.join(table.column_names[:10])}) but no data rows."
         )
+    blank = [i for i, n in enumerate(table.column_names) if not n.strip() and table.column(i).null_count == table.num_rows]
+    if blank:  # every line ends with the delimiter (as some exports write): a column of no name and no value
+        table = table.select([i for i in range(table.num_columns) if i not in blank])
     return decimal_commas(table, name) if delimiter != "," else table
 
 
