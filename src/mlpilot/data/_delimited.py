@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -306,24 +307,48 @@ def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) ->
     blank = [i for i, n in enumerate(table.column_names) if not n.strip() and table.column(i).null_count == table.num_rows]
     if blank:  # every line ends with the delimiter (as some exports write): a column of no name and no value
         table = table.select([i for i in range(table.num_columns) if i not in blank])
-    return decimal_commas(table, name) if delimiter != "," else table
+    return read_formatted_numbers(table, name, decimal_mark(text, delimiter))
 
 
-# a number written with a decimal comma, and dots between thousands or none: 181,5  -3,25  1.234,5  12
-DECIMAL_COMMA = r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
+_CURRENCY = "$€£¥₹"
+# a number as spreadsheets format it: a sign, a currency symbol before or after, thousands separators,
+# a decimal mark, a percent sign. {t}: the thousands separator, {d}: the decimal mark.
+_FORMATTED = (r"^\s*[+-]?\s*[{c}]?\s*[+-]?(?:\d{{1,3}}(?:{t}\d{{3}})+|\d+)(?:{d}\d+)?\s*[{c}]?\s*%?\s*$")
+FORMATTED_NUMBER = {
+    ".": re.compile(_FORMATTED.format(c=re.escape(_CURRENCY), t=",", d=r"\.")),
+    ",": re.compile(_FORMATTED.format(c=re.escape(_CURRENCY), t=r"[. \u00a0]", d=",")),
+}
+# what makes a value formatted rather than plain (a plain number pyarrow and pandas read themselves)
+_MARKS = {".": re.compile(rf"[{re.escape(_CURRENCY)}%,]"), ",": re.compile(rf"[{re.escape(_CURRENCY)}%,]")}
 
 
-def decimal_commas(table: pa.Table, name: str) -> pa.Table:
-    """``table`` with its text columns of numbers written with a decimal comma (``181,5``) as float64.
+def formatted_numbers(values: pd.Series, decimal: str) -> pd.Series | None:
+    """``values`` (text) as float64 when every present value is a formatted number and one at least has a
+    mark (a currency symbol, a percent sign, a thousands separator or, with ``decimal=","``, a decimal
+    comma); None otherwise. ``$1,234.50`` → 1234.5, ``45%`` → 45.0, ``1.234,5`` → 1234.5 (``decimal=","``).
 
-    A file delimited by ``;`` or tabs is how a spreadsheet in a German, French or Italian locale
-    saves numbers; pyarrow reads those as text, which would make each number a category. A column
-    converts when every present value is such a number and one at least has a comma. Warns with
-    the columns converted.
+    Whole numbers with dots only (``1.234``) are left alone: thousands or decimals cannot be told apart.
+    """
+    present = values.dropna().astype(str)
+    if present.empty or not present.str.match(FORMATTED_NUMBER[decimal]).all():
+        return None
+    if not present.str.contains(_MARKS[decimal]).any():
+        return None
+    text = values.astype("string").str.replace(rf"[\s{re.escape(_CURRENCY)}%\u00a0]", "", regex=True)
+    text = text.str.replace("." if decimal == "," else ",", "", regex=False)
+    if decimal == ",":
+        text = text.str.replace(",", ".", regex=False)
+    return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
+def read_formatted_numbers(table: pa.Table, name: str, decimal: str) -> pa.Table:
+    """``table`` with its text columns of formatted numbers (`formatted_numbers`) as float64, with a warning.
+
+    A spreadsheet saved as CSV keeps its display formats: ``$1,234.50``, ``45%``, or in a German or
+    French locale ``1.234,5`` (with ``;`` between fields). pyarrow reads those as text, which would
+    make each number a category.
     """
     import warnings
-
-    import pyarrow.compute as pc
 
     from mlpilot.exceptions import DataQualityWarning
 
@@ -332,22 +357,29 @@ def decimal_commas(table: pa.Table, name: str) -> pa.Table:
     for i, column in enumerate(columns):
         if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) or column.null_count == len(column):
             continue
-        if not pc.all(pc.match_substring_regex(column, DECIMAL_COMMA), skip_nulls=True).as_py():
-            continue
-        if not pc.any(pc.match_substring(column, ","), skip_nulls=True).as_py():
-            continue  # whole numbers with dots: thousands or decimals cannot be told apart
-        plain = pc.replace_substring(pc.replace_substring(pc.utf8_trim_whitespace(column), ".", ""), ",", ".")
-        columns[i] = pc.cast(plain, pa.float64())
-        converted.append(table.column_names[i])
+        numbers = formatted_numbers(column.to_pandas(), decimal)
+        if numbers is not None:
+            columns[i] = pa.array(numbers.to_numpy(), type=pa.float64(), from_pandas=True)
+            converted.append(table.column_names[i])
     if not converted:
         return table
     shown = ", ".join(map(repr, converted[:10])) + (f" and {len(converted) - 10} more" if len(converted) > 10 else "")
+    example = "'1.234,5' as 1234.5" if decimal == "," else "'$1,234.50' as 1234.5, '45%' as 45"
     warnings.warn(
-        f"{name}: read {len(converted)} column(s) written with decimal commas as numbers ('181,5' as 181.5): {shown}.",
+        f"{name}: read {len(converted)} column(s) of formatted numbers as numbers ({example}): {shown}.",
         DataQualityWarning,
         stacklevel=4,
     )
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def decimal_mark(text: str, delimiter: str) -> str:
+    """``","`` when ``text`` (a sample) has numbers with a decimal comma and the fields are not
+    comma-delimited (where a comma cannot be a decimal mark unquoted), else ``"."``."""
+    if delimiter == ",":
+        return "."
+    comma = re.compile(r"(?:^|[\s" + re.escape(delimiter) + r"])[+-]?\d+,\d+(?:$|[\s%" + re.escape(delimiter + _CURRENCY) + "])")
+    return "," if any(comma.search(line) for line in text.splitlines()[1:200]) else "."
 
 
 def _corrupt(name: str, codec: str | None, exc: BaseException) -> SourceFormatError:

@@ -19,7 +19,13 @@ from typing import IO, TYPE_CHECKING, Any
 import pandas as pd
 
 from mlpilot.data import Problem
-from mlpilot.data._delimited import DECIMAL_COMMA, detect_delimiter, detect_encoding, looks_binary
+from mlpilot.data._delimited import (
+    decimal_mark,
+    detect_delimiter,
+    detect_encoding,
+    formatted_numbers,
+    looks_binary,
+)
 from mlpilot.exceptions import EmptyDataError, InvalidParameterError, SourceFormatError
 from mlpilot.runtime._inputs import coerce_csv_chunk, csv_dtypes
 from mlpilot.runtime._quality import flag_counts, row_flags
@@ -81,27 +87,17 @@ _ACCEPTED_FILES = (
 _SAMPLE_BYTES = 1 << 16
 
 
-def _decimal_commas(text: str, delimiter: str, schema: Any) -> bool:
-    """Whether the sample's numeric feature columns are written with decimal commas (``181,5``), as
-    `mlpilot train` and `mlpilot predict` read them from a file delimited by anything but commas."""
-    if delimiter == "," or schema is None:
-        return False
-    import csv
-    import re
-
-    rows = list(csv.reader(text.splitlines()[:200], delimiter=delimiter))
-    if len(rows) < 2:
-        return False
-    where = {name: i for i, name in enumerate(rows[0])}
-    pattern = re.compile(DECIMAL_COMMA)
+def _read_formatted(chunk: pd.DataFrame, schema: Any, decimal: str) -> pd.DataFrame:
+    """The chunk's numeric feature columns read as text (``$1,234.50``, ``45%``, ``181,5``) as numbers,
+    as `mlpilot train` and `mlpilot predict` read them from a file (`formatted_numbers`)."""
+    if schema is None:
+        return chunk
     for col in schema.features:
-        i = where.get(col.name)
-        if col.dtype not in ("integer", "float") or i is None:
-            continue
-        values = [r[i] for r in rows[1:-1] if i < len(r) and r[i].strip()]  # the last line may be cut
-        if values and all(pattern.match(v) for v in values) and any("," in v for v in values):
-            return True
-    return False
+        if col.dtype in ("integer", "float") and col.name in chunk.columns and not pd.api.types.is_numeric_dtype(chunk[col.name]):
+            numbers = formatted_numbers(chunk[col.name], decimal)
+            if numbers is not None:
+                chunk[col.name] = numbers
+    return chunk
 
 
 def _csv_format(source: IO[bytes]) -> tuple[str, str]:
@@ -135,7 +131,7 @@ def score_csv(
     ``count_input_flags``) are optional.
     """
     encoding, delimiter = _csv_format(source)
-    decimal = _decimal_commas(source.read(_SAMPLE_BYTES).decode(encoding, errors="replace"), delimiter, loaded.schema)
+    decimal = decimal_mark(source.read(_SAMPLE_BYTES).decode(encoding, errors="replace"), delimiter)
     source.seek(0)
     fd, out_path = tempfile.mkstemp(prefix="mlpilot-scored-", suffix=".csv")
     n_rows = 0
@@ -144,11 +140,10 @@ def score_csv(
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             try:
                 reader = pd.read_csv(source, chunksize=chunk_rows, dtype=csv_dtypes(loaded.schema),
-                                     sep=delimiter, encoding=encoding, encoding_errors="strict",
-                                     decimal="," if decimal else ".", thousands="." if decimal else None)
+                                     sep=delimiter, encoding=encoding, encoding_errors="strict")
                 for chunk in reader:
                     start = time.perf_counter()
-                    scored = score_frame(loaded, chunk, offset=n_rows)
+                    scored = score_frame(loaded, _read_formatted(chunk, loaded.schema, decimal), offset=n_rows)
                     scored.frame.to_csv(out, header=n_rows == 0, index=False)
                     if metrics is not None and scored.flags is not None:
                         metrics.count_input_flags(loaded.name, flag_counts(scored.warnings))
