@@ -330,7 +330,10 @@ def formatted_numbers(values: pd.Series, decimal: str) -> pd.Series | None:
     Whole numbers with dots only (``1.234``) are left alone: thousands or decimals cannot be told apart.
     """
     present = values.dropna().astype(str)
-    if present.empty or not present.str.match(FORMATTED_NUMBER[decimal]).all():
+    pattern = FORMATTED_NUMBER[decimal]
+    if present.empty or not present.iloc[:200].str.match(pattern).all():  # most text columns end here
+        return None
+    if not present.str.match(pattern).all():
         return None
     if not present.str.contains(_MARKS[decimal]).any():
         return None
