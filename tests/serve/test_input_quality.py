@@ -191,3 +191,14 @@ def test_ui_form_shows_and_logs_the_flags(client: TestClient, rows: list[dict[st
     client.app.state.prediction_log.flush()  # type: ignore[attr-defined]
     assert read_prediction_log(registry.workspace, "churn")["warnings"].tolist() == ["out_of_range:account_length"]
     assert 'mlpilot_input_flags_total{model="churn",kind="out_of_range"} 1' in client.get("/metrics").text
+
+
+def test_a_date_that_does_not_read_gets_a_warning_not_silence() -> None:
+    """The date features take an unreadable date as missing; the answer says which rows, as for a null."""
+    when = ColumnSchema("when", "string", "datetime", True, 100)
+    x = ColumnSchema("x", "float", "numeric", False, 10, minimum=0.0, maximum=10.0)
+    values = {"when": ["2016 Q3", "someday", None, "2024-05-01T12:00:00+02:00", "31/02/2024"], "x": [1.0] * 5}
+    problems = input_problems(values, 5, Schema((when, x)))
+    assert [(p.kind, p.column, p.rows) for p in problems] == [("missing_value", "when", (1, 4))]
+    assert "'someday', '31/02/2024' at row(s) 1, 4" in problems[0].message and problems[0].severity == "warning"
+    assert input_problems({"when": ["1991 W06", None], "x": [1.0, 2.0]}, 2, Schema((when, x))) == []

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mlpilot.data import ColumnSchema, Problem, Schema, validate
+from mlpilot.data._times import parse_times
 
 #: Share of the training span (maximum - minimum) a value may lie beyond the
 #: training minimum or maximum before it is flagged ``out_of_range``.
@@ -126,6 +127,20 @@ def input_problems(columns: Mapping[str, Any] | pd.DataFrame, n_rows: int, schem
                 "there, so the prediction may be unreliable.",
                 rows=tuple(rows), severity="warning",
             ))
+        if col.role == "datetime" and col.dtype == "string" and not missing.all():
+            # a date given as text that no format reads: the features take it as missing, say so
+            text = pd.Series(np.asarray(values, dtype=object))
+            unread = ~missing & parse_times(text).isna().to_numpy()
+            if unread.any():
+                rows = np.flatnonzero(unread).tolist()
+                examples = tuple(repr(text.iloc[i])[:40] for i in rows[:3])
+                warnings.append(Problem(
+                    col.name, "missing_value",
+                    f"Field {col.name!r} is no date or time that reads ({', '.join(examples)} at {_rows(rows)}); "
+                    "it is taken as missing, so the prediction may be unreliable. Send dates such as "
+                    "'2024-05-01' or '2024-05-01T12:00:00'.",
+                    rows=tuple(rows), examples=examples, severity="warning",
+                ))
         bounds = value_bounds(col)
         if bounds is None:
             continue
