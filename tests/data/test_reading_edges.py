@@ -173,13 +173,16 @@ def test_a_semicolon_file_with_decimal_commas_reads_its_numbers(tmp_path: Path) 
 
 def test_a_delimiter_ending_every_line_adds_no_column(tmp_path: Path, iris: pd.DataFrame) -> None:
     """Some exports end each line with the delimiter: a column of no name and no value, not a feature."""
+    from mlpilot.exceptions import DataQualityWarning
+
     path = tmp_path / "trailing.csv"
     path.write_text("\n".join(line + ";" for line in iris.to_csv(index=False, sep=";").splitlines()) + "\n")
     frame = read_source(path)
     assert list(frame.columns) == list(iris.columns)
     named = tmp_path / "named.csv"  # a column with a value somewhere is kept, name or not
     named.write_text("a,\n1,\n2,x\n")
-    assert read_source(named).shape == (2, 2)
+    with pytest.warns(DataQualityWarning, match="without a name by position"):
+        assert list(read_source(named).columns) == ["a", "unnamed_2"]
 
 
 def test_currency_percent_and_thousands_read_as_numbers(tmp_path: Path) -> None:
@@ -208,3 +211,13 @@ def test_currency_percent_and_thousands_read_as_numbers(tmp_path: Path) -> None:
     assert formatted_numbers(values, ".").tolist()[:3] == [12.0, -1234.5, 7.0]
     assert formatted_numbers(pd.Series(["1.234", "2.5"]), ".") is None  # plain numbers: nothing to do
     assert formatted_numbers(pd.Series(["$5", "n/a"]), ".") is None  # one value is no number: text
+
+
+def test_a_column_without_a_name_is_named_by_its_position(tmp_path: Path) -> None:
+    from mlpilot.exceptions import DataQualityWarning
+
+    path = tmp_path / "unnamed.csv"
+    path.write_text("a,,unnamed_2\n1,x,p\n2,y,q\n")
+    with pytest.warns(DataQualityWarning, match=r"Named 1 column\(s\) without a name by position: '' → 'unnamed_2_1'"):
+        frame = read_source(path)
+    assert list(frame.columns) == ["a", "unnamed_2_1", "unnamed_2"] and frame["unnamed_2_1"].tolist() == ["x", "y"]

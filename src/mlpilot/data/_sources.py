@@ -91,13 +91,22 @@ def read_table(
 
 
 def strip_column_names(table: pa.Table) -> pa.Table:
-    """Strip leading and trailing spaces from column names, with a warning naming them.
+    """Strip leading and trailing spaces from column names, and name unnamed columns ``unnamed_N``
+    (N: the column's position from 1), with a warning naming them.
 
     ``--target default`` then finds the column ``" default "``. Names that
     become equal once stripped are refused: which one is meant cannot be told.
     """
     names = table.column_names
     stripped = [name.strip() for name in names]
+    taken = set(stripped)
+    for i, name in enumerate(stripped):  # a column without a name (a header cell left empty) gets one
+        if not name:
+            label, k = f"unnamed_{i + 1}", 1
+            while label in taken:
+                label, k = f"unnamed_{i + 1}_{k}", k + 1
+            stripped[i] = label
+            taken.add(label)
     if stripped == names:
         return table
     changed = [(old, new) for old, new in zip(names, stripped, strict=True) if old != new]
@@ -115,8 +124,12 @@ def strip_column_names(table: pa.Table) -> pa.Table:
 
     shown = ", ".join(f"{old!r} → {new!r}" for old, new in changed[:10])
     more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
+    unnamed = sum(1 for old, _new in changed if not old.strip())
+    what = (f"Stripped leading/trailing spaces from {len(changed)} column name(s)" if not unnamed
+            else f"Named {unnamed} column(s) without a name by position" if unnamed == len(changed)
+            else f"Renamed {len(changed)} column(s): spaces stripped, those without a name named by position")
     warnings.warn(
-        f"Stripped leading/trailing spaces from {len(changed)} column name(s): {shown}{more}.",
+        f"{what}: {shown}{more}.",
         DataQualityWarning,
         stacklevel=3,
     )
