@@ -147,9 +147,10 @@ def row_times(frame: pd.DataFrame, column: str) -> np.ndarray:
     else:
         stamps = as_datetime(series)
         times = np.where(stamps.isna(), np.nan, stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)).astype(float)
-    if np.isfinite(times).sum() < 2:
+    readable = int(np.isfinite(times).sum())
+    if readable < 2:
         raise DataError(
-            f"The time-split column {column!r} has {int(np.isfinite(times).sum())} readable time(s); it needs dates, "
+            f"The time-split column {column!r} has {readable} readable time(s); it needs dates, "
             "times or numbers to order the rows by. Pick another column, or leave out --time-split."
         )
     return times

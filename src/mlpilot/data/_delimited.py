@@ -318,8 +318,9 @@ FORMATTED_NUMBER = {
     ".": re.compile(_FORMATTED.format(c=re.escape(_CURRENCY), t=",", d=r"\.")),
     ",": re.compile(_FORMATTED.format(c=re.escape(_CURRENCY), t=r"[. \u00a0]", d=",")),
 }
-# what makes a value formatted rather than plain (a plain number pyarrow and pandas read themselves)
-_MARKS = {".": re.compile(rf"[{re.escape(_CURRENCY)}%,]"), ",": re.compile(rf"[{re.escape(_CURRENCY)}%,]")}
+# what makes a value formatted rather than plain (a plain number pyarrow and pandas read themselves): a
+# currency symbol, a percent sign, or a comma (thousands with a decimal point, the decimal mark itself otherwise)
+_MARK = re.compile(rf"[{re.escape(_CURRENCY)}%,]")
 
 
 def formatted_numbers(values: pd.Series, decimal: str) -> pd.Series | None:
@@ -335,7 +336,7 @@ def formatted_numbers(values: pd.Series, decimal: str) -> pd.Series | None:
         return None
     if not present.str.match(pattern).all():
         return None
-    if not present.str.contains(_MARKS[decimal]).any():
+    if not present.str.contains(_MARK).any():
         return None
     text = values.astype("string").str.replace(rf"[\s{re.escape(_CURRENCY)}%\u00a0]", "", regex=True)
     text = text.str.replace("." if decimal == "," else ",", "", regex=False)

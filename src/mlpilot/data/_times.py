@@ -19,8 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-_QUARTER = re.compile(r"^\s*(\d{4})\s*[-/ ]?\s*[Qq]([1-4])\s*$")
-_WEEK = re.compile(r"^\s*(\d{4})\s*[-/ ]?\s*[Ww](\d{1,2})\s*$")
+#: a year and quarter, a year and ISO week (the schema's date detection matches these too)
+QUARTER = re.compile(r"^\s*(\d{4})\s*[-/ ]?\s*[Qq]([1-4])\s*$")
+WEEK = re.compile(r"^\s*(\d{4})\s*[-/ ]?\s*[Ww](\d{1,2})\s*$")
 _PERIOD_HINT = re.compile(r"\d\s*[-/ ]?\s*[QqWw]\d")  # cheap first look: a year then Q or W and a digit
 
 
@@ -46,12 +47,12 @@ def _period_starts(objects: pd.Series) -> pd.Series | None:
         return None
     text = objects.where(objects.map(lambda v: isinstance(v, str)), "")
     starts = pd.Series(pd.NaT, index=objects.index, dtype="datetime64[ns]")
-    quarter = text.str.extract(_QUARTER)
+    quarter = text.str.extract(QUARTER)
     hit = quarter[0].notna()
     if hit.any():
         year, q = quarter.loc[hit, 0], quarter.loc[hit, 1].astype(int)
         starts[hit] = pd.to_datetime(year + "-" + (3 * q - 2).astype(str).str.zfill(2) + "-01", format="%Y-%m-%d")
-    week = text.str.extract(_WEEK)
+    week = text.str.extract(WEEK)
     hit = week[0].notna()
     if hit.any():  # ISO weeks: a 53rd week a year does not have is NaT
         labels = week.loc[hit, 0] + "-W" + week.loc[hit, 1].str.zfill(2) + "-1"

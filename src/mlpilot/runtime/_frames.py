@@ -100,8 +100,8 @@ def _read_formatted(chunk: pd.DataFrame, schema: Any, decimal: str) -> pd.DataFr
     return chunk
 
 
-def _csv_format(source: IO[bytes]) -> tuple[str, str]:
-    """The upload's text encoding and delimiter, detected as `mlpilot train` and `mlpilot predict` do."""
+def _csv_format(source: IO[bytes]) -> tuple[str, str, str]:
+    """The upload's text encoding, delimiter and decimal mark, detected as `mlpilot train` and `mlpilot predict` do."""
     sample = source.read(_SAMPLE_BYTES)
     source.seek(0)
     if sample.startswith(b"PK\x03\x04"):
@@ -114,9 +114,11 @@ def _csv_format(source: IO[bytes]) -> tuple[str, str]:
             f"The upload is a binary file (such as an Excel .xls workbook), not CSV text. {_ACCEPTED_FILES}."
         )
     if not sample.strip():
-        return "utf-8", ","
+        return "utf-8", ",", "."
     encoding = detect_encoding(sample)
-    return encoding, detect_delimiter(sample.decode(encoding, errors="replace"), ".csv")
+    text = sample.decode(encoding, errors="replace")
+    delimiter = detect_delimiter(text, ".csv")
+    return encoding, delimiter, decimal_mark(text, delimiter)
 
 
 def score_csv(
@@ -130,9 +132,7 @@ def score_csv(
     through `score_frame`. ``log`` (a prediction log) and ``metrics`` (with
     ``count_input_flags``) are optional.
     """
-    encoding, delimiter = _csv_format(source)
-    decimal = decimal_mark(source.read(_SAMPLE_BYTES).decode(encoding, errors="replace"), delimiter)
-    source.seek(0)
+    encoding, delimiter, decimal = _csv_format(source)
     fd, out_path = tempfile.mkstemp(prefix="mlpilot-scored-", suffix=".csv")
     n_rows = 0
     warnings: list[Problem] = []
