@@ -196,3 +196,37 @@ def test_a_late_fold_leaves_the_holdout_to_the_folds_before_it(monkeypatch: pyte
     assert predicted_rows[:6] == [48, 60, 48, 48, 48, 48]
     # the holdout's prediction is the first fold's alone (the folds that predicted it)
     assert first.holdout is not None and first.holdout.shape[0] == 60
+
+
+def test_folds_that_all_start_late_still_predict_the_holdout() -> None:
+    # CI, demo at 8 s beside busy processes: folds fitted side by side all started past their share of a
+    # small cap, none predicted the holdout, and the ensemble's holdout sum failed on None (a TypeError
+    # that ended `train`). Here two "threads" each start 30 s late on the fake clock.
+    from mlpilot.tune._executor import LocalExecutor
+
+    clock = ProgressClock()
+
+    class LateExecutor(LocalExecutor):
+        @property
+        def n_workers(self) -> int:
+            return 2
+
+        def map(self, fn: Any, items: Any) -> list[Any]:
+            def late(item: Any) -> Any:
+                clock.now += 30.0
+                return fn(item)
+
+            return [late(item) for item in items]
+
+    frame, y = _table("binary", n=300)
+    result = run_search(
+        frame.iloc[:240], y[:240], task="binary", metric=get_metric("roc_auc"), roles=column_roles(frame),
+        n_classes=2, holdout=frame.iloc[240:], on_progress=clock.on_progress,
+        config=SearchConfig(budget=Budget(1000.0, 0.0, clock), families=("lightgbm", "linear"), n_folds=3,
+                            stacking="off", executor=LateExecutor(1)),
+    )
+    fitted = [c for c in result.candidates if c.usable and c.family != "dummy"]
+    assert fitted and all(c.workers == 2 for c in fitted)
+    # each candidate's first fold predicted the holdout although it started late; the folds after it did not
+    assert all(c.holdout is not None and c.holdout.shape[0] == 60 for c in fitted)
+    assert result.ensemble_holdout is not None and result.ensemble_holdout.shape[0] == 60

@@ -577,7 +577,9 @@ class CandidateRunner:
                 values = learner.predict_values(Xva)
                 predict_seconds = timer() - t_predict
                 validated.append(predict_seconds)
-                held = None if Xho is None or late else learner.predict_values(Xho)
+                # the first fold predicts the holdout even when late: side by side on a busy machine,
+                # every fold can start late, and a candidate needs one fold's holdout predictions
+                held = None if Xho is None or (late and i > 0) else learner.predict_values(Xho)
                 cut = stop_at is not None and t_predict >= stop_at
                 return values, held, predict_seconds, learner.n_iterations_, timer() - started, cut, learner.state_bytes()
 
