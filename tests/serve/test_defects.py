@@ -97,6 +97,20 @@ def test_an_upload_of_formatted_numbers_scores_as_the_plain_one(client: TestClie
     assert scored["total_day_charge"].tolist() == expected["total_day_charge"].tolist()  # echoed as the numbers scored
 
 
+def test_an_upload_with_padded_and_empty_header_names_scores_as_the_plain_one(
+    client: TestClient, csv_rows: pd.DataFrame
+) -> None:
+    """Names with spaces around them and an empty header cell read as `train` reads them ('age', 'unnamed_N'):
+    pandas' own header kept ' total_day_minutes ' (then a missing feature) and named the empty cell 'Unnamed: N'."""
+    expected = _scored(client.post("/v1/models/churn/predict.csv", content=csv_rows.to_csv(index=False).encode(), headers=CSV))
+    padded = csv_rows.rename(columns={"total_day_minutes": " total_day_minutes ", "state": "state "})
+    padded.insert(1, "", range(len(padded)))  # a column whose header cell was left empty
+    scored = _scored(client.post("/v1/models/churn/predict.csv", content=padded.to_csv(index=False).encode(), headers=CSV))
+    assert "unnamed_2" in scored.columns and "total_day_minutes" in scored.columns
+    assert scored["prediction"].tolist() == expected["prediction"].tolist()
+    assert scored.filter(like="probability_").equals(expected.filter(like="probability_"))
+
+
 def test_excel_upload_says_what_is_accepted(client: TestClient, csv_rows: pd.DataFrame) -> None:
     buffer = io.BytesIO()
     csv_rows.to_excel(buffer, index=False)

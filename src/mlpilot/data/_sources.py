@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,14 +90,13 @@ def read_table(
     return strip_column_names(_read_any(source, spec, table=table, query=query, on_progress=on_progress))
 
 
-def strip_column_names(table: pa.Table) -> pa.Table:
-    """Strip leading and trailing spaces from column names, and name unnamed columns ``unnamed_N``
-    (N: the column's position from 1), with a warning naming them.
+def column_labels(names: Sequence[str]) -> list[str]:
+    """Column names as mlpilot reads them: leading and trailing spaces stripped, a name left
+    empty named ``unnamed_N`` (N: the column's position from 1).
 
-    ``--target default`` then finds the column ``" default "``. Names that
-    become equal once stripped are refused: which one is meant cannot be told.
+    >>> column_labels([" age ", "", "income"])
+    ['age', 'unnamed_2', 'income']
     """
-    names = table.column_names
     stripped = [name.strip() for name in names]
     taken = set(stripped)
     for i, name in enumerate(stripped):  # a column without a name (a header cell left empty) gets one
@@ -107,6 +106,18 @@ def strip_column_names(table: pa.Table) -> pa.Table:
                 label, k = f"unnamed_{i + 1}_{k}", k + 1
             stripped[i] = label
             taken.add(label)
+    return stripped
+
+
+def strip_column_names(table: pa.Table) -> pa.Table:
+    """Strip leading and trailing spaces from column names, and name unnamed columns ``unnamed_N``
+    (`column_labels`), with a warning naming them.
+
+    ``--target default`` then finds the column ``" default "``. Names that
+    become equal once stripped are refused: which one is meant cannot be told.
+    """
+    names = table.column_names
+    stripped = column_labels(names)
     if stripped == names:
         return table
     changed = [(old, new) for old, new in zip(names, stripped, strict=True) if old != new]

@@ -10,6 +10,8 @@ trailing underscore.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 import time
@@ -26,6 +28,7 @@ from mlpilot.data._delimited import (
     formatted_numbers,
     looks_binary,
 )
+from mlpilot.data._sources import column_labels
 from mlpilot.exceptions import EmptyDataError, InvalidParameterError, SourceFormatError
 from mlpilot.runtime._inputs import coerce_csv_chunk, csv_dtypes
 from mlpilot.runtime._quality import flag_counts, row_flags
@@ -100,8 +103,13 @@ def _read_formatted(chunk: pd.DataFrame, schema: Any, decimal: str) -> pd.DataFr
     return chunk
 
 
-def _csv_format(source: IO[bytes]) -> tuple[str, str, str]:
-    """The upload's text encoding, delimiter and decimal mark, detected as `mlpilot train` and `mlpilot predict` do."""
+def _csv_format(source: IO[bytes]) -> tuple[str, str, str, list[str] | None]:
+    """The upload's text encoding, delimiter, decimal mark and column names, read as `mlpilot train` and
+    `mlpilot predict` read them (the names stripped of spaces, an empty one named by position: `column_labels`).
+
+    The names are ``None`` where pandas' own header is kept: the header does not end within the
+    sample, or two names become one.
+    """
     sample = source.read(_SAMPLE_BYTES)
     source.seek(0)
     if sample.startswith(b"PK\x03\x04"):
@@ -114,11 +122,19 @@ def _csv_format(source: IO[bytes]) -> tuple[str, str, str]:
             f"The upload is a binary file (such as an Excel .xls workbook), not CSV text. {_ACCEPTED_FILES}."
         )
     if not sample.strip():
-        return "utf-8", ",", "."
+        return "utf-8", ",", ".", None
     encoding = detect_encoding(sample)
     text = sample.decode(encoding, errors="replace")
     delimiter = detect_delimiter(text, ".csv")
-    return encoding, delimiter, decimal_mark(text, delimiter)
+    labels = None
+    if "\n" in text or len(sample) < _SAMPLE_BYTES:
+        try:
+            header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter), [])
+        except csv.Error:  # pandas says what is wrong with the file
+            header = []
+        named = column_labels(header)
+        labels = named if header and named != header and len(set(named)) == len(named) else None
+    return encoding, delimiter, decimal_mark(text, delimiter), labels
 
 
 def score_csv(
@@ -132,7 +148,7 @@ def score_csv(
     through `score_frame`. ``log`` (a prediction log) and ``metrics`` (with
     ``count_input_flags``) are optional.
     """
-    encoding, delimiter, decimal = _csv_format(source)
+    encoding, delimiter, decimal, labels = _csv_format(source)
     fd, out_path = tempfile.mkstemp(prefix="mlpilot-scored-", suffix=".csv")
     n_rows = 0
     warnings: list[Problem] = []
@@ -140,7 +156,8 @@ def score_csv(
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             try:
                 reader = pd.read_csv(source, chunksize=chunk_rows, dtype=csv_dtypes(loaded.schema),
-                                     sep=delimiter, encoding=encoding, encoding_errors="strict")
+                                     sep=delimiter, encoding=encoding, encoding_errors="strict",
+                                     header=0, names=labels)
                 for chunk in reader:
                     start = time.perf_counter()
                     scored = score_frame(loaded, _read_formatted(chunk, loaded.schema, decimal), offset=n_rows)
