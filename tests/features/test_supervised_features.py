@@ -110,6 +110,26 @@ def test_dates_parts_reference_and_flags() -> None:
     assert "hour_sin" in with_time
 
 
+def test_clock_times_are_one_elapsed_number_and_their_hour() -> None:
+    # openintro/nyc_marathon's `time` ("02:31:38", the winner's time) was a categorical of 94 values:
+    # as a time of day on one fixed day, the elapsed days carry the duration and the calendar parts go
+    from mlpilot.data import infer_schema
+
+    times = pd.Series(["02:31:38", "02:22:54", "26:10:05", None, "14:35"], dtype=object)
+    assert infer_schema(pd.DataFrame({"time": times})).columns[0].role == "datetime"
+    reference, parts = fit_date_parts(times)
+    assert parts[0] == "days" and {"hour", "hour_sin"} <= set(parts)
+    assert not {"year", "month", "month_sin", "weekend"} & set(parts)  # 1970-01-01, and the 2nd for 26 hours
+    assert fit_date_parts(times.drop(2))[1] == ["days", "hour", "hour_sin", "hour_cos"]  # times within a day
+    out = date_parts(times, reference, parts)
+    elapsed = out[:, parts.index("days")] * 24 + reference * 24
+    np.testing.assert_allclose(elapsed[[0, 1, 2, 4]], [2 + 31 / 60 + 38 / 3600, 2 + 22 / 60 + 54 / 3600,
+                                                       26 + 10 / 60 + 5 / 3600, 14 + 35 / 60])
+    assert np.isnan(out[3]).all()
+    # the same strings read the same on any day (pandas puts a bare time on today's date)
+    np.testing.assert_array_equal(date_parts(times, reference, parts), out)
+
+
 def test_preprocessor_round_trips_through_skops(reviews: pd.DataFrame) -> None:
     import skops.io as sio
 

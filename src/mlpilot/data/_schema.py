@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlpilot.data._times import QUARTER, WEEK, parse_times
+from mlpilot.data._times import CLOCK, QUARTER, WEEK, parse_times
 from mlpilot.exceptions import ColumnNotFoundError, EmptyDataError, TargetError
 
 ROLES = ("numeric", "categorical", "boolean", "datetime", "text", "id", "constant")
@@ -154,6 +154,7 @@ _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _DATE_LIKE = re.compile(
     r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}"  # 2024-05-01, 05/01/2024
     rf"|{QUARTER.pattern}|{WEEK.pattern}|^\s*\d{{4}}[-/]\d{{1,2}}\s*$"  # 1998 Q1, 1991 W06, 2020-01
+    rf"|{CLOCK.pattern}"  # 14:35, 02:31:38: a time of day or a duration
     rf"|(?i:\b{_MONTH}\s+(?:\d{{1,2}},?\s+)?\d{{4}}\b|\b\d{{1,2}}\s+{_MONTH}\s+\d{{4}}\b|\b\d{{4}}\s+{_MONTH}(?:\s|$))"
 )  # Jan 1987, January 5, 2020, 5 Jan 2020, 1987 Jan
 _SPACES = re.compile(r"\s+")

@@ -7,9 +7,14 @@ tsibble's week). `parse_times` reads those as the first day of their period (a q
 month, the week's Monday) and everything else as pandas does; one function for the schema's
 inference, the validation, the features and the time split, so each reads a column alike.
 
+A clock time or a duration without a date (``14:35``, ``02:31:38``) is put on 1970-01-01, not on
+today as pandas puts it: the same string reads the same on any day.
+
 >>> parse_times(pd.Series(["1998 Q1", "1998Q4", "1991 W06", "2024-05-01", "soon", None])).tolist()
 [Timestamp('1998-01-01 00:00:00'), Timestamp('1998-10-01 00:00:00'), Timestamp('1991-02-04 00:00:00'), \
 Timestamp('2024-05-01 00:00:00'), NaT, NaT]
+>>> parse_times(pd.Series(["02:31:38", "14:35", "26:10:05.5"])).tolist()
+[Timestamp('1970-01-01 02:31:38'), Timestamp('1970-01-01 14:35:00'), Timestamp('1970-01-02 02:10:05.500000')]
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ import pandas as pd
 QUARTER = re.compile(r"^\s*(\d{4})\s*[-/ ]?\s*[Qq]([1-4])\s*$")
 WEEK = re.compile(r"^\s*(\d{4})\s*[-/ ]?\s*[Ww](\d{1,2})\s*$")
 _PERIOD_HINT = re.compile(r"\d\s*[-/ ]?\s*[QqWw]\d")  # cheap first look: a year then Q or W and a digit
+#: a clock time or a duration without a date: H:MM or H:MM:SS(.fff), hours past 23 allowed (``26:10:05``)
+CLOCK = re.compile(r"^\s*(\d{1,3}):([0-5]\d)(?::([0-5]\d(?:\.\d+)?))?\s*$")
+#: the day a clock time without a date is put on (pandas would put it on today's, a model's input changing by the day)
+CLOCK_DAY = pd.Timestamp("1970-01-01")
 
 
 def parse_times(values: Any) -> pd.Series:
@@ -33,10 +42,24 @@ def parse_times(values: Any) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(series):
         return series.dt.tz_convert(None) if getattr(series.dt, "tz", None) is not None else series
     objects = series.astype(object)
-    starts = _period_starts(objects)
-    if starts is not None:
-        objects = objects.where(starts.isna(), starts)
+    for starts in (_period_starts(objects), _clock_times(objects)):
+        if starts is not None:
+            objects = objects.where(starts.isna(), starts)
     return pd.to_datetime(objects, errors="coerce", format="mixed", utc=True).dt.tz_convert(None)
+
+
+def _clock_times(objects: pd.Series) -> pd.Series | None:
+    """Each clock time or duration in ``objects`` (``14:35``, ``02:31:38``, ``26:10:05``) as that long
+    after midnight on `CLOCK_DAY` (NaT elsewhere): the time of day and the elapsed time are then one
+    number to the features. None if none of the first strings is one."""
+    head = [v for v in objects.iloc[:20].tolist() if isinstance(v, str)]
+    if not any(CLOCK.match(v) for v in head):
+        return None
+    text = objects.where(objects.map(lambda v: isinstance(v, str)), "")
+    parts = text.str.extract(CLOCK)
+    seconds = (parts[0].astype(float) * 3600 + parts[1].astype(float) * 60
+               + parts[2].fillna("0").astype(float))
+    return CLOCK_DAY + pd.to_timedelta(seconds, unit="s")
 
 
 def _period_starts(objects: pd.Series) -> pd.Series | None:

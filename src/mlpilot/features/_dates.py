@@ -5,8 +5,8 @@ encodings (sine and cosine of the month, the day of week and the hour, so
 December sits beside January), flags (weekend, first and last day of the
 month) and the elapsed days since a reference fixed at fit (the earliest
 training date), so a model sees the trend in one number. Parts that never vary
-in the training rows where they could (the hour of dates without times) are
-left out.
+in the training rows (the hour of dates without times, the calendar of clock
+times such as ``14:35``, read on one day) are left out.
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ import pandas as pd
 from mlpilot.data._times import parse_times
 
 _TAU = 2.0 * np.pi
-#: Parts that depend on the time of day: kept only when the training dates have one.
-_TIME_OF_DAY = ("hour", "hour_sin", "hour_cos")
 PARTS = ("days", "year", "month", "day", "dow", "dayofyear", "weekend", "month_start", "month_end",
-         "month_sin", "month_cos", "dow_sin", "dow_cos", *_TIME_OF_DAY)
+         "month_sin", "month_cos", "dow_sin", "dow_cos", "hour", "hour_sin", "hour_cos")
 
 
 def as_datetime(series: pd.Series) -> pd.Series:
@@ -33,14 +31,15 @@ def _days(dt: pd.Series) -> np.ndarray:
 
 
 def fit_date_parts(series: pd.Series) -> tuple[float, list[str]]:
-    """The reference (days since 1970 of the earliest date; 0 if none) and the parts worth making."""
-    dt = as_datetime(series)
-    days = _days(dt)
+    """The reference (days since 1970 of the earliest date; 0 if none) and the parts worth making: the
+    elapsed days, and each other part that takes two values or more in ``series``."""
+    days = _days(as_datetime(series))
     finite = days[np.isfinite(days)]
     reference = float(finite.min()) if finite.size else 0.0
-    has_time = bool(finite.size) and bool(np.any(np.abs(finite - np.floor(finite)) > 1e-9))
-    parts = [p for p in PARTS if has_time or p not in _TIME_OF_DAY]
-    return reference, parts
+    others = [p for p in PARTS if p != "days"]
+    values = date_parts(series, reference, others)
+    varying = [p for j, p in enumerate(others) if len(np.unique(values[:, j][np.isfinite(values[:, j])])) > 1]
+    return reference, ["days", *varying]
 
 
 def date_parts(series: pd.Series, reference: float, parts: list[str]) -> np.ndarray:
