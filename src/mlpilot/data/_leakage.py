@@ -9,6 +9,7 @@ numbers. Each feature is scored by the best simple rule on that column alone:
   its majority class, scored leave-one-out);
 - regression: R² of a straight line, and of the value map's group means
   (leave-one-out);
+- date and time columns (dates as text included) as numbers: the days since 1970;
 - classification, every column with missing values (mostly missing ones too):
   the balanced accuracy of its missingness alone ("yrdth missing gives
   death = 0"), leave-one-out.
@@ -27,7 +28,8 @@ from typing import overload
 import numpy as np
 import pandas as pd
 
-from mlpilot.data._schema import Schema
+from mlpilot.data._schema import Schema, _looks_like_datetime
+from mlpilot.data._times import parse_times
 
 # A single column whose best rule scores at least this is a leak suspect.
 LEAK_THRESHOLD = 0.98
@@ -261,6 +263,10 @@ def leakage_scores(
     numeric_cols: list[str] = []
     other_cols: list[str] = []
     mostly_missing = data[features].isna().mean().to_numpy() > 0.5
+    dates = _date_columns(data, [f for f, skip in zip(features, mostly_missing, strict=True) if not skip])
+    raw = data
+    if dates:  # ordered in time: scored as the numbers they are, not as one category per date
+        data = data.assign(**{name: days for name, days in dates.items()})
     for col, dtype, skip in zip(features, data[features].dtypes, mostly_missing, strict=True):
         if skip:
             continue
@@ -282,7 +288,8 @@ def leakage_scores(
             for j, name in enumerate(names):
                 if best[j] >= 0:
                     label = classes[above[j]]
-                    rule = f"{name} > {_number(cut[j])} → {target} = {label!r}" if np.isfinite(cut[j]) else (
+                    shown = str(pd.Timestamp(cut[j], unit="D")) if name in dates else _number(cut[j])
+                    rule = f"{name} > {shown} → {target} = {label!r}" if np.isfinite(cut[j]) else (
                         f"{name} present → {target} = {label!r}"
                     )
                     scores[name] = LeakScore(name, float(best[j]), "balanced accuracy", rule)
@@ -307,8 +314,27 @@ def leakage_scores(
         if on_progress is not None and (done % 200 == 0 or done == total):
             on_progress(done, total)
     if not regression:
-        _score_missingness(data, features, target, y_codes, classes, class_rows, scores)
+        _score_missingness(raw, features, target, y_codes, classes, class_rows, scores)
     return scores
+
+
+def _date_columns(data: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
+    """The days since 1970 of each of ``names`` that holds dates or times (as datetimes, or as text the
+    schema reads as dates: ``2024-05-01``, ``1998 Q1``, ``02:31:38``)."""
+    found: dict[str, np.ndarray] = {}
+    for name in names:
+        column = data[name]
+        if not pd.api.types.is_datetime64_any_dtype(column):
+            if column.dtype != object and not pd.api.types.is_string_dtype(column):
+                continue
+            present = column.dropna()
+            head = present.iloc[:: max(len(present) // 200, 1)].astype(str).tolist()
+            if not _looks_like_datetime(head):
+                continue
+        times = parse_times(column)
+        found[name] = ((times - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0).to_numpy(
+            dtype=float, na_value=np.nan)
+    return found
 
 
 def _score_missingness(data: pd.DataFrame, features: list[str], target: str, y: np.ndarray, classes: np.ndarray,
