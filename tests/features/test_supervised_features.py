@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,7 @@ def test_dates_parts_reference_and_flags() -> None:
     assert "hour_sin" in with_time
 
 
-def test_clock_times_are_one_elapsed_number_and_their_hour() -> None:
+def test_clock_times_are_one_elapsed_number_and_their_hour(tmp_path: Path) -> None:
     # openintro/nyc_marathon's `time` ("02:31:38", the winner's time) was a categorical of 94 values:
     # as a time of day on one fixed day, the elapsed days carry the duration and the calendar parts go
     from mlpilot.data import infer_schema
@@ -128,6 +129,16 @@ def test_clock_times_are_one_elapsed_number_and_their_hour() -> None:
     assert np.isnan(out[3]).all()
     # the same strings read the same on any day (pandas puts a bare time on today's date)
     np.testing.assert_array_equal(date_parts(times, reference, parts), out)
+    # pyarrow reads '02:31:38' in a CSV as a time of day: `mlpilot predict FILE` sends those, the API strings
+    import datetime
+
+    from mlpilot.data import read_table
+
+    path = tmp_path / "times.csv"
+    path.write_text("time\n02:31:38\n02:22:54\n")
+    read = read_table(path).to_pandas()["time"]
+    assert isinstance(read.iloc[0], datetime.time)
+    np.testing.assert_array_equal(date_parts(read, reference, parts), out[:2])
 
 
 def test_preprocessor_round_trips_through_skops(reviews: pd.DataFrame) -> None:

@@ -13,12 +13,14 @@ today as pandas puts it: the same string reads the same on any day.
 >>> parse_times(pd.Series(["1998 Q1", "1998Q4", "1991 W06", "2024-05-01", "soon", None])).tolist()
 [Timestamp('1998-01-01 00:00:00'), Timestamp('1998-10-01 00:00:00'), Timestamp('1991-02-04 00:00:00'), \
 Timestamp('2024-05-01 00:00:00'), NaT, NaT]
->>> parse_times(pd.Series(["02:31:38", "14:35", "26:10:05.5"])).tolist()
-[Timestamp('1970-01-01 02:31:38'), Timestamp('1970-01-01 14:35:00'), Timestamp('1970-01-02 02:10:05.500000')]
+>>> parse_times(pd.Series(["02:31:38", "14:35", "26:10:05.5", datetime.time(9, 5)])).tolist()
+[Timestamp('1970-01-01 02:31:38'), Timestamp('1970-01-01 14:35:00'), Timestamp('1970-01-02 02:10:05.500000'), \
+Timestamp('1970-01-01 09:05:00')]
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
@@ -41,6 +43,8 @@ def parse_times(values: Any) -> pd.Series:
     series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
     if pd.api.types.is_datetime64_any_dtype(series):
         return series.dt.tz_convert(None) if getattr(series.dt, "tz", None) is not None else series
+    if pd.api.types.is_timedelta64_dtype(series):  # durations: that long after midnight, as clock times
+        return CLOCK_DAY + series
     objects = series.astype(object)
     for starts in (_period_starts(objects), _clock_times(objects)):
         if starts is not None:
@@ -49,13 +53,14 @@ def parse_times(values: Any) -> pd.Series:
 
 
 def _clock_times(objects: pd.Series) -> pd.Series | None:
-    """Each clock time or duration in ``objects`` (``14:35``, ``02:31:38``, ``26:10:05``) as that long
-    after midnight on `CLOCK_DAY` (NaT elsewhere): the time of day and the elapsed time are then one
-    number to the features. None if none of the first strings is one."""
-    head = [v for v in objects.iloc[:20].tolist() if isinstance(v, str)]
-    if not any(CLOCK.match(v) for v in head):
+    """Each clock time or duration in ``objects`` (``14:35``, ``02:31:38``, ``26:10:05``, or a
+    `datetime.time`: pyarrow reads ``02:31:38`` in a CSV as one) as that long after midnight on
+    `CLOCK_DAY` (NaT elsewhere): the time of day and the elapsed time are then one number to the
+    features. None if none of the first values is one."""
+    head = objects.iloc[:20].tolist()
+    if not any(isinstance(v, datetime.time) or (isinstance(v, str) and CLOCK.match(v)) for v in head):
         return None
-    text = objects.where(objects.map(lambda v: isinstance(v, str)), "")
+    text = objects.map(lambda v: v if isinstance(v, str) else v.isoformat() if isinstance(v, datetime.time) else "")
     parts = text.str.extract(CLOCK)
     seconds = (parts[0].astype(float) * 3600 + parts[1].astype(float) * 60
                + parts[2].fillna("0").astype(float))
