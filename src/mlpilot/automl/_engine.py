@@ -19,7 +19,7 @@ import pandas as pd
 from mlpilot._config import get_config
 from mlpilot.automl._config import TrainConfig
 from mlpilot.data import Schema, infer_schema, leak_suspects
-from mlpilot.data._schema import check_target
+from mlpilot.data._schema import check_target, looks_like_datetime
 from mlpilot.evaluate import (
     Evaluation,
     classification_plots,
@@ -263,6 +263,13 @@ def prepare_target(frame: pd.DataFrame, target: str, task: str | None, *,
             frame = frame.loc[~labels.isin(rare.index)]
             counts = counts.drop(rare.index)
         rare = counts[counts < MIN_PER_CLASS]
+        if len(rare) and looks_like_datetime(counts.index[:200].tolist()):
+            raise TargetError(
+                f"The target {target!r} holds dates or times ({_listed(rare)}): as classes, most values are a "
+                "class of their own. mlpilot predicts numbers or classes: convert it to a number first, such as "
+                f"seconds for a duration (pandas: pd.to_timedelta(df[{target!r}]).dt.total_seconds()) or days "
+                "since a date, and train on that column."
+            )
         if len(rare):
             raise TargetError(
                 f"The target {target!r} has classes with fewer than {MIN_PER_CLASS} rows: {_listed(rare)}. "

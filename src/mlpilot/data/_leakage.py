@@ -28,7 +28,7 @@ from typing import overload
 import numpy as np
 import pandas as pd
 
-from mlpilot.data._schema import Schema, _looks_like_datetime
+from mlpilot.data._schema import Schema, looks_like_datetime
 from mlpilot.data._times import parse_times
 
 # A single column whose best rule scores at least this is a leak suspect.
@@ -329,7 +329,7 @@ def _date_columns(data: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]
                 continue
             present = column.dropna()
             head = present.iloc[:: max(len(present) // 200, 1)].astype(str).tolist()
-            if not _looks_like_datetime(head):
+            if not looks_like_datetime(head):
                 continue
         times = parse_times(column)
         found[name] = ((times - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0).to_numpy(

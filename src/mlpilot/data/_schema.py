@@ -160,7 +160,9 @@ _DATE_LIKE = re.compile(
 _SPACES = re.compile(r"\s+")
 
 
-def _looks_like_datetime(strings: list[str]) -> bool:
+def looks_like_datetime(strings: list[str]) -> bool:
+    """Whether (the first 200 of) ``strings`` are dates or times: more than 90% look like one and more
+    than 95% read as one (`parse_times`). Used for the schema's roles, the leakage check and the target."""
     # plain Python over 200 strings: cheaper than pandas' string methods per column
     sample = strings[:200]
     if not sample or not sum(1 for v in sample if _DATE_LIKE.search(v)) / len(sample) > 0.9:
@@ -204,7 +206,7 @@ def _string_role(name: str, sample: list[str], n_rows: int, n_present: int, n_un
     unique_ratio = n_unique / max(n_present, 1)
     if _ID_NAME.search(name) and unique_ratio > 0.95:
         return "id"
-    if _looks_like_datetime(sample):
+    if looks_like_datetime(sample):
         return "datetime"
     mean_len = sum(map(len, sample)) / len(sample) if sample else 0.0
     head = sample[:2000]
