@@ -33,7 +33,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from mlpilot.exceptions import DataError, InvalidParameterError
-from mlpilot.features._dates import date_parts, fit_date_parts
+from mlpilot.features._dates import PARTS, date_parts, fit_date_parts
 from mlpilot.features._parts import (
     LookupPart,
     MissingPart,
@@ -224,8 +224,10 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                         self.indicators_.append(col)
             elif role == "datetime":
                 reference, parts = self.date_parts_[col] = fit_date_parts(series)
-                if "hour" not in parts:
-                    self.decisions_.append(f"datetime {col!r} has no time of day in the training rows: no hour parts")
+                constant = [p for p in PARTS if p not in parts]
+                if constant:
+                    self.decisions_.append(f"datetime {col!r}: {', '.join(constant)} never vary in the training rows, "
+                                           "left out")
                 part_names = [f"{col}__{p}" for p in parts]
                 names.extend(part_names)
                 if onehot:
