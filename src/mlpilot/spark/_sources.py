@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpilot.exceptions import (
+    DataQualityWarning,
     EmptyDataError,
     InvalidParameterError,
     MissingDependencyError,
@@ -136,12 +137,54 @@ def _read_path(spark: SparkSession, path: str) -> DataFrame:
         if path.lower().removesuffix(".gz").endswith(".tsv"):
             reader = reader.option("sep", "\t")
     try:
-        return reader.format(fmt).load(path)
+        frame = reader.format(fmt).load(path)
     except Exception as exc:
         text = str(exc)
         if "PATH_NOT_FOUND" in text or "does not exist" in text:
             raise SourceNotFoundError(f"Spark found no data at {path}.") from None
         raise SourceFormatError(f"Spark could not read {path} as {fmt}: {text.splitlines()[0][:300]}") from None
+    return _as_read_locally(frame, path) if fmt == "csv" else frame
+
+
+def _as_read_locally(frame: DataFrame, path: str) -> DataFrame:
+    """A CSV as `mlpilot.data.read_table` reads one: names stripped, an empty one (Spark's ``_cN``)
+    named ``unnamed_N+1``, text columns of formatted numbers (``$1,234.50``, ``45%``) as doubles, with
+    the warnings the local reader gives. A column is converted when a sample of it is formatted
+    numbers (`formatted_numbers`) and no value in the whole table is anything else (one Spark job)."""
+    import warnings
+
+    from pyspark.sql import functions as F
+
+    from mlpilot.data._delimited import CURRENCY, FORMATTED_NUMBER, formatted_numbers
+    from mlpilot.data._sources import checked_labels
+
+    names = ["" if re.fullmatch(rf"_c{i}", name) else name for i, name in enumerate(frame.columns)]
+    labels = checked_labels(names, stacklevel=5)  # the names, warning and refusal of a local read
+    if labels != frame.columns:
+        frame = frame.toDF(*labels)
+    text = [f.name for f in frame.schema.fields if f.dataType.typeName() == "string"]
+    if not text:
+        return frame
+    with quiet():
+        sample = frame.select(*[F.col(f"`{c}`") for c in text]).limit(2_000).toPandas()
+    pattern = FORMATTED_NUMBER["."]
+    candidates = [c for c in text if formatted_numbers(sample[c], ".") is not None]
+    if not candidates:
+        return frame
+    checks = [F.sum((F.col(f"`{c}`").isNotNull() & ~F.col(f"`{c}`").rlike(pattern.pattern)).cast("long")).alias(c)
+              for c in candidates]
+    with quiet():
+        row = frame.agg(*checks).first()
+    others = row.asDict() if row is not None else {}
+    converted = [c for c in candidates if others.get(c) == 0]
+    for c in converted:
+        frame = frame.withColumn(c, F.regexp_replace(F.col(f"`{c}`"), f"[\\s{re.escape(CURRENCY)}%\u00a0,]", "")
+                                 .cast("double"))
+    if converted:
+        shown = ", ".join(map(repr, converted[:10])) + (f" and {len(converted) - 10} more" if len(converted) > 10 else "")
+        warnings.warn(f"{path}: read {len(converted)} column(s) of formatted numbers as numbers "
+                      f"('$1,234.50' as 1234.5, '45%' as 45): {shown}.", DataQualityWarning, stacklevel=4)
+    return frame
 
 
 def read_spark(source: Any, *, spark: SparkSession | None = None, table: str | None = None,
