@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from mlpilot.data._schema import Schema, looks_like_datetime
-from mlpilot.data._times import CLOCK_DAY, parse_times
+from mlpilot.data._times import CLOCK_DAY, elapsed_days, parse_times
 
 # A single column whose best rule scores at least this is a leak suspect.
 LEAK_THRESHOLD = 0.98
@@ -323,7 +323,7 @@ def leakage_scores(
         _score_value_map(data[name], name, target, regression, y_float if regression else y_codes,
                          len(classes), class_rows, scores)
         if len(classes) == 2:
-            _score_words(data[name], name, target, y_codes, classes, class_rows, scores)
+            _score_words(data[name], name, target, y_codes, classes, scores)
         done += 1
         if on_progress is not None and (done % 200 == 0 or done == total):
             on_progress(done, total)
@@ -356,9 +356,7 @@ def _date_columns(data: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]
             head = present.iloc[:: max(len(present) // 200, 1)].astype(str).tolist()
             if not looks_like_datetime(head):
                 continue
-        times = parse_times(column)
-        found[name] = ((times - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0).to_numpy(
-            dtype=float, na_value=np.nan)
+        found[name] = elapsed_days(parse_times(column))
     return found
 
 
@@ -386,7 +384,7 @@ def _score_missingness(data: pd.DataFrame, features: list[str], target: str, y: 
 
 
 def _score_words(x: pd.Series, name: str, target: str, y: np.ndarray, classes: np.ndarray,
-                 class_rows: np.ndarray, scores: dict[str, LeakScore]) -> None:
+                 scores: dict[str, LeakScore]) -> None:
     """The rule "COL contains WORD (or one of up to `_MAX_WORDS` words) → class" for a text column
     (two words a value or more on average), binary targets only, the words chosen greedily on all
     rows like a threshold: a play-by-play line that says "misses" or "Missed" gives the shot away,
@@ -411,7 +409,7 @@ def _score_words(x: pd.Series, name: str, target: str, y: np.ndarray, classes: n
     onehot = np.eye(2)[y_present]
     with_word = np.asarray(words.T @ onehot)  # rows of each class holding each word
     best: tuple[float, list[int], int] = (-1.0, [], 0)
-    for label in (0, 1):  # rows holding one of the words → label, the others (and missing text) → the other class
+    for label in (0, 1):  # rows holding one of the words → label, the other rows with text → the other class
         chosen: list[int] = []
         covered = np.zeros(len(y_present), dtype=bool)
         score = -1.0

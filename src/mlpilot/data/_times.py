@@ -24,6 +24,7 @@ import datetime
 import re
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 #: a year and quarter, a year and ISO week (the schema's date detection matches these too)
@@ -50,6 +51,11 @@ def parse_times(values: Any) -> pd.Series:
         if starts is not None:
             objects = objects.where(starts.isna(), starts)
     return pd.to_datetime(objects, errors="coerce", format="mixed", utc=True).dt.tz_convert(None)
+
+
+def elapsed_days(times: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 of naive datetimes (`parse_times`), NaN where a time is missing."""
+    return ((times - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0).to_numpy(dtype=float, na_value=np.nan)
 
 
 def _clock_times(objects: pd.Series) -> pd.Series | None:

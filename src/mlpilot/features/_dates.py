@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlpilot.data._times import parse_times
+from mlpilot.data._times import elapsed_days, parse_times
 
 _TAU = 2.0 * np.pi
 PARTS = ("days", "year", "month", "day", "dow", "dayofyear", "weekend", "month_start", "month_end",
@@ -26,14 +26,10 @@ def as_datetime(series: pd.Series) -> pd.Series:
     return parse_times(series)
 
 
-def _days(dt: pd.Series) -> np.ndarray:
-    return ((dt - pd.Timestamp("1970-01-01")).dt.total_seconds() / 86400.0).to_numpy(dtype=float, na_value=np.nan)
-
-
 def fit_date_parts(series: pd.Series) -> tuple[float, list[str]]:
     """The reference (days since 1970 of the earliest date; 0 if none) and the parts worth making: the
     elapsed days, and each other part that takes two values or more in ``series``."""
-    days = _days(as_datetime(series))
+    days = elapsed_days(as_datetime(series))
     finite = days[np.isfinite(days)]
     reference = float(finite.min()) if finite.size else 0.0
     others = [p for p in PARTS if p != "days"]
@@ -50,7 +46,7 @@ def date_parts(series: pd.Series, reference: float, parts: list[str]) -> np.ndar
 
     def values(part: str) -> np.ndarray:
         if part == "days":
-            return _days(dt) - reference
+            return elapsed_days(dt) - reference
         if part in ("year", "month", "day", "hour"):
             return getattr(accessor, part).to_numpy(dtype=float, na_value=np.nan)
         if part in ("dow", "dayofyear"):
