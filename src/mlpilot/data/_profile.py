@@ -248,7 +248,7 @@ def profile(
             counts = frame[schema.target].dropna().astype(str).value_counts(normalize=True)
             balance = {str(k): round(float(v), 6) for k, v in counts.sort_index().items()}
         if check_leakage:
-            features = [c.name for c in schema.features if c.role != "text"]
+            features = schema.feature_names  # text too: its words can give a target away, as train checks
             done = len(schema.columns)
             progress = (lambda k, _n: on_progress(done + k, n_steps)) if on_progress is not None else None
             scores = leakage_scores(frame, schema.target, task, features, on_progress=progress)
