@@ -141,7 +141,7 @@ def profile_spark(frame: DataFrame, *, target: str | None = None, sample_rows: i
                      "top values, duplicates and class balance cover every row.")
     scores = {}
     if target is not None and check_leakage and task is not None:
-        scores = leakage_scores(sample, target, task, [c.name for c in schema.features if c.role != "text"])
+        scores = leakage_scores(sample, target, task, schema.feature_names)
     suspects = sorted((c for c, s in scores.items() if s.suspect), key=lambda c: -scores[c].score)
     profiles = []
     for i, c in enumerate(schema.columns):
