@@ -7,7 +7,8 @@ numbers. Each feature is scored by the best simple rule on that column alone:
   card='yes'", fitted on all rows: one free parameter) and of a value map
   (the column's values, or its quantile ranges for numbers, each predicting
   its majority class, scored leave-one-out);
-- regression: R² of a straight line, and of the value map's group means
+- regression: R² of a straight line (between the values, and between their ranks: a log of
+  the target is a monotone function of it), and of the value map's group means
   (leave-one-out); and of a sum of two or three numeric columns, weighted by least
   squares (chosen greedily), held to the stricter `COMBINATION_THRESHOLD`: a total or
   a mean of other columns (Caschool's ``testscr``, the mean of ``readscr`` and
@@ -56,7 +57,7 @@ class LeakScore:
 
     column: str
     score: float
-    metric: str  # "balanced accuracy" or "R²"
+    metric: str  # "balanced accuracy", "R²" or "rank R²"
     rule: str
 
     @property
@@ -293,6 +294,7 @@ def leakage_scores(
         order, xs = _sorted_block(block)
         if regression:
             _score_linear(block, y_float, names, target, scores)
+            _score_monotone(block, y_float, names, target, scores)
         elif len(classes) == 2:
             best, cut, above = _best_thresholds(order, xs, y_codes)
             for j, name in enumerate(names):
@@ -481,6 +483,29 @@ def _score_combination(data: pd.DataFrame, names: list[str], y: np.ndarray, targ
 
 
 def _score_linear(block: np.ndarray, y: np.ndarray, names: list[str], target: str, scores: dict[str, LeakScore]) -> None:
+    r2 = _line_r2(block, y)
+    for j, name in enumerate(names):
+        if np.isfinite(r2[j]):
+            scores[name] = LeakScore(name, float(r2[j]), "R²", f"a straight line in {name} → {target}")
+
+
+def _score_monotone(block: np.ndarray, y: np.ndarray, names: list[str], target: str,
+                    scores: dict[str, LeakScore]) -> None:
+    """The R² of a straight line between ranks (Spearman's ρ²): a log or a square root of the target
+    (wooldridge/wage1's ``lwage``) is a monotone function of it, which the value map's ranges score
+    below 0.98 where the target is skewed."""
+    from scipy.stats import rankdata
+
+    ranked = rankdata(block, axis=0, nan_policy="omit")
+    r2 = _line_r2(ranked, rankdata(y))
+    for j, name in enumerate(names):
+        previous = scores.get(name)
+        if np.isfinite(r2[j]) and (previous is None or r2[j] > previous.score):
+            scores[name] = LeakScore(name, float(r2[j]), "rank R²", f"a monotone function of {name} → {target}")
+
+
+def _line_r2(block: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each column's R² of a straight line to ``y`` over the rows it has a value in (NaN if under 11)."""
     present = ~np.isnan(block)
     filled = np.where(present, block, 0.0)
     counts = present.sum(axis=0)
@@ -491,10 +516,7 @@ def _score_linear(block: np.ndarray, y: np.ndarray, names: list[str], target: st
     dy = np.where(present, y[:, None] - mean_y, 0.0)
     sxx, syy, sxy = (dx * dx).sum(axis=0), (dy * dy).sum(axis=0), (dx * dy).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r2 = np.where((sxx > 0) & (syy > 0) & (counts > 10), sxy * sxy / (sxx * syy), np.nan)
-    for j, name in enumerate(names):
-        if np.isfinite(r2[j]):
-            scores[name] = LeakScore(name, float(r2[j]), "R²", f"a straight line in {name} → {target}")
+        return np.where((sxx > 0) & (syy > 0) & (counts > 10), sxy * sxy / (sxx * syy), np.nan)
 
 
 def _score_value_map(
