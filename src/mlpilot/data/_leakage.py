@@ -48,6 +48,9 @@ _MAX_WORDS = 3  # words in a text column's rule
 #: R² of a weighted sum of two or three columns that makes each a suspect (a formula, not a fit)
 COMBINATION_THRESHOLD = 0.9999
 _MAX_TERMS = 3
+_MONOTONE_FLOOR = 0.3  # linear R² under which a column is not ranked
+#: linear R² under which a column is no term of a sum (chance alone gives about 1 / rows)
+_TERM_FLOOR = 0.01
 _WORD_ROWS = 5_000  # rows of a text column its words are counted in
 
 
@@ -288,13 +291,15 @@ def leakage_scores(
     done = 0
     total = len(numeric_cols) + len(other_cols)
     step = max(1, min(_BLOCK, int(1.5e6 // max(n, 1))))  # about 12 MB per n x step array
+    line_r2: dict[str, float] = {}
     for start in range(0, len(numeric_cols), step):
         names = numeric_cols[start : start + step]
         block = data[names].to_numpy(dtype=float, na_value=np.nan)
         order, xs = _sorted_block(block)
         if regression:
-            _score_linear(block, y_float, names, target, scores)
-            _score_monotone(block, y_float, names, target, scores)
+            r2 = _score_linear(block, y_float, names, target, scores)
+            _score_monotone(block, y_float, r2, names, target, scores)
+            line_r2.update(zip(names, np.nan_to_num(r2).tolist(), strict=True))
         elif len(classes) == 2:
             best, cut, above = _best_thresholds(order, xs, y_codes)
             for j, name in enumerate(names):
@@ -319,8 +324,9 @@ def leakage_scores(
         done += len(names)
         if on_progress is not None:
             on_progress(done, total)
-    if regression and len(numeric_cols) >= 2:
-        _score_combination(data, numeric_cols, y_float, target, scores)
+    terms = [c for c in numeric_cols if line_r2.get(c, 0.0) >= _TERM_FLOOR]
+    if regression and len(terms) >= 2:
+        _score_combination(data, terms, y_float, target, scores)
     for name in other_cols:
         _score_value_map(data[name], name, target, regression, y_float if regression else y_codes,
                          len(classes), class_rows, scores)
@@ -482,22 +488,29 @@ def _score_combination(data: pd.DataFrame, names: list[str], y: np.ndarray, targ
             scores[name] = LeakScore(name, r2, "R²", rule)
 
 
-def _score_linear(block: np.ndarray, y: np.ndarray, names: list[str], target: str, scores: dict[str, LeakScore]) -> None:
+def _score_linear(block: np.ndarray, y: np.ndarray, names: list[str], target: str,
+                  scores: dict[str, LeakScore]) -> np.ndarray:
+    """Each column's R² of a straight line to the target, scored; returned for the rules built on it."""
     r2 = _line_r2(block, y)
     for j, name in enumerate(names):
         if np.isfinite(r2[j]):
             scores[name] = LeakScore(name, float(r2[j]), "R²", f"a straight line in {name} → {target}")
+    return r2
 
 
-def _score_monotone(block: np.ndarray, y: np.ndarray, names: list[str], target: str,
+def _score_monotone(block: np.ndarray, y: np.ndarray, linear: np.ndarray, names: list[str], target: str,
                     scores: dict[str, LeakScore]) -> None:
     """The R² of a straight line between ranks (Spearman's ρ²): a log or a square root of the target
     (wooldridge/wage1's ``lwage``) is a monotone function of it, which the value map's ranges score
     below 0.98 where the target is skewed."""
-    from scipy.stats import rankdata
-
-    ranked = rankdata(block, axis=0, nan_policy="omit")
-    r2 = _line_r2(ranked, rankdata(y))
+    # ranked only where a straight line already explains some (a log of a skewed target: about 0.85);
+    # ranking every column of a wide table would cost more than all the other rules
+    candidates = np.flatnonzero(np.nan_to_num(linear) >= _MONOTONE_FLOOR)
+    if not len(candidates):
+        return
+    r2 = np.full(len(names), np.nan)
+    ranks = pd.DataFrame(block[:, candidates]).rank().to_numpy()  # ties averaged, NaN kept (pandas: not scipy's import)
+    r2[candidates] = _line_r2(ranks, pd.Series(y).rank().to_numpy())
     for j, name in enumerate(names):
         previous = scores.get(name)
         if np.isfinite(r2[j]) and (previous is None or r2[j] > previous.score):
