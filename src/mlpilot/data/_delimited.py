@@ -321,6 +321,8 @@ FORMATTED_NUMBER = {
 # what makes a value formatted rather than plain (a plain number pyarrow and pandas read themselves): a
 # currency symbol, a percent sign, or a comma (thousands with a decimal point, the decimal mark itself otherwise)
 _MARK = re.compile(rf"[{re.escape(CURRENCY)}%,]")
+#: the characters a formatted number drops besides its thousands separators (a regex class, for Spark's too)
+FORMATTING = rf"[\s{re.escape(CURRENCY)}%\u00a0]"
 
 
 def formatted_numbers(values: pd.Series, decimal: str) -> pd.Series | None:
@@ -338,7 +340,7 @@ def formatted_numbers(values: pd.Series, decimal: str) -> pd.Series | None:
         return None
     if not present.str.contains(_MARK).any():
         return None
-    text = values.astype("string").str.replace(rf"[\s{re.escape(CURRENCY)}%\u00a0]", "", regex=True)
+    text = values.astype("string").str.replace(FORMATTING, "", regex=True)
     text = text.str.replace("." if decimal == "," else ",", "", regex=False)
     if decimal == ",":
         text = text.str.replace(",", ".", regex=False)
@@ -352,10 +354,6 @@ def read_formatted_numbers(table: pa.Table, name: str, decimal: str) -> pa.Table
     French locale ``1.234,5`` (with ``;`` between fields). pyarrow reads those as text, which would
     make each number a category.
     """
-    import warnings
-
-    from mlpilot.exceptions import DataQualityWarning
-
     converted = []
     columns = list(table.columns)
     for i, column in enumerate(columns):
@@ -367,14 +365,23 @@ def read_formatted_numbers(table: pa.Table, name: str, decimal: str) -> pa.Table
             converted.append(table.column_names[i])
     if not converted:
         return table
+    warn_formatted_numbers(name, converted, decimal, stacklevel=5)
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def warn_formatted_numbers(name: str, converted: list[str], decimal: str, *, stacklevel: int) -> None:
+    """The warning that ``name``'s ``converted`` columns of formatted numbers were read as numbers."""
+    import warnings
+
+    from mlpilot.exceptions import DataQualityWarning
+
     shown = ", ".join(map(repr, converted[:10])) + (f" and {len(converted) - 10} more" if len(converted) > 10 else "")
     example = "'1.234,5' as 1234.5" if decimal == "," else "'$1,234.50' as 1234.5, '45%' as 45"
     warnings.warn(
         f"{name}: read {len(converted)} column(s) of formatted numbers as numbers ({example}): {shown}.",
         DataQualityWarning,
-        stacklevel=4,
+        stacklevel=stacklevel,
     )
-    return pa.Table.from_arrays(columns, names=table.column_names)
 
 
 def decimal_mark(text: str, delimiter: str) -> str:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpilot.exceptions import (
-    DataQualityWarning,
     EmptyDataError,
     InvalidParameterError,
     MissingDependencyError,
@@ -151,11 +150,14 @@ def _as_read_locally(frame: DataFrame, path: str) -> DataFrame:
     named ``unnamed_N+1``, text columns of formatted numbers (``$1,234.50``, ``45%``) as doubles, with
     the warnings the local reader gives. A column is converted when a sample of it is formatted
     numbers (`formatted_numbers`) and no value in the whole table is anything else (one Spark job)."""
-    import warnings
-
     from pyspark.sql import functions as F
 
-    from mlpilot.data._delimited import CURRENCY, FORMATTED_NUMBER, formatted_numbers
+    from mlpilot.data._delimited import (
+        FORMATTED_NUMBER,
+        FORMATTING,
+        formatted_numbers,
+        warn_formatted_numbers,
+    )
     from mlpilot.data._sources import checked_labels
 
     names = ["" if re.fullmatch(rf"_c{i}", name) else name for i, name in enumerate(frame.columns)]
@@ -178,12 +180,10 @@ def _as_read_locally(frame: DataFrame, path: str) -> DataFrame:
     others = row.asDict() if row is not None else {}
     converted = [c for c in candidates if others.get(c) == 0]
     for c in converted:
-        frame = frame.withColumn(c, F.regexp_replace(F.col(f"`{c}`"), f"[\\s{re.escape(CURRENCY)}%\u00a0,]", "")
-                                 .cast("double"))
+        plain = F.regexp_replace(F.regexp_replace(F.col(f"`{c}`"), FORMATTING, ""), ",", "")  # as formatted_numbers does
+        frame = frame.withColumn(c, plain.cast("double"))
     if converted:
-        shown = ", ".join(map(repr, converted[:10])) + (f" and {len(converted) - 10} more" if len(converted) > 10 else "")
-        warnings.warn(f"{path}: read {len(converted)} column(s) of formatted numbers as numbers "
-                      f"('$1,234.50' as 1234.5, '45%' as 45): {shown}.", DataQualityWarning, stacklevel=4)
+        warn_formatted_numbers(path, converted, ".", stacklevel=5)
     return frame
 
 
