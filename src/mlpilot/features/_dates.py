@@ -29,11 +29,12 @@ def as_datetime(series: pd.Series) -> pd.Series:
 def fit_date_parts(series: pd.Series) -> tuple[float, list[str]]:
     """The reference (days since 1970 of the earliest date; 0 if none) and the parts worth making: the
     elapsed days, and each other part that takes two values or more in ``series``."""
-    days = elapsed_days(as_datetime(series))
+    dt = as_datetime(series)  # read once: date_parts takes datetimes as they are
+    days = elapsed_days(dt)
     finite = days[np.isfinite(days)]
     reference = float(finite.min()) if finite.size else 0.0
     others = [p for p in PARTS if p != "days"]
-    values = date_parts(series, reference, others)
+    values = date_parts(dt, reference, others)
     varying = [p for j, p in enumerate(others) if len(np.unique(values[:, j][np.isfinite(values[:, j])])) > 1]
     return reference, ["days", *varying]
 
